@@ -1,0 +1,277 @@
+import { EventEmitter } from 'node:events';
+import type {
+  CommEvent,
+  CoredumpEvent,
+  EventName,
+  ExecEvent,
+  ExitEvent,
+  ForkEvent,
+  GidEvent,
+  LostEvent,
+  ProcEvent,
+  PtraceEvent,
+  SidEvent,
+  UidEvent,
+} from './events';
+import { eventMask, parseEventList } from './events';
+import { loadBinding, type ConnectorStats, type NativeConnector } from './native';
+
+export type { ConnectorStats } from './native';
+
+export interface ProcConnectorOptions {
+  /** Events to report: names or a comma list ("exec,fork,exit", "all"). Default fork, exec, exit. */
+  events?: string | readonly string[];
+  /** Report threads (non-leader tasks) too. Default false. */
+  threads?: boolean;
+  /** Socket receive buffer, bytes (SO_RCVBUFFORCE when privileged, else SO_RCVBUF). Default 8 MiB. */
+  rcvbuf?: number;
+  /** Let the kernel filter events (Linux 6.6+) when not all are wanted. Default true. */
+  kernelFilter?: boolean;
+  /** Events buffered between the reader thread and JS at most. Default 65536. */
+  queueMax?: number;
+  /** Processes remembered (for exit enrichment) at most. Default 65536. */
+  tableMax?: number;
+  /** Milliseconds to wait for the kernel's acknowledgement of the subscription. Default 1000. */
+  ackTimeout?: number;
+}
+
+export type ProcConnectorErrorCode =
+  | 'EPERM'
+  | 'ENOACK'
+  | 'ENOTHOSTNS'
+  | 'EPROTONOSUPPORT'
+  | 'ESOCKET'
+  | 'ESUBSCRIBE'
+  | 'EPLATFORM'
+  | 'ENOADDON';
+
+/** A failure to subscribe, with a code and a message that names the remedy. */
+export class ProcConnectorError extends Error {
+  readonly code: ProcConnectorErrorCode;
+  constructor(code: ProcConnectorErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ProcConnectorError';
+    this.code = code;
+  }
+}
+
+/** Typed events of a ProcConnector. */
+export interface ProcConnectorEvents {
+  fork: [ForkEvent];
+  exec: [ExecEvent];
+  exit: [ExitEvent];
+  uid: [UidEvent];
+  gid: [GidEvent];
+  sid: [SidEvent];
+  ptrace: [PtraceEvent];
+  comm: [CommEvent];
+  coredump: [CoredumpEvent];
+  lost: [LostEvent];
+  /** Every event, in kernel order. */
+  event: [ProcEvent];
+  /** Events that arrived together, in kernel order (one array per wake-up). */
+  batch: [ProcEvent[]];
+  error: [Error];
+  /** After stop(), once the last event was emitted. */
+  close: [];
+}
+
+export interface EventsOptions {
+  signal?: AbortSignal;
+  /** Events buffered for a slow consumer at most; beyond, a `lost` event (source "client"). Default 65536. */
+  maxBuffered?: number;
+}
+
+const KNOWN_CODES = new Set<string>(['EPERM', 'ENOACK', 'ENOTHOSTNS', 'EPROTONOSUPPORT', 'ESOCKET', 'ESUBSCRIBE']);
+
+/**
+ * Linux process events from the kernel's proc connector, read on a thread of their own and
+ * emitted in kernel order.
+ */
+export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
+  /** The event kinds this connector reports. */
+  readonly subscribed: readonly EventName[];
+  readonly threads: boolean;
+  private readonly opts: Required<Omit<ProcConnectorOptions, 'events'>>;
+  private native: NativeConnector | null = null;
+  private referenced = true;
+
+  constructor(options: ProcConnectorOptions = {}) {
+    super();
+    this.subscribed = parseEventList(options.events ?? ['fork', 'exec', 'exit']);
+    this.threads = options.threads ?? false;
+    this.opts = {
+      threads: this.threads,
+      rcvbuf: positiveInt(options.rcvbuf, 'rcvbuf', 8 << 20, 0),
+      kernelFilter: options.kernelFilter ?? true,
+      queueMax: positiveInt(options.queueMax, 'queueMax', 65536, 1),
+      tableMax: positiveInt(options.tableMax, 'tableMax', 65536, 1),
+      ackTimeout: positiveInt(options.ackTimeout, 'ackTimeout', 1000, 1),
+    };
+  }
+
+  /** True between start() and stop(). */
+  get running(): boolean {
+    return this.native !== null;
+  }
+
+  /**
+   * Subscribes to the kernel's process events and starts the reader thread. Returns once the
+   * kernel has acknowledged the subscription: every process started after this is seen.
+   * Throws a ProcConnectorError when the kernel refuses or never answers.
+   */
+  start(): this {
+    if (this.native) return this;
+    if (process.platform !== 'linux') {
+      throw new ProcConnectorError('EPLATFORM', `process events need Linux (this is ${process.platform})`);
+    }
+    const binding = loadBinding();
+    if (binding instanceof Error) {
+      throw new ProcConnectorError('ENOADDON', `the procmonitor native addon could not be loaded: ${binding.message}`, {
+        cause: binding,
+      });
+    }
+    const native = new binding.Connector((batch) => this.dispatch(batch as ProcEvent[]));
+    if (!this.referenced) native.unref();
+    try {
+      native.start({ events: eventMask(this.subscribed), ...this.opts });
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      const code = (e.code && KNOWN_CODES.has(e.code) ? e.code : 'ESUBSCRIBE') as ProcConnectorErrorCode;
+      throw new ProcConnectorError(code, e.message, { cause: err });
+    }
+    this.native = native;
+    return this;
+  }
+
+  /** Unsubscribes and joins the reader thread; events still queued are emitted first. Idempotent. */
+  stop(): this {
+    const native = this.native;
+    if (!native) return this;
+    this.native = null;
+    const rest = native.stop() as ProcEvent[];
+    if (rest.length) this.dispatch(rest);
+    this.emit('close');
+    return this;
+  }
+
+  /** Keep the process alive while running (default). */
+  ref(): this {
+    this.referenced = true;
+    this.native?.ref();
+    return this;
+  }
+
+  /** Do not keep the process alive just for this connector. */
+  unref(): this {
+    this.referenced = false;
+    this.native?.unref();
+    return this;
+  }
+
+  /** Counters of the running (or last) subscription. */
+  stats(): ConnectorStats | null {
+    return this.native ? this.native.stats() : null;
+  }
+
+  private dispatch(batch: ProcEvent[]): void {
+    this.emit('batch', batch);
+    for (const ev of batch) {
+      this.emit('event', ev);
+      // Each kind has its own typed listener list; the cast narrows the tuple for emit().
+      (this.emit as (name: string, ev: ProcEvent) => boolean)(ev.event, ev);
+    }
+  }
+
+  /**
+   * The events as an async iterable. Ends when the connector stops or `signal` aborts.
+   * A consumer that falls more than `maxBuffered` events behind gets a `lost` event
+   * (source "client") in place of what it missed.
+   */
+  events(options: EventsOptions = {}): AsyncIterableIterator<ProcEvent> {
+    return iterate(this, options);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<ProcEvent> {
+    return iterate(this, {});
+  }
+}
+
+function positiveInt(v: number | undefined, name: string, def: number, min: number): number {
+  if (v === undefined) return def;
+  if (!Number.isInteger(v) || v < min || v > 0x7fffffff) {
+    throw new RangeError(`${name} must be an integer from ${min} to ${0x7fffffff}, got ${String(v)}`);
+  }
+  return v;
+}
+
+function iterate(conn: ProcConnector, options: EventsOptions): AsyncIterableIterator<ProcEvent> {
+  const max = positiveInt(options.maxBuffered, 'maxBuffered', 65536, 1);
+  const buf: ProcEvent[] = [];
+  let head = 0;
+  let dropped = 0;
+  let done = false;
+  let wake: (() => void) | null = null;
+  const notify = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  const onBatch = (batch: ProcEvent[]) => {
+    for (const ev of batch) {
+      if (buf.length - head >= max) dropped++;
+      else {
+        if (dropped) {
+          buf.push({ event: 'lost', time: ev.time, count: dropped, source: 'client' });
+          dropped = 0;
+        }
+        buf.push(ev);
+      }
+    }
+    notify();
+  };
+  const finish = () => {
+    if (done) return;
+    done = true;
+    conn.off('batch', onBatch);
+    conn.off('close', finish);
+    options.signal?.removeEventListener('abort', finish);
+    notify();
+  };
+  conn.on('batch', onBatch);
+  conn.on('close', finish);
+  if (options.signal?.aborted) finish();
+  else options.signal?.addEventListener('abort', finish, { once: true });
+
+  const it: AsyncIterableIterator<ProcEvent> = {
+    async next(): Promise<IteratorResult<ProcEvent>> {
+      for (;;) {
+        if (head < buf.length) {
+          const ev = buf[head++] as ProcEvent;
+          if (head > 1024 && head * 2 > buf.length) {
+            buf.splice(0, head);
+            head = 0;
+          }
+          return { value: ev, done: false };
+        }
+        if (dropped) {
+          const lost: LostEvent = { event: 'lost', time: new Date().toISOString(), count: dropped, source: 'client' };
+          dropped = 0;
+          return { value: lost, done: false };
+        }
+        if (done) return { value: undefined, done: true };
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    },
+    async return(): Promise<IteratorResult<ProcEvent>> {
+      finish();
+      buf.length = 0;
+      head = 0;
+      return { value: undefined, done: true };
+    },
+    [Symbol.asyncIterator]() {
+      return it;
+    },
+  };
+  return it;
+}

@@ -1,0 +1,185 @@
+/**
+ * Event objects, exactly as they travel on the wire (one JSON object per line, "event"
+ * first). Seed fields (child_pid, parent_pid, pid, user, cmdline, exit_code) keep their
+ * names and meaning; everything else is an addition.
+ */
+
+/** Fields that could not be learned (the process was gone, or /proc refused). */
+export type MissingField = 'argv' | 'cmdline' | 'comm' | 'exe' | 'user' | 'ppid' | 'duration_ms';
+
+interface Base {
+  /** The kernel's timestamp of the event, RFC 3339 UTC with milliseconds. */
+  time: string;
+  /** Present when some fields could not be learned; those fields hold "" / null / "unknown". */
+  missing?: MissingField[];
+}
+
+export interface ForkEvent extends Base {
+  event: 'fork';
+  /** The new process (for a thread: the new thread's id). */
+  child_pid: number;
+  /** The parent process. */
+  parent_pid: number;
+  user: string;
+  uid: number;
+  comm: string;
+  /** The child's command line at fork time (its parent's program). */
+  cmdline: string;
+  /** Only for threads (with `threads: true`). */
+  thread?: true;
+  child_tgid?: number;
+}
+
+export interface ExecEvent extends Base {
+  event: 'exec';
+  pid: number;
+  user: string;
+  /** argv joined by single spaces. */
+  cmdline: string;
+  ppid: number;
+  uid: number;
+  /** The exact argument vector. */
+  argv: string[];
+  comm: string;
+  /** Path of the executable ("" and `missing: ["exe"]` when it cannot be read). */
+  exe: string;
+}
+
+export interface ExitEvent extends Base {
+  event: 'exit';
+  pid: number;
+  /** Raw wait status, as in the seed: exit 3 is 768. */
+  exit_code: number;
+  user: string;
+  /** Exit status, or null when killed by a signal. */
+  code: number | null;
+  /** Name of the killing signal, e.g. "SIGKILL", or null. */
+  signal: string | null;
+  /** A core dump was written. */
+  core: boolean;
+  comm: string;
+  cmdline: string;
+  ppid: number;
+  /** Lifetime from fork to exit by the kernel's clock, or null when the fork was not seen. */
+  duration_ms: number | null;
+  thread?: true;
+  tgid?: number;
+}
+
+interface ThreadTagged extends Base {
+  pid: number;
+  /** Set when the event is about a non-leader thread (only with `threads: true`). */
+  thread?: true;
+  tid?: number;
+}
+
+export interface UidEvent extends ThreadTagged {
+  event: 'uid';
+  ruid: number;
+  euid: number;
+}
+
+export interface GidEvent extends ThreadTagged {
+  event: 'gid';
+  rgid: number;
+  egid: number;
+}
+
+export interface SidEvent extends ThreadTagged {
+  event: 'sid';
+}
+
+export interface PtraceEvent extends ThreadTagged {
+  event: 'ptrace';
+  /** The tracer process (0 on detach). */
+  tracer_pid: number;
+  tracer_tid: number;
+  /** true on attach, false on detach. */
+  attach: boolean;
+}
+
+export interface CommEvent extends ThreadTagged {
+  event: 'comm';
+  comm: string;
+}
+
+export interface CoredumpEvent extends ThreadTagged {
+  event: 'coredump';
+  parent_pid?: number;
+}
+
+export interface LostEvent {
+  event: 'lost';
+  time: string;
+  /** How many events were lost. */
+  count: number;
+  /**
+   * "kernel": the kernel dropped them (socket overflow); "queue": this process's JS thread
+   * fell too far behind the reader; "client": this client read too slowly.
+   */
+  source: 'kernel' | 'queue' | 'client';
+  /** The count is an upper bound (kernel filter on: filtered events cannot be told apart). */
+  approximate?: true;
+}
+
+export type ProcEvent =
+  | ForkEvent
+  | ExecEvent
+  | ExitEvent
+  | UidEvent
+  | GidEvent
+  | SidEvent
+  | PtraceEvent
+  | CommEvent
+  | CoredumpEvent
+  | LostEvent;
+
+export type EventName = Exclude<ProcEvent['event'], 'lost'>;
+
+/** Kernel bit of each event kind (linux/cn_proc.h). */
+export const EVENT_BITS: Readonly<Record<EventName, number>> = Object.freeze({
+  fork: 0x1,
+  exec: 0x2,
+  uid: 0x4,
+  gid: 0x40,
+  sid: 0x80,
+  ptrace: 0x100,
+  comm: 0x200,
+  coredump: 0x40000000,
+  exit: 0x80000000,
+});
+
+export const EVENT_NAMES: readonly EventName[] = Object.freeze(Object.keys(EVENT_BITS) as EventName[]);
+
+/**
+ * Parses an event list ("exec,fork,exit", "all", or an array of names) into names.
+ * Throws a RangeError naming the bad entry.
+ */
+export function parseEventList(list: string | readonly string[]): EventName[] {
+  const items = (typeof list === 'string' ? list.split(',') : [...list]).map((s) => s.trim().toLowerCase());
+  const names = new Set<EventName>();
+  for (const item of items) {
+    if (item === '') continue;
+    if (item === 'all') {
+      EVENT_NAMES.forEach((n) => names.add(n));
+    } else if ((EVENT_NAMES as readonly string[]).includes(item)) {
+      names.add(item as EventName);
+    } else {
+      throw new RangeError(`unknown event "${item}" (known: ${EVENT_NAMES.join(', ')}, all)`);
+    }
+  }
+  if (names.size === 0) throw new RangeError(`empty event list (known: ${EVENT_NAMES.join(', ')}, all)`);
+  return [...names];
+}
+
+/** The kernel mask of a set of event names. */
+export function eventMask(names: readonly EventName[]): number {
+  let mask = 0;
+  for (const n of names) mask = (mask | EVENT_BITS[n]) >>> 0;
+  return mask;
+}
+
+/** The NDJSON line of an event: its JSON form and "\n". */
+export function toLine(ev: ProcEvent): string {
+  return JSON.stringify(ev) + '\n';
+}

@@ -1,0 +1,10 @@
+export * from './events';
+export {
+  ProcConnector,
+  ProcConnectorError,
+  type ProcConnectorOptions,
+  type ProcConnectorErrorCode,
+  type ProcConnectorEvents,
+  type EventsOptions,
+  type ConnectorStats,
+} from './connector';

@@ -1,0 +1,68 @@
+import * as path from 'node:path';
+
+/** What the addon exports (native/addon.cc). */
+export interface NativeConnector {
+  start(options: NativeStartOptions): void;
+  stop(): unknown[];
+  ref(): void;
+  unref(): void;
+  stats(): ConnectorStats;
+}
+
+export interface NativeStartOptions {
+  events: number;
+  threads: boolean;
+  rcvbuf: number;
+  kernelFilter: boolean;
+  queueMax: number;
+  tableMax: number;
+  ackTimeout: number;
+}
+
+/** Counters of one connector. */
+export interface ConnectorStats {
+  /** Proc events read from the kernel. */
+  received: number;
+  /** Events handed to JavaScript. */
+  delivered: number;
+  /** Events the kernel dropped (sequence gaps). */
+  lostKernel: number;
+  /** Events dropped because the JS thread fell too far behind. */
+  lostQueue: number;
+  /** ENOBUFS errors (socket overflows). */
+  enobufs: number;
+  /** Unusable netlink messages. */
+  malformed: number;
+  /** Processes in the live table. */
+  tableSize: number;
+  /** Processes not remembered because the table was full. */
+  tableFull: number;
+  /** Receive buffer size granted by the kernel, bytes. */
+  rcvbuf: number;
+  /** SO_RCVBUFFORCE was allowed (privileged). */
+  rcvbufForced: boolean;
+  /** The kernel filters events for us (Linux 6.6+). */
+  kernelFilter: boolean;
+}
+
+export interface NativeBinding {
+  Connector: new (onBatch: (events: unknown[]) => void) => NativeConnector;
+  parse(buf: Buffer): { events: Record<string, unknown>[]; stats: Record<string, number | boolean> };
+  buildRequest(op: number, withMask: boolean, mask: number, seq: number, ack: number, portid: number): Buffer;
+}
+
+let cached: NativeBinding | Error | undefined;
+
+/** Loads the addon once (prebuild or local build); returns the load error instead of throwing. */
+export function loadBinding(): NativeBinding | Error {
+  if (cached === undefined) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      const load = require('node-gyp-build') as (dir: string) => NativeBinding;
+      cached = load(path.join(__dirname, '..'));
+    } catch (err) {
+      cached = err instanceof Error ? err : new Error(String(err));
+    }
+  }
+  return cached;
+}

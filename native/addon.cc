@@ -1,0 +1,436 @@
+// Node-API binding: the Connector class (one Monitor each) and the pure parse() for tests.
+// No C++ exceptions cross the boundary (NAPI_DISABLE_CPP_EXCEPTIONS): errors are thrown
+// as JS errors and every method returns right after.
+#include <napi.h>
+
+#include <cstdio>
+#include <ctime>
+#include <memory>
+#include <vector>
+
+#include "monitor.h"
+#include "parser.h"
+
+namespace {
+
+using pm::OutEvent;
+
+const char* KindName(uint32_t what) {
+  switch (what) {
+    case pm::kFork: return "fork";
+    case pm::kExec: return "exec";
+    case pm::kExit: return "exit";
+    case pm::kUid: return "uid";
+    case pm::kGid: return "gid";
+    case pm::kSid: return "sid";
+    case pm::kPtrace: return "ptrace";
+    case pm::kComm: return "comm";
+    case pm::kCoredump: return "coredump";
+    case pm::kNone: return "none";
+    case pm::kLost: return "lost";
+    default: return "unknown";
+  }
+}
+
+const char* SignalName(int sig) {
+  static const char* const kNames[] = {
+      nullptr,   "SIGHUP",  "SIGINT",    "SIGQUIT", "SIGILL",    "SIGTRAP", "SIGABRT",
+      "SIGBUS",  "SIGFPE",  "SIGKILL",   "SIGUSR1", "SIGSEGV",   "SIGUSR2", "SIGPIPE",
+      "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT",   "SIGSTOP", "SIGTSTP",
+      "SIGTTIN", "SIGTTOU", "SIGURG",    "SIGXCPU", "SIGXFSZ",   "SIGVTALRM", "SIGPROF",
+      "SIGWINCH", "SIGIO",  "SIGPWR",    "SIGSYS"};
+  if (sig > 0 && sig < static_cast<int>(sizeof kNames / sizeof kNames[0])) return kNames[sig];
+  return nullptr;
+}
+
+Napi::Value SignalValue(Napi::Env env, int sig) {
+  const char* n = SignalName(sig);
+  if (n) return Napi::String::New(env, n);
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "SIGRT%d", sig);
+  return Napi::String::New(env, buf);
+}
+
+Napi::String TimeString(Napi::Env env, double ms) {
+  int64_t t = static_cast<int64_t>(ms);
+  time_t secs = static_cast<time_t>(t / 1000);
+  int msec = static_cast<int>(t % 1000);
+  if (msec < 0) {
+    msec += 1000;
+    secs -= 1;
+  }
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, msec);
+  return Napi::String::New(env, buf);
+}
+
+Napi::Value Missing(Napi::Env env, uint32_t m) {
+  static const char* const kNames[] = {"argv", "cmdline", "comm", "exe", "user", "ppid",
+                                       "duration_ms"};
+  Napi::Array a = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < 7; i++) {
+    if (m & (1u << i)) a.Set(n++, Napi::String::New(env, kNames[i]));
+  }
+  return a;
+}
+
+// Builds the event object with its fields in wire order ("event" first, seed fields next).
+Napi::Object ToJs(Napi::Env env, const OutEvent& e) {
+  Napi::Object o = Napi::Object::New(env);
+  const pm::RawEvent& r = e.raw;
+  o.Set("event", KindName(e.what));
+  switch (e.what) {
+    case pm::kFork:
+      o.Set("child_pid", e.pid);
+      o.Set("parent_pid", e.ppid);
+      o.Set("time", TimeString(env, e.time_ms));
+      o.Set("user", e.user);
+      o.Set("uid", e.uid);
+      o.Set("comm", e.comm);
+      o.Set("cmdline", e.cmdline);
+      if (e.thread) {
+        o.Set("thread", true);
+        o.Set("child_tgid", r.tgid);
+      }
+      break;
+    case pm::kExec: {
+      o.Set("pid", e.pid);
+      o.Set("user", e.user);
+      o.Set("cmdline", e.cmdline);
+      o.Set("time", TimeString(env, e.time_ms));
+      o.Set("ppid", e.ppid);
+      o.Set("uid", e.uid);
+      Napi::Array argv = Napi::Array::New(env, e.argv.size());
+      for (size_t i = 0; i < e.argv.size(); i++) {
+        argv.Set(static_cast<uint32_t>(i), Napi::String::New(env, e.argv[i]));
+      }
+      o.Set("argv", argv);
+      o.Set("comm", e.comm);
+      o.Set("exe", e.exe);
+      break;
+    }
+    case pm::kExit: {
+      uint32_t status = r.a;
+      o.Set("pid", e.pid);
+      o.Set("exit_code", status);
+      o.Set("user", e.user);
+      o.Set("time", TimeString(env, e.time_ms));
+      int sig = status & 0x7f;
+      if (sig == 0) {
+        o.Set("code", (status >> 8) & 0xff);
+        o.Set("signal", env.Null());
+      } else {
+        o.Set("code", env.Null());
+        o.Set("signal", SignalValue(env, sig));
+      }
+      o.Set("core", (status & 0x80) != 0);
+      o.Set("comm", e.comm);
+      o.Set("cmdline", e.cmdline);
+      o.Set("ppid", e.ppid);
+      if (e.duration_ms >= 0) {
+        o.Set("duration_ms", e.duration_ms);
+      } else {
+        o.Set("duration_ms", env.Null());
+      }
+      if (e.thread) {
+        o.Set("thread", true);
+        o.Set("tgid", r.tgid);
+      }
+      break;
+    }
+    case pm::kUid:
+    case pm::kGid:
+      o.Set("pid", e.pid);
+      o.Set("time", TimeString(env, e.time_ms));
+      o.Set(e.what == pm::kUid ? "ruid" : "rgid", r.a);
+      o.Set(e.what == pm::kUid ? "euid" : "egid", r.b);
+      break;
+    case pm::kSid:
+      o.Set("pid", e.pid);
+      o.Set("time", TimeString(env, e.time_ms));
+      break;
+    case pm::kPtrace:
+      o.Set("pid", e.pid);
+      o.Set("time", TimeString(env, e.time_ms));
+      o.Set("tracer_pid", r.ptgid);
+      o.Set("tracer_tid", r.ppid);
+      o.Set("attach", r.ptgid != 0);
+      break;
+    case pm::kComm:
+      o.Set("pid", e.pid);
+      o.Set("time", TimeString(env, e.time_ms));
+      o.Set("comm", e.comm);
+      break;
+    case pm::kCoredump:
+      o.Set("pid", e.pid);
+      o.Set("time", TimeString(env, e.time_ms));
+      if (r.has_parent) o.Set("parent_pid", r.ptgid);
+      break;
+    case pm::kLost:
+      o.Set("time", TimeString(env, e.time_ms));
+      o.Set("count", static_cast<double>(e.lost_count));
+      o.Set("source", e.lost_source == pm::kLostQueue ? "queue" : "kernel");
+      if (e.approximate) o.Set("approximate", true);
+      break;
+    default:
+      break;
+  }
+  if (e.thread && e.what != pm::kFork && e.what != pm::kExit) {
+    o.Set("thread", true);
+    o.Set("tid", r.pid);
+  }
+  if (e.missing) o.Set("missing", Missing(env, e.missing));
+  return o;
+}
+
+class Connector;
+using Tsfn = Napi::TypedThreadSafeFunction<Connector, void, nullptr>;
+
+class Connector : public Napi::ObjectWrap<Connector> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Connector",
+                       {InstanceMethod<&Connector::Start>("start"),
+                        InstanceMethod<&Connector::Stop>("stop"),
+                        InstanceMethod<&Connector::Ref>("ref"),
+                        InstanceMethod<&Connector::Unref>("unref"),
+                        InstanceMethod<&Connector::GetStats>("stats")});
+  }
+
+  // new Connector(onBatch: (events: object[]) => void)
+  explicit Connector(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<Connector>(info), monitor_([this] { Notify(); }) {
+    if (info.Length() < 1 || !info[0].IsFunction()) {
+      Napi::TypeError::New(info.Env(), "Connector needs a callback").ThrowAsJavaScriptException();
+      return;
+    }
+    callback_ = Napi::Persistent(info[0].As<Napi::Function>());
+    env_ = info.Env();
+    napi_add_env_cleanup_hook(env_, &Connector::Cleanup, this);
+    hooked_ = true;
+  }
+
+  ~Connector() override {
+    Shutdown();
+    if (hooked_) napi_remove_env_cleanup_hook(env_, &Connector::Cleanup, this);
+  }
+
+ private:
+  static void Cleanup(void* arg) {
+    Connector* self = static_cast<Connector*>(arg);
+    self->hooked_ = false;
+    self->Shutdown();
+  }
+
+  // Stops the thread and releases the thread-safe function without calling into JS.
+  void Shutdown() {
+    std::lock_guard<std::mutex> lk(tsfn_mu_);
+    live_ = false;
+    monitor_.Stop();
+    if (tsfn_) {
+      tsfn_.Release();
+      tsfn_ = Tsfn();
+    }
+  }
+
+  void Notify() {
+    std::lock_guard<std::mutex> lk(tsfn_mu_);
+    if (live_ && tsfn_) tsfn_.NonBlockingCall();
+  }
+
+  static void CallJs(Napi::Env env, Napi::Function, Connector* self, void*) {
+    if (env == nullptr || self == nullptr) return;
+    self->Deliver(env);
+  }
+
+  Napi::Array TakeBatch(Napi::Env env) {
+    batch_.clear();
+    monitor_.Drain(batch_);
+    Napi::Array arr = Napi::Array::New(env, batch_.size());
+    for (size_t i = 0; i < batch_.size(); i++) arr.Set(static_cast<uint32_t>(i), ToJs(env, batch_[i]));
+    batch_.clear();
+    return arr;
+  }
+
+  void Deliver(Napi::Env env) {
+    Napi::HandleScope scope(env);
+    Napi::Array arr = TakeBatch(env);
+    if (arr.Length() == 0) return;
+    callback_.Call(Value(), {arr});
+  }
+
+  static bool Bool(Napi::Object o, const char* k, bool def) {
+    Napi::Value v = o.Get(k);
+    return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : def;
+  }
+  static double Num(Napi::Object o, const char* k, double def) {
+    Napi::Value v = o.Get(k);
+    return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : def;
+  }
+
+  // start({ events: number (mask), threads, rcvbuf, kernelFilter, queueMax, tableMax, ackTimeout })
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (monitor_.running()) return env.Undefined();
+    pm::Options opts;
+    if (info.Length() > 0 && info[0].IsObject()) {
+      Napi::Object o = info[0].As<Napi::Object>();
+      opts.events = static_cast<uint32_t>(Num(o, "events", opts.events));
+      opts.threads = Bool(o, "threads", opts.threads);
+      opts.rcvbuf = static_cast<int>(Num(o, "rcvbuf", opts.rcvbuf));
+      opts.kernel_filter = Bool(o, "kernelFilter", opts.kernel_filter);
+      opts.queue_max = static_cast<size_t>(Num(o, "queueMax", static_cast<double>(opts.queue_max)));
+      opts.table_max = static_cast<size_t>(Num(o, "tableMax", static_cast<double>(opts.table_max)));
+      opts.ack_timeout_ms = static_cast<int>(Num(o, "ackTimeout", opts.ack_timeout_ms));
+    }
+    {
+      std::lock_guard<std::mutex> lk(tsfn_mu_);
+      tsfn_ = Tsfn::New(env, "procmonitor", 0, 1, this);
+      if (!referenced_) tsfn_.Unref(env);
+      live_ = true;
+    }
+    pm::StartError err;
+    if (!monitor_.Start(opts, &err)) {
+      Shutdown();
+      Napi::Error e = Napi::Error::New(env, err.message);
+      e.Set("code", err.code);
+      e.ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    return env.Undefined();
+  }
+
+  // stop(): events that were still queued are returned, not lost.
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    {
+      std::lock_guard<std::mutex> lk(tsfn_mu_);
+      live_ = false;
+    }
+    monitor_.Stop();
+    Napi::Array rest = TakeBatch(env);
+    Shutdown();
+    return rest;
+  }
+
+  Napi::Value Ref(const Napi::CallbackInfo& info) {
+    std::lock_guard<std::mutex> lk(tsfn_mu_);
+    referenced_ = true;
+    if (tsfn_) tsfn_.Ref(info.Env());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Unref(const Napi::CallbackInfo& info) {
+    std::lock_guard<std::mutex> lk(tsfn_mu_);
+    referenced_ = false;
+    if (tsfn_) tsfn_.Unref(info.Env());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value GetStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    pm::Stats s = monitor_.GetStats();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("received", static_cast<double>(s.received));
+    o.Set("delivered", static_cast<double>(s.delivered));
+    o.Set("lostKernel", static_cast<double>(s.lost_kernel));
+    o.Set("lostQueue", static_cast<double>(s.lost_queue));
+    o.Set("enobufs", static_cast<double>(s.enobufs));
+    o.Set("malformed", static_cast<double>(s.malformed));
+    o.Set("tableSize", static_cast<double>(s.table_size));
+    o.Set("tableFull", static_cast<double>(s.table_full));
+    o.Set("rcvbuf", s.rcvbuf);
+    o.Set("rcvbufForced", s.rcvbuf_forced);
+    o.Set("kernelFilter", s.kernel_filter);
+    return o;
+  }
+
+  pm::Monitor monitor_;
+  Napi::FunctionReference callback_;
+  napi_env env_ = nullptr;
+  bool hooked_ = false;
+  std::mutex tsfn_mu_;
+  Tsfn tsfn_;
+  bool live_ = false;
+  bool referenced_ = true;
+  std::vector<OutEvent> batch_;
+};
+
+// parse(buf: Buffer): the raw events in one datagram, for tests and fuzzing from JS.
+Napi::Value Parse(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBuffer()) {
+    Napi::TypeError::New(env, "parse(buffer) needs a Buffer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
+  std::vector<pm::RawEvent> evs;
+  pm::ParseStats st;
+  pm::ParseDatagram(b.Data(), b.Length(), evs, st);
+  Napi::Array arr = Napi::Array::New(env, evs.size());
+  for (size_t i = 0; i < evs.size(); i++) {
+    const pm::RawEvent& r = evs[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("what", KindName(r.what));
+    o.Set("cpu", r.cpu);
+    o.Set("timestampNs", Napi::BigInt::New(env, static_cast<uint64_t>(r.ts_ns)));
+    o.Set("seq", r.seq);
+    o.Set("ack", r.ack);
+    o.Set("pid", r.pid);
+    o.Set("tgid", r.tgid);
+    o.Set("ppid", r.ppid);
+    o.Set("ptgid", r.ptgid);
+    o.Set("a", r.a);
+    o.Set("b", r.b);
+    o.Set("hasParent", r.has_parent);
+    o.Set("comm", r.comm);
+    arr.Set(static_cast<uint32_t>(i), o);
+  }
+  Napi::Object res = Napi::Object::New(env);
+  res.Set("events", arr);
+  Napi::Object s = Napi::Object::New(env);
+  s.Set("messages", st.messages);
+  s.Set("malformed", st.malformed);
+  s.Set("foreign", st.foreign);
+  s.Set("unknown", st.unknown);
+  s.Set("errors", st.errors);
+  s.Set("overrun", st.overrun);
+  res.Set("stats", s);
+  return res;
+}
+
+// buildRequest(op, withMask, mask, seq, portid): the subscription datagram, for tests.
+Napi::Value BuildRequest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 6) {
+    Napi::TypeError::New(env, "buildRequest(op, withMask, mask, seq, ack, portid)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint8_t buf[64];
+  size_t n = pm::BuildMcastRequest(buf, sizeof buf, info[0].ToNumber().Uint32Value(),
+                                   info[1].ToBoolean().Value(), info[2].ToNumber().Uint32Value(),
+                                   info[3].ToNumber().Uint32Value(), info[4].ToNumber().Uint32Value(),
+                                   info[5].ToNumber().Uint32Value());
+  return Napi::Buffer<uint8_t>::Copy(env, buf, n);
+}
+
+class Addon : public Napi::Addon<Addon> {
+ public:
+  Addon(Napi::Env env, Napi::Object exports) {
+    DefineAddon(exports, {InstanceValue("Connector", Connector::Init(env), napi_enumerable),
+                          InstanceMethod<&Addon::ParseM>("parse", napi_enumerable),
+                          InstanceMethod<&Addon::BuildM>("buildRequest", napi_enumerable)});
+  }
+
+ private:
+  Napi::Value ParseM(const Napi::CallbackInfo& info) { return Parse(info); }
+  Napi::Value BuildM(const Napi::CallbackInfo& info) { return BuildRequest(info); }
+};
+
+}  // namespace
+
+NODE_API_ADDON(Addon)

@@ -1,0 +1,713 @@
+#include "monitor.h"
+
+#include <linux/netlink.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <random>
+
+#ifndef SO_RCVBUFFORCE
+#define SO_RCVBUFFORCE 33
+#endif
+
+namespace pm {
+namespace {
+
+constexpr unsigned kBatch = 64;       // datagrams per recvmmsg
+constexpr size_t kDgramSize = 1024;   // a proc event datagram is under 100 bytes
+constexpr uint32_t kMaxCpus = 8192;   // sanity bound for the per-CPU sequence table
+
+int64_t Now(clockid_t c) {
+  timespec ts;
+  clock_gettime(c, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+}
+
+int64_t MonoMs() { return Now(CLOCK_MONOTONIC) / 1000000; }
+
+StartError Err(const char* code, std::string msg) { return StartError{code, std::move(msg)}; }
+
+}  // namespace
+
+Monitor::Monitor(std::function<void()> notify) : notify_(std::move(notify)) {}
+
+Monitor::~Monitor() { Stop(); }
+
+bool Monitor::SendOp(uint32_t op, bool with_mask, uint32_t mask, uint32_t seq, uint32_t ack) {
+  uint8_t buf[64];
+  size_t n = BuildMcastRequest(buf, sizeof buf, op, with_mask, mask, seq, ack, portid_);
+  sockaddr_nl to{};
+  to.nl_family = AF_NETLINK;
+  to.nl_pid = 0;  // the kernel
+  for (;;) {
+    ssize_t r = sendto(fd_, buf, n, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    if (r >= 0) return true;
+    if (errno != EINTR) return false;
+  }
+}
+
+// Sends LISTEN and waits for the kernel's acknowledgement of *this* request. The ack is
+// multicast to every listener and carries the per-CPU event counter as its sequence
+// number, so it is matched by its ack field (our ack + 1). Events (and acknowledgements,
+// which use up sequence numbers) that arrive meanwhile are kept for the reader thread.
+bool Monitor::Subscribe(bool with_mask, uint32_t mask, int timeout_ms, StartError* err,
+                        bool* timed_out) {
+  *timed_out = false;
+  uint32_t seq = ++seq_base_;
+  uint32_t ack = ++ack_base_;
+  if (!SendOp(kMcastListen, with_mask, mask, seq, ack)) {
+    int e = errno;
+    if (e == ECONNREFUSED) {
+      *err = Err("ENOTHOSTNS",
+                 "the kernel's proc connector is not reachable from this network namespace; "
+                 "run procmonitor in the host's network namespace");
+    } else if (e == EPERM) {
+      *err = Err("EPERM",
+                 "the kernel refused the proc connector subscription (EPERM); this kernel needs "
+                 "root or CAP_NET_ADMIN (unprivileged use needs Linux 6.6 or later)");
+    } else {
+      *err = Err("ESUBSCRIBE", std::string("cannot send the proc connector subscription: ") +
+                                   std::strerror(e));
+    }
+    return false;
+  }
+  int64_t deadline = MonoMs() + timeout_ms;
+  std::vector<uint8_t> buf(kDgramSize * 4);
+  ParseStats ps;
+  for (;;) {
+    int64_t left = deadline - MonoMs();
+    if (left <= 0) {
+      *timed_out = true;
+      return false;
+    }
+    pollfd p{fd_, POLLIN, 0};
+    int r = poll(&p, 1, static_cast<int>(left));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) continue;
+    sockaddr_nl from{};
+    socklen_t fl = sizeof from;
+    ssize_t n = recvfrom(fd_, buf.data(), buf.size(), MSG_DONTWAIT,
+                         reinterpret_cast<sockaddr*>(&from), &fl);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      if (errno == ENOBUFS) {
+        overflow_ = true;
+        continue;
+      }
+      *err = Err("ESUBSCRIBE", std::string("reading the proc connector failed: ") +
+                                   std::strerror(errno));
+      return false;
+    }
+    if (from.nl_pid != 0) continue;  // only the kernel speaks here
+    raw_.clear();
+    ParseDatagram(buf.data(), static_cast<size_t>(n), raw_, ps);
+    bool matched = false;
+    for (const RawEvent& ev : raw_) {
+      early_.push_back(ev);
+      if (ev.what == kNone && ev.ack == ack + 1) {
+        matched = true;
+        {
+          if (ev.a != 0) {
+            if (ev.a == EPERM) {
+              *err = Err("EPERM",
+                         "the kernel refused the proc connector subscription (EPERM); run as "
+                         "root or with CAP_NET_ADMIN (unprivileged use needs Linux 6.6+)");
+            } else {
+              *err = Err("ESUBSCRIBE", std::string("the kernel refused the subscription: ") +
+                                           std::strerror(static_cast<int>(ev.a)));
+            }
+            return false;
+          }
+        }
+      }
+    }
+    if (matched) return true;
+  }
+}
+
+bool Monitor::Start(const Options& opts, StartError* err) {
+  if (running_) return true;
+  opts_ = opts;
+  stop_ = false;
+  early_.clear();
+  last_seq_.clear();
+  seen_cpu_.clear();
+  overflow_cpu_.clear();
+  overflow_ = false;
+  table_.clear();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    queue_.clear();
+    queue_dropped_ = 0;
+    notified_ = false;
+    stats_ = Stats();
+  }
+  want_ = opts.events & kAllEvents;
+  // Bookkeeping: exit needs fork/exec/comm to know what exited; fork/exec need exit to
+  // forget processes.
+  if (want_ & kExit) want_ |= kFork | kExec | kComm;
+  if (want_ & (kFork | kExec)) want_ |= kExit | kFork;
+  if (want_ == 0) want_ = kAllEvents;
+
+  fd_ = socket(PF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_CONNECTOR);
+  if (fd_ < 0) {
+    int e = errno;
+    if (e == EPROTONOSUPPORT || e == EAFNOSUPPORT) {
+      *err = Err("EPROTONOSUPPORT",
+                 "this kernel has no netlink connector (CONFIG_CONNECTOR / CONFIG_PROC_EVENTS)");
+    } else {
+      *err = Err("ESOCKET", std::string("cannot open a netlink connector socket: ") +
+                                std::strerror(e));
+    }
+    return false;
+  }
+  Stats st;
+  if (opts.rcvbuf > 0) {
+    int v = opts.rcvbuf;
+    if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) == 0) {
+      st.rcvbuf_forced = true;
+    } else {
+      setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);  // capped by rmem_max
+    }
+  }
+  int granted = 0;
+  socklen_t gl = sizeof granted;
+  getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &granted, &gl);
+  st.rcvbuf = granted;
+
+  sockaddr_nl addr{};
+  addr.nl_family = AF_NETLINK;
+  addr.nl_pid = 0;
+  addr.nl_groups = kCnIdxProc;
+  if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+    int e = errno;
+    Close();
+    if (e == EPERM || e == EACCES) {
+      *err = Err("EPERM",
+                 "joining the proc connector group was refused (EPERM); run as root or with "
+                 "CAP_NET_ADMIN (unprivileged use needs Linux 6.6 or later)");
+    } else {
+      *err = Err("ESOCKET", std::string("cannot bind the netlink connector socket: ") +
+                                std::strerror(e));
+    }
+    return false;
+  }
+  socklen_t al = sizeof addr;
+  getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &al);
+  portid_ = addr.nl_pid;
+
+  std::random_device rd;
+  seq_base_ = rd() & 0x3fffffff;
+  ack_base_ = rd() & 0x3fffffff;
+
+  bool timed_out = false;
+  with_mask_ = false;
+  if (!Subscribe(false, 0, opts.ack_timeout_ms, err, &timed_out)) {
+    if (timed_out) {
+      *err = Err("ENOACK",
+                 "the kernel never acknowledged the proc connector subscription: either this "
+                 "process is not in the host's user/PID namespace (run it on the host, not in "
+                 "a container or `unshare -U`), or the kernel lacks CONFIG_PROC_EVENTS");
+    }
+    Close();
+    return false;
+  }
+  // Prefer the kernel's own filter (Linux 6.6+) when we do not need everything. The kernel
+  // filters its own acknowledgements too, so support is probed with an all-events mask
+  // (acknowledged on 6.6+, silently dropped before), then the real mask is set.
+  if (opts.kernel_filter && want_ != kAllEvents) {
+    int probe = opts.ack_timeout_ms < 300 ? opts.ack_timeout_ms : 300;
+    StartError ignored;
+    if (Subscribe(true, kAllEvents | kNonzeroExit, probe, &ignored, &timed_out) &&
+        SendOp(kMcastListen, true, want_, ++seq_base_, ++ack_base_)) {
+      with_mask_ = true;
+    }
+  }
+  filter_active_ = with_mask_;
+  st.kernel_filter = with_mask_;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stats_ = st;
+  }
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) {
+    *err = Err("ESOCKET", std::string("eventfd: ") + std::strerror(errno));
+    SendOp(kMcastIgnore, false, 0, ++seq_base_, ++ack_base_);
+    Close();
+    return false;
+  }
+  clock_offset_ns_ = Now(CLOCK_REALTIME) - Now(CLOCK_MONOTONIC);
+  running_ = true;
+  thread_ = std::thread([this] { Run(); });
+  return true;
+}
+
+void Monitor::Close() {
+  if (fd_ >= 0) close(fd_);
+  if (wake_fd_ >= 0) close(wake_fd_);
+  fd_ = -1;
+  wake_fd_ = -1;
+}
+
+void Monitor::Stop() {
+  if (!running_) return;
+  stop_ = true;
+  uint64_t one = 1;
+  ssize_t w = write(wake_fd_, &one, sizeof one);
+  (void)w;
+  if (thread_.joinable()) thread_.join();
+  // Everything already in the socket still counts: read it before unsubscribing.
+  std::vector<OutEvent> rest;
+  ReadBatch(rest);
+  Push(rest);
+  SendOp(kMcastIgnore, false, 0, ++seq_base_, ++ack_base_);
+  Close();
+  running_ = false;
+}
+
+double Monitor::WallMs(uint64_t ts_ns) const {
+  return static_cast<double>((static_cast<int64_t>(ts_ns) + clock_offset_ns_) / 1000000);
+}
+
+void Monitor::Run() {
+  std::vector<OutEvent> batch;
+  for (RawEvent& ev : early_) Handle(ev, batch);
+  early_.clear();
+  Push(batch);
+  pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  while (!stop_) {
+    int r = poll(fds, 2, -1);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[1].revents || stop_) break;
+    clock_offset_ns_ = Now(CLOCK_REALTIME) - Now(CLOCK_MONOTONIC);
+    batch.clear();
+    ReadBatch(batch);
+    Push(batch);
+  }
+}
+
+// Reads every datagram waiting in the socket, a batch per syscall.
+void Monitor::ReadBatch(std::vector<OutEvent>& out) {
+  std::vector<uint8_t> bufs(kBatch * kDgramSize);
+  mmsghdr msgs[kBatch];
+  iovec iov[kBatch];
+  sockaddr_nl from[kBatch];
+  for (;;) {
+    for (unsigned i = 0; i < kBatch; i++) {
+      iov[i] = {bufs.data() + i * kDgramSize, kDgramSize};
+      msgs[i] = {};
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_name = &from[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+    }
+    int n = recvmmsg(fd_, msgs, kBatch, MSG_DONTWAIT, nullptr);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == ENOBUFS) {
+        // The kernel dropped events: the socket buffer was full.
+        std::lock_guard<std::mutex> lk(mu_);
+        stats_.enobufs++;
+        overflow_ = true;
+        continue;
+      }
+      return;  // EAGAIN: drained
+    }
+    ParseStats ps;
+    uint64_t received = 0;
+    for (int i = 0; i < n; i++) {
+      if (from[i].nl_pid != 0) continue;
+      size_t len = msgs[i].msg_len;
+      if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+        ps.malformed++;
+        continue;
+      }
+      raw_.clear();
+      ParseDatagram(bufs.data() + i * kDgramSize, len, raw_, ps);
+      for (const RawEvent& ev : raw_) {
+        if (ev.what != kNone) received++;
+        Handle(ev, out);  // acknowledgements too: they use up sequence numbers
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stats_.received += received;
+      stats_.malformed += ps.malformed;
+    }
+    if (static_cast<unsigned>(n) < kBatch) return;
+  }
+}
+
+void Monitor::CheckGap(const RawEvent& ev, std::vector<OutEvent>& out) {
+  if (ev.cpu >= kMaxCpus) return;
+  if (ev.cpu >= last_seq_.size()) {
+    last_seq_.resize(ev.cpu + 1, 0);
+    seen_cpu_.resize(ev.cpu + 1, 0);
+    overflow_cpu_.resize(ev.cpu + 1, 0);
+  }
+  if (overflow_) {
+    // Mark every CPU: the first event after the overflow on each tells how much was lost.
+    for (size_t c = 0; c < overflow_cpu_.size(); c++) overflow_cpu_[c] = 1;
+    overflow_ = false;
+  }
+  uint32_t c = ev.cpu;
+  if (seen_cpu_[c]) {
+    uint32_t gap = ev.seq - last_seq_[c] - 1;
+    // With the kernel filter on, filtered-out events leave gaps too: only a gap that
+    // spans a socket overflow counts then, and its size is an upper bound.
+    bool counts = !filter_active_ || overflow_cpu_[c];
+    if (gap != 0 && gap < 0x80000000u && counts) {
+      OutEvent o;
+      o.what = kLost;
+      o.time_ms = WallMs(ev.ts_ns);
+      o.lost_count = gap;
+      o.lost_source = kLostKernel;
+      o.approximate = filter_active_;
+      out.push_back(std::move(o));
+      std::lock_guard<std::mutex> lk(mu_);
+      stats_.lost_kernel += gap;
+    }
+  }
+  overflow_cpu_[c] = 0;
+  seen_cpu_[c] = 1;
+  last_seq_[c] = ev.seq;
+}
+
+Monitor::Proc* Monitor::Lookup(int32_t tgid, bool learn) {
+  auto it = table_.find(tgid);
+  if (it != table_.end()) return &it->second;
+  if (!learn || tgid <= 0) return nullptr;
+  // A process that was running before we started: learn it from /proc.
+  ProcInfo info;
+  if (!ReadProc(tgid, false, info)) return nullptr;
+  Proc p;
+  p.ppid = info.ppid;
+  p.uid = info.uid;
+  p.have_uid = info.have_status;
+  p.comm = info.comm;
+  p.have_comm = info.have_status;
+  p.cmdline = info.have_argv ? JoinArgv(info.argv) : std::string();
+  p.have_cmd = info.have_argv;
+  return Insert(tgid, std::move(p));
+}
+
+Monitor::Proc* Monitor::Insert(int32_t tgid, Proc&& p) {
+  if (table_.size() >= opts_.table_max && table_.find(tgid) == table_.end()) {
+    Sweep();
+    if (table_.size() >= opts_.table_max) {
+      std::lock_guard<std::mutex> lk(mu_);
+      stats_.table_full++;
+      return nullptr;
+    }
+  }
+  Proc& slot = table_[tgid];
+  slot = std::move(p);
+  return &slot;
+}
+
+// Forgets processes whose exit we never saw (lost events); reports deferred exits of
+// processes whose last thread's exit was lost.
+void Monitor::Sweep() {
+  for (auto it = table_.begin(); it != table_.end();) {
+    if (kill(it->first, 0) < 0 && errno == ESRCH) {
+      it = table_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Monitor::FillProcess(OutEvent& o, const Proc* p) {
+  if (p == nullptr) {
+    o.user = "unknown";
+    o.missing |= kMissUser | kMissComm | kMissCmdline | kMissPpid;
+    return;
+  }
+  if (p->have_uid) {
+    o.uid = p->uid;
+    o.user = users_.Name(p->uid);
+  } else {
+    o.user = "unknown";
+    o.missing |= kMissUser;
+  }
+  o.comm = p->comm;
+  if (!p->have_comm) o.missing |= kMissComm;
+  o.cmdline = p->cmdline;
+  if (!p->have_cmd) o.missing |= kMissCmdline;
+}
+
+void Monitor::EmitExit(const RawEvent& ev, Proc* p, bool thread, std::vector<OutEvent>& out) {
+  if (!(opts_.events & kExit)) return;
+  OutEvent o;
+  o.what = kExit;
+  o.raw = ev;
+  o.time_ms = WallMs(ev.ts_ns);
+  o.thread = thread;
+  o.pid = thread ? ev.pid : ev.tgid;
+  FillProcess(o, p);
+  if (ev.has_parent && ev.ptgid > 0) {
+    o.ppid = ev.ptgid;
+  } else if (p != nullptr) {
+    o.ppid = p->ppid;
+  } else {
+    o.missing |= kMissPpid;
+  }
+  if (ev.has_parent) o.missing &= ~kMissPpid;
+  if (p != nullptr && p->start_ns != 0 && ev.ts_ns >= p->start_ns) {
+    o.duration_ms = static_cast<double>((ev.ts_ns - p->start_ns) / 1000) / 1000.0;
+  } else {
+    o.missing |= kMissDuration;
+  }
+  out.push_back(std::move(o));
+}
+
+void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out) {
+  CheckGap(ev, out);
+  const bool leader = ev.pid == ev.tgid;
+  const bool report = (opts_.events & ev.what) && (leader || opts_.threads);
+  switch (ev.what) {
+    case kFork: {
+      if (!leader) {
+        // A new thread in process tgid.
+        Proc* p = Lookup(ev.tgid, report);
+        if (p) p->threads++;
+        if (report) {
+          OutEvent o;
+          o.what = kFork;
+          o.raw = ev;
+          o.time_ms = WallMs(ev.ts_ns);
+          o.thread = true;
+          o.pid = ev.pid;
+          o.ppid = ev.tgid;
+          FillProcess(o, p);
+          out.push_back(std::move(o));
+        }
+        break;
+      }
+      Proc* parent = Lookup(ev.ptgid, true);
+      Proc child;
+      if (parent) child = *parent;  // a forked child runs its parent's program
+      child.threads = 0;
+      child.leader_exited = false;
+      child.start_ns = ev.ts_ns;
+      child.ppid = ev.ptgid;
+      if (!parent) {
+        ProcInfo info;
+        if (ReadProc(ev.tgid, false, info)) {
+          child.uid = info.uid;
+          child.have_uid = info.have_status;
+          child.comm = info.comm;
+          child.have_comm = info.have_status;
+          child.cmdline = JoinArgv(info.argv);
+          child.have_cmd = info.have_argv;
+        }
+      }
+      Proc* c = Insert(ev.tgid, std::move(child));
+      if (report) {
+        OutEvent o;
+        o.what = kFork;
+        o.raw = ev;
+        o.time_ms = WallMs(ev.ts_ns);
+        o.pid = ev.tgid;
+        o.ppid = ev.ptgid;
+        FillProcess(o, c ? c : parent);
+        out.push_back(std::move(o));
+      }
+      break;
+    }
+    case kExec: {
+      ProcInfo info;
+      bool alive = ReadProc(ev.tgid, report, info);
+      Proc* p = Lookup(ev.tgid, false);
+      if (p == nullptr) {
+        Proc np;
+        np.start_ns = 0;
+        p = Insert(ev.tgid, std::move(np));
+      }
+      if (p) {
+        p->leader_exited = false;  // an exec from a thread replaces the old leader
+        if (info.have_status) {
+          p->uid = info.uid;
+          p->have_uid = true;
+          p->ppid = info.ppid;
+          p->comm = info.comm;
+          p->have_comm = true;
+        } else {
+          p->have_comm = false;
+        }
+        p->cmdline = info.have_argv ? JoinArgv(info.argv) : std::string();
+        p->have_cmd = info.have_argv;
+      }
+      if (!report) break;
+      OutEvent o;
+      o.what = kExec;
+      o.raw = ev;
+      o.time_ms = WallMs(ev.ts_ns);
+      o.pid = ev.tgid;
+      if (p) {
+        FillProcess(o, p);
+        o.ppid = p->ppid;
+        if (!info.have_status) o.missing |= kMissPpid;
+      } else {
+        o.user = info.have_status ? users_.Name(info.uid) : "unknown";
+        o.uid = info.uid;
+        o.comm = info.comm;
+        o.ppid = info.ppid;
+        o.cmdline = JoinArgv(info.argv);
+        if (!info.have_status) o.missing |= kMissUser | kMissComm | kMissPpid;
+        if (!info.have_argv) o.missing |= kMissCmdline;
+      }
+      if (info.have_argv) {
+        o.argv = std::move(info.argv);
+      } else {
+        o.missing |= kMissArgv;
+      }
+      if (info.have_exe) {
+        o.exe = std::move(info.exe);
+      } else {
+        o.missing |= kMissExe;
+      }
+      (void)alive;
+      out.push_back(std::move(o));
+      break;
+    }
+    case kExit: {
+      auto it = table_.find(ev.tgid);
+      Proc* p = it == table_.end() ? nullptr : &it->second;
+      if (!leader) {
+        if (report) EmitExit(ev, p, true, out);
+        if (p) {
+          if (p->threads > 0) p->threads--;
+          if (p->leader_exited && p->threads == 0) {
+            // The last thread of a process whose main thread ended earlier: the process
+            // ends now, with this thread's status.
+            RawEvent last = ev;
+            last.pid = ev.tgid;
+            EmitExit(last, p, false, out);
+            table_.erase(it);
+          }
+        }
+        break;
+      }
+      if (p && p->threads > 0 && kill(ev.tgid, 0) == 0) {
+        p->leader_exited = true;  // other threads run on
+        p->leader_exit = ev;
+        break;
+      }
+      EmitExit(ev, p, false, out);
+      if (p) table_.erase(it);
+      break;
+    }
+    case kUid:
+    case kGid: {
+      if (ev.what == kUid && leader) {
+        Proc* p = Lookup(ev.tgid, false);
+        if (p) {
+          p->uid = ev.a;
+          p->have_uid = true;
+        }
+      }
+      if (!report) break;
+      OutEvent o;
+      o.what = ev.what;
+      o.raw = ev;
+      o.time_ms = WallMs(ev.ts_ns);
+      o.pid = ev.tgid;
+      o.thread = !leader;
+      out.push_back(std::move(o));
+      break;
+    }
+    case kComm: {
+      if (leader) {
+        Proc* p = Lookup(ev.tgid, false);
+        if (p) {
+          p->comm = ev.comm;
+          p->have_comm = true;
+        }
+      }
+      if (!report) break;
+      OutEvent o;
+      o.what = kComm;
+      o.raw = ev;
+      o.time_ms = WallMs(ev.ts_ns);
+      o.pid = ev.tgid;
+      o.thread = !leader;
+      o.comm = ev.comm;
+      out.push_back(std::move(o));
+      break;
+    }
+    case kSid:
+    case kPtrace:
+    case kCoredump: {
+      if (!report) break;
+      OutEvent o;
+      o.what = ev.what;
+      o.raw = ev;
+      o.time_ms = WallMs(ev.ts_ns);
+      o.pid = ev.tgid;
+      o.thread = !leader;
+      out.push_back(std::move(o));
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void Monitor::Push(std::vector<OutEvent>& batch) {
+  if (batch.empty()) return;
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (OutEvent& o : batch) {
+      if (queue_.size() >= opts_.queue_max) {
+        queue_dropped_++;
+        stats_.lost_queue++;
+        continue;
+      }
+      queue_.push_back(std::move(o));
+      stats_.delivered++;
+    }
+    stats_.table_size = table_.size();
+    if (!notified_) {
+      notified_ = true;
+      wake = true;
+    }
+  }
+  batch.clear();
+  if (wake) notify_();
+}
+
+void Monitor::Drain(std::vector<OutEvent>& out) {
+  std::lock_guard<std::mutex> lk(mu_);
+  notified_ = false;
+  out.swap(queue_);
+  queue_.clear();
+  if (queue_dropped_ > 0) {
+    // Everything queued came before the drop: the loss report goes last.
+    OutEvent l;
+    l.what = kLost;
+    l.time_ms = static_cast<double>(Now(CLOCK_REALTIME) / 1000000);
+    l.lost_count = queue_dropped_;
+    l.lost_source = kLostQueue;
+    out.push_back(std::move(l));
+    queue_dropped_ = 0;
+  }
+}
+
+Stats Monitor::GetStats() {
+  std::lock_guard<std::mutex> lk(mu_);
+  return stats_;
+}
+
+}  // namespace pm

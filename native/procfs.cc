@@ -1,0 +1,160 @@
+#include "procfs.h"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace pm {
+namespace {
+
+// Reads a whole small /proc file into `buf`. Returns bytes read or -1 (errno set).
+ssize_t ReadFile(const char* path, std::string& buf, size_t limit) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  buf.resize(4096);
+  size_t got = 0;
+  for (;;) {
+    if (got == buf.size()) {
+      if (buf.size() >= limit) break;
+      buf.resize(buf.size() * 2 > limit ? limit : buf.size() * 2);
+    }
+    ssize_t n = read(fd, &buf[got], buf.size() - got);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      close(fd);
+      errno = e;
+      return -1;
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(fd);
+  buf.resize(got);
+  return static_cast<ssize_t>(got);
+}
+
+// Value of "Key:\t..." in status text, or nullptr.
+const char* Field(const char* text, size_t len, const char* key, size_t* vlen) {
+  size_t klen = std::strlen(key);
+  const char* p = text;
+  const char* end = text + len;
+  while (p < end) {
+    const char* nl = static_cast<const char*>(memchr(p, '\n', end - p));
+    const char* le = nl ? nl : end;
+    if (static_cast<size_t>(le - p) > klen && std::memcmp(p, key, klen) == 0 && p[klen] == ':') {
+      const char* v = p + klen + 1;
+      while (v < le && (*v == '\t' || *v == ' ')) v++;
+      *vlen = le - v;
+      return v;
+    }
+    p = le + 1;
+  }
+  return nullptr;
+}
+
+// status escapes '\n' as "\\n" and '\\' as "\\\\" in Name.
+std::string Unescape(const char* v, size_t n) {
+  std::string s;
+  s.reserve(n);
+  for (size_t i = 0; i < n; i++) {
+    if (v[i] == '\\' && i + 1 < n) {
+      if (v[i + 1] == 'n') { s.push_back('\n'); i++; continue; }
+      if (v[i + 1] == '\\') { s.push_back('\\'); i++; continue; }
+    }
+    s.push_back(v[i]);
+  }
+  return s;
+}
+
+}  // namespace
+
+bool ParseStatus(const char* text, size_t len, ProcInfo& out) {
+  size_t n = 0;
+  const char* v = Field(text, len, "Name", &n);
+  if (v == nullptr) return false;
+  out.comm = Unescape(v, n);
+  v = Field(text, len, "PPid", &n);
+  if (v == nullptr) return false;
+  out.ppid = static_cast<int32_t>(std::strtol(std::string(v, n).c_str(), nullptr, 10));
+  v = Field(text, len, "Uid", &n);
+  if (v == nullptr) return false;
+  std::string ids(v, n);
+  char* rest = nullptr;
+  out.uid = static_cast<uint32_t>(std::strtoul(ids.c_str(), &rest, 10));
+  out.euid = static_cast<uint32_t>(std::strtoul(rest, nullptr, 10));
+  out.have_status = true;
+  return true;
+}
+
+bool ReadProc(int32_t pid, bool want_exe, ProcInfo& out) {
+  char path[64];
+  std::string buf;
+  std::snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+  ssize_t n = ReadFile(path, buf, 1 << 20);
+  if (n < 0) return false;
+  // A process that has exited but not been reaped (a zombie) reads as empty: that is
+  // "no argv", not an empty argv.
+  if (n > 0) {
+    out.argv.clear();
+    size_t start = 0;
+    for (size_t i = 0; i < buf.size(); i++) {
+      if (buf[i] == '\0') {
+        out.argv.emplace_back(buf, start, i - start);
+        start = i + 1;
+      }
+    }
+    if (start < buf.size()) out.argv.emplace_back(buf, start, buf.size() - start);
+    out.have_argv = true;
+  }
+  std::snprintf(path, sizeof path, "/proc/%d/status", pid);
+  n = ReadFile(path, buf, 1 << 16);
+  if (n > 0) ParseStatus(buf.data(), buf.size(), out);
+  if (want_exe) {
+    std::snprintf(path, sizeof path, "/proc/%d/exe", pid);
+    char target[4096];
+    ssize_t l = readlink(path, target, sizeof target - 1);
+    if (l >= 0) {
+      out.exe.assign(target, static_cast<size_t>(l));
+      out.have_exe = true;
+    } else {
+      out.exe_errno = errno;
+    }
+  }
+  return out.have_status || out.have_argv;
+}
+
+std::string JoinArgv(const std::vector<std::string>& argv) {
+  std::string s;
+  for (size_t i = 0; i < argv.size(); i++) {
+    if (i) s.push_back(' ');
+    s += argv[i];
+  }
+  return s;
+}
+
+const std::string& UserCache::Name(uint32_t uid) {
+  auto it = names_.find(uid);
+  if (it != names_.end()) return it->second;
+  struct passwd pw;
+  struct passwd* res = nullptr;
+  std::string buf(16384, '\0');
+  std::string name;
+  int rc;
+  while ((rc = getpwuid_r(uid, &pw, &buf[0], buf.size(), &res)) == ERANGE && buf.size() < (1u << 20)) {
+    buf.resize(buf.size() * 2);
+  }
+  if (rc == 0 && res != nullptr && res->pw_name != nullptr) {
+    name = res->pw_name;
+  } else {
+    name = "unknown";
+  }
+  return names_.emplace(uid, std::move(name)).first->second;
+}
+
+}  // namespace pm

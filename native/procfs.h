@@ -1,0 +1,44 @@
+// Reading what /proc knows of a process, and user names. Plain functions and a cache;
+// the caller owns every object (no global state).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace pm {
+
+struct ProcInfo {
+  bool have_argv = false;
+  bool have_status = false;
+  bool have_exe = false;
+  std::vector<std::string> argv;
+  std::string comm;
+  std::string exe;
+  int32_t ppid = 0;
+  uint32_t uid = 0;   // real uid
+  uint32_t euid = 0;
+  int exe_errno = 0;  // why exe is missing (EACCES: not ours, ENOENT: gone or kernel thread)
+};
+
+// Reads argv (/proc/PID/cmdline), comm/ppid/uid (/proc/PID/status) and exe (readlink).
+// `want_exe` false skips the exe lookup. Returns false if the process is already gone.
+bool ReadProc(int32_t pid, bool want_exe, ProcInfo& out);
+
+// argv joined by single spaces, no trailing space.
+std::string JoinArgv(const std::vector<std::string>& argv);
+
+// Parses the text of /proc/PID/status (pure; exposed for tests).
+bool ParseStatus(const char* text, size_t len, ProcInfo& out);
+
+// uid -> user name from the system's user database, cached. Not thread-safe: one per reader.
+class UserCache {
+ public:
+  const std::string& Name(uint32_t uid);
+
+ private:
+  std::unordered_map<uint32_t, std::string> names_;
+};
+
+}  // namespace pm
