@@ -1,0 +1,904 @@
+import { execFileSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { toLine, type LostEvent, type ProcEvent } from './events';
+
+// ---------------------------------------------------------------------------------------------
+// Wire strings. The handshake is the seed daemon's, byte for byte; the other lines are ours and
+// are plain text (never JSON), so a client can never mistake them for an event.
+// ---------------------------------------------------------------------------------------------
+
+/** Sent to a TCP connection as soon as it is accepted. */
+export const PASSWORD_PROMPT = 'Password: ';
+/** Sent after a correct password; the event stream follows. */
+export const AUTH_SUCCESS = 'Authentication successful.\n';
+/** Sent after a wrong password (or an over-long line); the connection is then closed. */
+export const AUTH_FAILED = 'Authentication failed. Disconnecting.\n';
+/** Sent when no password line arrived within `authTimeoutMs`; the connection is then closed. */
+export const AUTH_TIMEOUT = 'Authentication timed out. Disconnecting.\n';
+/** Longest accepted password line, bytes, not counting the `\n` / `\r\n` terminator. */
+export const MAX_PASSWORD_BYTES = 256;
+
+/** The line sent (then the connection closed) when `maxClients` clients already stream. */
+export function tooManyClientsLine(max: number): string {
+  return `Too many clients (max ${max}). Disconnecting.\n`;
+}
+
+/** The line sent (then the connection closed) when `maxPending` connections already wait to authenticate. */
+export function tooManyPendingLine(max: number): string {
+  return `Too many connections waiting to authenticate (max ${max}). Disconnecting.\n`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options and types
+// ---------------------------------------------------------------------------------------------
+
+/** Anything that emits `'batch'` with an array of events in order; a `ProcConnector` fits. */
+export interface BatchSource {
+  on(event: 'batch', listener: (batch: ProcEvent[]) => void): unknown;
+  off(event: 'batch', listener: (batch: ProcEvent[]) => void): unknown;
+}
+
+export interface UnixTransportOptions {
+  /** Path of the socket file. A live socket there is an error; a stale one is replaced. */
+  path: string;
+  /** File mode of the socket (who may connect). Default `0o666`, as in the seed. */
+  mode?: number;
+  /** Group (name or gid) to give the socket file; e.g. with mode `0o660`. Default: unchanged. */
+  group?: string | number;
+}
+
+export interface TcpTransportOptions {
+  /** Port to listen on; 0 picks a free one (see `address()`). */
+  port: number;
+  /**
+   * Address to bind. Default `'0.0.0.0'` (every IPv4 interface, like the seed); use
+   * `'127.0.0.1'` for local clients only (e.g. behind an SSH tunnel) or `'::'` for IPv6 too.
+   */
+  host?: string;
+  /** The password clients must send. Exactly one of `password`, `passwordFile`, `passwordEnv` is required. */
+  password?: string;
+  /** A file holding the password (one trailing newline is ignored), so it need not sit in argv. */
+  passwordFile?: string;
+  /** The name of an environment variable holding the password. */
+  passwordEnv?: string;
+}
+
+export interface BroadcastServerOptions {
+  /** Where events come from: any emitter of `'batch'` (`ProcEvent[]`), e.g. a started `ProcConnector`. */
+  source: BatchSource;
+  /** Serve a Unix domain socket (no handshake: a client gets the stream at once). */
+  unix?: UnixTransportOptions;
+  /** Serve TCP with the seed's password handshake. A TCP server without a password is refused. */
+  tcp?: TcpTransportOptions;
+  /** Streaming clients at most, over both transports. Default 10. */
+  maxClients?: number;
+  /** TCP connections waiting to authenticate at most. Default 32. */
+  maxPending?: number;
+  /** A TCP connection that has not sent its password line within this is closed. Default 10000 ms. */
+  authTimeoutMs?: number;
+  /**
+   * Base delay of the answer to a failed authentication. Each further failure from the same
+   * address within 10 minutes doubles it (at most 30 s); a success resets it. The first
+   * failure is answered at once. 0 disables. Default 250 ms.
+   */
+  authFailureDelayMs?: number;
+  /** Bytes buffered for one client at most (beyond, `slowClient` applies). Default 4 MiB. */
+  clientBufferBytes?: number;
+  /**
+   * What to do with a client whose buffer is full. `'drop'` (default): skip events for it and,
+   * once it has caught up, send it one `{"event":"lost",...,"source":"client"}` line with the
+   * count. `'disconnect'`: close it (reason `'slow'`).
+   */
+  slowClient?: 'drop' | 'disconnect';
+  /** On close(), how long connections may flush before they are destroyed. Default 200 ms. */
+  closeGraceMs?: number;
+  /** Receives one line per notable happening (connections, refusals, errors). Default: silent. */
+  log?: (line: string) => void;
+}
+
+export type Transport = 'unix' | 'tcp';
+
+export interface ClientInfo {
+  /** Unique within this server. */
+  id: number;
+  transport: Transport;
+  /** `"host:port"` for TCP, `"unix"` for the Unix socket. */
+  peer: string;
+}
+
+/**
+ * Why a streaming client went away: `'end'` (it closed), `'error'` (socket error, see `error`),
+ * `'slow'` (buffer full under policy `'disconnect'`), `'server-close'` (close() was called).
+ */
+export type ClientCloseReason = 'end' | 'error' | 'slow' | 'server-close';
+
+export interface ClientCloseInfo extends ClientInfo {
+  reason: ClientCloseReason;
+  /** The socket error code (e.g. `'ECONNRESET'`, `'EPIPE'`) when reason is `'error'`. */
+  error?: string;
+  /** Events written to it. */
+  sent: number;
+  /** Events it missed (policy `'drop'`). */
+  dropped: number;
+}
+
+/**
+ * Why a connection was turned away before streaming: too many clients, too many pending,
+ * wrong password, over-long password line, no password in time, or it closed first.
+ */
+export type RejectReason = 'too-many-clients' | 'too-many-pending' | 'auth-failed' | 'line-too-long' | 'auth-timeout' | 'closed-before-auth';
+
+export interface RejectInfo {
+  transport: Transport;
+  peer: string;
+  reason: RejectReason;
+}
+
+export interface BroadcastServerEvents {
+  /** A client starts receiving events (TCP: after authenticating). */
+  client: [ClientInfo];
+  /** A client that had a `'client'` event is gone. */
+  clientClose: [ClientCloseInfo];
+  /** A connection was turned away without receiving events. */
+  reject: [RejectInfo];
+  /** A server-side failure after listen() (e.g. accept() failing); logged when nobody listens. */
+  error: [Error];
+}
+
+export interface ClientStats extends ClientInfo {
+  /** Events written to this client. */
+  sent: number;
+  /** Bytes written to this client. */
+  bytes: number;
+  /** Events this client missed (policy `'drop'`). */
+  dropped: number;
+  /** Bytes waiting in this process for this client. */
+  buffered: number;
+}
+
+export interface BroadcastStats {
+  /** Batches and events received from the source. */
+  batches: number;
+  events: number;
+  /** Events and bytes written, over every client ever connected. */
+  sentEvents: number;
+  sentBytes: number;
+  /** Events dropped for slow clients, over every client ever connected. */
+  droppedEvents: number;
+  /** Clients streaming now. */
+  clients: number;
+  /** TCP connections waiting to authenticate now. */
+  pending: number;
+  /** Clients ever accepted for streaming. */
+  totalClients: number;
+  /** Connections turned away, by reason. */
+  rejected: Record<RejectReason, number>;
+  /** Slow clients disconnected (policy `'disconnect'`). */
+  slowDisconnects: number;
+  /** Each streaming client. */
+  perClient: ClientStats[];
+}
+
+export interface BroadcastAddress {
+  /** The Unix socket path, or null. */
+  unix: string | null;
+  /** The bound TCP address (the real port when 0 was asked), or null. */
+  tcp: net.AddressInfo | null;
+}
+
+/** A configuration or listen failure, with a code: `EINVAL`, `ENOPASSWORD`, `EADDRINUSE`, `EEXIST`, ... */
+export class BroadcastServerError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BroadcastServerError';
+    this.code = code;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Implementation
+// ---------------------------------------------------------------------------------------------
+
+interface Conn extends ClientInfo {
+  sock: net.Socket;
+  /** Remote address (no port), the key of the failure-delay map. */
+  addr: string;
+  state: 'new' | 'pending' | 'verifying' | 'streaming' | 'closing';
+  /** A 'client' event was emitted for it (so a 'clientClose' will be). */
+  announced: boolean;
+  line: Buffer | null;
+  timer: NodeJS.Timeout | null;
+  sent: number;
+  bytes: number;
+  dropped: number;
+  /** Events missed since the last write (a `lost` line is owed). */
+  missed: number;
+  missedTime: string;
+  /** An empty write is queued to tell when its backlog has flushed. */
+  flushWatch: boolean;
+  reason: ClientCloseReason | null;
+  error?: string;
+}
+
+interface Failure {
+  count: number;
+  last: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+const FAILURE_MEMORY_MS = 10 * 60 * 1000;
+const FAILURE_MAX_DELAY_MS = 30 * 1000;
+const FAILURE_MAP_MAX = 4096;
+
+function intOption(v: number | undefined, name: string, def: number, min: number, max = 0x7fffffff): number {
+  if (v === undefined) return def;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new BroadcastServerError('EINVAL', `${name} must be an integer from ${min} to ${max}, got ${String(v)}`);
+  }
+  return v;
+}
+
+/** Reads the TCP password from exactly one of its three sources. */
+function resolvePassword(tcp: TcpTransportOptions): Buffer {
+  const given = (['password', 'passwordFile', 'passwordEnv'] as const).filter((k) => tcp[k] !== undefined);
+  if (given.length === 0) {
+    throw new BroadcastServerError(
+      'ENOPASSWORD',
+      'a TCP server needs a password (tcp.password, tcp.passwordFile or tcp.passwordEnv); refusing to serve events unauthenticated',
+    );
+  }
+  if (given.length > 1) {
+    throw new BroadcastServerError('EINVAL', `give only one of tcp.password, tcp.passwordFile, tcp.passwordEnv (got ${given.join(', ')})`);
+  }
+  let pw: string;
+  if (tcp.password !== undefined) {
+    pw = tcp.password;
+  } else if (tcp.passwordFile !== undefined) {
+    try {
+      pw = fs.readFileSync(tcp.passwordFile, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new BroadcastServerError('ENOPASSWORD', `cannot read the password file ${tcp.passwordFile}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  } else {
+    const name = tcp.passwordEnv as string;
+    const v = process.env[name];
+    if (v === undefined) throw new BroadcastServerError('ENOPASSWORD', `the environment variable ${name} (the TCP password) is not set`);
+    pw = v;
+  }
+  if (typeof pw !== 'string' || pw.length === 0) {
+    throw new BroadcastServerError('ENOPASSWORD', 'the TCP password is empty; refusing to serve events unauthenticated');
+  }
+  if (/[\r\n]/.test(pw)) throw new BroadcastServerError('EINVAL', 'the TCP password cannot contain a line break');
+  const buf = Buffer.from(pw, 'utf8');
+  if (buf.length > MAX_PASSWORD_BYTES) {
+    throw new BroadcastServerError('EINVAL', `the TCP password is longer than ${MAX_PASSWORD_BYTES} bytes`);
+  }
+  return buf;
+}
+
+/** A group name or number as a gid (names from /etc/group, else `getent group`). */
+function resolveGroup(group: string | number): number {
+  if (typeof group === 'number') {
+    if (!Number.isInteger(group) || group < 0) throw new BroadcastServerError('EINVAL', `bad group id ${group}`);
+    return group;
+  }
+  if (/^\d+$/.test(group)) return Number(group);
+  const parse = (text: string): number | null => {
+    for (const line of text.split('\n')) {
+      const f = line.split(':');
+      if (f[0] === group && f[2] !== undefined && /^\d+$/.test(f[2])) return Number(f[2]);
+    }
+    return null;
+  };
+  try {
+    const gid = parse(fs.readFileSync('/etc/group', 'utf8'));
+    if (gid !== null) return gid;
+  } catch {
+    /* fall through to getent */
+  }
+  try {
+    const gid = parse(execFileSync('getent', ['group', group], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
+    if (gid !== null) return gid;
+  } catch {
+    /* not found */
+  }
+  throw new BroadcastServerError('EINVAL', `unknown group "${group}"`);
+}
+
+/** What is at a would-be socket path: nothing, a stale socket, or a live one (throws for the rest). */
+function probeSocketPath(p: string): Promise<'none' | 'stale'> {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return Promise.resolve('none');
+    return Promise.reject(new BroadcastServerError('EACCES', `cannot inspect ${p}: ${(err as Error).message}`, { cause: err }));
+  }
+  if (!st.isSocket()) {
+    return Promise.reject(new BroadcastServerError('EEXIST', `${p} exists and is not a socket; not removing it (choose another path or remove it yourself)`));
+  }
+  return new Promise((resolve, reject) => {
+    const s = net.createConnection(p);
+    s.once('connect', () => {
+      s.destroy();
+      reject(new BroadcastServerError('EADDRINUSE', `another process is listening on ${p} (is another procMonitor running?)`));
+    });
+    s.once('error', (err: NodeJS.ErrnoException) => {
+      s.destroy();
+      if (err.code === 'ECONNREFUSED') resolve('stale');
+      else if (err.code === 'ENOENT') resolve('none');
+      else reject(new BroadcastServerError(err.code ?? 'EIO', `cannot tell whether ${p} is in use: ${err.message}`, { cause: err }));
+    });
+  });
+}
+
+function listenOn(server: net.Server, opts: net.ListenOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => {
+      server.off('listening', onListening);
+      reject(err);
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(opts);
+  });
+}
+
+function closeServer(server: net.Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+  });
+}
+
+/**
+ * Serves the events of `source` to many clients at once over a Unix socket and/or
+ * password-protected TCP. Each batch is serialised once and the same bytes go to every
+ * client; a slow client only ever loses its own events.
+ */
+export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
+  private readonly source: BatchSource;
+  private readonly unixOpts: Required<Omit<UnixTransportOptions, 'group'>> & { gid: number | null };
+  private readonly tcpOpts: { port: number; host: string } | null;
+  private readonly password: Buffer | null;
+  private readonly hmacKey = crypto.randomBytes(32);
+  private readonly maxClients: number;
+  private readonly maxPending: number;
+  private readonly authTimeoutMs: number;
+  private readonly failureDelayMs: number;
+  private readonly bufferBytes: number;
+  private readonly policy: 'drop' | 'disconnect';
+  private readonly graceMs: number;
+  private readonly logFn: (line: string) => void;
+
+  private unixServer: net.Server | null = null;
+  private tcpServer: net.Server | null = null;
+  private unixFile: { path: string; dev: number; ino: number } | null = null;
+  private readonly conns = new Set<Conn>();
+  private readonly streaming = new Set<Conn>();
+  private pendingCount = 0;
+  private readonly failures = new Map<string, Failure>();
+  private nextId = 1;
+  private state: 'new' | 'listening' | 'closing' | 'closed' = 'new';
+  private closing: Promise<void> | null = null;
+  private readonly onBatch = (batch: ProcEvent[]) => this.broadcast(batch);
+  private readonly counters = {
+    batches: 0,
+    events: 0,
+    sentEvents: 0,
+    sentBytes: 0,
+    droppedEvents: 0,
+    totalClients: 0,
+    slowDisconnects: 0,
+  };
+  private readonly rejected: Record<RejectReason, number> = {
+    'too-many-clients': 0,
+    'too-many-pending': 0,
+    'auth-failed': 0,
+    'line-too-long': 0,
+    'auth-timeout': 0,
+    'closed-before-auth': 0,
+  };
+
+  constructor(options: BroadcastServerOptions) {
+    super();
+    if (!options || typeof options !== 'object') throw new BroadcastServerError('EINVAL', 'createBroadcastServer needs an options object');
+    const src = options.source as Partial<BatchSource> | undefined;
+    if (!src || typeof src.on !== 'function' || typeof src.off !== 'function') {
+      throw new BroadcastServerError('EINVAL', 'options.source must be an EventEmitter of "batch" events (e.g. a ProcConnector)');
+    }
+    if (!options.unix && !options.tcp) throw new BroadcastServerError('EINVAL', 'give options.unix, options.tcp or both');
+    this.source = options.source;
+    if (options.unix) {
+      const p = options.unix.path;
+      if (typeof p !== 'string' || p === '') throw new BroadcastServerError('EINVAL', 'unix.path must be a non-empty string');
+      this.unixOpts = {
+        path: path.resolve(p),
+        mode: intOption(options.unix.mode, 'unix.mode', 0o666, 0, 0o777),
+        gid: options.unix.group === undefined ? null : resolveGroup(options.unix.group),
+      };
+    } else {
+      this.unixOpts = { path: '', mode: 0, gid: null };
+    }
+    if (options.tcp) {
+      this.tcpOpts = {
+        port: intOption(options.tcp.port, 'tcp.port', -1, 0, 65535),
+        host: options.tcp.host ?? '0.0.0.0',
+      };
+      if (this.tcpOpts.port < 0) throw new BroadcastServerError('EINVAL', 'tcp.port is required (0 picks a free port)');
+      this.password = resolvePassword(options.tcp);
+    } else {
+      this.tcpOpts = null;
+      this.password = null;
+    }
+    this.maxClients = intOption(options.maxClients, 'maxClients', 10, 1);
+    this.maxPending = intOption(options.maxPending, 'maxPending', 32, 1);
+    this.authTimeoutMs = intOption(options.authTimeoutMs, 'authTimeoutMs', 10000, 1);
+    this.failureDelayMs = intOption(options.authFailureDelayMs, 'authFailureDelayMs', 250, 0);
+    this.bufferBytes = intOption(options.clientBufferBytes, 'clientBufferBytes', 4 << 20, 1);
+    this.graceMs = intOption(options.closeGraceMs, 'closeGraceMs', 200, 0);
+    const policy = options.slowClient ?? 'drop';
+    if (policy !== 'drop' && policy !== 'disconnect') {
+      throw new BroadcastServerError('EINVAL', `slowClient must be "drop" or "disconnect", got ${String(policy)}`);
+    }
+    this.policy = policy;
+    const log = options.log;
+    this.logFn = typeof log === 'function' ? log : () => {};
+  }
+
+  private log(line: string): void {
+    try {
+      this.logFn(line);
+    } catch {
+      /* a failing logger must not break the server */
+    }
+  }
+
+  /** Starts listening on the configured transports. Rejects (and leaves nothing behind) on failure. */
+  async listen(): Promise<void> {
+    if (this.state !== 'new') throw new BroadcastServerError('EINVAL', `listen() called on a ${this.state} server`);
+    this.state = 'listening';
+    try {
+      if (this.unixOpts.path) await this.listenUnix();
+      if (this.tcpOpts) await this.listenTcp();
+    } catch (err) {
+      await this.teardownListeners();
+      this.state = 'closed';
+      throw err;
+    }
+    this.source.on('batch', this.onBatch);
+    const a = this.address();
+    if (a.unix) this.log(`listening on unix socket ${a.unix} (mode ${this.unixOpts.mode.toString(8).padStart(4, '0')})`);
+    if (a.tcp) this.log(`listening on tcp ${a.tcp.address}:${a.tcp.port}`);
+  }
+
+  private async listenUnix(): Promise<void> {
+    const target = this.unixOpts.path;
+    await probeSocketPath(target);
+    // Bind inside a fresh 0700 directory next to the target, set mode and group there, then
+    // rename into place: the socket is never reachable with looser permissions than asked
+    // (and rename atomically replaces a stale socket).
+    let tmpDir: string;
+    try {
+      tmpDir = fs.mkdtempSync(path.join(path.dirname(target), '.pm-'));
+    } catch (err) {
+      throw new BroadcastServerError((err as NodeJS.ErrnoException).code ?? 'EIO', `cannot create the socket in ${path.dirname(target)}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    const tmpSock = path.join(tmpDir, 's');
+    const server = net.createServer({ allowHalfOpen: true }, (s) => this.onUnixConnection(s));
+    try {
+      try {
+        await listenOn(server, { path: tmpSock });
+      } catch (err) {
+        throw new BroadcastServerError((err as NodeJS.ErrnoException).code ?? 'EIO', `cannot listen on ${target}: ${(err as Error).message}`, { cause: err });
+      }
+      this.unixServer = server;
+      server.on('error', (err) => this.serverError(err));
+      fs.chmodSync(tmpSock, this.unixOpts.mode);
+      if (this.unixOpts.gid !== null) {
+        try {
+          fs.chownSync(tmpSock, -1, this.unixOpts.gid);
+        } catch (err) {
+          throw new BroadcastServerError((err as NodeJS.ErrnoException).code ?? 'EPERM', `cannot give ${target} group ${this.unixOpts.gid}: ${(err as Error).message}`, {
+            cause: err,
+          });
+        }
+      }
+      // Re-check just before the rename: never replace something that is not a socket.
+      let existing: fs.Stats | null = null;
+      try {
+        existing = fs.lstatSync(target);
+      } catch {
+        existing = null;
+      }
+      if (existing && !existing.isSocket()) {
+        throw new BroadcastServerError('EEXIST', `${target} exists and is not a socket; not removing it`);
+      }
+      fs.renameSync(tmpSock, target);
+      const st = fs.lstatSync(target);
+      this.unixFile = { path: target, dev: st.dev, ino: st.ino };
+    } finally {
+      try {
+        fs.unlinkSync(tmpSock);
+      } catch {
+        /* renamed away, or never bound */
+      }
+      try {
+        fs.rmdirSync(tmpDir);
+      } catch {
+        /* ignore */
+      }
+    }
+  }
+
+  private async listenTcp(): Promise<void> {
+    const opts = this.tcpOpts as { port: number; host: string };
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.onTcpConnection(s));
+    try {
+      await listenOn(server, { port: opts.port, host: opts.host });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+      throw new BroadcastServerError(code, `cannot listen on tcp ${opts.host}:${opts.port}: ${(err as Error).message}`, { cause: err });
+    }
+    this.tcpServer = server;
+    server.on('error', (err) => this.serverError(err));
+  }
+
+  private serverError(err: Error): void {
+    this.log(`server error: ${err.message}`);
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  /** The bound addresses (the real TCP port when port 0 was asked). */
+  address(): BroadcastAddress {
+    const a = this.tcpServer?.address();
+    return {
+      unix: this.unixFile ? this.unixFile.path : null,
+      tcp: a && typeof a === 'object' ? a : null,
+    };
+  }
+
+  // ------------------------------------------------------------------ connections
+
+  private newConn(sock: net.Socket, transport: Transport): Conn {
+    const addr = transport === 'tcp' ? (sock.remoteAddress ?? '?').replace(/^::ffff:/, '') : 'unix';
+    const peer = transport === 'tcp' ? (addr.includes(':') ? `[${addr}]:${sock.remotePort}` : `${addr}:${sock.remotePort}`) : 'unix';
+    const conn: Conn = {
+      id: this.nextId++,
+      transport,
+      peer,
+      sock,
+      addr,
+      state: 'new',
+      announced: false,
+      line: null,
+      timer: null,
+      sent: 0,
+      bytes: 0,
+      dropped: 0,
+      missed: 0,
+      missedTime: '',
+      flushWatch: false,
+      reason: null,
+    };
+    this.conns.add(conn);
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      if (!conn.reason) {
+        conn.reason = 'error';
+        conn.error = err.code ?? err.message;
+      }
+    });
+    sock.on('close', () => this.onClose(conn));
+    return conn;
+  }
+
+  private onUnixConnection(sock: net.Socket): void {
+    const conn = this.newConn(sock, 'unix');
+    if (this.state !== 'listening') return this.refuse(conn, 'too-many-clients', '');
+    if (this.streaming.size >= this.maxClients) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
+    this.startStreaming(conn);
+  }
+
+  private onTcpConnection(sock: net.Socket): void {
+    const conn = this.newConn(sock, 'tcp');
+    if (this.state !== 'listening') return this.refuse(conn, 'too-many-clients', '');
+    if (this.streaming.size >= this.maxClients) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
+    if (this.pendingCount >= this.maxPending) return this.refuse(conn, 'too-many-pending', tooManyPendingLine(this.maxPending));
+    this.pendingCount++;
+    conn.state = 'pending';
+    conn.line = Buffer.alloc(0);
+    conn.timer = setTimeout(() => {
+      conn.timer = null;
+      if (conn.state === 'pending') this.refuse(conn, 'auth-timeout', AUTH_TIMEOUT);
+    }, this.authTimeoutMs);
+    sock.on('data', (chunk: Buffer) => this.onAuthData(conn, chunk));
+    sock.on('end', () => {
+      if (conn.state === 'pending') this.refuse(conn, 'closed-before-auth', '');
+    });
+    sock.write(PASSWORD_PROMPT);
+  }
+
+  private onAuthData(conn: Conn, chunk: Buffer): void {
+    if (conn.state !== 'pending' || !conn.line) return;
+    const start = conn.line.length;
+    const buf = start === 0 ? chunk : Buffer.concat([conn.line, chunk]);
+    const nl = buf.indexOf(0x0a, start);
+    if (nl < 0) {
+      // Room for the longest line and a "\r" before its "\n".
+      if (buf.length > MAX_PASSWORD_BYTES + 1) return this.authFailed(conn, 'line-too-long');
+      conn.line = buf;
+      return;
+    }
+    let end = nl;
+    if (end > 0 && buf[end - 1] === 0x0d) end--;
+    if (end > MAX_PASSWORD_BYTES) return this.authFailed(conn, 'line-too-long');
+    const given = buf.subarray(0, end);
+    conn.line = null; // bytes after the newline are ignored
+    const h = (b: Buffer) => crypto.createHmac('sha256', this.hmacKey).update(b).digest();
+    const ok = crypto.timingSafeEqual(h(given), h(this.password as Buffer));
+    if (!ok) return this.authFailed(conn, 'auth-failed');
+    this.failures.delete(conn.addr);
+    this.leavePending(conn);
+    conn.sock.removeAllListeners('data');
+    conn.sock.removeAllListeners('end');
+    if (this.streaming.size >= this.maxClients) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
+    conn.sock.write(AUTH_SUCCESS);
+    this.startStreaming(conn);
+  }
+
+  private authFailed(conn: Conn, reason: 'auth-failed' | 'line-too-long'): void {
+    conn.state = 'verifying';
+    conn.line = null;
+    conn.sock.pause();
+    conn.sock.removeAllListeners('data');
+    if (conn.timer) clearTimeout(conn.timer);
+    conn.timer = null;
+    const now = Date.now();
+    let f = this.failures.get(conn.addr);
+    if (f && now - f.last > FAILURE_MEMORY_MS) f = undefined;
+    const previous = f ? f.count : 0;
+    this.failures.delete(conn.addr); // re-insert: the map stays in least-recently-failed order
+    this.failures.set(conn.addr, { count: previous + 1, last: now });
+    while (this.failures.size > FAILURE_MAP_MAX) {
+      const oldest = this.failures.keys().next().value as string;
+      this.failures.delete(oldest);
+    }
+    const delay = previous === 0 || this.failureDelayMs === 0 ? 0 : Math.min(this.failureDelayMs * 2 ** Math.min(previous - 1, 20), FAILURE_MAX_DELAY_MS);
+    this.log(`tcp ${conn.peer}: ${reason === 'line-too-long' ? 'password line too long' : 'wrong password'} (failure ${previous + 1} from ${conn.addr}${delay ? `, answered after ${delay} ms` : ''})`);
+    const answer = () => {
+      conn.timer = null;
+      if (conn.state === 'verifying') this.refuse(conn, reason, AUTH_FAILED, true);
+    };
+    if (delay === 0) answer();
+    else {
+      conn.timer = setTimeout(answer, delay);
+      conn.timer.unref();
+    }
+  }
+
+  private leavePending(conn: Conn): void {
+    if (conn.state === 'pending' || conn.state === 'verifying') {
+      this.pendingCount--;
+      conn.state = 'closing';
+    }
+    if (conn.timer) clearTimeout(conn.timer);
+    conn.timer = null;
+  }
+
+  /** Turns a connection away: optional message, then close (destroyed after the grace). */
+  private refuse(conn: Conn, reason: RejectReason, message: string, quiet = false): void {
+    this.leavePending(conn);
+    conn.state = 'closing';
+    this.rejected[reason]++;
+    if (!quiet) this.log(`${conn.transport} ${conn.peer}: refused (${reason})`);
+    if (this.listenerCount('reject') > 0) this.emit('reject', { transport: conn.transport, peer: conn.peer, reason });
+    this.endConn(conn, message);
+  }
+
+  private endConn(conn: Conn, message: string): void {
+    const sock = conn.sock;
+    if (sock.destroyed) return;
+    sock.removeAllListeners('data');
+    sock.resume(); // discard anything else it sends
+    if (message) sock.end(message);
+    else sock.end();
+    const t = setTimeout(() => sock.destroy(), Math.max(this.graceMs, 1));
+    t.unref();
+    sock.once('close', () => clearTimeout(t));
+  }
+
+  private startStreaming(conn: Conn): void {
+    conn.state = 'streaming';
+    conn.announced = true;
+    this.streaming.add(conn);
+    this.counters.totalClients++;
+    const sock = conn.sock;
+    sock.on('end', () => {
+      // The client closed its side: it is leaving (what it sent, if anything, was ignored).
+      // End ours too, so its slot is freed even when no event is flowing.
+      if (!conn.reason) conn.reason = 'end';
+      this.streaming.delete(conn);
+      this.endConn(conn, '');
+    });
+    if (conn.transport === 'tcp') sock.setKeepAlive(true, 60000);
+    sock.resume(); // whatever a client sends after authenticating is ignored
+    this.log(`${conn.transport} ${conn.peer}: client ${conn.id} connected (${this.streaming.size}/${this.maxClients})`);
+    this.emit('client', { id: conn.id, transport: conn.transport, peer: conn.peer });
+  }
+
+  private writeLost(conn: Conn): void {
+    const lost: LostEvent = { event: 'lost', time: conn.missedTime, count: conn.missed, source: 'client' };
+    const line = toLine(lost);
+    conn.missed = 0;
+    conn.sock.write(line);
+    conn.bytes += Buffer.byteLength(line);
+    this.counters.sentBytes += Buffer.byteLength(line);
+  }
+
+  private broadcast(batch: ProcEvent[]): void {
+    const n = batch.length;
+    if (n === 0) return;
+    this.counters.batches++;
+    this.counters.events += n;
+    if (this.streaming.size === 0) return;
+    let text = '';
+    for (const ev of batch) text += toLine(ev);
+    const buf = Buffer.from(text, 'utf8');
+    const len = buf.length;
+    const bound = this.bufferBytes;
+    for (const conn of this.streaming) {
+      const sock = conn.sock;
+      if (sock.destroyed || !sock.writable) continue;
+      const queued = sock.writableLength;
+      if (queued > 0 && queued + len > bound) {
+        if (this.policy === 'disconnect') {
+          this.dropSlow(conn);
+          continue;
+        }
+        if (conn.missed === 0) conn.missedTime = (batch[0] as ProcEvent).time ?? new Date().toISOString();
+        conn.missed += n;
+        conn.dropped += n;
+        this.counters.droppedEvents += n;
+        if (!conn.flushWatch) this.watchFlush(conn);
+        continue;
+      }
+      if (conn.missed > 0) this.writeLost(conn);
+      sock.write(buf);
+      conn.sent += n;
+      conn.bytes += len;
+      this.counters.sentEvents += n;
+      this.counters.sentBytes += len;
+    }
+  }
+
+  /**
+   * Calls back once everything queued for a client that is missing events has been flushed,
+   * to send its `lost` line even if no further batch comes (an empty write completes in order).
+   */
+  private watchFlush(conn: Conn): void {
+    conn.flushWatch = true;
+    conn.sock.write(EMPTY, () => {
+      conn.flushWatch = false;
+      if (conn.missed > 0 && conn.state === 'streaming' && this.state === 'listening' && !conn.sock.destroyed) this.writeLost(conn);
+    });
+  }
+
+  private dropSlow(conn: Conn): void {
+    conn.reason = 'slow';
+    this.counters.slowDisconnects++;
+    this.log(`${conn.transport} ${conn.peer}: client ${conn.id} too slow (${conn.sock.writableLength} bytes buffered), disconnecting`);
+    conn.state = 'closing';
+    this.streaming.delete(conn);
+    conn.sock.destroy();
+  }
+
+  private onClose(conn: Conn): void {
+    if (!this.conns.delete(conn)) return;
+    if (conn.state === 'pending' || conn.state === 'verifying') {
+      // Gone while authenticating, without us turning it away first.
+      this.leavePending(conn);
+      this.rejected['closed-before-auth']++;
+      if (this.listenerCount('reject') > 0) this.emit('reject', { transport: conn.transport, peer: conn.peer, reason: 'closed-before-auth' });
+      return;
+    }
+    if (conn.timer) clearTimeout(conn.timer);
+    conn.timer = null;
+    this.streaming.delete(conn);
+    if (!conn.announced) return;
+    const reason: ClientCloseReason = conn.reason ?? 'end';
+    const info: ClientCloseInfo = { id: conn.id, transport: conn.transport, peer: conn.peer, reason, sent: conn.sent, dropped: conn.dropped };
+    if (conn.error) info.error = conn.error;
+    this.log(`${conn.transport} ${conn.peer}: client ${conn.id} closed (${reason}${conn.error ? ` ${conn.error}` : ''}; ${conn.sent} events sent, ${conn.dropped} dropped)`);
+    this.emit('clientClose', info);
+  }
+
+  /** Counters: events received and sent, bytes, clients, drops per client. */
+  stats(): BroadcastStats {
+    const perClient: ClientStats[] = [];
+    for (const c of this.streaming) {
+      perClient.push({ id: c.id, transport: c.transport, peer: c.peer, sent: c.sent, bytes: c.bytes, dropped: c.dropped, buffered: c.sock.writableLength });
+    }
+    return {
+      ...this.counters,
+      clients: this.streaming.size,
+      pending: this.pendingCount,
+      rejected: { ...this.rejected },
+      perClient,
+    };
+  }
+
+  /**
+   * Stops listening, ends every connection (those that cannot flush within `closeGraceMs` are
+   * destroyed), and removes the socket file. Does not stop the source. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    const wasListening = this.state === 'listening';
+    this.state = 'closing';
+    this.source.off('batch', this.onBatch);
+    const gone: Promise<void>[] = [];
+    for (const conn of this.conns) {
+      if (conn.announced && !conn.reason) conn.reason = 'server-close';
+      this.leavePending(conn);
+      conn.state = 'closing';
+      gone.push(new Promise((resolve) => (conn.sock.destroyed ? resolve() : conn.sock.once('close', () => resolve()))));
+      const sock = conn.sock;
+      if (!sock.destroyed) {
+        sock.removeAllListeners('data');
+        sock.resume();
+        sock.end();
+      }
+    }
+    const grace = setTimeout(() => {
+      for (const conn of this.conns) conn.sock.destroy();
+    }, this.graceMs);
+    await Promise.all([this.teardownListeners(), ...gone]);
+    clearTimeout(grace);
+    this.state = 'closed';
+    if (wasListening) this.log('closed');
+  }
+
+  private async teardownListeners(): Promise<void> {
+    const servers = [this.unixServer, this.tcpServer].filter((s): s is net.Server => s !== null);
+    this.unixServer = null;
+    this.tcpServer = null;
+    await Promise.all(servers.map(closeServer));
+    const f = this.unixFile;
+    this.unixFile = null;
+    if (f) {
+      try {
+        const st = fs.lstatSync(f.path);
+        if (st.isSocket() && st.dev === f.dev && st.ino === f.ino) fs.unlinkSync(f.path);
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+}
+
+/**
+ * Creates a server that broadcasts `options.source`'s events as NDJSON over a Unix socket
+ * and/or authenticated TCP. Call `listen()` to start. Throws a `BroadcastServerError` for
+ * bad options (e.g. TCP without a password: code `ENOPASSWORD`).
+ */
+export function createBroadcastServer(options: BroadcastServerOptions): BroadcastServer {
+  return new BroadcastServer(options);
+}

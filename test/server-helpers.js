@@ -1,0 +1,124 @@
+'use strict';
+// Helpers for the broadcast server and client tests: temp dirs, a fake event source, raw
+// socket clients that record every byte.
+const { EventEmitter } = require('node:events');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+/** A fresh temp dir, removed after the test. */
+function tmpDir(t) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-srv-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** An EventEmitter source of numbered synthetic events: each has `seq` (0, 1, 2, ...). */
+class FakeSource extends EventEmitter {
+  constructor() {
+    super();
+    this.seq = 0;
+  }
+  /** Emits one batch of n events. */
+  batch(n, pad = 0) {
+    const evs = [];
+    for (let i = 0; i < n; i++) {
+      const seq = this.seq++;
+      evs.push({ event: 'exec', time: new Date(1700000000000 + seq).toISOString(), pid: 100000 + seq, user: 'root', cmdline: 'x'.repeat(pad), seq });
+    }
+    this.emit('batch', evs);
+    return evs;
+  }
+  /** Emits `batches` batches of `size`, yielding to the event loop between them. */
+  async stream(batches, size, pad = 0, every = 1) {
+    for (let b = 0; b < batches; b++) {
+      this.batch(size, pad);
+      if (b % every === 0) await new Promise((r) => setImmediate(r));
+    }
+  }
+}
+
+/** A raw client: records all bytes; `lines()` are the complete lines so far. */
+function rawConnect(target) {
+  const sock = typeof target === 'string' ? net.createConnection(target) : net.createConnection({ host: '127.0.0.1', ...target });
+  const rec = { sock, chunks: [], closed: false, error: null };
+  rec.text = () => Buffer.concat(rec.chunks).toString('utf8');
+  rec.lines = () => {
+    const t = rec.text();
+    const parts = t.split('\n');
+    parts.pop();
+    return parts;
+  };
+  sock.on('data', (c) => rec.chunks.push(c));
+  sock.on('error', (e) => (rec.error = e));
+  rec.closedP = new Promise((resolve) => sock.on('close', () => ((rec.closed = true), resolve())));
+  rec.connected = new Promise((resolve, reject) => {
+    sock.once('connect', resolve);
+    sock.once('error', reject);
+  });
+  return rec;
+}
+
+/** Resolves when pred() is true (checked on each data chunk and every 10 ms); rejects after ms. */
+function until(pred, ms = 10000, what = 'condition') {
+  return new Promise((resolve, reject) => {
+    const start = Date.now();
+    const tick = () => {
+      let ok = false;
+      try {
+        ok = pred();
+      } catch (e) {
+        return reject(e);
+      }
+      if (ok) return resolve();
+      if (Date.now() - start > ms) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(tick, 10);
+    };
+    tick();
+  });
+}
+
+/** Connects over TCP and completes the handshake; resolves with the raw client once authenticated. */
+async function tcpAuth(port, password) {
+  const rec = rawConnect({ port });
+  await until(() => rec.text().startsWith('Password: ') || rec.closed, 10000, 'prompt');
+  rec.sock.write(`${password}\n`);
+  await until(() => rec.text().includes('\n') || rec.closed, 10000, 'auth answer');
+  return rec;
+}
+
+/** Events (parsed JSON lines) in a raw client's stream, skipping handshake lines. */
+function events(rec) {
+  return rec.lines().filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+}
+
+/**
+ * Checks a stream of synthetic events and lost lines accounts for seq 0..total-1 exactly:
+ * events in order, every gap announced by a lost line with its exact count. Returns
+ * { received, lost, lostLines }.
+ */
+function checkAccounting(evs, total) {
+  let next = 0;
+  let received = 0;
+  let lost = 0;
+  let lostLines = 0;
+  let owed = 0;
+  for (const ev of evs) {
+    if (ev.event === 'lost') {
+      if (ev.source !== 'client') throw new Error(`unexpected lost source ${ev.source}`);
+      lostLines++;
+      lost += ev.count;
+      owed += ev.count;
+      continue;
+    }
+    if (ev.seq !== next + owed) throw new Error(`expected seq ${next + owed}, got ${ev.seq} (owed ${owed})`);
+    next = ev.seq + 1;
+    owed = 0;
+    received++;
+  }
+  if (next + owed !== total) throw new Error(`stream accounts for ${next + owed} events of ${total}`);
+  return { received, lost, lostLines };
+}
+
+module.exports = { tmpDir, FakeSource, rawConnect, until, tcpAuth, events, checkAccounting };

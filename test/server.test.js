@@ -1,0 +1,551 @@
+'use strict';
+// createBroadcastServer over real sockets: option checks, socket files, the TCP handshake,
+// limits, fan-out to many clients, slow clients, shutdown; then end to end with the kernel.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const net = require('node:net');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+const {
+  createBroadcastServer,
+  BroadcastServerError,
+  PASSWORD_PROMPT,
+  AUTH_SUCCESS,
+  AUTH_FAILED,
+  AUTH_TIMEOUT,
+  tooManyClientsLine,
+  tooManyPendingLine,
+  ProcConnector,
+} = require('..');
+const { tmpDir, FakeSource, rawConnect, until, tcpAuth, events, checkAccounting } = require('./server-helpers');
+
+const PW = 'correct horse';
+
+/** A listening server, closed after the test. */
+async function serve(t, opts) {
+  const srv = createBroadcastServer(opts);
+  t.after(() => srv.close());
+  await srv.listen();
+  return srv;
+}
+
+function waitFor(emitter, name, pred = () => true) {
+  return new Promise((resolve) => {
+    const on = (x) => {
+      if (!pred(x)) return;
+      emitter.off(name, on);
+      resolve(x);
+    };
+    emitter.on(name, on);
+  });
+}
+
+// ------------------------------------------------------------------ options
+
+test('options: TCP without a password is refused; other bad options are named', (t) => {
+  const source = new FakeSource();
+  assert.throws(() => createBroadcastServer({ source, tcp: { port: 0 } }), (e) => e instanceof BroadcastServerError && e.code === 'ENOPASSWORD' && /password/.test(e.message));
+  assert.throws(() => createBroadcastServer({ source, tcp: { port: 0, password: '' } }), { code: 'ENOPASSWORD' });
+  assert.throws(() => createBroadcastServer({ source, tcp: { port: 0, passwordEnv: 'PM_TEST_SURELY_UNSET' } }), { code: 'ENOPASSWORD' });
+  assert.throws(() => createBroadcastServer({ source, tcp: { port: 0, passwordFile: '/nonexistent/pw' } }), { code: 'ENOPASSWORD' });
+  assert.throws(() => createBroadcastServer({ source, tcp: { port: 0, password: 'a', passwordEnv: 'X' } }), { code: 'EINVAL' });
+  assert.throws(() => createBroadcastServer({ source, tcp: { port: 0, password: 'x'.repeat(257) } }), { code: 'EINVAL' });
+  assert.throws(() => createBroadcastServer({ source }), { code: 'EINVAL' });
+  assert.throws(() => createBroadcastServer({ source: {}, unix: { path: '/tmp/x' } }), { code: 'EINVAL' });
+  assert.throws(() => createBroadcastServer({ source, unix: { path: '/tmp/x', mode: 0o1777 } }), { code: 'EINVAL' });
+  assert.throws(() => createBroadcastServer({ source, unix: { path: '/tmp/x', group: 'no-such-group-pm' } }), { code: 'EINVAL' });
+  assert.throws(() => createBroadcastServer({ source, unix: { path: '/tmp/x' }, slowClient: 'wait' }), { code: 'EINVAL' });
+  assert.throws(() => createBroadcastServer({ source, unix: { path: '/tmp/x' }, maxClients: 0 }), { code: 'EINVAL' });
+});
+
+test('options: the password can come from a file or an environment variable', async (t) => {
+  const dir = tmpDir(t);
+  const file = path.join(dir, 'pw');
+  fs.writeFileSync(file, 'from-file\n');
+  const source = new FakeSource();
+  const a = await serve(t, { source, tcp: { port: 0, host: '127.0.0.1', passwordFile: file } });
+  const ra = await tcpAuth(a.address().tcp.port, 'from-file');
+  assert.equal(ra.text(), PASSWORD_PROMPT + AUTH_SUCCESS);
+  process.env.PM_TEST_PW = 'from-env';
+  t.after(() => delete process.env.PM_TEST_PW);
+  const b = await serve(t, { source, tcp: { port: 0, host: '127.0.0.1', passwordEnv: 'PM_TEST_PW' } });
+  const rb = await tcpAuth(b.address().tcp.port, 'from-env');
+  assert.equal(rb.text(), PASSWORD_PROMPT + AUTH_SUCCESS);
+  ra.sock.destroy();
+  rb.sock.destroy();
+});
+
+// ------------------------------------------------------------------ socket file
+
+test('unix: default mode 0666, and the file is removed on close', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const srv = createBroadcastServer({ source: new FakeSource(), unix: { path: p } });
+  await srv.listen();
+  const st = fs.lstatSync(p);
+  assert.ok(st.isSocket());
+  assert.equal(st.mode & 0o777, 0o666);
+  assert.equal(srv.address().unix, p);
+  assert.deepEqual(fs.readdirSync(dir), ['pm.sock'], 'no temp files left next to the socket');
+  await srv.close();
+  assert.equal(fs.existsSync(p), false);
+});
+
+test('unix: mode and group as asked', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  await serve(t, { source: new FakeSource(), unix: { path: p, mode: 0o660, group: 'daemon' } });
+  const st = fs.statSync(p);
+  assert.equal(st.mode & 0o777, 0o660);
+  assert.equal(st.gid, 1);
+  const p2 = path.join(dir, 'pm2.sock');
+  await serve(t, { source: new FakeSource(), unix: { path: p2, mode: 0o600, group: 4 } });
+  const st2 = fs.statSync(p2);
+  assert.equal(st2.mode & 0o777, 0o600);
+  assert.equal(st2.gid, 4);
+});
+
+test('unix: a live socket at the path is refused with EADDRINUSE', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const first = await serve(t, { source: new FakeSource(), unix: { path: p } });
+  const second = createBroadcastServer({ source: new FakeSource(), unix: { path: p } });
+  await assert.rejects(second.listen(), (e) => e.code === 'EADDRINUSE' && e.message.includes(p));
+  assert.ok(fs.lstatSync(p).isSocket(), 'the live socket is untouched');
+  // The first server still works.
+  const c = rawConnect(p);
+  await c.connected;
+  const src = first;
+  assert.equal(src.stats().clients >= 0, true);
+  c.sock.destroy();
+});
+
+test('unix: a stale socket is replaced', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  // Make a stale socket: bind elsewhere, move it into place, close the listener.
+  const tmp = path.join(dir, 'other.sock');
+  const old = net.createServer();
+  await new Promise((r) => old.listen(tmp, r));
+  fs.renameSync(tmp, p);
+  await new Promise((r) => old.close(r));
+  assert.ok(fs.lstatSync(p).isSocket());
+  const source = new FakeSource();
+  const srv = await serve(t, { source, unix: { path: p } });
+  const c = rawConnect(p);
+  await until(() => srv.stats().clients >= 1);
+  source.batch(3);
+  await until(() => c.lines().length === 3);
+  assert.deepEqual(events(c).map((e) => e.seq), [0, 1, 2]);
+  c.sock.destroy();
+});
+
+test('unix: a regular file or a directory in the way is refused and left untouched', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'precious.txt');
+  fs.writeFileSync(p, 'keep me');
+  const srv = createBroadcastServer({ source: new FakeSource(), unix: { path: p } });
+  await assert.rejects(srv.listen(), (e) => e.code === 'EEXIST' && /not a socket/.test(e.message));
+  assert.equal(fs.readFileSync(p, 'utf8'), 'keep me');
+  const d = path.join(dir, 'adir');
+  fs.mkdirSync(d);
+  const srv2 = createBroadcastServer({ source: new FakeSource(), unix: { path: d } });
+  await assert.rejects(srv2.listen(), { code: 'EEXIST' });
+  assert.ok(fs.statSync(d).isDirectory());
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['adir', 'precious.txt'], 'no temp files left behind');
+});
+
+test('unix + tcp: a failed TCP listen leaves no socket file', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const blocker = net.createServer();
+  await new Promise((r) => blocker.listen(0, '127.0.0.1', r));
+  t.after(() => blocker.close());
+  const srv = createBroadcastServer({ source: new FakeSource(), unix: { path: p }, tcp: { port: blocker.address().port, host: '127.0.0.1', password: PW } });
+  await assert.rejects(srv.listen(), { code: 'EADDRINUSE' });
+  assert.equal(fs.existsSync(p), false);
+});
+
+// ------------------------------------------------------------------ TCP handshake
+
+test('tcp: the seed handshake, then events; nothing before authentication', async (t) => {
+  const source = new FakeSource();
+  const srv = await serve(t, { source, tcp: { port: 0, host: '127.0.0.1', password: PW } });
+  const port = srv.address().tcp.port;
+  assert.ok(port > 0);
+  const c = rawConnect({ port });
+  await until(() => c.text() === PASSWORD_PROMPT);
+  source.batch(5); // before authentication: never sent to it
+  c.sock.write(`${PW}\r\n`);
+  await until(() => srv.stats().clients >= 1);
+  source.batch(2);
+  await until(() => c.lines().length === 3);
+  assert.equal(c.text().slice(0, PASSWORD_PROMPT.length + AUTH_SUCCESS.length), PASSWORD_PROMPT + AUTH_SUCCESS);
+  assert.deepEqual(events(c).map((e) => e.seq), [5, 6]);
+  c.sock.destroy();
+});
+
+test('tcp: wrong password gets the failure line, no event, and is closed', async (t) => {
+  const source = new FakeSource();
+  const srv = await serve(t, { source, tcp: { port: 0, host: '127.0.0.1', password: PW } });
+  const rejected = waitFor(srv, 'reject');
+  const c = rawConnect({ port: srv.address().tcp.port });
+  await until(() => c.text() === PASSWORD_PROMPT);
+  source.batch(3);
+  c.sock.write('wrong\n');
+  await c.closedP;
+  assert.equal(c.text(), PASSWORD_PROMPT + AUTH_FAILED);
+  assert.equal((await rejected).reason, 'auth-failed');
+  assert.equal(srv.stats().pending, 0);
+});
+
+test('tcp: a correct prefix, a longer password, or bytes after the newline do not matter', async (t) => {
+  const source = new FakeSource();
+  const srv = await serve(t, { source, tcp: { port: 0, host: '127.0.0.1', password: PW }, authFailureDelayMs: 0 });
+  const port = srv.address().tcp.port;
+  for (const attempt of ['correct', `${PW} `, `${PW}x`]) {
+    const c = await tcpAuth(port, attempt);
+    await c.closedP;
+    assert.equal(c.text(), PASSWORD_PROMPT + AUTH_FAILED, attempt);
+  }
+  // Trailing bytes after the line are ignored (not taken as part of the password).
+  const c = rawConnect({ port });
+  await until(() => c.text() === PASSWORD_PROMPT);
+  c.sock.write(`${PW}\nGARBAGE AFTER\n\x00\x01`);
+  await until(() => c.text().length > PASSWORD_PROMPT.length);
+  assert.equal(c.text(), PASSWORD_PROMPT + AUTH_SUCCESS);
+  source.batch(1);
+  await until(() => events(c).length === 1);
+  c.sock.destroy();
+});
+
+test('tcp: no password within authTimeoutMs is closed', async (t) => {
+  const srv = await serve(t, { source: new FakeSource(), tcp: { port: 0, host: '127.0.0.1', password: PW }, authTimeoutMs: 100 });
+  const rejected = waitFor(srv, 'reject');
+  const c = rawConnect({ port: srv.address().tcp.port });
+  await c.closedP;
+  assert.equal(c.text(), PASSWORD_PROMPT + AUTH_TIMEOUT);
+  assert.equal((await rejected).reason, 'auth-timeout');
+  assert.equal(srv.stats().pending, 0);
+});
+
+test('tcp: a password dripped one byte at a time is accepted', async (t) => {
+  const source = new FakeSource();
+  const srv = await serve(t, { source, tcp: { port: 0, host: '127.0.0.1', password: PW } });
+  const c = rawConnect({ port: srv.address().tcp.port });
+  c.sock.setNoDelay(true);
+  await until(() => c.text() === PASSWORD_PROMPT);
+  for (const ch of `${PW}\r\n`) {
+    c.sock.write(ch);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await until(() => srv.stats().clients >= 1);
+  source.batch(1);
+  await until(() => events(c).length === 1);
+  assert.ok(c.text().startsWith(PASSWORD_PROMPT + AUTH_SUCCESS));
+  c.sock.destroy();
+});
+
+test('tcp: an over-long line (with or without newline) is refused; exactly 256 bytes is allowed', async (t) => {
+  const long = 'p'.repeat(256);
+  const srv = await serve(t, { source: new FakeSource(), tcp: { port: 0, host: '127.0.0.1', password: long }, authFailureDelayMs: 0 });
+  const port = srv.address().tcp.port;
+  const reasons = [];
+  srv.on('reject', (r) => reasons.push(r.reason));
+  const a = rawConnect({ port });
+  await until(() => c0(a));
+  a.sock.write('x'.repeat(10000)); // no newline at all
+  await a.closedP;
+  assert.equal(a.text(), PASSWORD_PROMPT + AUTH_FAILED);
+  const b = await tcpAuth(port, `${long}p`); // 257 bytes then newline
+  await b.closedP;
+  assert.equal(b.text(), PASSWORD_PROMPT + AUTH_FAILED);
+  const ok = await tcpAuth(port, long);
+  assert.equal(ok.text(), PASSWORD_PROMPT + AUTH_SUCCESS);
+  ok.sock.destroy();
+  assert.deepEqual(reasons, ['line-too-long', 'line-too-long']);
+  function c0(r) {
+    return r.text() === PASSWORD_PROMPT;
+  }
+});
+
+test('tcp: binary garbage is refused', async (t) => {
+  const srv = await serve(t, { source: new FakeSource(), tcp: { port: 0, host: '127.0.0.1', password: PW }, authFailureDelayMs: 0 });
+  const port = srv.address().tcp.port;
+  const garbage = Buffer.from([0, 255, 254, 10, 13, 0, 1, 2, 3, 0xc3, 0x28, 10]);
+  const a = rawConnect({ port });
+  await until(() => a.text() === PASSWORD_PROMPT);
+  a.sock.write(garbage);
+  await a.closedP;
+  assert.equal(a.text(), PASSWORD_PROMPT + AUTH_FAILED);
+  const b = rawConnect({ port });
+  await until(() => b.text() === PASSWORD_PROMPT);
+  b.sock.write(Buffer.alloc(4000, 0));
+  await b.closedP;
+  assert.equal(b.text(), PASSWORD_PROMPT + AUTH_FAILED);
+});
+
+test('tcp: half-open and vanished connections are closed and free their slot', async (t) => {
+  const srv = await serve(t, { source: new FakeSource(), tcp: { port: 0, host: '127.0.0.1', password: PW }, maxPending: 1, authTimeoutMs: 200 });
+  const port = srv.address().tcp.port;
+  // Sends half a password then shuts its side down.
+  const a = rawConnect({ port });
+  await until(() => a.text() === PASSWORD_PROMPT);
+  a.sock.end('corr');
+  await a.closedP;
+  assert.equal(a.text(), PASSWORD_PROMPT);
+  // Connects and resets at once.
+  const b = rawConnect({ port });
+  await until(() => b.text() === PASSWORD_PROMPT);
+  b.sock.resetAndDestroy();
+  await until(() => srv.stats().pending === 0);
+  // The single pending slot is free again.
+  const c = await tcpAuth(port, PW);
+  assert.equal(c.text(), PASSWORD_PROMPT + AUTH_SUCCESS);
+  c.sock.destroy();
+  assert.ok(srv.stats().rejected['closed-before-auth'] >= 2);
+});
+
+test('tcp: repeated failures from one address are answered later and later', async (t) => {
+  const logs = [];
+  const srv = await serve(t, { source: new FakeSource(), tcp: { port: 0, host: '127.0.0.1', password: PW }, authFailureDelayMs: 20, log: (l) => logs.push(l) });
+  const port = srv.address().tcp.port;
+  for (let i = 0; i < 3; i++) {
+    const c = await tcpAuth(port, 'nope');
+    await c.closedP;
+    assert.equal(c.text(), PASSWORD_PROMPT + AUTH_FAILED);
+  }
+  const delays = logs.filter((l) => /wrong password/.test(l)).map((l) => Number((/answered after (\d+) ms/.exec(l) || [0, 0])[1]));
+  assert.deepEqual(delays, [0, 20, 40]);
+  // A success resets the count.
+  const ok = await tcpAuth(port, PW);
+  ok.sock.destroy();
+  const c = await tcpAuth(port, 'nope');
+  await c.closedP;
+  assert.match(logs.filter((l) => /wrong password/.test(l)).pop(), /failure 1 from/);
+});
+
+// ------------------------------------------------------------------ limits
+
+test('maxClients: the next Unix or TCP client is told why and closed', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const source = new FakeSource();
+  const srv = await serve(t, { source, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW }, maxClients: 2 });
+  const port = srv.address().tcp.port;
+  const a = rawConnect(p);
+  await until(() => srv.stats().clients >= 1);
+  const b = await tcpAuth(port, PW);
+  assert.equal(b.text(), PASSWORD_PROMPT + AUTH_SUCCESS);
+  const c = rawConnect(p);
+  await c.closedP;
+  assert.equal(c.text(), tooManyClientsLine(2));
+  const d = rawConnect({ port });
+  await d.closedP;
+  assert.equal(d.text(), tooManyClientsLine(2));
+  assert.equal(tooManyClientsLine(2), 'Too many clients (max 2). Disconnecting.\n');
+  // A client authenticating while the last slot fills is told too.
+  const gone = waitFor(srv, 'clientClose');
+  a.sock.destroy();
+  assert.equal((await gone).reason, 'end');
+  const e = await tcpAuth(port, PW);
+  assert.equal(e.text(), PASSWORD_PROMPT + AUTH_SUCCESS);
+  source.batch(1);
+  await until(() => events(b).length === 1 && events(e).length === 1);
+  assert.equal(srv.stats().clients, 2);
+  assert.equal(srv.stats().rejected['too-many-clients'], 2);
+  b.sock.destroy();
+  e.sock.destroy();
+});
+
+test('maxPending: connections waiting to authenticate are bounded', async (t) => {
+  const srv = await serve(t, { source: new FakeSource(), tcp: { port: 0, host: '127.0.0.1', password: PW }, maxPending: 2 });
+  const port = srv.address().tcp.port;
+  const a = rawConnect({ port });
+  const b = rawConnect({ port });
+  await until(() => a.text() === PASSWORD_PROMPT && b.text() === PASSWORD_PROMPT);
+  const c = rawConnect({ port });
+  await c.closedP;
+  assert.equal(c.text(), tooManyPendingLine(2));
+  // Once one authenticates, a slot frees.
+  a.sock.write(`${PW}\n`);
+  await until(() => srv.stats().clients >= 1);
+  const d = await tcpAuth(port, PW);
+  assert.equal(d.text(), PASSWORD_PROMPT + AUTH_SUCCESS);
+  for (const r of [a, b, d]) r.sock.destroy();
+});
+
+// ------------------------------------------------------------------ fan-out
+
+test('50 clients (Unix and TCP) all receive identical, complete, ordered streams', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const source = new FakeSource();
+  const srv = await serve(t, { source, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW }, maxClients: 50 });
+  const port = srv.address().tcp.port;
+  const clients = [];
+  let joined = 0;
+  srv.on('client', () => joined++);
+  for (let i = 0; i < 25; i++) clients.push(rawConnect(p));
+  for (let i = 0; i < 25; i++) clients.push(await tcpAuth(port, PW));
+  await until(() => joined === 50);
+  const BATCHES = 400;
+  const SIZE = 25;
+  const total = BATCHES * SIZE;
+  await source.stream(BATCHES, SIZE, 40, 4);
+  await until(() => clients.every((c) => c.lines().length >= total + (c.text().startsWith('Password') ? 1 : 0)), 30000, 'every event at every client');
+  const ref = events(clients[0]);
+  assert.equal(ref.length, total);
+  ref.forEach((ev, i) => assert.equal(ev.seq, i));
+  const refText = clients[0].text();
+  for (const c of clients.slice(1)) {
+    const body = c.text().startsWith(PASSWORD_PROMPT) ? c.text().slice(PASSWORD_PROMPT.length + AUTH_SUCCESS.length) : c.text();
+    assert.equal(body, refText);
+  }
+  const st = srv.stats();
+  assert.equal(st.events, total);
+  assert.equal(st.sentEvents, total * 50);
+  assert.equal(st.droppedEvents, 0);
+  assert.equal(st.clients, 50);
+  for (const c of clients) c.sock.destroy();
+});
+
+async function slowClientRun(t, transport) {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const source = new FakeSource();
+  const srv = await serve(t, { source, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW }, clientBufferBytes: 256 * 1024 });
+  let joined = 0;
+  srv.on('client', () => joined++);
+  const slow = transport === 'unix' ? rawConnect(p) : await tcpAuth(srv.address().tcp.port, PW);
+  slow.sock.pause(); // never reads while the storm lasts
+  const fast = rawConnect(p);
+  await until(() => joined === 2);
+  const BATCHES = 1000;
+  const SIZE = 50;
+  const total = BATCHES * SIZE; // ~ 11 MB of events: far more than kernel buffers plus 256 KiB
+  await source.stream(BATCHES, SIZE, 100, 2);
+  await until(() => events(fast).length === total, 30000, 'the fast client gets everything');
+  checkAccounting(events(fast), total);
+  const st = srv.stats();
+  const slowStats = st.perClient.find((c) => c.transport === transport && c.dropped > 0);
+  assert.ok(slowStats, `the slow client dropped events: ${JSON.stringify(st.perClient)}`);
+  assert.ok(slowStats.buffered <= 256 * 1024 + 10 * 1024, `memory bounded: ${slowStats.buffered}`);
+  // Now it reads: it gets what was queued, then one lost line with the exact count.
+  slow.sock.resume();
+  await until(() => {
+    const evs = events(slow);
+    const last = evs[evs.length - 1];
+    return last && last.event === 'lost';
+  }, 30000, 'the lost line');
+  const acc = checkAccounting(events(slow), total);
+  assert.equal(acc.lost, slowStats.dropped);
+  assert.equal(acc.lostLines, 1);
+  assert.ok(acc.received > 0 && acc.received < total);
+  // And later events reach it again.
+  source.batch(5);
+  await until(() => events(slow).length === acc.received + 1 + 5 && events(fast).length === total + 5);
+  checkAccounting(events(slow), total + 5);
+  slow.sock.destroy();
+  fast.sock.destroy();
+}
+
+test('slow client (unix, drop): the others get everything; it gets a lost line with the exact count', (t) => slowClientRun(t, 'unix'));
+test('slow client (tcp, drop): the others get everything; it gets a lost line with the exact count', (t) => slowClientRun(t, 'tcp'));
+
+test('slow client (disconnect): it is closed with reason "slow", the others get everything', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const source = new FakeSource();
+  const srv = await serve(t, { source, unix: { path: p }, clientBufferBytes: 128 * 1024, slowClient: 'disconnect' });
+  const closes = [];
+  srv.on('clientClose', (c) => closes.push(c));
+  let joined = 0;
+  srv.on('client', () => joined++);
+  const slow = rawConnect(p);
+  slow.sock.pause();
+  const fast = rawConnect(p);
+  await until(() => joined === 2);
+  const total = 500 * 50;
+  await source.stream(500, 50, 100, 2);
+  await until(() => events(fast).length === total, 30000);
+  checkAccounting(events(fast), total);
+  await until(() => closes.length === 1);
+  assert.equal(closes[0].reason, 'slow');
+  assert.equal(srv.stats().slowDisconnects, 1);
+  slow.sock.resume();
+  await slow.closedP;
+  // What it got before being cut off is an in-order prefix, with no lost line.
+  const got = events(slow);
+  got.forEach((ev, i) => assert.equal(ev.seq, i));
+  fast.sock.destroy();
+});
+
+// ------------------------------------------------------------------ shutdown
+
+test('close() with stalled and pending clients finishes and removes the socket file', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const source = new FakeSource();
+  const srv = createBroadcastServer({ source, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW } });
+  await srv.listen();
+  let joined = 0;
+  srv.on('client', () => joined++);
+  const stalled = [rawConnect(p), rawConnect(p), await tcpAuth(srv.address().tcp.port, PW)];
+  for (const s of stalled) s.sock.pause();
+  const pending = rawConnect({ port: srv.address().tcp.port });
+  await until(() => joined === 3 && pending.text() === PASSWORD_PROMPT);
+  await source.stream(300, 50, 200, 4); // fill their buffers
+  assert.ok(srv.stats().perClient.some((c) => c.buffered > 0));
+  const reasons = [];
+  srv.on('clientClose', (c) => reasons.push(c.reason));
+  await srv.close();
+  assert.equal(fs.existsSync(p), false);
+  assert.deepEqual(reasons, ['server-close', 'server-close', 'server-close']);
+  assert.equal(srv.stats().clients, 0);
+  // The server no longer listens on either transport.
+  await assert.rejects(new Promise((res, rej) => net.createConnection(p).on('connect', res).on('error', rej)));
+  for (const s of [...stalled, pending]) {
+    s.sock.resume();
+    await s.closedP;
+  }
+  assert.equal(source.listenerCount('batch'), 0);
+  await srv.close(); // idempotent
+});
+
+// ------------------------------------------------------------------ end to end with the kernel
+
+function spawnAndWait(cmd, args) {
+  return new Promise((resolve, reject) => {
+    const cp = spawn(cmd, args, { stdio: 'ignore' });
+    cp.on('error', reject);
+    cp.on('exit', () => resolve(cp.pid));
+  });
+}
+
+async function endToEnd(t, transport) {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const conn = new ProcConnector({ events: 'fork,exec,exit' });
+  conn.start();
+  t.after(() => conn.stop());
+  const srv = await serve(t, { source: conn, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW } });
+  const client = transport === 'unix' ? rawConnect(p) : await tcpAuth(srv.address().tcp.port, PW);
+  
+  await until(() => srv.stats().clients === 1);
+  const pid = await spawnAndWait('/bin/sh', ['-c', 'exit 7', 'pm-e2e']);
+  await until(() => events(client).some((e) => e.event === 'exit' && e.pid === pid), 10000, 'the exit of our child');
+  const mine = events(client).filter((e) => e.child_pid === pid || e.pid === pid);
+  assert.deepEqual(mine.map((e) => e.event), ['fork', 'exec', 'exit']);
+  assert.equal(mine[0].parent_pid, process.pid);
+  assert.deepEqual(mine[1].argv, ['/bin/sh', '-c', 'exit 7', 'pm-e2e']);
+  assert.equal(mine[2].exit_code, 7 << 8);
+  assert.equal(mine[2].code, 7);
+  // Each line has "event" first, as on the wire.
+  for (const line of client.lines().filter((l) => l.startsWith('{'))) assert.ok(line.startsWith('{"event":"'), line);
+  client.sock.destroy();
+}
+
+test('end to end over the Unix socket with the real connector: fork, exec, exit of our child', (t) => endToEnd(t, 'unix'));
+test('end to end over TCP with the real connector: fork, exec, exit of our child', (t) => endToEnd(t, 'tcp'));
