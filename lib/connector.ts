@@ -94,6 +94,7 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
   readonly threads: boolean;
   private readonly opts: Required<Omit<ProcConnectorOptions, 'events'>>;
   private native: NativeConnector | null = null;
+  private lastStats: ConnectorStats | null = null;
   private referenced = true;
 
   constructor(options: ProcConnectorOptions = {}) {
@@ -150,6 +151,7 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
     if (!native) return this;
     this.native = null;
     const rest = native.stop() as ProcEvent[];
+    this.lastStats = native.stats();
     if (rest.length) this.dispatch(rest);
     this.emit('close');
     return this;
@@ -169,9 +171,9 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
     return this;
   }
 
-  /** Counters of the running (or last) subscription. */
+  /** Counters of the running (or last) subscription; null before the first start(). */
   stats(): ConnectorStats | null {
-    return this.native ? this.native.stats() : null;
+    return this.native ? this.native.stats() : this.lastStats;
   }
 
   private dispatch(batch: ProcEvent[]): void {

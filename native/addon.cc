@@ -188,7 +188,8 @@ Napi::Object ToJs(Napi::Env env, const OutEvent& e) {
 }
 
 class Connector;
-using Tsfn = Napi::TypedThreadSafeFunction<Connector, void, nullptr>;
+void CallJs(Napi::Env env, Napi::Function, Connector* self, void*);
+using Tsfn = Napi::TypedThreadSafeFunction<Connector, void, CallJs>;
 
 class Connector : public Napi::ObjectWrap<Connector> {
  public:
@@ -228,9 +229,12 @@ class Connector : public Napi::ObjectWrap<Connector> {
 
   // Stops the thread and releases the thread-safe function without calling into JS.
   void Shutdown() {
-    std::lock_guard<std::mutex> lk(tsfn_mu_);
-    live_ = false;
+    {
+      std::lock_guard<std::mutex> lk(tsfn_mu_);
+      live_ = false;  // the reader thread no longer wakes JS
+    }
     monitor_.Stop();
+    std::lock_guard<std::mutex> lk(tsfn_mu_);
     if (tsfn_) {
       tsfn_.Release();
       tsfn_ = Tsfn();
@@ -242,11 +246,6 @@ class Connector : public Napi::ObjectWrap<Connector> {
     if (live_ && tsfn_) tsfn_.NonBlockingCall();
   }
 
-  static void CallJs(Napi::Env env, Napi::Function, Connector* self, void*) {
-    if (env == nullptr || self == nullptr) return;
-    self->Deliver(env);
-  }
-
   Napi::Array TakeBatch(Napi::Env env) {
     batch_.clear();
     monitor_.Drain(batch_);
@@ -255,6 +254,8 @@ class Connector : public Napi::ObjectWrap<Connector> {
     batch_.clear();
     return arr;
   }
+
+  friend void CallJs(Napi::Env env, Napi::Function, Connector* self, void*);
 
   void Deliver(Napi::Env env) {
     Napi::HandleScope scope(env);
@@ -359,6 +360,13 @@ class Connector : public Napi::ObjectWrap<Connector> {
   bool referenced_ = true;
   std::vector<OutEvent> batch_;
 };
+
+// Runs on the JS thread for each wake-up of the reader thread: one call carries every
+// event queued since the last one.
+void CallJs(Napi::Env env, Napi::Function, Connector* self, void*) {
+  if (env == nullptr || self == nullptr) return;
+  self->Deliver(env);
+}
 
 // parse(buf: Buffer): the raw events in one datagram, for tests and fuzzing from JS.
 Napi::Value Parse(const Napi::CallbackInfo& info) {

@@ -1,0 +1,324 @@
+'use strict';
+// ProcConnector against the real kernel: real processes, their real events, field by field.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { execFileSync, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { ProcConnector, ProcConnectorError, toLine } = require('..');
+const { record, run, about, exited } = require('./helpers');
+
+const ROOT = path.join(__dirname, '..');
+
+function started(opts) {
+  const c = new ProcConnector(opts);
+  c.start();
+  return c;
+}
+
+test('fork, exec and exit of a short-lived process, field by field', async (t) => {
+  const c = started({ events: 'fork,exec,exit' });
+  t.after(() => c.stop());
+  const arg = 'two words é ☃';
+  const rec = record(c);
+  // The shell waits for its stdin to close, so /proc still has it when the exec is read.
+  const { spawn } = require('node:child_process');
+  const cp = spawn('/bin/sh', ['-c', 'read x; exit 3', 'sh-name', arg], { stdio: ['pipe', 'ignore', 'ignore'] });
+  const pid = cp.pid;
+  const code = await new Promise((resolve) => {
+    cp.on('exit', resolve);
+    rec.until((evs) => evs.some((e) => e.event === 'exec' && e.pid === pid)).then(() => cp.stdin.end());
+  });
+  assert.equal(code, 3);
+  await rec.until(exited(pid));
+  const mine = rec.of(pid);
+  assert.deepEqual(mine.map((e) => e.event), ['fork', 'exec', 'exit'], JSON.stringify(mine));
+  const [fork, exec, exit] = mine;
+  assert.equal(fork.child_pid, pid);
+  assert.equal(fork.parent_pid, process.pid);
+  assert.equal(fork.user, 'root');
+  assert.equal(fork.uid, 0);
+  assert.equal(fork.comm, 'node'); // the parent's program, as forked
+  assert.ok(fork.cmdline.length > 0);
+  assert.equal(fork.thread, undefined);
+  assert.match(fork.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+
+  assert.equal(exec.pid, pid);
+  assert.deepEqual(exec.argv, ['/bin/sh', '-c', 'read x; exit 3', 'sh-name', arg]);
+  assert.equal(exec.cmdline, `/bin/sh -c read x; exit 3 sh-name ${arg}`);
+  assert.equal(exec.ppid, process.pid);
+  assert.equal(exec.user, 'root');
+  assert.equal(exec.comm, 'sh');
+  assert.equal(exec.exe, fs.realpathSync('/bin/sh'));
+  assert.equal(exec.missing, undefined);
+
+  assert.equal(exit.pid, pid);
+  assert.equal(exit.exit_code, 768);
+  assert.equal(exit.code, 3);
+  assert.equal(exit.signal, null);
+  assert.equal(exit.core, false);
+  assert.equal(exit.comm, 'sh');
+  assert.equal(exit.cmdline, exec.cmdline);
+  assert.equal(exit.user, 'root');
+  assert.equal(exit.ppid, process.pid);
+  assert.ok(exit.duration_ms > 0 && exit.duration_ms < 60000, String(exit.duration_ms));
+  const lag = Date.now() - Date.parse(exit.time);
+  assert.ok(lag >= -1000 && lag < 60000, `event time ${exit.time} is close to now`);
+
+  // The wire form: "event" first, the seed's fields keep their names.
+  const line = toLine(exit);
+  assert.ok(line.startsWith('{"event":"exit","pid":'));
+  assert.ok(line.endsWith('}\n'));
+  assert.deepEqual(JSON.parse(line), exit);
+});
+
+test('exit by signal: code null, signal name, raw status kept', async (t) => {
+  const c = started({ events: 'exit' });
+  t.after(() => c.stop());
+  const rec = record(c);
+  const { pid, signal } = await run('/bin/sh', ['-c', 'kill -KILL $$']);
+  assert.equal(signal, 'SIGKILL');
+  await rec.until(exited(pid));
+  const [exit] = rec.of(pid);
+  assert.equal(exit.exit_code, 9);
+  assert.equal(exit.code, null);
+  assert.equal(exit.signal, 'SIGKILL');
+  assert.equal(exit.core, false);
+});
+
+test('user names: a process run as nobody', async (t) => {
+  const c = started({ events: 'exec,exit' });
+  t.after(() => c.stop());
+  const rec = record(c);
+  const { pid } = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '/bin/sh', '-c', 'exit 0']);
+  await rec.until(exited(pid));
+  const mine = rec.of(pid);
+  const exec = mine.filter((e) => e.event === 'exec').at(-1);
+  assert.equal(exec.argv[0], '/bin/sh');
+  assert.equal(exec.user, 'nobody');
+  assert.equal(exec.uid, 65534);
+  const exit = mine.find((e) => e.event === 'exit');
+  assert.equal(exit.user, 'nobody');
+});
+
+test('threads are reported only when asked for', async (t) => {
+  const script = 'import threading; t=threading.Thread(target=lambda: None); t.start(); t.join()';
+  for (const threads of [false, true]) {
+    const c = started({ events: 'fork,exec,exit', threads });
+    const rec = record(c);
+    const { pid } = await run('python3', ['-c', script]);
+    await rec.until(exited(pid));
+    c.stop();
+    const mine = rec.of(pid);
+    const threadEvents = mine.filter((e) => e.thread);
+    if (!threads) {
+      assert.equal(threadEvents.length, 0, JSON.stringify(threadEvents));
+    } else {
+      const tf = threadEvents.find((e) => e.event === 'fork');
+      assert.ok(tf, 'thread fork seen: ' + JSON.stringify(mine));
+      assert.equal(tf.child_tgid, pid);
+      assert.notEqual(tf.child_pid, pid);
+      const te = threadEvents.find((e) => e.event === 'exit');
+      assert.ok(te, 'thread exit seen');
+      assert.equal(te.tgid, pid);
+    }
+    // The process exit is reported once either way.
+    assert.equal(mine.filter((e) => e.event === 'exit' && !e.thread).length, 1);
+  }
+});
+
+test('kernel filter on and off: the same events, filtering in the kernel or here', async () => {
+  for (const kernelFilter of [true, false]) {
+    const c = started({ events: 'exec', kernelFilter });
+    assert.equal(c.stats().kernelFilter, kernelFilter);
+    const rec = record(c);
+    const { pid } = await run('/bin/true', ['x']);
+    await rec.until((evs) => evs.some(about(pid)));
+    c.stop();
+    const all = rec.events;
+    const mine = rec.of(pid);
+    assert.deepEqual(mine.map((e) => e.event), ['exec']);
+    assert.ok(all.every((e) => e.event === 'exec' || e.event === 'lost'), 'only exec events');
+  }
+});
+
+test('all event kinds: comm and uid events', async (t) => {
+  const c = started({ events: 'all' });
+  t.after(() => c.stop());
+  const rec = record(c);
+  const { pid } = await run('python3', ['-c', 'import os; open("/proc/self/comm","w").write("renamed"); os.setuid(65534)']);
+  await rec.until(exited(pid));
+  const mine = rec.of(pid);
+  const comm = mine.find((e) => e.event === 'comm');
+  assert.equal(comm?.comm, 'renamed');
+  const uid = mine.find((e) => e.event === 'uid');
+  assert.deepEqual([uid?.ruid, uid?.euid], [65534, 65534]);
+  const exit = mine.find((e) => e.event === 'exit');
+  assert.equal(exit.comm, 'renamed');
+  assert.equal(exit.user, 'nobody');
+});
+
+test('stop() is idempotent and emits close; async iteration ends with an AbortSignal', async () => {
+  const c = started({ events: 'exec' });
+  const ac = new AbortController();
+  const seen = [];
+  const loop = (async () => {
+    for await (const ev of c.events({ signal: ac.signal })) {
+      seen.push(ev);
+      if (seen.some((e) => e.event === 'exec' && e.argv[1] === 'iter-marker')) ac.abort();
+    }
+  })();
+  await run('/bin/echo', ['iter-marker']);
+  await loop;
+  assert.ok(seen.some((e) => e.argv?.[1] === 'iter-marker'));
+  let closes = 0;
+  c.on('close', () => closes++);
+  c.stop();
+  c.stop();
+  assert.equal(closes, 1);
+  assert.equal(c.running, false);
+  // for await over the connector itself ends when it stops
+  const c2 = started({ events: 'exec' });
+  const it = (async () => {
+    for await (const ev of c2) if (ev.event === 'exec' && ev.argv[1] === 'stop-marker') c2.stop();
+  })();
+  await run('/bin/echo', ['stop-marker']);
+  await it;
+});
+
+test('bad options are refused with clear errors', () => {
+  assert.throws(() => new ProcConnector({ events: 'exec,bogus' }), /unknown event "bogus"/);
+  assert.throws(() => new ProcConnector({ events: '' }), /empty event list/);
+  assert.throws(() => new ProcConnector({ rcvbuf: -1 }), /rcvbuf must be an integer/);
+  assert.throws(() => new ProcConnector({ queueMax: 0 }), /queueMax/);
+});
+
+test('the kernel drops events when the receive buffer is tiny: a lost event says how many', async (t) => {
+  // Kernel filter off so sequence gaps are exact.
+  const c = started({ events: 'all', rcvbuf: 1, kernelFilter: false });
+  t.after(() => c.stop());
+  const lost = [];
+  c.on('lost', (e) => lost.push(e));
+  for (let i = 0; i < 5 && lost.length === 0; i++) {
+    await run('/bin/sh', ['-c', 'for i in $(seq 300); do /bin/true; done']);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(lost.length > 0, 'a lost event was emitted');
+  assert.equal(lost[0].source, 'kernel');
+  assert.ok(lost[0].count > 0);
+  assert.equal(lost[0].approximate, undefined);
+  assert.ok(c.stats().lostKernel >= lost[0].count);
+});
+
+test('a blocked JS thread overflows the bounded queue: lost events with source "queue"', async (t) => {
+  const c = started({ events: 'fork,exec,exit', queueMax: 20 });
+  t.after(() => c.stop());
+  const lost = [];
+  c.on('lost', (e) => lost.push(e));
+  // execFileSync blocks this thread while the reader thread keeps reading.
+  execFileSync('/bin/sh', ['-c', 'for i in $(seq 100); do /bin/true; done']);
+  await new Promise((r) => setTimeout(r, 200));
+  const q = lost.filter((e) => e.source === 'queue');
+  assert.ok(q.length > 0, JSON.stringify(lost));
+  assert.ok(q[0].count > 0);
+  assert.equal(c.stats().lostQueue, q.reduce((a, e) => a + e.count, 0));
+});
+
+test('works without privileges (Linux 6.6+): nobody, no capabilities', () => {
+  const script = `
+    const { ProcConnector } = require(${JSON.stringify(ROOT)});
+    const { spawn } = require('node:child_process');
+    const c = new ProcConnector({ events: 'exec' });
+    c.start();
+    const s = c.stats();
+    const cp = spawn('/bin/echo', ['unpriv-marker'], { stdio: 'ignore' });
+    c.on('exec', (e) => { if (e.pid === cp.pid) { console.log(JSON.stringify({ e, s })); c.stop(); } });
+    setTimeout(() => { console.log('timeout'); process.exit(1); }, 5000).unref();
+  `;
+  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', process.execPath, '-e', script], { encoding: 'utf8', timeout: 15000 });
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  const { e, s } = JSON.parse(r.stdout);
+  assert.deepEqual(e.argv, ['/bin/echo', 'unpriv-marker']);
+  assert.equal(e.user, 'nobody');
+  assert.equal(s.rcvbufForced, false, 'SO_RCVBUFFORCE needs privilege: plain SO_RCVBUF used');
+});
+
+test('an unprivileged reader cannot see other users\' exe: marked missing', () => {
+  const script = `
+    const { ProcConnector } = require(${JSON.stringify(ROOT)});
+    const c = new ProcConnector({ events: 'exec' });
+    c.start();
+    c.on('exec', (e) => { if (e.argv[1] === 'root-marker') { console.log(JSON.stringify(e)); c.stop(); } });
+    process.stdout.write('ready\\n');
+    setTimeout(() => { console.log('timeout'); process.exit(1); }, 5000).unref();
+  `;
+  const { spawn } = require('node:child_process');
+  return new Promise((resolve, reject) => {
+    const cp = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    cp.stdout.on('data', (d) => {
+      out += d;
+      if (out.startsWith('ready\n') && !cp.fired) {
+        cp.fired = true;
+        run('/bin/echo', ['root-marker']);
+      }
+    });
+    cp.on('exit', (code) => {
+      try {
+        assert.equal(code, 0, out);
+        const e = JSON.parse(out.split('\n')[1]);
+        assert.equal(e.exe, '');
+        assert.ok(e.missing.includes('exe'));
+        assert.equal(e.user, 'root');
+        assert.deepEqual(e.argv, ['/bin/echo', 'root-marker']);
+        resolve();
+      } catch (err) {
+        reject(err);
+      }
+    });
+  });
+});
+
+test('in a new user namespace the kernel never answers: a clear ENOACK error, no hang', () => {
+  const script = `
+    const { ProcConnector } = require(${JSON.stringify(ROOT)});
+    try { new ProcConnector({ events: 'exec', ackTimeout: 300 }).start(); console.log('started?'); }
+    catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message })); }
+  `;
+  const r = spawnSync('unshare', ['-U', process.execPath, '-e', script], { encoding: 'utf8', timeout: 15000 });
+  assert.equal(r.status, 0, r.stderr);
+  const e = JSON.parse(r.stdout);
+  assert.equal(e.name, 'ProcConnectorError');
+  assert.equal(e.code, 'ENOACK');
+  assert.match(e.message, /namespace/);
+  assert.match(e.message, /CONFIG_PROC_EVENTS/);
+});
+
+test('an unref\'d connector does not keep the process alive; a ref\'d one does', () => {
+  const script = (unref) => `
+    const { ProcConnector } = require(${JSON.stringify(ROOT)});
+    const c = new ProcConnector({ events: 'exec' }).start();
+    ${unref ? 'c.unref();' : ''}
+  `;
+  const r = spawnSync(process.execPath, ['-e', script(true)], { timeout: 10000 });
+  assert.equal(r.status, 0);
+  assert.equal(r.signal, null);
+  const r2 = spawnSync(process.execPath, ['-e', script(false)], { timeout: 1500 });
+  assert.equal(r2.signal, 'SIGTERM', 'still running when the timeout killed it');
+});
+
+test('start/stop 100 times leaks no file descriptors or threads', () => {
+  const fds = () => fs.readdirSync('/proc/self/fd').length;
+  const threads = () => Number(/Threads:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1]);
+  const c = new ProcConnector({ events: 'exec' });
+  c.start().stop();
+  const before = [fds(), threads()];
+  for (let i = 0; i < 100; i++) c.start().stop();
+  assert.deepEqual([fds(), threads()], before);
+});
+
+test('errors are ProcConnectorError with a code', () => {
+  const e = new ProcConnectorError('EPERM', 'x');
+  assert.ok(e instanceof Error);
+  assert.equal(e.code, 'EPERM');
+});
