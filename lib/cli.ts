@@ -1,0 +1,312 @@
+/**
+ * The procMonitor daemon: ProcConnector wired to a broadcast server (Unix socket, TCP) or to
+ * stdout. Logs go to stderr, never into an event stream.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import mri = require('mri');
+import { ProcConnector, ProcConnectorError } from './connector';
+import { EVENT_NAMES, parseEventList, toLine, type ProcEvent } from './events';
+import { BroadcastServerError, createBroadcastServer, type BroadcastServer, type BroadcastServerOptions } from './server';
+import { formatEvent } from './client-cli';
+
+const NAME = 'procMonitor';
+export const DEFAULT_SOCKET = '/var/run/procMonitor.sock';
+const DEFAULT_EVENTS = 'fork,exec,exit';
+
+export const USAGE = `Usage: ${NAME} [options]
+
+Linux process events (fork, exec, exit, ...) from the kernel's proc connector, served to
+clients as JSON lines over a Unix socket (the default), over TCP with a password, or
+printed on stdout.
+
+Options:
+  -e, --events LIST      events to report, comma-separated: ${EVENT_NAMES.join(', ')},
+                         or all (default: ${DEFAULT_EVENTS})
+  -c, --clients N        clients served at once, at most (default: 10)
+  -s, --socket PATH      serve a Unix domain socket at PATH (default: ${DEFAULT_SOCKET};
+                         served when neither --tcp nor --direct is given, or when given)
+      --socket-mode MODE file mode of the socket, octal (default: 0666)
+      --socket-group GRP group of the socket file (name or gid; default: unchanged)
+  -t, --tcp PORT         serve TCP on PORT (1-65535); clients must send the password
+  -a, --auth PASSWORD    the TCP password. Visible to every user in \`ps\`: prefer
+                         --auth-file or the PROCMONITOR_AUTH environment variable
+      --auth-file FILE   read the TCP password from FILE (one trailing newline ignored)
+      --bind HOST        TCP address to bind (default: 0.0.0.0, every IPv4 interface)
+  -d, --direct           print events on stdout instead of serving them
+      --format FMT       with --direct: json (default, one object a line) or text
+                         (aligned columns; colour only on a terminal)
+      --threads          report threads too (clone/exit of non-leader tasks)
+      --slow-client POL  a client that reads too slowly: drop (default: it misses events
+                         and gets one "lost" line with the count) or disconnect
+      --rcvbuf BYTES     kernel socket receive buffer (default: 8388608)
+  -q, --quiet            no log lines on stderr (errors are still printed)
+  -v, --version          print the version and exit
+  -h, --help             print this help and exit
+
+Environment:
+  PROCMONITOR_AUTH       the TCP password, when neither --auth nor --auth-file is given
+
+Examples:
+  ${NAME} --clients 20 --socket /tmp/procMonitor.sock -e exec,fork,exit
+  ${NAME} --tcp 8080 --auth mysecretpassword --clients 50 -e exec,fork,exit
+  ${NAME} --direct -e exec,fork,exit
+
+Exit status: 0 after SIGINT/SIGTERM, 2 on bad usage, 1 on runtime failures.`;
+
+class UsageError extends Error {}
+
+export interface DaemonOptions {
+  events: string[];
+  clients: number;
+  socket: string | null;
+  socketMode: number;
+  socketGroup?: string | number;
+  tcp: { port: number; host: string; password?: string; passwordFile?: string; passwordEnv?: string } | null;
+  direct: boolean;
+  format: 'json' | 'text';
+  threads: boolean;
+  slowClient: 'drop' | 'disconnect';
+  rcvbuf: number;
+  quiet: boolean;
+}
+
+const STRING_FLAGS = ['events', 'clients', 'socket', 'tcp', 'auth', 'auth-file', 'bind', 'socket-mode', 'socket-group', 'slow-client', 'rcvbuf', 'format'];
+const BOOLEAN_FLAGS = ['direct', 'threads', 'quiet', 'version', 'help'];
+const SHORT: Record<string, string> = { e: 'events', c: 'clients', s: 'socket', t: 'tcp', a: 'auth', d: 'direct', h: 'help', q: 'quiet', v: 'version' };
+// mri only knows (and so only accepts, with `unknown`) the flags named in `alias`.
+const ALIASES: Record<string, string[]> = Object.fromEntries(
+  [...STRING_FLAGS, ...BOOLEAN_FLAGS].map((long) => [long, Object.keys(SHORT).filter((s) => SHORT[s] === long)]),
+);
+
+function integer(text: string, flag: string, min: number, max: number): number {
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new UsageError(`--${flag} must be a whole number from ${min} to ${max}, got "${text}"`);
+  }
+  return Number(text);
+}
+
+/** Parses the daemon's arguments. Returns 'help' or 'version' for those flags; throws UsageError. */
+export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): DaemonOptions | 'help' | 'version' {
+  let unknown: string | null = null;
+  const args = mri(argv, {
+    string: STRING_FLAGS,
+    boolean: BOOLEAN_FLAGS,
+    alias: ALIASES,
+    unknown: (flag) => {
+      unknown ??= flag;
+      return false;
+    },
+  }) as Record<string, unknown> & { _: string[] };
+  if (unknown) throw new UsageError(`unknown option ${unknown} (see --help)`);
+  if (args.help) return 'help';
+  if (args.version) return 'version';
+  if (args._.length) throw new UsageError(`unexpected argument "${args._[0]}" (see --help)`);
+  const str = (name: string): string | undefined => {
+    const v = args[name];
+    if (v === undefined) return undefined;
+    if (Array.isArray(v)) throw new UsageError(`--${name} given more than once`);
+    if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} needs a value`);
+    return v;
+  };
+  for (const b of BOOLEAN_FLAGS) if (Array.isArray(args[b])) throw new UsageError(`--${b} given more than once`);
+
+  let events: string[];
+  const eventsText = str('events') ?? DEFAULT_EVENTS;
+  try {
+    events = parseEventList(eventsText);
+  } catch (err) {
+    throw new UsageError(`--events: ${(err as Error).message}`);
+  }
+  const clientsText = str('clients');
+  const clients = clientsText === undefined ? 10 : integer(clientsText, 'clients', 1, 100000);
+  const direct = Boolean(args.direct);
+  const tcpText = str('tcp');
+  const socketText = str('socket');
+  const formatText = str('format');
+  if (formatText !== undefined && formatText !== 'json' && formatText !== 'text') {
+    throw new UsageError(`--format must be json or text, got "${formatText}"`);
+  }
+  if (formatText !== undefined && !direct) throw new UsageError('--format applies to --direct output');
+  const slowText = str('slow-client');
+  if (slowText !== undefined && slowText !== 'drop' && slowText !== 'disconnect') {
+    throw new UsageError(`--slow-client must be drop or disconnect, got "${slowText}"`);
+  }
+  const modeText = str('socket-mode');
+  if (modeText !== undefined && !/^0?[0-7]{3}$/.test(modeText)) {
+    throw new UsageError(`--socket-mode must be an octal mode such as 0660, got "${modeText}"`);
+  }
+  const groupText = str('socket-group');
+  const rcvbufText = str('rcvbuf');
+  const rcvbuf = rcvbufText === undefined ? 8 << 20 : integer(rcvbufText, 'rcvbuf', 1, 0x7fffffff);
+
+  let tcp: DaemonOptions['tcp'] = null;
+  const auth = str('auth');
+  const authFile = str('auth-file');
+  const bind = str('bind');
+  if (tcpText !== undefined) {
+    const port = integer(tcpText, 'tcp', 1, 65535);
+    if (auth !== undefined && authFile !== undefined) throw new UsageError('give either --auth or --auth-file, not both');
+    if (authFile !== undefined) {
+      try {
+        fs.accessSync(authFile, fs.constants.R_OK);
+      } catch (err) {
+        throw new UsageError(`cannot read --auth-file ${authFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    }
+    if (auth === undefined && authFile === undefined && !env.PROCMONITOR_AUTH) {
+      throw new UsageError('--tcp needs a password: --auth PASSWORD, --auth-file FILE or PROCMONITOR_AUTH');
+    }
+    if (auth === '') throw new UsageError('--auth needs a value');
+    tcp = {
+      port,
+      host: bind ?? '0.0.0.0',
+      ...(auth !== undefined ? { password: auth } : authFile !== undefined ? { passwordFile: authFile } : { passwordEnv: 'PROCMONITOR_AUTH' }),
+    };
+  } else if (auth !== undefined || authFile !== undefined || bind !== undefined) {
+    throw new UsageError(`${auth !== undefined ? '--auth' : authFile !== undefined ? '--auth-file' : '--bind'} needs --tcp PORT`);
+  }
+  // The Unix socket is served by default, or when asked for next to --tcp / --direct.
+  const socket = socketText ?? (!direct && !tcp ? DEFAULT_SOCKET : null);
+  if (!socket && (modeText !== undefined || groupText !== undefined)) {
+    throw new UsageError('--socket-mode and --socket-group need a Unix socket (--socket PATH)');
+  }
+  return {
+    events,
+    clients,
+    socket,
+    socketMode: modeText === undefined ? 0o666 : parseInt(modeText, 8),
+    ...(groupText !== undefined ? { socketGroup: /^\d+$/.test(groupText) ? Number(groupText) : groupText } : {}),
+    tcp,
+    direct,
+    format: formatText === 'text' ? 'text' : 'json',
+    threads: Boolean(args.threads),
+    slowClient: slowText === 'disconnect' ? 'disconnect' : 'drop',
+    rcvbuf,
+    quiet: Boolean(args.quiet),
+  };
+}
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+const COLORS: Record<string, string> = { fork: '\x1b[36m', exec: '\x1b[32m', exit: '\x1b[33m', lost: '\x1b[31;1m' };
+
+/** Writes events on stdout, bounded: a stalled reader of stdout loses events, never memory. */
+function directWriter(format: 'json' | 'text', log: (line: string) => void): (batch: ProcEvent[]) => void {
+  const out = process.stdout;
+  const color = format === 'text' && out.isTTY === true && !process.env.NO_COLOR;
+  const limit = 16 << 20;
+  let dropped = 0;
+  const line = (ev: ProcEvent): string => {
+    if (format === 'json') return toLine(ev);
+    const text = formatEvent(ev);
+    const c = color ? COLORS[ev.event] : undefined;
+    return (c ? `${c}${text}\x1b[0m` : text) + '\n';
+  };
+  out.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0); // the reader went away (e.g. `| head`)
+    log(`stdout: ${err.message}`);
+  });
+  return (batch) => {
+    if (out.writableLength > limit) {
+      dropped += batch.length;
+      return;
+    }
+    let chunk = '';
+    if (dropped) {
+      chunk += line({ event: 'lost', time: new Date().toISOString(), count: dropped, source: 'client' });
+      dropped = 0;
+    }
+    for (const ev of batch) chunk += line(ev);
+    out.write(chunk);
+  };
+}
+
+/** Runs the daemon until SIGINT/SIGTERM; resolves with the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  let opts: ReturnType<typeof parseArgs>;
+  try {
+    opts = parseArgs(argv);
+  } catch (err) {
+    process.stderr.write(`${NAME}: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (opts === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  if (opts === 'version') {
+    process.stdout.write(`${NAME} ${version()}\n`);
+    return 0;
+  }
+  const o = opts;
+  const log = (line: string): void => {
+    if (!o.quiet) process.stderr.write(`${NAME}: ${line}\n`);
+  };
+  const fail = (line: string): void => {
+    process.stderr.write(`${NAME}: ${line}\n`);
+  };
+
+  const conn = new ProcConnector({ events: o.events, threads: o.threads, rcvbuf: o.rcvbuf });
+  let server: BroadcastServer | null = null;
+  if (o.socket || o.tcp) {
+    const sopts: BroadcastServerOptions = {
+      source: conn,
+      maxClients: o.clients,
+      slowClient: o.slowClient,
+      log,
+      ...(o.socket ? { unix: { path: o.socket, mode: o.socketMode, ...(o.socketGroup !== undefined ? { group: o.socketGroup } : {}) } } : {}),
+      ...(o.tcp ? { tcp: o.tcp } : {}),
+    };
+    try {
+      server = createBroadcastServer(sopts);
+      await server.listen();
+    } catch (err) {
+      const e = err as BroadcastServerError;
+      fail(e.message);
+      // A port in use or taken by another instance is a usage problem; other failures are runtime.
+      return e.code === 'EADDRINUSE' && o.tcp && !/socket/i.test(e.message) ? 2 : e.code === 'EINVAL' || e.code === 'ENOPASSWORD' ? 2 : 1;
+    }
+  }
+  if (o.direct) conn.on('batch', directWriter(o.format, log));
+  conn.on('lost', (ev) => log(`lost ${ev.count} events (${ev.source}${ev.approximate ? ', at most' : ''})`));
+  try {
+    conn.start();
+  } catch (err) {
+    fail(err instanceof ProcConnectorError ? err.message : `cannot subscribe: ${(err as Error).message}`);
+    await server?.close();
+    return 1;
+  }
+  const where = [
+    o.socket ? `unix:${o.socket}` : null,
+    o.tcp ? `tcp:${o.tcp.host}:${server?.address().tcp?.port ?? o.tcp.port}` : null,
+    o.direct ? 'stdout' : null,
+  ].filter(Boolean);
+  log(`watching ${o.events.join(',')}${o.threads ? ' (with threads)' : ''}, serving ${where.join(' and ')}${server ? `, ${o.clients} clients at most` : ''}`);
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      log(`${sig}: stopping`);
+      // Never hang on shutdown: whatever is still open after a second is abandoned.
+      setTimeout(() => resolve(0), 1000).unref();
+      conn.stop();
+      void Promise.resolve(server?.close()).then(
+        () => resolve(0),
+        () => resolve(0),
+      );
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGHUP', () => log('SIGHUP ignored (SIGINT or SIGTERM stop the daemon)'));
+  });
+}

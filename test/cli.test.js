@@ -1,0 +1,293 @@
+'use strict';
+// The procMonitor command as a user runs it: a child process, real clients, real signals.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const { run } = require('./helpers');
+
+const BIN = path.join(__dirname, '..', 'bin', 'procMonitor');
+
+function tmpdir() {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'pm-cli-'));
+}
+
+/** Starts the daemon; resolves once it logged that it is watching. */
+function daemon(args, opts = {}) {
+  const cp = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  cp.out = '';
+  cp.err = '';
+  cp.stdout.on('data', (d) => (cp.out += d));
+  cp.stderr.on('data', (d) => (cp.err += d));
+  cp.exited = new Promise((resolve) => cp.on('exit', (code, signal) => resolve({ code, signal })));
+  cp.ready = new Promise((resolve, reject) => {
+    const check = () => {
+      if (/watching /.test(cp.err) || (args.includes('--quiet') && cp.out !== null)) resolve(cp);
+    };
+    cp.stderr.on('data', check);
+    cp.exited.then(({ code }) => reject(new Error(`daemon exited with ${code}: ${cp.err}`)));
+    if (args.includes('--quiet')) setTimeout(() => resolve(cp), 700);
+  });
+  return cp;
+}
+
+async function stop(cp, sig = 'SIGTERM') {
+  if (cp.exitCode === null && cp.signalCode === null) cp.kill(sig);
+  const r = await cp.exited;
+  return r;
+}
+
+/** Reads NDJSON from a socket until pred(events) holds. */
+function reader(sock) {
+  const events = [];
+  let buf = '';
+  const waiters = new Set();
+  sock.setEncoding('utf8');
+  sock.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      if (line.startsWith('{')) events.push(JSON.parse(line));
+    }
+    for (const w of waiters) w();
+  });
+  return {
+    events,
+    until(pred) {
+      return new Promise((resolve, reject) => {
+        const check = () => pred(events) && (waiters.delete(check), resolve(events));
+        waiters.add(check);
+        sock.on('close', () => reject(new Error('socket closed: ' + JSON.stringify(events.slice(-3)))));
+        check();
+      });
+    },
+  };
+}
+
+function connectUnix(p) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(p, () => resolve(s));
+    s.on('error', reject);
+  });
+}
+
+const sawExit = (pid) => (evs) => evs.some((e) => e.event === 'exit' && e.pid === pid);
+
+test('--help lists every option with its default and the seed examples; --version', () => {
+  const r = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' });
+  assert.equal(r.status, 0);
+  for (const opt of ['-e, --events', '-c, --clients', '-s, --socket', '-t, --tcp', '-a, --auth', '-d, --direct', '-h, --help', '--version', '--threads', '--auth-file', '--bind', '--socket-mode', '--socket-group', '--slow-client', '--rcvbuf', '--format', '--quiet', 'PROCMONITOR_AUTH']) {
+    assert.ok(r.stdout.includes(opt), `help mentions ${opt}`);
+  }
+  assert.match(r.stdout, /default: 10/);
+  assert.match(r.stdout, /default: \/var\/run\/procMonitor\.sock/);
+  assert.match(r.stdout, /visible to every user in `ps`/i);
+  assert.ok(r.stdout.includes('procMonitor --clients 20 --socket /tmp/procMonitor.sock -e exec,fork,exit'));
+  assert.ok(r.stdout.includes('procMonitor --tcp 8080 --auth mysecretpassword --clients 50 -e exec,fork,exit'));
+  assert.ok(r.stdout.includes('procMonitor --direct -e exec,fork,exit'));
+  const v = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' });
+  assert.equal(v.status, 0);
+  assert.match(v.stdout, /^procMonitor \d+\.\d+\.\d+\n$/);
+});
+
+test('bad input: one clear line on stderr, exit status 2', async () => {
+  const busy = net.createServer();
+  await new Promise((r) => busy.listen(0, '0.0.0.0', r));
+  const busyPort = busy.address().port;
+  const cases = [
+    [['-e', 'exec,bogus'], /unknown event "bogus"/],
+    [['-e', ''], /needs a value|empty event list/],
+    [['-e', ','], /empty event list/],
+    [['--tcp', '0', '-a', 'x'], /--tcp must be a whole number from 1 to 65535/],
+    [['--tcp', '65536', '-a', 'x'], /from 1 to 65535/],
+    [['--tcp', 'http', '-a', 'x'], /from 1 to 65535/],
+    [['--tcp', '8080'], /--tcp needs a password/],
+    [['--bogus'], /unknown option --bogus/],
+    [['-x'], /unknown option -x/],
+    [['--socket'], /--socket needs a value/],
+    [['--clients', '0'], /--clients must be a whole number from 1/],
+    [['--clients'], /--clients needs a value/],
+    [['--slow-client', 'maybe'], /drop or disconnect/],
+    [['--direct', '--format', 'xml'], /json or text/],
+    [['--tcp', String(busyPort), '-a', 'pw', '--quiet'], /in use/i],
+  ];
+  try {
+    for (const [args, re] of cases) {
+      const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, PROCMONITOR_AUTH: '' }, timeout: 10000 });
+      assert.equal(r.status, 2, `${args.join(' ')}: status ${r.status}, stderr ${r.stderr}`);
+      assert.equal(r.stdout, '', args.join(' '));
+      const lines = r.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, `${args.join(' ')}: one line, got ${r.stderr}`);
+      assert.match(lines[0], /^procMonitor: /);
+      assert.match(lines[0], re, args.join(' '));
+    }
+  } finally {
+    busy.close();
+  }
+});
+
+test('runtime failures: a clear line and a non-zero status, never a stack trace', async () => {
+  const dir = tmpdir();
+  // A socket path held by a live instance.
+  const sock = path.join(dir, 'live.sock');
+  const live = net.createServer().listen(sock);
+  await new Promise((r) => live.on('listening', r));
+  let r = spawnSync(process.execPath, [BIN, '--socket', sock], { encoding: 'utf8', timeout: 10000 });
+  live.close();
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /another instance|in use|live/i);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+  // A directory that does not exist.
+  r = spawnSync(process.execPath, [BIN, '--socket', path.join(dir, 'no', 'such', 'dir.sock')], { encoding: 'utf8', timeout: 10000 });
+  assert.notEqual(r.status, 0);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+  // A regular file in the way is never removed.
+  const file = path.join(dir, 'file');
+  fs.writeFileSync(file, 'keep me');
+  r = spawnSync(process.execPath, [BIN, '--socket', file], { encoding: 'utf8', timeout: 10000 });
+  assert.notEqual(r.status, 0);
+  assert.equal(fs.readFileSync(file, 'utf8'), 'keep me');
+  // The kernel refuses: a user namespace never acknowledges.
+  r = spawnSync('unshare', ['-U', process.execPath, BIN, '--direct'], { encoding: 'utf8', timeout: 15000 });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /never acknowledged/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('direct mode: only events on stdout, logs on stderr; --quiet; --format text', async () => {
+  const cp = daemon(['--direct', '-e', 'exec,fork,exit']);
+  await cp.ready;
+  const { pid } = await run('/bin/echo', ['direct-marker']);
+  await new Promise((r) => setTimeout(r, 300));
+  const st = await stop(cp, 'SIGINT');
+  assert.equal(st.code, 0);
+  const lines = cp.out.trim().split('\n');
+  for (const l of lines) assert.ok(l.startsWith('{"event":'), `stdout has only events: ${l}`);
+  const mine = lines.map((l) => JSON.parse(l)).filter((e) => e.pid === pid || e.child_pid === pid);
+  assert.deepEqual(mine.map((e) => e.event), ['fork', 'exec', 'exit']);
+  assert.deepEqual(mine[1].argv, ['/bin/echo', 'direct-marker']);
+  assert.match(cp.err, /watching exec,fork,exit/);
+
+  const q = daemon(['--direct', '--quiet', '--format', 'text', '-e', 'exec']);
+  await q.ready;
+  await run('/bin/echo', ['text-marker']);
+  await new Promise((r) => setTimeout(r, 300));
+  await stop(q);
+  assert.equal(q.err, '');
+  const line = q.out.split('\n').find((l) => l.includes('text-marker'));
+  assert.match(line, /exec\s+\d+ root \/bin\/echo text-marker/);
+  assert.doesNotMatch(line, /\x1b\[/, 'no colour when stdout is not a terminal');
+});
+
+test('Unix socket mode (seed example 1): clients get the stream; SIGTERM with a stalled client exits 0 and removes the socket', async () => {
+  const sockPath = '/tmp/procMonitor.sock';
+  const cp = daemon(['--clients', '20', '--socket', sockPath, '-e', 'exec,fork,exit']);
+  await cp.ready;
+  assert.equal(fs.statSync(sockPath).mode & 0o777, 0o666);
+  const a = await connectUnix(sockPath);
+  const stalled = await connectUnix(sockPath);
+  stalled.pause();
+  const ra = reader(a);
+  await new Promise((r) => setTimeout(r, 100));
+  const { pid } = await run('/bin/sh', ['-c', 'exit 5']);
+  await ra.until(sawExit(pid));
+  const exit = ra.events.find((e) => e.event === 'exit' && e.pid === pid);
+  assert.equal(exit.exit_code, 1280);
+  assert.equal(exit.code, 5);
+  // A storm while one client never reads.
+  await run('/bin/sh', ['-c', 'for i in $(seq 300); do /bin/true; done']);
+  const st = await stop(cp);
+  assert.equal(st.code, 0);
+  assert.equal(fs.existsSync(sockPath), false);
+  assert.match(cp.err, /SIGTERM/);
+  a.destroy();
+  stalled.destroy();
+});
+
+test('socket mode and group; SIGHUP is not fatal', async () => {
+  const dir = tmpdir();
+  const sockPath = path.join(dir, 'pm.sock');
+  const cp = daemon(['--socket', sockPath, '--socket-mode', '0660', '--socket-group', 'nogroup']);
+  await cp.ready;
+  const st = fs.statSync(sockPath);
+  assert.equal(st.mode & 0o777, 0o660);
+  assert.equal(st.gid, 65534);
+  cp.kill('SIGHUP');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(cp.exitCode, null, 'still running after SIGHUP');
+  const s = await connectUnix(sockPath);
+  const r = reader(s);
+  const { pid } = await run('/bin/true', []);
+  await r.until(sawExit(pid));
+  s.destroy();
+  assert.equal((await stop(cp, 'SIGINT')).code, 0);
+  assert.equal(fs.existsSync(sockPath), false);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function tcpClient(port, password) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    let got = '';
+    s.setEncoding('utf8');
+    const onData = (d) => {
+      got += d;
+      if (got === 'Password: ') s.write(password + '\n');
+      if (got.startsWith('Password: Authentication successful.\n')) {
+        s.off('data', onData);
+        resolve(s);
+      } else if (got.includes('failed')) {
+        s.off('data', onData);
+        resolve(null);
+      }
+    };
+    s.on('data', onData);
+    s.on('error', reject);
+  });
+}
+
+test('TCP mode (seed example 2) with password from --auth, --auth-file and PROCMONITOR_AUTH; Unix and TCP together', async () => {
+  const dir = tmpdir();
+  const pwFile = path.join(dir, 'pw');
+  fs.writeFileSync(pwFile, 'filesecret\n');
+  const sockPath = path.join(dir, 'both.sock');
+  const variants = [
+    { args: ['--tcp', '8080', '--auth', 'mysecretpassword', '--clients', '50', '-e', 'exec,fork,exit'], pw: 'mysecretpassword', port: 8080 },
+    { args: ['--tcp', '0', '--auth-file', pwFile, '--bind', '127.0.0.1', '--socket', sockPath], pw: 'filesecret' },
+    { args: ['--tcp', '0', '--bind', '127.0.0.1'], pw: 'envsecret', env: { PROCMONITOR_AUTH: 'envsecret' } },
+  ];
+  for (const v of variants) {
+    const port0 = v.args[1] === '0';
+    if (port0) {
+      // ask the kernel for a free port first
+      const tmp = net.createServer();
+      await new Promise((r) => tmp.listen(0, '127.0.0.1', r));
+      v.port = tmp.address().port;
+      await new Promise((r) => tmp.close(r));
+      v.args[1] = String(v.port);
+    }
+    const cp = daemon(v.args, { env: { ...process.env, ...(v.env ?? {}) } });
+    await cp.ready;
+    assert.equal(await tcpClient(v.port, 'wrong'), null);
+    const s = await tcpClient(v.port, v.pw);
+    assert.ok(s, 'authenticated');
+    const r = reader(s);
+    let u = null;
+    if (v.args.includes('--socket')) u = reader(await connectUnix(sockPath));
+    await new Promise((res) => setTimeout(res, 100));
+    const { pid } = await run('/bin/true', []);
+    await r.until(sawExit(pid));
+    if (u) await u.until(sawExit(pid));
+    s.destroy();
+    assert.equal((await stop(cp)).code, 0);
+    assert.doesNotMatch(cp.err, /mysecretpassword|filesecret|envsecret/, 'passwords are not logged');
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+});
