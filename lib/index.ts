@@ -8,3 +8,5 @@ export {
   type EventsOptions,
   type ConnectorStats,
 } from './connector';
+export * from './server';
+export * from './client';

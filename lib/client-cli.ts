@@ -1,0 +1,205 @@
+import * as fs from 'node:fs';
+import mri = require('mri');
+import { connect, type ConnectOptions } from './client';
+import { parseEventList, type ProcEvent } from './events';
+
+const NAME = 'procMonitor-client';
+const DEFAULT_SOCKET = '/var/run/procMonitor.sock';
+
+export const CLIENT_USAGE = `Usage: ${NAME} [options]
+
+Prints the events of a procMonitor server, readably or as NDJSON.
+
+  -s, --socket PATH     connect to the Unix socket PATH (default ${DEFAULT_SOCKET})
+  -t, --tcp             connect over TCP instead (with --host, --port and a password)
+      --host HOST       TCP host (default 127.0.0.1)
+  -p, --port PORT       TCP port
+  -a, --auth PASSWORD   TCP password (visible in ps; prefer --auth-file or PROCMONITOR_AUTH)
+      --auth-file FILE  read the TCP password from FILE (one trailing newline ignored)
+  -e, --events LIST     only print these events (comma list: fork,exec,exit,...; default all)
+  -j, --json            print the raw NDJSON lines
+  -h, --help            show this help
+
+Environment: PROCMONITOR_AUTH holds the TCP password when neither --auth nor --auth-file is given.
+Exit status: 0 after SIGINT/SIGTERM, 1 when the connection fails or the server closes it,
+2 on bad options.`;
+
+class UsageError extends Error {}
+
+const STRING_FLAGS = ['socket', 'host', 'port', 'auth', 'auth-file', 'events'];
+const BOOLEAN_FLAGS = ['tcp', 'json', 'help'];
+// Every flag needs an alias entry for mri's `unknown` check to know it.
+const ALIASES: Record<string, string | string[]> = { s: 'socket', t: 'tcp', p: 'port', a: 'auth', e: 'events', j: 'json', h: 'help', host: [], 'auth-file': [] };
+
+export interface ClientCliOptions {
+  connect: ConnectOptions;
+  json: boolean;
+  events: Set<string> | null;
+}
+
+/** Parses the client's arguments; throws an Error with a one-line message on bad input. Returns null for --help. */
+export function parseClientArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ClientCliOptions | null {
+  let unknown: string | null = null;
+  const args = mri(argv, {
+    string: STRING_FLAGS,
+    boolean: BOOLEAN_FLAGS,
+    alias: ALIASES,
+    unknown: (flag) => {
+      unknown ??= flag;
+      return false;
+    },
+  }) as Record<string, unknown> & { _: string[] };
+  if (unknown) throw new UsageError(`unknown option ${unknown} (see --help)`);
+  if (args.help) return null;
+  if (args._.length) throw new UsageError(`unexpected argument "${args._[0]}" (see --help)`);
+  const str = (name: string): string | undefined => {
+    const v = args[name];
+    if (v === undefined) return undefined;
+    if (Array.isArray(v)) throw new UsageError(`--${name} given more than once`);
+    if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} needs a value`);
+    return v;
+  };
+  for (const b of BOOLEAN_FLAGS) if (Array.isArray(args[b])) throw new UsageError(`--${b} given more than once`);
+  const socket = str('socket');
+  const host = str('host');
+  const portText = str('port');
+  const auth = str('auth');
+  const authFile = str('auth-file');
+  const eventsText = str('events');
+  let events: Set<string> | null = null;
+  if (eventsText !== undefined) {
+    try {
+      events = new Set<string>(parseEventList(eventsText));
+    } catch (err) {
+      throw new UsageError(`--events: ${(err as Error).message}`);
+    }
+    events.add('lost');
+  }
+  const tcp = Boolean(args.tcp) || host !== undefined || portText !== undefined;
+  if (!tcp) {
+    if (auth !== undefined || authFile !== undefined) throw new UsageError('--auth and --auth-file are for --tcp connections');
+    return { connect: { path: socket ?? DEFAULT_SOCKET }, json: Boolean(args.json), events };
+  }
+  if (socket !== undefined) throw new UsageError('give either --socket or --tcp, not both');
+  if (portText === undefined) throw new UsageError('--tcp needs --port PORT');
+  if (!/^\d+$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
+    throw new UsageError(`bad port "${portText}" (1-65535)`);
+  }
+  if (auth !== undefined && authFile !== undefined) throw new UsageError('give either --auth or --auth-file, not both');
+  let password: string | undefined = auth;
+  if (authFile !== undefined) {
+    try {
+      password = fs.readFileSync(authFile, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new UsageError(`cannot read --auth-file ${authFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  if (password === undefined) password = env.PROCMONITOR_AUTH;
+  if (password === undefined || password === '') {
+    throw new UsageError('--tcp needs a password: --auth PASSWORD, --auth-file FILE or PROCMONITOR_AUTH');
+  }
+  if (/[\r\n]/.test(password)) throw new UsageError('the password cannot contain a line break');
+  if (Buffer.byteLength(password) > 256) throw new UsageError('the password is longer than 256 bytes');
+  return { connect: { host: host ?? '127.0.0.1', port: Number(portText), password }, json: Boolean(args.json), events };
+}
+
+function exitStatus(ev: { exit_code?: number; code?: number | null; signal?: string | null; core?: boolean }): string {
+  if (ev.signal) return `killed by ${ev.signal}${ev.core ? ' (core dumped)' : ''}`;
+  if (typeof ev.code === 'number') return `code ${ev.code}`;
+  if (typeof ev.exit_code === 'number') {
+    const raw = ev.exit_code;
+    return (raw & 0x7f) === 0 ? `code ${(raw >> 8) & 0xff}` : `killed by signal ${raw & 0x7f}`;
+  }
+  return 'exited';
+}
+
+/** One readable line (no newline) for an event. */
+export function formatEvent(ev: ProcEvent): string {
+  const e = ev as ProcEvent & Record<string, unknown>;
+  const time = typeof e.time === 'string' ? `${e.time} ` : '';
+  const kind = String(e.event).padEnd(6);
+  switch (ev.event) {
+    case 'fork':
+      return `${time}${kind} ${ev.parent_pid} -> ${ev.child_pid}${ev.thread ? ' (thread)' : ''}${ev.user ? ` ${ev.user}` : ''}${ev.comm ? ` ${ev.comm}` : ''}`;
+    case 'exec':
+      return `${time}${kind} ${ev.pid} ${ev.user ?? ''} ${ev.cmdline ?? ''}`.trimEnd();
+    case 'exit': {
+      const dur = typeof ev.duration_ms === 'number' ? ` after ${ev.duration_ms} ms` : '';
+      return `${time}${kind} ${ev.pid} ${ev.user ?? ''} ${exitStatus(ev)}${dur}${ev.cmdline ? `: ${ev.cmdline}` : ''}`;
+    }
+    case 'lost':
+      return `${time}${kind} ${ev.count} events lost (${ev.source}${ev.approximate ? ', approximate' : ''})`;
+    default: {
+      const rest = Object.entries(e)
+        .filter(([k]) => k !== 'event' && k !== 'time' && k !== 'pid')
+        .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+        .join(' ');
+      return `${time}${kind} ${String(e.pid ?? '')} ${rest}`.trimEnd();
+    }
+  }
+}
+
+/** Runs the client command; resolves with the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  let opts: ClientCliOptions | null;
+  try {
+    opts = parseClientArgs(argv);
+  } catch (err) {
+    process.stderr.write(`${NAME}: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (!opts) {
+    process.stdout.write(`${CLIENT_USAGE}\n`);
+    return 0;
+  }
+  const { json, events } = opts;
+  let client;
+  try {
+    client = connect(opts.connect);
+  } catch (err) {
+    process.stderr.write(`${NAME}: ${(err as Error).message}\n`);
+    return 2;
+  }
+  let stopping = false;
+  const stop = () => {
+    stopping = true;
+    void client.close();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  let stdoutGone = false;
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    stdoutGone = true;
+    if (err.code !== 'EPIPE') process.stderr.write(`${NAME}: stdout: ${err.message}\n`);
+    void client.close();
+  });
+  try {
+    for await (const ev of client) {
+      if (stdoutGone) break;
+      if (events && !events.has(ev.event)) continue;
+      const line = json ? `${JSON.stringify(ev)}\n` : `${formatEvent(ev)}\n`;
+      if (!process.stdout.write(line)) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            process.stdout.off('drain', done);
+            process.stdout.off('error', done);
+            resolve();
+          };
+          process.stdout.on('drain', done);
+          process.stdout.on('error', done);
+        });
+      }
+    }
+  } catch (err) {
+    if (stopping) return 0;
+    const e = err as Error & { code?: string };
+    process.stderr.write(`${NAME}: ${e.code === 'ECONNREFUSED' || e.code === 'ENOENT' ? `cannot connect: ${e.message}` : e.message}\n`);
+    return 1;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+  if (stopping || stdoutGone) return 0;
+  process.stderr.write(`${NAME}: the server closed the connection\n`);
+  return 1;
+}

@@ -1,0 +1,372 @@
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
+import type {
+  CommEvent,
+  CoredumpEvent,
+  ExecEvent,
+  ExitEvent,
+  ForkEvent,
+  GidEvent,
+  LostEvent,
+  ProcEvent,
+  PtraceEvent,
+  SidEvent,
+  UidEvent,
+} from './events';
+
+/** Connect to a server's Unix socket (no handshake). */
+export interface UnixConnectOptions {
+  path: string;
+}
+
+/** Connect to a server's TCP port and authenticate with the seed's password handshake. */
+export interface TcpConnectOptions {
+  /** Default `'127.0.0.1'`. */
+  host?: string;
+  port: number;
+  /** At most 256 bytes, no line breaks. */
+  password: string;
+}
+
+export interface CommonConnectOptions {
+  /** Fail with code `'ETIMEDOUT'` when connecting and the handshake take longer. Default 10000 ms. */
+  handshakeTimeoutMs?: number;
+  /**
+   * Events an async iterator may hold unread before the socket is paused (the server then
+   * drops events for this client and later sends a `lost` line). Default 10000.
+   */
+  maxBuffered?: number;
+}
+
+export type ConnectOptions = (UnixConnectOptions | TcpConnectOptions) & CommonConnectOptions;
+
+/**
+ * Client failure codes: `EAUTH` (wrong password), `EBUSY` (the server has too many clients),
+ * `ETIMEDOUT` (handshake too slow, or the server's authentication timeout), `EPROTO` (the
+ * server said something unexpected), or a socket error's own code (`ECONNREFUSED`, `ENOENT`...).
+ */
+export class ProcMonitorClientError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ProcMonitorClientError';
+    this.code = code;
+  }
+}
+
+export interface ProcMonitorClientEvents {
+  /** Connected (and authenticated): events follow. */
+  ready: [];
+  /** Every event, in server order. */
+  event: [ProcEvent];
+  fork: [ForkEvent];
+  exec: [ExecEvent];
+  exit: [ExitEvent];
+  uid: [UidEvent];
+  gid: [GidEvent];
+  sid: [SidEvent];
+  ptrace: [PtraceEvent];
+  comm: [CommEvent];
+  coredump: [CoredumpEvent];
+  lost: [LostEvent];
+  /** A failure (connection, handshake, protocol); the client closes after a fatal one. */
+  error: [Error];
+  /** The connection is gone. */
+  close: [];
+}
+
+const PROMPT = 'Password: ';
+const MAX_HANDSHAKE_CHARS = 4096;
+
+interface Waiter {
+  queue: ProcEvent[];
+  head: number;
+  wake: (() => void) | null;
+}
+
+/**
+ * A connection to a procMonitor broadcast server: an EventEmitter of parsed events and an
+ * async iterable of them (iterating applies backpressure; breaking out closes the client).
+ */
+export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> implements AsyncIterable<ProcEvent> {
+  private readonly sock: net.Socket;
+  private readonly decoder = new StringDecoder('utf8');
+  private phase: 'prompt' | 'reply' | 'stream' | 'closed';
+  private text = '';
+  private readonly password: string | null;
+  private readonly maxBuffered: number;
+  private handshakeTimer: NodeJS.Timeout | null;
+  private failure: Error | null = null;
+  private closed = false;
+  private isReady = false;
+  private readonly waiters = new Set<Waiter>();
+  private paused = false;
+  private readyWaiters = 0;
+  private deferred = false;
+
+  /** @internal use connect() */
+  constructor(options: ConnectOptions) {
+    super();
+    const timeout = options.handshakeTimeoutMs ?? 10000;
+    this.maxBuffered = options.maxBuffered ?? 10000;
+    if ('path' in options && typeof options.path === 'string') {
+      this.password = null;
+      this.phase = 'stream';
+      this.sock = net.createConnection({ path: options.path, allowHalfOpen: false });
+    } else {
+      const o = options as TcpConnectOptions;
+      if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) throw new RangeError(`port must be an integer from 1 to 65535, got ${String(o.port)}`);
+      if (typeof o.password !== 'string') throw new TypeError('password is required for a TCP connection');
+      if (/[\r\n]/.test(o.password)) throw new RangeError('the password cannot contain a line break');
+      if (Buffer.byteLength(o.password) > 256) throw new RangeError('the password is longer than 256 bytes');
+      this.password = o.password;
+      this.phase = 'prompt';
+      this.sock = net.createConnection({ host: o.host ?? '127.0.0.1', port: o.port, noDelay: true });
+    }
+    this.handshakeTimer = setTimeout(() => {
+      this.handshakeTimer = null;
+      this.fail(new ProcMonitorClientError('ETIMEDOUT', `no ${this.password === null ? 'connection' : 'completed handshake'} within ${timeout} ms`));
+    }, timeout);
+    this.sock.on('connect', () => {
+      if (this.phase === 'stream') this.becomeReady();
+    });
+    this.sock.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.sock.on('error', (err: NodeJS.ErrnoException) => {
+      this.fail(new ProcMonitorClientError(err.code ?? 'EIO', err.message, { cause: err }));
+    });
+    this.sock.on('close', () => this.onClose());
+  }
+
+  /** Resolves once connected (and authenticated); rejects with the failure otherwise. */
+  ready(): Promise<void> {
+    if (this.isReady) return Promise.resolve();
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new ProcMonitorClientError('ECONNRESET', 'the connection closed before it was ready'));
+    this.readyWaiters++;
+    return new Promise((resolve, reject) => {
+      const onReady = () => {
+        cleanup();
+        resolve();
+      };
+      const onClose = () => {
+        cleanup();
+        reject(this.failure ?? new ProcMonitorClientError('ECONNRESET', 'the connection closed before it was ready'));
+      };
+      const cleanup = () => {
+        this.readyWaiters--;
+        this.off('ready', onReady);
+        this.off('close', onClose);
+      };
+      this.on('ready', onReady);
+      this.on('close', onClose);
+    });
+  }
+
+  /** Closes the connection. Resolves once it is closed. */
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.once('close', () => resolve());
+      this.sock.destroy();
+    });
+  }
+
+  private becomeReady(): void {
+    if (this.isReady) return;
+    this.isReady = true;
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
+    this.emit('ready');
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.phase === 'closed') return;
+    this.text += this.decoder.write(chunk);
+    this.process();
+  }
+
+  private process(): void {
+    if (this.phase === 'prompt') {
+      const i = this.text.indexOf(PROMPT);
+      if (i < 0) {
+        const nl = this.text.indexOf('\n');
+        if (nl >= 0) return this.serverLine(this.text.slice(0, nl));
+        if (this.text.length > MAX_HANDSHAKE_CHARS) return this.fail(new ProcMonitorClientError('EPROTO', 'the server sent no password prompt'));
+        return;
+      }
+      this.text = this.text.slice(i + PROMPT.length);
+      this.sock.write(`${this.password}\n`);
+      this.phase = 'reply';
+    }
+    if (this.phase === 'reply') {
+      const nl = this.text.indexOf('\n');
+      if (nl < 0) {
+        if (this.text.length > MAX_HANDSHAKE_CHARS) this.fail(new ProcMonitorClientError('EPROTO', 'the server did not answer the password'));
+        return;
+      }
+      const line = this.text.slice(0, nl).replace(/\r$/, '');
+      this.text = this.text.slice(nl + 1);
+      if (!line.startsWith('Authentication successful')) return this.serverLine(line);
+      this.phase = 'stream';
+      this.becomeReady();
+      // Events that came with the answer wait a turn, so that code resuming after
+      // `await client.ready()` can start iterating before they are delivered.
+      this.deferred = true;
+      setImmediate(() => {
+        this.deferred = false;
+        this.process();
+      });
+    }
+    if (this.phase !== 'stream' || this.deferred) return;
+    const text = this.text;
+    let start = 0;
+    for (;;) {
+      const nl = text.indexOf('\n', start);
+      if (nl < 0) break;
+      const line = text.slice(start, nl);
+      start = nl + 1;
+      if (line.length === 0) continue;
+      if (line.charCodeAt(0) !== 0x7b /* { */) {
+        this.serverLine(line);
+        if ((this.phase as string) === 'closed') return;
+        continue;
+      }
+      let ev: ProcEvent;
+      try {
+        ev = JSON.parse(line) as ProcEvent;
+      } catch {
+        this.nonFatal(new ProcMonitorClientError('EPROTO', `unparsable line from the server: ${line.slice(0, 200)}`));
+        continue;
+      }
+      this.deliver(ev);
+      if (this.phase !== 'stream') return;
+    }
+    this.text = start === 0 ? text : text.slice(start);
+  }
+
+  /** A plain-text line from the server: a refusal, or something unexpected. */
+  private serverLine(raw: string): void {
+    const line = raw.replace(/\r$/, '');
+    let code = 'EPROTO';
+    if (line.startsWith('Authentication failed')) code = 'EAUTH';
+    else if (line.startsWith('Authentication timed out')) code = 'ETIMEDOUT';
+    else if (line.startsWith('Too many')) code = 'EBUSY';
+    const err = new ProcMonitorClientError(code, `server: ${line.slice(0, 200)}`);
+    if (code === 'EPROTO' && this.phase === 'stream') return this.nonFatal(err);
+    this.fail(err);
+  }
+
+  private deliver(ev: ProcEvent): void {
+    for (const w of this.waiters) {
+      w.queue.push(ev);
+      if (w.queue.length - w.head >= this.maxBuffered && !this.paused) {
+        this.paused = true;
+        this.sock.pause();
+      }
+      const wake = w.wake;
+      w.wake = null;
+      wake?.();
+    }
+    this.emit('event', ev);
+    (this.emit as (name: string, ev: ProcEvent) => boolean)(ev.event, ev);
+  }
+
+  private nonFatal(err: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  private fail(err: Error): void {
+    if (this.failure || this.closed) return;
+    this.failure = err;
+    this.phase = 'closed';
+    // Iterators and ready() callers get the error themselves; otherwise the usual EventEmitter
+    // rule holds (an 'error' nobody listens to is thrown).
+    if (this.listenerCount('error') > 0 || (this.waiters.size === 0 && this.readyWaiters === 0)) this.emit('error', err);
+    this.wakeAll();
+    this.sock.destroy();
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.phase = 'closed';
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
+    this.wakeAll();
+    this.emit('close');
+  }
+
+  private wakeAll(): void {
+    for (const w of this.waiters) {
+      const wake = w.wake;
+      w.wake = null;
+      wake?.();
+    }
+  }
+
+  private maybeResume(): void {
+    if (!this.paused) return;
+    for (const w of this.waiters) if (w.queue.length - w.head > this.maxBuffered / 2) return;
+    this.paused = false;
+    this.sock.resume();
+  }
+
+  /**
+   * The events as an async iterator. Ends when the connection closes; throws the failure
+   * (e.g. code `'EAUTH'`) if it failed. Breaking out of the loop closes the client.
+   */
+  [Symbol.asyncIterator](): AsyncIterableIterator<ProcEvent> {
+    const w: Waiter = { queue: [], head: 0, wake: null };
+    this.waiters.add(w);
+    const finish = () => {
+      this.waiters.delete(w);
+      w.queue = [];
+      w.head = 0;
+      this.maybeResume();
+    };
+    const it: AsyncIterableIterator<ProcEvent> = {
+      next: async (): Promise<IteratorResult<ProcEvent>> => {
+        for (;;) {
+          if (w.head < w.queue.length) {
+            const ev = w.queue[w.head++] as ProcEvent;
+            if (w.head > 1024 && w.head * 2 > w.queue.length) {
+              w.queue.splice(0, w.head);
+              w.head = 0;
+            }
+            this.maybeResume();
+            return { value: ev, done: false };
+          }
+          if (this.failure) {
+            const err = this.failure;
+            finish();
+            throw err;
+          }
+          if (this.closed || !this.waiters.has(w)) {
+            finish();
+            return { value: undefined, done: true };
+          }
+          await new Promise<void>((resolve) => (w.wake = resolve));
+        }
+      },
+      return: async (): Promise<IteratorResult<ProcEvent>> => {
+        finish();
+        await this.close();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]() {
+        return it;
+      },
+    };
+    return it;
+  }
+}
+
+/**
+ * Connects to a procMonitor broadcast server: `{ path }` for its Unix socket, or
+ * `{ host, port, password }` for TCP (the seed's handshake). Listen for `'event'` (and
+ * `'error'`), or iterate with `for await`.
+ */
+export function connect(options: ConnectOptions): ProcMonitorClient {
+  return new ProcMonitorClient(options);
+}
