@@ -111,7 +111,8 @@ export interface ClientInfo {
 }
 
 /**
- * Why a streaming client went away: `'end'` (it closed), `'error'` (socket error, see `error`),
+ * Why a streaming client went away: `'end'` (it closed its side; ours is then closed too),
+ * `'error'` (socket error such as EPIPE/ECONNRESET, see `error`),
  * `'slow'` (buffer full under policy `'disconnect'`), `'server-close'` (close() was called).
  */
 export type ClientCloseReason = 'end' | 'error' | 'slow' | 'server-close';
@@ -607,14 +608,14 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
 
   private onUnixConnection(sock: net.Socket): void {
     const conn = this.newConn(sock, 'unix');
-    if (this.state !== 'listening') return this.refuse(conn, 'too-many-clients', '');
+    if (this.state !== 'listening') return void sock.destroy(); // accepted while closing
     if (this.streaming.size >= this.maxClients) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
     this.startStreaming(conn);
   }
 
   private onTcpConnection(sock: net.Socket): void {
     const conn = this.newConn(sock, 'tcp');
-    if (this.state !== 'listening') return this.refuse(conn, 'too-many-clients', '');
+    if (this.state !== 'listening') return void sock.destroy(); // accepted while closing
     if (this.streaming.size >= this.maxClients) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
     if (this.pendingCount >= this.maxPending) return this.refuse(conn, 'too-many-pending', tooManyPendingLine(this.maxPending));
     this.pendingCount++;
