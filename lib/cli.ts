@@ -254,6 +254,20 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${NAME}: ${line}\n`);
   };
 
+  // Signals are handled from the start: one that arrives while starting up stops the
+  // daemon as soon as it is up; SIGHUP never kills it.
+  let stopper: (() => void) | null = null;
+  let pendingSignal = false;
+  const onSignal = (sig: string) => {
+    if (pendingSignal) return;
+    pendingSignal = true;
+    log(`${sig}: stopping`);
+    stopper?.();
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGHUP', () => log('SIGHUP ignored (SIGINT or SIGTERM stop the daemon)'));
+
   const conn = new ProcConnector({ events: o.events, threads: o.threads, rcvbuf: o.rcvbuf });
   let server: BroadcastServer | null = null;
   if (o.socket || o.tcp) {
@@ -292,11 +306,7 @@ export async function main(argv: string[]): Promise<number> {
   log(`watching ${o.events.join(',')}${o.threads ? ' (with threads)' : ''}, serving ${where.join(' and ')}${server ? `, ${o.clients} clients at most` : ''}`);
 
   return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (sig: string) => {
-      if (stopping) return;
-      stopping = true;
-      log(`${sig}: stopping`);
+    stopper = () => {
       // Never hang on shutdown: whatever is still open after a second is abandoned.
       setTimeout(() => resolve(0), 1000).unref();
       conn.stop();
@@ -305,8 +315,6 @@ export async function main(argv: string[]): Promise<number> {
         () => resolve(0),
       );
     };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGHUP', () => log('SIGHUP ignored (SIGINT or SIGTERM stop the daemon)'));
+    if (pendingSignal) stopper();
   });
 }

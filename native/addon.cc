@@ -188,8 +188,29 @@ Napi::Object ToJs(Napi::Env env, const OutEvent& e) {
 }
 
 class Connector;
-void CallJs(Napi::Env env, Napi::Function, Connector* self, void*);
-using Tsfn = Napi::TypedThreadSafeFunction<Connector, void, CallJs>;
+struct Gate;
+void CallJs(Napi::Env env, Napi::Function, Gate* gate, void*);
+using Tsfn = Napi::TypedThreadSafeFunction<Gate, void, CallJs>;
+
+// What the reader thread and the thread-safe function share with a Connector. It outlives
+// both: the TSFN's finalizer holds a reference, so a TSFN closed by environment teardown
+// before our cleanup hook runs (or finalized after the Connector was collected) never
+// touches freed memory.
+struct Gate {
+  std::mutex mu;
+  Tsfn tsfn;
+  bool live = false;           // the reader thread may wake JS
+  Connector* owner = nullptr;  // cleared when the Connector goes away (JS thread only)
+};
+
+void FinalizeTsfn(Napi::Env, std::shared_ptr<Gate>* ref, Gate*) {
+  {
+    std::lock_guard<std::mutex> lk((*ref)->mu);
+    (*ref)->live = false;
+    (*ref)->tsfn = Tsfn();
+  }
+  delete ref;
+}
 
 class Connector : public Napi::ObjectWrap<Connector> {
  public:
@@ -210,6 +231,7 @@ class Connector : public Napi::ObjectWrap<Connector> {
       return;
     }
     callback_ = Napi::Persistent(info[0].As<Napi::Function>());
+    gate_->owner = this;
     env_ = info.Env();
     napi_add_env_cleanup_hook(env_, &Connector::Cleanup, this);
     hooked_ = true;
@@ -217,6 +239,7 @@ class Connector : public Napi::ObjectWrap<Connector> {
 
   ~Connector() override {
     Shutdown();
+    gate_->owner = nullptr;
     if (hooked_) napi_remove_env_cleanup_hook(env_, &Connector::Cleanup, this);
   }
 
@@ -230,20 +253,20 @@ class Connector : public Napi::ObjectWrap<Connector> {
   // Stops the thread and releases the thread-safe function without calling into JS.
   void Shutdown() {
     {
-      std::lock_guard<std::mutex> lk(tsfn_mu_);
-      live_ = false;  // the reader thread no longer wakes JS
+      std::lock_guard<std::mutex> lk(gate_->mu);
+      gate_->live = false;  // the reader thread no longer wakes JS
     }
     monitor_.Stop();
-    std::lock_guard<std::mutex> lk(tsfn_mu_);
-    if (tsfn_) {
-      tsfn_.Release();
-      tsfn_ = Tsfn();
+    std::lock_guard<std::mutex> lk(gate_->mu);
+    if (gate_->tsfn) {
+      gate_->tsfn.Release();
+      gate_->tsfn = Tsfn();
     }
   }
 
   void Notify() {
-    std::lock_guard<std::mutex> lk(tsfn_mu_);
-    if (live_ && tsfn_) tsfn_.NonBlockingCall();
+    std::lock_guard<std::mutex> lk(gate_->mu);
+    if (gate_->live && gate_->tsfn) gate_->tsfn.NonBlockingCall();
   }
 
   Napi::Array TakeBatch(Napi::Env env) {
@@ -255,13 +278,29 @@ class Connector : public Napi::ObjectWrap<Connector> {
     return arr;
   }
 
-  friend void CallJs(Napi::Env env, Napi::Function, Connector* self, void*);
+  friend void CallJs(Napi::Env env, Napi::Function, Gate* gate, void*);
+
+  // False while the environment is being torn down (JS may not run then, and every
+  // node-addon-api call that could run JS would fail fatally).
+  static bool CanRunJs(napi_env env) {
+    napi_value obj, v;
+    if (napi_create_object(env, &obj) != napi_ok || napi_get_boolean(env, true, &v) != napi_ok) {
+      return false;
+    }
+    return napi_set_named_property(env, obj, "probe", v) == napi_ok;
+  }
 
   void Deliver(Napi::Env env) {
     Napi::HandleScope scope(env);
+    if (!CanRunJs(env)) return;
     Napi::Array arr = TakeBatch(env);
     if (arr.Length() == 0) return;
-    callback_.Call(Value(), {arr});
+    // Raw call: while the environment is being torn down JS cannot run and the call fails;
+    // nothing may be thrown then. A listener's own exception stays pending and surfaces as
+    // an uncaught exception, as for any callback.
+    napi_value argv[1] = {arr};
+    napi_value result;
+    napi_call_function(env, Value(), callback_.Value(), 1, argv, &result);
   }
 
   static bool Bool(Napi::Object o, const char* k, bool def) {
@@ -289,10 +328,11 @@ class Connector : public Napi::ObjectWrap<Connector> {
       opts.ack_timeout_ms = static_cast<int>(Num(o, "ackTimeout", opts.ack_timeout_ms));
     }
     {
-      std::lock_guard<std::mutex> lk(tsfn_mu_);
-      tsfn_ = Tsfn::New(env, "procmonitor", 0, 1, this);
-      if (!referenced_) tsfn_.Unref(env);
-      live_ = true;
+      std::lock_guard<std::mutex> lk(gate_->mu);
+      gate_->tsfn = Tsfn::New(env, "procmonitor", 0, 1, gate_.get(), FinalizeTsfn,
+                              new std::shared_ptr<Gate>(gate_));
+      if (!referenced_) gate_->tsfn.Unref(env);
+      gate_->live = true;
     }
     pm::StartError err;
     if (!monitor_.Start(opts, &err)) {
@@ -309,8 +349,8 @@ class Connector : public Napi::ObjectWrap<Connector> {
   Napi::Value Stop(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     {
-      std::lock_guard<std::mutex> lk(tsfn_mu_);
-      live_ = false;
+      std::lock_guard<std::mutex> lk(gate_->mu);
+      gate_->live = false;
     }
     monitor_.Stop();
     Napi::Array rest = TakeBatch(env);
@@ -319,16 +359,16 @@ class Connector : public Napi::ObjectWrap<Connector> {
   }
 
   Napi::Value Ref(const Napi::CallbackInfo& info) {
-    std::lock_guard<std::mutex> lk(tsfn_mu_);
+    std::lock_guard<std::mutex> lk(gate_->mu);
     referenced_ = true;
-    if (tsfn_) tsfn_.Ref(info.Env());
+    if (gate_->tsfn) gate_->tsfn.Ref(info.Env());
     return info.Env().Undefined();
   }
 
   Napi::Value Unref(const Napi::CallbackInfo& info) {
-    std::lock_guard<std::mutex> lk(tsfn_mu_);
+    std::lock_guard<std::mutex> lk(gate_->mu);
     referenced_ = false;
-    if (tsfn_) tsfn_.Unref(info.Env());
+    if (gate_->tsfn) gate_->tsfn.Unref(info.Env());
     return info.Env().Undefined();
   }
 
@@ -350,22 +390,20 @@ class Connector : public Napi::ObjectWrap<Connector> {
     return o;
   }
 
+  std::shared_ptr<Gate> gate_ = std::make_shared<Gate>();  // declared first: outlives monitor_
   pm::Monitor monitor_;
   Napi::FunctionReference callback_;
   napi_env env_ = nullptr;
   bool hooked_ = false;
-  std::mutex tsfn_mu_;
-  Tsfn tsfn_;
-  bool live_ = false;
   bool referenced_ = true;
   std::vector<OutEvent> batch_;
 };
 
 // Runs on the JS thread for each wake-up of the reader thread: one call carries every
 // event queued since the last one.
-void CallJs(Napi::Env env, Napi::Function, Connector* self, void*) {
-  if (env == nullptr || self == nullptr) return;
-  self->Deliver(env);
+void CallJs(Napi::Env env, Napi::Function, Gate* gate, void*) {
+  if (env == nullptr || gate == nullptr || gate->owner == nullptr) return;
+  gate->owner->Deliver(env);
 }
 
 // parse(buf: Buffer): the raw events in one datagram, for tests and fuzzing from JS.

@@ -298,7 +298,8 @@ void Monitor::Run() {
 
 // Reads every datagram waiting in the socket, a batch per syscall.
 void Monitor::ReadBatch(std::vector<OutEvent>& out) {
-  std::vector<uint8_t> bufs(kBatch * kDgramSize);
+  std::vector<uint8_t>& bufs = rbuf_;
+  bufs.resize(kBatch * kDgramSize);
   mmsghdr msgs[kBatch];
   iovec iov[kBatch];
   sockaddr_nl from[kBatch];

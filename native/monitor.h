@@ -140,6 +140,7 @@ class Monitor {
   // reader-thread state
   std::vector<RawEvent> early_;  // events read while waiting for the acknowledgement
   std::vector<RawEvent> raw_;
+  std::vector<uint8_t> rbuf_;  // recvmmsg buffers
   std::vector<uint32_t> last_seq_;
   std::vector<uint8_t> seen_cpu_;
   std::vector<uint8_t> overflow_cpu_;

@@ -164,7 +164,7 @@ test('runtime failures: a clear line and a non-zero status, never a stack trace'
 test('direct mode: only events on stdout, logs on stderr; --quiet; --format text', async () => {
   const cp = daemon(['--direct', '-e', 'exec,fork,exit']);
   await cp.ready;
-  const { pid } = await run('/bin/echo', ['direct-marker']);
+  const { pid } = await run('/bin/sleep', ['0.1']);
   await new Promise((r) => setTimeout(r, 300));
   const st = await stop(cp, 'SIGINT');
   assert.equal(st.code, 0);
@@ -172,17 +172,17 @@ test('direct mode: only events on stdout, logs on stderr; --quiet; --format text
   for (const l of lines) assert.ok(l.startsWith('{"event":'), `stdout has only events: ${l}`);
   const mine = lines.map((l) => JSON.parse(l)).filter((e) => e.pid === pid || e.child_pid === pid);
   assert.deepEqual(mine.map((e) => e.event), ['fork', 'exec', 'exit']);
-  assert.deepEqual(mine[1].argv, ['/bin/echo', 'direct-marker']);
+  assert.deepEqual(mine[1].argv, ['/bin/sleep', '0.1']);
   assert.match(cp.err, /watching exec,fork,exit/);
 
   const q = daemon(['--direct', '--quiet', '--format', 'text', '-e', 'exec']);
   await q.ready;
-  await run('/bin/echo', ['text-marker']);
+  const { pid: tpid } = await run('/bin/sleep', ['0.1']);
   await new Promise((r) => setTimeout(r, 300));
   await stop(q);
   assert.equal(q.err, '');
-  const line = q.out.split('\n').find((l) => l.includes('text-marker'));
-  assert.match(line, /exec\s+\d+ root \/bin\/echo text-marker/);
+  const line = q.out.split('\n').find((l) => l.includes(` ${tpid} `));
+  assert.match(line, new RegExp(`exec\\s+${tpid} root /bin/sleep 0\\.1`));
   assert.doesNotMatch(line, /\x1b\[/, 'no colour when stdout is not a terminal');
 });
 

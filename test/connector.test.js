@@ -90,11 +90,12 @@ test('user names: a process run as nobody', async (t) => {
   const c = started({ events: 'exec,exit' });
   t.after(() => c.stop());
   const rec = record(c);
-  const { pid } = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '/bin/sh', '-c', 'exit 0']);
+  // Lives 100 ms, so /proc still has it when the exec is read.
+  const { pid } = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '/bin/sleep', '0.1']);
   await rec.until(exited(pid));
   const mine = rec.of(pid);
   const exec = mine.filter((e) => e.event === 'exec').at(-1);
-  assert.equal(exec.argv[0], '/bin/sh');
+  assert.deepEqual(exec.argv, ['/bin/sleep', '0.1']);
   assert.equal(exec.user, 'nobody');
   assert.equal(exec.uid, 65534);
   const exit = mine.find((e) => e.event === 'exit');
@@ -162,15 +163,17 @@ test('stop() is idempotent and emits close; async iteration ends with an AbortSi
   const c = started({ events: 'exec' });
   const ac = new AbortController();
   const seen = [];
+  let marker = -1;
   const loop = (async () => {
     for await (const ev of c.events({ signal: ac.signal })) {
       seen.push(ev);
-      if (seen.some((e) => e.event === 'exec' && e.argv[1] === 'iter-marker')) ac.abort();
+      if (seen.some((e) => e.event === 'exec' && e.pid === marker)) ac.abort();
     }
   })();
-  await run('/bin/echo', ['iter-marker']);
+  const { spawn } = require('node:child_process');
+  marker = spawn('/bin/true', [], { stdio: 'ignore' }).pid;
   await loop;
-  assert.ok(seen.some((e) => e.argv?.[1] === 'iter-marker'));
+  assert.ok(seen.some((e) => e.pid === marker));
   let closes = 0;
   c.on('close', () => closes++);
   c.stop();
@@ -180,9 +183,9 @@ test('stop() is idempotent and emits close; async iteration ends with an AbortSi
   // for await over the connector itself ends when it stops
   const c2 = started({ events: 'exec' });
   const it = (async () => {
-    for await (const ev of c2) if (ev.event === 'exec' && ev.argv[1] === 'stop-marker') c2.stop();
+    for await (const ev of c2) if (ev.event === 'exec' && ev.pid === marker2) c2.stop();
   })();
-  await run('/bin/echo', ['stop-marker']);
+  const marker2 = require('node:child_process').spawn('/bin/true', [], { stdio: 'ignore' }).pid;
   await it;
 });
 
@@ -231,14 +234,14 @@ test('works without privileges (Linux 6.6+): nobody, no capabilities', () => {
     const c = new ProcConnector({ events: 'exec' });
     c.start();
     const s = c.stats();
-    const cp = spawn('/bin/echo', ['unpriv-marker'], { stdio: 'ignore' });
+    const cp = spawn('/bin/sleep', ['0.1'], { stdio: 'ignore' });
     c.on('exec', (e) => { if (e.pid === cp.pid) { console.log(JSON.stringify({ e, s })); c.stop(); } });
     setTimeout(() => { console.log('timeout'); process.exit(1); }, 5000).unref();
   `;
   const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', process.execPath, '-e', script], { encoding: 'utf8', timeout: 15000 });
   assert.equal(r.status, 0, r.stderr + r.stdout);
   const { e, s } = JSON.parse(r.stdout);
-  assert.deepEqual(e.argv, ['/bin/echo', 'unpriv-marker']);
+  assert.deepEqual(e.argv, ['/bin/sleep', '0.1']);
   assert.equal(e.user, 'nobody');
   assert.equal(s.rcvbufForced, false, 'SO_RCVBUFFORCE needs privilege: plain SO_RCVBUF used');
 });
@@ -248,7 +251,7 @@ test('an unprivileged reader cannot see other users\' exe: marked missing', () =
     const { ProcConnector } = require(${JSON.stringify(ROOT)});
     const c = new ProcConnector({ events: 'exec' });
     c.start();
-    c.on('exec', (e) => { if (e.argv[1] === 'root-marker') { console.log(JSON.stringify(e)); c.stop(); } });
+    c.on('exec', (e) => { if (e.argv[4] === 'root-marker') { console.log(JSON.stringify(e)); c.stop(); } });
     process.stdout.write('ready\\n');
     setTimeout(() => { console.log('timeout'); process.exit(1); }, 5000).unref();
   `;
@@ -260,7 +263,7 @@ test('an unprivileged reader cannot see other users\' exe: marked missing', () =
       out += d;
       if (out.startsWith('ready\n') && !cp.fired) {
         cp.fired = true;
-        run('/bin/echo', ['root-marker']);
+        run('/bin/sh', ['-c', 'sleep 0.1', 'sh', 'root-marker']);
       }
     });
     cp.on('exit', (code) => {
@@ -270,7 +273,7 @@ test('an unprivileged reader cannot see other users\' exe: marked missing', () =
         assert.equal(e.exe, '');
         assert.ok(e.missing.includes('exe'));
         assert.equal(e.user, 'root');
-        assert.deepEqual(e.argv, ['/bin/echo', 'root-marker']);
+        assert.deepEqual(e.argv, ['/bin/sh', '-c', 'sleep 0.1', 'sh', 'root-marker']);
         resolve();
       } catch (err) {
         reject(err);
