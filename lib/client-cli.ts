@@ -113,28 +113,32 @@ function exitStatus(ev: { exit_code?: number; code?: number | null; signal?: str
   return 'exited';
 }
 
-/** One readable line (no newline) for an event. */
+/**
+ * One readable line (no newline) for an event, in aligned columns:
+ * time, event, pid, user, then what happened.
+ */
 export function formatEvent(ev: ProcEvent): string {
   const e = ev as ProcEvent & Record<string, unknown>;
-  const time = typeof e.time === 'string' ? `${e.time} ` : '';
-  const kind = String(e.event).padEnd(6);
+  const time = typeof e.time === 'string' ? e.time : '';
+  const head = (pid: unknown, user: unknown) =>
+    `${time} ${String(e.event).padEnd(8)} ${String(pid ?? '').padStart(7)} ${String(user ?? '').padEnd(10)}`;
   switch (ev.event) {
     case 'fork':
-      return `${time}${kind} ${ev.parent_pid} -> ${ev.child_pid}${ev.thread ? ' (thread)' : ''}${ev.user ? ` ${ev.user}` : ''}${ev.comm ? ` ${ev.comm}` : ''}`;
+      return `${head(ev.child_pid, ev.user)} ${ev.thread ? 'thread of' : 'child of'} ${ev.parent_pid}${ev.comm ? ` (${ev.comm})` : ''}`;
     case 'exec':
-      return `${time}${kind} ${ev.pid} ${ev.user ?? ''} ${ev.cmdline ?? ''}`.trimEnd();
+      return `${head(ev.pid, ev.user)} ${ev.cmdline ?? ''}`.trimEnd();
     case 'exit': {
       const dur = typeof ev.duration_ms === 'number' ? ` after ${ev.duration_ms} ms` : '';
-      return `${time}${kind} ${ev.pid} ${ev.user ?? ''} ${exitStatus(ev)}${dur}${ev.cmdline ? `: ${ev.cmdline}` : ''}`;
+      return `${head(ev.pid, ev.user)} ${exitStatus(ev)}${dur}${ev.cmdline ? `: ${ev.cmdline}` : ''}`;
     }
     case 'lost':
-      return `${time}${kind} ${ev.count} events lost (${ev.source}${ev.approximate ? ', approximate' : ''})`;
+      return `${head('', '')} ${ev.count} events lost (${ev.source}${ev.approximate ? ', at most' : ''})`;
     default: {
       const rest = Object.entries(e)
         .filter(([k]) => k !== 'event' && k !== 'time' && k !== 'pid')
         .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
         .join(' ');
-      return `${time}${kind} ${String(e.pid ?? '')} ${rest}`.trimEnd();
+      return `${head(e.pid, '')} ${rest}`.trimEnd();
     }
   }
 }

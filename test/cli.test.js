@@ -182,7 +182,7 @@ test('direct mode: only events on stdout, logs on stderr; --quiet; --format text
   await stop(q);
   assert.equal(q.err, '');
   const line = q.out.split('\n').find((l) => l.includes(` ${tpid} `));
-  assert.match(line, new RegExp(`exec\\s+${tpid} root /bin/sleep 0\\.1`));
+  assert.match(line, new RegExp(`exec\\s+${tpid} root\\s+/bin/sleep 0\\.1`));
   assert.doesNotMatch(line, /\x1b\[/, 'no colour when stdout is not a terminal');
 });
 

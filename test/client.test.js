@@ -270,7 +270,7 @@ test('cli: --json prints the raw lines; the default is readable text; SIGTERM ex
   const text = await runCli(['--tcp', '--port', String(srv.address().tcp.port), '--auth-file', pwFile, '-e', 'exit'], { until: (o) => o.includes('\n') });
   assert.equal(text.code, 0, text.err);
   assert.equal(text.out.split('\n')[0], formatEvent(evs[2]));
-  assert.match(text.out, /exit +11 root code 3 after 1000 ms: sleep 1/);
+  assert.match(text.out, /exit +11 root +code 3 after 1000 ms: sleep 1/);
   const env = await runCli(['--tcp', '--port', String(srv.address().tcp.port)], { env: { PROCMONITOR_AUTH: PW }, until: (o) => o.split('\n').length > 3 });
   assert.equal(env.code, 0, env.err);
   assert.match(env.out, /fork +10 -> 11 root sh/);
