@@ -273,7 +273,7 @@ test('cli: --json prints the raw lines; the default is readable text; SIGTERM ex
   assert.match(text.out, /exit +11 root +code 3 after 1000 ms: sleep 1/);
   const env = await runCli(['--tcp', '--port', String(srv.address().tcp.port)], { env: { PROCMONITOR_AUTH: PW }, until: (o) => o.split('\n').length > 3 });
   assert.equal(env.code, 0, env.err);
-  assert.match(env.out, /fork +10 -> 11 root sh/);
+  assert.match(env.out, /fork +11 root +child of 10 \(sh\)/);
   assert.match(env.out, /exec +11 root sleep 1/);
 });
 
