@@ -274,7 +274,7 @@ test('cli: --json prints the raw lines; the default is readable text; SIGTERM ex
   const env = await runCli(['--tcp', '--port', String(srv.address().tcp.port)], { env: { PROCMONITOR_AUTH: PW }, until: (o) => o.split('\n').length > 3 });
   assert.equal(env.code, 0, env.err);
   assert.match(env.out, /fork +11 root +child of 10 \(sh\)/);
-  assert.match(env.out, /exec +11 root sleep 1/);
+  assert.match(env.out, /exec +11 root +sleep 1/);
 });
 
 test('cli: a wrong password or an absent server is one line on stderr and exit status 1', async (t) => {
