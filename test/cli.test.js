@@ -291,3 +291,18 @@ test('TCP mode (seed example 2) with password from --auth, --auth-file and PROCM
   }
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('the systemd unit: its command line is valid and systemd accepts the unit', () => {
+  const unit = fs.readFileSync(path.join(__dirname, '..', 'contrib', 'procmonitor.service'), 'utf8');
+  const exec = /^ExecStart=\/usr\/bin\/env procMonitor (.*)$/m.exec(unit);
+  assert.ok(exec, 'ExecStart runs procMonitor');
+  const { parseArgs } = require('../dist/cli');
+  const opts = parseArgs(exec[1].split(/\s+/));
+  assert.equal(opts.socket, '/run/procmonitor/procMonitor.sock');
+  assert.equal(opts.socketMode, 0o660);
+  assert.match(unit, /^AmbientCapabilities=CAP_NET_ADMIN CAP_SYS_PTRACE$/m);
+  assert.match(unit, /^DynamicUser=yes$/m);
+  const v = spawnSync('systemd-analyze', ['verify', path.join(__dirname, '..', 'contrib', 'procmonitor.service')], { encoding: 'utf8' });
+  if (v.error) return; // systemd-analyze not installed
+  assert.equal(v.status, 0, v.stderr);
+});
