@@ -278,7 +278,7 @@ double Monitor::WallMs(uint64_t ts_ns) const {
 
 void Monitor::Run() {
   std::vector<OutEvent> batch;
-  for (RawEvent& ev : early_) Handle(ev, batch);
+  for (RawEvent& ev : early_) Handle(ev, batch, nullptr);
   early_.clear();
   Push(batch);
   pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
@@ -326,19 +326,35 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
     }
     ParseStats ps;
     uint64_t received = 0;
+    raw_.clear();
     for (int i = 0; i < n; i++) {
-      if (from[i].nl_pid != 0) continue;
-      size_t len = msgs[i].msg_len;
+      if (from[i].nl_pid != 0) continue;  // only the kernel speaks here
       if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
         ps.malformed++;
         continue;
       }
-      raw_.clear();
-      ParseDatagram(bufs.data() + i * kDgramSize, len, raw_, ps);
-      for (const RawEvent& ev : raw_) {
-        if (ev.what != kNone) received++;
-        Handle(ev, out);  // acknowledgements too: they use up sequence numbers
-      }
+      ParseDatagram(bufs.data() + i * kDgramSize, msgs[i].msg_len, raw_, ps);
+    }
+    // A short-lived process may be gone a moment after its exec: read what it loses
+    // first (argv, then exe) for every exec of the batch before anything else.
+    execs_.clear();
+    for (const RawEvent& ev : raw_) {
+      if (ev.what == kExec) execs_.emplace_back();
+    }
+    size_t k = 0;
+    for (const RawEvent& ev : raw_) {
+      if (ev.what == kExec) ReadArgv(ev.tgid, execs_[k++]);
+    }
+    k = 0;
+    for (const RawEvent& ev : raw_) {
+      if (ev.what == kExec && (opts_.events & kExec)) ReadExe(ev.tgid, execs_[k]);
+      if (ev.what == kExec) k++;
+    }
+    k = 0;
+    for (const RawEvent& ev : raw_) {
+      if (ev.what != kNone) received++;
+      // Acknowledgements are handled too: they use up sequence numbers.
+      Handle(ev, out, ev.what == kExec ? &execs_[k++] : nullptr);
     }
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -472,7 +488,7 @@ void Monitor::EmitExit(const RawEvent& ev, Proc* p, bool thread, std::vector<Out
   out.push_back(std::move(o));
 }
 
-void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out) {
+void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre) {
   CheckGap(ev, out);
   const bool leader = ev.pid == ev.tgid;
   const bool report = (opts_.events & ev.what) && (leader || opts_.threads);
@@ -527,8 +543,13 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out) {
       break;
     }
     case kExec: {
-      ProcInfo info;
-      bool alive = ReadProc(ev.tgid, report, info);
+      ProcInfo own;
+      ProcInfo& info = pre ? *pre : own;
+      if (pre) {
+        ReadStatus(ev.tgid, info);
+      } else {
+        ReadProc(ev.tgid, report, info);
+      }
       Proc* p = Lookup(ev.tgid, false);
       if (p == nullptr) {
         Proc np;
@@ -578,7 +599,6 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out) {
       } else {
         o.missing |= kMissExe;
       }
-      (void)alive;
       out.push_back(std::move(o));
       break;
     }

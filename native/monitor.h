@@ -111,7 +111,7 @@ class Monitor {
   bool SendOp(uint32_t op, bool with_mask, uint32_t mask, uint32_t seq, uint32_t ack);
   void Run();
   void ReadBatch(std::vector<OutEvent>& out);
-  void Handle(const RawEvent& ev, std::vector<OutEvent>& out);
+  void Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre);
   void CheckGap(const RawEvent& ev, std::vector<OutEvent>& out);
   void EmitExit(const RawEvent& ev, Proc* p, bool thread, std::vector<OutEvent>& out);
   Proc* Lookup(int32_t tgid, bool learn);
@@ -141,6 +141,7 @@ class Monitor {
   std::vector<RawEvent> early_;  // events read while waiting for the acknowledgement
   std::vector<RawEvent> raw_;
   std::vector<uint8_t> rbuf_;  // recvmmsg buffers
+  std::vector<ProcInfo> execs_;  // /proc read ahead for the execs of a batch
   std::vector<uint32_t> last_seq_;
   std::vector<uint8_t> seen_cpu_;
   std::vector<uint8_t> overflow_cpu_;

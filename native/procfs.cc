@@ -92,7 +92,7 @@ bool ParseStatus(const char* text, size_t len, ProcInfo& out) {
   return true;
 }
 
-bool ReadProc(int32_t pid, bool want_exe, ProcInfo& out) {
+bool ReadArgv(int32_t pid, ProcInfo& out) {
   char path[64];
   std::string buf;
   std::snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
@@ -112,20 +112,34 @@ bool ReadProc(int32_t pid, bool want_exe, ProcInfo& out) {
     if (start < buf.size()) out.argv.emplace_back(buf, start, buf.size() - start);
     out.have_argv = true;
   }
-  std::snprintf(path, sizeof path, "/proc/%d/status", pid);
-  n = ReadFile(path, buf, 1 << 16);
-  if (n > 0) ParseStatus(buf.data(), buf.size(), out);
-  if (want_exe) {
-    std::snprintf(path, sizeof path, "/proc/%d/exe", pid);
-    char target[4096];
-    ssize_t l = readlink(path, target, sizeof target - 1);
-    if (l >= 0) {
-      out.exe.assign(target, static_cast<size_t>(l));
-      out.have_exe = true;
-    } else {
-      out.exe_errno = errno;
-    }
+  return true;
+}
+
+void ReadExe(int32_t pid, ProcInfo& out) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/exe", pid);
+  char target[4096];
+  ssize_t l = readlink(path, target, sizeof target - 1);
+  if (l >= 0) {
+    out.exe.assign(target, static_cast<size_t>(l));
+    out.have_exe = true;
+  } else {
+    out.exe_errno = errno;
   }
+}
+
+bool ReadStatus(int32_t pid, ProcInfo& out) {
+  char path[64];
+  std::string buf;
+  std::snprintf(path, sizeof path, "/proc/%d/status", pid);
+  ssize_t n = ReadFile(path, buf, 1 << 16);
+  return n > 0 && ParseStatus(buf.data(), buf.size(), out);
+}
+
+bool ReadProc(int32_t pid, bool want_exe, ProcInfo& out) {
+  if (!ReadArgv(pid, out)) return false;
+  if (want_exe) ReadExe(pid, out);
+  ReadStatus(pid, out);
   return out.have_status || out.have_argv;
 }
 

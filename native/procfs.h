@@ -22,9 +22,15 @@ struct ProcInfo {
   int exe_errno = 0;  // why exe is missing (EACCES: not ours, ENOENT: gone or kernel thread)
 };
 
-// Reads argv (/proc/PID/cmdline), comm/ppid/uid (/proc/PID/status) and exe (readlink).
-// `want_exe` false skips the exe lookup. Returns false if the process is already gone.
+// Reads argv (/proc/PID/cmdline), exe (readlink) and comm/ppid/uid (/proc/PID/status), in
+// that order: what a process loses first when it exits first. `want_exe` false skips the
+// exe lookup. Returns false if the process is already gone.
 bool ReadProc(int32_t pid, bool want_exe, ProcInfo& out);
+
+// The three parts on their own. ReadArgv returns false if the process is gone.
+bool ReadArgv(int32_t pid, ProcInfo& out);
+void ReadExe(int32_t pid, ProcInfo& out);
+bool ReadStatus(int32_t pid, ProcInfo& out);
 
 // argv joined by single spaces, no trailing space.
 std::string JoinArgv(const std::vector<std::string>& argv);
