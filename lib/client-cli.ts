@@ -169,8 +169,8 @@ export async function main(argv: string[]): Promise<number> {
     stopping = true;
     void client.close();
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   let stdoutGone = false;
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     stdoutGone = true;
@@ -199,10 +199,8 @@ export async function main(argv: string[]): Promise<number> {
     const e = err as Error & { code?: string };
     process.stderr.write(`${NAME}: ${e.code === 'ECONNREFUSED' || e.code === 'ENOENT' ? `cannot connect: ${e.message}` : e.message}\n`);
     return 1;
-  } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
   }
+  // The handlers stay: a second signal during the last writes must not kill the process.
   if (stopping || stdoutGone) return 0;
   process.stderr.write(`${NAME}: the server closed the connection\n`);
   return 1;

@@ -326,6 +326,7 @@ class Connector : public Napi::ObjectWrap<Connector> {
       opts.queue_max = static_cast<size_t>(Num(o, "queueMax", static_cast<double>(opts.queue_max)));
       opts.table_max = static_cast<size_t>(Num(o, "tableMax", static_cast<double>(opts.table_max)));
       opts.ack_timeout_ms = static_cast<int>(Num(o, "ackTimeout", opts.ack_timeout_ms));
+      opts.nice = static_cast<int>(Num(o, "nice", opts.nice));
     }
     {
       std::lock_guard<std::mutex> lk(gate_->mu);
@@ -387,6 +388,7 @@ class Connector : public Napi::ObjectWrap<Connector> {
     o.Set("rcvbuf", s.rcvbuf);
     o.Set("rcvbufForced", s.rcvbuf_forced);
     o.Set("kernelFilter", s.kernel_filter);
+    o.Set("nice", s.nice);
     return o;
   }
 

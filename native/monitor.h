@@ -56,6 +56,7 @@ struct Options {
   size_t queue_max = 65536;                  // events buffered for JS at most
   size_t table_max = 65536;                  // processes remembered at most
   int ack_timeout_ms = 1000;                 // wait for the kernel's acknowledgement
+  int nice = -10;                            // reader thread's nice value, where permitted
 };
 
 struct Stats {
@@ -70,6 +71,7 @@ struct Stats {
   int rcvbuf = 0;             // receive buffer the kernel granted
   bool rcvbuf_forced = false; // SO_RCVBUFFORCE worked
   bool kernel_filter = false; // the kernel filters for us
+  int nice = 0;               // the reader thread's nice value in effect
 };
 
 struct StartError {

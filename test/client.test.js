@@ -214,7 +214,10 @@ function runCli(args, { env = {}, until: stopWhen, input } = {}) {
     let err = '';
     cp.stdout.on('data', (d) => {
       out += d;
-      if (stopWhen && stopWhen(out)) cp.kill('SIGTERM');
+      if (stopWhen && !cp.stopped && stopWhen(out)) {
+        cp.stopped = true;
+        cp.kill('SIGTERM');
+      }
     });
     cp.stderr.on('data', (d) => (err += d));
     if (input) cp.stdin.end(input);
