@@ -33,6 +33,11 @@ export interface ProcConnectorOptions {
   tableMax?: number;
   /** Milliseconds to wait for the kernel's acknowledgement of the subscription. Default 1000. */
   ackTimeout?: number;
+  /**
+   * Nice value of the reader thread, applied where permitted (CAP_SYS_NICE), so that it reads
+   * /proc before short-lived processes are gone. 0 leaves it alone. Default -10.
+   */
+  nice?: number;
 }
 
 export type ProcConnectorErrorCode =
@@ -108,6 +113,7 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
       queueMax: positiveInt(options.queueMax, 'queueMax', 65536, 1),
       tableMax: positiveInt(options.tableMax, 'tableMax', 65536, 1),
       ackTimeout: positiveInt(options.ackTimeout, 'ackTimeout', 1000, 1),
+      nice: niceValue(options.nice),
     };
   }
 
@@ -197,6 +203,12 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
   [Symbol.asyncIterator](): AsyncIterableIterator<ProcEvent> {
     return iterate(this, {});
   }
+}
+
+function niceValue(v: number | undefined): number {
+  if (v === undefined) return -10;
+  if (!Number.isInteger(v) || v < -20 || v > 19) throw new RangeError(`nice must be an integer from -20 to 19, got ${String(v)}`);
+  return v;
 }
 
 function positiveInt(v: number | undefined, name: string, def: number, min: number): number {

@@ -17,6 +17,7 @@ export interface NativeStartOptions {
   queueMax: number;
   tableMax: number;
   ackTimeout: number;
+  nice: number;
 }
 
 /** Counters of one connector. */
@@ -43,6 +44,8 @@ export interface ConnectorStats {
   rcvbufForced: boolean;
   /** The kernel filters events for us (Linux 6.6+). */
   kernelFilter: boolean;
+  /** Nice value of the reader thread in effect. */
+  nice: number;
 }
 
 export interface NativeBinding {
