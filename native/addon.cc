@@ -336,7 +336,14 @@ class Connector : public Napi::ObjectWrap<Connector> {
       gate_->live = true;
     }
     pm::StartError err;
-    if (!monitor_.Start(opts, &err)) {
+    bool ok = monitor_.Start(opts, &err);
+    if (ok && !pinned_) {
+      // A running connector is not garbage, whether or not JS still holds it (like a
+      // listening server): its listeners must keep getting events.
+      Napi::ObjectWrap<Connector>::Ref();
+      pinned_ = true;
+    }
+    if (!ok) {
       Shutdown();
       Napi::Error e = Napi::Error::New(env, err.message);
       e.Set("code", err.code);
@@ -356,6 +363,10 @@ class Connector : public Napi::ObjectWrap<Connector> {
     monitor_.Stop();
     Napi::Array rest = TakeBatch(env);
     Shutdown();
+    if (pinned_) {
+      pinned_ = false;
+      Napi::ObjectWrap<Connector>::Unref();
+    }
     return rest;
   }
 
@@ -397,6 +408,7 @@ class Connector : public Napi::ObjectWrap<Connector> {
   Napi::FunctionReference callback_;
   napi_env env_ = nullptr;
   bool hooked_ = false;
+  bool pinned_ = false;  // a strong reference to the wrapper while running
   bool referenced_ = true;
   std::vector<OutEvent> batch_;
 };

@@ -325,3 +325,31 @@ test('errors are ProcConnectorError with a code', () => {
   assert.ok(e instanceof Error);
   assert.equal(e.code, 'EPERM');
 });
+
+test('a running connector nobody holds is not garbage-collected; a stopped one is released', () => {
+  const script = `
+    const { ProcConnector } = require(${JSON.stringify(ROOT)});
+    const { spawn } = require('node:child_process');
+    const fs = require('node:fs');
+    let child = -1;
+    new ProcConnector({ events: 'exec' })
+      .on('exec', function (e) { if (e.pid === child) { console.log('seen'); this.stop(); } })
+      .start();
+    for (let i = 0; i < 5; i++) global.gc();
+    setTimeout(() => {
+      global.gc();
+      child = spawn('/bin/sleep', ['0.05'], { stdio: 'ignore' }).pid;
+    }, 50);
+    process.on('exit', () => {
+      // stopped and dropped: collected, its socket closed
+      const fds = () => fs.readdirSync('/proc/self/fd').length;
+      const before = fds();
+      for (let i = 0; i < 20; i++) new ProcConnector({ events: 'exec' }).start().stop();
+      global.gc();
+      if (fds() !== before) console.log('fd leak');
+    });
+  `;
+  const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 15000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'seen');
+});
