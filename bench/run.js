@@ -84,6 +84,22 @@ function build() {
 // ---------- helpers ----------
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// every process started here, so that an interrupted run leaves nothing behind
+const live = new Set();
+const { spawn: rawSpawn } = require('child_process');
+function spawnTracked(...args) {
+  const c = rawSpawn(...args);
+  live.add(c);
+  c.once('exit', () => live.delete(c));
+  return c;
+}
+for (const sig of ['SIGINT', 'SIGTERM'])
+  process.on(sig, () => {
+    for (const c of live) c.kill('SIGKILL');
+    fs.rmSync(TMP, { recursive: true, force: true });
+    process.exit(130);
+  });
+
 function lineReader(stream) {
   let buf = '';
   const waiters = [];
@@ -184,7 +200,7 @@ function pct(sorted, q) {
 // ---------- targets ----------
 async function startDaemon(args, stdoutFile) {
   const out = stdoutFile ? fs.openSync(stdoutFile, 'w') : 'ignore';
-  const d = spawn(process.execPath, [DAEMON, ...args], { stdio: ['ignore', out, 'pipe'] });
+  const d = spawnTracked(process.execPath, [DAEMON, ...args], { stdio: ['ignore', out, 'pipe'] });
   if (stdoutFile) fs.closeSync(out);
   const err = lineReader(d.stderr);
   const ok = await err.waitFor((l) => /watching/.test(l), 10000);
@@ -197,7 +213,7 @@ async function startDaemon(args, stdoutFile) {
 
 async function startForkstat(stdoutFile) {
   const out = fs.openSync(stdoutFile, 'w');
-  const f = spawn('forkstat', ['-l', '-e', 'fork,exec,exit'], { stdio: ['ignore', out, 'pipe'] });
+  const f = spawnTracked('forkstat', ['-l', '-e', 'fork,exec,exit'], { stdio: ['ignore', out, 'pipe'] });
   fs.closeSync(out);
   const err = lineReader(f.stderr);
   // forkstat says nothing when ready: wait until a probe process shows up in its output
@@ -239,7 +255,7 @@ async function storm(bin, n, p, rate, onPid) {
   const pidFile = path.join(TMP, `pids-${process.hrtime.bigint()}.txt`);
   const args = ['-w', '-n', String(n), '-p', String(p), '-c', bin, '-o', pidFile];
   if (rate) args.push('-r', String(rate));
-  const g = spawn(path.join(BUILD, 'spawnstorm'), args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const g = spawnTracked(path.join(BUILD, 'spawnstorm'), args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const out = lineReader(g.stdout);
   const first = await out.waitFor((l) => l.startsWith('pid '), 5000);
   const pid = Number(first.slice(4));
@@ -432,7 +448,8 @@ function readForkstat(file, genPid) {
     const [, kind, pidText, rest] = m;
     const pid = Number(pidText);
     if (kind === 'fork') {
-      if (/^parent\b/.test(rest)) parent = pid;
+      // one fork event is printed as two lines (parent, then child): count it once
+      if (/^parent\b/.test(rest)) (parent = pid), lines--;
       else if (/^child\b/.test(rest)) {
         if (parent === genPid) {
           ours.add(pid);
@@ -473,7 +490,7 @@ async function runOne(cfg, opts) {
     else {
       sock = path.join(dir, 'pm.sock');
       tgt = await startDaemon(['--socket', sock, '--clients', String(k + s + 1), '-e', 'exec,fork,exit'], null);
-      bc = spawn(path.join(BUILD, 'benchclient'), ['-s', sock, '-k', String(k), '-S', String(s), '-d', dir], {
+      bc = spawnTracked(path.join(BUILD, 'benchclient'), ['-s', sock, '-k', String(k), '-S', String(s), '-d', dir], {
         stdio: ['pipe', 'pipe', 'inherit'],
       });
       bcOut = lineReader(bc.stdout);
@@ -684,6 +701,13 @@ function machine() {
       }
     })(),
     load_before: os.loadavg(),
+    git: (() => {
+      try {
+        return execFileSync('git', ['describe', '--always', '--dirty'], { cwd: ROOT, encoding: 'utf8' }).trim();
+      } catch {
+        return 'unknown';
+      }
+    })(),
   };
 }
 
