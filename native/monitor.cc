@@ -478,12 +478,8 @@ void Monitor::FillProcess(OutEvent& o, const Proc* p) {
 
 void Monitor::EmitExit(const RawEvent& ev, Proc* p, bool thread, std::vector<OutEvent>& out) {
   if (!(opts_.events & kExit)) return;
-  OutEvent o;
-  o.what = kExit;
-  o.raw = ev;
-  o.time_ms = WallMs(ev.ts_ns);
+  OutEvent o = Make(ev, thread ? ev.pid : ev.tgid);
   o.thread = thread;
-  o.pid = thread ? ev.pid : ev.tgid;
   FillProcess(o, p);
   if (ev.has_parent && ev.ptgid > 0) {
     o.ppid = ev.ptgid;
@@ -501,6 +497,17 @@ void Monitor::EmitExit(const RawEvent& ev, Proc* p, bool thread, std::vector<Out
   out.push_back(std::move(o));
 }
 
+// The part every reported event shares: kind, kernel fields, time, the process it is about.
+OutEvent Monitor::Make(const RawEvent& ev, int32_t pid) const {
+  OutEvent o;
+  o.what = ev.what;
+  o.raw = ev;
+  o.time_ms = WallMs(ev.ts_ns);
+  o.pid = pid;
+  o.thread = ev.pid != ev.tgid;
+  return o;
+}
+
 void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre) {
   CheckGap(ev, out);
   const bool leader = ev.pid == ev.tgid;
@@ -512,12 +519,7 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
         Proc* p = Lookup(ev.tgid, report);
         if (p) p->threads++;
         if (report) {
-          OutEvent o;
-          o.what = kFork;
-          o.raw = ev;
-          o.time_ms = WallMs(ev.ts_ns);
-          o.thread = true;
-          o.pid = ev.pid;
+          OutEvent o = Make(ev, ev.pid);
           o.ppid = ev.tgid;
           FillProcess(o, p);
           out.push_back(std::move(o));
@@ -544,11 +546,7 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
       }
       Proc* c = Insert(ev.tgid, std::move(child));
       if (report) {
-        OutEvent o;
-        o.what = kFork;
-        o.raw = ev;
-        o.time_ms = WallMs(ev.ts_ns);
-        o.pid = ev.tgid;
+        OutEvent o = Make(ev, ev.tgid);
         o.ppid = ev.ptgid;
         FillProcess(o, c ? c : parent);
         out.push_back(std::move(o));
@@ -584,11 +582,7 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
         p->have_cmd = info.have_argv;
       }
       if (!report) break;
-      OutEvent o;
-      o.what = kExec;
-      o.raw = ev;
-      o.time_ms = WallMs(ev.ts_ns);
-      o.pid = ev.tgid;
+      OutEvent o = Make(ev, ev.tgid);
       if (p) {
         FillProcess(o, p);
         o.ppid = p->ppid;
@@ -651,14 +645,7 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
           p->have_uid = true;
         }
       }
-      if (!report) break;
-      OutEvent o;
-      o.what = ev.what;
-      o.raw = ev;
-      o.time_ms = WallMs(ev.ts_ns);
-      o.pid = ev.tgid;
-      o.thread = !leader;
-      out.push_back(std::move(o));
+      if (report) out.push_back(Make(ev, ev.tgid));
       break;
     }
     case kComm: {
@@ -670,29 +657,16 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
         }
       }
       if (!report) break;
-      OutEvent o;
-      o.what = kComm;
-      o.raw = ev;
-      o.time_ms = WallMs(ev.ts_ns);
-      o.pid = ev.tgid;
-      o.thread = !leader;
+      OutEvent o = Make(ev, ev.tgid);
       o.comm = ev.comm;
       out.push_back(std::move(o));
       break;
     }
     case kSid:
     case kPtrace:
-    case kCoredump: {
-      if (!report) break;
-      OutEvent o;
-      o.what = ev.what;
-      o.raw = ev;
-      o.time_ms = WallMs(ev.ts_ns);
-      o.pid = ev.tgid;
-      o.thread = !leader;
-      out.push_back(std::move(o));
+    case kCoredump:
+      if (report) out.push_back(Make(ev, ev.tgid));
       break;
-    }
     default:
       break;
   }

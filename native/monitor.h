@@ -115,6 +115,7 @@ class Monitor {
   void ReadBatch(std::vector<OutEvent>& out);
   void Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre);
   void CheckGap(const RawEvent& ev, std::vector<OutEvent>& out);
+  OutEvent Make(const RawEvent& ev, int32_t pid) const;
   void EmitExit(const RawEvent& ev, Proc* p, bool thread, std::vector<OutEvent>& out);
   Proc* Lookup(int32_t tgid, bool learn);
   Proc* Insert(int32_t tgid, Proc&& p);
