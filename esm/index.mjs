@@ -1,0 +1,30 @@
+// ES module entry of procmonitor: the CommonJS build (dist/index.js) re-exported, so that
+// `import` and `require` share one instance of everything (one addon, one ProcConnector class).
+// Types: dist/index.d.ts (package.json "types"). test/esm.test.mjs checks that every export of
+// dist/index.js is listed here: add each new export of lib/index.ts to the list below.
+import cjs from '../dist/index.js';
+
+export const {
+  ProcConnector,
+  ProcConnectorError,
+  EVENT_BITS,
+  EVENT_NAMES,
+  parseEventList,
+  eventMask,
+  toLine,
+  PASSWORD_PROMPT,
+  AUTH_SUCCESS,
+  AUTH_FAILED,
+  AUTH_TIMEOUT,
+  MAX_PASSWORD_BYTES,
+  BroadcastServerError,
+  BroadcastServer,
+  tooManyClientsLine,
+  tooManyPendingLine,
+  createBroadcastServer,
+  ProcMonitorClientError,
+  ProcMonitorClient,
+  connect,
+} = cjs;
+
+export default cjs;

@@ -1,0 +1,267 @@
+'use strict';
+// The package as users get it: `npm pack`, installed into an empty folder with install scripts
+// off and no compiler on the PATH, then used: require and import, types, a real exec event,
+// the bins, a fake non-Linux platform; and the from-source fallback when no prebuild fits.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn, spawnSync, execFileSync } = require('node:child_process');
+
+const ROOT = path.join(__dirname, '..');
+const PKG = require('../package.json');
+const MAX_PACKED = 300 * 1024; // bytes of the .tgz
+const MAX_UNPACKED = 1024 * 1024;
+const MAX_FILES = 80;
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-package-'));
+const app = path.join(tmp, 'app');
+const bin = path.join(tmp, 'bin'); // node and npm only: no gcc, g++, cc, c++, make, python
+const installed = path.join(app, 'node_modules', 'procmonitor');
+let packed; // npm pack --json entry
+
+test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function cleanEnv(extra = {}) {
+  const env = { ...process.env, ...extra };
+  delete env.NODE_TEST_CONTEXT;
+  for (const k of Object.keys(env)) if (k.startsWith('npm_')) delete env[k];
+  return env;
+}
+const noCompilerEnv = () => cleanEnv({ PATH: bin, npm_config_nodedir: '/nonexistent', npm_config_update_notifier: 'false' });
+
+function sh(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 120000, ...opts });
+  assert.equal(r.status, 0, `${cmd} ${args.join(' ')} exited ${r.status} ${r.signal ?? ''}\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+// Starts a connector for exec, runs /bin/sh with a marker argument, prints what it saw as JSON.
+const EXEC_PROBE = `
+  const marker = 'pm-package-' + process.pid;
+  const conn = new ProcConnector({ events: 'exec' });
+  conn.start();
+  const timer = setTimeout(() => { conn.stop(); console.log(JSON.stringify({ timeout: true })); }, 15000);
+  conn.on('exec', (ev) => {
+    if (ev.pid !== child.pid) return;
+    clearTimeout(timer);
+    conn.stop();
+    console.log(JSON.stringify({ pid: ev.pid, expected: child.pid, argv: ev.argv, user: ev.user }));
+  });
+  const child = spawn('/bin/sh', ['-c', 'sleep 0.3; exit 0', marker], { stdio: 'ignore' });
+`;
+
+test('npm pack: only what users need, small', (t) => {
+  const out = sh('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: ROOT, env: cleanEnv() });
+  packed = JSON.parse(out.slice(out.indexOf('[')))[0];
+  const files = packed.files.map((f) => f.path).sort();
+  const allowed = [
+    /^package\.json$/,
+    /^README\.md$/,
+    /^LICENSE$/,
+    /^dist\/[\w-]+\.(js|d\.ts)$/,
+    /^esm\/index\.mjs$/,
+    /^bin\/procMonitor(-client)?$/,
+    /^native\/[\w-]+\.(cc|h)$/,
+    /^binding\.gyp$/,
+    /^prebuilds\/linux-(x64|arm64)\/procmonitor\.(glibc|musl)\.node$/,
+    /^prebuilds\/SOURCE_HASH$/,
+  ];
+  const unexpected = files.filter((f) => !allowed.some((re) => re.test(f)));
+  assert.deepEqual(unexpected, [], `files that users do not need: ${unexpected.join(', ')}`);
+  for (const need of [
+    'package.json',
+    'dist/index.js',
+    'dist/index.d.ts',
+    'dist/native.js',
+    'esm/index.mjs',
+    'bin/procMonitor',
+    'bin/procMonitor-client',
+    'binding.gyp', // the from-source fallback
+    'native/addon.cc',
+    'prebuilds/linux-x64/procmonitor.glibc.node',
+    'prebuilds/linux-arm64/procmonitor.glibc.node',
+  ]) {
+    assert.ok(files.includes(need), `${need} missing from the tarball`);
+  }
+  // Every source binding.gyp compiles is there.
+  const gyp = fs.readFileSync(path.join(ROOT, 'binding.gyp'), 'utf8');
+  for (const src of gyp.match(/native\/[\w.-]+/g)) assert.ok(files.includes(src), `${src} missing`);
+  assert.ok(packed.size < MAX_PACKED, `tarball ${packed.size} bytes > ${MAX_PACKED}`);
+  assert.ok(packed.unpackedSize < MAX_UNPACKED, `unpacked ${packed.unpackedSize} bytes`);
+  assert.ok(files.length <= MAX_FILES, `${files.length} files`);
+  t.diagnostic(`tarball ${packed.filename}: ${packed.size} bytes packed, ${packed.unpackedSize} unpacked, ${files.length} files`);
+});
+
+test('installs with --ignore-scripts and no compiler on the PATH', () => {
+  assert.ok(packed, 'npm pack failed');
+  fs.mkdirSync(app);
+  fs.mkdirSync(bin);
+  fs.symlinkSync(process.execPath, path.join(bin, 'node'));
+  const npmCli = fs.realpathSync(execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim());
+  fs.symlinkSync(npmCli, path.join(bin, 'npm'));
+  for (const cc of ['gcc', 'g++', 'cc', 'c++', 'make', 'python3']) {
+    const r = spawnSync('/bin/sh', ['-c', `command -v ${cc}`], { env: noCompilerEnv() });
+    assert.notEqual(r.status, 0, `${cc} is on the restricted PATH`);
+  }
+  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
+  sh(path.join(bin, 'npm'), ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', path.join(tmp, packed.filename)], {
+    cwd: app,
+    env: noCompilerEnv(),
+  });
+  assert.ok(fs.existsSync(path.join(installed, 'package.json')));
+  assert.ok(!fs.existsSync(path.join(installed, 'build')), 'nothing was built');
+  const deps = fs.readdirSync(path.join(app, 'node_modules')).filter((d) => !d.startsWith('.')).sort();
+  assert.deepEqual(deps, ['mri', 'node-addon-api', 'node-gyp-build', 'procmonitor']);
+});
+
+test('require: the prebuild is loaded and ProcConnector receives a real exec event', () => {
+  const script = `
+    const { spawn } = require('node:child_process');
+    const path = require('node:path');
+    const pm = require('procmonitor');
+    const resolved = require('node-gyp-build').resolve(path.dirname(require.resolve('procmonitor/package.json')));
+    console.log(JSON.stringify({ resolved, exports: Object.keys(pm).sort() }));
+    const { ProcConnector } = pm;
+    ${EXEC_PROBE}
+  `;
+  const out = sh(process.execPath, ['-e', script], { cwd: app, env: noCompilerEnv() }).trim().split('\n');
+  const info = JSON.parse(out[0]);
+  assert.equal(info.resolved, path.join(installed, 'prebuilds', `linux-${process.arch}`, 'procmonitor.glibc.node'));
+  assert.ok(info.exports.includes('ProcConnector') && info.exports.includes('createBroadcastServer'));
+  const ev = JSON.parse(out[1]);
+  assert.equal(ev.timeout, undefined, 'no exec event arrived');
+  assert.equal(ev.pid, ev.expected);
+  assert.deepEqual(ev.argv.slice(0, 3), ['/bin/sh', '-c', 'sleep 0.3; exit 0']);
+  assert.match(ev.argv[3], /^pm-package-\d+$/);
+});
+
+test('import: named and default exports, the same objects as require', () => {
+  const file = path.join(app, 'probe.mjs');
+  fs.writeFileSync(
+    file,
+    `
+    import { createRequire } from 'node:module';
+    import { spawn } from 'node:child_process';
+    import pm, { ProcConnector, ProcConnectorError, createBroadcastServer, connect, toLine } from 'procmonitor';
+    const require = createRequire(import.meta.url);
+    const cjs = require('procmonitor');
+    const same = ProcConnector === cjs.ProcConnector && pm === cjs && typeof createBroadcastServer === 'function'
+      && typeof connect === 'function' && typeof toLine === 'function' && typeof ProcConnectorError === 'function';
+    console.log(JSON.stringify({ same }));
+    ${EXEC_PROBE}
+  `,
+  );
+  const out = sh(process.execPath, [file], { cwd: app, env: noCompilerEnv() }).trim().split('\n');
+  assert.deepEqual(JSON.parse(out[0]), { same: true });
+  const ev = JSON.parse(out[1]);
+  assert.equal(ev.timeout, undefined, 'no exec event arrived');
+  assert.equal(ev.pid, ev.expected);
+});
+
+test('types: one set of declarations serves require and import (TypeScript, nodenext)', () => {
+  const dir = path.join(app, 'ts');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(
+    path.join(dir, 'cjs.cts'),
+    `import { ProcConnector, type ExecEvent } from 'procmonitor';
+     import pm = require('procmonitor');
+     const c: ProcConnector = new pm.ProcConnector({ events: 'exec' });
+     c.on('exec', (ev: ExecEvent) => { const argv: string[] = ev.argv; void argv; });
+     void ProcConnector;\n`,
+  );
+  fs.writeFileSync(
+    path.join(dir, 'esm.mts'),
+    `import pm, { ProcConnector, createBroadcastServer, type ExecEvent } from 'procmonitor';
+     const c = new ProcConnector({ events: ['exec', 'exit'] });
+     c.on('exec', (ev: ExecEvent) => { const pid: number = ev.pid; void pid; });
+     const same: typeof ProcConnector = pm.ProcConnector;
+     void same; void createBroadcastServer;\n`,
+  );
+  fs.writeFileSync(
+    path.join(dir, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        target: 'es2022',
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+        types: ['node'],
+        typeRoots: [path.join(ROOT, 'node_modules', '@types')],
+      },
+      files: ['cjs.cts', 'esm.mts'],
+    }),
+  );
+  sh(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { cwd: dir, env: noCompilerEnv() });
+});
+
+test('the procMonitor bin runs: --version, and --direct prints exec events until SIGTERM', async () => {
+  const exe = path.join(app, 'node_modules', '.bin', 'procMonitor');
+  const v = sh(exe, ['--version'], { cwd: app, env: noCompilerEnv() });
+  assert.equal(v.trim(), `procMonitor ${PKG.version}`);
+  sh(path.join(app, 'node_modules', '.bin', 'procMonitor-client'), ['--help'], { cwd: app, env: noCompilerEnv() });
+
+  const marker = `pm-bin-${process.pid}`;
+  const daemon = spawn(exe, ['--direct', '-e', 'exec'], { cwd: app, env: noCompilerEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  daemon.stdout.on('data', (d) => (stdout += d));
+  daemon.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise((resolve) => daemon.on('exit', (code, signal) => resolve({ code, signal })));
+  const deadline = Date.now() + 15000;
+  let seen = null;
+  while (!seen && Date.now() < deadline) {
+    spawnSync('/bin/sh', ['-c', 'sleep 0.3; exit 0', marker]);
+    await new Promise((r) => setTimeout(r, 100));
+    seen = stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+      .find((ev) => ev.event === 'exec' && ev.argv.includes(marker));
+  }
+  daemon.kill('SIGTERM');
+  const { code } = await exited;
+  assert.ok(seen, `no exec event on stdout; stderr: ${stderr}`);
+  assert.equal(code, 0, stderr);
+});
+
+test('on a non-Linux platform the package imports; start() throws EPLATFORM', () => {
+  const fake = path.join(tmp, 'fake-platform.cjs');
+  fs.writeFileSync(fake, "Object.defineProperty(process, 'platform', { value: 'darwin', configurable: true });\n");
+  const cjs = sh(
+    process.execPath,
+    ['-r', fake, '-e', `const { ProcConnector } = require('procmonitor'); const c = new ProcConnector(); try { c.start(); console.log('started'); } catch (e) { console.log(process.platform, e.code); }`],
+    { cwd: app, env: noCompilerEnv() },
+  );
+  assert.equal(cjs.trim(), 'darwin EPLATFORM');
+  const esm = sh(
+    process.execPath,
+    ['-r', fake, '--input-type=module', '-e', `import { ProcConnector } from 'procmonitor'; try { new ProcConnector().start(); console.log('started'); } catch (e) { console.log(process.platform, e.code); }`],
+    { cwd: app, env: noCompilerEnv() },
+  );
+  assert.equal(esm.trim(), 'darwin EPLATFORM');
+});
+
+test('no prebuild fits: importing still works (ENOADDON on start), and npm rebuild compiles from source', { timeout: 300000 }, () => {
+  fs.rmSync(path.join(installed, 'prebuilds'), { recursive: true, force: true });
+  const probe = `
+    const { spawn } = require('node:child_process');
+    const path = require('node:path');
+    const { ProcConnector } = require('procmonitor');
+    try { new ProcConnector({ events: 'exec' }).start().stop(); } catch (e) { console.log(JSON.stringify({ code: e.code })); process.exit(0); }
+    console.log(JSON.stringify({ resolved: require('node-gyp-build').resolve(path.dirname(require.resolve('procmonitor/package.json'))) }));
+    ${EXEC_PROBE}
+  `;
+  const before = JSON.parse(sh(process.execPath, ['-e', probe], { cwd: app, env: noCompilerEnv() }).trim().split('\n')[0]);
+  assert.deepEqual(before, { code: 'ENOADDON' });
+  // With a compiler (and Node's headers from npm's nodedir), the install script builds it.
+  sh('npm', ['rebuild', 'procmonitor', '--foreground-scripts'], { cwd: app, env: cleanEnv() });
+  assert.ok(fs.existsSync(path.join(installed, 'build', 'Release', 'procmonitor.node')), 'build/Release/procmonitor.node');
+  const out = sh(process.execPath, ['-e', probe], { cwd: app, env: noCompilerEnv() }).trim().split('\n');
+  assert.equal(JSON.parse(out[0]).resolved, path.join(installed, 'build', 'Release', 'procmonitor.node'));
+  const ev = JSON.parse(out[1]);
+  assert.equal(ev.pid, ev.expected);
+});
