@@ -4,11 +4,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import mri = require('mri');
 import { ProcConnector, ProcConnectorError } from './connector';
 import { EVENT_NAMES, parseEventList, toLine, type ProcEvent } from './events';
 import { BroadcastServerError, createBroadcastServer, type BroadcastServer, type BroadcastServerOptions } from './server';
 import { formatEvent } from './client-cli';
+import { parseFlags, UsageError, wholeNumber } from './args';
 
 const NAME = 'procMonitor';
 export const DEFAULT_SOCKET = '/var/run/procMonitor.sock';
@@ -54,8 +54,6 @@ Examples:
 
 Exit status: 0 after SIGINT/SIGTERM, 2 on bad usage, 1 on runtime failures.`;
 
-class UsageError extends Error {}
-
 export interface DaemonOptions {
   events: string[];
   clients: number;
@@ -74,42 +72,13 @@ export interface DaemonOptions {
 const STRING_FLAGS = ['events', 'clients', 'socket', 'tcp', 'auth', 'auth-file', 'bind', 'socket-mode', 'socket-group', 'slow-client', 'rcvbuf', 'format'];
 const BOOLEAN_FLAGS = ['direct', 'threads', 'quiet', 'version', 'help'];
 const SHORT: Record<string, string> = { e: 'events', c: 'clients', s: 'socket', t: 'tcp', a: 'auth', d: 'direct', h: 'help', q: 'quiet', v: 'version' };
-// mri only knows (and so only accepts, with `unknown`) the flags named in `alias`.
-const ALIASES: Record<string, string[]> = Object.fromEntries(
-  [...STRING_FLAGS, ...BOOLEAN_FLAGS].map((long) => [long, Object.keys(SHORT).filter((s) => SHORT[s] === long)]),
-);
-
-function integer(text: string, flag: string, min: number, max: number): number {
-  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-    throw new UsageError(`--${flag} must be a whole number from ${min} to ${max}, got "${text}"`);
-  }
-  return Number(text);
-}
 
 /** Parses the daemon's arguments. Returns 'help' or 'version' for those flags; throws UsageError. */
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): DaemonOptions | 'help' | 'version' {
-  let unknown: string | null = null;
-  const args = mri(argv, {
-    string: STRING_FLAGS,
-    boolean: BOOLEAN_FLAGS,
-    alias: ALIASES,
-    unknown: (flag) => {
-      unknown ??= flag;
-      return false;
-    },
-  }) as Record<string, unknown> & { _: string[] };
-  if (unknown) throw new UsageError(`unknown option ${unknown} (see --help)`);
-  if (args.help) return 'help';
-  if (args.version) return 'version';
-  if (args._.length) throw new UsageError(`unexpected argument "${args._[0]}" (see --help)`);
-  const str = (name: string): string | undefined => {
-    const v = args[name];
-    if (v === undefined) return undefined;
-    if (Array.isArray(v)) throw new UsageError(`--${name} given more than once`);
-    if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} needs a value`);
-    return v;
-  };
-  for (const b of BOOLEAN_FLAGS) if (Array.isArray(args[b])) throw new UsageError(`--${b} given more than once`);
+  const flags = parseFlags(argv, { string: STRING_FLAGS, boolean: BOOLEAN_FLAGS, short: SHORT });
+  if (flags.on('help')) return 'help';
+  if (flags.on('version')) return 'version';
+  const str = flags.str;
 
   let events: string[];
   const eventsText = str('events') ?? DEFAULT_EVENTS;
@@ -119,8 +88,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     throw new UsageError(`--events: ${(err as Error).message}`);
   }
   const clientsText = str('clients');
-  const clients = clientsText === undefined ? 10 : integer(clientsText, 'clients', 1, 100000);
-  const direct = Boolean(args.direct);
+  const clients = clientsText === undefined ? 10 : wholeNumber(clientsText, 'clients', 1, 100000);
+  const direct = flags.on('direct');
   const tcpText = str('tcp');
   const socketText = str('socket');
   const formatText = str('format');
@@ -138,14 +107,14 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   }
   const groupText = str('socket-group');
   const rcvbufText = str('rcvbuf');
-  const rcvbuf = rcvbufText === undefined ? 8 << 20 : integer(rcvbufText, 'rcvbuf', 1, 0x7fffffff);
+  const rcvbuf = rcvbufText === undefined ? 8 << 20 : wholeNumber(rcvbufText, 'rcvbuf', 1, 0x7fffffff);
 
   let tcp: DaemonOptions['tcp'] = null;
   const auth = str('auth');
   const authFile = str('auth-file');
   const bind = str('bind');
   if (tcpText !== undefined) {
-    const port = integer(tcpText, 'tcp', 1, 65535);
+    const port = wholeNumber(tcpText, 'tcp', 1, 65535);
     if (auth !== undefined && authFile !== undefined) throw new UsageError('give either --auth or --auth-file, not both');
     if (authFile !== undefined) {
       try {
@@ -180,10 +149,10 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     tcp,
     direct,
     format: formatText === 'text' ? 'text' : 'json',
-    threads: Boolean(args.threads),
+    threads: flags.on('threads'),
     slowClient: slowText === 'disconnect' ? 'disconnect' : 'drop',
     rcvbuf,
-    quiet: Boolean(args.quiet),
+    quiet: flags.on('quiet'),
   };
 }
 

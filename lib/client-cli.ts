@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
-import mri = require('mri');
 import { connect, type ConnectOptions } from './client';
 import { parseEventList, type ProcEvent } from './events';
+import { parseFlags, UsageError, wholeNumber } from './args';
 
 const NAME = 'procMonitor-client';
 const DEFAULT_SOCKET = '/var/run/procMonitor.sock';
@@ -24,12 +24,9 @@ Environment: PROCMONITOR_AUTH holds the TCP password when neither --auth nor --a
 Exit status: 0 after SIGINT/SIGTERM, 1 when the connection fails or the server closes it,
 2 on bad options.`;
 
-class UsageError extends Error {}
-
 const STRING_FLAGS = ['socket', 'host', 'port', 'auth', 'auth-file', 'events'];
 const BOOLEAN_FLAGS = ['tcp', 'json', 'help'];
-// Every flag needs an alias entry for mri's `unknown` check to know it.
-const ALIASES: Record<string, string | string[]> = { s: 'socket', t: 'tcp', p: 'port', a: 'auth', e: 'events', j: 'json', h: 'help', host: [], 'auth-file': [] };
+const SHORT: Record<string, string> = { s: 'socket', t: 'tcp', p: 'port', a: 'auth', e: 'events', j: 'json', h: 'help' };
 
 export interface ClientCliOptions {
   connect: ConnectOptions;
@@ -39,27 +36,9 @@ export interface ClientCliOptions {
 
 /** Parses the client's arguments; throws an Error with a one-line message on bad input. Returns null for --help. */
 export function parseClientArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ClientCliOptions | null {
-  let unknown: string | null = null;
-  const args = mri(argv, {
-    string: STRING_FLAGS,
-    boolean: BOOLEAN_FLAGS,
-    alias: ALIASES,
-    unknown: (flag) => {
-      unknown ??= flag;
-      return false;
-    },
-  }) as Record<string, unknown> & { _: string[] };
-  if (unknown) throw new UsageError(`unknown option ${unknown} (see --help)`);
-  if (args.help) return null;
-  if (args._.length) throw new UsageError(`unexpected argument "${args._[0]}" (see --help)`);
-  const str = (name: string): string | undefined => {
-    const v = args[name];
-    if (v === undefined) return undefined;
-    if (Array.isArray(v)) throw new UsageError(`--${name} given more than once`);
-    if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} needs a value`);
-    return v;
-  };
-  for (const b of BOOLEAN_FLAGS) if (Array.isArray(args[b])) throw new UsageError(`--${b} given more than once`);
+  const flags = parseFlags(argv, { string: STRING_FLAGS, boolean: BOOLEAN_FLAGS, short: SHORT });
+  if (flags.on('help')) return null;
+  const str = flags.str;
   const socket = str('socket');
   const host = str('host');
   const portText = str('port');
@@ -75,16 +54,14 @@ export function parseClientArgs(argv: string[], env: NodeJS.ProcessEnv = process
     }
     events.add('lost');
   }
-  const tcp = Boolean(args.tcp) || host !== undefined || portText !== undefined;
+  const tcp = flags.on('tcp') || host !== undefined || portText !== undefined;
   if (!tcp) {
     if (auth !== undefined || authFile !== undefined) throw new UsageError('--auth and --auth-file are for --tcp connections');
-    return { connect: { path: socket ?? DEFAULT_SOCKET }, json: Boolean(args.json), events };
+    return { connect: { path: socket ?? DEFAULT_SOCKET }, json: flags.on('json'), events };
   }
   if (socket !== undefined) throw new UsageError('give either --socket or --tcp, not both');
   if (portText === undefined) throw new UsageError('--tcp needs --port PORT');
-  if (!/^\d+$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
-    throw new UsageError(`bad port "${portText}" (1-65535)`);
-  }
+  const port = wholeNumber(portText, 'port', 1, 65535);
   if (auth !== undefined && authFile !== undefined) throw new UsageError('give either --auth or --auth-file, not both');
   let password: string | undefined = auth;
   if (authFile !== undefined) {
@@ -100,7 +77,7 @@ export function parseClientArgs(argv: string[], env: NodeJS.ProcessEnv = process
   }
   if (/[\r\n]/.test(password)) throw new UsageError('the password cannot contain a line break');
   if (Buffer.byteLength(password) > 256) throw new UsageError('the password is longer than 256 bytes');
-  return { connect: { host: host ?? '127.0.0.1', port: Number(portText), password }, json: Boolean(args.json), events };
+  return { connect: { host: host ?? '127.0.0.1', port, password }, json: flags.on('json'), events };
 }
 
 function exitStatus(ev: { exit_code?: number; code?: number | null; signal?: string | null; core?: boolean }): string {
