@@ -585,8 +585,8 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
       OutEvent o = Make(ev, ev.tgid);
       if (p) {
         FillProcess(o, p);
-        o.ppid = p->ppid;
-        if (!info.have_status) o.missing |= kMissPpid;
+        o.ppid = p->ppid;  // from /proc, else from the fork we saw
+        if (!info.have_status && p->ppid <= 0) o.missing |= kMissPpid;
       } else {
         o.user = info.have_status ? users_.Name(info.uid) : "unknown";
         o.uid = info.uid;
