@@ -38,6 +38,11 @@ export interface ProcConnectorOptions {
    * /proc before short-lived processes are gone. 0 leaves it alone. Default -10.
    */
   nice?: number;
+  /**
+   * Learn the processes already running from /proc at start, so that their exits carry
+   * command, user, parent and lifetime too. Default true.
+   */
+  seed?: boolean;
 }
 
 export type ProcConnectorErrorCode =
@@ -114,6 +119,7 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
       tableMax: positiveInt(options.tableMax, 'tableMax', 65536, 1),
       ackTimeout: positiveInt(options.ackTimeout, 'ackTimeout', 1000, 1),
       nice: niceValue(options.nice),
+      seed: options.seed ?? true,
     };
   }
 

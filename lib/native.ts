@@ -18,6 +18,7 @@ export interface NativeStartOptions {
   tableMax: number;
   ackTimeout: number;
   nice: number;
+  seed: boolean;
 }
 
 /** Counters of one connector. */

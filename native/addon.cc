@@ -327,6 +327,7 @@ class Connector : public Napi::ObjectWrap<Connector> {
       opts.table_max = static_cast<size_t>(Num(o, "tableMax", static_cast<double>(opts.table_max)));
       opts.ack_timeout_ms = static_cast<int>(Num(o, "ackTimeout", opts.ack_timeout_ms));
       opts.nice = static_cast<int>(Num(o, "nice", opts.nice));
+      opts.seed = Bool(o, "seed", opts.seed);
     }
     {
       std::lock_guard<std::mutex> lk(gate_->mu);

@@ -290,6 +290,7 @@ void Monitor::Run() {
     std::lock_guard<std::mutex> lk(mu_);
     stats_.nice = errno == 0 ? nice_now : 0;
   }
+  if (opts_.seed) Seed();
   std::vector<OutEvent> batch;
   for (RawEvent& ev : early_) Handle(ev, batch, nullptr);
   early_.clear();
@@ -420,6 +421,13 @@ Monitor::Proc* Monitor::Lookup(int32_t tgid, bool learn) {
   // A process that was running before we started: learn it from /proc.
   ProcInfo info;
   if (!ReadProc(tgid, false, info)) return nullptr;
+  Proc p = Learned(info);
+  p.start_ns = ReadStartNs(tgid);
+  return Insert(tgid, std::move(p));
+}
+
+// What /proc says of a process, as a table entry.
+Monitor::Proc Monitor::Learned(const ProcInfo& info) {
   Proc p;
   p.ppid = info.ppid;
   p.uid = info.uid;
@@ -428,7 +436,17 @@ Monitor::Proc* Monitor::Lookup(int32_t tgid, bool learn) {
   p.have_comm = info.have_status;
   p.cmdline = info.have_argv ? JoinArgv(info.argv) : std::string();
   p.have_cmd = info.have_argv;
-  return Insert(tgid, std::move(p));
+  p.from_proc = true;
+  return p;
+}
+
+// Learns every process already running, so that their exits say what exited. Runs after
+// the subscription: a process that starts meanwhile is seen by its events as well.
+void Monitor::Seed() {
+  for (int32_t pid : ListPids()) {
+    if (table_.size() >= opts_.table_max) break;
+    Lookup(pid, true);
+  }
 }
 
 Monitor::Proc* Monitor::Insert(int32_t tgid, Proc&& p) {
@@ -528,22 +546,17 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
       }
       Proc* parent = Lookup(ev.ptgid, true);
       Proc child;
-      if (parent) child = *parent;  // a forked child runs its parent's program
+      if (parent) {
+        child = *parent;  // a forked child runs its parent's program
+      } else {
+        ProcInfo info;
+        if (ReadProc(ev.tgid, false, info)) child = Learned(info);
+      }
+      child.from_proc = false;
       child.threads = 0;
       child.leader_exited = false;
       child.start_ns = ev.ts_ns;
       child.ppid = ev.ptgid;
-      if (!parent) {
-        ProcInfo info;
-        if (ReadProc(ev.tgid, false, info)) {
-          child.uid = info.uid;
-          child.have_uid = info.have_status;
-          child.comm = info.comm;
-          child.have_comm = info.have_status;
-          child.cmdline = JoinArgv(info.argv);
-          child.have_cmd = info.have_argv;
-        }
-      }
       Proc* c = Insert(ev.tgid, std::move(child));
       if (report) {
         OutEvent o = Make(ev, ev.tgid);

@@ -57,6 +57,7 @@ struct Options {
   size_t table_max = 65536;                  // processes remembered at most
   int ack_timeout_ms = 1000;                 // wait for the kernel's acknowledgement
   int nice = -10;                            // reader thread's nice value, where permitted
+  bool seed = true;                          // learn the running processes from /proc at start
 };
 
 struct Stats {
@@ -106,6 +107,7 @@ class Monitor {
     std::string comm, cmdline;
     uint32_t threads = 0;        // live non-leader threads we saw start
     bool leader_exited = false;  // main thread gone, others still running
+    bool from_proc = false;      // learned from /proc (running before we started)
     RawEvent leader_exit;
   };
 
@@ -119,6 +121,8 @@ class Monitor {
   void EmitExit(const RawEvent& ev, Proc* p, bool thread, std::vector<OutEvent>& out);
   Proc* Lookup(int32_t tgid, bool learn);
   Proc* Insert(int32_t tgid, Proc&& p);
+  static Proc Learned(const ProcInfo& info);
+  void Seed();
   void Sweep();
   void FillProcess(OutEvent& o, const Proc* p);
   double WallMs(uint64_t ts_ns) const;

@@ -1,5 +1,6 @@
 #include "procfs.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <unistd.h>
@@ -141,6 +142,51 @@ bool ReadProc(int32_t pid, bool want_exe, ProcInfo& out) {
   if (want_exe) ReadExe(pid, out);
   ReadStatus(pid, out);
   return out.have_status || out.have_argv;
+}
+
+bool ParseStatStart(const char* text, size_t len, uint64_t* ticks) {
+  // "pid (comm) state ppid ...": comm may hold anything, so fields count from the last ')'.
+  const char* end = text + len;
+  const char* p = nullptr;
+  for (const char* q = text; q < end; q++) {
+    if (*q == ')') p = q;
+  }
+  if (p == nullptr) return false;
+  p++;
+  // starttime is field 22; after ')' come fields 3, 4, ...: skip 19 separators.
+  int field = 2;
+  while (p < end && field < 22) {
+    if (*p == ' ') field++;
+    p++;
+  }
+  if (field != 22 || p >= end || *p < '0' || *p > '9') return false;
+  uint64_t v = 0;
+  while (p < end && *p >= '0' && *p <= '9') v = v * 10 + static_cast<uint64_t>(*p++ - '0');
+  *ticks = v;
+  return true;
+}
+
+uint64_t ReadStartNs(int32_t pid) {
+  char path[64];
+  std::string buf;
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  uint64_t ticks = 0;
+  if (ReadFile(path, buf, 1 << 14) <= 0 || !ParseStatStart(buf.data(), buf.size(), &ticks)) return 0;
+  long hz = sysconf(_SC_CLK_TCK);
+  return hz > 0 ? ticks * (1000000000ull / static_cast<uint64_t>(hz)) : 0;
+}
+
+std::vector<int32_t> ListPids() {
+  std::vector<int32_t> pids;
+  DIR* d = opendir("/proc");
+  if (d == nullptr) return pids;
+  while (struct dirent* e = readdir(d)) {
+    char* endp = nullptr;
+    long v = std::strtol(e->d_name, &endp, 10);
+    if (endp != e->d_name && *endp == '\0' && v > 0) pids.push_back(static_cast<int32_t>(v));
+  }
+  closedir(d);
+  return pids;
 }
 
 std::string JoinArgv(const std::vector<std::string>& argv) {

@@ -27,6 +27,15 @@ struct ProcInfo {
 // exe lookup. Returns false if the process is already gone.
 bool ReadProc(int32_t pid, bool want_exe, ProcInfo& out);
 
+// Start time of a process in nanoseconds since boot (/proc/PID/stat), 0 if unknown.
+uint64_t ReadStartNs(int32_t pid);
+
+// Parses the text of /proc/PID/stat for the start time in clock ticks (pure; for tests).
+bool ParseStatStart(const char* text, size_t len, uint64_t* ticks);
+
+// The pids of every process in /proc.
+std::vector<int32_t> ListPids();
+
 // The three parts on their own. ReadArgv returns false if the process is gone.
 bool ReadArgv(int32_t pid, ProcInfo& out);
 void ReadExe(int32_t pid, ProcInfo& out);

@@ -353,3 +353,20 @@ test('a running connector nobody holds is not garbage-collected; a stopped one i
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'seen');
 });
+
+test('a process started before the connector is known at its exit', async (t) => {
+  const { spawn } = require('node:child_process');
+  const cp = spawn('/bin/sleep', ['0.6'], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 200));
+  const c = started({ events: 'exit' });
+  t.after(() => c.stop());
+  const rec = record(c);
+  await rec.until(exited(cp.pid));
+  const [exit] = rec.of(cp.pid);
+  assert.equal(exit.comm, 'sleep');
+  assert.equal(exit.cmdline, '/bin/sleep 0.6');
+  assert.equal(exit.user, 'root');
+  assert.equal(exit.ppid, process.pid);
+  assert.ok(exit.duration_ms >= 500 && exit.duration_ms < 5000, String(exit.duration_ms));
+  assert.equal(exit.missing, undefined);
+});
