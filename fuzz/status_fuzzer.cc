@@ -1,0 +1,29 @@
+// libFuzzer target: the /proc text parsers, pm::ParseStatus (/proc/PID/status) and
+// pm::ParseStatStart (/proc/PID/stat), fed the same bytes. The kernel writes those files,
+// but a process chooses its own name (prctl/comm, any bytes but NUL, including ')' and
+// newlines), so the parsers must hold for any input: no read past `len`, no crash.
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "../native/procfs.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const char* text = reinterpret_cast<const char*>(data);
+  uint64_t ticks = 0;
+  if (pm::ParseStatStart(text, size, &ticks) && std::memchr(text, ')', size) == nullptr) {
+    std::abort();  // a start time is only ever found after the comm's closing ')'
+  }
+  pm::ProcInfo info;
+  bool ok = pm::ParseStatus(text, size, info);
+  if (ok != info.have_status) std::abort();
+  if (!ok) return 0;
+  // The Name value is at most as long as the input, escapes only shrink it.
+  if (info.comm.size() > size) std::abort();
+  pm::ProcInfo again;
+  if (!pm::ParseStatus(text, size, again) || again.comm != info.comm || again.ppid != info.ppid ||
+      again.uid != info.uid || again.euid != info.euid) {
+    std::abort();
+  }
+  return 0;
+}
