@@ -787,8 +787,14 @@ async function main() {
   else process.stdout.write(`raw streams kept in ${TMP}\n`);
 }
 
-main().catch((e) => {
-  process.stderr.write(`bench: ${e.stack || e}\n`);
-  if (!process.argv.includes('--keep')) fs.rmSync(TMP, { recursive: true, force: true });
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((e) => {
+    process.stderr.write(`bench: ${e.stack || e}\n`);
+    if (!process.argv.includes('--keep')) fs.rmSync(TMP, { recursive: true, force: true });
+    process.exit(1);
+  });
+} else {
+  // Shared with bench/soak.js.
+  process.on('exit', () => fs.rmSync(TMP, { recursive: true, force: true }));
+  module.exports = { build, memOf, BUILD, DAEMON };
+}
