@@ -12,6 +12,7 @@ export const {
   parseEventList,
   eventMask,
   toLine,
+  CodedError,
   PASSWORD_PROMPT,
   AUTH_SUCCESS,
   AUTH_FAILED,

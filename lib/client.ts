@@ -1,19 +1,7 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
-import type {
-  CommEvent,
-  CoredumpEvent,
-  ExecEvent,
-  ExitEvent,
-  ForkEvent,
-  GidEvent,
-  LostEvent,
-  ProcEvent,
-  PtraceEvent,
-  SidEvent,
-  UidEvent,
-} from './events';
+import { CodedError, type ProcEvent, type ProcEventMap } from './events';
 
 /** Connect to a server's Unix socket (no handshake). */
 export interface UnixConnectOptions {
@@ -46,30 +34,13 @@ export type ConnectOptions = (UnixConnectOptions | TcpConnectOptions) & CommonCo
  * `ETIMEDOUT` (handshake too slow, or the server's authentication timeout), `EPROTO` (the
  * server said something unexpected), or a socket error's own code (`ECONNREFUSED`, `ENOENT`...).
  */
-export class ProcMonitorClientError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ProcMonitorClientError';
-    this.code = code;
-  }
-}
+export class ProcMonitorClientError extends CodedError {}
 
-export interface ProcMonitorClientEvents {
+export interface ProcMonitorClientEvents extends ProcEventMap {
   /** Connected (and authenticated): events follow. */
   ready: [];
   /** Every event, in server order. */
   event: [ProcEvent];
-  fork: [ForkEvent];
-  exec: [ExecEvent];
-  exit: [ExitEvent];
-  uid: [UidEvent];
-  gid: [GidEvent];
-  sid: [SidEvent];
-  ptrace: [PtraceEvent];
-  comm: [CommEvent];
-  coredump: [CoredumpEvent];
-  lost: [LostEvent];
   /** A failure (connection, handshake, protocol); the client closes after a fatal one. */
   error: [Error];
   /** The connection is gone. */

@@ -1,19 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type {
-  CommEvent,
-  CoredumpEvent,
-  EventName,
-  ExecEvent,
-  ExitEvent,
-  ForkEvent,
-  GidEvent,
-  LostEvent,
-  ProcEvent,
-  PtraceEvent,
-  SidEvent,
-  UidEvent,
-} from './events';
-import { eventMask, parseEventList } from './events';
+import { CodedError, eventMask, parseEventList, type EventName, type LostEvent, type ProcEvent, type ProcEventMap } from './events';
 import { loadBinding, type ConnectorStats, type NativeConnector } from './native';
 
 export type { ConnectorStats } from './native';
@@ -56,27 +42,10 @@ export type ProcConnectorErrorCode =
   | 'ENOADDON';
 
 /** A failure to subscribe, with a code and a message that names the remedy. */
-export class ProcConnectorError extends Error {
-  readonly code: ProcConnectorErrorCode;
-  constructor(code: ProcConnectorErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ProcConnectorError';
-    this.code = code;
-  }
-}
+export class ProcConnectorError extends CodedError<ProcConnectorErrorCode> {}
 
 /** Typed events of a ProcConnector. */
-export interface ProcConnectorEvents {
-  fork: [ForkEvent];
-  exec: [ExecEvent];
-  exit: [ExitEvent];
-  uid: [UidEvent];
-  gid: [GidEvent];
-  sid: [SidEvent];
-  ptrace: [PtraceEvent];
-  comm: [CommEvent];
-  coredump: [CoredumpEvent];
-  lost: [LostEvent];
+export interface ProcConnectorEvents extends ProcEventMap {
   /** Every event, in kernel order. */
   event: [ProcEvent];
   /** Events that arrived together, in kernel order (one array per wake-up). */

@@ -136,6 +136,30 @@ export type ProcEvent =
 
 export type EventName = Exclude<ProcEvent['event'], 'lost'>;
 
+/** Each event kind with its listener arguments (for typed EventEmitters). */
+export interface ProcEventMap {
+  fork: [ForkEvent];
+  exec: [ExecEvent];
+  exit: [ExitEvent];
+  uid: [UidEvent];
+  gid: [GidEvent];
+  sid: [SidEvent];
+  ptrace: [PtraceEvent];
+  comm: [CommEvent];
+  coredump: [CoredumpEvent];
+  lost: [LostEvent];
+}
+
+/** An error with a machine-readable `code`; the base of every error this package throws. */
+export class CodedError<C extends string = string> extends Error {
+  readonly code: C;
+  constructor(code: C, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
 /** Kernel bit of each event kind (linux/cn_proc.h). */
 export const EVENT_BITS: Readonly<Record<EventName, number>> = Object.freeze({
   fork: 0x1,

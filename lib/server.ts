@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { toLine, type LostEvent, type ProcEvent } from './events';
+import { CodedError, toLine, type LostEvent, type ProcEvent } from './events';
 
 // ---------------------------------------------------------------------------------------------
 // Wire strings. The handshake is the seed daemon's, byte for byte; the other lines are ours and
@@ -192,14 +192,7 @@ export interface BroadcastAddress {
 }
 
 /** A configuration or listen failure, with a code: `EINVAL`, `ENOPASSWORD`, `EADDRINUSE`, `EEXIST`, ... */
-export class BroadcastServerError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'BroadcastServerError';
-    this.code = code;
-  }
-}
+export class BroadcastServerError extends CodedError {}
 
 // ---------------------------------------------------------------------------------------------
 // Implementation
