@@ -49,7 +49,7 @@ const EXEC_PROBE = `
     conn.stop();
     console.log(JSON.stringify({ pid: ev.pid, expected: child.pid, argv: ev.argv, user: ev.user }));
   });
-  const child = spawn('/bin/sh', ['-c', 'sleep 0.3; exit 0', marker], { stdio: 'ignore' });
+  const child = spawn('/bin/sh', ['-c', '/bin/sleep 0.3; exit 0', marker], { stdio: 'ignore' });
 `;
 
 test('npm pack: only what users need, small', (t) => {
@@ -133,7 +133,7 @@ test('require: the prebuild is loaded and ProcConnector receives a real exec eve
   const ev = JSON.parse(out[1]);
   assert.equal(ev.timeout, undefined, 'no exec event arrived');
   assert.equal(ev.pid, ev.expected);
-  assert.deepEqual(ev.argv.slice(0, 3), ['/bin/sh', '-c', 'sleep 0.3; exit 0']);
+  assert.deepEqual(ev.argv.slice(0, 3), ['/bin/sh', '-c', '/bin/sleep 0.3; exit 0']);
   assert.match(ev.argv[3], /^pm-package-\d+$/);
 });
 
@@ -214,7 +214,7 @@ test('the procMonitor bin runs: --version, and --direct prints exec events until
   const deadline = Date.now() + 15000;
   let seen = null;
   while (!seen && Date.now() < deadline) {
-    spawnSync('/bin/sh', ['-c', 'sleep 0.3; exit 0', marker]);
+    spawnSync('/bin/sh', ['-c', '/bin/sleep 0.3; exit 0', marker]);
     await new Promise((r) => setTimeout(r, 100));
     seen = stdout
       .split('\n')
