@@ -881,8 +881,11 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       try {
         const st = fs.lstatSync(f.path);
         if (st.isSocket() && st.dev === f.dev && st.ino === f.ino) fs.unlinkSync(f.path);
-      } catch {
-        /* already gone */
+      } catch (err) {
+        // Gone already (e.g. its directory was removed) is fine; anything else leaves a stale
+        // socket file behind, which is worth a line (a later start replaces it if it can).
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') this.log(`cannot remove the socket file ${f.path}: ${(err as Error).message}`);
       }
     }
   }

@@ -1,0 +1,390 @@
+'use strict';
+// Fault injection: the kernel drops events, clients vanish mid-write, the socket directory
+// goes away, the port is taken, SIGTERM in a storm, file descriptors run out. Real sockets,
+// real processes, the real daemon where the fault is the daemon's.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn, spawnSync, execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const { createBroadcastServer, ProcConnector } = require('..');
+const { FakeSource, rawConnect, until, tcpAuth, events, checkAccounting } = require('./server-helpers');
+const { run } = require('./helpers');
+
+const BIN = path.join(__dirname, '..', 'bin', 'procMonitor');
+const PW = 'fault password';
+const NO_STACK = /\n\s+at /;
+
+function tmpDir(t) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-fault-'));
+  t.after(() => {
+    try {
+      fs.chmodSync(dir, 0o755);
+    } catch {}
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+/** Starts the daemon (optionally through a wrapper such as prlimit); killed after the test. */
+function daemon(t, args, { wrap = [], env } = {}) {
+  const cmd = wrap.length ? wrap[0] : process.execPath;
+  const argv = wrap.length ? [...wrap.slice(1), process.execPath, BIN, ...args] : [BIN, ...args];
+  const cp = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
+  cp.out = '';
+  cp.err = '';
+  cp.stdout.on('data', (d) => (cp.out += d));
+  cp.stderr.on('data', (d) => (cp.err += d));
+  cp.exited = new Promise((resolve) => cp.on('exit', (code, signal) => resolve({ code, signal })));
+  cp.ready = new Promise((resolve, reject) => {
+    cp.stderr.on('data', () => /watching /.test(cp.err) && resolve(cp));
+    cp.exited.then(({ code }) => reject(new Error(`daemon exited with ${code}: ${cp.err}`)));
+  });
+  t.after(() => {
+    if (cp.exitCode === null && cp.signalCode === null) {
+      process.kill(cp.pid, 'SIGCONT');
+      cp.kill('SIGKILL');
+    }
+  });
+  return cp;
+}
+
+/** Sends sig; resolves with the exit status, or rejects if the daemon is still running after ms. */
+async function stopWithin(cp, ms, sig = 'SIGTERM') {
+  cp.kill(sig);
+  let timer;
+  const guard = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`daemon still running ${ms} ms after ${sig}: ${cp.err}`)), ms)));
+  try {
+    return await Promise.race([cp.exited, guard]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A parsed NDJSON stream of a raw client; until(pred) resolves when pred(events) holds. */
+function streamOf(rec) {
+  return {
+    events: () => events(rec),
+    until: (pred, ms = 15000, what = 'events') => until(() => pred(events(rec)), ms, what),
+  };
+}
+
+/** Spawns a marker process until a client's stream shows its exit (events may be dropped). */
+async function markerSeen(streams, tries = 8) {
+  for (let i = 0; i < tries; i++) {
+    const { pid } = await run('/bin/sh', ['-c', 'exit 7', 'pm-marker']);
+    try {
+      for (const s of streams) await s.until((evs) => evs.some((e) => e.event === 'exit' && e.pid === pid), 2000, `exit of ${pid}`);
+      return pid;
+    } catch {
+      /* the marker's events were dropped too: try again */
+    }
+  }
+  throw new Error('no marker process was seen');
+}
+
+const storm = (n) => run('/bin/sh', ['-c', `for i in $(seq ${n}); do /bin/true; done`]);
+
+// ------------------------------------------------------------------ the kernel drops events
+
+test('daemon with --rcvbuf 1 in a storm: clients get a kernel "lost" line, then delivery resumes', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const cp = daemon(t, ['--socket', p, '--rcvbuf', '1', '-e', 'all']);
+  await cp.ready;
+  const c = rawConnect(p);
+  t.after(() => c.sock.destroy());
+  await c.connected;
+  const s = streamOf(c);
+  for (let i = 0; i < 10 && !s.events().some((e) => e.event === 'lost'); i++) {
+    await storm(300);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const lost = s.events().find((e) => e.event === 'lost');
+  assert.ok(lost, 'a lost line arrived');
+  assert.equal(lost.source, 'kernel');
+  assert.ok(lost.count > 0);
+  const at = s.events().indexOf(lost);
+  const pid = await markerSeen([s]);
+  assert.ok(s.events().findIndex((e) => e.event === 'exit' && e.pid === pid) > at, 'events after the loss are delivered');
+  assert.match(cp.err, /lost \d+ events \(kernel/);
+  assert.equal((await stopWithin(cp, 10000)).code, 0);
+});
+
+test('daemon stopped (SIGSTOP) through a storm: the kernel drops, "lost" says how many, delivery resumes', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  // A small (forced) receive buffer so that a modest storm overflows it.
+  const cp = daemon(t, ['--socket', p, '--rcvbuf', '65536', '-e', 'all']);
+  await cp.ready;
+  const c = rawConnect(p);
+  t.after(() => c.sock.destroy());
+  await c.connected;
+  const s = streamOf(c);
+  await markerSeen([s]);
+  process.kill(cp.pid, 'SIGSTOP');
+  try {
+    await storm(2000);
+  } finally {
+    process.kill(cp.pid, 'SIGCONT');
+  }
+  await s.until((evs) => evs.some((e) => e.event === 'lost'), 15000, 'a lost line');
+  const lost = s.events().filter((e) => e.event === 'lost');
+  assert.ok(lost.every((e) => e.source === 'kernel' && e.count > 0), JSON.stringify(lost));
+  const pid = await markerSeen([s]);
+  const evs = s.events();
+  assert.ok(evs.findIndex((e) => e.event === 'exit' && e.pid === pid) > evs.indexOf(lost[0]));
+  assert.equal((await stopWithin(cp, 10000)).code, 0);
+});
+
+test('a blocked JS thread: clients of the server get a "queue" lost line, then delivery resumes', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const conn = new ProcConnector({ events: 'fork,exec,exit', queueMax: 20 }).start();
+  t.after(() => conn.stop());
+  const srv = createBroadcastServer({ source: conn, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW } });
+  t.after(() => srv.close());
+  await srv.listen();
+  const u = rawConnect(p);
+  const tc = await tcpAuth(srv.address().tcp.port, PW);
+  t.after(() => (u.sock.destroy(), tc.sock.destroy()));
+  await until(() => srv.stats().clients === 2);
+  execFileSync('/bin/sh', ['-c', 'for i in $(seq 100); do /bin/true; done']);
+  const streams = [streamOf(u), streamOf(tc)];
+  for (const s of streams) await s.until((evs) => evs.some((e) => e.event === 'lost' && e.source === 'queue'), 10000, 'a queue lost line');
+  await markerSeen(streams);
+  assert.deepEqual(
+    streams[0].events().filter((e) => e.event === 'lost'),
+    streams[1].events().filter((e) => e.event === 'lost'),
+  );
+});
+
+// ------------------------------------------------------------------ clients vanish
+
+test('clients vanish mid-write (EPIPE / ECONNRESET) during a flood: no crash, the others get every event', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const source = new FakeSource();
+  const closes = [];
+  const srv = createBroadcastServer({ source, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW }, maxClients: 64 });
+  t.after(() => srv.close());
+  srv.on('clientClose', (c) => closes.push(c));
+  await srv.listen();
+  const port = srv.address().tcp.port;
+  const healthy = [rawConnect(p), await tcpAuth(port, PW)];
+  t.after(() => healthy.forEach((h) => h.sock.destroy()));
+  await until(() => srv.stats().clients === 2);
+  const SIZE = 50;
+  let vanished = 0;
+  let wavesDone = false;
+  // The flood goes on until every wave has vanished (each batch yields to the event loop).
+  const flood = (async () => {
+    for (let b = 0; !wavesDone || b < 100; b++) await source.stream(1, SIZE, 200);
+  })();
+  // Waves of clients that read a little, then reset (TCP) or close without reading (Unix).
+  try {
+    for (let wave = 0; wave < 6; wave++) {
+      const w = [];
+      for (let i = 0; i < 5; i++) w.push(rawConnect(p));
+      for (let i = 0; i < 3; i++) w.push(await tcpAuth(port, PW));
+      await until(() => w.every((r) => events(r).length > 0 || r.closed), 10000, 'wave data');
+      for (const r of w) {
+        r.sock.pause();
+        if (r.sock.remotePort) r.sock.resetAndDestroy();
+        else r.sock.destroy();
+        vanished++;
+      }
+    }
+  } finally {
+    wavesDone = true;
+  }
+  await flood;
+  const total = source.seq;
+  await until(() => closes.length >= vanished, 10000, 'every vanished client closed');
+  await until(() => healthy.every((h) => events(h).length >= total), 15000, 'healthy streams');
+  for (const h of healthy) {
+    const acc = checkAccounting(events(h), total);
+    assert.equal(acc.lost, 0);
+  }
+  assert.equal(srv.stats().clients, 2);
+  for (const c of closes) assert.ok(['end', 'error'].includes(c.reason), JSON.stringify(c));
+  assert.ok(closes.some((c) => c.reason === 'error' && /ECONNRESET|EPIPE/.test(c.error)), 'the resets were seen as socket errors');
+});
+
+async function freePort() {
+  const s = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => s.on('listening', r));
+  const port = s.address().port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+test('daemon: clients reset mid-write during a process storm; it keeps serving the rest', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const port = await freePort();
+  const cp = daemon(t, ['--socket', p, '--tcp', String(port), '--auth', PW, '--bind', '127.0.0.1', '-c', '40', '-e', 'all']);
+  await cp.ready;
+  const healthy = [rawConnect(p), await tcpAuth(port, PW)];
+  t.after(() => healthy.forEach((h) => h.sock.destroy()));
+  const streams = healthy.map(streamOf);
+  await markerSeen(streams);
+  const stormDone = storm(3000);
+  let done = false;
+  stormDone.then(() => (done = true));
+  let vanished = 0;
+  for (let wave = 0; wave < 20 && !done; wave++) {
+    const w = [];
+    for (let i = 0; i < 5; i++) w.push(rawConnect(p));
+    for (let i = 0; i < 5; i++) w.push(await tcpAuth(port, PW));
+    await until(() => w.every((r) => events(r).length > 0 || r.closed), 10000, 'wave events');
+    for (const r of w) {
+      r.sock.pause();
+      if (r.sock.remotePort) r.sock.resetAndDestroy();
+      else r.sock.destroy();
+      vanished++;
+    }
+  }
+  await stormDone;
+  assert.ok(vanished >= 10);
+  await markerSeen(streams);
+  assert.equal(cp.exitCode, null, 'still running');
+  assert.doesNotMatch(cp.err, NO_STACK);
+  assert.equal((await stopWithin(cp, 10000)).code, 0);
+  assert.equal(fs.existsSync(p), false);
+});
+
+// ------------------------------------------------------------------ the socket's directory
+
+test('socket directory removed while running: clients keep their stream, SIGTERM exits 0, a new instance at the path is left alone', async (t) => {
+  const dir = tmpDir(t);
+  const sub = path.join(dir, 'run');
+  fs.mkdirSync(sub);
+  const p = path.join(sub, 'pm.sock');
+  const cp = daemon(t, ['--socket', p, '-e', 'exec,fork,exit']);
+  await cp.ready;
+  const c = rawConnect(p);
+  t.after(() => c.sock.destroy());
+  await c.connected;
+  fs.rmSync(sub, { recursive: true, force: true });
+  await markerSeen([streamOf(c)]);
+  // Another instance takes the path (the directory recreated) while the first still runs.
+  fs.mkdirSync(sub);
+  const cp2 = daemon(t, ['--socket', p, '-e', 'exec']);
+  await cp2.ready;
+  const st = await stopWithin(cp, 5000);
+  assert.equal(st.code, 0, cp.err);
+  assert.doesNotMatch(cp.err, NO_STACK);
+  // The first instance's shutdown did not remove the second's socket.
+  assert.ok(fs.lstatSync(p).isSocket());
+  const c2 = rawConnect(p);
+  await c2.connected;
+  const { pid } = await run('/bin/true', []);
+  await streamOf(c2).until((evs) => evs.some((e) => e.event === 'exec' && e.pid === pid));
+  c2.sock.destroy();
+  assert.equal((await stopWithin(cp2, 5000)).code, 0);
+  assert.equal(fs.existsSync(p), false);
+});
+
+/** setpriv arguments that run a command as nobody without capabilities. */
+const NOBODY = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'];
+
+test('socket directory made unwritable while running: it keeps serving, exits 0 and says the file could not be removed', async (t) => {
+  const dir = tmpDir(t);
+  fs.chmodSync(dir, 0o755);
+  const sub = path.join(dir, 'run');
+  fs.mkdirSync(sub);
+  const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }));
+  fs.chownSync(sub, nobody, -1);
+  const p = path.join(sub, 'pm.sock');
+  const cp = daemon(t, ['--socket', p, '-e', 'exec,fork,exit'], { wrap: NOBODY });
+  await cp.ready;
+  fs.chmodSync(sub, 0o555);
+  const c = rawConnect(p);
+  t.after(() => c.sock.destroy());
+  await c.connected;
+  await markerSeen([streamOf(c)]);
+  const st = await stopWithin(cp, 5000);
+  assert.equal(st.code, 0, cp.err);
+  assert.doesNotMatch(cp.err, NO_STACK);
+  assert.match(cp.err, /cannot remove the socket file .*pm\.sock/);
+  // Starting again there: one clear line, status 1.
+  const r = spawnSync(NOBODY[0], [...NOBODY.slice(1), process.execPath, BIN, '--socket', p], { encoding: 'utf8', timeout: 10000 });
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /permission denied|EACCES/i);
+});
+
+test('socket directory missing or unwritable at start: one clear line, status 1, nothing left behind', async (t) => {
+  const dir = tmpDir(t);
+  fs.chmodSync(dir, 0o755);
+  let r = spawnSync(process.execPath, [BIN, '--socket', path.join(dir, 'gone', 'pm.sock')], { encoding: 'utf8', timeout: 10000 });
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /gone/);
+  const ro = path.join(dir, 'ro');
+  fs.mkdirSync(ro, { mode: 0o755 });
+  r = spawnSync(NOBODY[0], [...NOBODY.slice(1), process.execPath, BIN, '--socket', path.join(ro, 'pm.sock')], { encoding: 'utf8', timeout: 10000 });
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.doesNotMatch(r.stderr, NO_STACK);
+  assert.deepEqual(fs.readdirSync(ro), []);
+});
+
+// ------------------------------------------------------------------ the TCP port is taken
+
+test('TCP port taken: status 2, one line, and no socket file left when serving Unix too', async (t) => {
+  const dir = tmpDir(t);
+  const busy = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => busy.on('listening', r));
+  t.after(() => busy.close());
+  const port = String(busy.address().port);
+  const p = path.join(dir, 'pm.sock');
+  for (const args of [
+    ['--tcp', port, '--auth', PW, '--bind', '127.0.0.1'],
+    ['--socket', p, '--tcp', port, '--auth', PW, '--bind', '127.0.0.1'],
+  ]) {
+    const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 10000 });
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`${port}.*(in use|EADDRINUSE)`, 'i'));
+    assert.equal(fs.existsSync(p), false);
+  }
+  assert.deepEqual(fs.readdirSync(dir), [], 'no private socket directory left either');
+});
+
+// ------------------------------------------------------------------ SIGTERM in a storm
+
+test('SIGTERM during a storm with stalled Unix and TCP clients and pending handshakes: exit 0 promptly, socket gone', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const port = await freePort();
+  const cp = daemon(t, ['--socket', p, '--tcp', String(port), '--auth', PW, '--bind', '127.0.0.1', '-c', '20', '-e', 'all']);
+  await cp.ready;
+  const reading = rawConnect(p);
+  const stalled = [];
+  for (let i = 0; i < 5; i++) stalled.push(rawConnect(p));
+  for (let i = 0; i < 4; i++) stalled.push(await tcpAuth(port, PW));
+  const pending = [];
+  for (let i = 0; i < 4; i++) pending.push(rawConnect({ port }));
+  for (const s of stalled) s.sock.pause();
+  const all = [reading, ...stalled, ...pending];
+  t.after(() => all.forEach((r) => r.sock.destroy()));
+  await Promise.all(all.map((r) => r.connected));
+  // A long storm in the background, killed after the test.
+  const gen = spawn('/bin/sh', ['-c', 'for i in $(seq 200000); do /bin/true; done'], { stdio: 'ignore' });
+  t.after(() => gen.kill('SIGKILL'));
+  // The storm has filled the stalled clients' socket buffers by the time a reader saw this much.
+  await until(() => reading.chunks.reduce((a, c) => a + c.length, 0) > 4 << 20, 60000, '4 MiB of events');
+  const st = await stopWithin(cp, 5000);
+  assert.equal(st.code, 0, cp.err);
+  assert.equal(fs.existsSync(p), false);
+  assert.doesNotMatch(cp.err, NO_STACK);
+  gen.kill('SIGKILL');
+  // Every client sees its connection closed once it reads what was still buffered.
+  for (const s of stalled) s.sock.resume();
+  await Promise.all(all.map((r) => r.closedP));
+  for (const r of pending) assert.doesNotMatch(r.text(), /\{/, 'no event before authentication');
+});
