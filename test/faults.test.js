@@ -388,3 +388,45 @@ test('SIGTERM during a storm with stalled Unix and TCP clients and pending hands
   await Promise.all(all.map((r) => r.closedP));
   for (const r of pending) assert.doesNotMatch(r.text(), /\{/, 'no event before authentication');
 });
+
+// ------------------------------------------------------------------ file descriptors run out
+
+/** Open file descriptors of a process. */
+const fdCount = (pid) => fs.readdirSync(`/proc/${pid}/fd`).length;
+
+test('file descriptors run out (ulimit -n 64) while clients flood in: refused politely, the rest served, it recovers', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const port = await freePort();
+  const cp = daemon(t, ['--socket', p, '--tcp', String(port), '--auth', PW, '--bind', '127.0.0.1', '-c', '10', '-e', 'exec,fork,exit'], {
+    wrap: ['prlimit', '--nofile=64:64'],
+  });
+  await cp.ready;
+  const healthy = [rawConnect(p), await tcpAuth(port, PW)];
+  t.after(() => healthy.forEach((h) => h.sock.destroy()));
+  const streams = healthy.map(streamOf);
+  await markerSeen(streams);
+  // The flood: 300 Unix and 300 TCP connections, all held open until the end.
+  const flood = [];
+  t.after(() => flood.forEach((r) => r.sock.destroy()));
+  for (let i = 0; i < 300; i++) flood.push(rawConnect(p), rawConnect({ port }));
+  for (const r of flood) r.connected.catch(() => {});
+  await until(() => flood.every((r) => r.closed || r.chunks.length > 0 || r.error), 30000, 'every flood connection answered or closed');
+  // While it is out of descriptors, the healthy clients still get events.
+  await markerSeen(streams);
+  assert.equal(cp.exitCode, null, `still running: ${cp.err}`);
+  const answers = flood.map((r) => r.text()).filter(Boolean);
+  for (const a of answers) assert.match(a, /^(Password: |Too many (clients|connections)[^\n]*\n|\{)/, a.slice(0, 80));
+  // The flood leaves; new clients are served again.
+  for (const r of flood) r.sock.destroy();
+  const streamingNow = () => (cp.err.match(/: client \d+ connected/g) || []).length - (cp.err.match(/: client \d+ closed/g) || []).length;
+  await until(() => fdCount(cp.pid) < 40 && streamingNow() === 2, 15000, 'descriptors and slots released');
+  const again = [rawConnect(p), await tcpAuth(port, PW)];
+  t.after(() => again.forEach((h) => h.sock.destroy()));
+  assert.ok(again[1].text().startsWith('Password: Authentication successful.\n'), again[1].text().slice(0, 80));
+  await markerSeen([...streams, ...again.map(streamOf)]);
+  const st = await stopWithin(cp, 5000);
+  assert.equal(st.code, 0, cp.err);
+  assert.doesNotMatch(cp.err, NO_STACK);
+  assert.equal(fs.existsSync(p), false);
+});
