@@ -2,6 +2,7 @@
 
 #include <linux/netlink.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -156,6 +157,9 @@ bool Monitor::Start(const Options& opts, StartError* err) {
   // forget processes.
   if (want_ & kExit) want_ |= kFork | kExec | kComm;
   if (want_ & (kFork | kExec)) want_ |= kExit | kFork;
+  // Users: the table follows uid changes (setuid() and friends), so exec and exit know the
+  // user without reading /proc/PID/status.
+  if (want_ & (kFork | kExec | kExit)) want_ |= kUid;
   if (want_ == 0) want_ = kAllEvents;
 
   fd_ = socket(PF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_CONNECTOR);
@@ -282,6 +286,7 @@ void Monitor::Run() {
   // A short-lived process must still be in /proc when its exec is read: the reader wakes
   // ahead of ordinary work where the system lets it (CAP_SYS_NICE). It sleeps in poll()
   // otherwise, so this costs nothing when idle.
+  pthread_setname_np(pthread_self(), "procmon-reader");
   pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
   if (opts_.nice != 0) setpriority(PRIO_PROCESS, static_cast<id_t>(tid), opts_.nice);
   errno = 0;
@@ -569,12 +574,15 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
     case kExec: {
       ProcInfo own;
       ProcInfo& info = pre ? *pre : own;
-      if (pre) {
-        ReadStatus(ev.tgid, info);
-      } else {
-        ReadProc(ev.tgid, report, info);
-      }
       Proc* p = Lookup(ev.tgid, false);
+      if (!pre) {
+        ReadProc(ev.tgid, report, info);
+      } else if (p && p->have_uid && p->ppid > 0) {
+        // exec keeps the real uid and the parent, which we know: only the name is new.
+        ReadComm(ev.tgid, info);
+      } else {
+        ReadStatus(ev.tgid, info);
+      }
       if (p == nullptr) {
         Proc np;
         np.start_ns = 0;
@@ -588,6 +596,9 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
           p->ppid = info.ppid;
           p->comm = info.comm;
           p->have_comm = true;
+        } else if (info.have_comm) {
+          p->comm = info.comm;
+          p->have_comm = true;
         } else {
           p->have_comm = false;
         }
@@ -599,7 +610,7 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
       if (p) {
         FillProcess(o, p);
         o.ppid = p->ppid;  // from /proc, else from the fork we saw
-        if (!info.have_status && p->ppid <= 0) o.missing |= kMissPpid;
+        if (p->ppid <= 0) o.missing |= kMissPpid;
       } else {
         o.user = info.have_status ? users_.Name(info.uid) : "unknown";
         o.uid = info.uid;

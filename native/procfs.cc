@@ -137,6 +137,17 @@ bool ReadStatus(int32_t pid, ProcInfo& out) {
   return n > 0 && ParseStatus(buf.data(), buf.size(), out);
 }
 
+bool ReadComm(int32_t pid, ProcInfo& out) {
+  char path[64];
+  std::string buf;
+  std::snprintf(path, sizeof path, "/proc/%d/comm", pid);
+  if (ReadFile(path, buf, 64) <= 0) return false;
+  if (!buf.empty() && buf.back() == '\n') buf.pop_back();
+  out.comm = buf;
+  out.have_comm = true;
+  return true;
+}
+
 bool ReadProc(int32_t pid, bool want_exe, ProcInfo& out) {
   if (!ReadArgv(pid, out)) return false;
   if (want_exe) ReadExe(pid, out);

@@ -13,6 +13,7 @@ struct ProcInfo {
   bool have_argv = false;
   bool have_status = false;
   bool have_exe = false;
+  bool have_comm = false;  // comm alone (ReadComm), without the rest of status
   std::vector<std::string> argv;
   std::string comm;
   std::string exe;
@@ -40,6 +41,8 @@ std::vector<int32_t> ListPids();
 bool ReadArgv(int32_t pid, ProcInfo& out);
 void ReadExe(int32_t pid, ProcInfo& out);
 bool ReadStatus(int32_t pid, ProcInfo& out);
+// /proc/PID/comm alone: much cheaper than status when uid and parent are known already.
+bool ReadComm(int32_t pid, ProcInfo& out);
 
 // argv joined by single spaces, no trailing space.
 std::string JoinArgv(const std::vector<std::string>& argv);
