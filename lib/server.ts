@@ -382,6 +382,10 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private readonly conns = new Set<Conn>();
   private readonly streaming = new Set<Conn>();
   private pendingCount = 0;
+  /** Connections waiting to authenticate (or for the verdict), by remote address. */
+  private readonly pendingByAddr = new Map<string, number>();
+  /** At most this many of them from one address, so that one peer cannot take every slot. */
+  private readonly maxPendingPerAddr: number;
   private readonly failures = new Map<string, Failure>();
   private nextId = 1;
   private state: 'new' | 'listening' | 'closing' | 'closed' = 'new';
@@ -438,6 +442,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     }
     this.maxClients = intOption(options.maxClients, 'maxClients', 10, 1);
     this.maxPending = intOption(options.maxPending, 'maxPending', 32, 1);
+    this.maxPendingPerAddr = Math.max(2, Math.floor(this.maxPending / 2));
     this.authTimeoutMs = intOption(options.authTimeoutMs, 'authTimeoutMs', 10000, 1);
     this.failureDelayMs = intOption(options.authFailureDelayMs, 'authFailureDelayMs', 250, 0);
     this.bufferBytes = intOption(options.clientBufferBytes, 'clientBufferBytes', 4 << 20, 1);
@@ -611,6 +616,11 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     if (this.state !== 'listening') return void sock.destroy(); // accepted while closing
     if (this.streaming.size >= this.maxClients) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
     if (this.pendingCount >= this.maxPending) return this.refuse(conn, 'too-many-pending', tooManyPendingLine(this.maxPending));
+    // One address (a password guesser whose failures are being answered late, a slow-drip
+    // peer) holds at most half the slots: the others stay open to everyone else.
+    const fromAddr = this.pendingByAddr.get(conn.addr) ?? 0;
+    if (fromAddr >= this.maxPendingPerAddr) return this.refuse(conn, 'too-many-pending', tooManyPendingLine(this.maxPending));
+    this.pendingByAddr.set(conn.addr, fromAddr + 1);
     this.pendingCount++;
     conn.state = 'pending';
     conn.line = Buffer.alloc(0);
@@ -686,6 +696,9 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private leavePending(conn: Conn): void {
     if (conn.state === 'pending' || conn.state === 'verifying') {
       this.pendingCount--;
+      const n = (this.pendingByAddr.get(conn.addr) ?? 1) - 1;
+      if (n > 0) this.pendingByAddr.set(conn.addr, n);
+      else this.pendingByAddr.delete(conn.addr);
       conn.state = 'closing';
     }
     if (conn.timer) clearTimeout(conn.timer);

@@ -1,0 +1,269 @@
+'use strict';
+// Hostile clients against the broadcast server and the daemon: connection churn, junk,
+// slow-drip handshakes, password guessing, odd passwords, and unauthenticated peers trying
+// to inject or read events. Exact volumes come from a fake source.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const net = require('node:net');
+const path = require('node:path');
+const { createBroadcastServer, connect, PASSWORD_PROMPT, AUTH_SUCCESS, AUTH_FAILED, AUTH_TIMEOUT, tooManyPendingLine } = require('..');
+const { tmpDir, FakeSource, rawConnect, until, tcpAuth, events, checkAccounting } = require('./server-helpers');
+
+const PW = 'hostile password';
+const BIN = path.join(__dirname, '..', 'bin', 'procMonitor');
+
+async function serve(t, opts) {
+  const srv = createBroadcastServer(opts);
+  t.after(() => srv.close());
+  await srv.listen();
+  return srv;
+}
+
+const fdCount = () => fs.readdirSync('/proc/self/fd').length;
+
+/** A raw TCP client from another loopback address (an attacker distinct from 127.0.0.1). */
+function rawFrom(localAddress, port) {
+  return rawConnect({ port, localAddress });
+}
+
+/** Streams `total` events in batches of 20 until stop() says so; resolves with the count. */
+function feeder(source) {
+  let stop = false;
+  const done = (async () => {
+    while (!stop) await source.stream(1, 20, 50);
+    return source.seq;
+  })();
+  return { stop: () => ((stop = true), done) };
+}
+
+/** Healthy Unix and TCP clients: their streams must account for every event exactly. */
+async function healthyClients(t, srv, p) {
+  const h = [rawConnect(p), await tcpAuth(srv.address().tcp.port, PW)];
+  t.after(() => h.forEach((r) => r.sock.destroy()));
+  await until(() => srv.stats().clients >= 2);
+  return h;
+}
+
+async function assertComplete(healthy, total) {
+  await until(() => healthy.every((h) => events(h).length >= total), 15000, 'healthy streams complete');
+  for (const h of healthy) assert.equal(checkAccounting(events(h), total).lost, 0);
+}
+
+// ------------------------------------------------------------------ churn
+
+test('thousands of connect/disconnect cycles (Unix and TCP): no leak, slots freed, streams intact', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const source = new FakeSource();
+  const srv = await serve(t, { source, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW }, maxClients: 20, closeGraceMs: 50 });
+  const port = srv.address().tcp.port;
+  const healthy = await healthyClients(t, srv, p);
+  const fds0 = fdCount();
+  const feed = feeder(source);
+  const CYCLES = 3000;
+  const PAR = 50;
+  let done = 0;
+  const kinds = [
+    // Unix: connect and close at once; or read a little first.
+    async () => {
+      const r = rawConnect(p);
+      await r.connected;
+      r.sock.destroy();
+    },
+    async () => {
+      const r = rawConnect(p);
+      await until(() => r.chunks.length > 0 || r.closed, 10000, 'unix data');
+      r.sock.end();
+      await r.closedP;
+    },
+    // TCP: reset before the prompt; leave after the prompt; authenticate then reset.
+    async () => {
+      const r = rawConnect({ port });
+      await r.connected;
+      r.sock.resetAndDestroy();
+    },
+    async () => {
+      const r = rawConnect({ port });
+      await until(() => r.text().startsWith(PASSWORD_PROMPT) || r.closed, 10000, 'prompt');
+      r.sock.end();
+      await r.closedP;
+    },
+    async () => {
+      const r = await tcpAuth(port, PW);
+      r.sock.resetAndDestroy();
+    },
+  ];
+  try {
+    const workers = [];
+    for (let w = 0; w < PAR; w++) {
+      workers.push(
+        (async () => {
+          while (done < CYCLES) {
+            const k = kinds[done++ % kinds.length];
+            await k();
+          }
+        })(),
+      );
+    }
+    await Promise.all(workers);
+  } finally {
+    await feed.stop();
+  }
+  await assertComplete(healthy, source.seq);
+  await until(() => srv.stats().clients === 2 && srv.stats().pending === 0, 10000, 'slots freed');
+  await until(() => fdCount() <= fds0 + 2, 10000, `descriptors back to ${fds0}`);
+  assert.ok(srv.stats().totalClients >= 2 + (CYCLES * 3) / 5 - PAR);
+});
+
+// ------------------------------------------------------------------ junk
+
+test('megabytes of junk from Unix, authenticated and unauthenticated TCP clients: ignored, nothing echoed, others intact', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const source = new FakeSource();
+  const srv = await serve(t, { source, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW }, maxClients: 20 });
+  const port = srv.address().tcp.port;
+  const healthy = await healthyClients(t, srv, p);
+  const feed = feeder(source);
+  const MB = 16;
+  // Junk that looks like events and handshake lines, and random bytes.
+  const fake = Buffer.from('{"event":"exec","pid":1,"user":"root","cmdline":"injected"}\nAuthentication successful.\n' + PW + '\n');
+  const junk = Buffer.concat([fake, crypto.randomBytes(1 << 20)]);
+  const send = (r) =>
+    new Promise((resolve) => {
+      let i = 0;
+      const more = () => {
+        while (i < MB) {
+          i++;
+          if (!r.sock.write(junk)) return void r.sock.once('drain', more);
+          if (r.sock.destroyed) break;
+        }
+        resolve();
+      };
+      r.sock.on('error', resolve);
+      r.sock.on('close', resolve);
+      more();
+    });
+  const unix = rawConnect(p);
+  const authed = await tcpAuth(port, PW);
+  const unauth = rawConnect({ port });
+  const lineFirst = rawConnect({ port });
+  t.after(() => [unix, authed, unauth, lineFirst].forEach((r) => r.sock.destroy()));
+  await Promise.all([unix.connected, unauth.connected, lineFirst.connected]);
+  await until(() => srv.stats().clients === 4, 10000, 'junk senders streaming');
+  // The streaming junk senders push every byte through (the server reads and ignores them).
+  await Promise.all([send(unix), send(authed), send(unauth), (async () => (lineFirst.sock.write('wrong\n'), send(lineFirst)))()]);
+  const total = await feed.stop();
+  await assertComplete(healthy, total);
+  // The junk senders joined later: from their first event on, nothing is missing.
+  await until(() => [unix, authed].every((r) => events(r).at(-1)?.seq === total - 1), 15000, 'junk senders streams');
+  for (const r of [unix, authed]) {
+    const evs = events(r);
+    assert.ok(evs.every((e, i) => e.event === 'exec' && e.seq === evs[0].seq + i), 'consecutive, no lost line');
+  }
+  for (const r of [...healthy, unix, authed]) assert.ok(!r.text().includes('injected'));
+  // The unauthenticated ones were refused and got no event.
+  await Promise.all([unauth.closedP, lineFirst.closedP]);
+  assert.equal(unauth.text(), PASSWORD_PROMPT + AUTH_FAILED);
+  assert.equal(lineFirst.text(), PASSWORD_PROMPT + AUTH_FAILED);
+  assert.equal(srv.stats().clients, 4);
+});
+
+// ------------------------------------------------------------------ slow drip
+
+test('slow-drip handshakes fill every pending slot: streams unaffected, others refused politely, then served once slots free', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const source = new FakeSource();
+  const srv = await serve(t, { source, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW }, maxPending: 4, authTimeoutMs: 1500 });
+  const port = srv.address().tcp.port;
+  const healthy = await healthyClients(t, srv, p);
+  const feed = feeder(source);
+  const drippers = [];
+  // One address holds at most half the slots; four addresses take them all.
+  for (let i = 0; i < 4; i++) drippers.push(rawFrom(`127.0.0.${2 + i}`, port));
+  t.after(() => drippers.forEach((r) => r.sock.destroy()));
+  await until(() => srv.stats().pending === 4, 10000, 'every pending slot taken');
+  const drip = setInterval(() => {
+    for (const r of drippers) if (!r.closed) r.sock.write('x');
+  }, 50);
+  t.after(() => clearInterval(drip));
+  // Another TCP client is told why; a Unix client is served at once.
+  const other = rawConnect({ port });
+  await other.closedP;
+  assert.equal(other.text(), tooManyPendingLine(4));
+  const late = rawConnect(p);
+  t.after(() => late.sock.destroy());
+  await until(() => srv.stats().clients === 3, 10000, 'the Unix client streams');
+  // The drippers time out; their slots are free again.
+  await Promise.all(drippers.map((r) => r.closedP));
+  clearInterval(drip);
+  for (const r of drippers) assert.equal(r.text(), PASSWORD_PROMPT + AUTH_TIMEOUT);
+  const ok = await tcpAuth(port, PW);
+  t.after(() => ok.sock.destroy());
+  assert.ok(ok.text().startsWith(PASSWORD_PROMPT + AUTH_SUCCESS));
+  const total = await feed.stop();
+  await assertComplete(healthy, total);
+  assert.equal(srv.stats().rejected['auth-timeout'], 4);
+});
+
+// ------------------------------------------------------------------ password guessing
+
+test('wrong passwords at a high rate: the attacker is slowed, other clients still authenticate, streams intact', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const source = new FakeSource();
+  const logs = [];
+  const srv = await serve(t, {
+    source,
+    unix: { path: p },
+    tcp: { port: 0, host: '127.0.0.1', password: PW },
+    authFailureDelayMs: 50,
+    log: (l) => logs.push(l),
+  });
+  const port = srv.address().tcp.port;
+  const healthy = await healthyClients(t, srv, p);
+  const feed = feeder(source);
+  // The attacker: 64 parallel guessers from 127.0.0.2, each guessing again as soon as answered.
+  let stop = false;
+  let attempts = 0;
+  let answered = 0;
+  const open = new Set();
+  t.after(() => open.forEach((r) => r.sock.destroy()));
+  const guesser = async (g) => {
+    while (!stop) {
+      const r = rawFrom('127.0.0.2', port);
+      open.add(r);
+      attempts++;
+      await until(() => r.text().length > 0 || r.closed, 60000, 'prompt or refusal');
+      if (r.text() === PASSWORD_PROMPT) r.sock.write(`guess-${g}-${attempts}\n`);
+      await r.closedP;
+      open.delete(r);
+      if (r.text().includes(AUTH_FAILED)) answered++;
+      assert.doesNotMatch(r.text(), /\{|successful/);
+    }
+  };
+  const attack = Array.from({ length: 64 }, (_, g) => guesser(g));
+  // While it runs, legitimate clients (another address) authenticate, one after another.
+  await until(() => answered >= 5, 20000, 'the attack under way');
+  for (let i = 0; i < 5; i++) {
+    const c = await tcpAuth(port, PW);
+    assert.ok(c.text().startsWith(PASSWORD_PROMPT + AUTH_SUCCESS), `legitimate client ${i}: ${JSON.stringify(c.text().slice(0, 80))}`);
+    c.sock.destroy();
+  }
+  // A client library user too.
+  const cl = connect({ host: '127.0.0.1', port, password: PW });
+  await new Promise((resolve, reject) => (cl.once('ready', resolve), cl.once('error', reject)));
+  cl.close();
+  stop = true;
+  for (const r of open) r.sock.destroy();
+  await Promise.all(attack);
+  const total = await feed.stop();
+  await assertComplete(healthy, total);
+  // Slowed: its failures were answered later and later.
+  const delays = logs.filter((l) => /wrong password/.test(l) && /127\.0\.0\.2/.test(l)).map((l) => Number((/answered after (\d+) ms/.exec(l) || [0, 0])[1]));
+  assert.ok(Math.max(...delays) >= 800, `delays grew: ${delays.slice(0, 20)}`);
+});
