@@ -29,6 +29,12 @@ export interface ProcConnectorOptions {
    * command, user, parent and lifetime too. Default true.
    */
   seed?: boolean;
+  /**
+   * Milliseconds the reader may hold events before waking JS with them (it reads and enriches
+   * at once regardless): fewer, larger batches cost less per event. 0 wakes JS for every read.
+   * Default 1.
+   */
+  batchInterval?: number;
 }
 
 export type ProcConnectorErrorCode =
@@ -89,6 +95,7 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
       ackTimeout: positiveInt(options.ackTimeout, 'ackTimeout', 1000, 1),
       nice: niceValue(options.nice),
       seed: options.seed ?? true,
+      batchInterval: batchInterval(options.batchInterval),
     };
   }
 
@@ -178,6 +185,12 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
   [Symbol.asyncIterator](): AsyncIterableIterator<ProcEvent> {
     return iterate(this, {});
   }
+}
+
+function batchInterval(v: number | undefined): number {
+  if (v === undefined) return 1;
+  if (typeof v !== 'number' || !(v >= 0 && v <= 1000)) throw new RangeError(`batchInterval must be a number of milliseconds from 0 to 1000, got ${String(v)}`);
+  return v;
 }
 
 function niceValue(v: number | undefined): number {

@@ -19,6 +19,7 @@ export interface NativeStartOptions {
   ackTimeout: number;
   nice: number;
   seed: boolean;
+  batchInterval: number;
 }
 
 /** Counters of one connector. */

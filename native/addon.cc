@@ -328,6 +328,7 @@ class Connector : public Napi::ObjectWrap<Connector> {
       opts.ack_timeout_ms = static_cast<int>(Num(o, "ackTimeout", opts.ack_timeout_ms));
       opts.nice = static_cast<int>(Num(o, "nice", opts.nice));
       opts.seed = Bool(o, "seed", opts.seed);
+      opts.batch_interval_us = static_cast<int>(Num(o, "batchInterval", opts.batch_interval_us / 1000.0) * 1000);
     }
     {
       std::lock_guard<std::mutex> lk(gate_->mu);

@@ -296,22 +296,50 @@ void Monitor::Run() {
     stats_.nice = errno == 0 ? nice_now : 0;
   }
   if (opts_.seed) Seed();
+  // JS is woken at most once per batch interval: events read meanwhile (at once, for /proc's
+  // sake) wait in the queue and go over together, which saves a wake-up and a write per
+  // client for each of them.
+  const int64_t interval = static_cast<int64_t>(opts_.batch_interval_us) * 1000;
+  int64_t last_wake = 0;
+  bool due = false;
+  auto wake = [&](bool more) {
+    due = due || more;
+    int64_t now = Now(CLOCK_MONOTONIC);
+    if (due && now - last_wake >= interval) {
+      notify_();
+      last_wake = now;
+      due = false;
+    }
+  };
   std::vector<OutEvent> batch;
   for (RawEvent& ev : early_) Handle(ev, batch, nullptr);
   early_.clear();
-  Push(batch);
+  wake(Push(batch));
   pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
   while (!stop_) {
-    int r = poll(fds, 2, -1);
+    timespec ts;
+    timespec* timeout = nullptr;
+    if (due) {
+      int64_t left = last_wake + interval - Now(CLOCK_MONOTONIC);
+      if (left < 0) left = 0;
+      ts.tv_sec = static_cast<time_t>(left / 1000000000);
+      ts.tv_nsec = static_cast<long>(left % 1000000000);
+      timeout = &ts;
+    }
+    int r = ppoll(fds, 2, timeout, nullptr);
     if (r < 0) {
       if (errno == EINTR) continue;
       break;
     }
     if (fds[1].revents || stop_) break;
-    clock_offset_ns_ = Now(CLOCK_REALTIME) - Now(CLOCK_MONOTONIC);
-    batch.clear();
-    ReadBatch(batch);
-    Push(batch);
+    bool more = false;
+    if (r > 0 && fds[0].revents) {
+      clock_offset_ns_ = Now(CLOCK_REALTIME) - Now(CLOCK_MONOTONIC);
+      batch.clear();
+      ReadBatch(batch);
+      more = Push(batch);
+    }
+    wake(more);
   }
 }
 
@@ -696,8 +724,8 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
   }
 }
 
-void Monitor::Push(std::vector<OutEvent>& batch) {
-  if (batch.empty()) return;
+bool Monitor::Push(std::vector<OutEvent>& batch) {
+  if (batch.empty()) return false;
   bool wake = false;
   {
     std::lock_guard<std::mutex> lk(mu_);
@@ -717,7 +745,7 @@ void Monitor::Push(std::vector<OutEvent>& batch) {
     }
   }
   batch.clear();
-  if (wake) notify_();
+  return wake;
 }
 
 void Monitor::Drain(std::vector<OutEvent>& out) {

@@ -58,6 +58,7 @@ struct Options {
   int ack_timeout_ms = 1000;                 // wait for the kernel's acknowledgement
   int nice = -10;                            // reader thread's nice value, where permitted
   bool seed = true;                          // learn the running processes from /proc at start
+  int batch_interval_us = 1000;              // wake JS at most this often (0: for every read)
 };
 
 struct Stats {
@@ -126,7 +127,8 @@ class Monitor {
   void Sweep();
   void FillProcess(OutEvent& o, const Proc* p);
   double WallMs(uint64_t ts_ns) const;
-  void Push(std::vector<OutEvent>& batch);
+  // Queues a batch for JS; true if JS must be woken for it.
+  bool Push(std::vector<OutEvent>& batch);
   void Close();
 
   std::function<void()> notify_;
