@@ -267,3 +267,98 @@ test('wrong passwords at a high rate: the attacker is slowed, other clients stil
   const delays = logs.filter((l) => /wrong password/.test(l) && /127\.0\.0\.2/.test(l)).map((l) => Number((/answered after (\d+) ms/.exec(l) || [0, 0])[1]));
   assert.ok(Math.max(...delays) >= 800, `delays grew: ${delays.slice(0, 20)}`);
 });
+
+// ------------------------------------------------------------------ odd passwords
+
+const ODD_PW = 'pä\u0000ss 🔑 ключ';
+
+test('a password with NUL and multibyte characters: server, client library and daemon (--auth-file)', async (t) => {
+  const source = new FakeSource();
+  const srv = await serve(t, { source, tcp: { port: 0, host: '127.0.0.1', password: ODD_PW } });
+  const port = srv.address().tcp.port;
+  // Raw bytes, dripped one byte at a time (multibyte characters split across writes).
+  const r = rawConnect({ port });
+  t.after(() => r.sock.destroy());
+  await until(() => r.text() === PASSWORD_PROMPT);
+  for (const b of Buffer.from(`${ODD_PW}\r\n`)) {
+    r.sock.write(Buffer.from([b]));
+    await new Promise((res) => setImmediate(res));
+  }
+  await until(() => r.text() === PASSWORD_PROMPT + AUTH_SUCCESS, 10000, 'success');
+  // Near misses fail: without the NUL, or cut at the NUL, or another normalisation.
+  for (const wrong of ['pässключ', 'pä', ODD_PW.normalize('NFD'), ODD_PW.replace('\u0000', '')]) {
+    const w = await tcpAuth(port, wrong);
+    await w.closedP;
+    assert.equal(w.text(), PASSWORD_PROMPT + AUTH_FAILED, JSON.stringify(wrong));
+  }
+  // The client library.
+  const cl = connect({ host: '127.0.0.1', port, password: ODD_PW });
+  t.after(() => cl.close());
+  await new Promise((resolve, reject) => (cl.once('ready', resolve), cl.once('error', reject)));
+  const got = new Promise((resolve) => cl.once('event', resolve));
+  source.batch(1);
+  assert.equal((await got).seq, 0);
+  // The daemon, with the password in a file (argv and the environment cannot hold a NUL).
+  const dir = tmpDir(t);
+  const file = path.join(dir, 'pw');
+  fs.writeFileSync(file, `${ODD_PW}\n`, { mode: 0o600 });
+  const probe = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((res) => probe.on('listening', res));
+  const dport = probe.address().port;
+  await new Promise((res) => probe.close(res));
+  const cp = spawn(process.execPath, [BIN, '--tcp', String(dport), '--auth-file', file, '--bind', '127.0.0.1', '-e', 'exec'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  t.after(() => cp.kill('SIGKILL'));
+  let err = '';
+  cp.stderr.on('data', (d) => (err += d));
+  await until(() => /watching/.test(err) || cp.exitCode !== null, 15000, 'the daemon');
+  const d = await tcpAuth(dport, ODD_PW);
+  assert.ok(d.text().startsWith(PASSWORD_PROMPT + AUTH_SUCCESS), d.text().slice(0, 80) + err);
+  d.sock.destroy();
+  const bad = await tcpAuth(dport, 'pä');
+  await bad.closedP;
+  assert.equal(bad.text(), PASSWORD_PROMPT + AUTH_FAILED);
+  cp.kill('SIGTERM');
+  await new Promise((res) => cp.on('exit', res));
+  assert.equal(cp.exitCode, 0, err);
+});
+
+// ------------------------------------------------------------------ isolation
+
+test('nothing an unauthenticated peer sends reaches other clients, and it never gets an event back', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const source = new FakeSource();
+  const srv = await serve(t, { source, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW }, authTimeoutMs: 2000, maxPending: 64 });
+  const port = srv.address().tcp.port;
+  const healthy = await healthyClients(t, srv, p);
+  const feed = feeder(source);
+  const injected = '{"event":"exec","pid":4242,"user":"root","cmdline":"INJECTED"}\n';
+  const peers = [];
+  t.after(() => peers.forEach((r) => r.sock.destroy()));
+  const scripts = [
+    (r) => r.sock.write(injected.repeat(3)), // event-looking lines (first one is a wrong password)
+    (r) => r.sock.write(injected.slice(0, 20)), // a partial line, then silence (times out)
+    (r) => r.sock.write(`${PW.slice(0, -1)}\n${injected}`), // a near miss, then an injection
+    (r) => r.sock.write(`${PW}X\n`), // the password plus one byte
+    (r) => r.sock.write(Buffer.alloc(300, 0x7b)), // an over-long line of braces
+    (r) => r.sock.write('\n'), // an empty password
+    (r) => r.sock.end(injected), // half-closes after an injection
+    (r) => r.sock.write(`\u0000${PW}\n`), // NUL before the password
+  ];
+  for (let i = 0; i < 32; i++) {
+    const r = rawFrom(`127.0.1.${1 + (i % 8)}`, port);
+    peers.push(r);
+    r.sock.once('data', () => scripts[i % scripts.length](r));
+  }
+  await Promise.all(peers.map((r) => r.closedP));
+  const total = await feed.stop();
+  await assertComplete(healthy, total);
+  for (const h of healthy) assert.ok(!h.text().includes('INJECTED'));
+  for (const r of peers) {
+    assert.ok(r.text().startsWith(PASSWORD_PROMPT), r.text());
+    assert.doesNotMatch(r.text(), /\{|successful/, r.text());
+    assert.ok([PASSWORD_PROMPT, PASSWORD_PROMPT + AUTH_FAILED, PASSWORD_PROMPT + AUTH_TIMEOUT].includes(r.text()), JSON.stringify(r.text()));
+  }
+  assert.equal(srv.stats().clients, 2);
+  assert.equal(srv.stats().pending, 0);
+});
