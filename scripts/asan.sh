@@ -35,8 +35,9 @@ SUPP
 if [ $# -gt 0 ]; then
   tests=("$@")
 else
-  # test/cli.test.js is left out for now: its `--quiet` daemons count as ready after a fixed
-  # 700 ms, and a sanitized node takes longer to start than that (pass it explicitly to run it).
+  # test/cli.test.js is left out for now: under the sanitizers its case "direct mode ...
+  # --quiet; --format text" misses the /bin/sleep exec line (no sanitizer report; not yet
+  # understood; the same daemon run by hand prints it). Pass it explicitly to run it.
   tests=(test/asan.test.js test/parser.test.js test/connector.test.js test/worker.test.js
          test/server.test.js test/client.test.js test/esm.test.mjs)
 fi
