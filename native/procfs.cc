@@ -54,7 +54,8 @@ const char* Field(const char* text, size_t len, const char* key, size_t* vlen) {
       *vlen = le - v;
       return v;
     }
-    p = le + 1;
+    if (nl == nullptr) break;  // never step past the end
+    p = nl + 1;
   }
   return nullptr;
 }
