@@ -2,7 +2,7 @@
 
 #include <linux/netlink.h>
 #include <poll.h>
-#include <pthread.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -286,7 +286,7 @@ void Monitor::Run() {
   // A short-lived process must still be in /proc when its exec is read: the reader wakes
   // ahead of ordinary work where the system lets it (CAP_SYS_NICE). It sleeps in poll()
   // otherwise, so this costs nothing when idle.
-  pthread_setname_np(pthread_self(), "procmon-reader");
+  prctl(PR_SET_NAME, "procmon-reader", 0, 0, 0);  // this thread's name (old-glibc safe)
   pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
   if (opts_.nice != 0) setpriority(PRIO_PROCESS, static_cast<id_t>(tid), opts_.nice);
   errno = 0;
