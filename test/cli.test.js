@@ -177,11 +177,17 @@ test('direct mode: only events on stdout, logs on stderr; --quiet; --format text
 
   const q = daemon(['--direct', '--quiet', '--format', 'text', '-e', 'exec']);
   await q.ready;
-  const { pid: tpid } = await run('/bin/sleep', ['0.1']);
-  await new Promise((r) => setTimeout(r, 300));
+  // --quiet says nothing when it is up: run marked processes until one shows (a slow start,
+  // e.g. under a sanitizer, just takes a few more).
+  let line;
+  let tpid;
+  for (let i = 0; i < 50 && !line; i++) {
+    tpid = (await run('/bin/sleep', ['0.1'])).pid;
+    await new Promise((r) => setTimeout(r, 200));
+    line = q.out.split('\n').find((l) => l.includes(` ${tpid} `));
+  }
   await stop(q);
   assert.equal(q.err, '');
-  const line = q.out.split('\n').find((l) => l.includes(` ${tpid} `));
   assert.match(line, new RegExp(`exec\\s+${tpid} root\\s+/bin/sleep 0\\.1`));
   assert.doesNotMatch(line, /\x1b\[/, 'no colour when stdout is not a terminal');
 });
