@@ -259,7 +259,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   if (o.direct) conn.on('batch', directWriter(o.format, log));
-  conn.on('lost', (ev) => log(`lost ${ev.count} events (${ev.source}${ev.approximate ? ', at most' : ''})`));
+  conn.on('lost', (ev) => log(`lost ${ev.count} events (${ev.source})`));
   try {
     conn.start();
   } catch (err) {

@@ -109,7 +109,7 @@ export function formatEvent(ev: ProcEvent): string {
       return `${head(ev.pid, ev.user)} ${exitStatus(ev)}${dur}${ev.cmdline ? `: ${ev.cmdline}` : ''}`;
     }
     case 'lost':
-      return `${head('', '')} ${ev.count} events lost (${ev.source}${ev.approximate ? ', at most' : ''})`;
+      return `${head('', '')} ${ev.count} events lost (${ev.source})`;
     default: {
       const rest = Object.entries(e)
         .filter(([k]) => k !== 'event' && k !== 'time' && k !== 'pid')

@@ -118,8 +118,6 @@ export interface LostEvent {
    * fell too far behind the reader; "client": this client read too slowly.
    */
   source: 'kernel' | 'queue' | 'client';
-  /** The count is an upper bound (kernel filter on: filtered events cannot be told apart). */
-  approximate?: true;
 }
 
 export type ProcEvent =

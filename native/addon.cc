@@ -174,7 +174,6 @@ Napi::Object ToJs(Napi::Env env, const OutEvent& e) {
       o.Set("time", TimeString(env, e.time_ms));
       o.Set("count", static_cast<double>(e.lost_count));
       o.Set("source", e.lost_source == pm::kLostQueue ? "queue" : "kernel");
-      if (e.approximate) o.Set("approximate", true);
       break;
     default:
       break;

@@ -26,6 +26,9 @@ namespace {
 constexpr unsigned kBatch = 64;       // datagrams per recvmmsg
 constexpr size_t kDgramSize = 1024;   // a proc event datagram is under 100 bytes
 constexpr uint32_t kMaxCpus = 8192;   // sanity bound for the per-CPU sequence table
+constexpr int kSoMemInfo = 55;         // SO_MEMINFO (Linux 4.12+)
+constexpr unsigned kMemInfoDrops = 8;  // SK_MEMINFO_DROPS: packets the socket dropped
+constexpr unsigned kMemInfoVars = 16;  // room for the kernel's array (9 or 10 today)
 
 int64_t Now(clockid_t c) {
   timespec ts;
@@ -142,8 +145,9 @@ bool Monitor::Start(const Options& opts, StartError* err) {
   early_.clear();
   last_seq_.clear();
   seen_cpu_.clear();
-  overflow_cpu_.clear();
   overflow_ = false;
+  drops_seen_ = 0;  // a new socket
+  drops_credit_ = 0;
   table_.clear();
   {
     std::lock_guard<std::mutex> lk(mu_);
@@ -369,6 +373,7 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
         overflow_ = true;
         continue;
       }
+      if (overflow_) FlushDrops(out);
       return;  // EAGAIN: drained
     }
     ParseStats ps;
@@ -408,8 +413,41 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
       stats_.received += received;
       stats_.malformed += ps.malformed;
     }
-    if (static_cast<unsigned>(n) < kBatch) return;
+    if (static_cast<unsigned>(n) < kBatch) {
+      if (overflow_) FlushDrops(out);
+      return;
+    }
   }
+}
+
+// A socket drop (the receive buffer was full) is counted by the kernel exactly, whatever
+// the filter: read that count. A per-CPU seq gap is also a loss where no event is filtered
+// out; the drops already reported account for the first such gaps, only the rest is new.
+void Monitor::EmitLost(uint64_t count, double time_ms, std::vector<OutEvent>& out) {
+  OutEvent o;
+  o.what = kLost;
+  o.time_ms = time_ms;
+  o.lost_count = count;
+  o.lost_source = kLostKernel;
+  out.push_back(std::move(o));
+  std::lock_guard<std::mutex> lk(mu_);
+  stats_.lost_kernel += count;
+}
+
+// Reads the socket's drop counter and reports what it grew by. Called once the socket
+// has been drained after an ENOBUFS: until then the kernel may still be dropping (the
+// socket stays congested until its queue is empty), and everything read before came
+// before the drops, so the report stands where the loss happened.
+void Monitor::FlushDrops(std::vector<OutEvent>& out) {
+  overflow_ = false;
+  uint32_t mem[kMemInfoVars] = {};
+  socklen_t len = sizeof mem;
+  if (getsockopt(fd_, SOL_SOCKET, kSoMemInfo, mem, &len) != 0 || len <= kMemInfoDrops * 4) return;
+  uint32_t delta = mem[kMemInfoDrops] - drops_seen_;
+  drops_seen_ = mem[kMemInfoDrops];
+  if (delta == 0) return;
+  drops_credit_ += delta;
+  EmitLost(delta, static_cast<double>(Now(CLOCK_REALTIME) / 1000000), out);
 }
 
 void Monitor::CheckGap(const RawEvent& ev, std::vector<OutEvent>& out) {
@@ -417,32 +455,18 @@ void Monitor::CheckGap(const RawEvent& ev, std::vector<OutEvent>& out) {
   if (ev.cpu >= last_seq_.size()) {
     last_seq_.resize(ev.cpu + 1, 0);
     seen_cpu_.resize(ev.cpu + 1, 0);
-    overflow_cpu_.resize(ev.cpu + 1, 0);
-  }
-  if (overflow_) {
-    // Mark every CPU: the first event after the overflow on each tells how much was lost.
-    for (size_t c = 0; c < overflow_cpu_.size(); c++) overflow_cpu_[c] = 1;
-    overflow_ = false;
   }
   uint32_t c = ev.cpu;
-  if (seen_cpu_[c]) {
+  if (seen_cpu_[c] && !filter_active_) {
     uint32_t gap = ev.seq - last_seq_[c] - 1;
-    // With the kernel filter on, filtered-out events leave gaps too: only a gap that
-    // spans a socket overflow counts then, and its size is an upper bound.
-    bool counts = !filter_active_ || overflow_cpu_[c];
-    if (gap != 0 && gap < 0x80000000u && counts) {
-      OutEvent o;
-      o.what = kLost;
-      o.time_ms = WallMs(ev.ts_ns);
-      o.lost_count = gap;
-      o.lost_source = kLostKernel;
-      o.approximate = filter_active_;
-      out.push_back(std::move(o));
-      std::lock_guard<std::mutex> lk(mu_);
-      stats_.lost_kernel += gap;
+    if (gap != 0 && gap < 0x80000000u) {
+      // An event after the drops arrived before the socket looked drained: count them now.
+      if (overflow_) FlushDrops(out);
+      uint64_t known = drops_credit_ < gap ? drops_credit_ : gap;
+      drops_credit_ -= known;
+      if (gap > known) EmitLost(gap - known, WallMs(ev.ts_ns), out);
     }
   }
-  overflow_cpu_[c] = 0;
   seen_cpu_[c] = 1;
   last_seq_[c] = ev.seq;
 }

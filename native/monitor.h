@@ -45,7 +45,6 @@ struct OutEvent {
   uint32_t missing = 0;
   uint64_t lost_count = 0;
   uint8_t lost_source = kLostKernel;
-  bool approximate = false;
 };
 
 struct Options {
@@ -118,6 +117,8 @@ class Monitor {
   void ReadBatch(std::vector<OutEvent>& out);
   void Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre);
   void CheckGap(const RawEvent& ev, std::vector<OutEvent>& out);
+  void FlushDrops(std::vector<OutEvent>& out);
+  void EmitLost(uint64_t count, double time_ms, std::vector<OutEvent>& out);
   OutEvent Make(const RawEvent& ev, int32_t pid) const;
   void EmitExit(const RawEvent& ev, Proc* p, bool thread, std::vector<OutEvent>& out);
   Proc* Lookup(int32_t tgid, bool learn);
@@ -134,7 +135,7 @@ class Monitor {
   std::function<void()> notify_;
   Options opts_;
   uint32_t want_ = 0;          // events the kernel must send us (requested + bookkeeping)
-  bool filter_active_ = false; // kernel filter on and excluding something: gaps are not loss
+  bool filter_active_ = false; // kernel filter on: filtered-out events leave seq gaps too
   bool with_mask_ = false;
   int fd_ = -1;
   int wake_fd_ = -1;
@@ -153,8 +154,9 @@ class Monitor {
   std::vector<ProcInfo> execs_;  // /proc read ahead for the execs of a batch
   std::vector<uint32_t> last_seq_;
   std::vector<uint8_t> seen_cpu_;
-  std::vector<uint8_t> overflow_cpu_;
-  bool overflow_ = false;
+  bool overflow_ = false;      // ENOBUFS seen; the socket's drop count not yet read
+  uint32_t drops_seen_ = 0;    // the socket's drop counter when last read (SO_MEMINFO)
+  uint64_t drops_credit_ = 0;  // socket drops reported whose seq gaps have not shown yet
   std::unordered_map<int32_t, Proc> table_;
   UserCache users_;
 
