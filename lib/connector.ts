@@ -1,5 +1,14 @@
 import { EventEmitter } from 'node:events';
-import { CodedError, eventMask, parseEventList, type EventName, type LostEvent, type ProcEvent, type ProcEventMap } from './events';
+import {
+  CodedError,
+  eventMask,
+  parseEventList,
+  type EventName,
+  type LostEvent,
+  type ProcessRecord,
+  type ProcEvent,
+  type ProcEventMap,
+} from './events';
 import { loadBinding, type ConnectorStats, type NativeConnector } from './native';
 
 export type { ConnectorStats } from './native';
@@ -35,6 +44,15 @@ export interface ProcConnectorOptions {
    * Default 1.
    */
   batchInterval?: number;
+  /**
+   * Events that carry `ancestors` (the chain of parents up to init): event names, a comma
+   * list, "all" or "none". Default "exec".
+   */
+  ancestors?: string | readonly string[];
+  /** Ancestors listed at most per event (1-1024). Default 16. */
+  ancestorDepth?: number;
+  /** `cgroup` and `container_id` on fork, exec and exit (one read of /proc/PID/cgroup per exec). Default true. */
+  cgroups?: boolean;
 }
 
 export type ProcConnectorErrorCode =
@@ -77,7 +95,7 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
   /** The event kinds this connector reports. */
   readonly subscribed: readonly EventName[];
   readonly threads: boolean;
-  private readonly opts: Required<Omit<ProcConnectorOptions, 'events'>>;
+  private readonly opts: Required<Omit<ProcConnectorOptions, 'events' | 'ancestors'>> & { ancestorEvents: number };
   private native: NativeConnector | null = null;
   private lastStats: ConnectorStats | null = null;
   private referenced = true;
@@ -96,6 +114,9 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
       nice: niceValue(options.nice),
       seed: options.seed ?? true,
       batchInterval: batchInterval(options.batchInterval),
+      ancestorEvents: ancestorMask(options.ancestors),
+      ancestorDepth: positiveInt(options.ancestorDepth, 'ancestorDepth', 16, 1, 1024),
+      cgroups: options.cgroups ?? true,
     };
   }
 
@@ -159,6 +180,23 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
     return this;
   }
 
+  /**
+   * Every process of the live table (seeded from /proc at start, kept by fork, exec and
+   * exit), in no particular order. Empty when not running.
+   */
+  snapshot(): ProcessRecord[] {
+    return this.native ? (this.native.snapshot() as ProcessRecord[]) : [];
+  }
+
+  /**
+   * A process and its ancestors, nearest first, up to init (pid 1) or the first parent the
+   * table does not know; null when the table does not know pid (or not running).
+   */
+  ancestry(pid: number): ProcessRecord[] | null {
+    if (!Number.isInteger(pid) || pid <= 0 || pid > 0x7fffffff) throw new RangeError(`ancestry(pid) needs a pid, got ${String(pid)}`);
+    return this.native ? (this.native.ancestry(pid) as ProcessRecord[] | null) : null;
+  }
+
   /** Counters of the running (or last) subscription; null before the first start(). */
   stats(): ConnectorStats | null {
     return this.native ? this.native.stats() : this.lastStats;
@@ -199,12 +237,22 @@ function niceValue(v: number | undefined): number {
   return v;
 }
 
-function positiveInt(v: number | undefined, name: string, def: number, min: number): number {
+function positiveInt(v: number | undefined, name: string, def: number, min: number, max = 0x7fffffff): number {
   if (v === undefined) return def;
-  if (!Number.isInteger(v) || v < min || v > 0x7fffffff) {
-    throw new RangeError(`${name} must be an integer from ${min} to ${0x7fffffff}, got ${String(v)}`);
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${String(v)}`);
   }
   return v;
+}
+
+function ancestorMask(v: string | readonly string[] | undefined): number {
+  if (v === undefined) return eventMask(['exec']);
+  if (v === 'none' || (Array.isArray(v) && v.length === 0)) return 0;
+  try {
+    return eventMask(parseEventList(v));
+  } catch (err) {
+    throw new RangeError(`ancestors: ${(err as Error).message}, or none`);
+  }
 }
 
 function iterate(conn: ProcConnector, options: EventsOptions): AsyncIterableIterator<ProcEvent> {

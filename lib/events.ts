@@ -5,13 +5,76 @@
  */
 
 /** Fields that could not be learned (the process was gone, or /proc refused). */
-export type MissingField = 'argv' | 'cmdline' | 'comm' | 'exe' | 'user' | 'ppid' | 'duration_ms';
+export type MissingField =
+  | 'argv'
+  | 'cmdline'
+  | 'comm'
+  | 'exe'
+  | 'user'
+  | 'ppid'
+  | 'duration_ms'
+  | 'exec_id'
+  | 'parent_exec_id'
+  | 'ancestors'
+  | 'cgroup';
+
+/** A parent, grandparent, ... of the process an event is about. */
+export interface Ancestor {
+  pid: number;
+  exec_id?: string;
+  comm: string;
+  /** Absent for kernel threads and where /proc/PID/exe could not be read. */
+  exe?: string;
+}
 
 interface Base {
   /** The kernel's timestamp of the event, RFC 3339 UTC with milliseconds. */
   time: string;
+  /**
+   * The program run the event is about: "BOOT:PID:NS" (the boot id's first 8 hex digits,
+   * the pid, the kernel's monotonic time in ns when the run began: its fork, its exec, or
+   * for a process running before the connector started, its start). A new exec is a new
+   * run; a reused pid never gets the same id. Compare as an opaque string.
+   */
+  exec_id?: string;
+  /** The run of the parent process, as the table knows it now. */
+  parent_exec_id?: string;
+  /** The process's cgroup (v2 path), on fork, exec and exit (option `cgroups`). */
+  cgroup?: string;
+  /** Docker, containerd, CRI-O, Podman or Kubernetes container id, from the cgroup path. */
+  container_id?: string;
+  /** Parents up to init, nearest first (on exec by default; option `ancestors`). */
+  ancestors?: Ancestor[];
+  /** The process was running before the connector started (learned from /proc). */
+  learned?: true;
+  /** Daemon-wide sequence number, on lines from a broadcast server (`seq` option). */
+  seq?: number;
   /** Present when some fields could not be learned; those fields hold "" / null / "unknown". */
   missing?: MissingField[];
+}
+
+/** One process of the live table: `connector.snapshot()`, `connector.ancestry(pid)`. */
+export interface ProcessRecord {
+  pid: number;
+  ppid: number;
+  exec_id?: string;
+  parent_exec_id?: string;
+  /** null where not known (the process was gone, or /proc refused). */
+  comm: string | null;
+  exe: string | null;
+  cmdline: string | null;
+  user: string | null;
+  uid: number | null;
+  /** When the process started (fork, or /proc's start time). */
+  start_time: string | null;
+  /** When its current program started (its last exec; its start if not seen). */
+  exec_time: string | null;
+  cgroup?: string;
+  container_id?: string;
+  /** Live threads besides the main one, as far as seen (with `threads` or not). */
+  threads: number;
+  /** Running before the connector started: learned from /proc, not from its events. */
+  learned: boolean;
 }
 
 export interface ForkEvent extends Base {
@@ -111,6 +174,8 @@ export interface CoredumpEvent extends ThreadTagged {
 export interface LostEvent {
   event: 'lost';
   time: string;
+  /** On lines from a broadcast server, except a client's own ("source": "client"). */
+  seq?: number;
   /** How many events were lost. */
   count: number;
   /**

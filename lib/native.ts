@@ -7,6 +7,8 @@ export interface NativeConnector {
   ref(): void;
   unref(): void;
   stats(): ConnectorStats;
+  snapshot(): unknown[];
+  ancestry(pid: number): unknown[] | null;
 }
 
 export interface NativeStartOptions {
@@ -20,6 +22,9 @@ export interface NativeStartOptions {
   nice: number;
   seed: boolean;
   batchInterval: number;
+  ancestorEvents: number;
+  ancestorDepth: number;
+  cgroups: boolean;
 }
 
 /** Counters of one connector. */
@@ -28,7 +33,7 @@ export interface ConnectorStats {
   received: number;
   /** Events handed to JavaScript. */
   delivered: number;
-  /** Events the kernel dropped (sequence gaps). */
+  /** Events the kernel dropped (socket overflows, sequence gaps). */
   lostKernel: number;
   /** Events dropped because the JS thread fell too far behind. */
   lostQueue: number;
@@ -54,6 +59,7 @@ export interface NativeBinding {
   Connector: new (onBatch: (events: unknown[]) => void) => NativeConnector;
   parse(buf: Buffer): { events: Record<string, unknown>[]; stats: Record<string, number | boolean> };
   buildRequest(op: number, withMask: boolean, mask: number, seq: number, ack: number, portid: number): Buffer;
+  cgroup(text: string): { cgroup: string; container_id: string | null } | null;
 }
 
 let cached: NativeBinding | Error | undefined;

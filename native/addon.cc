@@ -68,14 +68,63 @@ Napi::String TimeString(Napi::Env env, double ms) {
 }
 
 Napi::Value Missing(Napi::Env env, uint32_t m) {
-  static const char* const kNames[] = {"argv", "cmdline", "comm", "exe", "user", "ppid",
-                                       "duration_ms"};
+  static const char* const kNames[pm::kMissingNames] = {
+      "argv", "cmdline", "comm", "exe", "user", "ppid", "duration_ms", "exec_id",
+      "parent_exec_id", "ancestors", "cgroup"};
   Napi::Array a = Napi::Array::New(env);
   uint32_t n = 0;
-  for (uint32_t i = 0; i < 7; i++) {
+  for (uint32_t i = 0; i < pm::kMissingNames; i++) {
     if (m & (1u << i)) a.Set(n++, Napi::String::New(env, kNames[i]));
   }
   return a;
+}
+
+// What identifies the process an event is about: its run, its parent's, where it runs,
+// and (where asked for) its ancestors.
+void SetIdentity(Napi::Env env, Napi::Object o, const OutEvent& e) {
+  if (!e.exec_id.empty()) o.Set("exec_id", e.exec_id);
+  if (!e.parent_exec_id.empty()) o.Set("parent_exec_id", e.parent_exec_id);
+  if (e.with_cgroup && !(e.missing & pm::kMissCgroup)) {
+    o.Set("cgroup", e.cgroup);
+    if (!e.container_id.empty()) o.Set("container_id", e.container_id);
+  }
+  if (e.learned) o.Set("learned", true);
+  if (e.with_ancestors) {
+    Napi::Array arr = Napi::Array::New(env, e.ancestors.size());
+    for (size_t i = 0; i < e.ancestors.size(); i++) {
+      const pm::Ancestor& an = e.ancestors[i];
+      Napi::Object x = Napi::Object::New(env);
+      x.Set("pid", an.pid);
+      if (!an.exec_id.empty()) x.Set("exec_id", an.exec_id);
+      x.Set("comm", an.comm);
+      if (an.have_exe) x.Set("exe", an.exe);
+      arr.Set(static_cast<uint32_t>(i), x);
+    }
+    o.Set("ancestors", arr);
+  }
+}
+
+// A process of the table (snapshot(), ancestry()).
+Napi::Object RecordToJs(Napi::Env env, const pm::ProcRecord& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pid", r.pid);
+  o.Set("ppid", r.ppid);
+  if (!r.exec_id.empty()) o.Set("exec_id", r.exec_id);
+  if (!r.parent_exec_id.empty()) o.Set("parent_exec_id", r.parent_exec_id);
+  o.Set("comm", r.have_comm ? Napi::Value(Napi::String::New(env, r.comm)) : env.Null());
+  o.Set("exe", r.have_exe ? Napi::Value(Napi::String::New(env, r.exe)) : env.Null());
+  o.Set("cmdline", r.have_cmd ? Napi::Value(Napi::String::New(env, r.cmdline)) : env.Null());
+  o.Set("user", r.have_uid ? Napi::Value(Napi::String::New(env, r.user)) : env.Null());
+  o.Set("uid", r.have_uid ? Napi::Value(Napi::Number::New(env, r.uid)) : env.Null());
+  o.Set("start_time", r.start_ms >= 0 ? Napi::Value(TimeString(env, r.start_ms)) : env.Null());
+  o.Set("exec_time", r.exec_ms >= 0 ? Napi::Value(TimeString(env, r.exec_ms)) : env.Null());
+  if (r.have_cgroup) {
+    o.Set("cgroup", r.cgroup);
+    if (!r.container_id.empty()) o.Set("container_id", r.container_id);
+  }
+  o.Set("threads", r.threads);
+  o.Set("learned", r.learned);
+  return o;
 }
 
 // Builds the event object with its fields in wire order ("event" first, seed fields next).
@@ -182,6 +231,7 @@ Napi::Object ToJs(Napi::Env env, const OutEvent& e) {
     o.Set("thread", true);
     o.Set("tid", r.pid);
   }
+  if (e.what != pm::kLost) SetIdentity(env, o, e);
   if (e.missing) o.Set("missing", Missing(env, e.missing));
   return o;
 }
@@ -219,7 +269,9 @@ class Connector : public Napi::ObjectWrap<Connector> {
                         InstanceMethod<&Connector::Stop>("stop"),
                         InstanceMethod<&Connector::Ref>("ref"),
                         InstanceMethod<&Connector::Unref>("unref"),
-                        InstanceMethod<&Connector::GetStats>("stats")});
+                        InstanceMethod<&Connector::GetStats>("stats"),
+                        InstanceMethod<&Connector::Snapshot>("snapshot"),
+                        InstanceMethod<&Connector::Ancestry>("ancestry")});
   }
 
   // new Connector(onBatch: (events: object[]) => void)
@@ -328,6 +380,9 @@ class Connector : public Napi::ObjectWrap<Connector> {
       opts.nice = static_cast<int>(Num(o, "nice", opts.nice));
       opts.seed = Bool(o, "seed", opts.seed);
       opts.batch_interval_us = static_cast<int>(Num(o, "batchInterval", opts.batch_interval_us / 1000.0) * 1000);
+      opts.ancestor_events = static_cast<uint32_t>(Num(o, "ancestorEvents", opts.ancestor_events));
+      opts.ancestor_depth = static_cast<int>(Num(o, "ancestorDepth", opts.ancestor_depth));
+      opts.cgroups = Bool(o, "cgroups", opts.cgroups);
     }
     {
       std::lock_guard<std::mutex> lk(gate_->mu);
@@ -402,6 +457,30 @@ class Connector : public Napi::ObjectWrap<Connector> {
     o.Set("kernelFilter", s.kernel_filter);
     o.Set("nice", s.nice);
     return o;
+  }
+
+  // snapshot(): every process of the live table.
+  Napi::Value Snapshot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<pm::ProcRecord> recs;
+    monitor_.Snapshot(recs);
+    Napi::Array arr = Napi::Array::New(env, recs.size());
+    for (size_t i = 0; i < recs.size(); i++) arr.Set(static_cast<uint32_t>(i), RecordToJs(env, recs[i]));
+    return arr;
+  }
+
+  // ancestry(pid): the process and its ancestors, nearest first; null if pid is unknown.
+  Napi::Value Ancestry(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) {
+      Napi::TypeError::New(env, "ancestry(pid) needs a pid").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    std::vector<pm::ProcRecord> recs;
+    if (!monitor_.Ancestry(info[0].As<Napi::Number>().Int32Value(), recs)) return env.Null();
+    Napi::Array arr = Napi::Array::New(env, recs.size());
+    for (size_t i = 0; i < recs.size(); i++) arr.Set(static_cast<uint32_t>(i), RecordToJs(env, recs[i]));
+    return arr;
   }
 
   std::shared_ptr<Gate> gate_ = std::make_shared<Gate>();  // declared first: outlives monitor_
@@ -479,17 +558,36 @@ Napi::Value BuildRequest(const Napi::CallbackInfo& info) {
   return Napi::Buffer<uint8_t>::Copy(env, buf, n);
 }
 
+// cgroup(text): the path picked out of /proc/PID/cgroup text and its container id, for tests.
+Napi::Value Cgroup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) {
+    Napi::TypeError::New(env, "cgroup(text) needs a string").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string text = info[0].As<Napi::String>().Utf8Value();
+  std::string path;
+  if (!pm::ParseCgroup(text.data(), text.size(), path)) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("cgroup", path);
+  std::string id = pm::ContainerIdOf(path);
+  o.Set("container_id", id.empty() ? env.Null() : Napi::Value(Napi::String::New(env, id)));
+  return o;
+}
+
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports) {
     DefineAddon(exports, {InstanceValue("Connector", Connector::Init(env), napi_enumerable),
                           InstanceMethod<&Addon::ParseM>("parse", napi_enumerable),
-                          InstanceMethod<&Addon::BuildM>("buildRequest", napi_enumerable)});
+                          InstanceMethod<&Addon::BuildM>("buildRequest", napi_enumerable),
+                          InstanceMethod<&Addon::CgroupM>("cgroup", napi_enumerable)});
   }
 
  private:
   Napi::Value ParseM(const Napi::CallbackInfo& info) { return Parse(info); }
   Napi::Value BuildM(const Napi::CallbackInfo& info) { return BuildRequest(info); }
+  Napi::Value CgroupM(const Napi::CallbackInfo& info) { return Cgroup(info); }
 };
 
 }  // namespace

@@ -11,7 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -29,6 +31,21 @@ constexpr uint32_t kMaxCpus = 8192;   // sanity bound for the per-CPU sequence t
 constexpr int kSoMemInfo = 55;         // SO_MEMINFO (Linux 4.12+)
 constexpr unsigned kMemInfoDrops = 8;  // SK_MEMINFO_DROPS: packets the socket dropped
 constexpr unsigned kMemInfoVars = 16;  // room for the kernel's array (9 or 10 today)
+
+// The first 8 hex digits of this boot's random id: exec ids of two boots never collide.
+std::string ReadBootId() {
+  std::string id;
+  FILE* f = std::fopen("/proc/sys/kernel/random/boot_id", "re");
+  if (f != nullptr) {
+    int c;
+    while ((c = std::fgetc(f)) != EOF && id.size() < 8) {
+      if (std::isxdigit(c)) id.push_back(static_cast<char>(std::tolower(c)));
+    }
+    std::fclose(f);
+  }
+  if (id.size() < 8) id = "00000000";
+  return id;
+}
 
 int64_t Now(clockid_t c) {
   timespec ts;
@@ -148,7 +165,12 @@ bool Monitor::Start(const Options& opts, StartError* err) {
   overflow_ = false;
   drops_seen_ = 0;  // a new socket
   drops_credit_ = 0;
-  table_.clear();
+  {
+    std::lock_guard<std::mutex> lk(table_mu_);
+    table_.clear();
+    seeded_ = !opts.seed;
+  }
+  boot_ = ReadBootId();
   {
     std::lock_guard<std::mutex> lk(mu_);
     queue_.clear();
@@ -157,14 +179,10 @@ bool Monitor::Start(const Options& opts, StartError* err) {
     stats_ = Stats();
   }
   want_ = opts.events & kAllEvents;
-  // Bookkeeping: exit needs fork/exec/comm to know what exited; fork/exec need exit to
-  // forget processes.
-  if (want_ & kExit) want_ |= kFork | kExec | kComm;
-  if (want_ & (kFork | kExec)) want_ |= kExit | kFork;
-  // Users: the table follows uid changes (setuid() and friends), so exec and exit know the
-  // user without reading /proc/PID/status.
-  if (want_ & (kFork | kExec | kExit)) want_ |= kUid;
-  if (want_ == 0) want_ = kAllEvents;
+  // Bookkeeping: the process table (exec ids, ancestry, what exited, snapshot()) follows
+  // fork, exec, exit and comm whatever is reported, and uid changes (setuid() and friends)
+  // so that exec and exit know the user without reading /proc/PID/status.
+  want_ |= kFork | kExec | kExit | kComm | kUid;
 
   fd_ = socket(PF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_CONNECTOR);
   if (fd_ < 0) {
@@ -299,7 +317,7 @@ void Monitor::Run() {
     std::lock_guard<std::mutex> lk(mu_);
     stats_.nice = errno == 0 ? nice_now : 0;
   }
-  if (opts_.seed) Seed();
+  if (opts_.seed) Seed();  // takes the table lock per process
   // JS is woken at most once per batch interval: events read meanwhile (at once, for /proc's
   // sake) wait in the queue and go over together, which saves a wake-up and a write per
   // client for each of them.
@@ -316,7 +334,10 @@ void Monitor::Run() {
     }
   };
   std::vector<OutEvent> batch;
-  for (RawEvent& ev : early_) Handle(ev, batch, nullptr);
+  {
+    std::lock_guard<std::mutex> lk(table_mu_);
+    for (RawEvent& ev : early_) Handle(ev, batch, nullptr);
+  }
   early_.clear();
   wake(Push(batch));
   pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
@@ -399,14 +420,16 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
     }
     k = 0;
     for (const RawEvent& ev : raw_) {
-      if (ev.what == kExec && (opts_.events & kExec)) ReadExe(ev.tgid, execs_[k]);
-      if (ev.what == kExec) k++;
+      if (ev.what == kExec) ReadExe(ev.tgid, execs_[k++]);  // the table keeps it too
     }
     k = 0;
-    for (const RawEvent& ev : raw_) {
-      if (ev.what != kNone) received++;
-      // Acknowledgements are handled too: they use up sequence numbers.
-      Handle(ev, out, ev.what == kExec ? &execs_[k++] : nullptr);
+    {
+      std::lock_guard<std::mutex> lk(table_mu_);
+      for (const RawEvent& ev : raw_) {
+        if (ev.what != kNone) received++;
+        // Acknowledgements are handled too: they use up sequence numbers.
+        Handle(ev, out, ev.what == kExec ? &execs_[k++] : nullptr);
+      }
     }
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -477,10 +500,138 @@ Monitor::Proc* Monitor::Lookup(int32_t tgid, bool learn) {
   if (!learn || tgid <= 0) return nullptr;
   // A process that was running before we started: learn it from /proc.
   ProcInfo info;
-  if (!ReadProc(tgid, false, info)) return nullptr;
+  if (!ReadProc(tgid, true, info)) return nullptr;
   Proc p = Learned(info);
   p.start_ns = ReadStartNs(tgid);
+  p.run_ns = p.start_ns;  // when it last exec'd is not known: its start stands for it
+  ReadCgroupOf(tgid, p);
   return Insert(tgid, std::move(p));
+}
+
+void Monitor::ReadCgroupOf(int32_t pid, Proc& p) {
+  if (!opts_.cgroups) return;
+  p.have_cgroup = ReadCgroup(pid, p.cgroup);
+  if (!p.have_cgroup) p.cgroup.clear();
+}
+
+// boot:pid:start of the run in ns of the kernel's monotonic clock. Unique within a boot
+// (one pid cannot start two runs in the same nanosecond), and the boot prefix keeps ids
+// of different boots apart.
+std::string Monitor::ExecId(int32_t pid, uint64_t run_ns) const {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s:%d:%llu", boot_.c_str(), pid,
+                static_cast<unsigned long long>(run_ns));
+  return buf;
+}
+
+const Monitor::Proc* Monitor::Find(int32_t pid) const {
+  auto it = table_.find(pid);
+  return it == table_.end() ? nullptr : &it->second;
+}
+
+void Monitor::Identify(OutEvent& o, int32_t pid, const Proc* p, int32_t ppid, uint64_t run_ns) {
+  if (p != nullptr && p->run_ns != 0) run_ns = p->run_ns;
+  if (run_ns != 0) {
+    o.exec_id = ExecId(pid, run_ns);
+  } else {
+    o.missing |= kMissExecId;
+  }
+  if (p != nullptr) o.learned = p->from_proc;
+  const Proc* parent = ppid > 0 ? Find(ppid) : nullptr;
+  if (parent != nullptr && parent->run_ns != 0) {
+    o.parent_exec_id = ExecId(ppid, parent->run_ns);
+  } else if (ppid != 0) {
+    o.missing |= kMissParentExecId;  // pid 0: the kernel itself, no program run
+  }
+  if (opts_.cgroups && (o.what == kFork || o.what == kExec || o.what == kExit)) {
+    o.with_cgroup = true;
+    if (p != nullptr && p->have_cgroup) {
+      o.cgroup = p->cgroup;
+      o.container_id = ContainerIdOf(p->cgroup);
+    } else {
+      o.missing |= kMissCgroup;
+    }
+  }
+  if (opts_.ancestor_depth <= 0 || !(opts_.ancestor_events & o.what)) return;
+  o.with_ancestors = true;
+  int32_t next = ppid;
+  for (int depth = 0; depth < opts_.ancestor_depth; depth++) {
+    if (next <= 0) break;  // above init (or kthreadd): the top
+    const Proc* a = Find(next);
+    if (a == nullptr) {
+      o.missing |= kMissAncestors;
+      break;
+    }
+    Ancestor anc;
+    anc.pid = next;
+    if (a->run_ns != 0) anc.exec_id = ExecId(next, a->run_ns);
+    anc.comm = a->comm;
+    anc.exe = a->exe;
+    anc.have_exe = a->have_exe;
+    o.ancestors.push_back(std::move(anc));
+    if (next == 1) break;
+    next = a->ppid;
+  }
+}
+
+void Monitor::Record(int32_t pid, const Proc& p, ProcRecord& r) {
+  r.pid = pid;
+  r.ppid = p.ppid;
+  if (p.run_ns != 0) r.exec_id = ExecId(pid, p.run_ns);
+  const Proc* parent = p.ppid > 0 ? Find(p.ppid) : nullptr;
+  if (parent != nullptr && parent->run_ns != 0) r.parent_exec_id = ExecId(p.ppid, parent->run_ns);
+  r.comm = p.comm;
+  r.have_comm = p.have_comm;
+  r.exe = p.exe;
+  r.have_exe = p.have_exe;
+  r.cmdline = p.cmdline;
+  r.have_cmd = p.have_cmd;
+  r.uid = p.uid;
+  r.have_uid = p.have_uid;
+  if (p.have_uid) r.user = users_.Name(p.uid);
+  r.cgroup = p.cgroup;
+  r.have_cgroup = p.have_cgroup;
+  if (p.have_cgroup) r.container_id = ContainerIdOf(p.cgroup);
+  r.learned = p.from_proc;
+  r.start_ms = p.start_ns != 0 ? WallMs(p.start_ns) : -1;
+  r.exec_ms = p.run_ns != 0 ? WallMs(p.run_ns) : -1;
+  r.threads = p.threads;
+}
+
+// Waits (a bounded time) for the scan of /proc at start: until it is over, the table lacks
+// processes that are running.
+void Monitor::WaitSeeded(std::unique_lock<std::mutex>& lk) {
+  seeded_cv_.wait_for(lk, std::chrono::seconds(10), [this] { return seeded_ || !running_ || stop_; });
+}
+
+void Monitor::Snapshot(std::vector<ProcRecord>& out) {
+  std::unique_lock<std::mutex> lk(table_mu_);
+  out.clear();
+  if (!running_) return;
+  WaitSeeded(lk);
+  out.reserve(table_.size());
+  for (const auto& kv : table_) {
+    out.emplace_back();
+    Record(kv.first, kv.second, out.back());
+  }
+}
+
+bool Monitor::Ancestry(int32_t pid, std::vector<ProcRecord>& out) {
+  std::unique_lock<std::mutex> lk(table_mu_);
+  out.clear();
+  if (!running_) return false;
+  WaitSeeded(lk);
+  int32_t next = pid;
+  // Bounded: a chain longer than the table is a loop (a stale entry), not ancestry.
+  for (size_t depth = 0; next > 0 && depth <= table_.size(); depth++) {
+    const Proc* p = Find(next);
+    if (p == nullptr) break;
+    out.emplace_back();
+    Record(next, *p, out.back());
+    if (next == 1) break;
+    next = p->ppid;
+  }
+  return !out.empty();
 }
 
 // What /proc says of a process, as a table entry.
@@ -493,6 +644,8 @@ Monitor::Proc Monitor::Learned(const ProcInfo& info) {
   p.have_comm = info.have_status;
   p.cmdline = info.have_argv ? JoinArgv(info.argv) : std::string();
   p.have_cmd = info.have_argv;
+  p.exe = info.exe;
+  p.have_exe = info.have_exe;
   p.from_proc = true;
   return p;
 }
@@ -501,9 +654,14 @@ Monitor::Proc Monitor::Learned(const ProcInfo& info) {
 // the subscription: a process that starts meanwhile is seen by its events as well.
 void Monitor::Seed() {
   for (int32_t pid : ListPids()) {
+    if (stop_) break;
+    std::lock_guard<std::mutex> lk(table_mu_);  // per process: events are handled between
     if (table_.size() >= opts_.table_max) break;
     Lookup(pid, true);
   }
+  std::lock_guard<std::mutex> lk(table_mu_);
+  seeded_ = true;
+  seeded_cv_.notify_all();
 }
 
 Monitor::Proc* Monitor::Insert(int32_t tgid, Proc&& p) {
@@ -569,6 +727,7 @@ void Monitor::EmitExit(const RawEvent& ev, Proc* p, bool thread, std::vector<Out
   } else {
     o.missing |= kMissDuration;
   }
+  Identify(o, ev.tgid, p, (o.missing & kMissPpid) ? 0 : o.ppid, 0);
   out.push_back(std::move(o));
 }
 
@@ -580,6 +739,15 @@ OutEvent Monitor::Make(const RawEvent& ev, int32_t pid) const {
   o.time_ms = WallMs(ev.ts_ns);
   o.pid = pid;
   o.thread = ev.pid != ev.tgid;
+  return o;
+}
+
+// An event about a process that changes nothing the table keeps (or only a field): what
+// identifies the process comes from the table.
+OutEvent Monitor::About(const RawEvent& ev) {
+  OutEvent o = Make(ev, ev.tgid);
+  const Proc* p = Find(ev.tgid);
+  Identify(o, ev.tgid, p, p ? p->ppid : 0, 0);
   return o;
 }
 
@@ -597,6 +765,7 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
           OutEvent o = Make(ev, ev.pid);
           o.ppid = ev.tgid;
           FillProcess(o, p);
+          Identify(o, ev.tgid, p, p ? p->ppid : 0, 0);
           out.push_back(std::move(o));
         }
         break;
@@ -607,18 +776,21 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
         child = *parent;  // a forked child runs its parent's program
       } else {
         ProcInfo info;
-        if (ReadProc(ev.tgid, false, info)) child = Learned(info);
+        if (ReadProc(ev.tgid, true, info)) child = Learned(info);
+        ReadCgroupOf(ev.tgid, child);
       }
       child.from_proc = false;
       child.threads = 0;
       child.leader_exited = false;
       child.start_ns = ev.ts_ns;
+      child.run_ns = ev.ts_ns;  // a new process: a run of its own, until it execs
       child.ppid = ev.ptgid;
       Proc* c = Insert(ev.tgid, std::move(child));
       if (report) {
         OutEvent o = Make(ev, ev.tgid);
         o.ppid = ev.ptgid;
         FillProcess(o, c ? c : parent);
+        Identify(o, ev.tgid, c, ev.ptgid, ev.ts_ns);
         out.push_back(std::move(o));
       }
       break;
@@ -628,7 +800,7 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
       ProcInfo& info = pre ? *pre : own;
       Proc* p = Lookup(ev.tgid, false);
       if (!pre) {
-        ReadProc(ev.tgid, report, info);
+        ReadProc(ev.tgid, true, info);
       } else if (p && p->have_uid && p->ppid > 0) {
         // exec keeps the real uid and the parent, which we know: only the name is new.
         ReadComm(ev.tgid, info);
@@ -656,6 +828,11 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
         }
         p->cmdline = info.have_argv ? JoinArgv(info.argv) : std::string();
         p->have_cmd = info.have_argv;
+        p->exe = info.have_exe ? info.exe : std::string();
+        p->have_exe = info.have_exe;
+        p->run_ns = ev.ts_ns;  // a new program run
+        p->from_proc = false;
+        ReadCgroupOf(ev.tgid, *p);  // where it runs now (a runtime moves it before exec)
       }
       if (!report) break;
       OutEvent o = Make(ev, ev.tgid);
@@ -682,6 +859,7 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
       } else {
         o.missing |= kMissExe;
       }
+      Identify(o, ev.tgid, p, (o.missing & kMissPpid) ? 0 : o.ppid, ev.ts_ns);
       out.push_back(std::move(o));
       break;
     }
@@ -721,7 +899,7 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
           p->have_uid = true;
         }
       }
-      if (report) out.push_back(Make(ev, ev.tgid));
+      if (report) out.push_back(About(ev));
       break;
     }
     case kComm: {
@@ -733,7 +911,7 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
         }
       }
       if (!report) break;
-      OutEvent o = Make(ev, ev.tgid);
+      OutEvent o = About(ev);
       o.comm = ev.comm;
       out.push_back(std::move(o));
       break;
@@ -741,7 +919,7 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
     case kSid:
     case kPtrace:
     case kCoredump:
-      if (report) out.push_back(Make(ev, ev.tgid));
+      if (report) out.push_back(About(ev));
       break;
     default:
       break;

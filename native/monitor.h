@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -29,6 +30,33 @@ enum Missing : uint32_t {
   kMissUser = 1u << 4,
   kMissPpid = 1u << 5,
   kMissDuration = 1u << 6,
+  kMissExecId = 1u << 7,
+  kMissParentExecId = 1u << 8,
+  kMissAncestors = 1u << 9,  // the chain breaks before init: a parent is unknown
+  kMissCgroup = 1u << 10,
+};
+constexpr uint32_t kMissingNames = 11;
+
+// One process as the table knows it: an ancestor on an event, or a snapshot entry.
+struct ProcRecord {
+  int32_t pid = 0;
+  int32_t ppid = 0;
+  std::string exec_id, parent_exec_id;
+  std::string comm, exe, cmdline, user, cgroup, container_id;
+  uint32_t uid = 0;
+  bool have_uid = false, have_comm = false, have_exe = false, have_cmd = false;
+  bool have_cgroup = false;
+  bool learned = false;     // running before the connector started: learned from /proc
+  double start_ms = -1;     // wall-clock time the process started (-1: unknown)
+  double exec_ms = -1;      // wall-clock time its current program started
+  uint32_t threads = 0;     // live threads besides the main one, as far as seen
+};
+
+// An ancestor on an event: what identifies it.
+struct Ancestor {
+  int32_t pid = 0;
+  std::string exec_id, comm, exe;
+  bool have_exe = false;
 };
 
 struct OutEvent {
@@ -43,6 +71,12 @@ struct OutEvent {
   std::vector<std::string> argv;
   double duration_ms = -1;
   uint32_t missing = 0;
+  std::string exec_id, parent_exec_id;  // this program run, and its parent's
+  std::vector<Ancestor> ancestors;
+  bool with_ancestors = false;
+  std::string cgroup, container_id;
+  bool with_cgroup = false;
+  bool learned = false;
   uint64_t lost_count = 0;
   uint8_t lost_source = kLostKernel;
 };
@@ -58,6 +92,9 @@ struct Options {
   int nice = -10;                            // reader thread's nice value, where permitted
   bool seed = true;                          // learn the running processes from /proc at start
   int batch_interval_us = 1000;              // wake JS at most this often (0: for every read)
+  uint32_t ancestor_events = kExec;          // events that carry their ancestors
+  int ancestor_depth = 16;                   // ancestors listed at most
+  bool cgroups = true;                       // cgroup and container id on events
 };
 
 struct Stats {
@@ -95,16 +132,23 @@ class Monitor {
   // Takes every queued event (JS thread).
   void Drain(std::vector<OutEvent>& out);
   Stats GetStats();
+  // The live process table (JS thread; empty when not running).
+  void Snapshot(std::vector<ProcRecord>& out);
+  // A process and its ancestors, nearest first, up to init; false if pid is unknown.
+  bool Ancestry(int32_t pid, std::vector<ProcRecord>& out);
 
  private:
   struct Proc {
     uint64_t start_ns = 0;  // kernel time of the fork (0: unknown)
+    uint64_t run_ns = 0;    // kernel time its current program started: fork, exec (0: unknown)
     int32_t ppid = 0;
     uint32_t uid = 0;
     bool have_uid = false;
     bool have_cmd = false;
     bool have_comm = false;
-    std::string comm, cmdline;
+    bool have_exe = false;
+    bool have_cgroup = false;
+    std::string comm, cmdline, exe, cgroup;
     uint32_t threads = 0;        // live non-leader threads we saw start
     bool leader_exited = false;  // main thread gone, others still running
     bool from_proc = false;      // learned from /proc (running before we started)
@@ -127,6 +171,14 @@ class Monitor {
   void Seed();
   void Sweep();
   void FillProcess(OutEvent& o, const Proc* p);
+  // exec_id, parent_exec_id, cgroup and (where asked for) ancestors of an event about pid.
+  void Identify(OutEvent& o, int32_t pid, const Proc* p, int32_t ppid, uint64_t run_ns);
+  std::string ExecId(int32_t pid, uint64_t run_ns) const;
+  const Proc* Find(int32_t pid) const;
+  OutEvent About(const RawEvent& ev);
+  void Record(int32_t pid, const Proc& p, ProcRecord& r);
+  void ReadCgroupOf(int32_t pid, Proc& p);
+  void WaitSeeded(std::unique_lock<std::mutex>& lk);
   double WallMs(uint64_t ts_ns) const;
   // Queues a batch for JS; true if JS must be woken for it.
   bool Push(std::vector<OutEvent>& batch);
@@ -157,8 +209,12 @@ class Monitor {
   bool overflow_ = false;      // ENOBUFS seen; the socket's drop count not yet read
   uint32_t drops_seen_ = 0;    // the socket's drop counter when last read (SO_MEMINFO)
   uint64_t drops_credit_ = 0;  // socket drops reported whose seq gaps have not shown yet
-  std::unordered_map<int32_t, Proc> table_;
-  UserCache users_;
+  std::unordered_map<int32_t, Proc> table_;  // guarded by table_mu_
+  UserCache users_;                           // guarded by table_mu_
+  std::mutex table_mu_;  // the reader holds it while it handles a batch; JS for a snapshot
+  std::condition_variable seeded_cv_;
+  bool seeded_ = false;  // the scan of /proc at start is over (guarded by table_mu_)
+  std::string boot_;     // the boot id's first 8 hex digits, the prefix of every exec_id
 
   // shared with the JS thread
   std::mutex mu_;

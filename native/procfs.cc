@@ -188,6 +188,84 @@ uint64_t ReadStartNs(int32_t pid) {
   return hz > 0 ? ticks * (1000000000ull / static_cast<uint64_t>(hz)) : 0;
 }
 
+bool ParseCgroup(const char* text, size_t len, std::string& out) {
+  // Lines "ID:CONTROLLERS:PATH". Prefer "0::PATH" (v2), then "N:name=systemd:PATH".
+  const char* p = text;
+  const char* end = text + len;
+  int best = 0;  // 3: v2, 2: systemd, 1: other
+  while (p < end) {
+    const char* nl = static_cast<const char*>(memchr(p, '\n', end - p));
+    const char* le = nl ? nl : end;
+    const char* c1 = static_cast<const char*>(memchr(p, ':', le - p));
+    const char* c2 = c1 ? static_cast<const char*>(memchr(c1 + 1, ':', le - c1 - 1)) : nullptr;
+    if (c2 != nullptr && c2 + 1 < le && c2[1] == '/') {
+      int rank = 1;
+      if (c1 - p == 1 && *p == '0' && c2 == c1 + 1) {
+        rank = 3;
+      } else if (static_cast<size_t>(c2 - c1 - 1) == 12 && std::memcmp(c1 + 1, "name=systemd", 12) == 0) {
+        rank = 2;
+      }
+      if (rank > best) {
+        best = rank;
+        out.assign(c2 + 1, le);
+      }
+    }
+    if (nl == nullptr) break;
+    p = nl + 1;
+  }
+  return best > 0;
+}
+
+bool ReadCgroup(int32_t pid, std::string& out) {
+  char path[64];
+  std::string buf;
+  std::snprintf(path, sizeof path, "/proc/%d/cgroup", pid);
+  if (ReadFile(path, buf, 1 << 16) <= 0) return false;
+  return ParseCgroup(buf.data(), buf.size(), out);
+}
+
+namespace {
+bool IsHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+bool StartsWith(const std::string& s, size_t at, const char* prefix) {
+  size_t n = std::strlen(prefix);
+  return s.compare(at, n, prefix) == 0;
+}
+}  // namespace
+
+std::string ContainerIdOf(const std::string& cgroup) {
+  // The last path component that is, or names, a 64-hex-digit id:
+  //   docker-ID.scope, cri-containerd-ID.scope, crio-ID.scope, libpod-ID.scope (systemd)
+  //   /docker/ID, /kubepods/.../podUID/ID, /libpod_parent/libpod-ID, /default/ID (cgroupfs)
+  // Conmon's own scope (libpod-conmon-ID.scope) is Podman's monitor, not the container.
+  static const char* const kPrefixes[] = {"docker-", "cri-containerd-", "crio-", "libpod-",
+                                          "containerd-", ""};
+  std::string found;
+  size_t start = 0;
+  while (start < cgroup.size()) {
+    size_t slash = cgroup.find('/', start);
+    size_t end = slash == std::string::npos ? cgroup.size() : slash;
+    size_t len = end - start;
+    if (len >= 64) {
+      for (const char* prefix : kPrefixes) {
+        size_t pl = std::strlen(prefix);
+        if (!StartsWith(cgroup, start, prefix)) continue;
+        size_t rest = len - pl;
+        bool scope = rest == 70 && cgroup.compare(start + pl + 64, 6, ".scope") == 0;
+        if (rest != 64 && !scope) continue;
+        bool hex = true;
+        for (size_t i = 0; i < 64 && hex; i++) hex = IsHex(cgroup[start + pl + i]);
+        if (hex) {
+          found = cgroup.substr(start + pl, 64);
+          break;
+        }
+      }
+    }
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return found;
+}
+
 std::vector<int32_t> ListPids() {
   std::vector<int32_t> pids;
   DIR* d = opendir("/proc");

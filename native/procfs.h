@@ -44,6 +44,17 @@ bool ReadStatus(int32_t pid, ProcInfo& out);
 // /proc/PID/comm alone: much cheaper than status when uid and parent are known already.
 bool ReadComm(int32_t pid, ProcInfo& out);
 
+// The cgroup of a process (/proc/PID/cgroup): the unified (v2) path, else the systemd one,
+// else the first. Returns false if it cannot be read.
+bool ReadCgroup(int32_t pid, std::string& out);
+
+// Picks the path out of the text of /proc/PID/cgroup (pure; for tests and fuzzing).
+bool ParseCgroup(const char* text, size_t len, std::string& out);
+
+// The container a cgroup path belongs to, by the layouts of Docker, containerd, CRI-O,
+// Podman and Kubernetes (systemd and cgroupfs drivers): the 64-hex-digit id, or "".
+std::string ContainerIdOf(const std::string& cgroup);
+
 // argv joined by single spaces, no trailing space.
 std::string JoinArgv(const std::vector<std::string>& argv);
 
