@@ -159,7 +159,7 @@ test('client: against the real server over TCP and Unix; breaking out of the loo
   const take = async (client) => {
     const seqs = [];
     for await (const ev of client) {
-      seqs.push(ev.seq);
+      seqs.push(ev.n);
       if (seqs.length === 1000) break;
     }
     return seqs;
@@ -196,7 +196,7 @@ test('client: a slow iterator applies backpressure; the server reports the loss 
       next += ev.count;
       continue;
     }
-    assert.equal(ev.seq, next);
+    assert.equal(ev.n, next);
     next++;
     if (next === total) break;
   }

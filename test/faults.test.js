@@ -225,7 +225,7 @@ test('clients vanish mid-write (EPIPE / ECONNRESET) during a flood: no crash, th
     wavesDone = true;
   }
   await flood;
-  const total = source.seq;
+  const total = source.n;
   await until(() => closes.length >= vanished, 10000, 'every vanished client closed');
   await until(() => healthy.every((h) => events(h).length >= total), 15000, 'healthy streams');
   for (const h of healthy) {

@@ -34,7 +34,7 @@ function feeder(source) {
   let stop = false;
   const done = (async () => {
     while (!stop) await source.stream(1, 20, 50);
-    return source.seq;
+    return source.n;
   })();
   return { stop: () => ((stop = true), done) };
 }
@@ -112,7 +112,7 @@ test('thousands of connect/disconnect cycles (Unix and TCP): no leak, slots free
   } finally {
     await feed.stop();
   }
-  await assertComplete(healthy, source.seq);
+  await assertComplete(healthy, source.n);
   await until(() => srv.stats().clients === 2 && srv.stats().pending === 0, 10000, 'slots freed');
   await until(() => fdCount() <= fds0 + 2, 10000, `descriptors back to ${fds0}`);
   assert.ok(srv.stats().totalClients >= 2 + (CYCLES * 3) / 5 - PAR);
@@ -159,10 +159,10 @@ test('megabytes of junk from Unix, authenticated and unauthenticated TCP clients
   const total = await feed.stop();
   await assertComplete(healthy, total);
   // The junk senders joined later: from their first event on, nothing is missing.
-  await until(() => [unix, authed].every((r) => events(r).at(-1)?.seq === total - 1), 15000, 'junk senders streams');
+  await until(() => [unix, authed].every((r) => events(r).at(-1)?.n === total - 1), 15000, 'junk senders streams');
   for (const r of [unix, authed]) {
     const evs = events(r);
-    assert.ok(evs.every((e, i) => e.event === 'exec' && e.seq === evs[0].seq + i), 'consecutive, no lost line');
+    assert.ok(evs.every((e, i) => e.event === 'exec' && e.n === evs[0].n + i), 'consecutive, no lost line');
   }
   for (const r of [...healthy, unix, authed]) assert.ok(!r.text().includes('injected'));
   // The unauthenticated ones were refused and got no event.
@@ -297,7 +297,7 @@ test('a password with NUL and multibyte characters: server, client library and d
   await new Promise((resolve, reject) => (cl.once('ready', resolve), cl.once('error', reject)));
   const got = new Promise((resolve) => cl.once('event', resolve));
   source.batch(1);
-  assert.equal((await got).seq, 0);
+  assert.equal((await got).n, 0);
   // The daemon, with the password in a file (argv and the environment cannot hold a NUL).
   const dir = tmpDir(t);
   const file = path.join(dir, 'pw');

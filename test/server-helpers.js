@@ -14,18 +14,18 @@ function tmpDir(t) {
   return dir;
 }
 
-/** An EventEmitter source of numbered synthetic events: each has `seq` (0, 1, 2, ...). */
+/** An EventEmitter source of numbered synthetic events: each has `n` (0, 1, 2, ...). */
 class FakeSource extends EventEmitter {
   constructor() {
     super();
-    this.seq = 0;
+    this.n = 0;
   }
   /** Emits one batch of n events. */
-  batch(n, pad = 0) {
+  batch(size, pad = 0) {
     const evs = [];
-    for (let i = 0; i < n; i++) {
-      const seq = this.seq++;
-      evs.push({ event: 'exec', time: new Date(1700000000000 + seq).toISOString(), pid: 100000 + seq, user: 'root', cmdline: 'x'.repeat(pad), seq });
+    for (let i = 0; i < size; i++) {
+      const n = this.n++;
+      evs.push({ event: 'exec', time: new Date(1700000000000 + n).toISOString(), pid: 100000 + n, user: 'root', uid: 0, cmdline: 'x'.repeat(pad), n });
     }
     this.emit('batch', evs);
     return evs;
@@ -94,7 +94,7 @@ function events(rec) {
 }
 
 /**
- * Checks a stream of synthetic events and lost lines accounts for seq 0..total-1 exactly:
+ * Checks a stream of synthetic events and lost lines accounts for n 0..total-1 exactly:
  * events in order, every gap announced by a lost line with its exact count. Returns
  * { received, lost, lostLines }.
  */
@@ -112,8 +112,8 @@ function checkAccounting(evs, total) {
       owed += ev.count;
       continue;
     }
-    if (ev.seq !== next + owed) throw new Error(`expected seq ${next + owed}, got ${ev.seq} (owed ${owed})`);
-    next = ev.seq + 1;
+    if (ev.n !== next + owed) throw new Error(`expected n ${next + owed}, got ${ev.n} (owed ${owed})`);
+    next = ev.n + 1;
     owed = 0;
     received++;
   }

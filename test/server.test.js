@@ -137,7 +137,7 @@ test('unix: a stale socket is replaced', async (t) => {
   await until(() => srv.stats().clients >= 1);
   source.batch(3);
   await until(() => c.lines().length === 3);
-  assert.deepEqual(events(c).map((e) => e.seq), [0, 1, 2]);
+  assert.deepEqual(events(c).map((e) => e.n), [0, 1, 2]);
   c.sock.destroy();
 });
 
@@ -182,7 +182,7 @@ test('tcp: the seed handshake, then events; nothing before authentication', asyn
   source.batch(2);
   await until(() => c.lines().length === 3);
   assert.equal(c.text().slice(0, PASSWORD_PROMPT.length + AUTH_SUCCESS.length), PASSWORD_PROMPT + AUTH_SUCCESS);
-  assert.deepEqual(events(c).map((e) => e.seq), [5, 6]);
+  assert.deepEqual(events(c).map((e) => e.n), [5, 6]);
   c.sock.destroy();
 });
 
@@ -397,7 +397,7 @@ test('50 clients (Unix and TCP) all receive identical, complete, ordered streams
   await until(() => clients.every((c) => c.lines().length >= total + (c.text().startsWith('Password') ? 1 : 0)), 30000, 'every event at every client');
   const ref = events(clients[0]);
   assert.equal(ref.length, total);
-  ref.forEach((ev, i) => assert.equal(ev.seq, i));
+  ref.forEach((ev, i) => assert.equal(ev.n, i));
   const refText = clients[0].text();
   for (const c of clients.slice(1)) {
     const body = c.text().startsWith(PASSWORD_PROMPT) ? c.text().slice(PASSWORD_PROMPT.length + AUTH_SUCCESS.length) : c.text();
@@ -478,7 +478,7 @@ test('slow client (disconnect): it is closed with reason "slow", the others get 
   await slow.closedP;
   // What it got before being cut off is an in-order prefix, with no lost line.
   const got = events(slow);
-  got.forEach((ev, i) => assert.equal(ev.seq, i));
+  got.forEach((ev, i) => assert.equal(ev.n, i));
   fast.sock.destroy();
 });
 
