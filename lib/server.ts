@@ -4,7 +4,10 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { CodedError, toLine, type LostEvent, type ProcEvent } from './events';
+import { CodedError, toLine, type LostEvent, type ProcessRecord, type ProcEvent } from './events';
+import { encodeBatch, makeFilter, parseRequest, ReplayRing, select, type ClientRequest, type Filter } from './replay';
+
+export type { ClientRequest } from './replay';
 
 // ---------------------------------------------------------------------------------------------
 // Wire strings. The handshake is the seed daemon's, byte for byte; the other lines are ours and
@@ -27,6 +30,14 @@ export function tooManyClientsLine(max: number): string {
   return `Too many clients (max ${max}). Disconnecting.\n`;
 }
 
+/** The line sent (then the connection closed) when a client's request line is unusable. */
+export function badRequestLine(why: string): string {
+  return `Bad request: ${why}. Disconnecting.\n`;
+}
+
+/** Longest request line a client may send, bytes. */
+export const MAX_REQUEST_BYTES = 8192;
+
 /** The line sent (then the connection closed) when `maxPending` connections already wait to authenticate. */
 export function tooManyPendingLine(max: number): string {
   return `Too many connections waiting to authenticate (max ${max}). Disconnecting.\n`;
@@ -40,6 +51,8 @@ export function tooManyPendingLine(max: number): string {
 export interface BatchSource {
   on(event: 'batch', listener: (batch: ProcEvent[]) => void): unknown;
   off(event: 'batch', listener: (batch: ProcEvent[]) => void): unknown;
+  /** The live process table, for clients that ask for it (`{"snapshot": true}`). */
+  snapshot?(): ProcessRecord[];
 }
 
 export interface UnixTransportOptions {
@@ -94,6 +107,19 @@ export interface BroadcastServerOptions {
    * count. `'disconnect'`: close it (reason `'slow'`).
    */
   slowClient?: 'drop' | 'disconnect';
+  /**
+   * Events kept, as sent, for clients that resume (`{"resume_from": N}`) or fall behind.
+   * 0 turns the ring, resuming and request lines off. Default 65536.
+   */
+  replayEvents?: number;
+  /** Bytes of events kept at most (whole batches leave first). Default 64 MiB. */
+  replayBytes?: number;
+  /**
+   * How long a new client (TCP: once authenticated) may take to send its request line
+   * before it gets the plain stream; the events of that moment come from the ring, so
+   * nothing is missed. 0: no request lines. Default 100 ms.
+   */
+  requestWaitMs?: number;
   /** On close(), how long connections may flush before they are destroyed. Default 200 ms. */
   closeGraceMs?: number;
   /** Receives one line per notable happening (connections, refusals, errors). Default: silent. */
@@ -113,9 +139,10 @@ export interface ClientInfo {
 /**
  * Why a streaming client went away: `'end'` (it closed its side; ours is then closed too),
  * `'error'` (socket error such as EPIPE/ECONNRESET, see `error`),
- * `'slow'` (buffer full under policy `'disconnect'`), `'server-close'` (close() was called).
+ * `'slow'` (buffer full under policy `'disconnect'`), `'server-close'` (close() was called),
+ * `'bad-request'` (its request line was unusable; it was told why).
  */
-export type ClientCloseReason = 'end' | 'error' | 'slow' | 'server-close';
+export type ClientCloseReason = 'end' | 'error' | 'slow' | 'server-close' | 'bad-request';
 
 export interface ClientCloseInfo extends ClientInfo {
   reason: ClientCloseReason;
@@ -159,6 +186,10 @@ export interface ClientStats extends ClientInfo {
   dropped: number;
   /** Bytes waiting in this process for this client. */
   buffered: number;
+  /** `'live'`, `'catch-up'` (fed from the ring: resuming, or behind) or `'request'` (may still send one). */
+  mode: 'live' | 'catch-up' | 'request';
+  /** It asked for a subset of events. */
+  filtered: boolean;
 }
 
 export interface BroadcastStats {
@@ -182,6 +213,11 @@ export interface BroadcastStats {
   slowDisconnects: number;
   /** Each streaming client. */
   perClient: ClientStats[];
+  /** seq of the last event sent (0 before the first); `stream` identifies this run. */
+  seq: number;
+  stream: string;
+  /** The replay ring: events and bytes held, seq of the oldest. */
+  replay: { events: number; bytes: number; first: number };
 }
 
 export interface BroadcastAddress {
@@ -210,9 +246,22 @@ interface Conn extends ClientInfo {
   sent: number;
   bytes: number;
   dropped: number;
-  /** Events missed since the last write (a `lost` line is owed). */
-  missed: number;
-  missedTime: string;
+  /**
+   * `live`: gets each batch as it comes. `catch-up`: fed from the ring from `nextSeq` on as
+   * its socket drains (it resumed, or it fell behind). `request`: its request line may
+   * still come (the ring holds what it will get).
+   */
+  mode: 'live' | 'catch-up' | 'request';
+  /** seq of the next event it gets (catch-up, request). */
+  nextSeq: number;
+  /**
+   * Bytes it may be behind on top of its buffer (policy 'disconnect'): the backlog it asked
+   * for when it resumed, shrinking as it works through it; it is slow only beyond that.
+   */
+  slack: number;
+  filter: Filter | null;
+  /** The request line so far. */
+  req: Buffer | null;
   /** An empty write is queued to tell when its backlog has flushed. */
   flushWatch: boolean;
   reason: ClientCloseReason | null;
@@ -228,6 +277,35 @@ const EMPTY = Buffer.alloc(0);
 const FAILURE_MEMORY_MS = 10 * 60 * 1000;
 const FAILURE_MAX_DELAY_MS = 30 * 1000;
 const FAILURE_MAP_MAX = 4096;
+
+/** A user or group name (or number) as an id: names from /etc/passwd or /etc/group, else `getent`. */
+function lookupId(db: 'passwd' | 'group', name: string | number, what: string): number {
+  if (typeof name === 'number') {
+    if (!Number.isInteger(name) || name < 0) throw new BroadcastServerError('EINVAL', `bad ${what} id ${name}`);
+    return name;
+  }
+  if (/^\d+$/.test(name)) return Number(name);
+  const parse = (text: string): number | null => {
+    for (const line of text.split('\n')) {
+      const f = line.split(':');
+      if (f[0] === name && f[2] !== undefined && /^\d+$/.test(f[2])) return Number(f[2]);
+    }
+    return null;
+  };
+  try {
+    const id = parse(fs.readFileSync(`/etc/${db}`, 'utf8'));
+    if (id !== null) return id;
+  } catch {
+    /* fall through to getent */
+  }
+  try {
+    const id = parse(execFileSync('getent', [db, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }));
+    if (id !== null) return id;
+  } catch {
+    /* not found */
+  }
+  throw new BroadcastServerError('EINVAL', `unknown ${what} "${name}"`);
+}
 
 function intOption(v: number | undefined, name: string, def: number, min: number, max = 0x7fffffff): number {
   if (v === undefined) return def;
@@ -277,34 +355,6 @@ function resolvePassword(tcp: TcpTransportOptions): Buffer {
   return buf;
 }
 
-/** A group name or number as a gid (names from /etc/group, else `getent group`). */
-function resolveGroup(group: string | number): number {
-  if (typeof group === 'number') {
-    if (!Number.isInteger(group) || group < 0) throw new BroadcastServerError('EINVAL', `bad group id ${group}`);
-    return group;
-  }
-  if (/^\d+$/.test(group)) return Number(group);
-  const parse = (text: string): number | null => {
-    for (const line of text.split('\n')) {
-      const f = line.split(':');
-      if (f[0] === group && f[2] !== undefined && /^\d+$/.test(f[2])) return Number(f[2]);
-    }
-    return null;
-  };
-  try {
-    const gid = parse(fs.readFileSync('/etc/group', 'utf8'));
-    if (gid !== null) return gid;
-  } catch {
-    /* fall through to getent */
-  }
-  try {
-    const gid = parse(execFileSync('getent', ['group', group], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
-    if (gid !== null) return gid;
-  } catch {
-    /* not found */
-  }
-  throw new BroadcastServerError('EINVAL', `unknown group "${group}"`);
-}
 
 /** What is at a would-be socket path: nothing, a stale socket, or a live one (throws for the rest). */
 function probeSocketPath(p: string): Promise<'none' | 'stale'> {
@@ -375,6 +425,10 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private readonly policy: 'drop' | 'disconnect';
   private readonly graceMs: number;
   private readonly logFn: (line: string) => void;
+  private readonly ring: ReplayRing;
+  private readonly requestWaitMs: number;
+  /** Identifies this run of the stream: a resume with another stream's seq starts over. */
+  readonly stream = crypto.randomBytes(4).toString('hex');
 
   private unixServer: net.Server | null = null;
   private tcpServer: net.Server | null = null;
@@ -424,7 +478,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       this.unixOpts = {
         path: path.resolve(p),
         mode: intOption(options.unix.mode, 'unix.mode', 0o666, 0, 0o777),
-        gid: options.unix.group === undefined ? null : resolveGroup(options.unix.group),
+        gid: options.unix.group === undefined ? null : lookupId('group', options.unix.group, 'group'),
       };
     } else {
       this.unixOpts = { path: '', mode: 0, gid: null };
@@ -454,6 +508,10 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     this.policy = policy;
     const log = options.log;
     this.logFn = typeof log === 'function' ? log : () => {};
+    const replayEvents = intOption(options.replayEvents, 'replayEvents', 65536, 0);
+    this.ring = new ReplayRing(replayEvents, intOption(options.replayBytes, 'replayBytes', 64 << 20, 1));
+    // Without a ring, a client waiting to send its request would miss events: no requests.
+    this.requestWaitMs = replayEvents === 0 ? 0 : intOption(options.requestWaitMs, 'requestWaitMs', 100, 0, 60000);
   }
 
   private log(line: string): void {
@@ -588,8 +646,11 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       sent: 0,
       bytes: 0,
       dropped: 0,
-      missed: 0,
-      missedTime: '',
+      mode: 'live',
+      nextSeq: 0,
+      slack: 0,
+      filter: null,
+      req: null,
       flushWatch: false,
       reason: null,
     };
@@ -650,7 +711,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     if (end > 0 && buf[end - 1] === 0x0d) end--;
     if (end > MAX_PASSWORD_BYTES) return this.authFailed(conn, 'line-too-long');
     const given = buf.subarray(0, end);
-    conn.line = null; // bytes after the newline are ignored
+    const rest = buf.subarray(nl + 1); // the start of a request line, if any
+    conn.line = null;
     const h = (b: Buffer) => crypto.createHmac('sha256', this.hmacKey).update(b).digest();
     const ok = crypto.timingSafeEqual(h(given), h(this.password as Buffer));
     if (!ok) return this.authFailed(conn, 'auth-failed');
@@ -660,7 +722,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     conn.sock.removeAllListeners('end');
     if (this.streaming.size >= this.maxClients) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
     conn.sock.write(AUTH_SUCCESS);
-    this.startStreaming(conn);
+    this.startStreaming(conn, rest);
   }
 
   private authFailed(conn: Conn, reason: 'auth-failed' | 'line-too-long'): void {
@@ -727,32 +789,170 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     sock.once('close', () => clearTimeout(t));
   }
 
-  private startStreaming(conn: Conn): void {
+  private startStreaming(conn: Conn, early: Buffer = EMPTY): void {
     conn.state = 'streaming';
     conn.announced = true;
     this.streaming.add(conn);
     this.counters.totalClients++;
     const sock = conn.sock;
     sock.on('end', () => {
-      // The client closed its side: it is leaving (what it sent, if anything, was ignored).
-      // End ours too, so its slot is freed even when no event is flowing.
+      // The client closed its side: it is leaving. End ours too, so its slot is freed even
+      // when no event is flowing.
       if (!conn.reason) conn.reason = 'end';
       this.streaming.delete(conn);
       this.endConn(conn, '');
     });
     if (conn.transport === 'tcp') sock.setKeepAlive(true, 60000);
-    sock.resume(); // whatever a client sends after authenticating is ignored
     this.log(`${conn.transport} ${conn.peer}: client ${conn.id} connected (${this.streaming.size}/${this.maxClients})`);
     this.emit('client', { id: conn.id, transport: conn.transport, peer: conn.peer });
+    if (this.requestWaitMs === 0) {
+      sock.resume(); // whatever it sends is ignored
+      return;
+    }
+    // It may send one request line first; meanwhile its events wait in the ring.
+    conn.mode = 'request';
+    conn.nextSeq = this.ring.next;
+    conn.req = EMPTY;
+    conn.timer = setTimeout(() => {
+      conn.timer = null;
+      this.release(conn, null);
+    }, this.requestWaitMs);
+    sock.on('data', (chunk: Buffer) => this.onRequestData(conn, chunk));
+    if (early.length > 0) this.onRequestData(conn, early);
+    sock.resume();
   }
 
-  private writeLost(conn: Conn): void {
-    const lost: LostEvent = { event: 'lost', time: conn.missedTime, count: conn.missed, source: 'client' };
-    const line = toLine(lost);
-    conn.missed = 0;
-    conn.sock.write(line);
-    conn.bytes += Buffer.byteLength(line);
-    this.counters.sentBytes += Buffer.byteLength(line);
+  private onRequestData(conn: Conn, chunk: Buffer): void {
+    if (conn.mode !== 'request' || !conn.req) return;
+    const start = conn.req.length;
+    const buf = start === 0 ? chunk : Buffer.concat([conn.req, chunk]);
+    // A request is a JSON object; a client that sends anything else is not speaking this
+    // protocol (seed clients send nothing): it gets the plain stream and is not listened to.
+    const lead = buf.subarray(0, 64).toString('latin1').trimStart();
+    if (lead.length > 0 && lead[0] !== '{') return this.release(conn, null);
+    const nl = buf.indexOf(0x0a, start);
+    if (nl < 0) {
+      if (buf.length > MAX_REQUEST_BYTES) return this.badRequest(conn, `the request line is longer than ${MAX_REQUEST_BYTES} bytes`);
+      conn.req = buf;
+      return;
+    }
+    if (nl > MAX_REQUEST_BYTES) return this.badRequest(conn, `the request line is longer than ${MAX_REQUEST_BYTES} bytes`);
+    const line = buf.toString('utf8', 0, nl).replace(/\r$/, '');
+    if (line.trim() === '') return this.release(conn, null); // an empty line: the plain stream
+    let req: ClientRequest;
+    try {
+      req = parseRequest(line);
+    } catch (err) {
+      return this.badRequest(conn, (err as Error).message);
+    }
+    this.release(conn, req);
+  }
+
+  private badRequest(conn: Conn, why: string): void {
+    this.log(`${conn.transport} ${conn.peer}: client ${conn.id}: bad request (${why})`);
+    conn.reason = 'bad-request';
+    conn.req = null;
+    if (conn.timer) clearTimeout(conn.timer);
+    conn.timer = null;
+    conn.state = 'closing';
+    this.streaming.delete(conn);
+    this.endConn(conn, badRequestLine(why));
+  }
+
+  /** Ends the request phase: answers the request (if any), then feeds it from the ring. */
+  private release(conn: Conn, req: ClientRequest | null): void {
+    if (conn.mode !== 'request' || conn.state !== 'streaming') return;
+    if (conn.timer) clearTimeout(conn.timer);
+    conn.timer = null;
+    conn.req = null;
+    conn.sock.removeAllListeners('data'); // anything after the request line is ignored
+    if (req) {
+      let uids: number[] | null = null;
+      try {
+        uids = req.users ? req.users.map((u) => lookupId('passwd', u, 'user')) : null;
+      } catch (err) {
+        return this.badRequest(conn, (err as Error).message);
+      }
+      if (req.snapshot && typeof this.source.snapshot !== 'function') {
+        return this.badRequest(conn, 'this server keeps no process table (its source has no snapshot())');
+      }
+      conn.filter = makeFilter(req.events ?? null, uids);
+      const last = this.ring.next - 1;
+      let text = toLine({ event: 'hello', time: new Date().toISOString(), stream: this.stream, last_seq: last } as unknown as ProcEvent);
+      if (req.snapshot) {
+        const procs = (this.source.snapshot as () => ProcessRecord[])().filter((p) => !uids || (p.uid !== null && uids.includes(p.uid)));
+        for (const p of procs) text += toLine({ event: 'process', ...p } as unknown as ProcEvent);
+        text += toLine({ event: 'snapshot', time: new Date().toISOString(), count: procs.length } as unknown as ProcEvent);
+      }
+      this.writeOwn(conn, text);
+      if (req.resume_from !== undefined) {
+        // Another stream's seq (the daemon restarted) or one ahead of ours: everything of this
+        // stream is new to it.
+        const other = (req.stream !== undefined && req.stream !== this.stream) || req.resume_from > last;
+        conn.nextSeq = other ? 1 : req.resume_from + 1;
+      }
+      const what = [
+        req.resume_from !== undefined ? `resume after ${req.resume_from}` : '',
+        req.snapshot ? 'snapshot' : '',
+        conn.filter ? 'filtered' : '',
+      ].filter(Boolean);
+      this.log(`${conn.transport} ${conn.peer}: client ${conn.id} asked for ${what.join(', ') || 'the stream'}`);
+    }
+    conn.sock.resume();
+    conn.mode = 'catch-up';
+    const backlog = this.ring.bytesFrom(Math.max(conn.nextSeq, this.ring.first));
+    conn.slack = backlog;
+    this.pump(conn);
+  }
+
+  /** Bytes a catching-up client is behind: in its socket, and in the ring still to send. */
+  private behind(conn: Conn): number {
+    return conn.sock.writableLength + this.ring.bytesFrom(conn.nextSeq);
+  }
+
+  /** Writes a line of its own (not of the shared stream) to one client. */
+  private writeOwn(conn: Conn, text: string): void {
+    const n = Buffer.byteLength(text);
+    conn.sock.write(text);
+    conn.bytes += n;
+    this.counters.sentBytes += n;
+  }
+
+  /**
+   * Feeds a catching-up client from the ring, as fast as its socket drains; once it has
+   * everything, it goes live. What the ring no longer holds becomes one `lost` line with
+   * the exact count.
+   */
+  private pump(conn: Conn): void {
+    const sock = conn.sock;
+    const half = Math.max(this.bufferBytes >> 1, 1);
+    while (conn.mode === 'catch-up' && conn.state === 'streaming' && !sock.destroyed) {
+      if (conn.nextSeq >= this.ring.next) {
+        conn.mode = 'live';
+        return;
+      }
+      if (sock.writableLength >= half) return this.watchFlush(conn);
+      const first = this.ring.first;
+      if (conn.nextSeq < first) {
+        const missed = first - conn.nextSeq;
+        const lost: LostEvent = { event: 'lost', time: new Date().toISOString(), count: missed, source: 'client' };
+        this.writeOwn(conn, toLine(lost));
+        conn.dropped += missed;
+        this.counters.droppedEvents += missed;
+        conn.nextSeq = first;
+        continue;
+      }
+      const at = this.ring.find(conn.nextSeq);
+      if (!at) return; // cannot happen: nextSeq is within the ring
+      const { buf, count } = select(at.chunk, at.index, conn.filter);
+      conn.nextSeq = at.chunk.first + at.chunk.ends.length;
+      if (buf.length === 0) continue;
+      sock.write(buf);
+      conn.sent += count;
+      conn.bytes += buf.length;
+      this.counters.sentEvents += count;
+      this.counters.sentBytes += buf.length;
+    }
   }
 
   private broadcast(batch: ProcEvent[]): void {
@@ -760,46 +960,55 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     if (n === 0) return;
     this.counters.batches++;
     this.counters.events += n;
-    if (this.streaming.size === 0) return;
-    let text = '';
-    for (const ev of batch) text += toLine(ev);
-    const buf = Buffer.from(text, 'utf8');
-    const len = buf.length;
+    // Serialised once, numbered, kept in the ring; the same bytes go to every client.
+    const chunk = encodeBatch(batch, this.ring.next);
+    this.ring.push(chunk);
     const bound = this.bufferBytes;
     for (const conn of this.streaming) {
+      if (conn.mode === 'catch-up' && this.policy === 'disconnect') {
+        const behind = this.behind(conn);
+        if (behind > bound + conn.slack) {
+          this.dropSlow(conn); // further behind than a full buffer (and what it asked for)
+          continue;
+        }
+        conn.slack = Math.min(conn.slack, behind);
+      }
+      if (conn.mode !== 'live') continue; // fed from the ring
       const sock = conn.sock;
       if (sock.destroyed || !sock.writable) continue;
+      const { buf, count } = conn.filter ? select(chunk, 0, conn.filter) : { buf: chunk.buf, count: n };
+      if (buf.length === 0) continue;
       const queued = sock.writableLength;
-      if (queued > 0 && queued + len > bound) {
+      if (queued > 0 && queued + buf.length > bound) {
         if (this.policy === 'disconnect') {
           this.dropSlow(conn);
           continue;
         }
-        if (conn.missed === 0) conn.missedTime = (batch[0] as ProcEvent).time ?? new Date().toISOString();
-        conn.missed += n;
-        conn.dropped += n;
-        this.counters.droppedEvents += n;
-        if (!conn.flushWatch) this.watchFlush(conn);
+        // Behind: from now on it is fed from the ring once its backlog has flushed; it only
+        // loses what the ring lets go before it gets there.
+        conn.mode = 'catch-up';
+        conn.nextSeq = chunk.first;
+        this.watchFlush(conn);
         continue;
       }
-      if (conn.missed > 0) this.writeLost(conn);
       sock.write(buf);
-      conn.sent += n;
-      conn.bytes += len;
-      this.counters.sentEvents += n;
-      this.counters.sentBytes += len;
+      conn.sent += count;
+      conn.bytes += buf.length;
+      this.counters.sentEvents += count;
+      this.counters.sentBytes += buf.length;
     }
   }
 
   /**
-   * Calls back once everything queued for a client that is missing events has been flushed,
-   * to send its `lost` line even if no further batch comes (an empty write completes in order).
+   * Calls back once everything queued for a client has been flushed (an empty write
+   * completes in order), to go on feeding it from the ring even if no further batch comes.
    */
   private watchFlush(conn: Conn): void {
+    if (conn.flushWatch) return;
     conn.flushWatch = true;
     conn.sock.write(EMPTY, () => {
       conn.flushWatch = false;
-      if (conn.missed > 0 && conn.state === 'streaming' && this.state === 'listening' && !conn.sock.destroyed) this.writeLost(conn);
+      if (conn.state === 'streaming' && this.state === 'listening' && !conn.sock.destroyed) this.pump(conn);
     });
   }
 
@@ -836,7 +1045,17 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   stats(): BroadcastStats {
     const perClient: ClientStats[] = [];
     for (const c of this.streaming) {
-      perClient.push({ id: c.id, transport: c.transport, peer: c.peer, sent: c.sent, bytes: c.bytes, dropped: c.dropped, buffered: c.sock.writableLength });
+      perClient.push({
+        id: c.id,
+        transport: c.transport,
+        peer: c.peer,
+        sent: c.sent,
+        bytes: c.bytes,
+        dropped: c.dropped,
+        buffered: c.sock.writableLength,
+        mode: c.mode,
+        filtered: c.filter !== null,
+      });
     }
     return {
       ...this.counters,
@@ -844,6 +1063,9 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       pending: this.pendingCount,
       rejected: { ...this.rejected },
       perClient,
+      seq: this.ring.next - 1,
+      stream: this.stream,
+      replay: { events: this.ring.events, bytes: this.ring.bytes, first: this.ring.first },
     };
   }
 

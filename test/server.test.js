@@ -411,48 +411,64 @@ test('50 clients (Unix and TCP) all receive identical, complete, ordered streams
   for (const c of clients) c.sock.destroy();
 });
 
-async function slowClientRun(t, transport) {
+async function slowClientRun(t, transport, replayEvents) {
   const dir = tmpDir(t);
   const p = path.join(dir, 'pm.sock');
   const source = new FakeSource();
-  const srv = await serve(t, { source, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW }, clientBufferBytes: 256 * 1024 });
+  const opts = { source, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW }, clientBufferBytes: 256 * 1024 };
+  const srv = await serve(t, replayEvents === undefined ? opts : { ...opts, replayEvents });
   let joined = 0;
   srv.on('client', () => joined++);
   const slow = transport === 'unix' ? rawConnect(p) : await tcpAuth(srv.address().tcp.port, PW);
   slow.sock.pause(); // never reads while the storm lasts
   const fast = rawConnect(p);
-  await until(() => joined === 2);
+  await until(() => joined === 2 && srv.stats().perClient.every((c) => c.mode !== 'request'));
   const BATCHES = 1000;
   const SIZE = 50;
   const total = BATCHES * SIZE; // ~ 11 MB of events: far more than kernel buffers plus 256 KiB
   await source.stream(BATCHES, SIZE, 100, 2);
   await until(() => events(fast).length === total, 30000, 'the fast client gets everything');
   checkAccounting(events(fast), total);
-  const st = srv.stats();
-  const slowStats = st.perClient.find((c) => c.transport === transport && c.dropped > 0);
-  assert.ok(slowStats, `the slow client dropped events: ${JSON.stringify(st.perClient)}`);
+  const slowStats = srv.stats().perClient.find((c) => c.transport === transport && c.id !== 2 && c.sent < total);
+  assert.ok(slowStats, `the slow client fell behind: ${JSON.stringify(srv.stats().perClient)}`);
+  assert.equal(slowStats.mode, 'catch-up');
   assert.ok(slowStats.buffered <= 256 * 1024 + 10 * 1024, `memory bounded: ${slowStats.buffered}`);
-  // Now it reads: it gets what was queued, then one lost line with the exact count.
+  // Now it reads: what was queued, then what the ring still holds, then live again.
   slow.sock.resume();
-  await until(() => {
-    const evs = events(slow);
-    const last = evs[evs.length - 1];
-    return last && last.event === 'lost';
-  }, 30000, 'the lost line');
+  const accounted = () => {
+    try {
+      checkAccounting(events(slow), total);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  await until(() => accounted() && srv.stats().perClient.find((c) => c.id === slowStats.id).mode === 'live', 30000, 'caught up');
   const acc = checkAccounting(events(slow), total);
-  assert.equal(acc.lost, slowStats.dropped);
-  assert.equal(acc.lostLines, 1);
-  assert.ok(acc.received > 0 && acc.received < total);
+  const dropped = srv.stats().perClient.find((c) => c.id === slowStats.id).dropped;
+  assert.equal(acc.lost, dropped);
+  if (replayEvents === undefined) {
+    // 50,000 events fit in the ring: it lost nothing.
+    assert.equal(acc.received, total);
+    assert.equal(acc.lostLines, 0);
+  } else {
+    // Only the last 5,000 (and what its socket held) were still there: one lost line, exact.
+    assert.equal(acc.lostLines, 1);
+    assert.ok(acc.received >= replayEvents && acc.received < total, `received ${acc.received}`);
+    assert.equal(acc.received + acc.lost, total);
+  }
   // And later events reach it again.
   source.batch(5);
-  await until(() => events(slow).length === acc.received + 1 + 5 && events(fast).length === total + 5);
+  await until(() => events(slow).length === acc.received + acc.lostLines + 5 && events(fast).length === total + 5);
   checkAccounting(events(slow), total + 5);
   slow.sock.destroy();
   fast.sock.destroy();
 }
 
-test('slow client (unix, drop): the others get everything; it gets a lost line with the exact count', (t) => slowClientRun(t, 'unix'));
-test('slow client (tcp, drop): the others get everything; it gets a lost line with the exact count', (t) => slowClientRun(t, 'tcp'));
+test('slow client (unix, drop): the others get everything; it catches up from the ring and loses nothing', (t) => slowClientRun(t, 'unix'));
+test('slow client (tcp, drop): the others get everything; it catches up from the ring and loses nothing', (t) => slowClientRun(t, 'tcp'));
+test('slow client behind more than the ring (unix, drop): one lost line with the exact count', (t) => slowClientRun(t, 'unix', 5000));
+test('slow client behind more than the ring (tcp, drop): one lost line with the exact count', (t) => slowClientRun(t, 'tcp', 5000));
 
 test('slow client (disconnect): it is closed with reason "slow", the others get everything', async (t) => {
   const dir = tmpDir(t);
@@ -466,7 +482,7 @@ test('slow client (disconnect): it is closed with reason "slow", the others get 
   const slow = rawConnect(p);
   slow.sock.pause();
   const fast = rawConnect(p);
-  await until(() => joined === 2);
+  await until(() => joined === 2 && srv.stats().perClient.every((c) => c.mode !== 'request'));
   const total = 500 * 50;
   await source.stream(500, 50, 100, 2);
   await until(() => events(fast).length === total, 30000);
@@ -495,7 +511,7 @@ test('close() with stalled and pending clients finishes and removes the socket f
   const stalled = [rawConnect(p), rawConnect(p), await tcpAuth(srv.address().tcp.port, PW)];
   for (const s of stalled) s.sock.pause();
   const pending = rawConnect({ port: srv.address().tcp.port });
-  await until(() => joined === 3 && pending.text() === PASSWORD_PROMPT);
+  await until(() => joined === 3 && pending.text() === PASSWORD_PROMPT && srv.stats().perClient.every((c) => c.mode !== 'request'));
   await source.stream(300, 50, 200, 4); // fill their buffers
   assert.ok(srv.stats().perClient.some((c) => c.buffered > 0));
   const reasons = [];

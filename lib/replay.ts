@@ -1,0 +1,235 @@
+/**
+ * The broadcast server's stream as bytes: each batch serialised once with its daemon-wide
+ * `seq` numbers, kept in a bounded ring so that a client can be fed from any point it still
+ * holds (a resume, a catch-up after falling behind), and per-client filters that pick lines
+ * out of those bytes without serialising anything again.
+ */
+import { EVENT_NAMES, parseEventList, type EventName, type ProcEvent } from './events';
+
+const KINDS: readonly string[] = [...EVENT_NAMES, 'lost'];
+const KIND_CODE = new Map<string, number>(KINDS.map((k, i) => [k, i]));
+const LOST = KIND_CODE.get('lost') as number;
+const OTHER = 31; // an event kind this version does not know: passes only unfiltered
+
+/** One batch as it went on the wire. */
+export interface Chunk {
+  /** seq of its first line. */
+  first: number;
+  /** Bytes of the stream before it (set by the ring). */
+  at: number;
+  /** The lines, "\n"-terminated. */
+  buf: Buffer;
+  /** End offset (after the "\n") of each line. */
+  ends: Uint32Array;
+  /** Event kind of each line (index in KINDS). */
+  kinds: Uint8Array;
+  /** uid of each line's process, -1 where the event carries none. */
+  uids: Int32Array;
+}
+
+/** Serialises a batch, numbering its events from `first`: `{...,"seq":N}` per line. */
+export function encodeBatch(batch: readonly ProcEvent[], first: number): Chunk {
+  const n = batch.length;
+  const kinds = new Uint8Array(n);
+  const uids = new Int32Array(n);
+  let text = '';
+  for (let i = 0; i < n; i++) {
+    const ev = batch[i] as ProcEvent;
+    const json = JSON.stringify(ev);
+    // JSON.stringify of an object always ends with "}": the seq goes last.
+    text += `${json.slice(0, -1)}${json.length > 2 ? ',' : ''}"seq":${first + i}}\n`;
+    kinds[i] = KIND_CODE.get(ev.event) ?? OTHER;
+    const uid = (ev as { uid?: unknown }).uid;
+    uids[i] = typeof uid === 'number' && Number.isInteger(uid) && uid >= 0 && uid <= 0x7fffffff ? uid : -1;
+  }
+  const buf = Buffer.from(text, 'utf8');
+  const ends = new Uint32Array(n);
+  // JSON escapes every newline inside strings: a 0x0a byte ends a line.
+  let pos = 0;
+  for (let i = 0; i < n; i++) {
+    pos = buf.indexOf(0x0a, pos) + 1;
+    ends[i] = pos;
+  }
+  return { first, at: 0, buf, ends, kinds, uids };
+}
+
+/** What a client asked to receive: some event kinds, some users. `lost` always passes. */
+export interface Filter {
+  /** Bit per KINDS index. */
+  kinds: number;
+  /** uids, or null for every user. */
+  uids: Set<number> | null;
+}
+
+/** A filter from event names and uids (either may be absent: everything). */
+export function makeFilter(events: readonly EventName[] | null, uids: readonly number[] | null): Filter | null {
+  if (!events && !uids) return null;
+  let kinds = 1 << LOST;
+  for (const name of events ?? EVENT_NAMES) kinds |= 1 << (KIND_CODE.get(name) as number);
+  return { kinds, uids: uids ? new Set(uids) : null };
+}
+
+function passes(c: Chunk, i: number, f: Filter): boolean {
+  const k = c.kinds[i] as number;
+  if (k === LOST) return true;
+  if (!(f.kinds & (1 << k))) return false;
+  return f.uids === null || f.uids.has(c.uids[i] as number);
+}
+
+/** The lines of `c` from index `from` on that pass `f` (no copy when all of them do). */
+export function select(c: Chunk, from: number, f: Filter | null): { buf: Buffer; count: number } {
+  const n = c.ends.length;
+  const start = from === 0 ? 0 : (c.ends[from - 1] as number);
+  if (!f) return { buf: from === 0 ? c.buf : c.buf.subarray(start), count: n - from };
+  const parts: Buffer[] = [];
+  let count = 0;
+  let runStart = -1; // byte offset where the current run of passing lines began
+  let lineStart = start;
+  for (let i = from; i < n; i++) {
+    const end = c.ends[i] as number;
+    if (passes(c, i, f)) {
+      if (runStart < 0) runStart = lineStart;
+      count++;
+    } else if (runStart >= 0) {
+      parts.push(c.buf.subarray(runStart, lineStart));
+      runStart = -1;
+    }
+    lineStart = end;
+  }
+  if (runStart >= 0) parts.push(c.buf.subarray(runStart, lineStart));
+  return { buf: parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts), count };
+}
+
+/** The last `maxEvents` events (and at most `maxBytes` bytes of them) as they went on the wire. */
+export class ReplayRing {
+  private chunks: Chunk[] = [];
+  private head = 0;
+  /** Events and bytes held. */
+  events = 0;
+  bytes = 0;
+  /** seq of the next event to come. */
+  next = 1;
+  /** Bytes of the whole stream so far. */
+  total = 0;
+
+  constructor(
+    readonly maxEvents: number,
+    readonly maxBytes: number,
+  ) {}
+
+  /** seq of the oldest event held (`next` when empty). */
+  get first(): number {
+    const c = this.chunks[this.head];
+    return c ? c.first : this.next;
+  }
+
+  push(c: Chunk): void {
+    this.next = c.first + c.ends.length;
+    c.at = this.total;
+    this.total += c.buf.length;
+    if (this.maxEvents === 0) return;
+    this.chunks.push(c);
+    this.events += c.ends.length;
+    this.bytes += c.buf.length;
+    // Whole batches leave, oldest first, until the bounds hold (the newest always stays).
+    while (this.events > this.maxEvents || this.bytes > this.maxBytes) {
+      if (this.chunks.length - this.head <= 1) break;
+      const old = this.chunks[this.head] as Chunk;
+      this.chunks[this.head++] = undefined as unknown as Chunk;
+      this.events -= old.ends.length;
+      this.bytes -= old.buf.length;
+    }
+    if (this.head > 1024 && this.head * 2 > this.chunks.length) {
+      this.chunks = this.chunks.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** Bytes of the stream from `seq` on (Infinity when the ring no longer holds seq). */
+  bytesFrom(seq: number): number {
+    if (seq >= this.next) return 0;
+    const at = this.find(seq);
+    if (!at) return Infinity;
+    return this.total - at.chunk.at - (at.index > 0 ? (at.chunk.ends[at.index - 1] as number) : 0);
+  }
+
+  /** The chunk holding `seq` and the line's index in it, or null if not held. */
+  find(seq: number): { chunk: Chunk; index: number } | null {
+    if (seq < this.first || seq >= this.next) return null;
+    let lo = this.head;
+    let hi = this.chunks.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((this.chunks[mid] as Chunk).first <= seq) lo = mid;
+      else hi = mid - 1;
+    }
+    const chunk = this.chunks[lo] as Chunk;
+    return { chunk, index: seq - chunk.first };
+  }
+}
+
+/** A client's request line, validated. */
+export interface ClientRequest {
+  /** The last seq it received: it wants everything after. */
+  resume_from?: number;
+  /** The stream that seq belongs to (from the `hello` line). */
+  stream?: string;
+  /** The process table first. */
+  snapshot?: boolean;
+  /** Only these event kinds (`lost` always comes). */
+  events?: EventName[];
+  /** Only events of these users (names or uids). */
+  users?: (string | number)[];
+}
+
+const REQUEST_KEYS = new Set(['resume_from', 'stream', 'snapshot', 'events', 'users']);
+
+/** Parses a request line; throws an Error whose message says what is wrong. */
+export function parseRequest(line: string): ClientRequest {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    throw new Error('the request is not JSON (expected e.g. {"resume_from": 42})');
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('the request must be a JSON object');
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (!REQUEST_KEYS.has(k)) throw new Error(`unknown request field "${k.slice(0, 40)}" (known: ${[...REQUEST_KEYS].join(', ')})`);
+  }
+  const req: ClientRequest = {};
+  if (o.resume_from !== undefined) {
+    if (typeof o.resume_from !== 'number' || !Number.isSafeInteger(o.resume_from) || o.resume_from < 0) {
+      throw new Error('resume_from must be a whole number (the last seq received; 0 for everything held)');
+    }
+    req.resume_from = o.resume_from;
+  }
+  if (o.stream !== undefined) {
+    if (typeof o.stream !== 'string' || o.stream.length === 0 || o.stream.length > 64) throw new Error('stream must be the id from a hello line');
+    req.stream = o.stream;
+  }
+  if (o.snapshot !== undefined) {
+    if (typeof o.snapshot !== 'boolean') throw new Error('snapshot must be true or false');
+    req.snapshot = o.snapshot;
+  }
+  if (o.events !== undefined) {
+    if (!(typeof o.events === 'string' || (Array.isArray(o.events) && o.events.every((e) => typeof e === 'string')))) {
+      throw new Error('events must be a list of event names');
+    }
+    try {
+      req.events = parseEventList(o.events as string | string[]);
+    } catch (err) {
+      throw new Error(`events: ${(err as Error).message}`);
+    }
+  }
+  if (o.users !== undefined) {
+    const u = o.users;
+    if (!Array.isArray(u) || u.length === 0 || u.length > 256) throw new Error('users must be a list of 1 to 256 user names or uids');
+    for (const x of u) {
+      const ok = (typeof x === 'string' && x.length > 0 && x.length <= 256) || (typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 0x7fffffff);
+      if (!ok) throw new Error('users must be a list of user names or uids');
+    }
+    req.users = u as (string | number)[];
+  }
+  return req;
+}
