@@ -17,6 +17,7 @@ export const {
   AUTH_SUCCESS,
   AUTH_FAILED,
   AUTH_TIMEOUT,
+  CLIENT_CERT_REFUSED,
   MAX_PASSWORD_BYTES,
   BroadcastServerError,
   BroadcastServer,

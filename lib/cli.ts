@@ -6,9 +6,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ProcConnector, ProcConnectorError } from './connector';
 import { EVENT_NAMES, parseEventList, toLine, type ProcEvent } from './events';
-import { BroadcastServerError, createBroadcastServer, type BroadcastServer, type BroadcastServerOptions } from './server';
+import { BroadcastServerError, createBroadcastServer, type BroadcastServer, type BroadcastServerOptions, type TcpTlsOptions } from './server';
 import { formatEvent } from './client-cli';
-import { parseFlags, UsageError, wholeNumber } from './args';
+import { parseFlags, readTlsFlags, UsageError, wholeNumber } from './args';
 
 const NAME = 'procMonitor';
 export const DEFAULT_SOCKET = '/var/run/procMonitor.sock';
@@ -33,6 +33,10 @@ Options:
                          --auth-file or the PROCMONITOR_AUTH environment variable
       --auth-file FILE   read the TCP password from FILE (one trailing newline ignored)
       --bind HOST        TCP address to bind (default: 0.0.0.0, every IPv4 interface)
+      --tls-cert FILE    with --tcp: serve TLS with this certificate (PEM; may be followed
+                         by intermediate CA certificates); the password handshake runs inside
+      --tls-key FILE     the certificate's private key (PEM, unencrypted)
+      --tls-ca FILE      require client certificates signed by this CA (PEM)
   -d, --direct           print events on stdout instead of serving them
       --format FMT       with --direct: json (default, one object a line) or text
                          (aligned columns; colour only on a terminal)
@@ -60,7 +64,7 @@ export interface DaemonOptions {
   socket: string | null;
   socketMode: number;
   socketGroup?: string | number;
-  tcp: { port: number; host: string; password?: string; passwordFile?: string; passwordEnv?: string } | null;
+  tcp: { port: number; host: string; password?: string; passwordFile?: string; passwordEnv?: string; tls?: TcpTlsOptions } | null;
   direct: boolean;
   format: 'json' | 'text';
   threads: boolean;
@@ -70,12 +74,13 @@ export interface DaemonOptions {
 }
 
 const STRING_FLAGS = ['events', 'clients', 'socket', 'tcp', 'auth', 'auth-file', 'bind', 'socket-mode', 'socket-group', 'slow-client', 'rcvbuf', 'format'];
+const TLS_FLAGS = ['tls-cert', 'tls-key', 'tls-ca'];
 const BOOLEAN_FLAGS = ['direct', 'threads', 'quiet', 'version', 'help'];
 const SHORT: Record<string, string> = { e: 'events', c: 'clients', s: 'socket', t: 'tcp', a: 'auth', d: 'direct', h: 'help', q: 'quiet', v: 'version' };
 
 /** Parses the daemon's arguments. Returns 'help' or 'version' for those flags; throws UsageError. */
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): DaemonOptions | 'help' | 'version' {
-  const flags = parseFlags(argv, { string: STRING_FLAGS, boolean: BOOLEAN_FLAGS, short: SHORT });
+  const flags = parseFlags(argv, { string: [...STRING_FLAGS, ...TLS_FLAGS], boolean: BOOLEAN_FLAGS, short: SHORT });
   if (flags.on('help')) return 'help';
   if (flags.on('version')) return 'version';
   const str = flags.str;
@@ -127,13 +132,18 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
       throw new UsageError('--tcp needs a password: --auth PASSWORD, --auth-file FILE or PROCMONITOR_AUTH');
     }
     if (auth === '') throw new UsageError('--auth needs a value');
+    const tls = readTlsFlags(flags);
+    if (tls && (!tls.cert || !tls.key)) throw new UsageError('--tls-ca needs --tls-cert and --tls-key');
     tcp = {
       port,
       host: bind ?? '0.0.0.0',
       ...(auth !== undefined ? { password: auth } : authFile !== undefined ? { passwordFile: authFile } : { passwordEnv: 'PROCMONITOR_AUTH' }),
+      ...(tls?.cert && tls.key ? { tls: { cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) } } : {}),
     };
-  } else if (auth !== undefined || authFile !== undefined || bind !== undefined) {
-    throw new UsageError(`${auth !== undefined ? '--auth' : authFile !== undefined ? '--auth-file' : '--bind'} needs --tcp PORT`);
+  } else {
+    const stray = [auth !== undefined && '--auth', authFile !== undefined && '--auth-file', bind !== undefined && '--bind', ...TLS_FLAGS.map((f) => flags.str(f) !== undefined && `--${f}`)];
+    const first = stray.find((f): f is string => typeof f === 'string');
+    if (first) throw new UsageError(`${first} needs --tcp PORT`);
   }
   // The Unix socket is served by default, or when asked for next to --tcp / --direct.
   const socket = socketText ?? (!direct && !tcp ? DEFAULT_SOCKET : null);
@@ -269,7 +279,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const where = [
     o.socket ? `unix:${o.socket}` : null,
-    o.tcp ? `tcp:${o.tcp.host}:${server?.address().tcp?.port ?? o.tcp.port}` : null,
+    o.tcp ? `tcp${o.tcp.tls ? '+tls' : ''}:${o.tcp.host}:${server?.address().tcp?.port ?? o.tcp.port}` : null,
     o.direct ? 'stdout' : null,
   ].filter(Boolean);
   log(`watching ${o.events.join(',')}${o.threads ? ' (with threads)' : ''}, serving ${where.join(' and ')}${server ? `, ${o.clients} clients at most` : ''}`);

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
-import { connect, type ConnectOptions } from './client';
+import { connect, type ClientTlsOptions, type ConnectOptions } from './client';
 import { parseEventList, type ProcEvent } from './events';
-import { parseFlags, UsageError, wholeNumber } from './args';
+import { parseFlags, readTlsFlags, UsageError, wholeNumber } from './args';
 
 const NAME = 'procMonitor-client';
 const DEFAULT_SOCKET = '/var/run/procMonitor.sock';
@@ -16,6 +16,15 @@ Prints the events of a procMonitor server, readably or as NDJSON.
   -p, --port PORT       TCP port
   -a, --auth PASSWORD   TCP password (visible in ps; prefer --auth-file or PROCMONITOR_AUTH)
       --auth-file FILE  read the TCP password from FILE (one trailing newline ignored)
+      --tls             speak TLS to a daemon started with --tls-cert (implies --tcp);
+                        its certificate is verified against the system's root CAs, or:
+      --tls-ca FILE     verify the server's certificate against this CA (PEM)
+      --tls-cert FILE   present this client certificate (PEM; for a daemon with --tls-ca)
+      --tls-key FILE    the client certificate's private key (PEM, unencrypted)
+      --tls-servername NAME
+                        the name the server's certificate must carry (default: --host)
+      --insecure        with TLS: do not verify the server's certificate (encrypted, but
+                        open to an impostor; for testing only)
   -e, --events LIST     only print these events (comma list: fork,exec,exit,...; default all)
   -j, --json            print the raw NDJSON lines
   -h, --help            show this help
@@ -24,8 +33,8 @@ Environment: PROCMONITOR_AUTH holds the TCP password when neither --auth nor --a
 Exit status: 0 after SIGINT/SIGTERM, 1 when the connection fails or the server closes it,
 2 on bad options.`;
 
-const STRING_FLAGS = ['socket', 'host', 'port', 'auth', 'auth-file', 'events'];
-const BOOLEAN_FLAGS = ['tcp', 'json', 'help'];
+const STRING_FLAGS = ['socket', 'host', 'port', 'auth', 'auth-file', 'events', 'tls-ca', 'tls-cert', 'tls-key', 'tls-servername'];
+const BOOLEAN_FLAGS = ['tcp', 'json', 'help', 'tls', 'insecure'];
 const SHORT: Record<string, string> = { s: 'socket', t: 'tcp', p: 'port', a: 'auth', e: 'events', j: 'json', h: 'help' };
 
 export interface ClientCliOptions {
@@ -54,7 +63,10 @@ export function parseClientArgs(argv: string[], env: NodeJS.ProcessEnv = process
     }
     events.add('lost');
   }
-  const tcp = flags.on('tcp') || host !== undefined || portText !== undefined;
+  const servername = str('tls-servername');
+  const tlsWanted = flags.on('tls') || flags.on('insecure') || servername !== undefined || ['tls-ca', 'tls-cert', 'tls-key'].some((f) => str(f) !== undefined);
+  if (tlsWanted && socket !== undefined) throw new UsageError('TLS (--tls, --tls-*, --insecure) is for --tcp connections, not --socket');
+  const tcp = flags.on('tcp') || host !== undefined || portText !== undefined || tlsWanted;
   if (!tcp) {
     if (auth !== undefined || authFile !== undefined) throw new UsageError('--auth and --auth-file are for --tcp connections');
     return { connect: { path: socket ?? DEFAULT_SOCKET }, json: flags.on('json'), events };
@@ -77,7 +89,18 @@ export function parseClientArgs(argv: string[], env: NodeJS.ProcessEnv = process
   }
   if (/[\r\n]/.test(password)) throw new UsageError('the password cannot contain a line break');
   if (Buffer.byteLength(password) > 256) throw new UsageError('the password is longer than 256 bytes');
-  return { connect: { host: host ?? '127.0.0.1', port, password }, json: flags.on('json'), events };
+  let tls: ClientTlsOptions | true | undefined;
+  if (tlsWanted) {
+    const files = readTlsFlags(flags);
+    if (files?.ca && flags.on('insecure')) throw new UsageError('give either --tls-ca or --insecure, not both');
+    tls = {
+      ...files,
+      ...(servername !== undefined ? { servername } : {}),
+      ...(flags.on('insecure') ? { rejectUnauthorized: false } : {}),
+    };
+    if (Object.keys(tls).length === 0) tls = true;
+  }
+  return { connect: { host: host ?? '127.0.0.1', port, password, ...(tls ? { tls } : {}) }, json: flags.on('json'), events };
 }
 
 function exitStatus(ev: { exit_code?: number; code?: number | null; signal?: string | null; core?: boolean }): string {
@@ -134,6 +157,10 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const { json, events } = opts;
+  const t = 'tls' in opts.connect ? opts.connect.tls : undefined;
+  if (typeof t === 'object' && t.rejectUnauthorized === false) {
+    process.stderr.write(`${NAME}: warning: --insecure: the server's certificate is not verified\n`);
+  }
   let client;
   try {
     client = connect(opts.connect);
@@ -141,6 +168,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${NAME}: ${(err as Error).message}\n`);
     return 2;
   }
+  let ready = false;
+  client.once('ready', () => (ready = true));
   let stopping = false;
   const stop = () => {
     stopping = true;
@@ -179,6 +208,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   // The handlers stay: a second signal during the last writes must not kill the process.
   if (stopping || stdoutGone) return 0;
-  process.stderr.write(`${NAME}: the server closed the connection\n`);
+  // Closed before the password prompt, on a plain TCP connection: most likely a TLS port.
+  const plainTcp = 'port' in opts.connect && !opts.connect.tls;
+  process.stderr.write(`${NAME}: the server closed the connection${!ready && plainTcp ? ' before any prompt (if it serves TLS, add --tls)' : ''}\n`);
   return 1;
 }

@@ -1,7 +1,10 @@
+import type { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
+import * as tls from 'node:tls';
 import { CodedError, type ProcEvent, type ProcEventMap } from './events';
+import { checkKeyPair, parseCertificates, parsePrivateKey } from './pem';
 
 /** Connect to a server's Unix socket (no handshake). */
 export interface UnixConnectOptions {
@@ -15,6 +18,25 @@ export interface TcpConnectOptions {
   port: number;
   /** At most 256 bytes, no line breaks. */
   password: string;
+  /**
+   * Speak TLS (to a server started with `tcp.tls` / `--tls-cert`): `true` verifies the server
+   * against Node's root CAs; an object gives the CA, a client certificate, and so on.
+   */
+  tls?: boolean | ClientTlsOptions;
+}
+
+/** TLS options of a TCP connection. */
+export interface ClientTlsOptions {
+  /** CA certificate(s), PEM, to verify the server's certificate with. Default: Node's root CAs. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** A client certificate, PEM (for a server that requires one); needs `key`. */
+  cert?: string | Buffer;
+  /** The client certificate's private key, PEM. */
+  key?: string | Buffer;
+  /** The name the server's certificate must carry (and SNI). Default: `host`. */
+  servername?: string;
+  /** Default `true`. `false` accepts any server certificate: encrypted, but open to an impostor. */
+  rejectUnauthorized?: boolean;
 }
 
 export interface CommonConnectOptions {
@@ -75,6 +97,10 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
   private paused = false;
   private readyWaiters = 0;
   private deferred = false;
+  /** TLS connection: whether TCP connected, and whether the TLS handshake finished. */
+  private useTls = false;
+  private secured = false;
+  private tcpConnected = false;
 
   /** @internal use connect() */
   constructor(options: ConnectOptions) {
@@ -82,6 +108,7 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
     const timeout = options.handshakeTimeoutMs ?? 10000;
     this.maxBuffered = options.maxBuffered ?? 10000;
     if ('path' in options && typeof options.path === 'string') {
+      if ((options as { tls?: unknown }).tls) throw new TypeError('tls is for TCP connections, not a Unix socket');
       this.password = null;
       this.phase = 'stream';
       this.sock = net.createConnection({ path: options.path, allowHalfOpen: false });
@@ -93,18 +120,31 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
       if (Buffer.byteLength(o.password) > 256) throw new RangeError('the password is longer than 256 bytes');
       this.password = o.password;
       this.phase = 'prompt';
-      this.sock = net.createConnection({ host: o.host ?? '127.0.0.1', port: o.port, noDelay: true });
+      const host = o.host ?? '127.0.0.1';
+      if (o.tls === undefined || o.tls === false) {
+        this.sock = net.createConnection({ host, port: o.port, noDelay: true });
+      } else {
+        this.sock = tlsConnect(host, o.port, o.tls);
+        this.useTls = true;
+        this.sock.once('connect', () => (this.tcpConnected = true));
+        this.sock.once('secureConnect', () => (this.secured = true));
+      }
     }
     this.handshakeTimer = setTimeout(() => {
       this.handshakeTimer = null;
-      this.fail(new ProcMonitorClientError('ETIMEDOUT', `no ${this.password === null ? 'connection' : 'completed handshake'} within ${timeout} ms`));
+      let hint = '';
+      if (this.useTls && !this.secured) hint = ' (the TLS handshake did not finish)';
+      else if (!this.useTls && this.phase === 'prompt' && this.text === '') hint = ' (nothing received: if the server serves TLS, connect with tls)';
+      this.fail(new ProcMonitorClientError('ETIMEDOUT', `no ${this.password === null ? 'connection' : 'completed handshake'} within ${timeout} ms${hint}`));
     }, timeout);
     this.sock.on('connect', () => {
       if (this.phase === 'stream') this.becomeReady();
     });
     this.sock.on('data', (chunk: Buffer) => this.onData(chunk));
     this.sock.on('error', (err: NodeJS.ErrnoException) => {
-      this.fail(new ProcMonitorClientError(err.code ?? 'EIO', err.message, { cause: err }));
+      let message = err.message;
+      if (this.useTls && this.tcpConnected && !this.secured) message = tlsFailure(err);
+      this.fail(new ProcMonitorClientError(err.code ?? 'EIO', message, { cause: err }));
     });
     this.sock.on('close', () => this.onClose());
   }
@@ -220,7 +260,7 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
   private serverLine(raw: string): void {
     const line = raw.replace(/\r$/, '');
     let code = 'EPROTO';
-    if (line.startsWith('Authentication failed')) code = 'EAUTH';
+    if (line.startsWith('Authentication failed') || line.startsWith('Client certificate refused')) code = 'EAUTH';
     else if (line.startsWith('Authentication timed out')) code = 'ETIMEDOUT';
     else if (line.startsWith('Too many')) code = 'EBUSY';
     const err = new ProcMonitorClientError(code, `server: ${line.slice(0, 200)}`);
@@ -333,10 +373,49 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
   }
 }
 
+/** Opens a TLS connection; bad options (e.g. a PEM that is not one) throw at once. */
+function tlsConnect(host: string, port: number, opt: true | ClientTlsOptions): tls.TLSSocket {
+  const o: ClientTlsOptions = opt === true ? {} : opt;
+  if (typeof o !== 'object' || o === null) throw new TypeError('tls must be true or an object { ca, cert, key, servername, rejectUnauthorized }');
+  if ((o.cert === undefined) !== (o.key === undefined)) throw new TypeError('tls.cert and tls.key go together');
+  if (o.servername !== undefined && (typeof o.servername !== 'string' || o.servername === '')) throw new TypeError('tls.servername must be a non-empty string');
+  // Node would ignore a CA that is not PEM (and then trust nothing); say what is wrong instead.
+  try {
+    if (o.ca !== undefined) parseCertificates(o.ca, 'tls.ca');
+    if (o.cert !== undefined && o.key !== undefined) {
+      checkKeyPair(parseCertificates(o.cert, 'tls.cert')[0] as X509Certificate, parsePrivateKey(o.key, 'tls.key'), 'tls.cert', 'tls.key');
+    }
+  } catch (err) {
+    throw new TypeError((err as Error).message, { cause: err });
+  }
+  const options: tls.ConnectionOptions = {
+    host,
+    port,
+    rejectUnauthorized: o.rejectUnauthorized !== false,
+    ...(o.ca !== undefined ? { ca: o.ca } : {}),
+    ...(o.cert !== undefined ? { cert: o.cert, key: o.key } : {}),
+    ...(o.servername !== undefined ? { servername: o.servername } : {}),
+  };
+  try {
+    return tls.connect(options).setNoDelay(true);
+  } catch (err) {
+    throw new TypeError(`bad TLS options: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** A readable message for a failed TLS handshake (the error's own is OpenSSL's). */
+function tlsFailure(err: NodeJS.ErrnoException & { reason?: unknown }): string {
+  const why = typeof err.reason === 'string' ? err.reason : err.message.split('\n')[0];
+  let hint = '';
+  if (err.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || err.code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') hint = ' (is the server serving TLS on this port?)';
+  else if (err.code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') hint = ' (the server requires a client certificate)';
+  return `TLS handshake failed: ${why}${hint}`;
+}
+
 /**
  * Connects to a procMonitor broadcast server: `{ path }` for its Unix socket, or
- * `{ host, port, password }` for TCP (the seed's handshake). Listen for `'event'` (and
- * `'error'`), or iterate with `for await`.
+ * `{ host, port, password }` for TCP (the seed's handshake; with `tls` inside TLS). Listen for
+ * `'event'` (and `'error'`), or iterate with `for await`.
  */
 export function connect(options: ConnectOptions): ProcMonitorClient {
   return new ProcMonitorClient(options);

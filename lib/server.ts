@@ -4,7 +4,9 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import * as tls from 'node:tls';
 import { CodedError, toLine, type LostEvent, type ProcessRecord, type ProcEvent } from './events';
+import { checkKeyPair, parseCertificates, parsePrivateKey, subjectName, type Pem } from './pem';
 import { encodeBatch, makeFilter, parseRequest, ReplayRing, select, type ClientRequest, type Filter } from './replay';
 
 export type { ClientRequest } from './replay';
@@ -22,6 +24,8 @@ export const AUTH_SUCCESS = 'Authentication successful.\n';
 export const AUTH_FAILED = 'Authentication failed. Disconnecting.\n';
 /** Sent when no password line arrived within `authTimeoutMs`; the connection is then closed. */
 export const AUTH_TIMEOUT = 'Authentication timed out. Disconnecting.\n';
+/** Sent over TLS (then the connection closed) when a client certificate is required and it gave none or one the CA did not sign. */
+export const CLIENT_CERT_REFUSED = 'Client certificate refused. Disconnecting.\n';
 /** Longest accepted password line, bytes, not counting the `\n` / `\r\n` terminator. */
 export const MAX_PASSWORD_BYTES = 256;
 
@@ -78,6 +82,25 @@ export interface TcpTransportOptions {
   passwordFile?: string;
   /** The name of an environment variable holding the password. */
   passwordEnv?: string;
+  /**
+   * Serve TLS on this port: the password handshake then runs inside TLS. A connection that
+   * has not finished the TLS handshake counts as pending (`maxPending`, `authTimeoutMs`).
+   */
+  tls?: TcpTlsOptions;
+}
+
+export interface TcpTlsOptions {
+  /** The server's certificate, PEM (may be followed by its intermediate CA certificates). */
+  cert: Pem;
+  /** Its private key, PEM, unencrypted. */
+  key: Pem;
+  /**
+   * CA certificate(s), PEM. When given, client certificates are required and verified (the
+   * effect of `requestCert` + `rejectUnauthorized`): a client with none, or with one not signed
+   * by these CAs, is sent `CLIENT_CERT_REFUSED` right after the TLS handshake and closed
+   * (never prompted for the password), and the reason is logged.
+   */
+  ca?: Pem | Pem[];
 }
 
 export interface BroadcastServerOptions {
@@ -156,9 +179,18 @@ export interface ClientCloseInfo extends ClientInfo {
 
 /**
  * Why a connection was turned away before streaming: too many clients, too many pending,
- * wrong password, over-long password line, no password in time, or it closed first.
+ * wrong password, over-long password line, no password (or TLS handshake) in time, it closed
+ * first, its TLS handshake failed, or its client certificate was missing or not trusted.
  */
-export type RejectReason = 'too-many-clients' | 'too-many-pending' | 'auth-failed' | 'line-too-long' | 'auth-timeout' | 'closed-before-auth';
+export type RejectReason =
+  | 'too-many-clients'
+  | 'too-many-pending'
+  | 'auth-failed'
+  | 'line-too-long'
+  | 'auth-timeout'
+  | 'closed-before-auth'
+  | 'tls-failed'
+  | 'cert-refused';
 
 export interface RejectInfo {
   transport: Transport;
@@ -355,6 +387,58 @@ function resolvePassword(tcp: TcpTransportOptions): Buffer {
   return buf;
 }
 
+/** The TLS set-up of a TCP server: options checked, and a line for the log. */
+interface TlsSetup {
+  options: tls.TlsOptions;
+  requireCert: boolean;
+  summary: string;
+}
+
+/** Checks `tcp.tls` (PEM strings or Buffers) and says clearly what is wrong with it. */
+function resolveTls(t: TcpTlsOptions): TlsSetup {
+  if (!t || typeof t !== 'object') throw new BroadcastServerError('EINVAL', 'tcp.tls must be an object { cert, key, ca? }');
+  let summary: string;
+  let requireCert = false;
+  try {
+    if (t.cert === undefined || t.key === undefined) throw new Error('tcp.tls needs both cert and key');
+    const cert = parseCertificates(t.cert, 'tcp.tls.cert')[0] as crypto.X509Certificate;
+    checkKeyPair(cert, parsePrivateKey(t.key, 'tcp.tls.key'), 'tcp.tls.cert', 'tcp.tls.key');
+    const until = new Date(cert.validTo);
+    summary = `certificate ${subjectName(cert)}, valid until ${until.toISOString().slice(0, 10)}${until.getTime() < Date.now() ? ' (EXPIRED)' : ''}`;
+    if (t.ca !== undefined) {
+      const cas = parseCertificates(t.ca, 'tcp.tls.ca');
+      requireCert = true;
+      summary += `; client certificates required, signed by ${cas.map(subjectName).join(' or ')}`;
+    }
+  } catch (err) {
+    throw new BroadcastServerError('EINVAL', (err as Error).message, { cause: err });
+  }
+  const options: tls.TlsOptions = {
+    cert: t.cert,
+    key: t.key,
+    ...(t.ca !== undefined ? { ca: t.ca } : {}),
+    // Verified here, after the handshake (tls.Server sets `authorized`), so that a refused
+    // certificate is logged with the reason and the client is told; nothing is read from a
+    // client that is not authorized.
+    requestCert: requireCert,
+    rejectUnauthorized: false,
+    // The pending timeout (authTimeoutMs) covers the handshake.
+    handshakeTimeout: 0,
+  };
+  try {
+    tls.createSecureContext(options);
+  } catch (err) {
+    throw new BroadcastServerError('EINVAL', `tcp.tls: ${(err as Error).message}`, { cause: err });
+  }
+  return { options, requireCert, summary };
+}
+
+/** A TCP connection's addresses: the same for an accepted socket and the TLS socket around it. */
+function tupleKey(s: net.Socket): string | null {
+  if (!s.remoteAddress || !s.remotePort || !s.localAddress || !s.localPort) return null;
+  return `${s.remoteAddress}|${s.remotePort}|${s.localAddress}|${s.localPort}`;
+}
+
 
 /** What is at a would-be socket path: nothing, a stale socket, or a live one (throws for the rest). */
 function probeSocketPath(p: string): Promise<'none' | 'stale'> {
@@ -416,6 +500,15 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private readonly unixOpts: Required<Omit<UnixTransportOptions, 'group'>> & { gid: number | null };
   private readonly tcpOpts: { port: number; host: string } | null;
   private readonly password: Buffer | null;
+  /**
+   * With TLS: a tls.Server that never listens itself; each accepted TCP connection that passes
+   * the pending limits is handed to it, so Node runs (and verifies) the handshake.
+   */
+  private readonly tlsServer: tls.Server | null = null;
+  private readonly tlsSummary: string = '';
+  private readonly tlsRequireCert: boolean = false;
+  /** Connections in their TLS handshake, by their addresses (see tupleKey). */
+  private readonly handshaking = new Map<string, Conn>();
   private readonly hmacKey = crypto.randomBytes(32);
   private readonly maxClients: number;
   private readonly maxPending: number;
@@ -461,6 +554,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     'line-too-long': 0,
     'auth-timeout': 0,
     'closed-before-auth': 0,
+    'tls-failed': 0,
+    'cert-refused': 0,
   };
 
   constructor(options: BroadcastServerOptions) {
@@ -490,6 +585,14 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       };
       if (this.tcpOpts.port < 0) throw new BroadcastServerError('EINVAL', 'tcp.port is required (0 picks a free port)');
       this.password = resolvePassword(options.tcp);
+      if (options.tcp.tls !== undefined) {
+        const t = resolveTls(options.tcp.tls);
+        this.tlsSummary = t.summary;
+        this.tlsRequireCert = t.requireCert;
+        this.tlsServer = tls.createServer(t.options);
+        this.tlsServer.on('secureConnection', (s: tls.TLSSocket) => this.onTlsSecure(s));
+        this.tlsServer.on('tlsClientError', (err: Error, s: tls.TLSSocket) => this.onTlsError(err, s));
+      }
     } else {
       this.tcpOpts = null;
       this.password = null;
@@ -537,7 +640,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     this.source.on('batch', this.onBatch);
     const a = this.address();
     if (a.unix) this.log(`listening on unix socket ${a.unix} (mode ${this.unixOpts.mode.toString(8).padStart(4, '0')})`);
-    if (a.tcp) this.log(`listening on tcp ${a.tcp.address}:${a.tcp.port}`);
+    if (a.tcp) this.log(`listening on tcp ${a.tcp.address}:${a.tcp.port}${this.tlsServer ? ` with TLS (${this.tlsSummary})` : ''}`);
   }
 
   private async listenUnix(): Promise<void> {
@@ -603,7 +706,9 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
 
   private async listenTcp(): Promise<void> {
     const opts = this.tcpOpts as { port: number; host: string };
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.onTcpConnection(s));
+    // Half-open connections are kept for plain TCP (a client may send its password and shut
+    // its side); not under TLS, where a peer that closes during the handshake must be seen.
+    const server = net.createServer({ allowHalfOpen: !this.tlsServer, noDelay: true }, (s) => this.onTcpConnection(s));
     try {
       await listenOn(server, { port: opts.port, host: opts.host });
     } catch (err) {
@@ -675,20 +780,74 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private onTcpConnection(sock: net.Socket): void {
     const conn = this.newConn(sock, 'tcp');
     if (this.state !== 'listening') return void sock.destroy(); // accepted while closing
-    if (this.streaming.size >= this.maxClients) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
-    if (this.pendingCount >= this.maxPending) return this.refuse(conn, 'too-many-pending', tooManyPendingLine(this.maxPending));
+    // Over TLS nothing can be said before the handshake: a connection beyond the pending
+    // limits is closed without one (none is spent on it); a full server is told after it.
+    const tlsServer = this.tlsServer;
+    if (!tlsServer && this.streaming.size >= this.maxClients) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
+    const pendingLine = tlsServer ? '' : tooManyPendingLine(this.maxPending);
+    if (this.pendingCount >= this.maxPending) return this.refuse(conn, 'too-many-pending', pendingLine);
     // One address (a password guesser whose failures are being answered late, a slow-drip
     // peer) holds at most half the slots: the others stay open to everyone else.
     const fromAddr = this.pendingByAddr.get(conn.addr) ?? 0;
-    if (fromAddr >= this.maxPendingPerAddr) return this.refuse(conn, 'too-many-pending', tooManyPendingLine(this.maxPending));
+    if (fromAddr >= this.maxPendingPerAddr) return this.refuse(conn, 'too-many-pending', pendingLine);
     this.pendingByAddr.set(conn.addr, fromAddr + 1);
     this.pendingCount++;
     conn.state = 'pending';
     conn.line = Buffer.alloc(0);
     conn.timer = setTimeout(() => {
       conn.timer = null;
-      if (conn.state === 'pending') this.refuse(conn, 'auth-timeout', AUTH_TIMEOUT);
+      // (Still in the TLS handshake: conn.sock is the plain socket, and nothing can be said.)
+      if (conn.state === 'pending') this.refuse(conn, 'auth-timeout', conn.sock === sock && tlsServer ? '' : AUTH_TIMEOUT);
     }, this.authTimeoutMs);
+    if (!tlsServer) return this.askPassword(conn);
+    const key = tupleKey(sock);
+    if (key === null) return void sock.destroy(); // already gone
+    this.handshaking.set(key, conn);
+    sock.once('close', () => {
+      if (this.handshaking.get(key) === conn) this.handshaking.delete(key);
+    });
+    tlsServer.emit('connection', sock); // the handshake runs; see onTlsSecure / onTlsError
+  }
+
+  /** TLS is up: verify the client certificate if one is required, then the password handshake. */
+  private onTlsSecure(s: tls.TLSSocket): void {
+    const key = tupleKey(s);
+    const conn = key === null ? undefined : this.handshaking.get(key);
+    if (key !== null) this.handshaking.delete(key);
+    if (!conn || conn.state !== 'pending') return void s.destroy();
+    conn.sock = s;
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      if (!conn.reason) {
+        conn.reason = 'error';
+        conn.error = err.code ?? err.message;
+      }
+    });
+    if (this.tlsRequireCert && !s.authorized) {
+      const peerCert = s.getPeerX509Certificate();
+      const why = peerCert ? `${subjectName(peerCert)}: ${String(s.authorizationError ?? 'not trusted')}` : 'none given';
+      this.log(`tcp ${conn.peer}: client certificate refused (${why})`);
+      return this.refuse(conn, 'cert-refused', CLIENT_CERT_REFUSED, true);
+    }
+    if (this.streaming.size >= this.maxClients) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
+    this.askPassword(conn);
+  }
+
+  /** A TLS handshake failed (not TLS at all, no common protocol, a bad record...). */
+  private onTlsError(err: Error, s: tls.TLSSocket): void {
+    const key = tupleKey(s);
+    const conn = key === null ? undefined : this.handshaking.get(key);
+    if (!conn || conn.state !== 'pending') return; // its socket is closed by Node either way
+    if (key !== null) this.handshaking.delete(key);
+    // OpenSSL's errors carry a short `reason` ("wrong version number"); the message is long.
+    const e = err as NodeJS.ErrnoException & { reason?: unknown };
+    const why = typeof e.reason === 'string' ? e.reason : e.message.split('\n')[0];
+    this.log(`tcp ${conn.peer}: TLS handshake failed (${e.code ? `${e.code}: ` : ''}${why})`);
+    this.refuse(conn, 'tls-failed', '', true);
+  }
+
+  /** Sends the password prompt and reads the answer (inside TLS when it is on). */
+  private askPassword(conn: Conn): void {
+    const sock = conn.sock;
     sock.on('data', (chunk: Buffer) => this.onAuthData(conn, chunk));
     sock.on('end', () => {
       if (conn.state === 'pending') this.refuse(conn, 'closed-before-auth', '');
