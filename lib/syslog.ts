@@ -68,6 +68,10 @@ const MAX_MSG_BYTES = MAX_MESSAGE_BYTES - 512; // room for the header logger or 
 const HIGH_WATER = 64 * 1024; // bytes handed to the pipe/socket beyond which we keep them queued
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 30000;
+/** Trouble with syslog is reported on stderr once per this at most. */
+const REPORT_EVERY_MS = 60000;
+/** A connection up this long is taken as working (retry delay reset, trouble over). */
+const STABLE_MS = 2000;
 /** logger connects to the socket before it reads a line; alive this long means it did. */
 const LOGGER_SETTLE_MS = 100;
 
@@ -220,10 +224,14 @@ export class SyslogSender {
   private dropped = 0;
   /** Dropped since the problem episode began (reported when it ends). */
   private episodeDropped = 0;
-  private problem: string | null = null;
+  /** What is wrong now: syslog unreachable ('down') or not keeping up ('slow'); reported once each time. */
+  private problem: 'down' | 'slow' | null = null;
+  private lastTrouble = -Infinity;
+  private quietEpisode = false;
   private transport: Transport | null = null;
   private retryMs = RETRY_MIN_MS;
   private retryTimer: NodeJS.Timeout | null = null;
+  private stableTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
   constructor(options: SyslogOptions) {
@@ -268,7 +276,9 @@ export class SyslogSender {
     if (this.closed) return;
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.stableTimer) clearTimeout(this.stableTimer);
     this.retryTimer = null;
+    this.stableTimer = null;
     const deadline = Date.now() + graceMs;
     // Wait for a transport still connecting, and for what is queued to be taken.
     for (let t = this.transport; t && (!t.ready() || this.queuedBytes > 0 || t.backlog() > 0) && Date.now() < deadline; t = this.transport) {
@@ -297,7 +307,7 @@ export class SyslogSender {
     let buf = Buffer.from(text, 'utf8');
     if (this.target.kind === 'tcp') buf = Buffer.concat([Buffer.from(`${buf.length} `), buf]);
     if (this.queuedBytes + buf.length > QUEUE_BYTES) {
-      if (!this.problem) this.setProblem(`not keeping up (${QUEUE_BYTES >> 10} KiB waiting); dropping messages until it does`);
+      if (!this.problem) this.setProblem('slow', `not keeping up (${QUEUE_BYTES >> 10} KiB waiting); dropping messages until it does`);
       this.drop(1);
       return;
     }
@@ -330,21 +340,28 @@ export class SyslogSender {
       this.queue = this.queue.slice(this.queueHead);
       this.queueHead = 0;
     }
-    if (this.problem && this.queuedBytes < QUEUE_BYTES / 2 && t.ready()) this.clearProblem();
+    if (this.problem === 'slow' && this.queuedBytes < QUEUE_BYTES / 2) this.clearProblem();
   }
 
-  private setProblem(what: string): void {
-    this.problem = what;
-    this.episodeDropped = 0;
-    this.report(`${this.name}: ${what}`);
+  private setProblem(kind: 'down' | 'slow', what: string): void {
+    if (this.problem === null) {
+      this.episodeDropped = 0;
+      // A syslog that keeps coming and going (a UDP target nobody listens on, say) is
+      // reported once a minute at most: trouble soon after the last is not reported.
+      this.quietEpisode = Date.now() - this.lastTrouble < REPORT_EVERY_MS;
+    }
+    this.problem = kind;
+    this.lastTrouble = Date.now();
+    if (!this.quietEpisode) this.report(`${this.name}: ${what}`);
   }
 
   private clearProblem(): void {
     if (!this.problem) return;
     this.problem = null;
+    this.lastTrouble = Date.now();
     const n = this.episodeDropped;
     this.episodeDropped = 0;
-    this.report(`${this.name}: sending again${n ? ` (${n} messages dropped meanwhile)` : ''}`);
+    if (!this.quietEpisode) this.report(`${this.name}: sending again${n ? ` (${n} messages dropped meanwhile)` : ''}`);
   }
 
   // ------------------------------------------------------------------ connection
@@ -352,15 +369,26 @@ export class SyslogSender {
   private connect(): void {
     if (this.closed) return;
     const onReady = (): void => {
-      this.retryMs = RETRY_MIN_MS;
       this.pump();
-      if (this.problem && this.queuedBytes < QUEUE_BYTES / 2) this.clearProblem();
+      // Up for a while (not just accepted, then refused at once): back to the short retry, and
+      // the trouble is over.
+      this.stableTimer = setTimeout(() => {
+        this.stableTimer = null;
+        if (this.transport !== t || !t.ready()) return;
+        this.retryMs = RETRY_MIN_MS;
+        if (this.problem !== 'down') return;
+        if (this.queuedBytes < QUEUE_BYTES / 2) this.clearProblem();
+        else this.problem = 'slow'; // reachable again: "sending again" once the backlog is worked off
+      }, STABLE_MS);
+      this.stableTimer.unref();
     };
     const onDown = (why: string): void => {
       if (this.transport !== t) return;
       this.transport = null;
+      if (this.stableTimer) clearTimeout(this.stableTimer);
+      this.stableTimer = null;
       if (this.closed) return;
-      if (!this.problem) this.setProblem(`${why}; retrying (messages wait, up to ${QUEUE_BYTES >> 10} KiB, then are dropped and counted)`);
+      if (this.problem !== 'down') this.setProblem('down', `${why}; retrying (messages wait, up to ${QUEUE_BYTES >> 10} KiB, then are dropped and counted)`);
       this.retryTimer = setTimeout(() => {
         this.retryTimer = null;
         this.connect();
