@@ -9,6 +9,8 @@ import { EVENT_NAMES, parseEventList, toLine, type ProcEvent } from './events';
 import { BroadcastServerError, createBroadcastServer, type BroadcastServer, type BroadcastServerOptions, type TcpTlsOptions } from './server';
 import { formatEvent } from './client-cli';
 import { parseFlags, readTlsFlags, UsageError, wholeNumber } from './args';
+import { parseMetricsAddress, startMetrics, type MetricsAddress, type MetricsServer } from './metrics';
+import { SyslogSender, syslogConfig, targetText, type SyslogConfig } from './syslog';
 
 const NAME = 'procMonitor';
 export const DEFAULT_SOCKET = '/var/run/procMonitor.sock';
@@ -44,6 +46,18 @@ Options:
       --slow-client POL  a client that reads too slowly: drop (default: it misses events
                          and gets one "lost" line with the count) or disconnect
       --rcvbuf BYTES     kernel socket receive buffer (default: 8388608)
+      --metrics HOST:PORT
+                         serve Prometheus metrics at http://HOST:PORT/metrics (e.g.
+                         127.0.0.1:9464; :PORT for every interface; default: off)
+      --syslog           send the log lines to syslog too, as RFC 5424 (daemon.info,
+                         errors daemon.err; --quiet or not; default: off)
+      --syslog-socket PATH
+                         the local syslog socket, datagram or stream (default: /dev/log)
+      --syslog-target T  send to unix:PATH, udp://HOST:PORT or tcp://HOST:PORT instead
+      --syslog-events    send every event to syslog too, one JSON line each
+                         (local0.info; lost events local0.warning)
+      --syslog-facility F
+                         facility of --syslog-events (default: local0)
   -q, --quiet            no log lines on stderr (errors are still printed)
   -v, --version          print the version and exit
   -h, --help             print this help and exit
@@ -71,11 +85,13 @@ export interface DaemonOptions {
   slowClient: 'drop' | 'disconnect';
   rcvbuf: number;
   quiet: boolean;
+  metrics: MetricsAddress | null;
+  syslog: SyslogConfig | null;
 }
 
-const STRING_FLAGS = ['events', 'clients', 'socket', 'tcp', 'auth', 'auth-file', 'bind', 'socket-mode', 'socket-group', 'slow-client', 'rcvbuf', 'format'];
+const STRING_FLAGS = ['events', 'clients', 'socket', 'tcp', 'auth', 'auth-file', 'bind', 'socket-mode', 'socket-group', 'slow-client', 'rcvbuf', 'format', 'metrics', 'syslog-socket', 'syslog-target', 'syslog-facility'];
 const TLS_FLAGS = ['tls-cert', 'tls-key', 'tls-ca'];
-const BOOLEAN_FLAGS = ['direct', 'threads', 'quiet', 'version', 'help'];
+const BOOLEAN_FLAGS = ['direct', 'threads', 'quiet', 'version', 'help', 'syslog', 'syslog-events'];
 const SHORT: Record<string, string> = { e: 'events', c: 'clients', s: 'socket', t: 'tcp', a: 'auth', d: 'direct', h: 'help', q: 'quiet', v: 'version' };
 
 /** Parses the daemon's arguments. Returns 'help' or 'version' for those flags; throws UsageError. */
@@ -113,6 +129,9 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   const groupText = str('socket-group');
   const rcvbufText = str('rcvbuf');
   const rcvbuf = rcvbufText === undefined ? 8 << 20 : wholeNumber(rcvbufText, 'rcvbuf', 1, 0x7fffffff);
+  const metricsText = str('metrics');
+  const metrics = metricsText === undefined ? null : parseMetricsAddress(metricsText);
+  const syslog = syslogConfig(flags);
 
   let tcp: DaemonOptions['tcp'] = null;
   const auth = str('auth');
@@ -163,6 +182,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     slowClient: slowText === 'disconnect' ? 'disconnect' : 'drop',
     rcvbuf,
     quiet: flags.on('quiet'),
+    metrics,
+    syslog,
   };
 }
 
@@ -226,13 +247,33 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const o = opts;
+  let sys: SyslogSender | null = null;
   const log = (line: string): void => {
     if (!o.quiet) process.stderr.write(`${NAME}: ${line}\n`);
+    sys?.log(line, 'info');
   };
   const fail = (line: string): void => {
     process.stderr.write(`${NAME}: ${line}\n`);
+    sys?.log(line, 'err');
   };
+  if (o.syslog) {
+    try {
+      sys = new SyslogSender({ ...o.syslog, report: (line) => process.stderr.write(`${NAME}: ${line}\n`) });
+    } catch (err) {
+      fail((err as Error).message);
+      return 1;
+    }
+    log(`syslog: sending log lines${o.syslog.events ? ' and events' : ''} to ${targetText(o.syslog.target)}`);
+  }
+  try {
+    return await daemon(o, log, fail, sys);
+  } finally {
+    await sys?.close();
+  }
+}
 
+/** The daemon proper, between parsing and the syslog sender's last flush. */
+async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line: string) => void, sys: SyslogSender | null): Promise<number> {
   // Signals are handled from the start: one that arrives while starting up stops the
   // daemon as soon as it is up; SIGHUP never kills it.
   let stopper: (() => void) | null = null;
@@ -268,13 +309,25 @@ export async function main(argv: string[]): Promise<number> {
       return e.code === 'EADDRINUSE' && o.tcp && !/socket/i.test(e.message) ? 2 : e.code === 'EINVAL' || e.code === 'ENOPASSWORD' ? 2 : 1;
     }
   }
+  let metrics: MetricsServer | null = null;
+  if (o.metrics) {
+    try {
+      metrics = await startMetrics({ ...o.metrics, connector: conn, server, syslog: sys });
+    } catch (err) {
+      fail((err as Error).message);
+      await server?.close();
+      return ['EADDRINUSE', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN'].includes((err as NodeJS.ErrnoException).code ?? '') ? 2 : 1;
+    }
+    log(`metrics at ${metrics.url}`);
+  }
+  if (sys && o.syslog?.events) conn.on('batch', sys.batch);
   if (o.direct) conn.on('batch', directWriter(o.format, log));
   conn.on('lost', (ev) => log(`lost ${ev.count} events (${ev.source})`));
   try {
     conn.start();
   } catch (err) {
     fail(err instanceof ProcConnectorError ? err.message : `cannot subscribe: ${(err as Error).message}`);
-    await server?.close();
+    await Promise.all([server?.close(), metrics?.close()]);
     return 1;
   }
   const where = [
@@ -289,7 +342,7 @@ export async function main(argv: string[]): Promise<number> {
       // Never hang on shutdown: whatever is still open after a second is abandoned.
       setTimeout(() => resolve(0), 1000).unref();
       conn.stop();
-      void Promise.resolve(server?.close()).then(
+      void Promise.all([server?.close(), metrics?.close()]).then(
         () => resolve(0),
         () => resolve(0),
       );

@@ -1,0 +1,573 @@
+/**
+ * The daemon's syslog output (`--syslog`): its own log lines and, optionally, every event,
+ * as RFC 5424 messages (`<PRI>1 TIMESTAMP HOSTNAME procMonitor PID - - MSG`).
+ *
+ * Targets:
+ * - `unix:PATH` (default `unix:/dev/log`): the local syslog socket. It is a datagram socket
+ *   under rsyslog, syslog-ng and journald, which Node.js cannot open without a native module;
+ *   so a long-lived `logger` (util-linux; `--rfc5424 --prio-prefix`) is fed one line per
+ *   message on its stdin. It speaks to datagram and stream sockets alike, and blocks there
+ *   when syslog stalls, never the daemon.
+ * - `udp://HOST:PORT`: one datagram per message (Node's dgram).
+ * - `tcp://HOST:PORT`: RFC 6587 octet-counted frames (`LEN SP MSG`) over one connection.
+ *
+ * Whatever the target, messages go through one bounded queue (1 MiB): while syslog is absent,
+ * reconnecting (1 s, doubling up to 30 s) or too slow, messages wait there, and beyond it they
+ * are dropped and counted (`stats().dropped`); the daemon never waits for syslog. Problems
+ * with syslog itself are reported through `report` (stderr), once per episode, never to syslog.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as dgram from 'node:dgram';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { UsageError, type Flags } from './args';
+import { CodedError, type ProcEvent } from './events';
+
+export type SyslogTarget = { kind: 'unix'; path: string } | { kind: 'udp' | 'tcp'; host: string; port: number };
+
+/** Syslog facilities by name (RFC 5424 table 1). */
+export const FACILITIES: Readonly<Record<string, number>> = {
+  kern: 0,
+  user: 1,
+  mail: 2,
+  daemon: 3,
+  auth: 4,
+  syslog: 5,
+  lpr: 6,
+  news: 7,
+  uucp: 8,
+  cron: 9,
+  authpriv: 10,
+  ftp: 11,
+  local0: 16,
+  local1: 17,
+  local2: 18,
+  local3: 19,
+  local4: 20,
+  local5: 21,
+  local6: 22,
+  local7: 23,
+};
+
+/** Severities (RFC 5424 table 2). */
+export const SEVERITIES = { emerg: 0, alert: 1, crit: 2, err: 3, warning: 4, notice: 5, info: 6, debug: 7 } as const;
+export type Severity = keyof typeof SEVERITIES;
+
+export const DEFAULT_SYSLOG_SOCKET = '/dev/log';
+export const DEFAULT_EVENT_FACILITY = 'local0';
+/** Facility of the daemon's own log lines. */
+export const LOG_FACILITY = FACILITIES.daemon as number;
+export const APP_NAME = 'procMonitor';
+/** Longest message sent, bytes, header included (rsyslog's default limit is 8 KiB). */
+export const MAX_MESSAGE_BYTES = 8192;
+/** Bytes kept for syslog at most while it is absent or slow; beyond, messages are dropped. */
+export const QUEUE_BYTES = 1 << 20;
+
+const MAX_MSG_BYTES = MAX_MESSAGE_BYTES - 512; // room for the header logger or we put in front
+const HIGH_WATER = 64 * 1024; // bytes handed to the pipe/socket beyond which we keep them queued
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 30000;
+/** Trouble with syslog is reported on stderr once per this at most. */
+const REPORT_EVERY_MS = 60000;
+/** A connection up this long is taken as working (retry delay reset, trouble over). */
+const STABLE_MS = 2000;
+/** logger connects to the socket before it reads a line; alive this long means it did. */
+const LOGGER_SETTLE_MS = 100;
+
+/** A syslog setup problem (`ENOLOGGER`: no usable logger(1) for a unix target). */
+export class SyslogError extends CodedError {}
+
+/** Parses `unix:PATH`, `udp://HOST:PORT` or `tcp://HOST:PORT`; throws a UsageError. */
+export function parseSyslogTarget(text: string, flag = '--syslog-target'): SyslogTarget {
+  if (text.startsWith('unix:')) {
+    const p = text.slice(5);
+    if (!p.startsWith('/')) throw new UsageError(`${flag}: unix:PATH needs an absolute path, got "${text}"`);
+    return { kind: 'unix', path: p };
+  }
+  const m = /^(udp|tcp):\/\/(?:\[([0-9A-Fa-f:.]+)\]|([^:/[\]\s]+)):(\d{1,5})\/?$/.exec(text);
+  if (!m) throw new UsageError(`${flag} must be unix:PATH, udp://HOST:PORT or tcp://HOST:PORT, got "${text}"`);
+  const port = Number(m[4]);
+  if (port < 1 || port > 65535) throw new UsageError(`${flag}: the port must be from 1 to 65535, got "${m[4]}"`);
+  return { kind: m[1] as 'udp' | 'tcp', host: (m[2] ?? m[3]) as string, port };
+}
+
+/** A facility name (or number 0-23) as its number; throws a UsageError. */
+export function parseFacility(text: string, flag = '--syslog-facility'): number {
+  const f = /^\d+$/.test(text) ? Number(text) : FACILITIES[text.toLowerCase()];
+  if (f === undefined || f > 23) throw new UsageError(`${flag}: unknown facility "${text}" (known: ${Object.keys(FACILITIES).join(', ')})`);
+  return f;
+}
+
+/** What the daemon's --syslog flags ask for. */
+export interface SyslogConfig {
+  target: SyslogTarget;
+  /** Every event too (--syslog-events), not only the log lines. */
+  events: boolean;
+  eventFacility: number;
+}
+
+/**
+ * Reads --syslog, --syslog-socket, --syslog-target, --syslog-events and --syslog-facility;
+ * null without --syslog. Throws a UsageError.
+ */
+export function syslogConfig(flags: Flags): SyslogConfig | null {
+  const socket = flags.str('syslog-socket');
+  const target = flags.str('syslog-target');
+  const facility = flags.str('syslog-facility');
+  const events = flags.on('syslog-events');
+  if (!flags.on('syslog')) {
+    const stray = socket !== undefined ? 'socket' : target !== undefined ? 'target' : events ? 'events' : facility !== undefined ? 'facility' : null;
+    if (stray) throw new UsageError(`--syslog-${stray} needs --syslog`);
+    return null;
+  }
+  if (socket !== undefined && target !== undefined) throw new UsageError('give either --syslog-socket or --syslog-target, not both');
+  if (facility !== undefined && !events) throw new UsageError('--syslog-facility applies to --syslog-events');
+  return {
+    target: target !== undefined ? parseSyslogTarget(target) : { kind: 'unix', path: path.resolve(socket ?? DEFAULT_SYSLOG_SOCKET) },
+    events,
+    eventFacility: parseFacility(facility ?? DEFAULT_EVENT_FACILITY),
+  };
+}
+
+export function targetText(t: SyslogTarget): string {
+  return t.kind === 'unix' ? `unix:${t.path}` : `${t.kind}://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`;
+}
+
+export interface SyslogOptions {
+  target: SyslogTarget;
+  /** Facility of events (`send(event(...))`); log lines use `daemon`. Default local0. */
+  eventFacility?: number;
+  /** Receives one line per syslog problem (unreachable, dropping, back); never sent to syslog. */
+  report?: (line: string) => void;
+}
+
+export interface SyslogStats {
+  target: string;
+  /** Messages handed to the transport (logger's stdin, the socket). */
+  sent: number;
+  /** Messages dropped: the queue was full, or a write failed. */
+  dropped: number;
+  /** Bytes waiting in this process. */
+  queuedBytes: number;
+  /** Whether the target is reachable now, as far as is known. */
+  connected: boolean;
+}
+
+/** One line of text as a syslog message body: no control characters, at most MAX_MSG_BYTES. */
+function cleanText(line: string): string {
+  // eslint-disable-next-line no-control-regex
+  let s = line.replace(/[\x00-\x1f\x7f]+/g, ' ');
+  if (Buffer.byteLength(s) > MAX_MSG_BYTES) s = Buffer.from(s).subarray(0, MAX_MSG_BYTES - 3).toString('utf8').replace(/\uFFFD$/, '') + '...';
+  return s;
+}
+
+/**
+ * An event as one JSON line (no newline). One too long for a syslog message keeps its valid
+ * JSON: `argv` is emptied, `cmdline` cut, and `"truncated": true` added.
+ */
+export function eventMessage(ev: ProcEvent): string {
+  const line = JSON.stringify(ev);
+  if (Buffer.byteLength(line) <= MAX_MSG_BYTES) return line;
+  const short: Record<string, unknown> = { ...ev, truncated: true };
+  if (Array.isArray(short.argv)) short.argv = [];
+  const fixed = JSON.stringify({ ...short, cmdline: '' });
+  if (typeof short.cmdline === 'string') {
+    const room = MAX_MSG_BYTES - Buffer.byteLength(fixed) - 16;
+    let cut = short.cmdline.slice(0, Math.max(0, room));
+    while (cut && Buffer.byteLength(JSON.stringify(cut)) > room) cut = cut.slice(0, Math.floor(cut.length * 0.9));
+    short.cmdline = cut;
+  }
+  const out = JSON.stringify(short);
+  return Buffer.byteLength(out) <= MAX_MSG_BYTES ? out : JSON.stringify({ event: ev.event, time: ev.time, truncated: true });
+}
+
+/** RFC 5424 HOSTNAME: printable US-ASCII without spaces, at most 255, else "-". */
+function rfcHostname(): string {
+  const h = os.hostname().replace(/[^\x21-\x7e]/g, '').slice(0, 255);
+  return h || '-';
+}
+
+/** Checks that logger(1) can do what the unix target needs; throws a SyslogError. */
+function checkLogger(): void {
+  const r = spawnSync('logger', ['--help'], { encoding: 'utf8', timeout: 5000, env: { ...process.env, LC_ALL: 'C' } });
+  if (r.error) {
+    throw new SyslogError('ENOLOGGER', `--syslog to a unix socket needs logger(1) from util-linux: ${(r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found on the PATH' : r.error.message}`);
+  }
+  const help = `${r.stdout}${r.stderr}`;
+  if (!help.includes('--rfc5424') || !help.includes('--prio-prefix')) {
+    throw new SyslogError('ENOLOGGER', '--syslog to a unix socket needs logger(1) from util-linux 2.26 or later (with --rfc5424 and --prio-prefix); this one is another');
+  }
+}
+
+interface Transport {
+  /** Whether messages may be handed over now. */
+  ready(): boolean;
+  /** Bytes handed over and not yet taken by the other side (pipe or socket buffer). */
+  backlog(): number;
+  /** Hands one message over; `done(false)` if it failed. */
+  write(msg: Buffer, done: (ok: boolean) => void): void;
+  close(): Promise<void>;
+}
+
+/** Sends the daemon's log lines and events to syslog without ever waiting for it. */
+export class SyslogSender {
+  readonly target: SyslogTarget;
+  private readonly eventFacility: number;
+  private readonly report: (line: string) => void;
+  private readonly hostname = rfcHostname();
+  private readonly name: string;
+  private queue: Buffer[] = [];
+  private queueHead = 0;
+  private queuedBytes = 0;
+  private sent = 0;
+  private dropped = 0;
+  /** Dropped since the problem episode began (reported when it ends). */
+  private episodeDropped = 0;
+  /** What is wrong now: syslog unreachable ('down') or not keeping up ('slow'); reported once each time. */
+  private problem: 'down' | 'slow' | null = null;
+  private lastTrouble = -Infinity;
+  private quietEpisode = false;
+  private transport: Transport | null = null;
+  private retryMs = RETRY_MIN_MS;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private stableTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(options: SyslogOptions) {
+    this.target = options.target;
+    this.eventFacility = options.eventFacility ?? (FACILITIES[DEFAULT_EVENT_FACILITY] as number);
+    this.report = options.report ?? (() => undefined);
+    this.name = `syslog ${targetText(this.target)}`;
+    if (this.target.kind === 'unix') checkLogger();
+    this.connect();
+  }
+
+  /** Sends one of the daemon's log lines (facility daemon). */
+  log(line: string, severity: Severity = 'info'): void {
+    this.enqueue(LOG_FACILITY * 8 + SEVERITIES[severity], cleanText(line));
+  }
+
+  /** Sends one event as a JSON line (the event facility; `lost` as warning, the rest as info). */
+  event(ev: ProcEvent): void {
+    this.enqueue(this.eventFacility * 8 + (ev.event === 'lost' ? SEVERITIES.warning : SEVERITIES.info), eventMessage(ev));
+  }
+
+  /** Sends every event of a batch: a `'batch'` listener. */
+  readonly batch = (batch: ProcEvent[]): void => {
+    for (const ev of batch) this.event(ev);
+  };
+
+  stats(): SyslogStats {
+    return {
+      target: targetText(this.target),
+      sent: this.sent,
+      dropped: this.dropped,
+      queuedBytes: this.queuedBytes,
+      connected: this.transport?.ready() ?? false,
+    };
+  }
+
+  /**
+   * Hands over what is queued (if syslog takes it within `graceMs`), then closes. Never takes
+   * longer than `graceMs` (plus a moment to kill a stuck logger). Idempotent.
+   */
+  async close(graceMs = 250): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.stableTimer) clearTimeout(this.stableTimer);
+    this.retryTimer = null;
+    this.stableTimer = null;
+    const deadline = Date.now() + graceMs;
+    // Wait for a transport still connecting, and for what is queued to be taken.
+    for (let t = this.transport; t && (!t.ready() || this.queuedBytes > 0 || t.backlog() > 0) && Date.now() < deadline; t = this.transport) {
+      this.pump();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const t = this.transport;
+    this.transport = null;
+    this.drop(this.queue.length - this.queueHead);
+    this.queue = [];
+    this.queueHead = 0;
+    this.queuedBytes = 0;
+    await t?.close();
+    if (this.dropped > 0) this.report(`${this.name}: ${this.dropped} messages dropped in all (${this.sent} sent)`);
+  }
+
+  // ------------------------------------------------------------------ queue
+
+  private enqueue(pri: number, msg: string): void {
+    if (this.closed) return;
+    // logger(1) writes the header itself from the <PRI> prefix; for sockets it is ours.
+    const text =
+      this.target.kind === 'unix'
+        ? `<${pri}>${msg}\n`
+        : `<${pri}>1 ${new Date().toISOString()} ${this.hostname} ${APP_NAME} ${process.pid} - - ${msg}`;
+    let buf = Buffer.from(text, 'utf8');
+    if (this.target.kind === 'tcp') buf = Buffer.concat([Buffer.from(`${buf.length} `), buf]);
+    if (this.queuedBytes + buf.length > QUEUE_BYTES) {
+      if (!this.problem) this.setProblem('slow', `not keeping up (${QUEUE_BYTES >> 10} KiB waiting); dropping messages until it does`);
+      this.drop(1);
+      return;
+    }
+    this.queue.push(buf);
+    this.queuedBytes += buf.length;
+    this.pump();
+  }
+
+  private drop(n: number): void {
+    this.dropped += n;
+    this.episodeDropped += n;
+  }
+
+  /** Moves queued messages to the transport while it takes them. */
+  private pump(): void {
+    const t = this.transport;
+    if (!t || !t.ready()) return;
+    while (this.queueHead < this.queue.length && t.backlog() < HIGH_WATER) {
+      const buf = this.queue[this.queueHead++] as Buffer;
+      this.queuedBytes -= buf.length;
+      t.write(buf, (ok) => {
+        if (ok) this.sent++;
+        else this.drop(1);
+      });
+    }
+    if (this.queueHead === this.queue.length) {
+      this.queue = [];
+      this.queueHead = 0;
+    } else if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+    if (this.problem === 'slow' && this.queuedBytes < QUEUE_BYTES / 2) this.clearProblem();
+  }
+
+  private setProblem(kind: 'down' | 'slow', what: string): void {
+    if (this.problem === null) {
+      this.episodeDropped = 0;
+      // A syslog that keeps coming and going (a UDP target nobody listens on, say) is
+      // reported once a minute at most: trouble soon after the last is not reported.
+      this.quietEpisode = Date.now() - this.lastTrouble < REPORT_EVERY_MS;
+    }
+    this.problem = kind;
+    this.lastTrouble = Date.now();
+    if (!this.quietEpisode) this.report(`${this.name}: ${what}`);
+  }
+
+  private clearProblem(): void {
+    if (!this.problem) return;
+    this.problem = null;
+    this.lastTrouble = Date.now();
+    const n = this.episodeDropped;
+    this.episodeDropped = 0;
+    if (!this.quietEpisode) this.report(`${this.name}: sending again${n ? ` (${n} messages dropped meanwhile)` : ''}`);
+  }
+
+  // ------------------------------------------------------------------ connection
+
+  private connect(): void {
+    if (this.closed) return;
+    const onReady = (): void => {
+      this.pump();
+      // Up for a while (not just accepted, then refused at once): back to the short retry, and
+      // the trouble is over.
+      this.stableTimer = setTimeout(() => {
+        this.stableTimer = null;
+        if (this.transport !== t || !t.ready()) return;
+        this.retryMs = RETRY_MIN_MS;
+        if (this.problem !== 'down') return;
+        if (this.queuedBytes < QUEUE_BYTES / 2) this.clearProblem();
+        else this.problem = 'slow'; // reachable again: "sending again" once the backlog is worked off
+      }, STABLE_MS);
+      this.stableTimer.unref();
+    };
+    const onDown = (why: string): void => {
+      if (this.transport !== t) return;
+      this.transport = null;
+      if (this.stableTimer) clearTimeout(this.stableTimer);
+      this.stableTimer = null;
+      if (this.closed) return;
+      if (this.problem !== 'down') this.setProblem('down', `${why}; retrying (messages wait, up to ${QUEUE_BYTES >> 10} KiB, then are dropped and counted)`);
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        this.connect();
+      }, this.retryMs);
+      this.retryTimer.unref();
+      this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+    };
+    const events = { onReady, onDown, onDrain: () => this.pump() };
+    const t: Transport =
+      this.target.kind === 'unix'
+        ? loggerTransport(this.target.path, events)
+        : this.target.kind === 'tcp'
+          ? tcpTransport(this.target.host, this.target.port, events)
+          : udpTransport(this.target.host, this.target.port, events);
+    this.transport = t;
+  }
+}
+
+interface TransportEvents {
+  onReady(): void;
+  onDown(why: string): void;
+  onDrain(): void;
+}
+
+/** logger(1) on a unix socket, fed one `<PRI>message` line at a time. */
+function loggerTransport(socketPath: string, ev: TransportEvents): Transport {
+  const args = ['--rfc5424=notq', '--prio-prefix', '-t', APP_NAME, `--id=${process.pid}`, '-u', socketPath, '--socket-errors=on', '--size', String(MAX_MESSAGE_BYTES)];
+  let child: ChildProcess | null = null;
+  let ready = false;
+  let down = false;
+  let stderr = '';
+  const fail = (why: string): void => {
+    if (down) return;
+    down = true;
+    ready = false;
+    ev.onDown(why);
+  };
+  try {
+    child = spawn('logger', args, { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+  } catch (err) {
+    setImmediate(() => fail(`cannot run logger: ${(err as Error).message}`));
+  }
+  const cp = child;
+  let settle: NodeJS.Timeout | null = null;
+  if (cp) {
+    cp.stderr?.setEncoding('utf8');
+    cp.stderr?.on('data', (d: string) => {
+      stderr = (stderr + d).slice(-1000);
+    });
+    cp.stdin?.on('error', () => undefined); // EPIPE when it died: 'exit' tells
+    cp.stdin?.on('drain', () => ev.onDrain());
+    cp.on('error', (err) => fail(`cannot run logger: ${err.message}`));
+    cp.on('exit', (code, signal) => {
+      if (settle) clearTimeout(settle);
+      const said = stderr.trim().split('\n').pop();
+      fail(said ? said.replace(/^logger: /, '') : `logger exited (${signal ?? `status ${code}`})`);
+    });
+    settle = setTimeout(() => {
+      settle = null;
+      if (down) return;
+      ready = true;
+      ev.onReady();
+    }, LOGGER_SETTLE_MS);
+    settle.unref();
+  }
+  return {
+    ready: () => ready,
+    backlog: () => cp?.stdin?.writableLength ?? 0,
+    write(msg, done) {
+      const stdin = cp?.stdin;
+      if (!stdin || stdin.destroyed) return done(false);
+      stdin.write(msg, (err) => done(!err));
+    },
+    close() {
+      ready = false;
+      down = true;
+      if (settle) clearTimeout(settle);
+      if (!cp || cp.exitCode !== null || cp.signalCode !== null) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        // It exits once it has read everything; a logger stuck on a stalled syslog is killed.
+        const kill = setTimeout(() => cp.kill('SIGKILL'), 250);
+        cp.once('exit', () => {
+          clearTimeout(kill);
+          resolve();
+        });
+        cp.stdin?.end();
+      });
+    },
+  };
+}
+
+/** RFC 6587 octet-counted frames over TCP. */
+function tcpTransport(host: string, port: number, ev: TransportEvents): Transport {
+  let ready = false;
+  let down = false;
+  const sock = net.createConnection({ host, port });
+  sock.setNoDelay(true);
+  sock.setTimeout(5000); // connecting
+  sock.on('connect', () => {
+    sock.setTimeout(0);
+    sock.setKeepAlive(true, 60000);
+    ready = true;
+    ev.onReady();
+  });
+  sock.on('timeout', () => sock.destroy(new Error('connection timed out')));
+  sock.on('drain', () => ev.onDrain());
+  sock.on('data', () => undefined); // a syslog server says nothing; whatever it says is ignored
+  let why = '';
+  sock.on('error', (err: NodeJS.ErrnoException) => (why ||= err.code ?? err.message));
+  sock.on('end', () => sock.end());
+  sock.on('close', () => {
+    ready = false;
+    if (down) return;
+    down = true;
+    ev.onDown(`connection ${why ? `failed: ${why}` : 'closed'}`);
+  });
+  return {
+    ready: () => ready,
+    backlog: () => sock.writableLength,
+    write(msg, done) {
+      if (!sock.writable) return done(false);
+      sock.write(msg, (err) => done(!err));
+    },
+    close() {
+      ready = false;
+      down = true;
+      if (sock.destroyed) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const kill = setTimeout(() => sock.destroy(), 250);
+        sock.once('close', () => {
+          clearTimeout(kill);
+          resolve();
+        });
+        sock.end();
+      });
+    },
+  };
+}
+
+/** One datagram per message (no delivery guarantee: a refusal is only known a send later). */
+function udpTransport(host: string, port: number, ev: TransportEvents): Transport {
+  let ready = false;
+  let down = false;
+  let inFlight = 0;
+  const sock = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+  const fail = (err: NodeJS.ErrnoException): void => {
+    ready = false;
+    if (down) return;
+    down = true;
+    try {
+      sock.close();
+    } catch {
+      /* closed already */
+    }
+    ev.onDown(err.code ?? err.message);
+  };
+  sock.on('error', fail);
+  sock.connect(port, host, () => {
+    ready = true;
+    ev.onReady();
+  });
+  sock.unref();
+  return {
+    ready: () => ready,
+    backlog: () => inFlight,
+    write(msg, done) {
+      inFlight += msg.length;
+      sock.send(msg, (err) => {
+        inFlight -= msg.length;
+        done(!err);
+        if (err) fail(err);
+        else if (inFlight === 0) ev.onDrain();
+      });
+    },
+    close() {
+      ready = false;
+      if (down) return Promise.resolve();
+      down = true;
+      return new Promise<void>((resolve) => sock.close(() => resolve()));
+    },
+  };
+}
