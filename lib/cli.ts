@@ -9,6 +9,8 @@ import { EVENT_NAMES, parseEventList, toLine, type ProcEvent } from './events';
 import { BroadcastServerError, createBroadcastServer, type BroadcastServer, type BroadcastServerOptions } from './server';
 import { formatEvent } from './client-cli';
 import { parseFlags, UsageError, wholeNumber } from './args';
+import { createNatsPublisher, type NatsPublisher } from './nats';
+import { natsCliOptions, NATS_FLAGS, NATS_USAGE, type NatsCliOptions } from './nats-cli';
 
 const NAME = 'procMonitor';
 export const DEFAULT_SOCKET = '/var/run/procMonitor.sock';
@@ -25,7 +27,7 @@ Options:
                          or all (default: ${DEFAULT_EVENTS})
   -c, --clients N        clients served at once, at most (default: 10)
   -s, --socket PATH      serve a Unix domain socket at PATH (default: ${DEFAULT_SOCKET};
-                         served when neither --tcp nor --direct is given, or when given)
+                         served when none of --tcp, --direct, --nats is given, or when given)
       --socket-mode MODE file mode of the socket, octal (default: 0666)
       --socket-group GRP group of the socket file (name or gid; default: unchanged)
   -t, --tcp PORT         serve TCP on PORT (1-65535); clients must send the password
@@ -40,6 +42,7 @@ Options:
       --slow-client POL  a client that reads too slowly: drop (default: it misses events
                          and gets one "lost" line with the count) or disconnect
       --rcvbuf BYTES     kernel socket receive buffer (default: 8388608)
+${NATS_USAGE}
   -q, --quiet            no log lines on stderr (errors are still printed)
   -v, --version          print the version and exit
   -h, --help             print this help and exit
@@ -67,9 +70,10 @@ export interface DaemonOptions {
   slowClient: 'drop' | 'disconnect';
   rcvbuf: number;
   quiet: boolean;
+  nats: NatsCliOptions | null;
 }
 
-const STRING_FLAGS = ['events', 'clients', 'socket', 'tcp', 'auth', 'auth-file', 'bind', 'socket-mode', 'socket-group', 'slow-client', 'rcvbuf', 'format'];
+const STRING_FLAGS = ['events', 'clients', 'socket', 'tcp', 'auth', 'auth-file', 'bind', 'socket-mode', 'socket-group', 'slow-client', 'rcvbuf', 'format', ...NATS_FLAGS];
 const BOOLEAN_FLAGS = ['direct', 'threads', 'quiet', 'version', 'help'];
 const SHORT: Record<string, string> = { e: 'events', c: 'clients', s: 'socket', t: 'tcp', a: 'auth', d: 'direct', h: 'help', q: 'quiet', v: 'version' };
 
@@ -135,8 +139,9 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   } else if (auth !== undefined || authFile !== undefined || bind !== undefined) {
     throw new UsageError(`${auth !== undefined ? '--auth' : authFile !== undefined ? '--auth-file' : '--bind'} needs --tcp PORT`);
   }
-  // The Unix socket is served by default, or when asked for next to --tcp / --direct.
-  const socket = socketText ?? (!direct && !tcp ? DEFAULT_SOCKET : null);
+  const nats = natsCliOptions(flags);
+  // The Unix socket is served by default, or when asked for next to --tcp / --direct / --nats.
+  const socket = socketText ?? (!direct && !tcp && !nats ? DEFAULT_SOCKET : null);
   if (!socket && (modeText !== undefined || groupText !== undefined)) {
     throw new UsageError('--socket-mode and --socket-group need a Unix socket (--socket PATH)');
   }
@@ -153,6 +158,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     slowClient: slowText === 'disconnect' ? 'disconnect' : 'drop',
     rcvbuf,
     quiet: flags.on('quiet'),
+    nats,
   };
 }
 
@@ -267,10 +273,21 @@ export async function main(argv: string[]): Promise<number> {
     await server?.close();
     return 1;
   }
+  // NATS never stops the daemon: a server that is down is retried forever (see lib/nats.ts).
+  let nats: NatsPublisher | null = null;
+  try {
+    nats = o.nats ? createNatsPublisher({ source: conn, ...o.nats, log }).start() : null;
+  } catch (err) {
+    fail((err as Error).message);
+    conn.stop();
+    await server?.close();
+    return 1;
+  }
   const where = [
     o.socket ? `unix:${o.socket}` : null,
     o.tcp ? `tcp:${o.tcp.host}:${server?.address().tcp?.port ?? o.tcp.port}` : null,
     o.direct ? 'stdout' : null,
+    nats ? `nats:${nats.servers.join(',')}` : null,
   ].filter(Boolean);
   log(`watching ${o.events.join(',')}${o.threads ? ' (with threads)' : ''}, serving ${where.join(' and ')}${server ? `, ${o.clients} clients at most` : ''}`);
 
@@ -279,7 +296,7 @@ export async function main(argv: string[]): Promise<number> {
       // Never hang on shutdown: whatever is still open after a second is abandoned.
       setTimeout(() => resolve(0), 1000).unref();
       conn.stop();
-      void Promise.resolve(server?.close()).then(
+      void Promise.all([server?.close(), nats?.close()]).then(
         () => resolve(0),
         () => resolve(0),
       );
