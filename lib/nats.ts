@@ -487,6 +487,7 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
   }
 
   private sleep(ms: number): Promise<void> {
+    if (this.stopped) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.sleeper = null;

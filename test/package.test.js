@@ -113,7 +113,7 @@ test('installs with --ignore-scripts and no compiler on the PATH', () => {
   assert.ok(fs.existsSync(path.join(installed, 'package.json')));
   assert.ok(!fs.existsSync(path.join(installed, 'build')), 'nothing was built');
   const deps = fs.readdirSync(path.join(app, 'node_modules')).filter((d) => !d.startsWith('.')).sort();
-  assert.deepEqual(deps, ['mri', 'node-addon-api', 'node-gyp-build', 'procmonitor']);
+  assert.deepEqual(deps, ['mri', 'nats', 'nkeys.js', 'node-addon-api', 'node-gyp-build', 'procmonitor', 'tweetnacl']);
 });
 
 test('require: the prebuild is loaded and ProcConnector receives a real exec event', () => {
