@@ -436,7 +436,7 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
     this.state = 'connecting';
     this.source.on('batch', this.onBatch);
     this.log(`connecting to ${this.servers.join(', ')} (subjects ${this.subjectPrefix}.${this.host}.<event>${this.stream ? `, JetStream stream ${this.stream}` : ''})`);
-    void this.run(nats);
+    this.run(nats).catch((err: unknown) => this.log(`stopped: ${errText(err)}`));
     return this;
   }
 
@@ -477,7 +477,16 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
   }
 
   private fail(err: Error): void {
-    if (this.listenerCount('error') > 0) this.emit('error', err);
+    if (this.listenerCount('error') > 0) this.tell('error', err);
+  }
+
+  /** Emits to the user's listeners; one that throws is logged and never breaks the publisher. */
+  private tell<K extends keyof NatsPublisherEvents>(name: K, ...args: NatsPublisherEvents[K]): void {
+    try {
+      (this.emit as (n: string, ...a: unknown[]) => boolean)(name, ...args);
+    } catch (err) {
+      this.log(`a '${name}' listener threw: ${errText(err)}`);
+    }
   }
 
   private delayFor(attempt: number): number {
@@ -528,7 +537,7 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
         const wait = this.delayFor(attempt);
         if (isPow2(attempt)) this.log(`cannot connect to ${this.servers.join(', ')}: ${errText(err)}; retrying in ${(wait / 1000).toFixed(1)} s (attempt ${attempt})`);
         this.fail(err instanceof Error ? err : new Error(String(err)));
-        this.emit('reconnecting', this.servers.join(','), attempt);
+        this.tell('reconnecting', this.servers.join(','), attempt);
         await this.sleep(wait);
         continue;
       }
@@ -542,7 +551,7 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
       this.js = this.stream ? nc.jetstream({ timeout: this.ackTimeoutMs }) : null;
       void this.watch(nc);
       this.log(`connected to ${this.server}`);
-      void this.becomeReady(nc, ++this.gen);
+      this.becomeReady(nc, ++this.gen).catch((err: unknown) => this.log(`${errText(err)}`));
       const why = await nc.closed();
       if (this.nc === nc) {
         this.nc = null;
@@ -566,19 +575,19 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
             this.log(`disconnected from ${data}; holding up to ${this.maxPending} bytes of events meanwhile`);
             this.lostConnection();
             this.state = 'disconnected';
-            this.emit('disconnect', data);
+            this.tell('disconnect', data);
             break;
           case 'reconnecting':
             this.reconnectAttempt++;
             if (isPow2(this.reconnectAttempt)) this.log(`reconnecting to ${data} (attempt ${this.reconnectAttempt})`);
-            this.emit('reconnecting', data, this.reconnectAttempt);
+            this.tell('reconnecting', data, this.reconnectAttempt);
             break;
           case 'reconnect':
             this.reconnectAttempt = 0;
             this.counters.reconnects++;
             this.server = nc.getServer();
             this.log(`reconnected to ${this.server}`);
-            void this.becomeReady(nc, ++this.gen);
+            this.becomeReady(nc, ++this.gen).catch((err: unknown) => this.log(`${errText(err)}`));
             break;
           case 'error':
             this.log(`server error: ${data}`);
@@ -624,7 +633,7 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
     }
     this.ready = true;
     this.state = 'connected';
-    this.emit('connect', this.server ?? '');
+    this.tell('connect', this.server ?? '');
     this.drain();
   }
 
@@ -684,7 +693,7 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
     this.qHead = 0;
     this.qBytes = 0;
     if (wasStarted) this.log('closed');
-    this.emit('close');
+    this.tell('close');
   }
 
   // ----- the event path -----
@@ -695,6 +704,12 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
 
   private take(batch: ProcEvent[]): void {
     for (const ev of batch) {
+      if (this.dropping && !this.recovered()) {
+        // Not even serialised: an outage costs next to nothing per event.
+        this.missed++;
+        this.counters.dropped++;
+        continue;
+      }
       const data = Buffer.from(toLine(ev));
       this.offer({ subject: this.subject(ev.event), data, units: 1, events: 1 });
     }
@@ -742,7 +757,7 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
     this.counters.lostReports++;
     this.log(`reporting ${ev.count} lost events`);
     this.send({ subject: this.subject('lost'), data: Buffer.from(toLine(ev)), units: ev.count, events: 0 });
-    this.emit('lost', ev);
+    this.tell('lost', ev);
   }
 
   private drain(): void {
@@ -815,7 +830,7 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
     // No responders: the stream is gone (deleted, or a server without its storage): make it again.
     if (this.stream && code === '503' && this.ready && this.nc) {
       this.ready = false;
-      void this.becomeReady(this.nc, ++this.gen);
+      this.becomeReady(this.nc, ++this.gen).catch((e: unknown) => this.log(`${errText(e)}`));
     }
     const now = Date.now();
     if (now - this.failedLogged > 10000) {

@@ -57,9 +57,9 @@ async function until(check, what, timeoutMs = 20000) {
 }
 
 /** Starts nats-server on 127.0.0.1:port (JetStream with storage in `jsDir` when given); resolves once it is ready. */
-async function natsServer(port, jsDir) {
+async function natsServer(port, jsDir, extra = []) {
   if (!NATS_SERVER) throw new Error('nats-server is not installed: apt-get install nats-server (required in CI)');
-  const args = ['-a', '127.0.0.1', '-p', String(port), ...(jsDir ? ['-js', '-sd', jsDir] : [])];
+  const args = ['-a', '127.0.0.1', '-p', String(port), ...(jsDir ? ['-js', '-sd', jsDir] : []), ...extra];
   const cp = spawn(NATS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   cp.log = '';
   cp.stdout.on('data', (d) => (cp.log += d));
@@ -76,8 +76,8 @@ async function natsServer(port, jsDir) {
 }
 
 /** Starts the daemon; resolves once it logged that it is watching. */
-async function daemon(args) {
-  const cp = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function daemon(args, env = {}) {
+  const cp = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   cp.out = '';
   cp.err = '';
   cp.stdout.on('data', (d) => (cp.out += d));
@@ -303,6 +303,33 @@ test('--nats-subject and --nats-name; --nats repeated and comma-separated with a
   assert.equal(ex.subject, 'org.pm.web-1_example_com.exec');
   assert.match(cp.err, new RegExp(`connecting to nats://127\\.0\\.0\\.1:${dead}, nats://127\\.0\\.0\\.1:${port}, nats://127\\.0\\.0\\.1:${dead} \\(subjects org\\.pm\\.web-1_example_com\\.<event>\\)`));
   assert.equal((await cp.stop()).code, 0);
+});
+
+test('credentials in the URL and TLS (tls://): events flow, the password is never logged; a wrong password is retried, not fatal', T, async () => {
+  const dir = tmpdir();
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const port = await freePort();
+  await natsServer(port, null, ['--user', 'pm', '--pass', 's3cret!', '--tls', '--tlscert', cert, '--tlskey', key]);
+  // A host name, not an IP address: the nats client checks the certificate against the name.
+  const nc = await client(port, { servers: `localhost:${port}`, user: 'pm', pass: 's3cret!', tls: { ca: fs.readFileSync(cert) } });
+  const got = await record(nc, 'procmon.>');
+  const env = { NODE_EXTRA_CA_CERTS: cert };
+  const cp = await daemon(['--nats', `tls://pm:s3cret%21@localhost:${port}`, '--direct', '-e', 'exec'], env);
+  await logged(cp, /nats: connected to /);
+  const { pid } = await run('/bin/true', []);
+  await until(() => got.msgs.some((m) => m.ev.event === 'exec' && m.ev.pid === pid), `exec of ${pid} over TLS`);
+  assert.match(cp.err, new RegExp(`connecting to tls://localhost:${port} `));
+  assert.doesNotMatch(cp.err, /s3cret/);
+  assert.equal((await cp.stop()).code, 0);
+
+  const bad = await daemon(['--nats', `tls://pm:wrong@localhost:${port}`, '--direct', '-e', 'exec'], env);
+  await logged(bad, /nats: cannot connect to tls:\/\/localhost:\d+: .*(Authorization|AUTHORIZATION).*\(attempt 2\)/);
+  assert.equal(bad.exitCode, null, 'still running');
+  assert.doesNotMatch(bad.err, /wrong/);
+  assert.equal((await bad.stop()).code, 0);
 });
 
 test('NATS down when the daemon starts: it runs, serves its socket, retries, and publishes once a server is up', T, async () => {
