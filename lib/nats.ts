@@ -22,9 +22,10 @@ interface NcStatus {
   type: string;
   data: unknown;
 }
-interface NcPubAck {
-  stream: string;
-  seq: number;
+interface NcMsg {
+  subject: string;
+  data: Uint8Array;
+  headers?: { code: number; description: string };
 }
 interface NcStreamInfo {
   config: { name: string; subjects?: string[] };
@@ -36,18 +37,15 @@ interface NcJetStreamManager {
     update(name: string, cfg: { subjects: string[] }): Promise<NcStreamInfo>;
   };
 }
-interface NcJetStream {
-  publish(subject: string, data: Uint8Array, opts: { timeout: number; expect: { streamName: string } }): Promise<NcPubAck>;
-}
 interface NcConnection {
-  publish(subject: string, data: Uint8Array): void;
+  publish(subject: string, data: Uint8Array, opts?: { reply: string }): void;
+  subscribe(subject: string, opts: { callback: (err: Error | null, msg: NcMsg) => void }): unknown;
   flush(): Promise<void>;
   close(): Promise<void>;
   closed(): Promise<void | Error>;
   isClosed(): boolean;
   getServer(): string;
   status(): AsyncIterable<NcStatus>;
-  jetstream(opts: { timeout: number }): NcJetStream;
   jetstreamManager(opts: { timeout: number }): Promise<NcJetStreamManager>;
 }
 interface NcConnectOptions {
@@ -68,6 +66,7 @@ interface NcConnectOptions {
 }
 interface NatsModule {
   connect(opts: NcConnectOptions): Promise<NcConnection>;
+  createInbox(): string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -328,7 +327,8 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
 
   private state: NatsPublisherState = 'idle';
   private nc: NcConnection | null = null;
-  private js: NcJetStream | null = null;
+  /** JetStream: the subject prefix acks come back on (`INBOX.seq`), subscribed per connection. */
+  private ackInbox = '';
   /** Connected and (JetStream) the stream is in place: messages go out. */
   private ready = false;
   /** Bumped on every (re)connection and disconnection: stale async work checks it. */
@@ -352,7 +352,10 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
   private settled: Mark = { units: 0, events: 0, bytes: 0, msgs: 0 };
   private flushesOut = 0;
   private lastMarkBytes = 0;
-  // JetStream: in flight.
+  // JetStream: published, waiting for the ack (by sequence, so in order of deadline).
+  private ackSeq = 0;
+  private readonly acks = new Map<number, { m: Msg; deadline: number }>();
+  private ackTimer: NodeJS.Timeout | null = null;
   private inflight = 0;
   private inflightBytes = 0;
   private idleWaiters: Array<() => void> = [];
@@ -548,15 +551,16 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
       attempt = 0;
       this.nc = nc;
       this.server = nc.getServer();
-      this.js = this.stream ? nc.jetstream({ timeout: this.ackTimeoutMs }) : null;
+      if (this.stream) {
+        // Acks come back as replies: one subscription for all, no request object per message.
+        this.ackInbox = nats.createInbox();
+        nc.subscribe(`${this.ackInbox}.*`, { callback: (err, msg) => (err ? undefined : this.onAck(msg)) });
+      }
       void this.watch(nc);
       this.log(`connected to ${this.server}`);
       this.becomeReady(nc, ++this.gen).catch((err: unknown) => this.log(`${errText(err)}`));
       const why = await nc.closed();
-      if (this.nc === nc) {
-        this.nc = null;
-        this.js = null;
-      }
+      if (this.nc === nc) this.nc = null;
       if (this.stopped) return;
       this.lostConnection();
       this.log(`connection closed${why instanceof Error ? `: ${errText(why)}` : ''}; connecting again`);
@@ -610,6 +614,8 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
     this.ready = false;
     if (this.state === 'connected') this.state = 'disconnected';
     if (!this.stream) this.settleTo(this.pub, false);
+    // Acks for the old connection never arrive on a new one.
+    else this.writeOffAcks();
   }
 
   /** On (re)connection: ensure the stream (JetStream), then publish what waited. */
@@ -687,8 +693,8 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
     this.state = 'closed';
     this.gen++;
     this.nc = null;
-    this.js = null;
     if (nc) await nc.close().catch(() => {});
+    this.writeOffAcks();
     this.queue.length = 0;
     this.qHead = 0;
     this.qBytes = 0;
@@ -783,10 +789,9 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
       return;
     }
     if (this.stream) {
-      const js = this.js as NcJetStream;
-      let p: Promise<NcPubAck>;
+      const seq = ++this.ackSeq;
       try {
-        p = js.publish(m.subject, m.data, { timeout: this.ackTimeoutMs, expect: { streamName: this.stream } });
+        nc.publish(m.subject, m.data, { reply: `${this.ackInbox}.${seq}` });
       } catch (err) {
         this.sendFailed(m, err);
         return;
@@ -794,18 +799,11 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
       this.counters.published++;
       this.inflight++;
       this.inflightBytes += m.data.length;
-      p.then(
-        () => {
-          this.counters.confirmed++;
-          this.settleJs(m);
-        },
-        (err: unknown) => {
-          this.counters.unconfirmed += m.events;
-          this.missed += m.units;
-          this.settleJs(m);
-          this.publishFailed(err);
-        },
-      );
+      this.acks.set(seq, { m, deadline: Date.now() + this.ackTimeoutMs });
+      if (!this.ackTimer) {
+        this.ackTimer = setInterval(() => this.expireAcks(), Math.min(250, this.ackTimeoutMs));
+        this.ackTimer.unref();
+      }
       return;
     }
     try {
@@ -837,6 +835,79 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
       this.failedLogged = now;
       this.log(`publish failed: ${errText(err)} (counted as lost)`);
     }
+  }
+
+  /** A JetStream ack (or error, or "no responders"), on `INBOX.seq`. */
+  private onAck(msg: NcMsg): void {
+    const seq = Number(msg.subject.slice(msg.subject.lastIndexOf('.') + 1));
+    const e = this.acks.get(seq);
+    if (!e) return;
+    this.acks.delete(seq);
+    let failure: (Error & { code?: string }) | null = null;
+    if (msg.data.length === 0 && msg.headers?.code === 503) {
+      failure = Object.assign(new Error('no JetStream stream answered (503)'), { code: '503' });
+    } else {
+      try {
+        const r = JSON.parse(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength).toString('utf8')) as {
+          stream?: string;
+          error?: { code?: number; description?: string };
+        };
+        if (r.error) failure = Object.assign(new Error(`JetStream: ${r.error.description ?? 'error'}`), { code: String(r.error.code ?? '') });
+        else if (r.stream !== this.stream && !this.otherStreamLogged) {
+          this.otherStreamLogged = true;
+          this.log(`JetStream stream ${String(r.stream)} stored an event, not ${this.stream as string}`);
+        }
+      } catch {
+        failure = new Error('JetStream: unreadable acknowledgement');
+      }
+    }
+    this.ackDone(e.m, failure);
+  }
+
+  private otherStreamLogged = false;
+
+  private ackDone(m: Msg, failure: Error | null): void {
+    if (failure) {
+      this.counters.unconfirmed += m.events;
+      this.missed += m.units;
+    } else {
+      this.counters.confirmed++;
+    }
+    // A failure first (it may take the publisher out of service), then the accounting.
+    if (failure) this.publishFailed(failure);
+    this.settleJs(m);
+  }
+
+  /** Acks past their deadline are failures (the event may or may not be stored). */
+  private expireAcks(): void {
+    const now = Date.now();
+    for (const [seq, e] of this.acks) {
+      if (e.deadline > now) break;
+      this.acks.delete(seq);
+      this.ackDone(e.m, Object.assign(new Error(`no JetStream acknowledgement within ${this.ackTimeoutMs} ms`), { code: 'TIMEOUT' }));
+    }
+    if (this.acks.size === 0 && this.ackTimer) {
+      clearInterval(this.ackTimer);
+      this.ackTimer = null;
+    }
+  }
+
+  /** The connection is gone: acks still awaited will never come. */
+  private writeOffAcks(): void {
+    if (this.acks.size === 0) return;
+    let events = 0;
+    for (const e of this.acks.values()) {
+      events += e.m.events;
+      this.counters.unconfirmed += e.m.events;
+      this.missed += e.m.units;
+      this.settleJs(e.m);
+    }
+    this.acks.clear();
+    if (this.ackTimer) {
+      clearInterval(this.ackTimer);
+      this.ackTimer = null;
+    }
+    if (events > 0 && this.state !== 'closed') this.log(`${events} published event(s) not acknowledged before the connection broke (counted as lost)`);
   }
 
   private settleJs(m: Msg): void {

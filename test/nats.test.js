@@ -165,6 +165,13 @@ async function readStream(nc, stream, pred, what) {
   return msgs;
 }
 
+/** A publisher closed at the end whatever happens (else it would reconnect forever). */
+function publisher(opts) {
+  const p = pm.createNatsPublisher(opts);
+  cleanups.push(() => p.close());
+  return p;
+}
+
 /** A source of hand-made events for the library tests (any emitter of 'batch' is a source). */
 function execEvent(i) {
   return { event: 'exec', pid: 100000 + i, user: 'root', cmdline: `/bin/true ${i}`, time: new Date().toISOString(), ppid: 1, uid: 0, argv: ['/bin/true', String(i)], comm: 'true', exe: '/usr/bin/true' };
@@ -443,7 +450,7 @@ test('library, core NATS: a stalled server (SIGSTOP) makes events beyond the bou
   const got = await record(nc, 'lib.>');
   const source = new EventEmitter();
   const lines = [];
-  const pub = pm.createNatsPublisher({ source, servers: [`nats://127.0.0.1:${port}`], subjectPrefix: 'lib', hostname: 'h', maxPendingBytes: 2000, log: (l) => lines.push(l) });
+  const pub = publisher({ source, servers: [`nats://127.0.0.1:${port}`], subjectPrefix: 'lib', hostname: 'h', maxPendingBytes: 2000, log: (l) => lines.push(l) });
   const lostEvents = [];
   pub.on('lost', (ev) => lostEvents.push(ev));
   await new Promise((resolve) => pub.once('connect', resolve).start());
@@ -491,7 +498,7 @@ test('library, JetStream: events held while the server is down are stored after 
   const dir = tmpdir();
   const port = await freePort();
   const source = new EventEmitter();
-  const pub = pm.createNatsPublisher({
+  const pub = publisher({
     source,
     servers: `127.0.0.1:${port}`,
     subjectPrefix: 'jlib',
@@ -524,5 +531,60 @@ test('library, JetStream: events held while the server is down are stored after 
   const st = pub.stats();
   assert.equal(st.confirmed, held.queued + 1);
   assert.equal(st.unconfirmed, 0);
+  await pub.close();
+});
+
+test('library, JetStream: a stream deleted under it is made again; the events that failed meanwhile are reported exactly', T, async () => {
+  const dir = tmpdir();
+  const port = await freePort();
+  await natsServer(port, path.join(dir, 'js'));
+  const nc = await client(port);
+  const jsm = await nc.jetstreamManager();
+  const source = new EventEmitter();
+  const lines = [];
+  const pub = publisher({ source, servers: `127.0.0.1:${port}`, subjectPrefix: 'jdel', hostname: 'h', jetstream: 'JDEL', log: (l) => lines.push(l) });
+  await new Promise((resolve) => pub.once('connect', resolve).start());
+  source.emit('batch', [execEvent(0)]);
+  await until(() => pub.stats().confirmed === 1, 'the first ack');
+  await jsm.streams.delete('JDEL');
+  for (let i = 1; i <= 5; i++) source.emit('batch', [execEvent(i)]);
+  await until(() => pub.stats().lostReports === 1 && pub.stats().pendingBytes === 0, 'the stream made again and the loss reported').catch((e) => {
+    throw new Error(`${e.message}: ${JSON.stringify(pub.stats())}\n${lines.join('\n')}`);
+  });
+  source.emit('batch', [execEvent(6)]);
+  const msgs = await readStream(nc, 'JDEL', (ms) => ms.some((m) => m.ev.pid === 100006), 'the event after the report');
+  assert.deepEqual(msgs.map((m) => (m.ev.event === 'lost' ? `lost ${m.ev.count} ${m.ev.source}` : m.ev.pid - 100000)), ['lost 5 nats', 6]);
+  const st = pub.stats();
+  assert.equal(st.unconfirmed, 5);
+  assert.equal(st.dropped, 0);
+  assert.ok(lines.some((l) => /publish failed: no JetStream stream answered/.test(l)), lines.join('\n'));
+  assert.equal(lines.filter((l) => /JetStream stream JDEL created/.test(l)).length, 2, lines.join('\n'));
+  await pub.close();
+});
+
+test('library, JetStream: acks outstanding when the server dies are written off and reported exactly after it is back', T, async () => {
+  const dir = tmpdir();
+  const jsDir = path.join(dir, 'js');
+  const port = await freePort();
+  let server = await natsServer(port, jsDir);
+  const source = new EventEmitter();
+  const pub = publisher({ source, servers: `127.0.0.1:${port}`, subjectPrefix: 'jdie', hostname: 'h', jetstream: 'JDIE', reconnectMinMs: 50, reconnectMaxMs: 200 });
+  await new Promise((resolve) => pub.once('connect', resolve).start());
+  source.emit('batch', [execEvent(0), execEvent(1)]);
+  await until(() => pub.stats().confirmed === 2, 'the first acks');
+  server.kill('SIGSTOP'); // it reads nothing more, acks nothing more
+  source.emit('batch', [execEvent(2), execEvent(3), execEvent(4)]);
+  assert.equal(pub.stats().published, 5);
+  const disconnected = new Promise((resolve) => pub.once('disconnect', resolve));
+  await server.stop('SIGKILL');
+  await disconnected;
+  assert.equal(pub.stats().unconfirmed, 3);
+  source.emit('batch', [execEvent(5)]); // held until the server is back
+  assert.equal(pub.stats().queued, 1);
+  server = await natsServer(port, jsDir);
+  await until(() => pub.stats().lostReports === 1 && pub.stats().pendingBytes === 0, 'the loss reported after the restart');
+  const nc = await client(port);
+  const msgs = await readStream(nc, 'JDIE', (ms) => ms.some((m) => m.ev.event === 'lost'), 'the loss report in the stream');
+  assert.deepEqual(msgs.map((m) => (m.ev.event === 'lost' ? `lost ${m.ev.count}` : m.ev.pid - 100000)), [0, 1, 5, 'lost 3']);
   await pub.close();
 });
