@@ -116,7 +116,7 @@ export interface NatsPublisherOptions {
   log?: (line: string) => void;
 }
 
-/** `connecting` (no connection yet), `connected` (publishing), `disconnected` (reconnecting), `closed`. */
+/** `idle` (before start()), `connecting` (no connection yet), `connected` (publishing), `disconnected` (reconnecting), `closed`. */
 export type NatsPublisherState = 'idle' | 'connecting' | 'connected' | 'disconnected' | 'closed';
 
 export interface NatsPublisherStats {
