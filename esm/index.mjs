@@ -27,6 +27,12 @@ export const {
   ProcMonitorClientError,
   ProcMonitorClient,
   connect,
+  createNatsPublisher,
+  NatsPublisher,
+  NatsPublisherError,
+  natsToken,
+  parseNatsServers,
+  DEFAULT_NATS_PREFIX,
 } = cjs;
 
 export default cjs;

@@ -21,6 +21,8 @@ export interface Flags {
   on(name: string): boolean;
   /** The value of a flag, or undefined; a flag given twice or without a value is a UsageError. */
   str(name: string): string | undefined;
+  /** Every value of a repeatable flag, in order ([] when absent); an empty value is a UsageError. */
+  list(name: string): string[];
 }
 
 /**
@@ -53,6 +55,13 @@ export function parseFlags(argv: string[], spec: FlagSpec): Flags {
       if (Array.isArray(v)) throw new UsageError(`--${name} given more than once`);
       if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} needs a value`);
       return v;
+    },
+    list: (name) => {
+      const v = args[name];
+      if (v === undefined) return [];
+      const all = Array.isArray(v) ? v : [v];
+      for (const x of all) if (typeof x !== 'string' || x === '') throw new UsageError(`--${name} needs a value`);
+      return all as string[];
     },
   };
 }

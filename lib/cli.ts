@@ -11,6 +11,8 @@ import { formatEvent } from './client-cli';
 import { parseFlags, readTlsFlags, UsageError, wholeNumber } from './args';
 import { parseMetricsAddress, startMetrics, type MetricsAddress, type MetricsServer } from './metrics';
 import { SyslogSender, syslogConfig, targetText, type SyslogConfig } from './syslog';
+import { createNatsPublisher, type NatsPublisher } from './nats';
+import { natsCliOptions, NATS_FLAGS, NATS_USAGE, type NatsCliOptions } from './nats-cli';
 
 const NAME = 'procMonitor';
 export const DEFAULT_SOCKET = '/var/run/procMonitor.sock';
@@ -27,7 +29,7 @@ Options:
                          or all (default: ${DEFAULT_EVENTS})
   -c, --clients N        clients served at once, at most (default: 10)
   -s, --socket PATH      serve a Unix domain socket at PATH (default: ${DEFAULT_SOCKET};
-                         served when neither --tcp nor --direct is given, or when given)
+                         served when none of --tcp, --direct, --nats is given, or when given)
       --socket-mode MODE file mode of the socket, octal (default: 0666)
       --socket-group GRP group of the socket file (name or gid; default: unchanged)
   -t, --tcp PORT         serve TCP on PORT (1-65535); clients must send the password
@@ -58,6 +60,7 @@ Options:
                          (local0.info; lost events local0.warning)
       --syslog-facility F
                          facility of --syslog-events (default: local0)
+${NATS_USAGE}
   -q, --quiet            no log lines on stderr (errors are still printed)
   -v, --version          print the version and exit
   -h, --help             print this help and exit
@@ -87,9 +90,10 @@ export interface DaemonOptions {
   quiet: boolean;
   metrics: MetricsAddress | null;
   syslog: SyslogConfig | null;
+  nats: NatsCliOptions | null;
 }
 
-const STRING_FLAGS = ['events', 'clients', 'socket', 'tcp', 'auth', 'auth-file', 'bind', 'socket-mode', 'socket-group', 'slow-client', 'rcvbuf', 'format', 'metrics', 'syslog-socket', 'syslog-target', 'syslog-facility'];
+const STRING_FLAGS = ['events', 'clients', 'socket', 'tcp', 'auth', 'auth-file', 'bind', 'socket-mode', 'socket-group', 'slow-client', 'rcvbuf', 'format', 'metrics', 'syslog-socket', 'syslog-target', 'syslog-facility', ...NATS_FLAGS];
 const TLS_FLAGS = ['tls-cert', 'tls-key', 'tls-ca'];
 const BOOLEAN_FLAGS = ['direct', 'threads', 'quiet', 'version', 'help', 'syslog', 'syslog-events'];
 const SHORT: Record<string, string> = { e: 'events', c: 'clients', s: 'socket', t: 'tcp', a: 'auth', d: 'direct', h: 'help', q: 'quiet', v: 'version' };
@@ -164,8 +168,9 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     const first = stray.find((f): f is string => typeof f === 'string');
     if (first) throw new UsageError(`${first} needs --tcp PORT`);
   }
-  // The Unix socket is served by default, or when asked for next to --tcp / --direct.
-  const socket = socketText ?? (!direct && !tcp ? DEFAULT_SOCKET : null);
+  const nats = natsCliOptions(flags);
+  // The Unix socket is served by default, or when asked for next to --tcp / --direct / --nats.
+  const socket = socketText ?? (!direct && !tcp && !nats ? DEFAULT_SOCKET : null);
   if (!socket && (modeText !== undefined || groupText !== undefined)) {
     throw new UsageError('--socket-mode and --socket-group need a Unix socket (--socket PATH)');
   }
@@ -184,6 +189,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     quiet: flags.on('quiet'),
     metrics,
     syslog,
+    nats,
   };
 }
 
@@ -330,10 +336,21 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
     await Promise.all([server?.close(), metrics?.close()]);
     return 1;
   }
+  // NATS never stops the daemon: a server that is down is retried forever (see lib/nats.ts).
+  let nats: NatsPublisher | null = null;
+  try {
+    nats = o.nats ? createNatsPublisher({ source: conn, ...o.nats, log }).start() : null;
+  } catch (err) {
+    fail((err as Error).message);
+    conn.stop();
+    await server?.close();
+    return 1;
+  }
   const where = [
     o.socket ? `unix:${o.socket}` : null,
     o.tcp ? `tcp${o.tcp.tls ? '+tls' : ''}:${o.tcp.host}:${server?.address().tcp?.port ?? o.tcp.port}` : null,
     o.direct ? 'stdout' : null,
+    nats ? `nats:${nats.servers.join(',')}` : null,
   ].filter(Boolean);
   log(`watching ${o.events.join(',')}${o.threads ? ' (with threads)' : ''}, serving ${where.join(' and ')}${server ? `, ${o.clients} clients at most` : ''}`);
 
@@ -342,7 +359,7 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
       // Never hang on shutdown: whatever is still open after a second is abandoned.
       setTimeout(() => resolve(0), 1000).unref();
       conn.stop();
-      void Promise.all([server?.close(), metrics?.close()]).then(
+      void Promise.all([server?.close(), metrics?.close(), nats?.close()]).then(
         () => resolve(0),
         () => resolve(0),
       );

@@ -180,9 +180,10 @@ export interface LostEvent {
   count: number;
   /**
    * "kernel": the kernel dropped them (socket overflow); "queue": this process's JS thread
-   * fell too far behind the reader; "client": this client read too slowly.
+   * fell too far behind the reader; "client": this client read too slowly; "nats": the NATS
+   * publisher could not deliver them (server down or too slow; see createNatsPublisher).
    */
-  source: 'kernel' | 'queue' | 'client';
+  source: 'kernel' | 'queue' | 'client' | 'nats';
 }
 
 export type ProcEvent =

@@ -10,3 +10,18 @@ export {
 } from './connector';
 export * from './server';
 export * from './client';
+export {
+  createNatsPublisher,
+  NatsPublisher,
+  NatsPublisherError,
+  natsToken,
+  parseNatsServers,
+  DEFAULT_NATS_PREFIX,
+  type NatsPublisherOptions,
+  type NatsJetStreamOptions,
+  type NatsPublisherStats,
+  type NatsPublisherState,
+  type NatsPublisherEvents,
+  type NatsPublisherErrorCode,
+  type NatsServerAddress,
+} from './nats';

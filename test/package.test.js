@@ -113,8 +113,8 @@ test('installs with --ignore-scripts and no compiler on the PATH', () => {
   assert.ok(fs.existsSync(path.join(installed, 'package.json')));
   assert.ok(!fs.existsSync(path.join(installed, 'build')), 'nothing was built');
   const deps = fs.readdirSync(path.join(app, 'node_modules')).filter((d) => !d.startsWith('.')).sort();
-  // prom-client (and what it needs) serves the daemon's --metrics; nothing else comes along.
-  assert.deepEqual(deps, ['@opentelemetry', 'bintrees', 'mri', 'node-addon-api', 'node-gyp-build', 'procmonitor', 'prom-client', 'tdigest']);
+  // prom-client (--metrics) and nats (--nats), and what they need; nothing else comes along.
+  assert.deepEqual(deps, ['@opentelemetry', 'bintrees', 'mri', 'nats', 'nkeys.js', 'node-addon-api', 'node-gyp-build', 'procmonitor', 'prom-client', 'tdigest', 'tweetnacl']);
 });
 
 test('require: the prebuild is loaded and ProcConnector receives a real exec event', () => {
