@@ -23,6 +23,8 @@ export const {
   BroadcastServer,
   tooManyClientsLine,
   tooManyPendingLine,
+  badRequestLine,
+  MAX_REQUEST_BYTES,
   createBroadcastServer,
   ProcMonitorClientError,
   ProcMonitorClient,
