@@ -48,6 +48,12 @@ Options:
       --slow-client POL  a client that reads too slowly: drop (default: it misses events
                          and gets one "lost" line with the count) or disconnect
       --rcvbuf BYTES     kernel socket receive buffer (default: 8388608)
+      --ancestors LIST   events that carry their ancestors (parents up to init, each
+                         with pid, exec_id, comm, exe), or none (default: exec)
+      --ancestor-depth N ancestors listed at most per event, 1-1024 (default: 16)
+      --cgroups yes|no   cgroup and container_id on fork, exec, exit (default: yes)
+      --replay N         events kept for clients that resume ({"resume_from": N}) or fall
+                         behind (default: 65536); 0 turns request lines off
       --metrics HOST:PORT
                          serve Prometheus metrics at http://HOST:PORT/metrics (e.g.
                          127.0.0.1:9464; :PORT for every interface; default: off)
@@ -91,9 +97,13 @@ export interface DaemonOptions {
   metrics: MetricsAddress | null;
   syslog: SyslogConfig | null;
   nats: NatsCliOptions | null;
+  replay: number;
+  ancestors: string;
+  ancestorDepth: number;
+  cgroups: boolean;
 }
 
-const STRING_FLAGS = ['events', 'clients', 'socket', 'tcp', 'auth', 'auth-file', 'bind', 'socket-mode', 'socket-group', 'slow-client', 'rcvbuf', 'format', 'metrics', 'syslog-socket', 'syslog-target', 'syslog-facility', ...NATS_FLAGS];
+const STRING_FLAGS = ['events', 'clients', 'socket', 'tcp', 'auth', 'auth-file', 'bind', 'socket-mode', 'socket-group', 'slow-client', 'rcvbuf', 'format', 'metrics', 'syslog-socket', 'syslog-target', 'syslog-facility', 'replay', 'ancestors', 'ancestor-depth', 'cgroups', ...NATS_FLAGS];
 const TLS_FLAGS = ['tls-cert', 'tls-key', 'tls-ca'];
 const BOOLEAN_FLAGS = ['direct', 'threads', 'quiet', 'version', 'help', 'syslog', 'syslog-events'];
 const SHORT: Record<string, string> = { e: 'events', c: 'clients', s: 'socket', t: 'tcp', a: 'auth', d: 'direct', h: 'help', q: 'quiet', v: 'version' };
@@ -133,6 +143,20 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   const groupText = str('socket-group');
   const rcvbufText = str('rcvbuf');
   const rcvbuf = rcvbufText === undefined ? 8 << 20 : wholeNumber(rcvbufText, 'rcvbuf', 1, 0x7fffffff);
+  const replayText = str('replay');
+  const replay = replayText === undefined ? 65536 : wholeNumber(replayText, 'replay', 0, 16 << 20);
+  const ancestors = str('ancestors') ?? 'exec';
+  if (ancestors !== 'none') {
+    try {
+      parseEventList(ancestors);
+    } catch (err) {
+      throw new UsageError(`--ancestors: ${(err as Error).message}, or none`);
+    }
+  }
+  const depthText = str('ancestor-depth');
+  const ancestorDepth = depthText === undefined ? 16 : wholeNumber(depthText, 'ancestor-depth', 1, 1024);
+  const cgroupsText = str('cgroups');
+  if (cgroupsText !== undefined && cgroupsText !== 'yes' && cgroupsText !== 'no') throw new UsageError(`--cgroups must be yes or no, got "${cgroupsText}"`);
   const metricsText = str('metrics');
   const metrics = metricsText === undefined ? null : parseMetricsAddress(metricsText);
   const syslog = syslogConfig(flags);
@@ -186,6 +210,10 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     threads: flags.on('threads'),
     slowClient: slowText === 'disconnect' ? 'disconnect' : 'drop',
     rcvbuf,
+    replay,
+    ancestors,
+    ancestorDepth,
+    cgroups: cgroupsText !== 'no',
     quiet: flags.on('quiet'),
     metrics,
     syslog,
@@ -294,12 +322,13 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGHUP', () => log('SIGHUP ignored (SIGINT or SIGTERM stop the daemon)'));
 
-  const conn = new ProcConnector({ events: o.events, threads: o.threads, rcvbuf: o.rcvbuf });
+  const conn = new ProcConnector({ events: o.events, threads: o.threads, rcvbuf: o.rcvbuf, ancestors: o.ancestors, ancestorDepth: o.ancestorDepth, cgroups: o.cgroups });
   let server: BroadcastServer | null = null;
   if (o.socket || o.tcp) {
     const sopts: BroadcastServerOptions = {
       source: conn,
       maxClients: o.clients,
+      replayEvents: o.replay,
       slowClient: o.slowClient,
       log,
       ...(o.socket ? { unix: { path: o.socket, mode: o.socketMode, ...(o.socketGroup !== undefined ? { group: o.socketGroup } : {}) } } : {}),

@@ -3,7 +3,8 @@ import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import * as tls from 'node:tls';
-import { CodedError, type ProcEvent, type ProcEventMap } from './events';
+import { CodedError, type ProcessRecord, type ProcEvent, type ProcEventMap } from './events';
+import type { ClientRequest } from './replay';
 import { checkKeyPair, parseCertificates, parsePrivateKey } from './pem';
 
 /** Connect to a server's Unix socket (no handshake). */
@@ -47,6 +48,19 @@ export interface CommonConnectOptions {
    * drops events for this client and later sends a `lost` line). Default 10000.
    */
   maxBuffered?: number;
+  /**
+   * A request line sent once connected (TCP: once authenticated): `{ snapshot: true }` for
+   * the process table first, `{ events: ['exec'], users: ['www-data'] }` to narrow the
+   * stream, `{ resume_from: N }` to pick up after seq N. The server answers with a `hello`.
+   */
+  request?: ClientRequest;
+  /**
+   * Reconnect after the connection drops (not after close(), a wrong password or a bad
+   * request) and resume after the last seq received: no event is missed or repeated while
+   * the server's replay ring reaches back that far; beyond it, a `lost` event says how many.
+   * `true` or the delays (default 100 ms, doubling up to 5000 ms).
+   */
+  resume?: boolean | { delayMs?: number; maxDelayMs?: number };
 }
 
 export type ConnectOptions = (UnixConnectOptions | TcpConnectOptions) & CommonConnectOptions;
@@ -58,7 +72,22 @@ export type ConnectOptions = (UnixConnectOptions | TcpConnectOptions) & CommonCo
  */
 export class ProcMonitorClientError extends CodedError {}
 
+/** The server's answer to a request line. */
+export interface HelloInfo {
+  /** This run of the server's stream; a resume with another stream's seq starts over. */
+  stream: string;
+  /** seq of the last event the server had sent when it answered. */
+  last_seq: number;
+  time: string;
+}
+
 export interface ProcMonitorClientEvents extends ProcEventMap {
+  /** The server answered the request (each connection, with `request` or `resume`). */
+  hello: [HelloInfo];
+  /** The process table, when the request asked for it (`snapshot: true`). */
+  snapshot: [ProcessRecord[]];
+  /** The connection dropped; another attempt follows after `delayMs` (with `resume`). */
+  reconnecting: [{ attempt: number; delayMs: number; error: Error | null }];
   /** Connected (and authenticated): events follow. */
   ready: [];
   /** Every event, in server order. */
@@ -83,13 +112,26 @@ interface Waiter {
  * async iterable of them (iterating applies backpressure; breaking out closes the client).
  */
 export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> implements AsyncIterable<ProcEvent> {
-  private readonly sock: net.Socket;
-  private readonly decoder = new StringDecoder('utf8');
-  private phase: 'prompt' | 'reply' | 'stream' | 'closed';
+  private sock!: net.Socket;
+  private decoder = new StringDecoder('utf8');
+  private phase: 'prompt' | 'reply' | 'stream' | 'closed' = 'stream';
+  private readonly options: ConnectOptions;
+  private readonly timeoutMs: number;
+  private readonly resume: { delayMs: number; maxDelayMs: number } | null;
+  private request: ClientRequest | null;
+  /** The stream and the last seq received (for resuming). */
+  private stream: string | null = null;
+  private lastSeq: number | null = null;
+  private procs: ProcessRecord[] | null = null;
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  /** The user called close(): no reconnect. */
+  private closing = false;
+  private lastError: Error | null = null;
   private text = '';
-  private readonly password: string | null;
+  private password: string | null = null;
   private readonly maxBuffered: number;
-  private handshakeTimer: NodeJS.Timeout | null;
+  private handshakeTimer: NodeJS.Timeout | null = null;
   private failure: Error | null = null;
   private closed = false;
   private isReady = false;
@@ -105,8 +147,37 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
   /** @internal use connect() */
   constructor(options: ConnectOptions) {
     super();
-    const timeout = options.handshakeTimeoutMs ?? 10000;
+    this.options = options;
+    this.timeoutMs = options.handshakeTimeoutMs ?? 10000;
     this.maxBuffered = options.maxBuffered ?? 10000;
+    const r = options.resume;
+    if (r) {
+      const o = r === true ? {} : r;
+      const delayMs = o.delayMs ?? 100;
+      const maxDelayMs = o.maxDelayMs ?? 5000;
+      if (!Number.isInteger(delayMs) || delayMs < 0 || !Number.isInteger(maxDelayMs) || maxDelayMs < delayMs) {
+        throw new RangeError('resume: delayMs and maxDelayMs must be whole milliseconds, delayMs <= maxDelayMs');
+      }
+      this.resume = { delayMs, maxDelayMs };
+    } else {
+      this.resume = null;
+    }
+    if (options.request !== undefined && (typeof options.request !== 'object' || options.request === null)) throw new TypeError('request must be an object');
+    this.request = options.request ?? (this.resume ? {} : null);
+    this.open();
+  }
+
+  /** Opens a connection (again, when resuming). */
+  private open(): void {
+    const options = this.options;
+    const timeout = this.timeoutMs;
+    this.text = '';
+    this.decoder = new StringDecoder('utf8');
+    this.secured = false;
+    this.tcpConnected = false;
+    this.procs = null;
+    this.paused = false;
+    this.deferred = false;
     if ('path' in options && typeof options.path === 'string') {
       if ((options as { tls?: unknown }).tls) throw new TypeError('tls is for TCP connections, not a Unix socket');
       this.password = null;
@@ -146,7 +217,8 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
       if (this.useTls && this.tcpConnected && !this.secured) message = tlsFailure(err);
       this.fail(new ProcMonitorClientError(err.code ?? 'EIO', message, { cause: err }));
     });
-    this.sock.on('close', () => this.onClose());
+    const sock = this.sock;
+    sock.on('close', () => this.onClose(sock));
   }
 
   /** Resolves once connected (and authenticated); rejects with the failure otherwise. */
@@ -177,17 +249,40 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
   /** Closes the connection. Resolves once it is closed. */
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
+    this.closing = true;
     return new Promise((resolve) => {
       this.once('close', () => resolve());
-      this.sock.destroy();
+      if (this.reconnectTimer) {
+        // Between two connections: nothing to wait for.
+        clearTimeout(this.reconnectTimer);
+        this.reconnectTimer = null;
+        this.finish();
+      } else {
+        this.sock.destroy();
+      }
     });
   }
 
+  /** The last seq received (null before the first event with one): where a resume picks up. */
+  get seq(): number | null {
+    return this.lastSeq;
+  }
+
   private becomeReady(): void {
-    if (this.isReady) return;
-    this.isReady = true;
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;
+    this.attempt = 0;
+    if (this.request) {
+      const req: ClientRequest = { ...this.request };
+      if (this.resume && this.lastSeq !== null) {
+        req.resume_from = this.lastSeq;
+        if (this.stream !== null) req.stream = this.stream;
+        delete req.snapshot; // the stream goes on where it was: no table again
+      }
+      this.sock.write(`${JSON.stringify(req)}\n`);
+    }
+    if (this.isReady) return;
+    this.isReady = true;
     this.emit('ready');
   }
 
@@ -250,6 +345,26 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
         this.nonFatal(new ProcMonitorClientError('EPROTO', `unparsable line from the server: ${line.slice(0, 200)}`));
         continue;
       }
+      // The answers to a request are not events of the stream.
+      const kind = (ev as { event: string }).event;
+      if (kind === 'hello') {
+        const h = ev as unknown as HelloInfo;
+        this.stream = h.stream;
+        this.emit('hello', { stream: h.stream, last_seq: h.last_seq, time: h.time });
+        continue;
+      }
+      if (kind === 'process') {
+        const { event: _e, ...rec } = ev as unknown as ProcessRecord & { event: string };
+        (this.procs ??= []).push(rec as ProcessRecord);
+        continue;
+      }
+      if (kind === 'snapshot') {
+        const procs = this.procs ?? [];
+        this.procs = null;
+        this.emit('snapshot', procs);
+        continue;
+      }
+      if (typeof ev.seq === 'number') this.lastSeq = ev.seq;
       this.deliver(ev);
       if (this.phase !== 'stream') return;
     }
@@ -263,6 +378,7 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
     if (line.startsWith('Authentication failed') || line.startsWith('Client certificate refused')) code = 'EAUTH';
     else if (line.startsWith('Authentication timed out')) code = 'ETIMEDOUT';
     else if (line.startsWith('Too many')) code = 'EBUSY';
+    else if (line.startsWith('Bad request')) code = 'EREQUEST';
     const err = new ProcMonitorClientError(code, `server: ${line.slice(0, 200)}`);
     if (code === 'EPROTO' && this.phase === 'stream') return this.nonFatal(err);
     this.fail(err);
@@ -289,6 +405,13 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
 
   private fail(err: Error): void {
     if (this.failure || this.closed) return;
+    const code = (err as ProcMonitorClientError).code;
+    if (this.resume && !this.closing && code !== 'EAUTH' && code !== 'EREQUEST') {
+      // Resuming: this connection is over, the next attempt follows (see onClose).
+      this.lastError = err;
+      this.sock.destroy();
+      return;
+    }
     this.failure = err;
     this.phase = 'closed';
     // Iterators and ready() callers get the error themselves; otherwise the usual EventEmitter
@@ -298,7 +421,25 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
     this.sock.destroy();
   }
 
-  private onClose(): void {
+  private onClose(sock: net.Socket): void {
+    if (this.closed || sock !== this.sock) return;
+    if (this.resume && !this.closing && !this.failure) {
+      this.attempt++;
+      const delayMs = Math.min(this.resume.delayMs * 2 ** Math.min(this.attempt - 1, 20), this.resume.maxDelayMs);
+      if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+      this.handshakeTimer = null;
+      this.emit('reconnecting', { attempt: this.attempt, delayMs, error: this.lastError });
+      this.lastError = null;
+      this.reconnectTimer = setTimeout(() => {
+        this.reconnectTimer = null;
+        if (!this.closing) this.open();
+      }, delayMs);
+      return;
+    }
+    this.finish();
+  }
+
+  private finish(): void {
     if (this.closed) return;
     this.closed = true;
     this.phase = 'closed';
