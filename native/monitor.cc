@@ -598,10 +598,12 @@ void Monitor::Record(int32_t pid, const Proc& p, ProcRecord& r) {
   r.threads = p.threads;
 }
 
-// Waits (a bounded time) for the scan of /proc at start: until it is over, the table lacks
-// processes that are running.
+// Waits for the scan of /proc at start: until it is over, the table lacks processes that
+// are running. The reader thread always ends the scan (Seed() marks it over even when it
+// stops early), and only this (JS) thread could stop it. An untimed wait: a timed one
+// needs pthread_cond_clockwait, glibc 2.30+, which the prebuilds must not.
 void Monitor::WaitSeeded(std::unique_lock<std::mutex>& lk) {
-  seeded_cv_.wait_for(lk, std::chrono::seconds(10), [this] { return seeded_ || !running_ || stop_; });
+  seeded_cv_.wait(lk, [this] { return seeded_ || !running_; });
 }
 
 void Monitor::Snapshot(std::vector<ProcRecord>& out) {
