@@ -45,8 +45,9 @@ Options:
       --format FMT       with --direct: json (default, one object a line) or text
                          (aligned columns; colour only on a terminal)
       --threads          report threads too (clone/exit of non-leader tasks)
-      --slow-client POL  a client that reads too slowly: drop (default: it misses events
-                         and gets one "lost" line with the count) or disconnect
+      --slow-client POL  a client that reads too slowly: drop (default: it catches up
+                         from the replay ring; what the ring let go is one "lost" line
+                         with the count) or disconnect
       --rcvbuf BYTES     kernel socket receive buffer (default: 8388608)
       --ancestors LIST   events that carry their ancestors (parents up to init, each
                          with pid, exec_id, comm, exe), or none (default: exec)
