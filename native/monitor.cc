@@ -61,7 +61,10 @@ StartError Err(const char* code, std::string msg) { return StartError{code, std:
 
 Monitor::Monitor(std::function<void()> notify) : notify_(std::move(notify)) {}
 
-Monitor::~Monitor() { Stop(); }
+Monitor::~Monitor() {
+  Stop();
+  pthread_cond_destroy(&seeded_cv_);
+}
 
 bool Monitor::SendOp(uint32_t op, bool with_mask, uint32_t mask, uint32_t seq, uint32_t ack) {
   uint8_t buf[64];
@@ -601,9 +604,9 @@ void Monitor::Record(int32_t pid, const Proc& p, ProcRecord& r) {
 // Waits for the scan of /proc at start: until it is over, the table lacks processes that
 // are running. The reader thread always ends the scan (Seed() marks it over even when it
 // stops early), and only this (JS) thread could stop it. An untimed wait: a timed one
-// needs pthread_cond_clockwait, glibc 2.30+, which the prebuilds must not.
+// needs pthread_cond_clockwait (glibc 2.30+), which the prebuilds must not.
 void Monitor::WaitSeeded(std::unique_lock<std::mutex>& lk) {
-  seeded_cv_.wait(lk, [this] { return seeded_ || !running_; });
+  while (!seeded_ && running_) pthread_cond_wait(&seeded_cv_, lk.mutex()->native_handle());
 }
 
 void Monitor::Snapshot(std::vector<ProcRecord>& out) {
@@ -663,7 +666,7 @@ void Monitor::Seed() {
   }
   std::lock_guard<std::mutex> lk(table_mu_);
   seeded_ = true;
-  seeded_cv_.notify_all();
+  pthread_cond_broadcast(&seeded_cv_);
 }
 
 Monitor::Proc* Monitor::Insert(int32_t tgid, Proc&& p) {

@@ -3,7 +3,8 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
+#include <pthread.h>
+
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -212,7 +213,9 @@ class Monitor {
   std::unordered_map<int32_t, Proc> table_;  // guarded by table_mu_
   UserCache users_;                           // guarded by table_mu_
   std::mutex table_mu_;  // the reader holds it while it handles a batch; JS for a snapshot
-  std::condition_variable seeded_cv_;
+  // pthread's own condition variable: std::condition_variable::wait needs GLIBCXX_3.4.30
+  // (libstdc++ of GCC 12) in a prebuild that must load with older ones.
+  pthread_cond_t seeded_cv_ = PTHREAD_COND_INITIALIZER;
   bool seeded_ = false;  // the scan of /proc at start is over (guarded by table_mu_)
   std::string boot_;     // the boot id's first 8 hex digits, the prefix of every exec_id
 
