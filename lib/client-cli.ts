@@ -25,7 +25,11 @@ Prints the events of a procMonitor server, readably or as NDJSON.
                         the name the server's certificate must carry (default: --host)
       --insecure        with TLS: do not verify the server's certificate (encrypted, but
                         open to an impostor; for testing only)
-  -e, --events LIST     only print these events (comma list: fork,exec,exit,...; default all)
+  -e, --events LIST     only these events (comma list: fork,exec,exit,...; default all);
+                        the server is asked to send only those
+  -u, --users LIST      only events of these users (comma list of names or uids)
+  -r, --resume          when the connection drops, reconnect and go on after the last
+                        event received (no gap while the server's replay ring reaches back)
   -j, --json            print the raw NDJSON lines
   -h, --help            show this help
 
@@ -33,9 +37,9 @@ Environment: PROCMONITOR_AUTH holds the TCP password when neither --auth nor --a
 Exit status: 0 after SIGINT/SIGTERM, 1 when the connection fails or the server closes it,
 2 on bad options.`;
 
-const STRING_FLAGS = ['socket', 'host', 'port', 'auth', 'auth-file', 'events', 'tls-ca', 'tls-cert', 'tls-key', 'tls-servername'];
-const BOOLEAN_FLAGS = ['tcp', 'json', 'help', 'tls', 'insecure'];
-const SHORT: Record<string, string> = { s: 'socket', t: 'tcp', p: 'port', a: 'auth', e: 'events', j: 'json', h: 'help' };
+const STRING_FLAGS = ['socket', 'host', 'port', 'auth', 'auth-file', 'events', 'users', 'tls-ca', 'tls-cert', 'tls-key', 'tls-servername'];
+const BOOLEAN_FLAGS = ['tcp', 'json', 'help', 'tls', 'insecure', 'resume'];
+const SHORT: Record<string, string> = { s: 'socket', t: 'tcp', p: 'port', a: 'auth', e: 'events', u: 'users', r: 'resume', j: 'json', h: 'help' };
 
 export interface ClientCliOptions {
   connect: ConnectOptions;
@@ -63,13 +67,25 @@ export function parseClientArgs(argv: string[], env: NodeJS.ProcessEnv = process
     }
     events.add('lost');
   }
+  const usersText = str('users');
+  const users = usersText === undefined ? undefined : usersText.split(',').map((u) => u.trim());
+  if (users && (users.length === 0 || users.some((u) => u === ''))) throw new UsageError('--users needs a comma list of user names or uids');
+  // What the server is asked (its filters spare the bytes), and whether to resume.
+  const extra: Pick<ConnectOptions, 'request' | 'resume'> = {};
+  if (events || users) {
+    extra.request = {
+      ...(events ? { events: [...events].filter((e) => e !== 'lost') as NonNullable<NonNullable<ConnectOptions['request']>['events']> } : {}),
+      ...(users ? { users: users.map((u) => (/^\d+$/.test(u) ? Number(u) : u)) } : {}),
+    };
+  }
+  if (flags.on('resume')) extra.resume = true;
   const servername = str('tls-servername');
   const tlsWanted = flags.on('tls') || flags.on('insecure') || servername !== undefined || ['tls-ca', 'tls-cert', 'tls-key'].some((f) => str(f) !== undefined);
   if (tlsWanted && socket !== undefined) throw new UsageError('TLS (--tls, --tls-*, --insecure) is for --tcp connections, not --socket');
   const tcp = flags.on('tcp') || host !== undefined || portText !== undefined || tlsWanted;
   if (!tcp) {
     if (auth !== undefined || authFile !== undefined) throw new UsageError('--auth and --auth-file are for --tcp connections');
-    return { connect: { path: socket ?? DEFAULT_SOCKET }, json: flags.on('json'), events };
+    return { connect: { path: socket ?? DEFAULT_SOCKET, ...extra }, json: flags.on('json'), events };
   }
   if (socket !== undefined) throw new UsageError('give either --socket or --tcp, not both');
   if (portText === undefined) throw new UsageError('--tcp needs --port PORT');
@@ -100,7 +116,7 @@ export function parseClientArgs(argv: string[], env: NodeJS.ProcessEnv = process
     };
     if (Object.keys(tls).length === 0) tls = true;
   }
-  return { connect: { host: host ?? '127.0.0.1', port, password, ...(tls ? { tls } : {}) }, json: flags.on('json'), events };
+  return { connect: { host: host ?? '127.0.0.1', port, password, ...(tls ? { tls } : {}), ...extra }, json: flags.on('json'), events };
 }
 
 function exitStatus(ev: { exit_code?: number; code?: number | null; signal?: string | null; core?: boolean }): string {
@@ -170,6 +186,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   let ready = false;
   client.once('ready', () => (ready = true));
+  client.on('reconnecting', ({ attempt, delayMs, error }) => {
+    process.stderr.write(`${NAME}: connection lost${error ? ` (${error.message})` : ''}; reconnecting in ${delayMs} ms (attempt ${attempt})\n`);
+  });
   let stopping = false;
   const stop = () => {
     stopping = true;

@@ -268,3 +268,30 @@ test('tcpAuth helper still sees the plain stream after a password and nothing el
   await until(() => evs(c).length === 3);
   assert.deepEqual(evs(c).map((e) => e.seq), [1, 2, 3]);
 });
+
+test('procMonitor-client --events/--users ask the server to filter; --resume reconnects and goes on', async (t) => {
+  const { parseClientArgs } = require('../dist/client-cli');
+  const o = parseClientArgs(['-s', '/x.sock', '-e', 'exec,exit', '-u', 'root,1000', '--resume']);
+  assert.deepEqual(o.connect, { path: '/x.sock', request: { events: ['exec', 'exit'], users: ['root', 1000] }, resume: true });
+  assert.throws(() => parseClientArgs(['-u', 'root,']), /--users needs a comma list/);
+  const source = new FakeSource();
+  const p = path.join(tmpDir(t), 'pm.sock');
+  const srv = await serve(t, { source, unix: { path: p } });
+  const cli = spawn(process.execPath, [path.join(__dirname, '..', 'bin', 'procMonitor-client'), '-s', p, '--json', '--resume'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => cli.kill('SIGKILL'));
+  let out = '';
+  let err = '';
+  cli.stdout.on('data', (d) => (out += d));
+  cli.stderr.on('data', (d) => (err += d));
+  const lines = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  await until(() => srv.stats().perClient.length === 1 && srv.stats().perClient[0].mode === 'live');
+  source.batch(10);
+  await until(() => lines().length === 10);
+  // The server cuts it off (its socket, from the server side): it comes back for the rest.
+  for (const c of srv.conns) c.sock.destroy();
+  source.batch(10); // while it is away
+  await until(() => lines().length === 20, 10000, `20 lines (${out.length} bytes, stderr: ${err})`);
+  assert.deepEqual(lines().map((e) => e.seq), Array.from({ length: 20 }, (_, i) => i + 1));
+  assert.match(err, /connection lost; reconnecting in \d+ ms \(attempt 1\)/);
+  cli.kill('SIGTERM');
+});
