@@ -154,7 +154,8 @@ for (const [what, events] of [
     const count = lost.reduce((a, e) => a + e.count, 0);
     assert.ok(missing > 0, 'the storm overflowed the buffer');
     assert.ok(count >= missing, `lost ${count} covers the ${missing} events of ours that were dropped`);
-    assert.ok(count <= missing + 300, `lost ${count} is not much more than the ${missing} of ours (others are quiet)`);
+    // Others' events in those seconds are lost too: a quiet machine has a few hundred.
+    assert.ok(count <= missing + 1000, `lost ${count} is not much more than the ${missing} of ours (others are quiet)`);
     const pid = await markerSeen([s]);
     const evs = s.events();
     assert.ok(evs.findIndex((e) => e.event === 'exit' && e.pid === pid) > evs.indexOf(lost[0]));
