@@ -973,8 +973,15 @@ void Monitor::Drain(std::vector<OutEvent>& out) {
 }
 
 Stats Monitor::GetStats() {
+  size_t table_size;
+  {
+    std::lock_guard<std::mutex> lk(table_mu_);  // the size now, not as of the last batch
+    table_size = table_.size();
+  }
   std::lock_guard<std::mutex> lk(mu_);
-  return stats_;
+  Stats s = stats_;
+  s.table_size = table_size;
+  return s;
 }
 
 }  // namespace pm

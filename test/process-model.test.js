@@ -177,6 +177,7 @@ test('snapshot(): the live table, seeded from /proc and kept by fork, exec and e
   const c = started({ events: 'exec' });
   t.after(() => c.stop());
   const snap = c.snapshot();
+  assert.equal(c.stats().tableSize, snap.length, 'the count is current, before any event');
   const pids = fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number);
   // Everything running at start is known (give or take processes that came or went).
   const known = new Set(snap.map((r) => r.pid));
