@@ -798,5 +798,5 @@ if (require.main === module) {
 } else {
   // Shared with bench/soak.js.
   process.on('exit', () => fs.rmSync(TMP, { recursive: true, force: true }));
-  module.exports = { build, memOf, BUILD, DAEMON };
+  module.exports = { build, memOf, machine, BUILD, DAEMON };
 }

@@ -16,9 +16,8 @@
  * Prints a table, writes bench/results/table.json.
  */
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
-const { spawn, execFileSync } = require('child_process');
+const { spawn } = require('child_process');
 
 const ROOT = path.resolve(__dirname, '..');
 const RESULTS = path.join(__dirname, 'results');
@@ -122,7 +121,7 @@ if (process.argv[2] === '--child') {
 }
 
 // ---------- the parent ----------
-const { memOf } = require('./run');
+const { memOf, machine: benchMachine } = require('./run');
 
 function parseArgs(argv) {
   const o = {};
@@ -366,24 +365,9 @@ function slope(pts) {
   return sxx ? pts.reduce((a, p) => a + (p[0] - mx) * (p[1] - my), 0) / sxx : null;
 }
 
+/** The machine, as bench/run.js describes it, and how busy it was. */
 function machine() {
-  const cpu = fs.readFileSync('/proc/cpuinfo', 'utf8');
-  return {
-    nproc: os.cpus().length,
-    cpu: (cpu.match(/^model name\s*:\s*(.*)$/m) || [])[1] ?? 'unknown',
-    kernel: os.release(),
-    node: process.version,
-    pid_max: Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8')),
-    processes_before: processCount(),
-    load_before: os.loadavg(),
-    git: (() => {
-      try {
-        return execFileSync('git', ['describe', '--always', '--dirty'], { cwd: ROOT, encoding: 'utf8' }).trim();
-      } catch {
-        return 'unknown';
-      }
-    })(),
-  };
+  return { ...benchMachine(), processes_before: processCount() };
 }
 
 async function main() {

@@ -1059,8 +1059,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     }
     conn.sock.resume();
     conn.mode = 'catch-up';
-    const backlog = this.ring.bytesFrom(Math.max(conn.nextSeq, this.ring.first));
-    conn.slack = backlog;
+    conn.slack = this.ring.bytesFrom(Math.max(conn.nextSeq, this.ring.first));
     this.pump(conn);
   }
 

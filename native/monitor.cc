@@ -515,6 +515,7 @@ void Monitor::ReadCgroupOf(int32_t pid, Proc& p) {
   if (!opts_.cgroups) return;
   p.have_cgroup = ReadCgroup(pid, p.cgroup);
   if (!p.have_cgroup) p.cgroup.clear();
+  p.container_id = p.have_cgroup ? ContainerIdOf(p.cgroup) : std::string();  // once per read
 }
 
 // boot:pid:start of the run in ns of the kernel's monotonic clock. Unique within a boot
@@ -525,6 +526,11 @@ std::string Monitor::ExecId(int32_t pid, uint64_t run_ns) const {
   std::snprintf(buf, sizeof buf, "%s:%d:%llu", boot_.c_str(), pid,
                 static_cast<unsigned long long>(run_ns));
   return buf;
+}
+
+std::string Monitor::RunOf(int32_t pid) const {
+  const Proc* p = pid > 0 ? Find(pid) : nullptr;
+  return p != nullptr && p->run_ns != 0 ? ExecId(pid, p->run_ns) : std::string();
 }
 
 const Monitor::Proc* Monitor::Find(int32_t pid) const {
@@ -540,17 +546,13 @@ void Monitor::Identify(OutEvent& o, int32_t pid, const Proc* p, int32_t ppid, ui
     o.missing |= kMissExecId;
   }
   if (p != nullptr) o.learned = p->from_proc;
-  const Proc* parent = ppid > 0 ? Find(ppid) : nullptr;
-  if (parent != nullptr && parent->run_ns != 0) {
-    o.parent_exec_id = ExecId(ppid, parent->run_ns);
-  } else if (ppid != 0) {
-    o.missing |= kMissParentExecId;  // pid 0: the kernel itself, no program run
-  }
+  o.parent_exec_id = RunOf(ppid);
+  if (o.parent_exec_id.empty() && ppid != 0) o.missing |= kMissParentExecId;  // pid 0: the kernel
   if (opts_.cgroups && (o.what == kFork || o.what == kExec || o.what == kExit)) {
     o.with_cgroup = true;
     if (p != nullptr && p->have_cgroup) {
       o.cgroup = p->cgroup;
-      o.container_id = ContainerIdOf(p->cgroup);
+      o.container_id = p->container_id;
     } else {
       o.missing |= kMissCgroup;
     }
@@ -581,8 +583,7 @@ void Monitor::Record(int32_t pid, const Proc& p, ProcRecord& r) {
   r.pid = pid;
   r.ppid = p.ppid;
   if (p.run_ns != 0) r.exec_id = ExecId(pid, p.run_ns);
-  const Proc* parent = p.ppid > 0 ? Find(p.ppid) : nullptr;
-  if (parent != nullptr && parent->run_ns != 0) r.parent_exec_id = ExecId(p.ppid, parent->run_ns);
+  r.parent_exec_id = RunOf(p.ppid);
   r.comm = p.comm;
   r.have_comm = p.have_comm;
   r.exe = p.exe;
@@ -594,7 +595,7 @@ void Monitor::Record(int32_t pid, const Proc& p, ProcRecord& r) {
   if (p.have_uid) r.user = users_.Name(p.uid);
   r.cgroup = p.cgroup;
   r.have_cgroup = p.have_cgroup;
-  if (p.have_cgroup) r.container_id = ContainerIdOf(p.cgroup);
+  r.container_id = p.container_id;
   r.learned = p.from_proc;
   r.start_ms = p.start_ns != 0 ? WallMs(p.start_ns) : -1;
   r.exec_ms = p.run_ns != 0 ? WallMs(p.run_ns) : -1;

@@ -150,6 +150,7 @@ class Monitor {
     bool have_exe = false;
     bool have_cgroup = false;
     std::string comm, cmdline, exe, cgroup;
+    std::string container_id;  // of the cgroup, found when it is read
     uint32_t threads = 0;        // live non-leader threads we saw start
     bool leader_exited = false;  // main thread gone, others still running
     bool from_proc = false;      // learned from /proc (running before we started)
@@ -175,6 +176,8 @@ class Monitor {
   // exec_id, parent_exec_id, cgroup and (where asked for) ancestors of an event about pid.
   void Identify(OutEvent& o, int32_t pid, const Proc* p, int32_t ppid, uint64_t run_ns);
   std::string ExecId(int32_t pid, uint64_t run_ns) const;
+  // The exec id of pid's current run, "" if the table does not know it.
+  std::string RunOf(int32_t pid) const;
   const Proc* Find(int32_t pid) const;
   OutEvent About(const RawEvent& ev);
   void Record(int32_t pid, const Proc& p, ProcRecord& r);
