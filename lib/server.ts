@@ -467,6 +467,127 @@ function probeSocketPath(p: string): Promise<'none' | 'stale'> {
   });
 }
 
+/** A lock older than this counts as abandoned (its holder died while it held it). */
+const PATH_LOCK_STALE_MS = 10000;
+/** A lock whose process is gone counts as abandoned once it is this old. */
+const PATH_LOCK_DEAD_MS = 1000;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Whether the lock file at `lock` (stats `st`) was left by a process that died holding it. */
+function lockAbandoned(lock: string, st: fs.Stats): boolean {
+  const age = Date.now() - st.mtimeMs;
+  if (age > PATH_LOCK_STALE_MS) return true;
+  let text: string;
+  try {
+    text = fs.readFileSync(lock, 'utf8');
+  } catch {
+    return false; // gone or unreadable: look again
+  }
+  const m = /^(\d+)\n$/.exec(text);
+  if (!m || age < PATH_LOCK_DEAD_MS) return false;
+  try {
+    process.kill(Number(m[1]), 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/**
+ * Runs `fn` holding `<target>.lock`, which serialises the removal of a stale socket at
+ * `target` among concurrent starters (of any process). The lock file is made complete under
+ * a private name, then link()ed into place: link() fails if the lock exists, so exactly one
+ * starter holds it. A lock left by a process that died holding it (a window of a few
+ * milliseconds) is broken after a second. Held only while it decides, never for the server's
+ * life: the live socket itself is what keeps a second instance out.
+ */
+async function withPathLock<T>(target: string, fn: () => Promise<T>): Promise<T> {
+  const lock = `${target}.lock`;
+  const mine = path.join(path.dirname(target), `.${path.basename(target)}.lock-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
+  const fail = (err: unknown, what: string) =>
+    new BroadcastServerError((err as NodeJS.ErrnoException).code ?? 'EIO', `cannot ${what} ${lock}: ${(err as Error).message}`, { cause: err });
+  try {
+    fs.writeFileSync(mine, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+  } catch (err) {
+    throw fail(err, 'create a file next to');
+  }
+  let held: fs.Stats;
+  try {
+    const deadline = Date.now() + PATH_LOCK_STALE_MS + 5000;
+    for (;;) {
+      try {
+        fs.linkSync(mine, lock);
+        held = fs.lstatSync(lock);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fail(err, 'create');
+      }
+      let st: fs.Stats | null = null;
+      try {
+        st = fs.lstatSync(lock);
+      } catch {
+        continue; // released meanwhile
+      }
+      if (st.isFile() && lockAbandoned(lock, st)) {
+        try {
+          const again = fs.lstatSync(lock);
+          if (again.ino === st.ino && again.dev === st.dev) fs.unlinkSync(lock);
+        } catch {
+          /* gone already */
+        }
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new BroadcastServerError('EBUSY', `${lock} is held by another starter; if none is running, remove it`);
+      }
+      await sleep(10);
+    }
+  } finally {
+    try {
+      fs.unlinkSync(mine); // the lock, if taken, is the other name of this file
+    } catch {
+      /* ignore */
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    try {
+      const st = fs.lstatSync(lock);
+      if (st.ino === held.ino && st.dev === held.dev) fs.unlinkSync(lock);
+    } catch {
+      /* ignore */
+    }
+  }
+}
+
+/**
+ * Removes the socket at `p` if it is stale, deciding under the path lock: a concurrent
+ * starter that removed it first and put its own socket in place is seen (the file is
+ * another, or it answers) and left alone. Rejects with EADDRINUSE when a live socket is there.
+ */
+function removeStaleSocket(p: string): Promise<void> {
+  return withPathLock(p, async () => {
+    let before: fs.Stats;
+    try {
+      before = fs.lstatSync(p);
+    } catch {
+      return; // gone: the caller tries again
+    }
+    if (!before.isSocket()) return; // the caller's next look reports it
+    if ((await probeSocketPath(p)) !== 'stale') return;
+    // Nothing else removes a socket from the path while we hold the lock, and link() cannot
+    // put one there while this one is there: the file checked is the file removed.
+    try {
+      const st = fs.lstatSync(p);
+      if (st.ino === before.ino && st.dev === before.dev) fs.unlinkSync(p);
+    } catch {
+      /* gone already */
+    }
+  });
+}
+
 function listenOn(server: net.Server, opts: net.ListenOptions): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => {
@@ -647,8 +768,9 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     const target = this.unixOpts.path;
     await probeSocketPath(target);
     // Bind inside a fresh 0700 directory next to the target, set mode and group there, then
-    // rename into place: the socket is never reachable with looser permissions than asked
-    // (and rename atomically replaces a stale socket).
+    // link() it into place: the socket is never reachable with looser permissions than asked,
+    // and link() fails when anything is at the path, so a socket that another starter put
+    // there meanwhile is never replaced (rename would replace it).
     let tmpDir: string;
     try {
       tmpDir = fs.mkdtempSync(path.join(path.dirname(target), '.pm-'));
@@ -677,24 +799,29 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
           });
         }
       }
-      // Re-check just before the rename: never replace something that is not a socket.
-      let existing: fs.Stats | null = null;
-      try {
-        existing = fs.lstatSync(target);
-      } catch {
-        existing = null;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          fs.linkSync(tmpSock, target);
+          break;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+            throw new BroadcastServerError((err as NodeJS.ErrnoException).code ?? 'EIO', `cannot create ${target}: ${(err as Error).message}`, { cause: err });
+          }
+        }
+        // Something is at the path: not a socket (EEXIST), a live one (EADDRINUSE: another
+        // instance, maybe a concurrent starter that won), or a stale one, removed under the
+        // path lock before trying again.
+        if ((await probeSocketPath(target)) === 'none') continue;
+        if (attempt >= 10) throw new BroadcastServerError('EADDRINUSE', `${target} keeps being replaced by another process; not taking it`);
+        await removeStaleSocket(target);
       }
-      if (existing && !existing.isSocket()) {
-        throw new BroadcastServerError('EEXIST', `${target} exists and is not a socket; not removing it`);
-      }
-      fs.renameSync(tmpSock, target);
       const st = fs.lstatSync(target);
       this.unixFile = { path: target, dev: st.dev, ino: st.ino };
     } finally {
       try {
         fs.unlinkSync(tmpSock);
       } catch {
-        /* renamed away, or never bound */
+        /* never bound */
       }
       try {
         fs.rmdirSync(tmpDir);
@@ -1267,7 +1394,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     const servers = [this.unixServer, this.tcpServer].filter((s): s is net.Server => s !== null);
     this.unixServer = null;
     this.tcpServer = null;
-    await Promise.all(servers.map(closeServer));
+    // The socket file goes first, while it still answers: a starter never finds it stale and
+    // removes it, and so this never removes another instance's socket put in its place.
     const f = this.unixFile;
     this.unixFile = null;
     if (f) {
@@ -1281,6 +1409,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
         if (code !== 'ENOENT' && code !== 'ENOTDIR') this.log(`cannot remove the socket file ${f.path}: ${(err as Error).message}`);
       }
     }
+    await Promise.all(servers.map(closeServer));
   }
 }
 

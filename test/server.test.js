@@ -121,16 +121,109 @@ test('unix: a live socket at the path is refused with EADDRINUSE', async (t) => 
   c.sock.destroy();
 });
 
-test('unix: a stale socket is replaced', async (t) => {
+/** Starts n servers on one path at once; exactly one must win, the others get EADDRINUSE. */
+async function listenRace(t, p, n) {
+  const sources = Array.from({ length: n }, () => new FakeSource());
+  const servers = sources.map((source) => createBroadcastServer({ source, unix: { path: p } }));
+  for (const s of servers) t.after(() => s.close());
+  const results = await Promise.allSettled(servers.map((s) => s.listen()));
+  const outcome = results.map((r) => (r.status === 'fulfilled' ? 'ok' : `${r.reason.code}: ${r.reason.message}`));
+  const winners = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+  assert.equal(winners.length, 1, JSON.stringify(outcome));
+  for (const r of results) {
+    if (r.status === 'fulfilled') continue;
+    assert.equal(r.reason.code, 'EADDRINUSE', r.reason.message);
+    assert.ok(r.reason.message.includes(p), r.reason.message);
+  }
+  const w = winners[0];
+  assert.equal(servers[w].address().unix, p);
+  // The socket at the path is the winner's: a client there gets the winner's events.
+  const c = rawConnect(p);
+  await until(() => servers[w].stats().perClient.some((x) => x.mode === 'live' && x.sent === 0 && x.bytes === 0));
+  sources[w].batch(3);
+  await until(() => events(c).length === 3, 10000, "the winner's events");
+  assert.deepEqual(events(c).map((e) => e.n), [0, 1, 2]);
+  assert.deepEqual(fs.readdirSync(path.dirname(p)).filter((f) => f !== path.basename(p)), [], 'no lock or temp file left');
+  c.sock.destroy();
+  await servers[w].close();
+  assert.equal(fs.existsSync(p), false);
+}
+
+test('unix: several listen() at once on one free path: exactly one wins, the others get EADDRINUSE', (t) => {
+  const p = path.join(tmpDir(t), 'pm.sock');
+  return listenRace(t, p, 6);
+});
+
+test('unix: several listen() at once on a stale socket: exactly one replaces it, the others get EADDRINUSE', async (t) => {
   const dir = tmpDir(t);
   const p = path.join(dir, 'pm.sock');
-  // Make a stale socket: bind elsewhere, move it into place, close the listener.
+  await makeStaleSocket(dir, p);
+  return listenRace(t, p, 6);
+});
+
+test('unix: starters in several processes at once on a stale socket: exactly one serves', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  await makeStaleSocket(dir, p);
+  const script = `
+    const { EventEmitter } = require('node:events');
+    const { createBroadcastServer } = require(${JSON.stringify(path.join(__dirname, '..'))});
+    const source = new EventEmitter();
+    const srv = createBroadcastServer({ source, unix: { path: ${JSON.stringify(p)} } });
+    process.stdout.write('ready\\n');
+    process.stdin.once('data', async () => {
+      try {
+        await srv.listen();
+      } catch (e) {
+        process.stdout.write('error ' + e.code + ' ' + e.message + '\\n');
+        process.exit(0);
+      }
+      process.stdout.write('listening\\n');
+      const feed = setInterval(() => source.emit('batch', [{ event: 'exec', time: 't', pid: process.pid }]), 20);
+      process.stdin.on('end', () => { clearInterval(feed); srv.close().then(() => process.exit(0)); });
+    });`;
+  const N = 5;
+  const kids = [];
+  for (let i = 0; i < N; i++) {
+    const cp = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    t.after(() => cp.kill());
+    const kid = { cp, out: '' };
+    cp.stdout.on('data', (d) => (kid.out += d));
+    kid.exited = new Promise((r) => cp.on('exit', r));
+    kids.push(kid);
+  }
+  await until(() => kids.every((k) => k.out.includes('ready\n')), 20000, 'every starter ready');
+  for (const k of kids) k.cp.stdin.write('go\n');
+  await until(() => kids.every((k) => /listening\n|error /.test(k.out)), 20000, 'every starter decided');
+  const winners = kids.filter((k) => k.out.includes('listening\n'));
+  assert.equal(winners.length, 1, kids.map((k) => k.out.trim()).join(' | '));
+  for (const k of kids) {
+    if (k === winners[0]) continue;
+    assert.ok(k.out.startsWith('ready\nerror EADDRINUSE ') && k.out.includes(p), k.out);
+  }
+  const c = rawConnect(p);
+  await until(() => events(c).length > 0, 10000, 'an event from the winner');
+  assert.equal(events(c)[0].pid, winners[0].cp.pid);
+  c.sock.destroy();
+  winners[0].cp.stdin.end();
+  await winners[0].exited;
+  assert.deepEqual(fs.readdirSync(dir), [], 'the socket file removed, no lock or temp file left');
+});
+
+/** Leaves a stale socket at p: bound elsewhere, moved into place, its listener closed. */
+async function makeStaleSocket(dir, p) {
   const tmp = path.join(dir, 'other.sock');
   const old = net.createServer();
   await new Promise((r) => old.listen(tmp, r));
   fs.renameSync(tmp, p);
   await new Promise((r) => old.close(r));
   assert.ok(fs.lstatSync(p).isSocket());
+}
+
+test('unix: a stale socket is replaced', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  await makeStaleSocket(dir, p);
   const source = new FakeSource();
   const srv = await serve(t, { source, unix: { path: p } });
   const c = rawConnect(p);
