@@ -296,6 +296,8 @@ interface Conn extends ClientInfo {
   req: Buffer | null;
   /** An empty write is queued to tell when its backlog has flushed. */
   flushWatch: boolean;
+  /** It closed its sending side (EOF): it may still read, and keeps getting events. */
+  peerEnded: boolean;
   reason: ClientCloseReason | null;
   error?: string;
 }
@@ -884,17 +886,26 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       filter: null,
       req: null,
       flushWatch: false,
+      peerEnded: false,
       reason: null,
     };
     this.conns.add(conn);
-    sock.on('error', (err: NodeJS.ErrnoException) => {
-      if (!conn.reason) {
-        conn.reason = 'error';
-        conn.error = err.code ?? err.message;
-      }
-    });
+    sock.on('error', (err: NodeJS.ErrnoException) => this.onSocketError(conn, err));
     sock.on('close', () => this.onClose(conn));
     return conn;
+  }
+
+  private onSocketError(conn: Conn, err: NodeJS.ErrnoException): void {
+    if (conn.reason) return;
+    const code = err.code ?? err.message;
+    // After its EOF, a write failing because it is gone is how a client that closed
+    // altogether (not only its sending side) is seen to have left.
+    if (conn.peerEnded && (code === 'EPIPE' || code === 'ECONNRESET')) {
+      conn.reason = 'end';
+      return;
+    }
+    conn.reason = 'error';
+    conn.error = code;
   }
 
   private onUnixConnection(sock: net.Socket): void {
@@ -943,12 +954,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     if (key !== null) this.handshaking.delete(key);
     if (!conn || conn.state !== 'pending') return void s.destroy();
     conn.sock = s;
-    s.on('error', (err: NodeJS.ErrnoException) => {
-      if (!conn.reason) {
-        conn.reason = 'error';
-        conn.error = err.code ?? err.message;
-      }
-    });
+    s.on('error', (err: NodeJS.ErrnoException) => this.onSocketError(conn, err));
     if (this.tlsRequireCert && !s.authorized) {
       const peerCert = s.getPeerX509Certificate();
       const why = peerCert ? `${subjectName(peerCert)}: ${String(s.authorizationError ?? 'not trusted')}` : 'none given';
@@ -977,7 +983,9 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     const sock = conn.sock;
     sock.on('data', (chunk: Buffer) => this.onAuthData(conn, chunk));
     sock.on('end', () => {
-      if (conn.state === 'pending') this.refuse(conn, 'closed-before-auth', '');
+      // EOF before a whole password line (e.g. `printf pw | nc -N host port`): it cannot be
+      // a correct password, and it is told so (unless its write side closed too: TLS).
+      if (conn.state === 'pending') this.refuse(conn, 'closed-before-auth', sock.writable ? AUTH_FAILED : '');
     });
     sock.write(PASSWORD_PROMPT);
   }
@@ -1082,11 +1090,13 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     this.counters.totalClients++;
     const sock = conn.sock;
     sock.on('end', () => {
-      // The client closed its side: it is leaving. End ours too, so its slot is freed even
-      // when no event is flowing.
-      if (!conn.reason) conn.reason = 'end';
-      this.streaming.delete(conn);
-      this.endConn(conn, '');
+      // The client closed its sending side only (shutdown(SHUT_WR): `nc -N`, `nc -U sock
+      // </dev/null`, a client that sent its password or request and is done talking): it
+      // keeps getting events. One that closed altogether looks the same until a write to it
+      // fails (EPIPE / ECONNRESET): that ends it, with reason 'end'. A request line cut short
+      // by the EOF is taken as it is.
+      conn.peerEnded = true;
+      if (conn.mode === 'request' && conn.state === 'streaming') this.onRequestData(conn, Buffer.from('\n'));
     });
     if (conn.transport === 'tcp') sock.setKeepAlive(true, 60000);
     this.log(`${conn.transport} ${conn.peer}: client ${conn.id} connected (${this.streaming.size}/${this.maxClients})`);

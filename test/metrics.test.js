@@ -149,9 +149,14 @@ test('--metrics: a real scrape counts the exec of a spawned process and the conn
   assert.ok(sample(second, 'process_resident_memory_bytes') > 0);
   assert.match(second, /^nodejs_heap_size_used_bytes /m);
 
-  // One client leaves: the gauge follows.
-  a.end();
-  await cp.saw(/client \d+ closed \(end/);
+  // One client leaves: the gauge follows. (Its EOF alone could be a half-close, after which
+  // it would still read: the daemon sees it gone at the next event written to it.)
+  a.destroy();
+  const gone = cp.saw(/client \d+ closed \(end/);
+  let left = false;
+  gone.then(() => (left = true), () => {});
+  while (!left) await run('/bin/true', []);
+  await gone;
   assert.equal(sample((await get(url)).body, 'procmonitor_clients{transport="unix"}'), 1);
 
   // Anything but /metrics is a 404.

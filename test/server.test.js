@@ -384,12 +384,12 @@ test('tcp: binary garbage is refused', async (t) => {
 test('tcp: half-open and vanished connections are closed and free their slot', async (t) => {
   const srv = await serve(t, { source: new FakeSource(), tcp: { port: 0, host: '127.0.0.1', password: PW }, maxPending: 1, authTimeoutMs: 200 });
   const port = srv.address().tcp.port;
-  // Sends half a password then shuts its side down.
+  // Sends half a password then shuts its side down: no whole line, so it failed (and is told).
   const a = rawConnect({ port });
   await until(() => a.text() === PASSWORD_PROMPT);
   a.sock.end('corr');
   await a.closedP;
-  assert.equal(a.text(), PASSWORD_PROMPT);
+  assert.equal(a.text(), PASSWORD_PROMPT + AUTH_FAILED);
   // Connects and resets at once.
   const b = rawConnect({ port });
   await until(() => b.text() === PASSWORD_PROMPT);
@@ -443,11 +443,13 @@ test('maxClients: the next Unix or TCP client is told why and closed', async (t)
   // A client authenticating while the last slot fills is told too.
   const gone = waitFor(srv, 'clientClose');
   a.sock.destroy();
+  // Its EOF alone could be a half-close (it would still read): the next write tells it left.
+  source.batch(1);
   assert.equal((await gone).reason, 'end');
   const e = await tcpAuth(port, PW);
   assert.equal(e.text(), PASSWORD_PROMPT + AUTH_SUCCESS);
   source.batch(1);
-  await until(() => events(b).length === 1 && events(e).length === 1);
+  await until(() => events(b).length === 2 && events(e).length === 1);
   assert.equal(srv.stats().clients, 2);
   assert.equal(srv.stats().rejected['too-many-clients'], 2);
   b.sock.destroy();
@@ -662,3 +664,60 @@ async function endToEnd(t, transport) {
 
 test('end to end over the Unix socket with the real connector: fork, exec, exit of our child', (t) => endToEnd(t, 'unix'));
 test('end to end over TCP with the real connector: fork, exec, exit of our child', (t) => endToEnd(t, 'tcp'));
+
+/**
+ * A client that closes its sending side right away (`nc -U sock </dev/null`,
+ * `printf 'pw\n' | nc -N host port`) keeps receiving real events; once it has gone
+ * altogether, the next write ends it with reason 'end'.
+ */
+async function halfClosed(t, how) {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const conn = new ProcConnector({ events: 'fork,exec,exit' });
+  conn.start();
+  t.after(() => conn.stop());
+  const srv = await serve(t, { source: conn, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW } });
+  const closes = [];
+  srv.on('clientClose', (c) => closes.push(c));
+  let client;
+  if (how === 'tcp') {
+    client = rawConnect({ port: srv.address().tcp.port });
+    await until(() => client.text() === PASSWORD_PROMPT);
+    client.sock.end(`${PW}\n`);
+    await until(() => client.text() === PASSWORD_PROMPT + AUTH_SUCCESS, 10000, 'authenticated');
+  } else {
+    client = rawConnect(p);
+    await client.connected;
+    // A request line cut short by the EOF is taken as it is.
+    client.sock.end(how === 'unix-request' ? '{"events":["exec","exit"]}' : '');
+  }
+  await new Promise((r) => (client.sock.writableFinished ? r() : client.sock.once('finish', r)));
+  await until(() => srv.stats().perClient.length === 1 && srv.stats().perClient[0].mode === 'live', 10000, 'streaming');
+  await new Promise((r) => setTimeout(r, 100)); // its EOF has long reached the server
+  const pid = await spawnAndWait('/bin/sh', ['-c', 'exit 3', 'pm-half']);
+  await until(() => events(client).some((e) => e.event === 'exit' && e.pid === pid), 10000, 'the exit of our child');
+  const mine = events(client).filter((e) => e.child_pid === pid || e.pid === pid);
+  if (how === 'unix-request') {
+    assert.equal(events(client)[0].event, 'hello');
+    assert.deepEqual(mine.map((e) => e.event), ['exec', 'exit']);
+    assert.ok(events(client).every((e) => e.event !== 'fork'), 'filtered as asked');
+  } else {
+    assert.deepEqual(mine.map((e) => e.event), ['fork', 'exec', 'exit']);
+  }
+  assert.equal(mine.at(-1).code, 3);
+  assert.equal(client.closed, false);
+  assert.deepEqual(closes, []);
+  // Now it goes away altogether: the next events written to it end it.
+  client.sock.destroy();
+  const gone = waitFor(srv, 'clientClose');
+  const feed = setInterval(() => spawn('/bin/true', { stdio: 'ignore' }), 50);
+  t.after(() => clearInterval(feed));
+  const info = await gone;
+  clearInterval(feed);
+  assert.equal(info.reason, 'end');
+  assert.equal(srv.stats().clients, 0);
+}
+
+test('half-closed Unix client (nothing sent, then EOF) keeps receiving real events', (t) => halfClosed(t, 'unix'));
+test('half-closed Unix client (a request line without newline, then EOF) gets what it asked for', (t) => halfClosed(t, 'unix-request'));
+test('half-closed TCP client (password line, then EOF) keeps receiving real events', (t) => halfClosed(t, 'tcp'));
