@@ -48,6 +48,8 @@ Options:
       --slow-client POL  a client that reads too slowly: drop (default: it catches up
                          from the replay ring; what the ring let go is one "lost" line
                          with the count) or disconnect
+      --stall-timeout S  close a client that has taken none of the bytes waiting for it
+                         for S seconds (e.g. its host vanished); 0: never (default: 60)
       --rcvbuf BYTES     kernel socket receive buffer (default: 8388608)
       --ancestors LIST   events that carry their ancestors (parents up to init, each
                          with pid, exec_id, comm, exe), or none (default: exec)
@@ -93,6 +95,8 @@ export interface DaemonOptions {
   format: 'json' | 'text';
   threads: boolean;
   slowClient: 'drop' | 'disconnect';
+  /** Seconds; 0: off. */
+  stallTimeout: number;
   rcvbuf: number;
   quiet: boolean;
   metrics: MetricsAddress | null;
@@ -104,7 +108,7 @@ export interface DaemonOptions {
   cgroups: boolean;
 }
 
-const STRING_FLAGS = ['events', 'clients', 'socket', 'tcp', 'auth', 'auth-file', 'bind', 'socket-mode', 'socket-group', 'slow-client', 'rcvbuf', 'format', 'metrics', 'syslog-socket', 'syslog-target', 'syslog-facility', 'replay', 'ancestors', 'ancestor-depth', 'cgroups', ...NATS_FLAGS];
+const STRING_FLAGS = ['events', 'clients', 'socket', 'tcp', 'auth', 'auth-file', 'bind', 'socket-mode', 'socket-group', 'slow-client', 'stall-timeout', 'rcvbuf', 'format', 'metrics', 'syslog-socket', 'syslog-target', 'syslog-facility', 'replay', 'ancestors', 'ancestor-depth', 'cgroups', ...NATS_FLAGS];
 const TLS_FLAGS = ['tls-cert', 'tls-key', 'tls-ca'];
 const BOOLEAN_FLAGS = ['direct', 'threads', 'quiet', 'version', 'help', 'syslog', 'syslog-events'];
 const SHORT: Record<string, string> = { e: 'events', c: 'clients', s: 'socket', t: 'tcp', a: 'auth', d: 'direct', h: 'help', q: 'quiet', v: 'version' };
@@ -142,6 +146,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     throw new UsageError(`--socket-mode must be an octal mode such as 0660, got "${modeText}"`);
   }
   const groupText = str('socket-group');
+  const stallText = str('stall-timeout');
+  const stallTimeout = stallText === undefined ? 60 : wholeNumber(stallText, 'stall-timeout', 0, 86400);
   const rcvbufText = str('rcvbuf');
   const rcvbuf = rcvbufText === undefined ? 8 << 20 : wholeNumber(rcvbufText, 'rcvbuf', 1, 0x7fffffff);
   const replayText = str('replay');
@@ -210,6 +216,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     format: formatText === 'text' ? 'text' : 'json',
     threads: flags.on('threads'),
     slowClient: slowText === 'disconnect' ? 'disconnect' : 'drop',
+    stallTimeout,
     rcvbuf,
     replay,
     ancestors,
@@ -331,6 +338,7 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
       maxClients: o.clients,
       replayEvents: o.replay,
       slowClient: o.slowClient,
+      stallTimeoutMs: o.stallTimeout * 1000,
       log,
       ...(o.socket ? { unix: { path: o.socket, mode: o.socketMode, ...(o.socketGroup !== undefined ? { group: o.socketGroup } : {}) } } : {}),
       ...(o.tcp ? { tcp: o.tcp } : {}),

@@ -143,6 +143,15 @@ export interface BroadcastServerOptions {
    * nothing is missed. 0: no request lines. Default 100 ms.
    */
   requestWaitMs?: number;
+  /**
+   * A streaming client with bytes waiting for it that the kernel has accepted none of for
+   * this long is closed (reason `'stalled'`): a peer that vanished without FIN or RST (its
+   * host powered off, a cable pulled) would otherwise keep its slot until TCP gives up
+   * retransmitting, about 15 minutes (keepalive does not run while data is unacknowledged,
+   * and Node cannot set TCP_USER_TIMEOUT). A client that reads, however slowly, is not
+   * stalled. 0 turns it off. Default 60000 ms.
+   */
+  stallTimeoutMs?: number;
   /** On close(), how long connections may flush before they are destroyed. Default 200 ms. */
   closeGraceMs?: number;
   /** Receives one line per notable happening (connections, refusals, errors). Default: silent. */
@@ -160,12 +169,14 @@ export interface ClientInfo {
 }
 
 /**
- * Why a streaming client went away: `'end'` (it closed its side; ours is then closed too),
- * `'error'` (socket error such as EPIPE/ECONNRESET, see `error`),
- * `'slow'` (buffer full under policy `'disconnect'`), `'server-close'` (close() was called),
+ * Why a streaming client went away: `'end'` (it closed the connection: after its EOF, a
+ * write to it failed with EPIPE/ECONNRESET, or the connection closed without error),
+ * `'error'` (socket error such as ECONNRESET/EPIPE without an EOF first, see `error`),
+ * `'slow'` (buffer full under policy `'disconnect'`), `'stalled'` (nothing written to it
+ * for `stallTimeoutMs` although bytes waited), `'server-close'` (close() was called),
  * `'bad-request'` (its request line was unusable; it was told why).
  */
-export type ClientCloseReason = 'end' | 'error' | 'slow' | 'server-close' | 'bad-request';
+export type ClientCloseReason = 'end' | 'error' | 'slow' | 'stalled' | 'server-close' | 'bad-request';
 
 export interface ClientCloseInfo extends ClientInfo {
   reason: ClientCloseReason;
@@ -243,6 +254,8 @@ export interface BroadcastStats {
   rejected: Record<RejectReason, number>;
   /** Slow clients disconnected (policy `'disconnect'`). */
   slowDisconnects: number;
+  /** Clients closed because nothing could be written to them for `stallTimeoutMs`. */
+  stallDisconnects: number;
   /** Each streaming client. */
   perClient: ClientStats[];
   /** seq of the last event sent (0 before the first); `stream` identifies this run. */
@@ -296,6 +309,14 @@ interface Conn extends ClientInfo {
   req: Buffer | null;
   /** An empty write is queued to tell when its backlog has flushed. */
   flushWatch: boolean;
+  /**
+   * Write progress, for the stall timeout: bytes whose writes completed and bytes in the
+   * kernel-side write queue at the last look, and since when no progress was seen while
+   * bytes waited (0: nothing waits).
+   */
+  doneMark: number;
+  queueMark: number;
+  stallSince: number;
   /** It closed its sending side (EOF): it may still read, and keeps getting events. */
   peerEnded: boolean;
   reason: ClientCloseReason | null;
@@ -643,6 +664,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private readonly logFn: (line: string) => void;
   private readonly ring: ReplayRing;
   private readonly requestWaitMs: number;
+  private readonly stallTimeoutMs: number;
+  private stallTimer: NodeJS.Timeout | null = null;
   /** Identifies this run of the stream: a resume with another stream's seq starts over. */
   readonly stream = crypto.randomBytes(4).toString('hex');
 
@@ -669,6 +692,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     droppedEvents: 0,
     totalClients: 0,
     slowDisconnects: 0,
+    stallDisconnects: 0,
   };
   private readonly rejected: Record<RejectReason, number> = {
     'too-many-clients': 0,
@@ -727,6 +751,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     this.failureDelayMs = intOption(options.authFailureDelayMs, 'authFailureDelayMs', 250, 0);
     this.bufferBytes = intOption(options.clientBufferBytes, 'clientBufferBytes', 4 << 20, 1);
     this.graceMs = intOption(options.closeGraceMs, 'closeGraceMs', 200, 0);
+    this.stallTimeoutMs = intOption(options.stallTimeoutMs, 'stallTimeoutMs', 60000, 0);
     const policy = options.slowClient ?? 'drop';
     if (policy !== 'drop' && policy !== 'disconnect') {
       throw new BroadcastServerError('EINVAL', `slowClient must be "drop" or "disconnect", got ${String(policy)}`);
@@ -761,6 +786,13 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       throw err;
     }
     this.source.on('batch', this.onBatch);
+    if (this.stallTimeoutMs > 0) {
+      // Looked at a few times per timeout (at most every second): a stalled client is closed
+      // between stallTimeoutMs and stallTimeoutMs + 1 s after its last progress.
+      const every = Math.max(10, Math.min(1000, Math.floor(this.stallTimeoutMs / 4)));
+      this.stallTimer = setInterval(() => this.checkStalls(), every);
+      this.stallTimer.unref();
+    }
     const a = this.address();
     if (a.unix) this.log(`listening on unix socket ${a.unix} (mode ${this.unixOpts.mode.toString(8).padStart(4, '0')})`);
     if (a.tcp) this.log(`listening on tcp ${a.tcp.address}:${a.tcp.port}${this.tlsServer ? ` with TLS (${this.tlsSummary})` : ''}`);
@@ -814,7 +846,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
         // instance, maybe a concurrent starter that won), or a stale one, removed under the
         // path lock before trying again.
         if ((await probeSocketPath(target)) === 'none') continue;
-        if (attempt >= 10) throw new BroadcastServerError('EADDRINUSE', `${target} keeps being replaced by another process; not taking it`);
+        if (attempt >= 10) throw new BroadcastServerError('EADDRINUSE', `the socket path ${target} keeps being replaced by another process; not taking it`);
         await removeStaleSocket(target);
       }
       const st = fs.lstatSync(target);
@@ -886,6 +918,9 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       filter: null,
       req: null,
       flushWatch: false,
+      doneMark: 0,
+      queueMark: 0,
+      stallSince: 0,
       peerEnded: false,
       reason: null,
     };
@@ -1307,6 +1342,44 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     });
   }
 
+  /**
+   * Closes each streaming client whose waiting bytes made no progress for stallTimeoutMs.
+   * Progress is bytes accepted by the kernel: a write completing (bytesWritten less what is
+   * still queued grows) or the kernel-side write queue of a write in progress shrinking. A
+   * client fed from the ring ('catch-up') always has bytes waiting while it is behind, so
+   * the same look covers it; one with nothing waiting is idle, not stalled.
+   */
+  private checkStalls(): void {
+    const now = Date.now();
+    for (const conn of this.streaming) {
+      const sock = conn.sock;
+      if (sock.destroyed) continue;
+      const queued = sock.writableLength;
+      const handle = (sock as unknown as { _handle?: { writeQueueSize?: unknown } | null })._handle;
+      const inWrite = typeof handle?.writeQueueSize === 'number' ? handle.writeQueueSize : 0;
+      const done = sock.bytesWritten - queued;
+      const progressed = done > conn.doneMark || inWrite < conn.queueMark;
+      conn.doneMark = done;
+      conn.queueMark = inWrite;
+      if (queued === 0) {
+        conn.stallSince = 0;
+      } else if (progressed || conn.stallSince === 0) {
+        conn.stallSince = now;
+      } else if (now - conn.stallSince >= this.stallTimeoutMs) {
+        this.dropStalled(conn, queued, now - conn.stallSince);
+      }
+    }
+  }
+
+  private dropStalled(conn: Conn, queued: number, ms: number): void {
+    conn.reason = 'stalled';
+    this.counters.stallDisconnects++;
+    this.log(`${conn.transport} ${conn.peer}: client ${conn.id} stalled (${queued} bytes waiting, none taken for ${(ms / 1000).toFixed(1)} s), disconnecting`);
+    conn.state = 'closing';
+    this.streaming.delete(conn);
+    conn.sock.destroy();
+  }
+
   private dropSlow(conn: Conn): void {
     conn.reason = 'slow';
     this.counters.slowDisconnects++;
@@ -1378,6 +1451,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     const wasListening = this.state === 'listening';
     this.state = 'closing';
     this.source.off('batch', this.onBatch);
+    if (this.stallTimer) clearInterval(this.stallTimer);
+    this.stallTimer = null;
     const gone: Promise<void>[] = [];
     for (const conn of this.conns) {
       if (conn.announced && !conn.reason) conn.reason = 'server-close';

@@ -81,7 +81,7 @@ const sawExit = (pid) => (evs) => evs.some((e) => e.event === 'exit' && e.pid ==
 test('--help lists every option with its default and the seed examples; --version', () => {
   const r = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' });
   assert.equal(r.status, 0);
-  for (const opt of ['-e, --events', '-c, --clients', '-s, --socket', '-t, --tcp', '-a, --auth', '-d, --direct', '-h, --help', '--version', '--threads', '--auth-file', '--bind', '--socket-mode', '--socket-group', '--slow-client', '--rcvbuf', '--format', '--quiet', 'PROCMONITOR_AUTH']) {
+  for (const opt of ['-e, --events', '-c, --clients', '-s, --socket', '-t, --tcp', '-a, --auth', '-d, --direct', '-h, --help', '--version', '--threads', '--auth-file', '--bind', '--socket-mode', '--socket-group', '--slow-client', '--stall-timeout', '--rcvbuf', '--format', '--quiet', 'PROCMONITOR_AUTH']) {
     assert.ok(r.stdout.includes(opt), `help mentions ${opt}`);
   }
   assert.match(r.stdout, /default: 10/);
@@ -113,6 +113,7 @@ test('bad input: one clear line on stderr, exit status 2', async () => {
     [['--clients', '0'], /--clients must be a whole number from 1/],
     [['--clients'], /--clients needs a value/],
     [['--slow-client', 'maybe'], /drop or disconnect/],
+    [['--stall-timeout', 'soon'], /--stall-timeout must be a whole number from 0/],
     [['--direct', '--format', 'xml'], /json or text/],
     [['--tcp', String(busyPort), '-a', 'pw', '--quiet'], /in use/i],
   ];
@@ -296,6 +297,13 @@ test('TCP mode (seed example 2) with password from --auth, --auth-file and PROCM
     assert.doesNotMatch(cp.err, /mysecretpassword|filesecret|envsecret/, 'passwords are not logged');
   }
   fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('--stall-timeout: seconds, 0 turns it off, 60 by default', () => {
+  const { parseArgs } = require('../dist/cli');
+  assert.equal(parseArgs([]).stallTimeout, 60);
+  assert.equal(parseArgs(['--stall-timeout', '5']).stallTimeout, 5);
+  assert.equal(parseArgs(['--stall-timeout', '0']).stallTimeout, 0);
 });
 
 test('the systemd unit: its command line is valid and systemd accepts the unit', () => {

@@ -57,6 +57,7 @@ test('options: TCP without a password is refused; other bad options are named', 
   assert.throws(() => createBroadcastServer({ source, unix: { path: '/tmp/x', group: 'no-such-group-pm' } }), { code: 'EINVAL' });
   assert.throws(() => createBroadcastServer({ source, unix: { path: '/tmp/x' }, slowClient: 'wait' }), { code: 'EINVAL' });
   assert.throws(() => createBroadcastServer({ source, unix: { path: '/tmp/x' }, maxClients: 0 }), { code: 'EINVAL' });
+  assert.throws(() => createBroadcastServer({ source, unix: { path: '/tmp/x' }, stallTimeoutMs: -1 }), { code: 'EINVAL' });
 });
 
 test('options: the password can come from a file or an environment variable', async (t) => {
@@ -593,6 +594,107 @@ test('slow client (disconnect): it is closed with reason "slow", the others get 
   const got = events(slow);
   got.forEach((ev, i) => assert.equal(ev.n, i));
   fast.sock.destroy();
+});
+
+// ------------------------------------------------------------------ stalled clients
+
+/** Feeds ~3 MB/s of events (50 per batch, every 5 ms) until stop(). */
+function feedSteadily(source) {
+  const timer = setInterval(() => source.batch(50, 200), 5);
+  return { stop: () => clearInterval(timer) };
+}
+
+/**
+ * The kernel takes more bytes from a full socket only once a good part of its send buffer
+ * has drained (Unix: 3/4 of ~200 KB; TCP: a third of a send buffer that grows to 4 MB), so
+ * "progress" comes in steps: the slow reader reads well below the stream's rate, but enough
+ * to make a step within the timeout (Unix 640 KB/s against 400 ms, TCP 1.3 MB/s against 2.5 s).
+ */
+async function stallRun(t, transport, stallTimeoutMs, readEveryMs) {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const source = new FakeSource();
+  const srv = await serve(t, { source, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW }, clientBufferBytes: 64 * 1024, stallTimeoutMs });
+  const closes = [];
+  srv.on('clientClose', (c) => closes.push(c));
+  const open = () => (transport === 'unix' ? rawConnect(p) : tcpAuth(srv.address().tcp.port, PW));
+  // One never reads; one reads what it has every readEveryMs, slower than the stream; one reads all.
+  const stalled = await open();
+  stalled.sock.pause();
+  const slow = await open();
+  slow.sock.pause();
+  const fast = await open();
+  const header = fast.lines().length; // TCP: the authentication line
+  let fastLines = header;
+  fast.sock.on('data', (d) => {
+    for (let i = d.indexOf(10); i >= 0; i = d.indexOf(10, i + 1)) fastLines++;
+  });
+  await until(() => srv.stats().clients === 3 && srv.stats().perClient.every((c) => c.mode === 'live'));
+  const [stalledId, slowId] = srv.stats().perClient.map((c) => c.id);
+  let slowRead = 0;
+  let looks = 0;
+  let slowBehind = 0;
+  let slowFromRing = 0;
+  const reader = setInterval(() => {
+    const chunk = slow.sock.read();
+    if (chunk) slowRead += chunk.length;
+    const st = srv.stats().perClient.find((c) => c.id === slowId);
+    looks++;
+    if (st && st.buffered > 0) slowBehind++;
+    if (st && st.mode === 'catch-up') slowFromRing++;
+  }, readEveryMs);
+  t.after(() => clearInterval(reader));
+  const feed = feedSteadily(source);
+  t.after(() => feed.stop());
+  const start = Date.now();
+  await until(() => closes.length > 0, 30000, 'the stalled client closed');
+  assert.ok(Date.now() - start >= stallTimeoutMs, 'not before the timeout');
+  const readAtClose = slowRead;
+  // The slow one goes on for two more timeouts: it is never taken for stalled.
+  await new Promise((r) => setTimeout(r, 2 * stallTimeoutMs));
+  feed.stop();
+  clearInterval(reader);
+  assert.deepEqual(
+    closes.map((c) => [c.id, c.reason]),
+    [[stalledId, 'stalled']],
+  );
+  assert.equal(srv.stats().stallDisconnects, 1);
+  assert.ok(srv.stats().perClient.some((c) => c.id === slowId), 'the slow client still streams');
+  assert.ok(slowRead > readAtClose, 'the slow client kept reading');
+  assert.ok(slowBehind > looks / 2, `the slow client was behind most of the time (${slowBehind} of ${looks} looks)`);
+  assert.ok(slowFromRing > 0, 'the slow client was fed from the ring (policy drop) and still not taken for stalled');
+  // The fast one has every event.
+  const total = source.n;
+  await until(() => fastLines === total + header, 10000, `the fast client has every event (${fastLines} lines, ${total} events)`);
+  checkAccounting(events(fast), total);
+  // The stalled one finds its connection closed once it reads.
+  stalled.sock.resume();
+  await stalled.closedP;
+  slow.sock.destroy();
+  fast.sock.destroy();
+}
+
+test('stallTimeoutMs (unix): a client that never reads is closed as stalled; one that reads slowly is not', (t) => stallRun(t, 'unix', 400, 100));
+test('stallTimeoutMs (tcp): a client that never reads is closed as stalled; one that reads slowly is not', (t) => stallRun(t, 'tcp', 2500, 50));
+
+test('stallTimeoutMs 0: a client that never reads stays (policy drop)', async (t) => {
+  const p = path.join(tmpDir(t), 'pm.sock');
+  const source = new FakeSource();
+  const srv = await serve(t, { source, unix: { path: p }, clientBufferBytes: 64 * 1024, stallTimeoutMs: 0 });
+  const closes = [];
+  srv.on('clientClose', (c) => closes.push(c));
+  const stalled = rawConnect(p);
+  stalled.sock.pause();
+  await until(() => srv.stats().clients === 1 && srv.stats().perClient[0].mode === 'live');
+  const feed = feedSteadily(source);
+  t.after(() => feed.stop());
+  await until(() => srv.stats().perClient[0].mode === 'catch-up', 10000, 'it fell behind');
+  await new Promise((r) => setTimeout(r, 1000));
+  feed.stop();
+  assert.deepEqual(closes, []);
+  assert.equal(srv.stats().clients, 1);
+  assert.ok(srv.stats().perClient[0].buffered > 0);
+  stalled.sock.destroy();
 });
 
 // ------------------------------------------------------------------ shutdown
