@@ -555,10 +555,21 @@ async function slowClientRun(t, transport, replayEvents) {
     assert.ok(acc.received >= replayEvents && acc.received < total, `received ${acc.received}`);
     assert.equal(acc.received + acc.lost, total);
   }
+  if (replayEvents === 0) {
+    // No ring: what its socket held, in order, then one lost line for all the rest, last.
+    const evs = events(slow);
+    const at = evs.length - 1;
+    assert.deepEqual(evs.slice(0, at).map((e) => e.n), Array.from({ length: at }, (_, i) => i));
+    assert.deepEqual(Object.keys(evs[at]), ['event', 'time', 'count', 'source']);
+    assert.equal(evs[at].event, 'lost');
+    assert.equal(evs[at].source, 'client');
+    assert.equal(evs[at].count, total - at);
+  }
   // And later events reach it again.
   source.batch(5);
   await until(() => events(slow).length === acc.received + acc.lostLines + 5 && events(fast).length === total + 5);
   checkAccounting(events(slow), total + 5);
+  assert.deepEqual(events(slow).slice(-5).map((e) => e.n), [total, total + 1, total + 2, total + 3, total + 4]);
   slow.sock.destroy();
   fast.sock.destroy();
 }
@@ -567,6 +578,8 @@ test('slow client (unix, drop): the others get everything; it catches up from th
 test('slow client (tcp, drop): the others get everything; it catches up from the ring and loses nothing', (t) => slowClientRun(t, 'tcp'));
 test('slow client behind more than the ring (unix, drop): one lost line with the exact count', (t) => slowClientRun(t, 'unix', 5000));
 test('slow client behind more than the ring (tcp, drop): one lost line with the exact count', (t) => slowClientRun(t, 'tcp', 5000));
+test('slow client with the ring off (unix, drop, replayEvents 0): one lost line with the exact count, then later events', (t) => slowClientRun(t, 'unix', 0));
+test('slow client with the ring off (tcp, drop, replayEvents 0): one lost line with the exact count, then later events', (t) => slowClientRun(t, 'tcp', 0));
 
 test('slow client (disconnect): it is closed with reason "slow", the others get everything', async (t) => {
   const dir = tmpDir(t);
