@@ -227,8 +227,10 @@ export interface ClientStats extends ClientInfo {
   bytes: number;
   /** Events this client missed (policy `'drop'`). */
   dropped: number;
-  /** Bytes waiting in this process for this client. */
+  /** Bytes waiting in this process for this client, in its socket's buffer (at most about `clientBufferBytes`). */
   buffered: number;
+  /** Bytes of the answer to its request (the snapshot it asked for) not yet handed to its socket. */
+  answerBytes: number;
   /** `'live'`, `'catch-up'` (fed from the ring: resuming, or behind) or `'request'` (may still send one). */
   mode: 'live' | 'catch-up' | 'request';
   /** It asked for a subset of events. */
@@ -307,6 +309,12 @@ interface Conn extends ClientInfo {
   filter: Filter | null;
   /** The request line so far. */
   req: Buffer | null;
+  /**
+   * Its own lines still to write before the stream (the answer to its request: hello, the
+   * snapshot), in pieces that pump() writes as its socket drains.
+   */
+  own: Buffer[] | null;
+  ownBytes: number;
   /** An empty write is queued to tell when its backlog has flushed. */
   flushWatch: boolean;
   /**
@@ -917,6 +925,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       slack: 0,
       filter: null,
       req: null,
+      own: null,
+      ownBytes: 0,
       flushWatch: false,
       doneMark: 0,
       queueMark: 0,
@@ -1209,13 +1219,30 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       }
       conn.filter = makeFilter(req.events ?? null, uids);
       const last = this.ring.next - 1;
+      // The answer goes out in pieces of whole lines as the socket drains (pump), so that a
+      // big snapshot never sits in the socket's buffer beyond the client's bound; the table
+      // is taken now, at `last`, and kept in wire form only until it has been written.
+      const pieceBytes = Math.max(1, Math.min(this.bufferBytes >> 1, 64 * 1024));
+      const own: Buffer[] = [];
       let text = toLine({ event: 'hello', time: new Date().toISOString(), stream: this.stream, last_seq: last } as unknown as ProcEvent);
       if (req.snapshot) {
         const procs = (this.source.snapshot as () => ProcessRecord[])().filter((p) => !uids || (p.uid !== null && uids.includes(p.uid)));
-        for (const p of procs) text += toLine({ event: 'process', ...p } as unknown as ProcEvent);
+        let bytes = Buffer.byteLength(text);
+        for (const p of procs) {
+          const line = toLine({ event: 'process', ...p } as unknown as ProcEvent);
+          text += line;
+          bytes += Buffer.byteLength(line);
+          if (bytes >= pieceBytes) {
+            own.push(Buffer.from(text));
+            text = '';
+            bytes = 0;
+          }
+        }
         text += toLine({ event: 'snapshot', time: new Date().toISOString(), count: procs.length } as unknown as ProcEvent);
       }
-      this.writeOwn(conn, text);
+      own.push(Buffer.from(text));
+      conn.own = own;
+      conn.ownBytes = own.reduce((n, b) => n + b.length, 0);
       if (req.resume_from !== undefined) {
         // Another stream's seq (the daemon restarted) or one ahead of ours: everything of this
         // stream is new to it.
@@ -1240,9 +1267,9 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     return conn.sock.writableLength + this.ring.bytesFrom(conn.nextSeq);
   }
 
-  /** Writes a line of its own (not of the shared stream) to one client. */
-  private writeOwn(conn: Conn, text: string): void {
-    const n = Buffer.byteLength(text);
+  /** Writes lines of its own (not of the shared stream) to one client. */
+  private writeOwn(conn: Conn, text: string | Buffer): void {
+    const n = typeof text === 'string' ? Buffer.byteLength(text) : text.length;
     conn.sock.write(text);
     conn.bytes += n;
     this.counters.sentBytes += n;
@@ -1257,6 +1284,17 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     const sock = conn.sock;
     const half = Math.max(this.bufferBytes >> 1, 1);
     while (conn.mode === 'catch-up' && conn.state === 'streaming' && !sock.destroyed) {
+      if (conn.own) {
+        // Its answer first (hello, snapshot), piece by piece within its bound.
+        if (sock.writableLength >= half) return this.watchFlush(conn);
+        const piece = conn.own.shift();
+        if (conn.own.length === 0) conn.own = null;
+        if (piece) {
+          conn.ownBytes -= piece.length;
+          this.writeOwn(conn, piece);
+        }
+        continue;
+      }
       if (conn.nextSeq >= this.ring.next) {
         conn.mode = 'live';
         return;
@@ -1421,6 +1459,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
         bytes: c.bytes,
         dropped: c.dropped,
         buffered: c.sock.writableLength,
+        answerBytes: c.ownBytes,
         mode: c.mode,
         filtered: c.filter !== null,
       });

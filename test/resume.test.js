@@ -161,6 +161,51 @@ test('requests: event and user filters, a snapshot of the process table first, c
   assert.match(c.text(), /Bad request: this server keeps no process table/);
 });
 
+test('a snapshot far bigger than clientBufferBytes goes out in pieces as the client reads: its socket buffer stays bounded, nothing is lost', async (t) => {
+  const source = new FakeSource();
+  const N = 5000;
+  const table = Array.from({ length: N }, (_, i) => ({
+    pid: 1000 + i, ppid: 1, comm: 'worker', exe: '/usr/bin/worker', cmdline: `worker --id ${i} ${'x'.repeat(200)}`,
+    user: 'root', uid: 0, start_time: null, exec_time: null, threads: 0, learned: true,
+  }));
+  source.snapshot = () => table; // about 1.6 MB on the wire
+  const p = path.join(tmpDir(t), 'pm.sock');
+  const bound = 16 * 1024;
+  for (const slowClient of ['drop', 'disconnect']) {
+    const srv = await serve(t, { source, unix: { path: p.replace('.sock', `-${slowClient}.sock`) }, clientBufferBytes: bound, slowClient });
+    const closes = [];
+    srv.on('clientClose', (c) => closes.push(c));
+    const c = rawConnect(srv.address().unix);
+    c.sock.pause(); // reads nothing for now
+    c.sock.write('{"snapshot": true}\n');
+    await until(() => srv.stats().perClient.length === 1 && srv.stats().perClient[0].mode !== 'request');
+    const first = source.n;
+    source.batch(20); // events while the snapshot waits: they follow it
+    // The socket's buffer fills to its bound and stays there; the rest of the answer waits.
+    let most = 0;
+    const deadline = Date.now() + 500;
+    while (Date.now() < deadline) {
+      const st = srv.stats().perClient[0];
+      most = Math.max(most, st.buffered);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const st = srv.stats().perClient[0];
+    assert.ok(most <= bound, `${slowClient}: at most ${bound} bytes in its socket buffer, saw ${most}`);
+    assert.ok(st.answerBytes > 1000000, `${slowClient}: most of the snapshot still waits (${st.answerBytes} bytes)`);
+    assert.deepEqual(closes, [], `${slowClient}: not disconnected for its own snapshot`);
+    // It reads: the whole table, the count, then the events, in order, none lost.
+    c.sock.resume();
+    await until(() => evs(c).length === 20, 10000, 'the events after the snapshot');
+    const lines = events(c);
+    assert.equal(lines[0].event, 'hello');
+    assert.deepEqual(lines.slice(1, N + 1).map((l) => l.pid), table.map((r) => r.pid));
+    assert.deepEqual(lines[N + 1], { ...lines[N + 1], event: 'snapshot', count: N });
+    assert.deepEqual(evs(c).map((e) => e.n), Array.from({ length: 20 }, (_, i) => first + i));
+    assert.equal(srv.stats().perClient[0].answerBytes, 0);
+    c.sock.destroy();
+  }
+});
+
 test('connect({ resume: true }): after the connection drops it resumes; the stream is complete and duplicate-free', async (t) => {
   const source = new FakeSource();
   const p = path.join(tmpDir(t), 'pm.sock');
