@@ -505,10 +505,11 @@ const PATH_LOCK_DEAD_MS = 1000;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Whether the lock file at `lock` (stats `st`) was left by a process that died holding it. */
+/**
+ * Whether the lock file at `lock` (stats `st`) was left by a process that died holding it.
+ * A file that is not one of ours (its content is not a pid line) never is: it is not removed.
+ */
 function lockAbandoned(lock: string, st: fs.Stats): boolean {
-  const age = Date.now() - st.mtimeMs;
-  if (age > PATH_LOCK_STALE_MS) return true;
   let text: string;
   try {
     text = fs.readFileSync(lock, 'utf8');
@@ -516,7 +517,10 @@ function lockAbandoned(lock: string, st: fs.Stats): boolean {
     return false; // gone or unreadable: look again
   }
   const m = /^(\d+)\n$/.exec(text);
-  if (!m || age < PATH_LOCK_DEAD_MS) return false;
+  if (!m) return false;
+  const age = Date.now() - st.mtimeMs;
+  if (age > PATH_LOCK_STALE_MS) return true;
+  if (age < PATH_LOCK_DEAD_MS) return false;
   try {
     process.kill(Number(m[1]), 0);
     return false;
@@ -570,7 +574,7 @@ async function withPathLock<T>(target: string, fn: () => Promise<T>): Promise<T>
         continue;
       }
       if (Date.now() > deadline) {
-        throw new BroadcastServerError('EBUSY', `${lock} is held by another starter; if none is running, remove it`);
+        throw new BroadcastServerError('EBUSY', `${lock} is held by another starter, or is not a lock of procmonitor's; if no procMonitor is starting, remove it`);
       }
       await sleep(10);
     }
