@@ -968,7 +968,7 @@ async function halfClosed(t, how) {
     client = rawConnect({ port: srv.address().tcp.port });
     await until(() => client.text() === PASSWORD_PROMPT);
     client.sock.end(`${PW}\n`);
-    await until(() => client.text() === PASSWORD_PROMPT + AUTH_SUCCESS, 10000, 'authenticated');
+    await until(() => client.text().startsWith(PASSWORD_PROMPT + AUTH_SUCCESS), 10000, 'authenticated');
   } else {
     client = rawConnect(p);
     await client.connected;
