@@ -359,6 +359,14 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
   if (sys && o.syslog?.events) conn.on('batch', sys.batch);
   if (o.direct) conn.on('batch', directWriter(o.format, log));
   conn.on('lost', (ev) => log(`lost ${ev.count} events (${ev.source})`));
+  // The reader thread failing (the socket broke under it) is fatal: say why, stop as on a
+  // signal, exit 1.
+  let status = 0;
+  conn.on('error', (err) => {
+    fail(err.message);
+    status = 1;
+    onSignal('reader failure');
+  });
   try {
     conn.start();
   } catch (err) {
@@ -387,11 +395,11 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
   return new Promise<number>((resolve) => {
     stopper = () => {
       // Never hang on shutdown: whatever is still open after a second is abandoned.
-      setTimeout(() => resolve(0), 1000).unref();
+      setTimeout(() => resolve(status), 1000).unref();
       conn.stop();
       void Promise.all([server?.close(), metrics?.close(), nats?.close()]).then(
-        () => resolve(0),
-        () => resolve(0),
+        () => resolve(status),
+        () => resolve(status),
       );
     };
     if (pendingSignal) stopper();

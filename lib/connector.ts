@@ -63,7 +63,8 @@ export type ProcConnectorErrorCode =
   | 'ESOCKET'
   | 'ESUBSCRIBE'
   | 'EPLATFORM'
-  | 'ENOADDON';
+  | 'ENOADDON'
+  | 'EREAD';
 
 /** A failure to subscribe, with a code and a message that names the remedy. */
 export class ProcConnectorError extends CodedError<ProcConnectorErrorCode> {}
@@ -74,6 +75,12 @@ export interface ProcConnectorEvents extends ProcEventMap {
   event: [ProcEvent];
   /** Events that arrived together, in kernel order (one array per wake-up). */
   batch: [ProcEvent[]];
+  /**
+   * The reader thread could not go on (the socket failed under it): a ProcConnectorError
+   * with code EREAD, after every event read before. The connector has stopped by then
+   * ('close' came first); start() may be called again. Unhandled, it throws like any
+   * EventEmitter 'error'.
+   */
   error: [Error];
   /** After stop(), once the last event was emitted. */
   close: [];
@@ -141,7 +148,19 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
         cause: binding,
       });
     }
-    const native = new binding.Connector((batch) => this.dispatch(batch as ProcEvent[]));
+    const native = new binding.Connector((batch, fatal) => {
+      try {
+        this.dispatch(batch as ProcEvent[]);
+        if (fatal !== undefined && this.native === native) this.fail(fatal);
+      } catch (err) {
+        // Node-API would swallow an exception thrown into a thread-safe call (a warning
+        // only): a listener's exception, or an unhandled 'error', is made uncaught instead,
+        // as from any EventEmitter.
+        process.nextTick(() => {
+          throw err;
+        });
+      }
+    });
     if (!this.referenced) native.unref();
     try {
       native.start({ events: eventMask(this.subscribed), ...this.opts });
@@ -200,6 +219,16 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
   /** Counters of the running (or last) subscription; null before the first start(). */
   stats(): ConnectorStats | null {
     return this.native ? this.native.stats() : this.lastStats;
+  }
+
+  private fail(why: string): void {
+    this.stop();
+    this.emit('error', new ProcConnectorError('EREAD', `the reader thread stopped: ${why}`));
+  }
+
+  /** @internal Test hook: the reader thread stops as if reading had failed (an 'error' follows). */
+  injectFault(why = 'injected fault'): void {
+    this.native?.injectFault(why);
   }
 
   private dispatch(batch: ProcEvent[]): void {

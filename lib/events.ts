@@ -101,8 +101,16 @@ export interface ExecEvent extends Base {
   cmdline: string;
   ppid: number;
   uid: number;
-  /** The exact argument vector. */
+  /**
+   * The argument vector, each argument decoded as UTF-8 (bytes that are not UTF-8 read as
+   * U+FFFD: see argv_base64).
+   */
   argv: string[];
+  /**
+   * Only when an argument is not valid UTF-8: the exact bytes of every argument, base64,
+   * index for index with argv (`Buffer.from(s, 'base64')`).
+   */
+  argv_base64?: string[];
   comm: string;
   /** Path of the executable ("" and `missing: ["exe"]` when it cannot be read). */
   exe: string;

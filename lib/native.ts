@@ -9,6 +9,8 @@ export interface NativeConnector {
   stats(): ConnectorStats;
   snapshot(): unknown[];
   ancestry(pid: number): unknown[] | null;
+  /** Test hook: the reader thread stops as if reading had failed with `why`. */
+  injectFault(why?: string): void;
 }
 
 export interface NativeStartOptions {
@@ -56,7 +58,8 @@ export interface ConnectorStats {
 }
 
 export interface NativeBinding {
-  Connector: new (onBatch: (events: unknown[]) => void) => NativeConnector;
+  /** onBatch gets the events, then (once) why the reader thread stopped on its own. */
+  Connector: new (onBatch: (events: unknown[], fatal?: string) => void) => NativeConnector;
   parse(buf: Buffer): { events: Record<string, unknown>[]; stats: Record<string, number | boolean> };
   buildRequest(op: number, withMask: boolean, mask: number, seq: number, ack: number, portid: number): Buffer;
   cgroup(text: string): { cgroup: string; container_id: string | null } | null;

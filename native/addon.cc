@@ -67,6 +67,65 @@ Napi::String TimeString(Napi::Env env, double ms) {
   return Napi::String::New(env, buf);
 }
 
+// True if s is well-formed UTF-8 (no overlong forms, surrogates or code points past
+// U+10FFFF): exactly the strings a JS string carries without replacement characters.
+bool ValidUtf8(const std::string& s) {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(s.data());
+  const unsigned char* end = p + s.size();
+  while (p < end) {
+    unsigned c = *p;
+    if (c < 0x80) {
+      p++;
+      continue;
+    }
+    size_t n;
+    unsigned lo = 0x80, hi = 0xbf;  // bounds of the second byte
+    if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      if (c == 0xe0) lo = 0xa0;
+      if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      if (c == 0xf0) lo = 0x90;
+      if (c == 0xf4) hi = 0x8f;
+    } else {
+      return false;
+    }
+    if (static_cast<size_t>(end - p) <= n) return false;
+    if (p[1] < lo || p[1] > hi) return false;
+    for (size_t i = 2; i <= n; i++) {
+      if ((p[i] & 0xc0) != 0x80) return false;
+    }
+    p += n + 1;
+  }
+  return true;
+}
+
+std::string Base64(const std::string& s) {
+  static const char kDigits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((s.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < s.size(); i += 3) {
+    uint32_t v = (uint32_t(uint8_t(s[i])) << 16) | (uint32_t(uint8_t(s[i + 1])) << 8) | uint8_t(s[i + 2]);
+    out.push_back(kDigits[v >> 18]);
+    out.push_back(kDigits[(v >> 12) & 63]);
+    out.push_back(kDigits[(v >> 6) & 63]);
+    out.push_back(kDigits[v & 63]);
+  }
+  if (i < s.size()) {
+    uint32_t v = uint32_t(uint8_t(s[i])) << 16;
+    if (i + 1 < s.size()) v |= uint32_t(uint8_t(s[i + 1])) << 8;
+    out.push_back(kDigits[v >> 18]);
+    out.push_back(kDigits[(v >> 12) & 63]);
+    out.push_back(i + 1 < s.size() ? kDigits[(v >> 6) & 63] : '=');
+    out.push_back('=');
+  }
+  return out;
+}
+
 Napi::Value Missing(Napi::Env env, uint32_t m) {
   static const char* const kNames[pm::kMissingNames] = {
       "argv", "cmdline", "comm", "exe", "user", "ppid", "duration_ms", "exec_id",
@@ -158,6 +217,15 @@ Napi::Object ToJs(Napi::Env env, const OutEvent& e) {
         argv.Set(static_cast<uint32_t>(i), Napi::String::New(env, e.argv[i]));
       }
       o.Set("argv", argv);
+      // A JS string cannot hold bytes that are not UTF-8: the exact bytes of every
+      // argument then go along too, base64-encoded.
+      bool exact = true;
+      for (const std::string& a : e.argv) exact = exact && ValidUtf8(a);
+      if (!exact) {
+        Napi::Array raw = Napi::Array::New(env, e.argv.size());
+        for (size_t i = 0; i < e.argv.size(); i++) raw.Set(static_cast<uint32_t>(i), Base64(e.argv[i]));
+        o.Set("argv_base64", raw);
+      }
       o.Set("comm", e.comm);
       o.Set("exe", e.exe);
       break;
@@ -271,7 +339,8 @@ class Connector : public Napi::ObjectWrap<Connector> {
                         InstanceMethod<&Connector::Unref>("unref"),
                         InstanceMethod<&Connector::GetStats>("stats"),
                         InstanceMethod<&Connector::Snapshot>("snapshot"),
-                        InstanceMethod<&Connector::Ancestry>("ancestry")});
+                        InstanceMethod<&Connector::Ancestry>("ancestry"),
+                        InstanceMethod<&Connector::InjectFault>("injectFault")});
   }
 
   // new Connector(onBatch: (events: object[]) => void)
@@ -345,13 +414,21 @@ class Connector : public Napi::ObjectWrap<Connector> {
     Napi::HandleScope scope(env);
     if (!CanRunJs(env)) return;
     Napi::Array arr = TakeBatch(env);
-    if (arr.Length() == 0) return;
+    std::string fatal = monitor_.TakeFatal();
+    if (arr.Length() == 0 && fatal.empty()) return;
     // Raw call: while the environment is being torn down JS cannot run and the call fails;
-    // nothing may be thrown then. A listener's own exception stays pending and surfaces as
-    // an uncaught exception, as for any callback.
-    napi_value argv[1] = {arr};
+    // nothing may be thrown then. The JS callback makes a listener's exception uncaught
+    // itself (Node-API only warns of one). The second argument says why the reader stopped
+    // on its own, after the events it read before.
+    napi_value argv[2] = {arr, fatal.empty() ? env.Undefined() : Napi::String::New(env, fatal)};
     napi_value result;
-    napi_call_function(env, Value(), callback_.Value(), 1, argv, &result);
+    napi_call_function(env, Value(), callback_.Value(), 2, argv, &result);
+  }
+
+  // injectFault(why): test hook; the reader stops as if reading had failed.
+  Napi::Value InjectFault(const Napi::CallbackInfo& info) {
+    monitor_.InjectFault(info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "");
+    return info.Env().Undefined();
   }
 
   static bool Bool(Napi::Object o, const char* k, bool def) {

@@ -166,6 +166,12 @@ bool Monitor::Start(const Options& opts, StartError* err) {
   last_seq_.clear();
   seen_cpu_.clear();
   overflow_ = false;
+  read_errno_ = 0;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    fatal_.clear();
+    injected_.clear();
+  }
   drops_seen_ = 0;  // a new socket
   drops_credit_ = 0;
   {
@@ -357,18 +363,63 @@ void Monitor::Run() {
     int r = ppoll(fds, 2, timeout, nullptr);
     if (r < 0) {
       if (errno == EINTR) continue;
+      Fail(std::string("poll on the netlink socket failed: ") + std::strerror(errno));
       break;
     }
-    if (fds[1].revents || stop_) break;
+    if (stop_) break;
+    if (fds[1].revents) {
+      std::string why;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        why.swap(injected_);
+      }
+      if (!why.empty()) Fail(why);
+      break;
+    }
+    if (fds[0].revents & POLLNVAL) {
+      Fail("the netlink socket was closed under the reader");
+      break;
+    }
     bool more = false;
     if (r > 0 && fds[0].revents) {
       clock_offset_ns_ = Now(CLOCK_REALTIME) - Now(CLOCK_MONOTONIC);
       batch.clear();
       ReadBatch(batch);
       more = Push(batch);
+      if (read_errno_ != 0) {
+        notify_();  // what was read before the failure goes first
+        Fail(std::string("reading the netlink socket failed: ") + std::strerror(read_errno_));
+        break;
+      }
     }
     wake(more);
   }
+}
+
+void Monitor::Fail(const std::string& why) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    fatal_ = why;
+  }
+  notify_();
+}
+
+std::string Monitor::TakeFatal() {
+  std::lock_guard<std::mutex> lk(mu_);
+  std::string why;
+  why.swap(fatal_);
+  return why;
+}
+
+void Monitor::InjectFault(const std::string& why) {
+  if (!running_ || wake_fd_ < 0) return;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    injected_ = why.empty() ? std::string("injected fault") : why;
+  }
+  uint64_t one = 1;
+  ssize_t w = write(wake_fd_, &one, sizeof one);
+  (void)w;
 }
 
 // Reads every datagram waiting in the socket, a batch per syscall.
@@ -397,6 +448,7 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
         overflow_ = true;
         continue;
       }
+      if (errno != EAGAIN && errno != EWOULDBLOCK) read_errno_ = errno;
       if (overflow_) FlushDrops(out);
       return;  // EAGAIN: drained
     }
@@ -423,7 +475,9 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
     }
     k = 0;
     for (const RawEvent& ev : raw_) {
-      if (ev.what == kExec) ReadExe(ev.tgid, execs_[k++]);  // the table keeps it too
+      if (ev.what != kExec) continue;
+      ProcInfo& info = execs_[k++];
+      if (!info.gone) ReadExe(ev.tgid, info);  // the table keeps it too
     }
     k = 0;
     {
@@ -807,6 +861,8 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
       Proc* p = Lookup(ev.tgid, false);
       if (!pre) {
         ReadProc(ev.tgid, true, info);
+      } else if (info.gone) {
+        // Reaped already: nothing more to read under this pid (or another process's).
       } else if (p && p->have_uid && p->ppid > 0) {
         // exec keeps the real uid and the parent, which we know: only the name is new.
         ReadComm(ev.tgid, info);
@@ -838,7 +894,9 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
         p->have_exe = info.have_exe;
         p->run_ns = ev.ts_ns;  // a new program run
         p->from_proc = false;
-        ReadCgroupOf(ev.tgid, *p);  // where it runs now (a runtime moves it before exec)
+        if (!info.gone) {
+          ReadCgroupOf(ev.tgid, *p);  // where it runs now (a runtime moves it before exec)
+        }
       }
       if (!report) break;
       OutEvent o = Make(ev, ev.tgid);

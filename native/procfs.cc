@@ -99,7 +99,10 @@ bool ReadArgv(int32_t pid, ProcInfo& out) {
   std::string buf;
   std::snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
   ssize_t n = ReadFile(path, buf, 1 << 20);
-  if (n < 0) return false;
+  if (n < 0) {
+    out.gone = errno == ENOENT || errno == ESRCH;
+    return false;
+  }
   // A process that has exited but not been reaped (a zombie) reads as empty: that is
   // "no argv", not an empty argv.
   if (n > 0) {
