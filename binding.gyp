@@ -6,7 +6,8 @@
         "native/addon.cc",
         "native/monitor.cc",
         "native/parser.cc",
-        "native/procfs.cc"
+        "native/procfs.cc",
+        "native/wire.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -233,8 +233,11 @@ function version(): string {
 
 const COLORS: Record<string, string> = { fork: '\x1b[36m', exec: '\x1b[32m', exit: '\x1b[33m', lost: '\x1b[31;1m' };
 
-/** Writes events on stdout, bounded: a stalled reader of stdout loses events, never memory. */
-function directWriter(format: 'json' | 'text', log: (line: string) => void): (batch: ProcEvent[]) => void {
+/**
+ * Writes the connector's events on stdout, bounded: a stalled reader of stdout loses events,
+ * never memory. JSON goes out as the reader's own lines, with no object made.
+ */
+function directWriter(conn: ProcConnector, format: 'json' | 'text', log: (line: string) => void): void {
   const out = process.stdout;
   const color = format === 'text' && out.isTTY === true && !process.env.NO_COLOR;
   const limit = 16 << 20;
@@ -249,19 +252,22 @@ function directWriter(format: 'json' | 'text', log: (line: string) => void): (ba
     if (err.code === 'EPIPE') process.exit(0); // the reader went away (e.g. `| head`)
     log(`stdout: ${err.message}`);
   });
-  return (batch) => {
+  const write = (count: number, chunk: () => string | Buffer) => {
     if (out.writableLength > limit) {
-      dropped += batch.length;
+      dropped += count;
       return;
     }
-    let chunk = '';
     if (dropped) {
-      chunk += line({ event: 'lost', time: new Date().toISOString(), count: dropped, source: 'client' });
+      out.write(line({ event: 'lost', time: new Date().toISOString(), count: dropped, source: 'client' }));
       dropped = 0;
     }
-    for (const ev of batch) chunk += line(ev);
-    out.write(chunk);
+    out.write(chunk());
   };
+  if (format === 'json') {
+    conn.on('lines', (lines) => write(lines.ends.length, () => lines.buf));
+  } else {
+    conn.on('batch', (batch) => write(batch.length, () => batch.map(line).join('')));
+  }
 }
 
 /** Runs the daemon until SIGINT/SIGTERM; resolves with the exit status. */
@@ -357,7 +363,7 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
     log(`metrics at ${metrics.url}`);
   }
   if (sys && o.syslog?.events) conn.on('batch', sys.batch);
-  if (o.direct) conn.on('batch', directWriter(o.format, log));
+  if (o.direct) directWriter(conn, o.format, log);
   conn.on('lost', (ev) => log(`lost ${ev.count} events (${ev.source})`));
   // The reader thread failing (the socket broke under it) is fatal: say why, stop as on a
   // signal, exit 1.

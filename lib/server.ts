@@ -5,9 +5,10 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
-import { CodedError, toLine, type LostEvent, type ProcessRecord, type ProcEvent } from './events';
+import { CodedError, linesOf, toLine, type LineBatch, type LostEvent, type ProcessRecord, type ProcEvent } from './events';
+import { ProcConnector } from './connector';
 import { checkKeyPair, parseCertificates, parsePrivateKey, subjectName, type Pem } from './pem';
-import { encodeBatch, makeFilter, parseRequest, ReplayRing, select, type ClientRequest, type Filter } from './replay';
+import { numberLines, makeFilter, parseRequest, ReplayRing, select, type ClientRequest, type Filter } from './replay';
 
 export type { ClientRequest } from './replay';
 
@@ -537,7 +538,12 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private nextId = 1;
   private state: 'new' | 'listening' | 'closing' | 'closed' = 'new';
   private closing: Promise<void> | null = null;
-  private readonly onBatch = (batch: ProcEvent[]) => this.broadcast(batch);
+  private readonly onBatch = (batch: ProcEvent[]) => this.broadcast(linesOf(batch));
+  private readonly onLines = (lines: LineBatch) => this.broadcast(lines);
+  /** A ProcConnector hands over its lines as bytes: nothing is parsed or serialised again. */
+  private get lineSource(): ProcConnector | null {
+    return this.source instanceof ProcConnector ? this.source : null;
+  }
   private readonly counters = {
     batches: 0,
     events: 0,
@@ -637,7 +643,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       this.state = 'closed';
       throw err;
     }
-    this.source.on('batch', this.onBatch);
+    if (this.lineSource) this.lineSource.on('lines', this.onLines);
+    else this.source.on('batch', this.onBatch);
     const a = this.address();
     if (a.unix) this.log(`listening on unix socket ${a.unix} (mode ${this.unixOpts.mode.toString(8).padStart(4, '0')})`);
     if (a.tcp) this.log(`listening on tcp ${a.tcp.address}:${a.tcp.port}${this.tlsServer ? ` with TLS (${this.tlsSummary})` : ''}`);
@@ -1113,13 +1120,13 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     }
   }
 
-  private broadcast(batch: ProcEvent[]): void {
-    const n = batch.length;
+  private broadcast(lines: LineBatch): void {
+    const n = lines.ends.length;
     if (n === 0) return;
     this.counters.batches++;
     this.counters.events += n;
     // Serialised once, numbered, kept in the ring; the same bytes go to every client.
-    const chunk = encodeBatch(batch, this.ring.next);
+    const chunk = numberLines(lines, this.ring.next);
     this.ring.push(chunk);
     const bound = this.bufferBytes;
     for (const conn of this.streaming) {
@@ -1240,7 +1247,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private async doClose(): Promise<void> {
     const wasListening = this.state === 'listening';
     this.state = 'closing';
-    this.source.off('batch', this.onBatch);
+    if (this.lineSource) this.lineSource.off('lines', this.onLines);
+    else this.source.off('batch', this.onBatch);
     const gone: Promise<void>[] = [];
     for (const conn of this.conns) {
       if (conn.announced && !conn.reason) conn.reason = 'server-close';
