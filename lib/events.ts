@@ -84,7 +84,8 @@ export interface ForkEvent extends Base {
   /** The parent process. */
   parent_pid: number;
   user: string;
-  uid: number;
+  /** null where the user is not known (`missing` names "user"). */
+  uid: number | null;
   comm: string;
   /** The child's command line at fork time (its parent's program). */
   cmdline: string;
@@ -100,7 +101,8 @@ export interface ExecEvent extends Base {
   /** argv joined by single spaces. */
   cmdline: string;
   ppid: number;
-  uid: number;
+  /** null where the user is not known (`missing` names "user"). */
+  uid: number | null;
   /**
    * The argument vector, each argument decoded as UTF-8 (bytes that are not UTF-8 read as
    * U+FFFD: see argv_base64).
@@ -131,6 +133,8 @@ export interface ExitEvent extends Base {
   comm: string;
   cmdline: string;
   ppid: number;
+  /** The process's (real) uid, null where the user is not known. */
+  uid: number | null;
   /** Lifetime from fork to exit by the kernel's clock, or null when the fork was not seen. */
   duration_ms: number | null;
   thread?: true;
