@@ -193,3 +193,94 @@ for (const threads of [false, true]) {
     assert.equal(mine.at(-1), exits[0], 'the process exit comes last');
   });
 }
+
+// ------------------------------------------------------------------ core dumps
+
+test('a core dump: exit has the signal and core true, a coredump event comes first', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-core-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  // A relative core_pattern ("core" here) writes into the process's working directory (our
+  // temp dir). A pipe to a helper (systemd-coredump, apport) or an absolute path may not
+  // write a core at all in this environment: set a file in the temp dir for the test
+  // (root only) and put the old pattern back afterwards.
+  const PATTERN = '/proc/sys/kernel/core_pattern';
+  const old = fs.readFileSync(PATTERN, 'utf8').replace(/\n$/, '');
+  if (old.startsWith('|') || old.startsWith('/')) {
+    fs.writeFileSync(PATTERN, path.join(dir, 'core.%p'));
+    t.after(() => fs.writeFileSync(PATTERN, old));
+  }
+  const c = started(t, { events: 'exit,coredump' });
+  const rec = record(c);
+  for (const [sig, num] of [
+    ['SEGV', 11],
+    ['ABRT', 6],
+  ]) {
+    const { pid, signal } = await run('/bin/sh', ['-c', `ulimit -c unlimited; kill -${sig} $$`], { cwd: dir });
+    assert.equal(signal, `SIG${sig}`);
+    await rec.until(exited(pid));
+    const mine = rec.of(pid);
+    assert.deepEqual(mine.map((e) => e.event), ['coredump', 'exit'], JSON.stringify(mine));
+    const [dump, exit] = mine;
+    assert.equal(dump.pid, pid);
+    assert.equal(dump.parent_pid, process.pid);
+    assert.equal(exit.exit_code, num | 0x80);
+    assert.equal(exit.signal, `SIG${sig}`);
+    assert.equal(exit.code, null);
+    assert.equal(exit.core, true);
+  }
+  assert.ok(fs.readdirSync(dir).some((f) => f.startsWith('core')), 'the kernel wrote the cores: ' + fs.readdirSync(dir));
+  // Without a core size limit the same signal writes no core: core false, although the
+  // kernel still announces the (attempted) dump.
+  const { pid } = await run('/bin/sh', ['-c', 'ulimit -c 0; kill -SEGV $$'], { cwd: dir });
+  await rec.until(exited(pid));
+  const mine = rec.of(pid);
+  assert.deepEqual(mine.map((e) => e.event), ['coredump', 'exit']);
+  assert.equal(mine[1].signal, 'SIGSEGV');
+  assert.equal(mine[1].exit_code, 11);
+  assert.equal(mine[1].core, false);
+});
+
+// ------------------------------------------------------------------ gid, sid, uid, comm, ptrace
+
+test('sid, comm (prctl), gid and uid events of a live process, field by field', async (t) => {
+  const c = started(t, { events: 'all' });
+  const rec = record(c);
+  const tool = pmtool(['ids']);
+  const pid = tool.pid;
+  assert.deepEqual(await tool.done, { code: 0, signal: null });
+  await rec.until(exited(pid));
+  const mine = rec.of(pid).filter((e) => e.event !== 'fork' && e.event !== 'exec');
+  assert.deepEqual(mine.map((e) => e.event), ['sid', 'comm', 'gid', 'uid', 'exit'], JSON.stringify(mine));
+  const [sid, comm, gid, uid, exit] = mine;
+  assert.equal(sid.pid, pid);
+  assert.equal(sid.thread, undefined);
+  assert.equal(comm.pid, pid);
+  assert.equal(comm.comm, 'pm-renamed');
+  // Real and effective ids differ, so a swap would show.
+  assert.deepEqual([gid.pid, gid.rgid, gid.egid], [pid, 101, 102]);
+  assert.deepEqual([uid.pid, uid.ruid, uid.euid], [pid, 201, 202]);
+  for (const e of mine) assert.ok(Date.parse(e.time) > 0, e.time);
+  assert.equal(exit.comm, 'pm-renamed');
+  assert.equal(exit.code, 0);
+});
+
+test('ptrace attach and detach: the tracee, its tracer, attach true then false', async (t) => {
+  const c = started(t, { events: 'ptrace,exit' });
+  const rec = record(c);
+  const tool = pmtool(['ptrace']);
+  const [tracee] = await tool.printed(1);
+  assert.deepEqual(await tool.done, { code: 0, signal: null });
+  await rec.until(exited(tool.pid));
+  const ptr = rec.of(tracee).filter((e) => e.event === 'ptrace');
+  assert.equal(ptr.length, 2, JSON.stringify(rec.of(tracee)));
+  const [attach, detach] = ptr;
+  assert.equal(attach.pid, tracee);
+  assert.equal(attach.tracer_pid, tool.pid);
+  assert.equal(attach.tracer_tid, tool.pid);
+  assert.equal(attach.attach, true);
+  assert.equal(detach.pid, tracee);
+  assert.equal(detach.tracer_pid, 0);
+  assert.equal(detach.attach, false);
+  const exit = rec.of(tracee).find((e) => e.event === 'exit');
+  assert.equal(exit.signal, 'SIGKILL');
+});
