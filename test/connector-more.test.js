@@ -284,3 +284,79 @@ test('ptrace attach and detach: the tracee, its tracer, attach true then false',
   const exit = rec.of(tracee).find((e) => e.event === 'exit');
   assert.equal(exit.signal, 'SIGKILL');
 });
+
+// ------------------------------------------------------------------ the table bound
+
+test('tableMax bounds the live table with 300 live processes; events keep flowing', async (t) => {
+  const MAX = 64;
+  const N = 300;
+  // Not seeded from /proc: the machine's own processes could fill 64 places for good.
+  const c = started(t, { events: 'fork,exec,exit', tableMax: MAX, seed: false });
+  const rec = record(c);
+  let most = 0;
+  const sample = () => (most = Math.max(most, c.stats().tableSize));
+  c.on('batch', sample);
+  const timer = setInterval(sample, 5);
+  t.after(() => clearInterval(timer));
+  const tool = pmtool(['kids', String(N), 'hold']);
+  const kids = await tool.printed(N);
+  await rec.until((evs) => {
+    const forked = new Set(evs.filter((e) => e.event === 'fork').map((e) => e.child_pid));
+    return kids.every((k) => forked.has(k));
+  });
+  sample();
+  assert.ok(most <= MAX, `tableSize reached ${most}, above tableMax ${MAX}`);
+  assert.ok(c.stats().tableFull > 0, 'the table was full: some processes were not remembered');
+  tool.release();
+  assert.deepEqual(await tool.done, { code: 0, signal: null });
+  await rec.until((evs) => kids.every((k) => exited(k)(evs)));
+  for (const k of kids) {
+    const exit = rec.of(k).find((e) => e.event === 'exit');
+    assert.equal(exit.code, 0);
+  }
+  sample();
+  assert.ok(most <= MAX, `tableSize reached ${most}, above tableMax ${MAX}`);
+  // The gone processes made room again: a new process is known at its exit (it lives
+  // 100 ms, so /proc still has it when its exec is read).
+  const { pid } = await run('/bin/sh', ['-c', 'sleep 0.1; exit 7', 'after-the-storm']);
+  await rec.until(exited(pid));
+  const exit = rec.of(pid).find((e) => e.event === 'exit');
+  assert.equal(exit.code, 7, JSON.stringify(exit));
+  assert.equal(exit.comm, 'sh');
+  assert.equal(exit.cmdline, '/bin/sh -c sleep 0.1; exit 7 after-the-storm', JSON.stringify(rec.of(pid)));
+  assert.equal(exit.missing, undefined);
+  assert.ok(c.stats().tableSize <= MAX);
+});
+
+// ------------------------------------------------------------------ a busy JS thread
+
+test('a busy JS thread with the default settings loses nothing: every fork, exec and exit, in order', async (t) => {
+  const N = 500;
+  const c = started(t, {});
+  const rec = record(c);
+  const before = c.stats().received;
+  const tool = pmtool(['kids', String(N), 'exec', STRUE]);
+  // Block this thread (no event loop, no JS callbacks) until the storm is over: its
+  // process is a zombie that nobody can reap meanwhile. At least a second, at most 20.
+  const t0 = Date.now();
+  while (Date.now() - t0 < 1000 || (stateOf(tool.pid) !== 'Z' && Date.now() - t0 < 20000)) {
+    /* busy */
+  }
+  assert.equal(stateOf(tool.pid), 'Z', 'the storm ended while this thread was blocked');
+  const readMeanwhile = c.stats().received - before;
+  assert.ok(readMeanwhile >= 3 * N, `the reader read ${readMeanwhile} events while JS was blocked`);
+  const kids = await tool.printed(N);
+  assert.deepEqual(await tool.done, { code: 0, signal: null });
+  await rec.until((evs) => kids.every((k) => exited(k)(evs)));
+  await settle(rec);
+  const s = c.stats();
+  assert.equal(s.lostKernel, 0);
+  assert.equal(s.lostQueue, 0);
+  assert.deepEqual(rec.events.filter((e) => e.event === 'lost'), []);
+  for (const k of kids) {
+    const mine = rec.of(k);
+    assert.deepEqual(mine.map((e) => e.event), ['fork', 'exec', 'exit'], `${k}: ${JSON.stringify(mine)}`);
+    assert.equal(mine[0].parent_pid, tool.pid);
+    assert.equal(mine[2].code, 0);
+  }
+});
