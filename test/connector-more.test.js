@@ -360,3 +360,92 @@ test('a busy JS thread with the default settings loses nothing: every fork, exec
     assert.equal(mine[2].code, 0);
   }
 });
+
+// ------------------------------------------------------------------ gone before /proc is read
+
+/** Checks an exec of STRUE: its exact argv, or none and the fields that could not be read marked. */
+function checkExec(e) {
+  assert.equal(e.event, 'exec');
+  if (!e.missing?.includes('argv')) {
+    assert.deepEqual(e.argv, [STRUE], JSON.stringify(e));
+    assert.equal(e.cmdline, STRUE);
+    return true;
+  }
+  // argv is read first, then exe: a process gone for one is gone for the other.
+  assert.deepEqual(e.argv, [], JSON.stringify(e));
+  assert.equal(e.cmdline, '');
+  assert.equal(e.exe, '');
+  assert.ok(e.missing.includes('cmdline') && e.missing.includes('exe'), JSON.stringify(e));
+  return false;
+}
+
+test('processes that exit at once: every exec has its exact argv or says argv is missing', async (t) => {
+  const N = 300;
+  const c = started(t, { events: 'exec,exit' });
+  const rec = record(c);
+  const tool = pmtool(['kids', String(N), 'exec', STRUE]);
+  const kids = await tool.printed(N);
+  assert.deepEqual(await tool.done, { code: 0, signal: null });
+  await rec.until((evs) => kids.every((k) => exited(k)(evs)));
+  let captured = 0;
+  for (const k of kids) {
+    const execs = rec.of(k).filter((e) => e.event === 'exec');
+    assert.equal(execs.length, 1, JSON.stringify(rec.of(k)));
+    if (checkExec(execs[0])) captured++;
+  }
+  t.diagnostic(`argv captured for ${captured} of ${N} execs of a static program that returns at once`);
+});
+
+test('processes gone (reaped, or zombies) before the reader gets to them: argv missing, never empty or wrong', async (t) => {
+  // The connector is stopped (SIGSTOP) while the processes run: when it reads their
+  // execs they are gone, or zombies whose cmdline reads empty.
+  const mon = await remoteConnector(t, { events: 'exec' });
+  const N = 50;
+  let reaped;
+  let zombies;
+  mon.pause();
+  const ztool = pmtool(['kids', String(N), 'zombie', STRUE]);
+  try {
+    const tool = pmtool(['kids', String(N), 'exec', STRUE]);
+    reaped = await tool.printed(N);
+    assert.deepEqual(await tool.done, { code: 0, signal: null });
+    zombies = await ztool.printed(N);
+    const t0 = Date.now();
+    while (!zombies.every((p) => stateOf(p) === 'Z') && Date.now() - t0 < 10000) await sleep(10);
+    assert.ok(zombies.every((p) => stateOf(p) === 'Z'), 'the zombies are zombies');
+  } finally {
+    mon.resume();
+  }
+  const seen = (pids) => (evs) => pids.every((p) => evs.some((e) => e.pid === p));
+  await mon.until(seen([...reaped, ...zombies]));
+  ztool.release();
+  assert.deepEqual(await ztool.done, { code: 0, signal: null });
+  const byPid = new Map(mon.events.map((e) => [e.pid, e]));
+  for (const p of [...reaped, ...zombies]) {
+    const e = byPid.get(p);
+    assert.equal(checkExec(e), false, `argv of a gone process: ${JSON.stringify(e)}`);
+    assert.ok(e.missing.includes('argv'));
+  }
+});
+
+// Known bug (native/monitor.cc, Monitor::Handle, case kExec, and FillProcess): when the
+// process is gone before its exec is read, the table keeps the name it had before the
+// exec (its parent's, copied at fork: "pmtool", or "node" when pmtool's own exec was read
+// too late), and exec and exit then carry that stale name in `comm` although `missing`
+// lists "comm"; lib/events.ts says missing fields hold "".
+test('a comm that could not be read is empty, not the name from before the exec', { todo: 'native: comm keeps the pre-exec name when marked missing (monitor.cc, Handle kExec / FillProcess)' }, async (t) => {
+  const mon = await remoteConnector(t, { events: 'fork,exec,exit' });
+  mon.pause();
+  let kids;
+  try {
+    const tool = pmtool(['kids', '5', 'exec', STRUE]);
+    kids = await tool.printed(5);
+    assert.deepEqual(await tool.done, { code: 0, signal: null });
+  } finally {
+    mon.resume();
+  }
+  await mon.until((evs) => kids.every((k) => exited(k)(evs)));
+  const marked = kids.flatMap((k) => mon.of(k)).filter((e) => e.missing?.includes('comm'));
+  assert.ok(marked.length > 0, 'the processes were gone: comm is missing');
+  for (const e of marked) assert.equal(e.comm, '', JSON.stringify(e));
+});
