@@ -528,3 +528,21 @@ for (const [what, events, kernelFilter] of [
     assert.ok(count <= missing + 1000, `lost ${count} is not much more than the ${missing} of ours`);
   });
 }
+
+// ------------------------------------------------------------------ another network namespace
+
+test('in a new network namespace: a clear ENOTHOSTNS error at once, no wait for an acknowledgement', () => {
+  const script = `
+    const { ProcConnector } = require(${JSON.stringify(ROOT)});
+    const t0 = Date.now();
+    try { new ProcConnector({ events: 'exec', ackTimeout: 60000 }).start(); console.log('started?'); }
+    catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message, ms: Date.now() - t0 })); }
+  `;
+  const r = spawnSync('unshare', ['-n', process.execPath, '-e', script], { encoding: 'utf8', timeout: 15000 });
+  assert.equal(r.status, 0, r.stderr);
+  const e = JSON.parse(r.stdout);
+  assert.equal(e.name, 'ProcConnectorError');
+  assert.equal(e.code, 'ENOTHOSTNS');
+  assert.match(e.message, /network namespace/);
+  assert.ok(e.ms < 5000, `failed after ${e.ms} ms although ackTimeout is 60 s`);
+});
