@@ -166,6 +166,7 @@ bool Monitor::Start(const Options& opts, StartError* err) {
   last_seq_.clear();
   seen_cpu_.clear();
   overflow_ = false;
+  flush_deferred_ = false;
   read_errno_ = 0;
   {
     std::lock_guard<std::mutex> lk(mu_);
@@ -385,6 +386,11 @@ void Monitor::Run() {
       clock_offset_ns_ = Now(CLOCK_REALTIME) - Now(CLOCK_MONOTONIC);
       batch.clear();
       ReadBatch(batch);
+      if (flush_deferred_) {
+        std::lock_guard<std::mutex> lk(table_mu_);
+        FlushDeferred(batch);
+        flush_deferred_ = false;
+      }
       more = Push(batch);
       if (read_errno_ != 0) {
         notify_();  // what was read before the failure goes first
@@ -504,6 +510,7 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
 // the filter: read that count. A per-CPU seq gap is also a loss where no event is filtered
 // out; the drops already reported account for the first such gaps, only the rest is new.
 void Monitor::EmitLost(uint64_t count, double time_ms, std::vector<OutEvent>& out) {
+  flush_deferred_ = true;  // a thread's exit may be among the lost
   OutEvent o;
   o.what = kLost;
   o.time_ms = time_ms;
@@ -738,11 +745,29 @@ Monitor::Proc* Monitor::Insert(int32_t tgid, Proc&& p) {
   return &slot;
 }
 
-// Forgets processes whose exit we never saw (lost events); reports deferred exits of
-// processes whose last thread's exit was lost.
+// Forgets processes whose exit we never saw (lost events). A gone process whose exit waits
+// for its last thread's (lost too, maybe) stays for FlushDeferred to report.
 void Monitor::Sweep() {
   for (auto it = table_.begin(); it != table_.end();) {
     if (kill(it->first, 0) < 0 && errno == ESRCH) {
+      if (it->second.leader_exited) {
+        flush_deferred_ = true;
+        ++it;
+        continue;
+      }
+      it = table_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+// After a loss: processes whose main thread's exit waits for other threads' exits that may
+// have been lost are reported now if they are gone, with the main thread's status.
+void Monitor::FlushDeferred(std::vector<OutEvent>& out) {
+  for (auto it = table_.begin(); it != table_.end();) {
+    if (it->second.leader_exited && kill(it->first, 0) < 0 && errno == ESRCH) {
+      EmitExit(it->second.leader_exit, &it->second, false, out);
       it = table_.erase(it);
     } else {
       ++it;
@@ -887,6 +912,7 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
           p->have_comm = true;
         } else {
           p->have_comm = false;
+          p->comm.clear();  // not the name from before the exec
         }
         p->cmdline = info.have_argv ? JoinArgv(info.argv) : std::string();
         p->have_cmd = info.have_argv;
@@ -945,8 +971,10 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
         }
         break;
       }
-      if (p && p->threads > 0 && kill(ev.tgid, 0) == 0) {
-        p->leader_exited = true;  // other threads run on
+      if (p && p->threads > 0) {
+        // Other threads run on (as the stream tells, however late it is read): the process
+        // ends with the last of them.
+        p->leader_exited = true;
         p->leader_exit = ev;
         break;
       }

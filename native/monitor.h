@@ -176,6 +176,7 @@ class Monitor {
   static Proc Learned(const ProcInfo& info);
   void Seed();
   void Sweep();
+  void FlushDeferred(std::vector<OutEvent>& out);
   void FillProcess(OutEvent& o, const Proc* p);
   // exec_id, parent_exec_id, cgroup and (where asked for) ancestors of an event about pid.
   void Identify(OutEvent& o, int32_t pid, const Proc* p, int32_t ppid, uint64_t run_ns);
@@ -217,6 +218,7 @@ class Monitor {
   std::vector<uint32_t> last_seq_;
   std::vector<uint8_t> seen_cpu_;
   bool overflow_ = false;      // ENOBUFS seen; the socket's drop count not yet read
+  bool flush_deferred_ = false;  // a loss (or a full table): deferred exits may be due
   int read_errno_ = 0;         // recvmmsg failed for good (not EAGAIN, EINTR or ENOBUFS)
   uint32_t drops_seen_ = 0;    // the socket's drop counter when last read (SO_MEMINFO)
   uint64_t drops_credit_ = 0;  // socket drops reported whose seq gaps have not shown yet

@@ -172,7 +172,7 @@ test('a main thread that ends before its threads: one process exit, with the las
 // (code 0, not 5; its lifetime up to the main thread's end) and drops the table entry,
 // so the threads' exits that follow are not tied to the process.
 for (const threads of [false, true]) {
-  test(`a main thread that ends first, read late (the reader stopped meanwhile; threads: ${threads}): the last thread's status`, { todo: 'native: the leader exit is decided by kill(tgid, 0) at read time (monitor.cc, Handle, kExit)' }, async (t) => {
+  test(`a main thread that ends first, read late (the reader stopped meanwhile; threads: ${threads}): the last thread's status`, async (t) => {
     const mon = await remoteConnector(t, { events: 'fork,exec,exit', threads });
     mon.pause();
     let pid;
@@ -433,7 +433,7 @@ test('processes gone (reaped, or zombies) before the reader gets to them: argv m
 // exec (its parent's, copied at fork: "pmtool", or "node" when pmtool's own exec was read
 // too late), and exec and exit then carry that stale name in `comm` although `missing`
 // lists "comm"; lib/events.ts says missing fields hold "".
-test('a comm that could not be read is empty, not the name from before the exec', { todo: 'native: comm keeps the pre-exec name when marked missing (monitor.cc, Handle kExec / FillProcess)' }, async (t) => {
+test('a comm that could not be read is empty, not the name from before the exec', async (t) => {
   const mon = await remoteConnector(t, { events: 'fork,exec,exit' });
   mon.pause();
   let kids;
