@@ -85,6 +85,11 @@ test('npm pack: only what users need, small', (t) => {
   ]) {
     assert.ok(files.includes(need), `${need} missing from the tarball`);
   }
+  // No compiled file points at a source map that is not shipped.
+  for (const f of files.filter((p) => p.endsWith('.js'))) {
+    const m = /\/\/# sourceMappingURL=(\S+)\s*$/.exec(fs.readFileSync(path.join(ROOT, f), 'utf8'));
+    if (m) assert.ok(files.includes(path.posix.join(path.posix.dirname(f), m[1])), `${f} refers to ${m[1]}, which is not in the tarball`);
+  }
   // Every source binding.gyp compiles is there.
   const gyp = fs.readFileSync(path.join(ROOT, 'binding.gyp'), 'utf8');
   for (const src of gyp.match(/native\/[\w.-]+/g)) assert.ok(files.includes(src), `${src} missing`);
