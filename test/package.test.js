@@ -72,6 +72,7 @@ test('npm pack: only what users need, small', (t) => {
   assert.deepEqual(unexpected, [], `files that users do not need: ${unexpected.join(', ')}`);
   for (const need of [
     'package.json',
+    'LICENSE',
     'dist/index.js',
     'dist/index.d.ts',
     'dist/native.js',
