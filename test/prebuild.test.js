@@ -19,8 +19,9 @@ const PREBUILDS = {
   arm64: path.join(ROOT, 'prebuilds', 'linux-arm64', 'procmonitor.glibc.node'),
 };
 // Highest symbol versions a prebuild may need: glibc 2.17 (CentOS 7, Debian 8, Ubuntu 14.04 and
-// every later one) and the libstdc++ of GCC 6 (GLIBCXX_3.4.22, CXXABI_1.3.9; Node.js >= 18 itself
-// needs newer ones of both, so wherever Node runs these are there).
+// every later one) and the libstdc++ of GCC 6 (GLIBCXX_3.4.22, CXXABI_1.3.9). Node.js >= 18's own
+// Linux builds need glibc 2.28 (and GLIBCXX_3.4.21); the distributions that have it (Debian 10,
+// RHEL 8, Ubuntu 18.10 and later) ship the libstdc++ of GCC 8 or later (README: Platforms).
 const MAX = { GLIBC: '2.17', GLIBCXX: '3.4.22', CXXABI: '1.3.9' };
 
 // The environment of a child that runs a test file itself: without NODE_TEST_CONTEXT, which would
