@@ -267,6 +267,11 @@ export class BroadcastServerError extends CodedError {}
 // Implementation
 // ---------------------------------------------------------------------------------------------
 
+/** A connection as log lines name it: `unix` or `tcp 1.2.3.4:5678` (the peer of a Unix socket has no address). */
+function who(conn: Conn): string {
+  return conn.transport === 'tcp' ? `tcp ${conn.peer}` : 'unix';
+}
+
 interface Conn extends ClientInfo {
   sock: net.Socket;
   /** Remote address (no port), the key of the failure-delay map. */
@@ -938,7 +943,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     this.leavePending(conn);
     conn.state = 'closing';
     this.rejected[reason]++;
-    if (!quiet) this.log(`${conn.transport} ${conn.peer}: refused (${reason})`);
+    if (!quiet) this.log(`${who(conn)}: refused (${reason})`);
     if (this.listenerCount('reject') > 0) this.emit('reject', { transport: conn.transport, peer: conn.peer, reason });
     this.endConn(conn, message);
   }
@@ -969,7 +974,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       this.endConn(conn, '');
     });
     if (conn.transport === 'tcp') sock.setKeepAlive(true, 60000);
-    this.log(`${conn.transport} ${conn.peer}: client ${conn.id} connected (${this.streaming.size}/${this.maxClients})`);
+    this.log(`${who(conn)}: client ${conn.id} connected (${this.streaming.size}/${this.maxClients})`);
     this.emit('client', { id: conn.id, transport: conn.transport, peer: conn.peer });
     if (this.requestWaitMs === 0) {
       sock.resume(); // whatever it sends is ignored
@@ -1015,7 +1020,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   }
 
   private badRequest(conn: Conn, why: string): void {
-    this.log(`${conn.transport} ${conn.peer}: client ${conn.id}: bad request (${why})`);
+    this.log(`${who(conn)}: client ${conn.id}: bad request (${why})`);
     conn.reason = 'bad-request';
     conn.req = null;
     if (conn.timer) clearTimeout(conn.timer);
@@ -1062,7 +1067,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
         req.snapshot ? 'snapshot' : '',
         conn.filter ? 'filtered' : '',
       ].filter(Boolean);
-      this.log(`${conn.transport} ${conn.peer}: client ${conn.id} asked for ${what.join(', ') || 'the stream'}`);
+      this.log(`${who(conn)}: client ${conn.id} asked for ${what.join(', ') || 'the stream'}`);
     }
     conn.sock.resume();
     conn.mode = 'catch-up';
@@ -1180,7 +1185,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private dropSlow(conn: Conn): void {
     conn.reason = 'slow';
     this.counters.slowDisconnects++;
-    this.log(`${conn.transport} ${conn.peer}: client ${conn.id} too slow (${conn.sock.writableLength} bytes buffered), disconnecting`);
+    this.log(`${who(conn)}: client ${conn.id} too slow (${conn.sock.writableLength} bytes buffered), disconnecting`);
     conn.state = 'closing';
     this.streaming.delete(conn);
     conn.sock.destroy();
@@ -1202,7 +1207,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     const reason: ClientCloseReason = conn.reason ?? 'end';
     const info: ClientCloseInfo = { id: conn.id, transport: conn.transport, peer: conn.peer, reason, sent: conn.sent, dropped: conn.dropped };
     if (conn.error) info.error = conn.error;
-    this.log(`${conn.transport} ${conn.peer}: client ${conn.id} closed (${reason}${conn.error ? ` ${conn.error}` : ''}; ${conn.sent} events sent, ${conn.dropped} dropped)`);
+    this.log(`${who(conn)}: client ${conn.id} closed (${reason}${conn.error ? ` ${conn.error}` : ''}; ${conn.sent} events sent, ${conn.dropped} dropped)`);
     this.emit('clientClose', info);
   }
 

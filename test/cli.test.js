@@ -213,6 +213,9 @@ test('Unix socket mode (seed example 1): clients get the stream; SIGTERM with a 
   assert.equal(st.code, 0);
   assert.equal(fs.existsSync(sockPath), false);
   assert.match(cp.err, /SIGTERM/);
+  // Log lines name a Unix client plainly.
+  assert.match(cp.err, /^procMonitor: unix: client 1 connected \(1\/20\)$/m);
+  assert.match(cp.err, /^procMonitor: unix: client 2 closed \(server-close; \d+ events sent, \d+ dropped\)$/m);
   a.destroy();
   stalled.destroy();
 });
@@ -294,6 +297,7 @@ test('TCP mode (seed example 2) with password from --auth, --auth-file and PROCM
     s.destroy();
     assert.equal((await stop(cp)).code, 0);
     assert.doesNotMatch(cp.err, /mysecretpassword|filesecret|envsecret/, 'passwords are not logged');
+    assert.match(cp.err, /^procMonitor: tcp 127\.0\.0\.1:\d+: client \d+ connected \(1\/\d+\)$/m);
   }
   fs.rmSync(dir, { recursive: true, force: true });
 });
