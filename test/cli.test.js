@@ -302,6 +302,22 @@ test('TCP mode (seed example 2) with password from --auth, --auth-file and PROCM
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+test('an unexpected failure inside main(): one line "NAME: message", status 1, no stack trace', () => {
+  const dir = tmpdir();
+  // A preload that breaks stdout: printing the help then throws inside main().
+  const preload = path.join(dir, 'break-stdout.js');
+  fs.writeFileSync(preload, "process.stdout.write = () => { throw new Error('stdout is broken\\nsecond line'); };\n");
+  for (const [bin, name] of [
+    [BIN, 'procMonitor'],
+    [path.join(__dirname, '..', 'bin', 'procMonitor-client'), 'procMonitor-client'],
+  ]) {
+    const r = spawnSync(process.execPath, ['-r', preload, bin, '--help'], { encoding: 'utf8', timeout: 10000 });
+    assert.equal(r.status, 1, `${name}: ${r.stderr}`);
+    assert.equal(r.stderr, `${name}: stdout is broken\n`);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
 test('the systemd unit: its command line is valid and systemd accepts the unit', () => {
   const unit = fs.readFileSync(path.join(__dirname, '..', 'contrib', 'procmonitor.service'), 'utf8');
   const exec = /^ExecStart=\/usr\/bin\/env procMonitor (.*)$/m.exec(unit);
