@@ -270,6 +270,22 @@ function directWriter(conn: ProcConnector, format: 'json' | 'text', log: (line: 
   }
 }
 
+/**
+ * What to do about a permission error while setting up the server (appended to its line), or
+ * ''. The usual case: an unprivileged user and the default socket in /var/run.
+ */
+function remedy(e: BroadcastServerError, o: DaemonOptions, env: NodeJS.ProcessEnv = process.env): string {
+  if (e.code !== 'EACCES' && e.code !== 'EPERM' && e.code !== 'EROFS') return '';
+  if (o.socket && e.message.includes(path.dirname(o.socket))) {
+    const example = env.XDG_RUNTIME_DIR ? path.join(env.XDG_RUNTIME_DIR, 'procMonitor.sock') : '$XDG_RUNTIME_DIR/procMonitor.sock';
+    return `; use --socket PATH in a directory you can write (e.g. --socket ${example}), or --direct`;
+  }
+  if (o.tcp && o.tcp.port < 1024 && e.message.includes(`:${o.tcp.port}`)) {
+    return '; a port below 1024 needs CAP_NET_BIND_SERVICE: use one from 1024 up';
+  }
+  return '';
+}
+
 /** Runs the daemon until SIGINT/SIGTERM; resolves with the exit status. */
 export async function main(argv: string[]): Promise<number> {
   let opts: ReturnType<typeof parseArgs>;
@@ -346,7 +362,7 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
       await server.listen();
     } catch (err) {
       const e = err as BroadcastServerError;
-      fail(e.message);
+      fail(e.message + remedy(e, o));
       // A port in use or taken by another instance is a usage problem; other failures are runtime.
       return e.code === 'EADDRINUSE' && o.tcp && !/socket/i.test(e.message) ? 2 : e.code === 'EINVAL' || e.code === 'ENOPASSWORD' ? 2 : 1;
     }

@@ -167,6 +167,29 @@ test('runtime failures: a clear line and a non-zero status, never a stack trace'
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+/** setpriv arguments that run a command as nobody without capabilities (as in faults.test.js). */
+const NOBODY = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'];
+
+test('unprivileged: the default socket in /var/run is refused with the remedy named; so is a port below 1024', () => {
+  const asNobody = (args, env) => spawnSync(NOBODY[0], [...NOBODY.slice(1), process.execPath, BIN, ...args], { encoding: 'utf8', timeout: 10000, env });
+  const { XDG_RUNTIME_DIR, ...noXdg } = process.env;
+  let r = asNobody([], noXdg);
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /^procMonitor: cannot create the socket in \/var\/run: EACCES/);
+  assert.ok(r.stderr.endsWith('; use --socket PATH in a directory you can write (e.g. --socket $XDG_RUNTIME_DIR/procMonitor.sock), or --direct\n'), r.stderr);
+  // With XDG_RUNTIME_DIR set, the example is the real path.
+  r = asNobody(['--socket', '/var/run/procMonitor-test.sock'], { ...noXdg, XDG_RUNTIME_DIR: '/run/user/65534' });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /use --socket PATH in a directory you can write \(e\.g\. --socket \/run\/user\/65534\/procMonitor\.sock\), or --direct\n$/);
+  // (Only where the kernel keeps low ports privileged, as it does by default.)
+  if (Number(fs.readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8')) <= 81) return;
+  r = asNobody(['--tcp', '81', '--auth', 'pw', '--bind', '127.0.0.1'], noXdg);
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /127\.0\.0\.1:81.*EACCES.*; a port below 1024 needs CAP_NET_BIND_SERVICE: use one from 1024 up\n$/);
+});
+
 test('direct mode: only events on stdout, logs on stderr; --quiet; --format text', async () => {
   const cp = daemon(['--direct', '-e', 'exec,fork,exit']);
   await cp.ready;
