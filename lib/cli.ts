@@ -17,6 +17,15 @@ import { natsCliOptions, NATS_FLAGS, NATS_USAGE, type NatsCliOptions } from './n
 const NAME = 'procMonitor';
 export const DEFAULT_SOCKET = '/var/run/procMonitor.sock';
 const DEFAULT_EVENTS = 'fork,exec,exit';
+/**
+ * After SIGINT/SIGTERM the whole shutdown (clients, socket file, metrics, NATS, and syslog's
+ * last flush) takes at most this long: the process exits well within a second.
+ */
+export const SHUTDOWN_MS = 800;
+/** The end of SHUTDOWN_MS that is syslog's, after everything else has closed and logged. */
+const SYSLOG_CLOSE_MS = 200;
+/** How long NATS may take to confirm what is pending at shutdown. */
+const NATS_CLOSE_MS = 300;
 
 export const USAGE = `Usage: ${NAME} [options]
 
@@ -322,15 +331,27 @@ export async function main(argv: string[]): Promise<number> {
     }
     log(`syslog: sending log lines${o.syslog.events ? ' and events' : ''} to ${targetText(o.syslog.target)}`);
   }
+  const shutdown: Shutdown = { since: null };
   try {
-    return await daemon(o, log, fail, sys);
+    return await daemon(o, log, fail, sys, shutdown);
   } finally {
-    await sys?.close();
+    if (sys) {
+      // After a signal, what is left of the shutdown's time; otherwise syslog's usual grace.
+      const grace = shutdown.since === null ? 250 : Math.max(20, shutdown.since + SHUTDOWN_MS - Date.now());
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([sys.close(grace), new Promise<void>((resolve) => (timer = setTimeout(resolve, grace + 20)))]);
+      clearTimeout(timer);
+    }
   }
 }
 
+/** When the first SIGINT/SIGTERM came (Date.now()), or null. */
+interface Shutdown {
+  since: number | null;
+}
+
 /** The daemon proper, between parsing and the syslog sender's last flush. */
-async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line: string) => void, sys: SyslogSender | null): Promise<number> {
+async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line: string) => void, sys: SyslogSender | null, shutdown: Shutdown): Promise<number> {
   // Signals are handled from the start: one that arrives while starting up stops the
   // daemon as soon as it is up; SIGHUP never kills it.
   let stopper: (() => void) | null = null;
@@ -338,6 +359,7 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
   const onSignal = (sig: string) => {
     if (pendingSignal) return;
     pendingSignal = true;
+    shutdown.since = Date.now();
     log(`${sig}: stopping`);
     stopper?.();
   };
@@ -399,7 +421,7 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
   // NATS never stops the daemon: a server that is down is retried forever (see lib/nats.ts).
   let nats: NatsPublisher | null = null;
   try {
-    nats = o.nats ? createNatsPublisher({ source: conn, ...o.nats, log }).start() : null;
+    nats = o.nats ? createNatsPublisher({ source: conn, ...o.nats, log, closeTimeoutMs: NATS_CLOSE_MS }).start() : null;
   } catch (err) {
     fail((err as Error).message);
     conn.stop();
@@ -416,8 +438,12 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
 
   return new Promise<number>((resolve) => {
     stopper = () => {
-      // Never hang on shutdown: whatever is still open after a second is abandoned.
-      setTimeout(() => resolve(status), 1000).unref();
+      // Never hang on shutdown: whatever is still open by then is abandoned (the process exits).
+      // Syslog's last flush comes after, within SHUTDOWN_MS too. (A signal that came while
+      // starting up still leaves the clients' grace to close cleanly.)
+      const budget = SHUTDOWN_MS - (sys ? SYSLOG_CLOSE_MS : 50);
+      const left = Math.max(300, (shutdown.since ?? Date.now()) + budget - Date.now());
+      setTimeout(() => resolve(status), left).unref();
       conn.stop();
       void Promise.all([server?.close(), metrics?.close(), nats?.close()]).then(
         () => resolve(status),

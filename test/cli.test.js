@@ -238,7 +238,9 @@ test('Unix socket mode (seed example 1): clients get the stream; SIGTERM with a 
   assert.equal(exit.code, 5);
   // A storm while one client never reads.
   await run('/bin/sh', ['-c', 'for i in $(seq 300); do /bin/true; done']);
+  const t0 = Date.now();
   const st = await stop(cp);
+  assert.ok(Date.now() - t0 < 1000, `exited ${Date.now() - t0} ms after SIGTERM`);
   assert.equal(st.code, 0);
   assert.equal(fs.existsSync(sockPath), false);
   assert.match(cp.err, /SIGTERM/);
@@ -248,6 +250,80 @@ test('Unix socket mode (seed example 1): clients get the stream; SIGTERM with a 
   a.destroy();
   stalled.destroy();
 });
+
+const NATS_SERVER = (() => {
+  const r = spawnSync('/bin/sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+})();
+
+/** Resolves when pred() holds, polling; rejects after ms naming what. */
+async function until(pred, what, ms = 15000) {
+  for (const end = Date.now() + ms; !pred(); ) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  test(`${sig} with stalled clients, a stalled syslog, metrics and NATS: exit 0 in under 1000 ms, socket gone`, async (t) => {
+    const dir = tmpdir();
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const sockPath = path.join(dir, 'pm.sock');
+    // A syslog collector that takes the connection and never reads.
+    const syslogConns = [];
+    const syslog = net.createServer((s) => (s.pause(), syslogConns.push(s)));
+    await new Promise((r) => syslog.listen(0, '127.0.0.1', r));
+    t.after(() => (syslogConns.forEach((s) => s.destroy()), syslog.close()));
+    // NATS (where nats-server is installed, as in CI): a real server, stopped with SIGSTOP
+    // once the daemon publishes to it.
+    let nats = null;
+    if (NATS_SERVER) {
+      const port = await new Promise((r) => {
+        const s = net.createServer().listen(0, '127.0.0.1', () => {
+          const { port: p } = s.address();
+          s.close(() => r(p));
+        });
+      });
+      nats = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      nats.log = '';
+      nats.stderr.on('data', (d) => (nats.log += d));
+      nats.port = port;
+      t.after(() => (nats.kill('SIGCONT'), nats.kill('SIGKILL')));
+      await until(() => /Server is ready/.test(nats.log), 'nats-server');
+    }
+    const args = ['--socket', sockPath, '-c', '20', '-e', 'all', '--syslog', '--syslog-target', `tcp://127.0.0.1:${syslog.address().port}`, '--syslog-events', '--metrics', '127.0.0.1:0'];
+    if (nats) args.push('--nats', `nats://127.0.0.1:${nats.port}`);
+    const cp = daemon(args);
+    t.after(() => cp.kill('SIGKILL'));
+    await cp.ready;
+    if (nats) await until(() => /nats: connected/.test(cp.err), 'the daemon to connect to NATS');
+    const reading = await connectUnix(sockPath);
+    const r = reader(reading);
+    const stalled = [];
+    for (let i = 0; i < 3; i++) stalled.push(await connectUnix(sockPath));
+    for (const s of stalled) s.pause();
+    t.after(() => [reading, ...stalled].forEach((s) => s.destroy()));
+    // A metrics request that never finishes.
+    const url = new URL(/metrics at (\S+)/.exec(cp.err)[1]);
+    const http = net.connect(Number(url.port), url.hostname);
+    t.after(() => http.destroy());
+    await new Promise((res) => http.on('connect', res));
+    http.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
+    if (nats) nats.kill('SIGSTOP');
+    // A storm: more than the stalled clients' socket buffers hold.
+    const { pid } = await run('/bin/sh', ['-c', 'for i in $(seq 1500); do /bin/true; done']);
+    await r.until(sawExit(pid));
+    const t0 = Date.now();
+    cp.kill(sig);
+    const st = await cp.exited;
+    const ms = Date.now() - t0;
+    assert.equal(st.code, 0, cp.err);
+    assert.ok(ms < 1000, `exited ${ms} ms after ${sig}`);
+    assert.equal(fs.existsSync(sockPath), false);
+    assert.match(cp.err, new RegExp(`^procMonitor: ${sig}: stopping$`, 'm'));
+    assert.doesNotMatch(cp.err, /\n\s+at /);
+  });
+}
 
 test('socket mode and group; SIGHUP is not fatal', async () => {
   const dir = tmpdir();
