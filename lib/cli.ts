@@ -52,7 +52,7 @@ Options:
       --tls-ca FILE      require client certificates signed by this CA (PEM)
   -d, --direct           print events on stdout instead of serving them
       --format FMT       with --direct: json (default, one object a line) or text
-                         (aligned columns; colour only on a terminal)
+                         (aligned columns; colour on a terminal, see NO_COLOR)
       --threads          report threads too (clone/exit of non-leader tasks)
       --slow-client POL  a client that reads too slowly: drop (default: it catches up
                          from the replay ring; what the ring let go is one "lost" line
@@ -83,6 +83,9 @@ ${NATS_USAGE}
 
 Environment:
   PROCMONITOR_AUTH       the TCP password, when neither --auth nor --auth-file is given
+  NO_COLOR               set and not empty: no colour in --format text (https://no-color.org)
+  FORCE_COLOR            1, 2, 3 or true: colour in --format text even when not on a
+                         terminal; 0 or false: never (decides over NO_COLOR, as in Node.js)
 
 Examples:
   ${NAME} --clients 20 --socket /tmp/procMonitor.sock -e exec,fork,exit
@@ -243,12 +246,24 @@ function version(): string {
 const COLORS: Record<string, string> = { fork: '\x1b[36m', exec: '\x1b[32m', exit: '\x1b[33m', lost: '\x1b[31;1m' };
 
 /**
+ * Whether `--format text` is coloured: on a terminal, unless NO_COLOR is set and not empty
+ * (https://no-color.org). FORCE_COLOR, when set, decides as it does for Node.js itself: 1, 2,
+ * 3, true or empty colour even when not on a terminal; anything else (0, false) never.
+ */
+export function useColor(isTTY: boolean, env: NodeJS.ProcessEnv = process.env): boolean {
+  const force = env.FORCE_COLOR;
+  if (force !== undefined) return ['', '1', '2', '3', 'true'].includes(force);
+  if (env.NO_COLOR) return false;
+  return isTTY;
+}
+
+/**
  * Writes the connector's events on stdout, bounded: a stalled reader of stdout loses events,
  * never memory. JSON goes out as the reader's own lines, with no object made.
  */
 function directWriter(conn: ProcConnector, format: 'json' | 'text', log: (line: string) => void): void {
   const out = process.stdout;
-  const color = format === 'text' && out.isTTY === true && !process.env.NO_COLOR;
+  const color = format === 'text' && useColor(out.isTTY === true);
   const limit = 16 << 20;
   let dropped = 0;
   const line = (ev: ProcEvent): string => {

@@ -78,6 +78,19 @@ function connectUnix(p) {
 
 const sawExit = (pid) => (evs) => evs.some((e) => e.event === 'exit' && e.pid === pid);
 
+const NATS_SERVER = (() => {
+  const r = spawnSync('/bin/sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+})();
+
+/** Resolves when pred() holds, polling; rejects after ms naming what. */
+async function until(pred, what, ms = 15000) {
+  for (const end = Date.now() + ms; !pred(); ) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 test('--help lists every option with its default and the seed examples; --version', () => {
   const r = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' });
   assert.equal(r.status, 0);
@@ -221,6 +234,57 @@ test('direct mode: only events on stdout, logs on stderr; --quiet; --format text
   assert.doesNotMatch(line, /\x1b\[/, 'no colour when stdout is not a terminal');
 });
 
+/**
+ * Runs `procMonitor --direct --format text -e exec` with stdout on a terminal (a pty made by
+ * script(1) from util-linux) or on a pipe; resolves with the line of a marker process's exec.
+ */
+async function textLine(t, { pty, env = {} }) {
+  const cmd = `exec ${process.execPath} ${BIN} --direct --format text -e exec`;
+  const cp = pty
+    ? spawn('script', ['-qfec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+    : spawn('/bin/sh', ['-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let out = '';
+  cp.stdout.on('data', (d) => (out += d));
+  cp.stderr.on('data', (d) => (out += d));
+  const exited = new Promise((resolve) => cp.on('exit', resolve));
+  // The daemon is script's child (exec'd in place of its shell), or the shell itself.
+  const daemonPid = () => (pty ? Number(fs.readFileSync(`/proc/${cp.pid}/task/${cp.pid}/children`, 'utf8').trim()) : cp.pid);
+  t.after(() => {
+    try {
+      process.kill(daemonPid(), 'SIGKILL');
+    } catch {}
+    cp.kill('SIGKILL');
+  });
+  await until(() => /watching exec/.test(out), 'the daemon to start');
+  let line;
+  for (let i = 0; i < 20 && !line; i++) {
+    const { pid } = await run('/bin/sleep', ['0.05']);
+    await until(() => out.includes(` ${pid} `), `the exec of ${pid}`, 3000).catch(() => {});
+    line = out.split('\n').find((l) => l.includes(` ${pid} `));
+  }
+  process.kill(daemonPid(), 'SIGTERM');
+  await exited;
+  assert.ok(line, out.slice(-500));
+  return line.replace(/\r$/, '');
+}
+
+test('--format text: colour on a terminal (a pty), none with NO_COLOR or on a pipe; FORCE_COLOR', async (t) => {
+  const GREEN = '\x1b[32m';
+  const RESET = '\x1b[0m';
+  let line = await textLine(t, { pty: true, env: { NO_COLOR: '', FORCE_COLOR: undefined } });
+  assert.ok(line.startsWith(GREEN) && line.endsWith(RESET), `an exec line in green: ${JSON.stringify(line)}`);
+  assert.match(line, /exec\s+\d+ root/);
+  line = await textLine(t, { pty: true, env: { NO_COLOR: '1', FORCE_COLOR: undefined } });
+  assert.doesNotMatch(line, /\x1b\[/, `NO_COLOR: ${JSON.stringify(line)}`);
+  assert.match(line, /exec\s+\d+ root/);
+  line = await textLine(t, { pty: true, env: { FORCE_COLOR: '0' } });
+  assert.doesNotMatch(line, /\x1b\[/, `FORCE_COLOR=0: ${JSON.stringify(line)}`);
+  line = await textLine(t, { pty: false, env: { FORCE_COLOR: undefined } });
+  assert.doesNotMatch(line, /\x1b\[/, `on a pipe: ${JSON.stringify(line)}`);
+  line = await textLine(t, { pty: false, env: { FORCE_COLOR: '1', NO_COLOR: '1' } });
+  assert.ok(line.startsWith(GREEN) && line.endsWith(RESET), `FORCE_COLOR=1 on a pipe: ${JSON.stringify(line)}`);
+});
+
 test('Unix socket mode (seed example 1): clients get the stream; SIGTERM with a stalled client exits 0 and removes the socket', async () => {
   const sockPath = '/tmp/procMonitor.sock';
   const cp = daemon(['--clients', '20', '--socket', sockPath, '-e', 'exec,fork,exit']);
@@ -250,19 +314,6 @@ test('Unix socket mode (seed example 1): clients get the stream; SIGTERM with a 
   a.destroy();
   stalled.destroy();
 });
-
-const NATS_SERVER = (() => {
-  const r = spawnSync('/bin/sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : null;
-})();
-
-/** Resolves when pred() holds, polling; rejects after ms naming what. */
-async function until(pred, what, ms = 15000) {
-  for (const end = Date.now() + ms; !pred(); ) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 for (const sig of ['SIGTERM', 'SIGINT']) {
   test(`${sig} with stalled clients, a stalled syslog, metrics and NATS: exit 0 in under 1000 ms, socket gone`, async (t) => {
