@@ -8,7 +8,7 @@ import { ProcConnector, ProcConnectorError } from './connector';
 import { EVENT_NAMES, parseEventList, toLine, type ProcEvent } from './events';
 import { BroadcastServerError, createBroadcastServer, type BroadcastServer, type BroadcastServerOptions, type TcpTlsOptions } from './server';
 import { formatEvent } from './client-cli';
-import { parseFlags, readTlsFlags, UsageError, wholeNumber } from './args';
+import { parseFlags, readTlsFlags, UsageError, wholeNumber, type FlagSpec } from './args';
 import { parseMetricsAddress, startMetrics, type MetricsAddress, type MetricsServer } from './metrics';
 import { SyslogSender, syslogConfig, targetText, type SyslogConfig } from './syslog';
 import { createNatsPublisher, type NatsPublisher } from './nats';
@@ -27,6 +27,24 @@ const SYSLOG_CLOSE_MS = 200;
 /** How long NATS may take to confirm what is pending at shutdown. */
 const NATS_CLOSE_MS = 300;
 
+/** Columns of --help: no line is wider; option texts start at OPTION_TEXT. */
+export const USAGE_WIDTH = 100;
+const OPTION_TEXT = 25;
+
+/** An option's text, wrapped at USAGE_WIDTH, its first line after `label`. */
+function option(label: string, text: string): string {
+  const lines: string[] = [];
+  let line = `  ${label}`.padEnd(OPTION_TEXT - 1);
+  for (const word of text.split(' ')) {
+    if (line.length + 1 + word.length > USAGE_WIDTH) {
+      lines.push(line);
+      line = ' '.repeat(OPTION_TEXT - 1);
+    }
+    line += ` ${word}`;
+  }
+  return [...lines, line].join('\n');
+}
+
 export const USAGE = `Usage: ${NAME} [options]
 
 Linux process events (fork, exec, exit, ...) from the kernel's proc connector, served to
@@ -34,29 +52,32 @@ clients as JSON lines over a Unix socket (the default), over TCP with a password
 printed on stdout.
 
 Options:
-  -e, --events LIST      events to report, comma-separated: ${EVENT_NAMES.join(', ')},
-                         or all (default: ${DEFAULT_EVENTS})
+${option('-e, --events LIST', `events to report, comma-separated: ${EVENT_NAMES.join(', ')}, or all (default: ${DEFAULT_EVENTS})`)}
   -c, --clients N        clients served at once, at most (default: 10)
   -s, --socket PATH      serve a Unix domain socket at PATH (default: ${DEFAULT_SOCKET};
                          served when none of --tcp, --direct, --nats is given, or when given)
       --socket-mode MODE file mode of the socket, octal (default: 0666)
       --socket-group GRP group of the socket file (name or gid; default: unchanged)
   -t, --tcp PORT         serve TCP on PORT (1-65535); clients must send the password
-  -a, --auth PASSWORD    the TCP password. Visible to every user in \`ps\`: prefer
-                         --auth-file or the PROCMONITOR_AUTH environment variable
-      --auth-file FILE   read the TCP password from FILE (one trailing newline ignored)
+                         (default: off)
+  -a, --auth PASSWORD    the TCP password (default: none). Visible to every user in \`ps\`:
+                         prefer --auth-file or the PROCMONITOR_AUTH environment variable
+      --auth-file FILE   read the TCP password from FILE (one trailing newline ignored;
+                         default: none)
       --bind HOST        TCP address to bind (default: 0.0.0.0, every IPv4 interface)
       --tls-cert FILE    with --tcp: serve TLS with this certificate (PEM; may be followed
                          by intermediate CA certificates); the password handshake runs inside
-      --tls-key FILE     the certificate's private key (PEM, unencrypted)
-      --tls-ca FILE      require client certificates signed by this CA (PEM)
-  -d, --direct           print events on stdout instead of serving them
-      --format FMT       with --direct: json (default, one object a line) or text
-                         (aligned columns; colour on a terminal, see NO_COLOR)
-      --threads          report threads too (clone/exit of non-leader tasks)
-      --slow-client POL  a client that reads too slowly: drop (default: it catches up
-                         from the replay ring; what the ring let go is one "lost" line
-                         with the count) or disconnect
+                         (default: none, plain TCP)
+      --tls-key FILE     the certificate's private key (PEM, unencrypted; default: none)
+      --tls-ca FILE      require client certificates signed by this CA (PEM; default: none,
+                         no client certificate asked for)
+  -d, --direct           print events on stdout instead of serving them (default: off)
+      --format FMT       with --direct: json, one object a line, or text, aligned columns
+                         (colour on a terminal, see NO_COLOR; default: json)
+      --threads          report threads too (clone/exit of non-leader tasks; default: off)
+      --slow-client POL  a client that reads too slowly: drop (it catches up from the
+                         replay ring; what the ring let go is one "lost" line with the
+                         count) or disconnect (default: drop)
       --rcvbuf BYTES     kernel socket receive buffer (default: 8388608)
       --ancestors LIST   events that carry their ancestors (parents up to init, each
                          with pid, exec_id, comm, exe), or none (default: exec)
@@ -72,12 +93,13 @@ Options:
       --syslog-socket PATH
                          the local syslog socket, datagram or stream (default: /dev/log)
       --syslog-target T  send to unix:PATH, udp://HOST:PORT or tcp://HOST:PORT instead
+                         (default: none, the local socket)
       --syslog-events    send every event to syslog too, one JSON line each
-                         (local0.info; lost events local0.warning)
+                         (local0.info; lost events local0.warning; default: off)
       --syslog-facility F
                          facility of --syslog-events (default: local0)
 ${NATS_USAGE}
-  -q, --quiet            no log lines on stderr (errors are still printed)
+  -q, --quiet            no log lines on stderr (errors are still printed; default: off)
   -v, --version          print the version and exit
   -h, --help             print this help and exit
 
@@ -120,10 +142,12 @@ const STRING_FLAGS = ['events', 'clients', 'socket', 'tcp', 'auth', 'auth-file',
 const TLS_FLAGS = ['tls-cert', 'tls-key', 'tls-ca'];
 const BOOLEAN_FLAGS = ['direct', 'threads', 'quiet', 'version', 'help', 'syslog', 'syslog-events'];
 const SHORT: Record<string, string> = { e: 'events', c: 'clients', s: 'socket', t: 'tcp', a: 'auth', d: 'direct', h: 'help', q: 'quiet', v: 'version' };
+/** Every flag the daemon knows (each documented in USAGE). */
+export const DAEMON_FLAGS: FlagSpec = { string: [...STRING_FLAGS, ...TLS_FLAGS], boolean: BOOLEAN_FLAGS, short: SHORT };
 
 /** Parses the daemon's arguments. Returns 'help' or 'version' for those flags; throws UsageError. */
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): DaemonOptions | 'help' | 'version' {
-  const flags = parseFlags(argv, { string: [...STRING_FLAGS, ...TLS_FLAGS], boolean: BOOLEAN_FLAGS, short: SHORT });
+  const flags = parseFlags(argv, DAEMON_FLAGS);
   if (flags.on('help')) return 'help';
   if (flags.on('version')) return 'version';
   const str = flags.str;
