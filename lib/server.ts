@@ -383,7 +383,13 @@ function resolvePassword(tcp: TcpTransportOptions): Buffer {
     pw = v;
   }
   if (typeof pw !== 'string' || pw.length === 0) {
-    throw new BroadcastServerError('ENOPASSWORD', 'the TCP password is empty; refusing to serve events unauthenticated');
+    const what =
+      tcp.passwordFile !== undefined
+        ? `the password file ${tcp.passwordFile} is empty`
+        : tcp.passwordEnv !== undefined
+          ? `the environment variable ${tcp.passwordEnv} (the TCP password) is empty`
+          : 'the TCP password is empty';
+    throw new BroadcastServerError('ENOPASSWORD', `${what}; refusing to serve events unauthenticated`);
   }
   if (/[\r\n]/.test(pw)) throw new BroadcastServerError('EINVAL', 'the TCP password cannot contain a line break');
   const buf = Buffer.from(pw, 'utf8');

@@ -58,11 +58,12 @@ function reader(sock) {
   });
   return {
     events,
-    until(pred) {
+    until(pred, ms = 20000) {
       return new Promise((resolve, reject) => {
-        const check = () => pred(events) && (waiters.delete(check), resolve(events));
+        const timer = setTimeout(() => (waiters.delete(check), reject(new Error(`timed out; ${events.length} events: ${JSON.stringify(events.slice(-3))}`))), ms);
+        const check = () => pred(events) && (waiters.delete(check), clearTimeout(timer), resolve(events));
         waiters.add(check);
-        sock.on('close', () => reject(new Error('socket closed: ' + JSON.stringify(events.slice(-3)))));
+        sock.on('close', () => (clearTimeout(timer), reject(new Error('socket closed: ' + JSON.stringify(events.slice(-3))))));
         check();
       });
     },
@@ -140,6 +141,8 @@ test('bad input: one clear line on stderr, exit status 2', async () => {
   const busy = net.createServer();
   await new Promise((r) => busy.listen(0, '0.0.0.0', r));
   const busyPort = busy.address().port;
+  const emptyFile = path.join(tmpdir(), 'empty-password');
+  fs.writeFileSync(emptyFile, '');
   const cases = [
     [['-e', 'exec,bogus'], /unknown event "bogus"/],
     [['-e', ''], /needs a value|empty event list/],
@@ -162,6 +165,8 @@ test('bad input: one clear line on stderr, exit status 2', async () => {
     [['--slow-client', 'maybe'], /drop or disconnect/],
     [['--direct', '--format', 'xml'], /json or text/],
     [['--tcp', String(busyPort), '-a', 'pw', '--quiet'], /in use/i],
+    [['--tcp', '8080', '--auth-file', emptyFile], new RegExp(`the password file ${emptyFile} is empty; refusing to serve events unauthenticated$`)],
+    [['--tcp', '8080', '--auth-file', path.join(os.tmpdir(), 'pm-surely-no-such-file')], /cannot read --auth-file .*pm-surely-no-such-file: ENOENT/],
   ];
   try {
     for (const [args, re] of cases) {
@@ -403,6 +408,71 @@ for (const sig of ['SIGTERM', 'SIGINT']) {
     assert.doesNotMatch(cp.err, /\n\s+at /);
   });
 }
+
+test('--threads: a thread of a process shows (fork and exit with "thread": true) only with --threads', async (t) => {
+  const script = 'import threading; t = threading.Thread(target=lambda: None); t.start(); t.join()';
+  for (const threads of [false, true]) {
+    const cp = daemon(['--direct', '-e', 'fork,exec,exit', ...(threads ? ['--threads'] : [])]);
+    t.after(() => cp.kill('SIGKILL'));
+    await cp.ready;
+    assert.equal(/watching fork,exec,exit \(with threads\)/.test(cp.err), threads, cp.err);
+    const { pid } = await run('python3', ['-c', script]);
+    // (Whole lines only: the last may still be on its way.)
+    const events = () =>
+      cp.out
+        .split('\n')
+        .slice(0, -1)
+        .map((l) => JSON.parse(l));
+    await until(() => events().some((e) => e.event === 'exit' && e.pid === pid && !e.thread), `the exit of ${pid}`);
+    assert.equal((await stop(cp)).code, 0);
+    const mine = events().filter((e) => e.pid === pid || e.tgid === pid || e.child_tgid === pid || e.child_pid === pid);
+    const ofThread = mine.filter((e) => e.thread);
+    if (!threads) {
+      assert.deepEqual(ofThread, [], 'no thread events without --threads');
+    } else {
+      const fork = ofThread.find((e) => e.event === 'fork' && e.child_tgid === pid);
+      assert.ok(fork, `the thread's fork: ${JSON.stringify(mine)}`);
+      assert.notEqual(fork.child_pid, pid);
+      assert.ok(ofThread.some((e) => e.event === 'exit' && e.pid === fork.child_pid && e.tgid === pid), `the thread's exit: ${JSON.stringify(mine)}`);
+    }
+    assert.equal(mine.filter((e) => e.event === 'exit' && !e.thread).length, 1, 'the process exits once either way');
+  }
+});
+
+test('--slow-client disconnect: a stalled client is disconnected in a storm, a reading one keeps a complete stream', async (t) => {
+  const dir = tmpdir();
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const sockPath = path.join(dir, 'pm.sock');
+  const cp = daemon(['--socket', sockPath, '--slow-client', 'disconnect', '-e', 'all']);
+  t.after(() => cp.kill('SIGKILL'));
+  await cp.ready;
+  const reading = await connectUnix(sockPath);
+  const r = reader(reading);
+  const stalled = await connectUnix(sockPath);
+  stalled.pause();
+  let stalledClosed = false;
+  stalled.on('close', () => (stalledClosed = true));
+  t.after(() => (reading.destroy(), stalled.destroy()));
+  await until(() => (cp.err.match(/: client \d+ connected/g) || []).length === 2, 'both clients');
+  // A storm until the stalled client's buffer (4 MiB past its socket's) overflows.
+  const gen = spawn('/bin/sh', ['-c', 'for i in $(seq 200000); do /bin/true; done'], { stdio: 'ignore' });
+  t.after(() => gen.kill('SIGKILL'));
+  await until(() => /^procMonitor: unix: client 2 too slow \(\d+ bytes buffered\), disconnecting$/m.test(cp.err), 'the stalled client to be disconnected', 60000);
+  gen.kill('SIGKILL');
+  // The stalled client reads what was left in its socket, then the end.
+  stalled.resume();
+  await until(() => stalledClosed, 'the stalled client to see its connection end');
+  await until(() => /^procMonitor: unix: client 2 closed \(slow; \d+ events sent, 0 dropped\)$/m.test(cp.err), 'the close to be logged');
+  // The reading client is still served, and missed nothing: no "lost" line, seq without a gap.
+  const { pid } = await run('/bin/sh', ['-c', 'exit 4']);
+  await r.until(sawExit(pid));
+  assert.doesNotMatch(cp.err, /client 1 (too slow|closed)/);
+  const seqs = r.events.map((e) => e.seq);
+  assert.ok(seqs.length > 5000, `a storm was streamed (${seqs.length} events)`);
+  assert.deepEqual(r.events.filter((e) => e.event === 'lost'), []);
+  for (let i = 1; i < seqs.length; i++) assert.equal(seqs[i], seqs[i - 1] + 1, `seq ${seqs[i - 1]} then ${seqs[i]}`);
+  assert.equal((await stop(cp)).code, 0);
+});
 
 test('socket mode and group; SIGHUP is not fatal', async () => {
   const dir = tmpdir();
