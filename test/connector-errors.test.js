@@ -94,3 +94,19 @@ test("a listener's exception is uncaught, as from any EventEmitter (not swallowe
   assert.match(err, /Error: listener failed/);
   assert.doesNotMatch(err, /DEP0168/);
 });
+
+test('a long argv (over several pages of /proc/PID/cmdline) arrives whole and exact', async (t) => {
+  const c = new ProcConnector({ events: 'exec,exit' });
+  t.after(() => c.stop());
+  c.start();
+  const rec = record(c);
+  const big = Array.from({ length: 6 }, (_, i) => `${i}`.repeat(5000 + i)); // ~30 KB
+  const cp = spawn('/bin/sh', ['-c', 'read x', 'sh', ...big], { stdio: ['pipe', 'ignore', 'ignore'] });
+  await rec.until((evs) => evs.some((e) => e.event === 'exec' && e.pid === cp.pid));
+  cp.stdin.end();
+  await rec.until(exited(cp.pid));
+  const exec = rec.events.find((e) => e.event === 'exec' && e.pid === cp.pid);
+  assert.deepEqual(exec.argv, ['/bin/sh', '-c', 'read x', 'sh', ...big]);
+  const exit = rec.events.find((e) => e.event === 'exit' && e.pid === cp.pid);
+  assert.equal(exit.cmdline, exec.argv.join(' '));
+});
