@@ -27,6 +27,8 @@ export const {
   BroadcastServer,
   tooManyClientsLine,
   tooManyPendingLine,
+  TOO_MANY_FILES,
+  FD_RESERVE,
   badRequestLine,
   MAX_REQUEST_BYTES,
   createBroadcastServer,

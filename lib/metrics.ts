@@ -66,7 +66,7 @@ export function parseMetricsAddress(text: string): MetricsAddress {
 }
 
 const TRANSPORTS: readonly Transport[] = ['unix', 'tcp'];
-const REJECT_REASONS: readonly RejectReason[] = ['too-many-clients', 'too-many-pending', 'auth-failed', 'line-too-long', 'auth-timeout', 'closed-before-auth'];
+const REJECT_REASONS: readonly RejectReason[] = ['too-many-clients', 'too-many-pending', 'too-many-files', 'auth-failed', 'line-too-long', 'auth-timeout', 'closed-before-auth'];
 
 function loadPromClient(): typeof PromClient {
   try {

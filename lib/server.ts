@@ -48,6 +48,14 @@ export function tooManyPendingLine(max: number): string {
   return `Too many connections waiting to authenticate (max ${max}). Disconnecting.\n`;
 }
 
+/**
+ * The line sent (then the connection closed at once) when the server is about to run out of
+ * file descriptors: fewer than `FD_RESERVE` are left under its soft `RLIMIT_NOFILE`.
+ */
+export const TOO_MANY_FILES = 'Too many open files on the server, try later. Disconnecting.\n';
+/** File descriptors kept free for the server's own work (the connector's /proc reads, logs). */
+export const FD_RESERVE = 8;
+
 // ---------------------------------------------------------------------------------------------
 // Options and types
 // ---------------------------------------------------------------------------------------------
@@ -180,12 +188,14 @@ export interface ClientCloseInfo extends ClientInfo {
 
 /**
  * Why a connection was turned away before streaming: too many clients, too many pending,
- * wrong password, over-long password line, no password (or TLS handshake) in time, it closed
- * first, its TLS handshake failed, or its client certificate was missing or not trusted.
+ * the process nearly out of file descriptors, wrong password, over-long password line, no
+ * password (or TLS handshake) in time, it closed first, its TLS handshake failed, or its
+ * client certificate was missing or not trusted.
  */
 export type RejectReason =
   | 'too-many-clients'
   | 'too-many-pending'
+  | 'too-many-files'
   | 'auth-failed'
   | 'line-too-long'
   | 'auth-timeout'
@@ -555,6 +565,17 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private get lineSource(): ProcConnector | null {
     return this.source instanceof ProcConnector ? this.source : null;
   }
+  /** File descriptors: the soft RLIMIT_NOFILE as of listen() (Infinity: unknown, unlimited). */
+  private fdLimit = Infinity;
+  /** Below this many connections (this.conns), the limit is too far away to count. */
+  private fdCountFrom = Infinity;
+  /** Descriptors that are not connections, as of the last count of /proc/self/fd. */
+  private fdOthers = 0;
+  private fdCountedAt = 0;
+  /** Refusing for want of descriptors since the last check (for one log line per episode). */
+  private fdShort = false;
+  /** accept() failures (EMFILE...) not logged yet, and when the last was. */
+  private acceptErrors = { unlogged: 0, loggedAt: 0 };
   private readonly counters = {
     batches: 0,
     events: 0,
@@ -567,6 +588,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private readonly rejected: Record<RejectReason, number> = {
     'too-many-clients': 0,
     'too-many-pending': 0,
+    'too-many-files': 0,
     'auth-failed': 0,
     'line-too-long': 0,
     'auth-timeout': 0,
@@ -656,6 +678,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     }
     if (this.lineSource) this.lineSource.on('lines', this.onLines);
     else this.source.on('batch', this.onBatch);
+    this.watchDescriptors();
     const a = this.address();
     if (a.unix) this.log(`listening on unix socket ${a.unix} (mode ${this.unixOpts.mode.toString(8).padStart(4, '0')})`);
     if (a.tcp) this.log(`listening on tcp ${a.tcp.address}:${a.tcp.port}${this.tlsServer ? ` with TLS (${this.tlsSummary})` : ''}`);
@@ -738,8 +761,92 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   }
 
   private serverError(err: Error): void {
-    this.log(`server error: ${err.message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EMFILE' || code === 'ENFILE') {
+      // accept() found no descriptor free. libuv first sheds the waiting connections itself
+      // (closes a spare descriptor it keeps, accepts and closes them, takes the spare back);
+      // Node reports the error ('accept EMFILE' on the net.Server) only when that spare is
+      // gone too, and the server goes on listening. With FD_RESERVE kept free this should
+      // not happen; when it does, it is logged at most once a second, with how many times.
+      const e = this.acceptErrors;
+      e.unlogged++;
+      const now = Date.now();
+      if (now - e.loggedAt >= 1000) {
+        const times = e.unlogged > 1 ? `, ${e.unlogged} times since the last report` : '';
+        this.log(`server error: ${err.message} (out of file descriptors${times}; still listening)`);
+        e.unlogged = 0;
+        e.loggedAt = now;
+      }
+    } else {
+      this.log(`server error: ${err.message}`);
+    }
     if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  /**
+   * Learns the soft RLIMIT_NOFILE (Node raised it to the hard limit at its start: read it
+   * now, not before) and the descriptors already open. Without /proc the check is off.
+   */
+  private watchDescriptors(): void {
+    const limit = softFdLimit();
+    const open = openFds();
+    if (limit === Infinity || open < 0) return;
+    this.fdLimit = limit;
+    this.fdOthers = Math.max(0, open - this.conns.size);
+    this.fdCountedAt = Date.now();
+    // Other descriptors may come and go between counts (the connector's reads of /proc,
+    // sockets of --metrics, --syslog, --nats): start counting well before the reserve.
+    const slack = Math.max(64, limit >> 4);
+    this.fdCountFrom = Math.max(0, limit - FD_RESERVE - slack - this.fdOthers);
+  }
+
+  /**
+   * True when a new connection would leave fewer than FD_RESERVE descriptors free. Costs a
+   * comparison until the connections alone come near the limit; then /proc/self/fd is
+   * counted, at most every 50 ms (in between: the descriptors that are not connections as of
+   * that count, plus the connections now).
+   */
+  private outOfDescriptors(): boolean {
+    const conns = this.conns.size;
+    let used = 0;
+    let short = false;
+    if (conns >= this.fdCountFrom) {
+      const now = Date.now();
+      if (now - this.fdCountedAt >= 50) {
+        const open = openFds();
+        if (open === Infinity) {
+          this.fdOthers = this.fdLimit; // not even one descriptor to read the directory with
+        } else if (open >= 0) {
+          this.fdOthers = Math.max(0, open - conns);
+          this.fdCountedAt = now;
+        }
+      }
+      used = Math.min(this.fdOthers + conns, this.fdLimit);
+      short = this.fdLimit - used < FD_RESERVE;
+    }
+    if (short !== this.fdShort) {
+      this.fdShort = short;
+      if (short) this.log(`${used} of ${this.fdLimit} file descriptors open (soft limit): refusing new connections while fewer than ${FD_RESERVE} are free`);
+      else this.log(`file descriptors free again (${this.rejected['too-many-files']} connections refused for want of them so far): accepting connections`);
+    }
+    return short;
+  }
+
+  /**
+   * Turns a connection away for want of descriptors: the line (plain text; nothing over TLS
+   * before its handshake) is written at once (a fresh socket takes it whole) and the socket
+   * destroyed at once, so the refusal itself holds no descriptor: in a burst libuv accepts
+   * connection after connection before anything else runs.
+   */
+  private refuseNoFiles(conn: Conn, message: string): void {
+    conn.state = 'closing';
+    this.rejected['too-many-files']++;
+    this.log(`${conn.transport} ${conn.peer}: refused (too-many-files)`);
+    if (this.listenerCount('reject') > 0) this.emit('reject', { transport: conn.transport, peer: conn.peer, reason: 'too-many-files' });
+    const sock = conn.sock;
+    if (message && !sock.destroyed) sock.write(message);
+    sock.destroy(); // closes the descriptor now ('close' comes later)
+    this.conns.delete(conn); // so it no longer counts as one
   }
 
   /** The bound addresses (the real TCP port when port 0 was asked). */
@@ -791,6 +898,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private onUnixConnection(sock: net.Socket): void {
     const conn = this.newConn(sock, 'unix');
     if (this.state !== 'listening') return void sock.destroy(); // accepted while closing
+    if (this.outOfDescriptors()) return this.refuseNoFiles(conn, TOO_MANY_FILES);
     if (this.streaming.size >= this.maxClients) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
     this.startStreaming(conn);
   }
@@ -801,6 +909,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     // Over TLS nothing can be said before the handshake: a connection beyond the pending
     // limits is closed without one (none is spent on it); a full server is told after it.
     const tlsServer = this.tlsServer;
+    if (this.outOfDescriptors()) return this.refuseNoFiles(conn, tlsServer ? '' : TOO_MANY_FILES);
     if (!tlsServer && this.streaming.size >= this.maxClients) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
     const pendingLine = tlsServer ? '' : tooManyPendingLine(this.maxPending);
     if (this.pendingCount >= this.maxPending) return this.refuse(conn, 'too-many-pending', pendingLine);
@@ -1310,4 +1419,27 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
  */
 export function createBroadcastServer(options: BroadcastServerOptions): BroadcastServer {
   return new BroadcastServer(options);
+}
+
+/** The soft limit on open files of this process (/proc/self/limits), or Infinity. */
+function softFdLimit(): number {
+  let text: string;
+  try {
+    text = fs.readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return Infinity;
+  }
+  const m = /^Max open files\s+(\S+)/m.exec(text);
+  const n = m ? Number(m[1]) : NaN; // "unlimited" is NaN
+  return Number.isSafeInteger(n) && n > 0 ? n : Infinity;
+}
+
+/** Descriptors open in this process; Infinity when not even one is free to count them; -1 without /proc. */
+function openFds(): number {
+  try {
+    return fs.readdirSync('/proc/self/fd').length - 1; // not the one reading the directory
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'EMFILE' || code === 'ENFILE' ? Infinity : -1;
+  }
 }
