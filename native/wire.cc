@@ -66,7 +66,7 @@ void AppendMs(std::string& out, double ms) {
     out.append(buf, static_cast<size_t>(n));
     return;
   }
-  int64_t us = std::llround(ms * 1000);
+  int64_t us = static_cast<int64_t>(ms * 1000 + 0.5);  // ms >= 0 here; no libm (llround)
   AppendInt(out, us / 1000);
   int frac = static_cast<int>(us % 1000);
   if (frac == 0) return;
