@@ -34,11 +34,12 @@ test('a reader failure: the events read before it, then close, then an EREAD err
   c.stop();
 });
 
-test('an unhandled reader failure is an uncaught EREAD error, not a silent stop', async () => {
+/** Runs a script with a ProcConnector that stops itself within 5 s ("still running" if not). */
+async function runScript(body) {
   const script = `
     const { ProcConnector } = require(${JSON.stringify(require.resolve('..'))});
     const c = new ProcConnector({ events: 'exec' }).start();
-    setTimeout(() => c.injectFault('boom'), 50);
+    ${body}
     setTimeout(() => { console.log('still running'); process.exit(0); }, 5000);
   `;
   const cp = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -47,6 +48,12 @@ test('an unhandled reader failure is an uncaught EREAD error, not a silent stop'
   cp.stdout.on('data', (d) => (out += d));
   cp.stderr.on('data', (d) => (err += d));
   const [code] = await once(cp, 'exit');
+  return { code, out, err };
+}
+
+test('an unhandled reader failure is an uncaught EREAD error, not a silent stop', async () => {
+  const script = `setTimeout(() => c.injectFault('boom'), 50);`;
+  const { code, out, err } = await runScript(script);
   assert.notEqual(code, 0, out);
   assert.match(err, /EREAD|reader thread stopped: boom/);
   assert.equal(out, '');
@@ -78,18 +85,10 @@ test('argv that is not UTF-8: argv_base64 carries the exact bytes; valid argv ha
 
 test("a listener's exception is uncaught, as from any EventEmitter (not swallowed by Node-API)", async () => {
   const script = `
-    const { ProcConnector } = require(${JSON.stringify(require.resolve('..'))});
-    const c = new ProcConnector({ events: 'exec' }).start();
     c.on('exec', () => { throw new Error('listener failed'); });
     require('node:child_process').spawn('/bin/true');
-    setTimeout(() => { console.log('still running'); process.exit(0); }, 5000);
   `;
-  const cp = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  cp.stdout.on('data', (d) => (out += d));
-  cp.stderr.on('data', (d) => (err += d));
-  const [code] = await once(cp, 'exit');
+  const { code, out, err } = await runScript(script);
   assert.equal(code, 1, out + err);
   assert.match(err, /Error: listener failed/);
   assert.doesNotMatch(err, /DEP0168/);
