@@ -2,16 +2,28 @@
   "targets": [
     {
       "target_name": "procmonitor",
-      "sources": [
-        "native/addon.cc",
-        "native/monitor.cc",
-        "native/parser.cc",
-        "native/procfs.cc"
-      ],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
-      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2", "-fvisibility=hidden"],
-      "cflags_cc!": ["-std=gnu++17", "-std=gnu++14", "-std=gnu++1y"]
+      # Read only on Windows, where node-gyp would add its delay-load hook (a .cc) to the target.
+      "win_delay_load_hook": "false",
+      "conditions": [
+        # The proc connector is Linux's: elsewhere (an install forced past package.json's
+        # "os", or a bundled copy) the target builds nothing; the JS side loads without the
+        # addon and ProcConnector.start() throws EPLATFORM.
+        ["OS=='linux'", {
+          "sources": [
+            "native/addon.cc",
+            "native/monitor.cc",
+            "native/parser.cc",
+            "native/procfs.cc",
+            "native/wire.cc"
+          ],
+          "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+          "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+          "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2", "-fvisibility=hidden"],
+          "cflags_cc!": ["-std=gnu++17", "-std=gnu++14", "-std=gnu++1y"]
+        }, {
+          "type": "none"
+        }]
+      ]
     }
   ]
 }

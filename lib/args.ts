@@ -30,6 +30,7 @@ export interface Flags {
  * UsageErrors naming the culprit.
  */
 export function parseFlags(argv: string[], spec: FlagSpec): Flags {
+  argv = joinNegativeValues(argv, spec);
   let unknown: string | null = null;
   // mri only knows (and so only accepts, with `unknown`) the flags named in `alias`.
   const alias: Record<string, string[]> = Object.fromEntries(
@@ -64,6 +65,32 @@ export function parseFlags(argv: string[], spec: FlagSpec): Flags {
       return all as string[];
     },
   };
+}
+
+/**
+ * mri reads `--clients -1` as two flags (and `-1` as an unknown one): a value-taking flag
+ * followed by a negative number gets that number as its value (`--clients=-1`), so that the
+ * flag's own check can say what is wrong with it.
+ */
+function joinNegativeValues(argv: string[], spec: FlagSpec): string[] {
+  const takesValue = new Set(spec.string);
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    const next = argv[i + 1];
+    const long = a.startsWith('--') ? a.slice(2) : /^-[^-]$/.test(a) ? spec.short[a.slice(1)] : undefined;
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    if (long !== undefined && takesValue.has(long) && next !== undefined && /^-\d/.test(next)) {
+      out.push(`--${long}=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
 }
 
 /** A whole number from min to max, or a UsageError naming the flag. */

@@ -8,7 +8,7 @@ import { ProcConnector, ProcConnectorError } from './connector';
 import { EVENT_NAMES, parseEventList, toLine, type ProcEvent } from './events';
 import { BroadcastServerError, createBroadcastServer, type BroadcastServer, type BroadcastServerOptions, type TcpTlsOptions } from './server';
 import { formatEvent } from './client-cli';
-import { parseFlags, readTlsFlags, UsageError, wholeNumber } from './args';
+import { parseFlags, readTlsFlags, UsageError, wholeNumber, type FlagSpec } from './args';
 import { parseMetricsAddress, startMetrics, type MetricsAddress, type MetricsServer } from './metrics';
 import { SyslogSender, syslogConfig, targetText, type SyslogConfig } from './syslog';
 import { createNatsPublisher, type NatsPublisher } from './nats';
@@ -17,6 +17,33 @@ import { natsCliOptions, NATS_FLAGS, NATS_USAGE, type NatsCliOptions } from './n
 const NAME = 'procMonitor';
 export const DEFAULT_SOCKET = '/var/run/procMonitor.sock';
 const DEFAULT_EVENTS = 'fork,exec,exit';
+/**
+ * After SIGINT/SIGTERM the whole shutdown (clients, socket file, metrics, NATS, and syslog's
+ * last flush) takes at most this long: the process exits well within a second.
+ */
+export const SHUTDOWN_MS = 800;
+/** The end of SHUTDOWN_MS that is syslog's, after everything else has closed and logged. */
+const SYSLOG_CLOSE_MS = 200;
+/** How long NATS may take to confirm what is pending at shutdown. */
+const NATS_CLOSE_MS = 300;
+
+/** Columns of --help: no line is wider; option texts start at OPTION_TEXT. */
+export const USAGE_WIDTH = 100;
+const OPTION_TEXT = 25;
+
+/** An option's text, wrapped at USAGE_WIDTH, its first line after `label`. */
+function option(label: string, text: string): string {
+  const lines: string[] = [];
+  let line = `  ${label}`.padEnd(OPTION_TEXT - 1);
+  for (const word of text.split(' ')) {
+    if (line.length + 1 + word.length > USAGE_WIDTH) {
+      lines.push(line);
+      line = ' '.repeat(OPTION_TEXT - 1);
+    }
+    line += ` ${word}`;
+  }
+  return [...lines, line].join('\n');
+}
 
 export const USAGE = `Usage: ${NAME} [options]
 
@@ -25,29 +52,32 @@ clients as JSON lines over a Unix socket (the default), over TCP with a password
 printed on stdout.
 
 Options:
-  -e, --events LIST      events to report, comma-separated: ${EVENT_NAMES.join(', ')},
-                         or all (default: ${DEFAULT_EVENTS})
+${option('-e, --events LIST', `events to report, comma-separated: ${EVENT_NAMES.join(', ')}, or all (default: ${DEFAULT_EVENTS})`)}
   -c, --clients N        clients served at once, at most (default: 10)
   -s, --socket PATH      serve a Unix domain socket at PATH (default: ${DEFAULT_SOCKET};
                          served when none of --tcp, --direct, --nats is given, or when given)
       --socket-mode MODE file mode of the socket, octal (default: 0666)
       --socket-group GRP group of the socket file (name or gid; default: unchanged)
   -t, --tcp PORT         serve TCP on PORT (1-65535); clients must send the password
-  -a, --auth PASSWORD    the TCP password. Visible to every user in \`ps\`: prefer
-                         --auth-file or the PROCMONITOR_AUTH environment variable
-      --auth-file FILE   read the TCP password from FILE (one trailing newline ignored)
+                         (default: off)
+  -a, --auth PASSWORD    the TCP password (default: none). Visible to every user in \`ps\`:
+                         prefer --auth-file or the PROCMONITOR_AUTH environment variable
+      --auth-file FILE   read the TCP password from FILE (one trailing newline ignored;
+                         default: none)
       --bind HOST        TCP address to bind (default: 0.0.0.0, every IPv4 interface)
       --tls-cert FILE    with --tcp: serve TLS with this certificate (PEM; may be followed
                          by intermediate CA certificates); the password handshake runs inside
-      --tls-key FILE     the certificate's private key (PEM, unencrypted)
-      --tls-ca FILE      require client certificates signed by this CA (PEM)
-  -d, --direct           print events on stdout instead of serving them
-      --format FMT       with --direct: json (default, one object a line) or text
-                         (aligned columns; colour only on a terminal)
-      --threads          report threads too (clone/exit of non-leader tasks)
-      --slow-client POL  a client that reads too slowly: drop (default: it catches up
-                         from the replay ring; what the ring let go is one "lost" line
-                         with the count) or disconnect
+                         (default: none, plain TCP)
+      --tls-key FILE     the certificate's private key (PEM, unencrypted; default: none)
+      --tls-ca FILE      require client certificates signed by this CA (PEM; default: none,
+                         no client certificate asked for)
+  -d, --direct           print events on stdout instead of serving them (default: off)
+      --format FMT       with --direct: json, one object a line, or text, aligned columns
+                         (colour on a terminal, see NO_COLOR; default: json)
+      --threads          report threads too (clone/exit of non-leader tasks; default: off)
+      --slow-client POL  a client that reads too slowly: drop (it catches up from the
+                         replay ring; what the ring let go is one "lost" line with the
+                         count) or disconnect (default: drop)
       --stall-timeout S  close a client that has taken none of the bytes waiting for it
                          for S seconds (e.g. its host vanished); 0: never (default: 60)
       --rcvbuf BYTES     kernel socket receive buffer (default: 8388608)
@@ -65,17 +95,21 @@ Options:
       --syslog-socket PATH
                          the local syslog socket, datagram or stream (default: /dev/log)
       --syslog-target T  send to unix:PATH, udp://HOST:PORT or tcp://HOST:PORT instead
+                         (default: none, the local socket)
       --syslog-events    send every event to syslog too, one JSON line each
-                         (local0.info; lost events local0.warning)
+                         (local0.info; lost events local0.warning; default: off)
       --syslog-facility F
                          facility of --syslog-events (default: local0)
 ${NATS_USAGE}
-  -q, --quiet            no log lines on stderr (errors are still printed)
+  -q, --quiet            no log lines on stderr (errors are still printed; default: off)
   -v, --version          print the version and exit
   -h, --help             print this help and exit
 
 Environment:
   PROCMONITOR_AUTH       the TCP password, when neither --auth nor --auth-file is given
+  NO_COLOR               set and not empty: no colour in --format text (https://no-color.org)
+  FORCE_COLOR            1, 2, 3 or true: colour in --format text even when not on a
+                         terminal; 0 or false: never (decides over NO_COLOR, as in Node.js)
 
 Examples:
   ${NAME} --clients 20 --socket /tmp/procMonitor.sock -e exec,fork,exit
@@ -112,10 +146,12 @@ const STRING_FLAGS = ['events', 'clients', 'socket', 'tcp', 'auth', 'auth-file',
 const TLS_FLAGS = ['tls-cert', 'tls-key', 'tls-ca'];
 const BOOLEAN_FLAGS = ['direct', 'threads', 'quiet', 'version', 'help', 'syslog', 'syslog-events'];
 const SHORT: Record<string, string> = { e: 'events', c: 'clients', s: 'socket', t: 'tcp', a: 'auth', d: 'direct', h: 'help', q: 'quiet', v: 'version' };
+/** Every flag the daemon knows (each documented in USAGE). */
+export const DAEMON_FLAGS: FlagSpec = { string: [...STRING_FLAGS, ...TLS_FLAGS], boolean: BOOLEAN_FLAGS, short: SHORT };
 
 /** Parses the daemon's arguments. Returns 'help' or 'version' for those flags; throws UsageError. */
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): DaemonOptions | 'help' | 'version' {
-  const flags = parseFlags(argv, { string: [...STRING_FLAGS, ...TLS_FLAGS], boolean: BOOLEAN_FLAGS, short: SHORT });
+  const flags = parseFlags(argv, DAEMON_FLAGS);
   if (flags.on('help')) return 'help';
   if (flags.on('version')) return 'version';
   const str = flags.str;
@@ -240,10 +276,25 @@ function version(): string {
 
 const COLORS: Record<string, string> = { fork: '\x1b[36m', exec: '\x1b[32m', exit: '\x1b[33m', lost: '\x1b[31;1m' };
 
-/** Writes events on stdout, bounded: a stalled reader of stdout loses events, never memory. */
-function directWriter(format: 'json' | 'text', log: (line: string) => void): (batch: ProcEvent[]) => void {
+/**
+ * Whether `--format text` is coloured: on a terminal, unless NO_COLOR is set and not empty
+ * (https://no-color.org). FORCE_COLOR, when set, decides as it does for Node.js itself: 1, 2,
+ * 3, true or empty colour even when not on a terminal; anything else (0, false) never.
+ */
+export function useColor(isTTY: boolean, env: NodeJS.ProcessEnv = process.env): boolean {
+  const force = env.FORCE_COLOR;
+  if (force !== undefined) return ['', '1', '2', '3', 'true'].includes(force);
+  if (env.NO_COLOR) return false;
+  return isTTY;
+}
+
+/**
+ * Writes the connector's events on stdout, bounded: a stalled reader of stdout loses events,
+ * never memory. JSON goes out as the reader's own lines, with no object made.
+ */
+function directWriter(conn: ProcConnector, format: 'json' | 'text', log: (line: string) => void): void {
   const out = process.stdout;
-  const color = format === 'text' && out.isTTY === true && !process.env.NO_COLOR;
+  const color = format === 'text' && useColor(out.isTTY === true);
   const limit = 16 << 20;
   let dropped = 0;
   const line = (ev: ProcEvent): string => {
@@ -256,19 +307,38 @@ function directWriter(format: 'json' | 'text', log: (line: string) => void): (ba
     if (err.code === 'EPIPE') process.exit(0); // the reader went away (e.g. `| head`)
     log(`stdout: ${err.message}`);
   });
-  return (batch) => {
+  const write = (count: number, chunk: () => string | Buffer) => {
     if (out.writableLength > limit) {
-      dropped += batch.length;
+      dropped += count;
       return;
     }
-    let chunk = '';
     if (dropped) {
-      chunk += line({ event: 'lost', time: new Date().toISOString(), count: dropped, source: 'client' });
+      out.write(line({ event: 'lost', time: new Date().toISOString(), count: dropped, source: 'client' }));
       dropped = 0;
     }
-    for (const ev of batch) chunk += line(ev);
-    out.write(chunk);
+    out.write(chunk());
   };
+  if (format === 'json') {
+    conn.on('lines', (lines) => write(lines.ends.length, () => lines.buf));
+  } else {
+    conn.on('batch', (batch) => write(batch.length, () => batch.map(line).join('')));
+  }
+}
+
+/**
+ * What to do about a permission error while setting up the server (appended to its line), or
+ * ''. The usual case: an unprivileged user and the default socket in /var/run.
+ */
+function remedy(e: BroadcastServerError, o: DaemonOptions, env: NodeJS.ProcessEnv = process.env): string {
+  if (e.code !== 'EACCES' && e.code !== 'EPERM' && e.code !== 'EROFS') return '';
+  if (o.socket && e.message.includes(path.dirname(o.socket))) {
+    const example = env.XDG_RUNTIME_DIR ? path.join(env.XDG_RUNTIME_DIR, 'procMonitor.sock') : '$XDG_RUNTIME_DIR/procMonitor.sock';
+    return `; use --socket PATH in a directory you can write (e.g. --socket ${example}), or --direct`;
+  }
+  if (o.tcp && o.tcp.port < 1024 && e.message.includes(`:${o.tcp.port}`)) {
+    return '; a port below 1024 needs CAP_NET_BIND_SERVICE: use one from 1024 up';
+  }
+  return '';
 }
 
 /** Runs the daemon until SIGINT/SIGTERM; resolves with the exit status. */
@@ -307,15 +377,27 @@ export async function main(argv: string[]): Promise<number> {
     }
     log(`syslog: sending log lines${o.syslog.events ? ' and events' : ''} to ${targetText(o.syslog.target)}`);
   }
+  const shutdown: Shutdown = { since: null };
   try {
-    return await daemon(o, log, fail, sys);
+    return await daemon(o, log, fail, sys, shutdown);
   } finally {
-    await sys?.close();
+    if (sys) {
+      // After a signal, what is left of the shutdown's time; otherwise syslog's usual grace.
+      const grace = shutdown.since === null ? 250 : Math.max(20, shutdown.since + SHUTDOWN_MS - Date.now());
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([sys.close(grace), new Promise<void>((resolve) => (timer = setTimeout(resolve, grace + 20)))]);
+      clearTimeout(timer);
+    }
   }
 }
 
+/** When the first SIGINT/SIGTERM came (Date.now()), or null. */
+interface Shutdown {
+  since: number | null;
+}
+
 /** The daemon proper, between parsing and the syslog sender's last flush. */
-async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line: string) => void, sys: SyslogSender | null): Promise<number> {
+async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line: string) => void, sys: SyslogSender | null, shutdown: Shutdown): Promise<number> {
   // Signals are handled from the start: one that arrives while starting up stops the
   // daemon as soon as it is up; SIGHUP never kills it.
   let stopper: (() => void) | null = null;
@@ -323,6 +405,7 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
   const onSignal = (sig: string) => {
     if (pendingSignal) return;
     pendingSignal = true;
+    shutdown.since = Date.now();
     log(`${sig}: stopping`);
     stopper?.();
   };
@@ -348,7 +431,7 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
       await server.listen();
     } catch (err) {
       const e = err as BroadcastServerError;
-      fail(e.message);
+      fail(e.message + remedy(e, o));
       // A port in use or taken by another instance is a usage problem; other failures are runtime.
       return e.code === 'EADDRINUSE' && o.tcp && !/socket/i.test(e.message) ? 2 : e.code === 'EINVAL' || e.code === 'ENOPASSWORD' ? 2 : 1;
     }
@@ -365,8 +448,16 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
     log(`metrics at ${metrics.url}`);
   }
   if (sys && o.syslog?.events) conn.on('batch', sys.batch);
-  if (o.direct) conn.on('batch', directWriter(o.format, log));
+  if (o.direct) directWriter(conn, o.format, log);
   conn.on('lost', (ev) => log(`lost ${ev.count} events (${ev.source})`));
+  // The reader thread failing (the socket broke under it) is fatal: say why, stop as on a
+  // signal, exit 1.
+  let status = 0;
+  conn.on('error', (err) => {
+    fail(err.message);
+    status = 1;
+    onSignal('reader failure');
+  });
   try {
     conn.start();
   } catch (err) {
@@ -377,7 +468,7 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
   // NATS never stops the daemon: a server that is down is retried forever (see lib/nats.ts).
   let nats: NatsPublisher | null = null;
   try {
-    nats = o.nats ? createNatsPublisher({ source: conn, ...o.nats, log }).start() : null;
+    nats = o.nats ? createNatsPublisher({ source: conn, ...o.nats, log, closeTimeoutMs: NATS_CLOSE_MS }).start() : null;
   } catch (err) {
     fail((err as Error).message);
     conn.stop();
@@ -394,12 +485,16 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
 
   return new Promise<number>((resolve) => {
     stopper = () => {
-      // Never hang on shutdown: whatever is still open after a second is abandoned.
-      setTimeout(() => resolve(0), 1000).unref();
+      // Never hang on shutdown: whatever is still open by then is abandoned (the process exits).
+      // Syslog's last flush comes after, within SHUTDOWN_MS too. (A signal that came while
+      // starting up still leaves the clients' grace to close cleanly.)
+      const budget = SHUTDOWN_MS - (sys ? SYSLOG_CLOSE_MS : 50);
+      const left = Math.max(300, (shutdown.since ?? Date.now()) + budget - Date.now());
+      setTimeout(() => resolve(status), left).unref();
       conn.stop();
       void Promise.all([server?.close(), metrics?.close(), nats?.close()]).then(
-        () => resolve(0),
-        () => resolve(0),
+        () => resolve(status),
+        () => resolve(status),
       );
     };
     if (pendingSignal) stopper();

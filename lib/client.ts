@@ -66,8 +66,8 @@ export interface CommonConnectOptions {
 export type ConnectOptions = (UnixConnectOptions | TcpConnectOptions) & CommonConnectOptions;
 
 /**
- * Client failure codes: `EAUTH` (wrong password), `EBUSY` (the server has too many clients),
- * `ETIMEDOUT` (handshake too slow, or the server's authentication timeout), `EPROTO` (the
+ * Client failure codes: `EAUTH` (wrong password), `EBUSY` (the server has too many clients, or is
+ * out of file descriptors), `ETIMEDOUT` (handshake too slow, or the server's authentication timeout), `EPROTO` (the
  * server said something unexpected), or a socket error's own code (`ECONNREFUSED`, `ENOENT`...).
  */
 export class ProcMonitorClientError extends CodedError {}

@@ -4,6 +4,12 @@ import {
   eventMask,
   parseEventList,
   type EventName,
+  EVENT_BITS,
+  EVENT_NAMES,
+  KIND_NAMES,
+  OTHER_KIND,
+  parseLines,
+  type LineBatch,
   type LostEvent,
   type ProcessRecord,
   type ProcEvent,
@@ -63,7 +69,8 @@ export type ProcConnectorErrorCode =
   | 'ESOCKET'
   | 'ESUBSCRIBE'
   | 'EPLATFORM'
-  | 'ENOADDON';
+  | 'ENOADDON'
+  | 'EREAD';
 
 /** A failure to subscribe, with a code and a message that names the remedy. */
 export class ProcConnectorError extends CodedError<ProcConnectorErrorCode> {}
@@ -74,6 +81,18 @@ export interface ProcConnectorEvents extends ProcEventMap {
   event: [ProcEvent];
   /** Events that arrived together, in kernel order (one array per wake-up). */
   batch: [ProcEvent[]];
+  /**
+   * The same batch as NDJSON bytes, `toLine(ev)` of each event, made by the reader without
+   * building any JS object: for forwarding events as they are (the broadcast server and
+   * `--direct` use it). Objects are only made while 'batch', 'event' or a kind has listeners.
+   */
+  lines: [LineBatch];
+  /**
+   * The reader thread could not go on (the socket failed under it): a ProcConnectorError
+   * with code EREAD, after every event read before. The connector has stopped by then
+   * ('close' came first); start() may be called again. Unhandled, it throws like any
+   * EventEmitter 'error'.
+   */
   error: [Error];
   /** After stop(), once the last event was emitted. */
   close: [];
@@ -83,6 +102,28 @@ export interface EventsOptions {
   signal?: AbortSignal;
   /** Events buffered for a slow consumer at most; beyond, a `lost` event (source "client"). Default 65536. */
   maxBuffered?: number;
+}
+
+const KIND_OF_BIT = new Map<number, number>([
+  ...Object.entries(EVENT_BITS).map(([name, bit]) => [bit | 0, KIND_NAMES.indexOf(name as EventName)] as [number, number]),
+  [-1, KIND_NAMES.indexOf('lost')],
+]);
+
+/**
+ * The LineBatch of the native reader's lines: `meta` holds, per line, its end offset, the
+ * kernel's kind bit (-1: lost) and its uid (-1: none).
+ */
+function linesOfNative(buf: Buffer, meta: Int32Array): LineBatch {
+  const n = meta.length / 3;
+  const ends = new Uint32Array(n);
+  const kinds = new Uint8Array(n);
+  const uids = new Int32Array(n);
+  for (let i = 0, j = 0; i < n; i++, j += 3) {
+    ends[i] = meta[j] as number;
+    kinds[i] = KIND_OF_BIT.get(meta[j + 1] as number) ?? OTHER_KIND;
+    uids[i] = meta[j + 2] as number;
+  }
+  return { buf, ends, kinds, uids };
 }
 
 const KNOWN_CODES = new Set<string>(['EPERM', 'ENOACK', 'ENOTHOSTNS', 'EPROTONOSUPPORT', 'ESOCKET', 'ESUBSCRIBE']);
@@ -141,7 +182,19 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
         cause: binding,
       });
     }
-    const native = new binding.Connector((batch) => this.dispatch(batch as ProcEvent[]));
+    const native = new binding.Connector((buf, meta, fatal) => {
+      try {
+        this.deliver(buf, meta);
+        if (fatal !== undefined && this.native === native) this.fail(fatal);
+      } catch (err) {
+        // Node-API would swallow an exception thrown into a thread-safe call (a warning
+        // only): a listener's exception, or an unhandled 'error', is made uncaught instead,
+        // as from any EventEmitter.
+        process.nextTick(() => {
+          throw err;
+        });
+      }
+    });
     if (!this.referenced) native.unref();
     try {
       native.start({ events: eventMask(this.subscribed), ...this.opts });
@@ -159,9 +212,9 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
     const native = this.native;
     if (!native) return this;
     this.native = null;
-    const rest = native.stop() as ProcEvent[];
+    const [buf, meta] = native.stop();
     this.lastStats = native.stats();
-    if (rest.length) this.dispatch(rest);
+    if (buf.length) this.deliver(buf, meta);
     this.emit('close');
     return this;
   }
@@ -200,6 +253,38 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
   /** Counters of the running (or last) subscription; null before the first start(). */
   stats(): ConnectorStats | null {
     return this.native ? this.native.stats() : this.lastStats;
+  }
+
+  private fail(why: string): void {
+    this.stop();
+    this.emit('error', new ProcConnectorError('EREAD', `the reader thread stopped: ${why}`));
+  }
+
+  /** @internal Test hook: the reader thread stops as if reading had failed (an 'error' follows). */
+  injectFault(why = 'injected fault'): void {
+    this.native?.injectFault(why);
+  }
+
+  // The reader's lines go out as they are to 'lines' listeners; objects are made (parsed)
+  // only when somebody listens for them.
+  private deliver(buf: Buffer, meta: Int32Array): void {
+    if (this.listenerCount('lines') > 0) this.emit('lines', linesOfNative(buf, meta));
+    if (this.wantsObjects()) {
+      this.dispatch(parseLines(buf));
+    } else if (this.listenerCount('lost') > 0) {
+      // Only 'lost' is listened for (a log of losses): only those lines are parsed.
+      for (let j = 0, start = 0; j < meta.length; j += 3) {
+        const end = meta[j] as number;
+        if (meta[j + 1] === -1) this.emit('lost', JSON.parse(buf.toString('utf8', start, end)) as LostEvent);
+        start = end;
+      }
+    }
+  }
+
+  private wantsObjects(): boolean {
+    if (this.listenerCount('batch') > 0 || this.listenerCount('event') > 0) return true;
+    for (const name of EVENT_NAMES) if (this.listenerCount(name) > 0) return true;
+    return false;
   }
 
   private dispatch(batch: ProcEvent[]): void {

@@ -84,7 +84,8 @@ export interface ForkEvent extends Base {
   /** The parent process. */
   parent_pid: number;
   user: string;
-  uid: number;
+  /** null where the user is not known (`missing` names "user"). */
+  uid: number | null;
   comm: string;
   /** The child's command line at fork time (its parent's program). */
   cmdline: string;
@@ -100,9 +101,18 @@ export interface ExecEvent extends Base {
   /** argv joined by single spaces. */
   cmdline: string;
   ppid: number;
-  uid: number;
-  /** The exact argument vector. */
+  /** null where the user is not known (`missing` names "user"). */
+  uid: number | null;
+  /**
+   * The argument vector, each argument decoded as UTF-8 (bytes that are not UTF-8 read as
+   * U+FFFD: see argv_base64).
+   */
   argv: string[];
+  /**
+   * Only when an argument is not valid UTF-8: the exact bytes of every argument, base64,
+   * index for index with argv (`Buffer.from(s, 'base64')`).
+   */
+  argv_base64?: string[];
   comm: string;
   /** Path of the executable ("" and `missing: ["exe"]` when it cannot be read). */
   exe: string;
@@ -123,6 +133,8 @@ export interface ExitEvent extends Base {
   comm: string;
   cmdline: string;
   ppid: number;
+  /** The process's (real) uid, null where the user is not known. */
+  uid: number | null;
   /** Lifetime from fork to exit by the kernel's clock, or null when the fork was not seen. */
   duration_ms: number | null;
   thread?: true;
@@ -270,4 +282,56 @@ export function eventMask(names: readonly EventName[]): number {
 /** The NDJSON line of an event: its JSON form and "\n". */
 export function toLine(ev: ProcEvent): string {
   return JSON.stringify(ev) + '\n';
+}
+
+/** Every kind of line in a stream: the event names, then "lost". */
+export const KIND_NAMES: readonly (EventName | 'lost')[] = Object.freeze([...EVENT_NAMES, 'lost' as const]);
+const KIND_CODE = new Map<string, number>(KIND_NAMES.map((k, i) => [k, i]));
+/** Kind code of a line whose event this version does not know. */
+export const OTHER_KIND = 31;
+
+/**
+ * A batch of events as NDJSON bytes: `toLine(ev)` of each event, in order (what `'batch'`
+ * carries, already serialised), with what routes each line without parsing it.
+ */
+export interface LineBatch {
+  /** The lines, each "\n"-terminated. */
+  buf: Buffer;
+  /** End offset (after the "\n") of each line. */
+  ends: Uint32Array;
+  /** Kind of each line: its index in KIND_NAMES (OTHER_KIND if unknown). */
+  kinds: Uint8Array;
+  /** uid of the process of each line, -1 where the event carries none. */
+  uids: Int32Array;
+}
+
+/** The LineBatch of events given as objects. */
+export function linesOf(batch: readonly ProcEvent[]): LineBatch {
+  const n = batch.length;
+  const kinds = new Uint8Array(n);
+  const uids = new Int32Array(n);
+  let text = '';
+  for (let i = 0; i < n; i++) {
+    const ev = batch[i] as ProcEvent;
+    text += toLine(ev);
+    kinds[i] = KIND_CODE.get(ev.event) ?? OTHER_KIND;
+    const uid = (ev as { uid?: unknown }).uid;
+    uids[i] = typeof uid === 'number' && Number.isInteger(uid) && uid >= 0 && uid <= 0x7fffffff ? uid : -1;
+  }
+  const buf = Buffer.from(text, 'utf8');
+  const ends = new Uint32Array(n);
+  // JSON escapes every newline inside strings: a 0x0a byte ends a line.
+  let pos = 0;
+  for (let i = 0; i < n; i++) {
+    pos = buf.indexOf(0x0a, pos) + 1;
+    ends[i] = pos;
+  }
+  return { buf, ends, kinds, uids };
+}
+
+/** The events of NDJSON lines (each "\n"-terminated). */
+export function parseLines(buf: Buffer): ProcEvent[] {
+  if (buf.length === 0) return [];
+  // A raw newline only ever ends a line (JSON escapes those in strings).
+  return JSON.parse(`[${buf.toString('utf8', 0, buf.length - 1).replaceAll('\n', ',')}]`) as ProcEvent[];
 }

@@ -12,7 +12,7 @@ import * as http from 'node:http';
 import type * as PromClient from 'prom-client';
 import { UsageError } from './args';
 import type { ProcConnector } from './connector';
-import { CodedError, type ProcEvent } from './events';
+import { CodedError, KIND_NAMES, type LineBatch, type LostEvent } from './events';
 import type { BroadcastServer, RejectReason, Transport } from './server';
 
 export interface MetricsAddress {
@@ -66,7 +66,7 @@ export function parseMetricsAddress(text: string): MetricsAddress {
 }
 
 const TRANSPORTS: readonly Transport[] = ['unix', 'tcp'];
-const REJECT_REASONS: readonly RejectReason[] = ['too-many-clients', 'too-many-pending', 'auth-failed', 'line-too-long', 'auth-timeout', 'closed-before-auth'];
+const REJECT_REASONS: readonly RejectReason[] = ['too-many-clients', 'too-many-pending', 'too-many-files', 'auth-failed', 'line-too-long', 'auth-timeout', 'closed-before-auth'];
 
 function loadPromClient(): typeof PromClient {
   try {
@@ -91,17 +91,26 @@ export async function startMetrics(options: MetricsOptions): Promise<MetricsServ
   // ---- what the daemon received: counted as it arrives, published on scrape
   const byEvent = new Map<string, number>(conn.subscribed.map((e) => [e, 0]));
   let seenFromQueue = 0; // events taken off the reader thread's queue (its own `lost` reports are not queued)
-  const onBatch = (batch: ProcEvent[]): void => {
-    for (const ev of batch) {
-      if (ev.event === 'lost') {
+  // Counted from the reader's lines by their kinds: no event object is made for this; only
+  // a (rare) lost line is parsed, for its source.
+  const lostKind = KIND_NAMES.indexOf('lost');
+  const onLines = (lines: LineBatch): void => {
+    let start = 0;
+    for (let i = 0; i < lines.ends.length; i++) {
+      const end = lines.ends[i] as number;
+      const kind = lines.kinds[i] as number;
+      if (kind === lostKind) {
+        const ev = JSON.parse(lines.buf.toString('utf8', start, end)) as LostEvent;
         if (ev.source !== 'queue') seenFromQueue++;
-        continue;
+      } else {
+        seenFromQueue++;
+        const name = KIND_NAMES[kind];
+        if (name !== undefined) byEvent.set(name, (byEvent.get(name) ?? 0) + 1);
       }
-      seenFromQueue++;
-      byEvent.set(ev.event, (byEvent.get(ev.event) ?? 0) + 1);
+      start = end;
     }
   };
-  conn.on('batch', onBatch);
+  conn.on('lines', onLines);
 
   // ---- drops per client, bounded: a new id per connection would make a label without bound
   // (one series per client ever connected), so drops are summed per transport: the live
@@ -264,7 +273,7 @@ export async function startMetrics(options: MetricsOptions): Promise<MetricsServ
   httpServer.maxConnections = 64;
   httpServer.requestTimeout = 10000;
   const detach = (): void => {
-    conn.off('batch', onBatch);
+    conn.off('lines', onLines);
     server?.off('clientClose', onClientClose);
     register.clear();
   };

@@ -3,12 +3,15 @@ import * as path from 'node:path';
 /** What the addon exports (native/addon.cc). */
 export interface NativeConnector {
   start(options: NativeStartOptions): void;
-  stop(): unknown[];
+  /** The events still queued: their lines and meta, as for the callback. */
+  stop(): [Buffer, Int32Array];
   ref(): void;
   unref(): void;
   stats(): ConnectorStats;
   snapshot(): unknown[];
   ancestry(pid: number): unknown[] | null;
+  /** Test hook: the reader thread stops as if reading had failed with `why`. */
+  injectFault(why?: string): void;
 }
 
 export interface NativeStartOptions {
@@ -56,7 +59,11 @@ export interface ConnectorStats {
 }
 
 export interface NativeBinding {
-  Connector: new (onBatch: (events: unknown[]) => void) => NativeConnector;
+  /**
+   * onBatch gets the events as NDJSON lines and, per line, [end offset, kind bit (-1: lost),
+   * uid (-1: none)]; then (once) why the reader thread stopped on its own.
+   */
+  Connector: new (onBatch: (lines: Buffer, meta: Int32Array, fatal?: string) => void) => NativeConnector;
   parse(buf: Buffer): { events: Record<string, unknown>[]; stats: Record<string, number | boolean> };
   buildRequest(op: number, withMask: boolean, mask: number, seq: number, ack: number, portid: number): Buffer;
   cgroup(text: string): { cgroup: string; container_id: string | null } | null;

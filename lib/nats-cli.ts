@@ -4,11 +4,12 @@ import { DEFAULT_NATS_PREFIX, NatsPublisher, type NatsPublisherOptions } from '.
 
 export const NATS_USAGE = `      --nats URL         also publish events to NATS (nats://host[:port], tls://...;
                          repeat or comma-separate for a cluster). Subjects:
-                         PREFIX.HOST.EVENT, each message the event's JSON line
+                         PREFIX.HOST.EVENT, each message the event's JSON line (default: off)
       --nats-subject P   subject prefix (default: ${DEFAULT_NATS_PREFIX})
       --nats-name NAME   the host's name in subjects (default: the hostname; characters
                          other than letters, digits, - and _ become _)
-      --nats-jetstream S publish with JetStream into stream S (created if missing)
+      --nats-jetstream S publish with JetStream into stream S (created if missing;
+                         default: none, core NATS)
       --nats-buffer N    bytes of events held while NATS is down or slow (default:
                          8388608); beyond, events are dropped and reported in one
                          "lost" message (source "nats") after recovery`;

@@ -4,58 +4,49 @@
  * holds (a resume, a catch-up after falling behind), and per-client filters that pick lines
  * out of those bytes without serialising anything again.
  */
-import { EVENT_NAMES, parseEventList, type EventName, type ProcEvent } from './events';
+import { EVENT_NAMES, KIND_NAMES, linesOf, parseEventList, type EventName, type LineBatch, type ProcEvent } from './events';
 
-const KINDS: readonly string[] = [...EVENT_NAMES, 'lost'];
-const KIND_CODE = new Map<string, number>(KINDS.map((k, i) => [k, i]));
+const KIND_CODE = new Map<string, number>(KIND_NAMES.map((k, i) => [k, i]));
 const LOST = KIND_CODE.get('lost') as number;
-const OTHER = 31; // an event kind this version does not know: passes only unfiltered
 
 /** One batch as it went on the wire. */
-export interface Chunk {
+export interface Chunk extends LineBatch {
   /** seq of its first line. */
   first: number;
   /** Bytes of the stream before it (set by the ring). */
   at: number;
-  /** The lines, "\n"-terminated. */
-  buf: Buffer;
-  /** End offset (after the "\n") of each line. */
-  ends: Uint32Array;
-  /** Event kind of each line (index in KINDS). */
-  kinds: Uint8Array;
-  /** uid of each line's process, -1 where the event carries none. */
-  uids: Int32Array;
 }
 
-/** Serialises a batch, numbering its events from `first`: `{...,"seq":N}` per line. */
+/**
+ * Numbers the lines of a batch from `first`: `{...,"seq":N}` per line, the bytes copied
+ * once, nothing parsed or serialised again.
+ */
+export function numberLines(lines: LineBatch, first: number): Chunk {
+  const { buf, ends } = lines;
+  const n = ends.length;
+  const out = Buffer.allocUnsafe(buf.length + n * 26); // ',"seq":' + 16 digits + '}\n' at most
+  const newEnds = new Uint32Array(n);
+  let src = 0;
+  let dst = 0;
+  for (let i = 0; i < n; i++) {
+    const end = ends[i] as number;
+    const body = end - 2; // every line ends with "}\n": the seq goes last
+    dst += buf.copy(out, dst, src, body);
+    dst += out.write(`${body - src > 1 ? ',' : ''}"seq":${first + i}}\n`, dst, 'latin1');
+    newEnds[i] = dst;
+    src = end;
+  }
+  return { first, at: 0, buf: out.subarray(0, dst), ends: newEnds, kinds: lines.kinds, uids: lines.uids };
+}
+
+/** Serialises a batch of event objects, numbering its events from `first`. */
 export function encodeBatch(batch: readonly ProcEvent[], first: number): Chunk {
-  const n = batch.length;
-  const kinds = new Uint8Array(n);
-  const uids = new Int32Array(n);
-  let text = '';
-  for (let i = 0; i < n; i++) {
-    const ev = batch[i] as ProcEvent;
-    const json = JSON.stringify(ev);
-    // JSON.stringify of an object always ends with "}": the seq goes last.
-    text += `${json.slice(0, -1)}${json.length > 2 ? ',' : ''}"seq":${first + i}}\n`;
-    kinds[i] = KIND_CODE.get(ev.event) ?? OTHER;
-    const uid = (ev as { uid?: unknown }).uid;
-    uids[i] = typeof uid === 'number' && Number.isInteger(uid) && uid >= 0 && uid <= 0x7fffffff ? uid : -1;
-  }
-  const buf = Buffer.from(text, 'utf8');
-  const ends = new Uint32Array(n);
-  // JSON escapes every newline inside strings: a 0x0a byte ends a line.
-  let pos = 0;
-  for (let i = 0; i < n; i++) {
-    pos = buf.indexOf(0x0a, pos) + 1;
-    ends[i] = pos;
-  }
-  return { first, at: 0, buf, ends, kinds, uids };
+  return numberLines(linesOf(batch), first);
 }
 
 /** What a client asked to receive: some event kinds, some users. `lost` always passes. */
 export interface Filter {
-  /** Bit per KINDS index. */
+  /** Bit per KIND_NAMES index. */
   kinds: number;
   /** uids, or null for every user. */
   uids: Set<number> | null;

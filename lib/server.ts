@@ -5,9 +5,10 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
-import { CodedError, toLine, type LostEvent, type ProcessRecord, type ProcEvent } from './events';
+import { CodedError, linesOf, toLine, type LineBatch, type LostEvent, type ProcessRecord, type ProcEvent } from './events';
+import { ProcConnector } from './connector';
 import { checkKeyPair, parseCertificates, parsePrivateKey, subjectName, type Pem } from './pem';
-import { encodeBatch, makeFilter, parseRequest, ReplayRing, select, type ClientRequest, type Filter } from './replay';
+import { numberLines, makeFilter, parseRequest, ReplayRing, select, type ClientRequest, type Filter } from './replay';
 
 export type { ClientRequest } from './replay';
 
@@ -46,6 +47,14 @@ export const MAX_REQUEST_BYTES = 8192;
 export function tooManyPendingLine(max: number): string {
   return `Too many connections waiting to authenticate (max ${max}). Disconnecting.\n`;
 }
+
+/**
+ * The line sent (then the connection closed at once) when the server is about to run out of
+ * file descriptors: fewer than `FD_RESERVE` are left under its soft `RLIMIT_NOFILE`.
+ */
+export const TOO_MANY_FILES = 'Too many open files on the server, try later. Disconnecting.\n';
+/** File descriptors kept free for the server's own work (the connector's /proc reads, logs). */
+export const FD_RESERVE = 8;
 
 // ---------------------------------------------------------------------------------------------
 // Options and types
@@ -190,12 +199,14 @@ export interface ClientCloseInfo extends ClientInfo {
 
 /**
  * Why a connection was turned away before streaming: too many clients, too many pending,
- * wrong password, over-long password line, no password (or TLS handshake) in time, it closed
- * first, its TLS handshake failed, or its client certificate was missing or not trusted.
+ * the process nearly out of file descriptors, wrong password, over-long password line, no
+ * password (or TLS handshake) in time, it closed first, its TLS handshake failed, or its
+ * client certificate was missing or not trusted.
  */
 export type RejectReason =
   | 'too-many-clients'
   | 'too-many-pending'
+  | 'too-many-files'
   | 'auth-failed'
   | 'line-too-long'
   | 'auth-timeout'
@@ -280,6 +291,11 @@ export class BroadcastServerError extends CodedError {}
 // ---------------------------------------------------------------------------------------------
 // Implementation
 // ---------------------------------------------------------------------------------------------
+
+/** A connection as log lines name it: `unix` or `tcp 1.2.3.4:5678` (the peer of a Unix socket has no address). */
+function who(conn: Conn): string {
+  return conn.transport === 'tcp' ? `tcp ${conn.peer}` : 'unix';
+}
 
 interface Conn extends ClientInfo {
   sock: net.Socket;
@@ -408,7 +424,13 @@ function resolvePassword(tcp: TcpTransportOptions): Buffer {
     pw = v;
   }
   if (typeof pw !== 'string' || pw.length === 0) {
-    throw new BroadcastServerError('ENOPASSWORD', 'the TCP password is empty; refusing to serve events unauthenticated');
+    const what =
+      tcp.passwordFile !== undefined
+        ? `the password file ${tcp.passwordFile} is empty`
+        : tcp.passwordEnv !== undefined
+          ? `the environment variable ${tcp.passwordEnv} (the TCP password) is empty`
+          : 'the TCP password is empty';
+    throw new BroadcastServerError('ENOPASSWORD', `${what}; refusing to serve events unauthenticated`);
   }
   if (/[\r\n]/.test(pw)) throw new BroadcastServerError('EINVAL', 'the TCP password cannot contain a line break');
   const buf = Buffer.from(pw, 'utf8');
@@ -695,7 +717,23 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private nextId = 1;
   private state: 'new' | 'listening' | 'closing' | 'closed' = 'new';
   private closing: Promise<void> | null = null;
-  private readonly onBatch = (batch: ProcEvent[]) => this.broadcast(batch);
+  private readonly onBatch = (batch: ProcEvent[]) => this.broadcast(linesOf(batch));
+  private readonly onLines = (lines: LineBatch) => this.broadcast(lines);
+  /** A ProcConnector hands over its lines as bytes: nothing is parsed or serialised again. */
+  private get lineSource(): ProcConnector | null {
+    return this.source instanceof ProcConnector ? this.source : null;
+  }
+  /** File descriptors: the soft RLIMIT_NOFILE as of listen() (Infinity: unknown, unlimited). */
+  private fdLimit = Infinity;
+  /** Below this many connections (this.conns), the limit is too far away to count. */
+  private fdCountFrom = Infinity;
+  /** Descriptors that are not connections, as of the last count of /proc/self/fd. */
+  private fdOthers = 0;
+  private fdCountedAt = 0;
+  /** Refusing for want of descriptors since the last check (for one log line per episode). */
+  private fdShort = false;
+  /** accept() failures (EMFILE...) not logged yet, and when the last was. */
+  private acceptErrors = { unlogged: 0, loggedAt: 0 };
   private readonly counters = {
     batches: 0,
     events: 0,
@@ -709,6 +747,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private readonly rejected: Record<RejectReason, number> = {
     'too-many-clients': 0,
     'too-many-pending': 0,
+    'too-many-files': 0,
     'auth-failed': 0,
     'line-too-long': 0,
     'auth-timeout': 0,
@@ -797,7 +836,9 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       this.state = 'closed';
       throw err;
     }
-    this.source.on('batch', this.onBatch);
+    if (this.lineSource) this.lineSource.on('lines', this.onLines);
+    else this.source.on('batch', this.onBatch);
+    this.watchDescriptors();
     if (this.stallTimeoutMs > 0) {
       // Looked at a few times per timeout (at most every second): a stalled client is closed
       // between stallTimeoutMs and stallTimeoutMs + 1 s after its last progress.
@@ -893,8 +934,92 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   }
 
   private serverError(err: Error): void {
-    this.log(`server error: ${err.message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EMFILE' || code === 'ENFILE') {
+      // accept() found no descriptor free. libuv first sheds the waiting connections itself
+      // (closes a spare descriptor it keeps, accepts and closes them, takes the spare back);
+      // Node reports the error ('accept EMFILE' on the net.Server) only when that spare is
+      // gone too, and the server goes on listening. With FD_RESERVE kept free this should
+      // not happen; when it does, it is logged at most once a second, with how many times.
+      const e = this.acceptErrors;
+      e.unlogged++;
+      const now = Date.now();
+      if (now - e.loggedAt >= 1000) {
+        const times = e.unlogged > 1 ? `, ${e.unlogged} times since the last report` : '';
+        this.log(`server error: ${err.message} (out of file descriptors${times}; still listening)`);
+        e.unlogged = 0;
+        e.loggedAt = now;
+      }
+    } else {
+      this.log(`server error: ${err.message}`);
+    }
     if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  /**
+   * Learns the soft RLIMIT_NOFILE (Node raised it to the hard limit at its start: read it
+   * now, not before) and the descriptors already open. Without /proc the check is off.
+   */
+  private watchDescriptors(): void {
+    const limit = softFdLimit();
+    const open = openFds();
+    if (limit === Infinity || open < 0) return;
+    this.fdLimit = limit;
+    this.fdOthers = Math.max(0, open - this.conns.size);
+    this.fdCountedAt = Date.now();
+    // Other descriptors may come and go between counts (the connector's reads of /proc,
+    // sockets of --metrics, --syslog, --nats): start counting well before the reserve.
+    const slack = Math.max(64, limit >> 4);
+    this.fdCountFrom = Math.max(0, limit - FD_RESERVE - slack - this.fdOthers);
+  }
+
+  /**
+   * True when a new connection would leave fewer than FD_RESERVE descriptors free. Costs a
+   * comparison until the connections alone come near the limit; then /proc/self/fd is
+   * counted, at most every 50 ms (in between: the descriptors that are not connections as of
+   * that count, plus the connections now).
+   */
+  private outOfDescriptors(): boolean {
+    const conns = this.conns.size;
+    let used = 0;
+    let short = false;
+    if (conns >= this.fdCountFrom) {
+      const now = Date.now();
+      if (now - this.fdCountedAt >= 50) {
+        const open = openFds();
+        if (open === Infinity) {
+          this.fdOthers = this.fdLimit; // not even one descriptor to read the directory with
+        } else if (open >= 0) {
+          this.fdOthers = Math.max(0, open - conns);
+          this.fdCountedAt = now;
+        }
+      }
+      used = Math.min(this.fdOthers + conns, this.fdLimit);
+      short = this.fdLimit - used < FD_RESERVE;
+    }
+    if (short !== this.fdShort) {
+      this.fdShort = short;
+      if (short) this.log(`${used} of ${this.fdLimit} file descriptors open (soft limit): refusing new connections while fewer than ${FD_RESERVE} are free`);
+      else this.log(`file descriptors free again (${this.rejected['too-many-files']} connections refused for want of them so far): accepting connections`);
+    }
+    return short;
+  }
+
+  /**
+   * Turns a connection away for want of descriptors: the line (plain text; nothing over TLS
+   * before its handshake) is written at once (a fresh socket takes it whole) and the socket
+   * destroyed at once, so the refusal itself holds no descriptor: in a burst libuv accepts
+   * connection after connection before anything else runs.
+   */
+  private refuseNoFiles(conn: Conn, message: string): void {
+    conn.state = 'closing';
+    this.rejected['too-many-files']++;
+    this.log(`${conn.transport} ${conn.peer}: refused (too-many-files)`);
+    if (this.listenerCount('reject') > 0) this.emit('reject', { transport: conn.transport, peer: conn.peer, reason: 'too-many-files' });
+    const sock = conn.sock;
+    if (message && !sock.destroyed) sock.write(message);
+    sock.destroy(); // closes the descriptor now ('close' comes later)
+    this.conns.delete(conn); // so it no longer counts as one
   }
 
   /** The bound addresses (the real TCP port when port 0 was asked). */
@@ -960,6 +1085,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private onUnixConnection(sock: net.Socket): void {
     const conn = this.newConn(sock, 'unix');
     if (this.state !== 'listening') return void sock.destroy(); // accepted while closing
+    if (this.outOfDescriptors()) return this.refuseNoFiles(conn, TOO_MANY_FILES);
     if (this.streaming.size >= this.maxClients) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
     this.startStreaming(conn);
   }
@@ -970,6 +1096,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     // Over TLS nothing can be said before the handshake: a connection beyond the pending
     // limits is closed without one (none is spent on it); a full server is told after it.
     const tlsServer = this.tlsServer;
+    if (this.outOfDescriptors()) return this.refuseNoFiles(conn, tlsServer ? '' : TOO_MANY_FILES);
     if (!tlsServer && this.streaming.size >= this.maxClients) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
     const pendingLine = tlsServer ? '' : tooManyPendingLine(this.maxPending);
     if (this.pendingCount >= this.maxPending) return this.refuse(conn, 'too-many-pending', pendingLine);
@@ -1115,7 +1242,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     this.leavePending(conn);
     conn.state = 'closing';
     this.rejected[reason]++;
-    if (!quiet) this.log(`${conn.transport} ${conn.peer}: refused (${reason})`);
+    if (!quiet) this.log(`${who(conn)}: refused (${reason})`);
     if (this.listenerCount('reject') > 0) this.emit('reject', { transport: conn.transport, peer: conn.peer, reason });
     this.endConn(conn, message);
   }
@@ -1148,7 +1275,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       if (conn.mode === 'request' && conn.state === 'streaming') this.onRequestData(conn, Buffer.from('\n'));
     });
     if (conn.transport === 'tcp') sock.setKeepAlive(true, 60000);
-    this.log(`${conn.transport} ${conn.peer}: client ${conn.id} connected (${this.streaming.size}/${this.maxClients})`);
+    this.log(`${who(conn)}: client ${conn.id} connected (${this.streaming.size}/${this.maxClients})`);
     this.emit('client', { id: conn.id, transport: conn.transport, peer: conn.peer });
     if (this.requestWaitMs === 0) {
       sock.resume(); // whatever it sends is ignored
@@ -1194,7 +1321,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   }
 
   private badRequest(conn: Conn, why: string): void {
-    this.log(`${conn.transport} ${conn.peer}: client ${conn.id}: bad request (${why})`);
+    this.log(`${who(conn)}: client ${conn.id}: bad request (${why})`);
     conn.reason = 'bad-request';
     conn.req = null;
     if (conn.timer) clearTimeout(conn.timer);
@@ -1258,7 +1385,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
         req.snapshot ? 'snapshot' : '',
         conn.filter ? 'filtered' : '',
       ].filter(Boolean);
-      this.log(`${conn.transport} ${conn.peer}: client ${conn.id} asked for ${what.join(', ') || 'the stream'}`);
+      this.log(`${who(conn)}: client ${conn.id} asked for ${what.join(', ') || 'the stream'}`);
     }
     conn.sock.resume();
     conn.mode = 'catch-up';
@@ -1327,13 +1454,13 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     }
   }
 
-  private broadcast(batch: ProcEvent[]): void {
-    const n = batch.length;
+  private broadcast(lines: LineBatch): void {
+    const n = lines.ends.length;
     if (n === 0) return;
     this.counters.batches++;
     this.counters.events += n;
     // Serialised once, numbered, kept in the ring; the same bytes go to every client.
-    const chunk = encodeBatch(batch, this.ring.next);
+    const chunk = numberLines(lines, this.ring.next);
     this.ring.push(chunk);
     const bound = this.bufferBytes;
     for (const conn of this.streaming) {
@@ -1416,7 +1543,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private dropStalled(conn: Conn, queued: number, ms: number): void {
     conn.reason = 'stalled';
     this.counters.stallDisconnects++;
-    this.log(`${conn.transport} ${conn.peer}: client ${conn.id} stalled (${queued} bytes waiting, none taken for ${(ms / 1000).toFixed(1)} s), disconnecting`);
+    this.log(`${who(conn)}: client ${conn.id} stalled (${queued} bytes waiting, none taken for ${(ms / 1000).toFixed(1)} s), disconnecting`);
     conn.state = 'closing';
     this.streaming.delete(conn);
     conn.sock.destroy();
@@ -1425,7 +1552,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private dropSlow(conn: Conn): void {
     conn.reason = 'slow';
     this.counters.slowDisconnects++;
-    this.log(`${conn.transport} ${conn.peer}: client ${conn.id} too slow (${conn.sock.writableLength} bytes buffered), disconnecting`);
+    this.log(`${who(conn)}: client ${conn.id} too slow (${conn.sock.writableLength} bytes buffered), disconnecting`);
     conn.state = 'closing';
     this.streaming.delete(conn);
     conn.sock.destroy();
@@ -1447,7 +1574,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     const reason: ClientCloseReason = conn.reason ?? 'end';
     const info: ClientCloseInfo = { id: conn.id, transport: conn.transport, peer: conn.peer, reason, sent: conn.sent, dropped: conn.dropped };
     if (conn.error) info.error = conn.error;
-    this.log(`${conn.transport} ${conn.peer}: client ${conn.id} closed (${reason}${conn.error ? ` ${conn.error}` : ''}; ${conn.sent} events sent, ${conn.dropped} dropped)`);
+    this.log(`${who(conn)}: client ${conn.id} closed (${reason}${conn.error ? ` ${conn.error}` : ''}; ${conn.sent} events sent, ${conn.dropped} dropped)`);
     this.emit('clientClose', info);
   }
 
@@ -1493,7 +1620,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private async doClose(): Promise<void> {
     const wasListening = this.state === 'listening';
     this.state = 'closing';
-    this.source.off('batch', this.onBatch);
+    if (this.lineSource) this.lineSource.off('lines', this.onLines);
+    else this.source.off('batch', this.onBatch);
     if (this.stallTimer) clearInterval(this.stallTimer);
     this.stallTimer = null;
     const gone: Promise<void>[] = [];
@@ -1548,4 +1676,27 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
  */
 export function createBroadcastServer(options: BroadcastServerOptions): BroadcastServer {
   return new BroadcastServer(options);
+}
+
+/** The soft limit on open files of this process (/proc/self/limits), or Infinity. */
+function softFdLimit(): number {
+  let text: string;
+  try {
+    text = fs.readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return Infinity;
+  }
+  const m = /^Max open files\s+(\S+)/m.exec(text);
+  const n = m ? Number(m[1]) : NaN; // "unlimited" is NaN
+  return Number.isSafeInteger(n) && n > 0 ? n : Infinity;
+}
+
+/** Descriptors open in this process; Infinity when not even one is free to count them; -1 without /proc. */
+function openFds(): number {
+  try {
+    return fs.readdirSync('/proc/self/fd').length - 1; // not the one reading the directory
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'EMFILE' || code === 'ENFILE' ? Infinity : -1;
+  }
 }

@@ -207,7 +207,8 @@ interface Transport {
   backlog(): number;
   /** Hands one message over; `done(false)` if it failed. */
   write(msg: Buffer, done: (ok: boolean) => void): void;
-  close(): Promise<void>;
+  /** Ends it; what is not taken within `waitMs` is abandoned (a stuck logger is killed). */
+  close(waitMs: number): Promise<void>;
 }
 
 /** Sends the daemon's log lines and events to syslog without ever waiting for it. */
@@ -270,7 +271,7 @@ export class SyslogSender {
 
   /**
    * Hands over what is queued (if syslog takes it within `graceMs`), then closes. Never takes
-   * longer than `graceMs` (plus a moment to kill a stuck logger). Idempotent.
+   * longer than `graceMs` (plus the moment a killed logger takes to exit). Idempotent.
    */
   async close(graceMs = 250): Promise<void> {
     if (this.closed) return;
@@ -280,8 +281,10 @@ export class SyslogSender {
     this.retryTimer = null;
     this.stableTimer = null;
     const deadline = Date.now() + graceMs;
-    // Wait for a transport still connecting, and for what is queued to be taken.
-    for (let t = this.transport; t && (!t.ready() || this.queuedBytes > 0 || t.backlog() > 0) && Date.now() < deadline; t = this.transport) {
+    // Wait for a transport still connecting, and for what is queued to be taken; the end of
+    // the grace is left for the transport to finish (the logger to exit, the socket to close).
+    const handOverBy = deadline - Math.min(50, graceMs / 4);
+    for (let t = this.transport; t && (!t.ready() || this.queuedBytes > 0 || t.backlog() > 0) && Date.now() < handOverBy; t = this.transport) {
       this.pump();
       await new Promise((r) => setTimeout(r, 10));
     }
@@ -291,7 +294,7 @@ export class SyslogSender {
     this.queue = [];
     this.queueHead = 0;
     this.queuedBytes = 0;
-    await t?.close();
+    await t?.close(Math.max(10, deadline - Date.now()));
     if (this.dropped > 0) this.report(`${this.name}: ${this.dropped} messages dropped in all (${this.sent} sent)`);
   }
 
@@ -462,14 +465,14 @@ function loggerTransport(socketPath: string, ev: TransportEvents): Transport {
       if (!stdin || stdin.destroyed) return done(false);
       stdin.write(msg, (err) => done(!err));
     },
-    close() {
+    close(waitMs) {
       ready = false;
       down = true;
       if (settle) clearTimeout(settle);
       if (!cp || cp.exitCode !== null || cp.signalCode !== null) return Promise.resolve();
       return new Promise<void>((resolve) => {
         // It exits once it has read everything; a logger stuck on a stalled syslog is killed.
-        const kill = setTimeout(() => cp.kill('SIGKILL'), 250);
+        const kill = setTimeout(() => cp.kill('SIGKILL'), waitMs);
         cp.once('exit', () => {
           clearTimeout(kill);
           resolve();
@@ -512,12 +515,12 @@ function tcpTransport(host: string, port: number, ev: TransportEvents): Transpor
       if (!sock.writable) return done(false);
       sock.write(msg, (err) => done(!err));
     },
-    close() {
+    close(waitMs) {
       ready = false;
       down = true;
       if (sock.destroyed) return Promise.resolve();
       return new Promise<void>((resolve) => {
-        const kill = setTimeout(() => sock.destroy(), 250);
+        const kill = setTimeout(() => sock.destroy(), waitMs);
         sock.once('close', () => {
           clearTimeout(kill);
           resolve();

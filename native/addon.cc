@@ -4,105 +4,20 @@
 #include <napi.h>
 
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <memory>
 #include <vector>
 
 #include "monitor.h"
 #include "parser.h"
+#include "wire.h"
 
 namespace {
 
 using pm::OutEvent;
 
-const char* KindName(uint32_t what) {
-  switch (what) {
-    case pm::kFork: return "fork";
-    case pm::kExec: return "exec";
-    case pm::kExit: return "exit";
-    case pm::kUid: return "uid";
-    case pm::kGid: return "gid";
-    case pm::kSid: return "sid";
-    case pm::kPtrace: return "ptrace";
-    case pm::kComm: return "comm";
-    case pm::kCoredump: return "coredump";
-    case pm::kNone: return "none";
-    case pm::kLost: return "lost";
-    default: return "unknown";
-  }
-}
-
-const char* SignalName(int sig) {
-  static const char* const kNames[] = {
-      nullptr,   "SIGHUP",  "SIGINT",    "SIGQUIT", "SIGILL",    "SIGTRAP", "SIGABRT",
-      "SIGBUS",  "SIGFPE",  "SIGKILL",   "SIGUSR1", "SIGSEGV",   "SIGUSR2", "SIGPIPE",
-      "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT",   "SIGSTOP", "SIGTSTP",
-      "SIGTTIN", "SIGTTOU", "SIGURG",    "SIGXCPU", "SIGXFSZ",   "SIGVTALRM", "SIGPROF",
-      "SIGWINCH", "SIGIO",  "SIGPWR",    "SIGSYS"};
-  if (sig > 0 && sig < static_cast<int>(sizeof kNames / sizeof kNames[0])) return kNames[sig];
-  return nullptr;
-}
-
-Napi::Value SignalValue(Napi::Env env, int sig) {
-  const char* n = SignalName(sig);
-  if (n) return Napi::String::New(env, n);
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "SIGRT%d", sig);
-  return Napi::String::New(env, buf);
-}
-
-Napi::String TimeString(Napi::Env env, double ms) {
-  int64_t t = static_cast<int64_t>(ms);
-  time_t secs = static_cast<time_t>(t / 1000);
-  int msec = static_cast<int>(t % 1000);
-  if (msec < 0) {
-    msec += 1000;
-    secs -= 1;
-  }
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, msec);
-  return Napi::String::New(env, buf);
-}
-
-Napi::Value Missing(Napi::Env env, uint32_t m) {
-  static const char* const kNames[pm::kMissingNames] = {
-      "argv", "cmdline", "comm", "exe", "user", "ppid", "duration_ms", "exec_id",
-      "parent_exec_id", "ancestors", "cgroup"};
-  Napi::Array a = Napi::Array::New(env);
-  uint32_t n = 0;
-  for (uint32_t i = 0; i < pm::kMissingNames; i++) {
-    if (m & (1u << i)) a.Set(n++, Napi::String::New(env, kNames[i]));
-  }
-  return a;
-}
-
-// What identifies the process an event is about: its run, its parent's, where it runs,
-// and (where asked for) its ancestors.
-void SetIdentity(Napi::Env env, Napi::Object o, const OutEvent& e) {
-  if (!e.exec_id.empty()) o.Set("exec_id", e.exec_id);
-  if (!e.parent_exec_id.empty()) o.Set("parent_exec_id", e.parent_exec_id);
-  if (e.with_cgroup && !(e.missing & pm::kMissCgroup)) {
-    o.Set("cgroup", e.cgroup);
-    if (!e.container_id.empty()) o.Set("container_id", e.container_id);
-  }
-  if (e.learned) o.Set("learned", true);
-  if (e.with_ancestors) {
-    Napi::Array arr = Napi::Array::New(env, e.ancestors.size());
-    for (size_t i = 0; i < e.ancestors.size(); i++) {
-      const pm::Ancestor& an = e.ancestors[i];
-      Napi::Object x = Napi::Object::New(env);
-      x.Set("pid", an.pid);
-      if (!an.exec_id.empty()) x.Set("exec_id", an.exec_id);
-      x.Set("comm", an.comm);
-      if (an.have_exe) x.Set("exe", an.exe);
-      arr.Set(static_cast<uint32_t>(i), x);
-    }
-    o.Set("ancestors", arr);
-  }
-}
+Napi::String TimeString(Napi::Env env, double ms) { return Napi::String::New(env, pm::TimeText(ms)); }
 
 // A process of the table (snapshot(), ancestry()).
 Napi::Object RecordToJs(Napi::Env env, const pm::ProcRecord& r) {
@@ -124,115 +39,6 @@ Napi::Object RecordToJs(Napi::Env env, const pm::ProcRecord& r) {
   }
   o.Set("threads", r.threads);
   o.Set("learned", r.learned);
-  return o;
-}
-
-// Builds the event object with its fields in wire order ("event" first, seed fields next).
-Napi::Object ToJs(Napi::Env env, const OutEvent& e) {
-  Napi::Object o = Napi::Object::New(env);
-  const pm::RawEvent& r = e.raw;
-  o.Set("event", KindName(e.what));
-  switch (e.what) {
-    case pm::kFork:
-      o.Set("child_pid", e.pid);
-      o.Set("parent_pid", e.ppid);
-      o.Set("time", TimeString(env, e.time_ms));
-      o.Set("user", e.user);
-      o.Set("uid", e.uid);
-      o.Set("comm", e.comm);
-      o.Set("cmdline", e.cmdline);
-      if (e.thread) {
-        o.Set("thread", true);
-        o.Set("child_tgid", r.tgid);
-      }
-      break;
-    case pm::kExec: {
-      o.Set("pid", e.pid);
-      o.Set("user", e.user);
-      o.Set("cmdline", e.cmdline);
-      o.Set("time", TimeString(env, e.time_ms));
-      o.Set("ppid", e.ppid);
-      o.Set("uid", e.uid);
-      Napi::Array argv = Napi::Array::New(env, e.argv.size());
-      for (size_t i = 0; i < e.argv.size(); i++) {
-        argv.Set(static_cast<uint32_t>(i), Napi::String::New(env, e.argv[i]));
-      }
-      o.Set("argv", argv);
-      o.Set("comm", e.comm);
-      o.Set("exe", e.exe);
-      break;
-    }
-    case pm::kExit: {
-      uint32_t status = r.a;
-      o.Set("pid", e.pid);
-      o.Set("exit_code", status);
-      o.Set("user", e.user);
-      o.Set("time", TimeString(env, e.time_ms));
-      int sig = status & 0x7f;
-      if (sig == 0) {
-        o.Set("code", (status >> 8) & 0xff);
-        o.Set("signal", env.Null());
-      } else {
-        o.Set("code", env.Null());
-        o.Set("signal", SignalValue(env, sig));
-      }
-      o.Set("core", (status & 0x80) != 0);
-      o.Set("comm", e.comm);
-      o.Set("cmdline", e.cmdline);
-      o.Set("ppid", e.ppid);
-      if (e.duration_ms >= 0) {
-        o.Set("duration_ms", e.duration_ms);
-      } else {
-        o.Set("duration_ms", env.Null());
-      }
-      if (e.thread) {
-        o.Set("thread", true);
-        o.Set("tgid", r.tgid);
-      }
-      break;
-    }
-    case pm::kUid:
-    case pm::kGid:
-      o.Set("pid", e.pid);
-      o.Set("time", TimeString(env, e.time_ms));
-      o.Set(e.what == pm::kUid ? "ruid" : "rgid", r.a);
-      o.Set(e.what == pm::kUid ? "euid" : "egid", r.b);
-      break;
-    case pm::kSid:
-      o.Set("pid", e.pid);
-      o.Set("time", TimeString(env, e.time_ms));
-      break;
-    case pm::kPtrace:
-      o.Set("pid", e.pid);
-      o.Set("time", TimeString(env, e.time_ms));
-      o.Set("tracer_pid", r.ptgid);
-      o.Set("tracer_tid", r.ppid);
-      o.Set("attach", r.ptgid != 0);
-      break;
-    case pm::kComm:
-      o.Set("pid", e.pid);
-      o.Set("time", TimeString(env, e.time_ms));
-      o.Set("comm", e.comm);
-      break;
-    case pm::kCoredump:
-      o.Set("pid", e.pid);
-      o.Set("time", TimeString(env, e.time_ms));
-      if (r.has_parent) o.Set("parent_pid", r.ptgid);
-      break;
-    case pm::kLost:
-      o.Set("time", TimeString(env, e.time_ms));
-      o.Set("count", static_cast<double>(e.lost_count));
-      o.Set("source", e.lost_source == pm::kLostQueue ? "queue" : "kernel");
-      break;
-    default:
-      break;
-  }
-  if (e.thread && e.what != pm::kFork && e.what != pm::kExit) {
-    o.Set("thread", true);
-    o.Set("tid", r.pid);
-  }
-  if (e.what != pm::kLost) SetIdentity(env, o, e);
-  if (e.missing) o.Set("missing", Missing(env, e.missing));
   return o;
 }
 
@@ -271,7 +77,8 @@ class Connector : public Napi::ObjectWrap<Connector> {
                         InstanceMethod<&Connector::Unref>("unref"),
                         InstanceMethod<&Connector::GetStats>("stats"),
                         InstanceMethod<&Connector::Snapshot>("snapshot"),
-                        InstanceMethod<&Connector::Ancestry>("ancestry")});
+                        InstanceMethod<&Connector::Ancestry>("ancestry"),
+                        InstanceMethod<&Connector::InjectFault>("injectFault")});
   }
 
   // new Connector(onBatch: (events: object[]) => void)
@@ -320,13 +127,34 @@ class Connector : public Napi::ObjectWrap<Connector> {
     if (gate_->live && gate_->tsfn) gate_->tsfn.NonBlockingCall();
   }
 
-  Napi::Array TakeBatch(Napi::Env env) {
+  // The queued events as their NDJSON lines (one Buffer) and, per line, its end offset, the
+  // kernel's kind bit (-1: lost) and the uid of its process (-1: none or unknown), for JS to
+  // route lines without parsing them.
+  struct Lines {
+    Napi::Value buf;
+    Napi::Value meta;
+    size_t count = 0;
+  };
+  Lines TakeBatch(Napi::Env env) {
     batch_.clear();
     monitor_.Drain(batch_);
-    Napi::Array arr = Napi::Array::New(env, batch_.size());
-    for (size_t i = 0; i < batch_.size(); i++) arr.Set(static_cast<uint32_t>(i), ToJs(env, batch_[i]));
+    text_.clear();
+    meta_.clear();
+    for (const OutEvent& e : batch_) {
+      pm::AppendEventLine(text_, e);
+      meta_.push_back(static_cast<int32_t>(text_.size()));
+      meta_.push_back(static_cast<int32_t>(e.what));
+      bool user = (e.what == pm::kFork || e.what == pm::kExec || e.what == pm::kExit) && !(e.missing & pm::kMissUser);
+      meta_.push_back(user ? static_cast<int32_t>(e.uid & 0x7fffffffu) : -1);
+    }
+    Lines l;
+    l.count = batch_.size();
     batch_.clear();
-    return arr;
+    l.buf = Napi::Buffer<char>::Copy(env, text_.data(), text_.size());
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, meta_.size() * sizeof(int32_t));
+    if (!meta_.empty()) std::memcpy(ab.Data(), meta_.data(), meta_.size() * sizeof(int32_t));
+    l.meta = Napi::Int32Array::New(env, meta_.size(), ab, 0);
+    return l;
   }
 
   friend void CallJs(Napi::Env env, Napi::Function, Gate* gate, void*);
@@ -344,14 +172,22 @@ class Connector : public Napi::ObjectWrap<Connector> {
   void Deliver(Napi::Env env) {
     Napi::HandleScope scope(env);
     if (!CanRunJs(env)) return;
-    Napi::Array arr = TakeBatch(env);
-    if (arr.Length() == 0) return;
+    Lines l = TakeBatch(env);
+    std::string fatal = monitor_.TakeFatal();
+    if (l.count == 0 && fatal.empty()) return;
     // Raw call: while the environment is being torn down JS cannot run and the call fails;
-    // nothing may be thrown then. A listener's own exception stays pending and surfaces as
-    // an uncaught exception, as for any callback.
-    napi_value argv[1] = {arr};
+    // nothing may be thrown then. The JS callback makes a listener's exception uncaught
+    // itself (Node-API only warns of one). The last argument says why the reader stopped on
+    // its own, after the events it read before.
+    napi_value argv[3] = {l.buf, l.meta, fatal.empty() ? env.Undefined() : Napi::String::New(env, fatal)};
     napi_value result;
-    napi_call_function(env, Value(), callback_.Value(), 1, argv, &result);
+    napi_call_function(env, Value(), callback_.Value(), 3, argv, &result);
+  }
+
+  // injectFault(why): test hook; the reader stops as if reading had failed.
+  Napi::Value InjectFault(const Napi::CallbackInfo& info) {
+    monitor_.InjectFault(info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "");
+    return info.Env().Undefined();
   }
 
   static bool Bool(Napi::Object o, const char* k, bool def) {
@@ -409,7 +245,8 @@ class Connector : public Napi::ObjectWrap<Connector> {
     return env.Undefined();
   }
 
-  // stop(): events that were still queued are returned, not lost.
+  // stop(): events that were still queued are returned ([buf, meta] as for the callback),
+  // not lost.
   Napi::Value Stop(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     {
@@ -417,7 +254,10 @@ class Connector : public Napi::ObjectWrap<Connector> {
       gate_->live = false;
     }
     monitor_.Stop();
-    Napi::Array rest = TakeBatch(env);
+    Lines l = TakeBatch(env);
+    Napi::Array rest = Napi::Array::New(env, 2);
+    rest.Set(0u, l.buf);
+    rest.Set(1u, l.meta);
     Shutdown();
     if (pinned_) {
       pinned_ = false;
@@ -491,6 +331,8 @@ class Connector : public Napi::ObjectWrap<Connector> {
   bool pinned_ = false;  // a strong reference to the wrapper while running
   bool referenced_ = true;
   std::vector<OutEvent> batch_;
+  std::string text_;           // TakeBatch's lines
+  std::vector<int32_t> meta_;  // and what routes them
 };
 
 // Runs on the JS thread for each wake-up of the reader thread: one call carries every
@@ -515,7 +357,7 @@ Napi::Value Parse(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < evs.size(); i++) {
     const pm::RawEvent& r = evs[i];
     Napi::Object o = Napi::Object::New(env);
-    o.Set("what", KindName(r.what));
+    o.Set("what", pm::KindName(r.what));
     o.Set("cpu", r.cpu);
     o.Set("timestampNs", Napi::BigInt::New(env, static_cast<uint64_t>(r.ts_ns)));
     o.Set("seq", r.seq);

@@ -166,6 +166,13 @@ bool Monitor::Start(const Options& opts, StartError* err) {
   last_seq_.clear();
   seen_cpu_.clear();
   overflow_ = false;
+  flush_deferred_ = false;
+  read_errno_ = 0;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    fatal_.clear();
+    injected_.clear();
+  }
   drops_seen_ = 0;  // a new socket
   drops_credit_ = 0;
   {
@@ -357,18 +364,68 @@ void Monitor::Run() {
     int r = ppoll(fds, 2, timeout, nullptr);
     if (r < 0) {
       if (errno == EINTR) continue;
+      Fail(std::string("poll on the netlink socket failed: ") + std::strerror(errno));
       break;
     }
-    if (fds[1].revents || stop_) break;
+    if (stop_) break;
+    if (fds[1].revents) {
+      std::string why;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        why.swap(injected_);
+      }
+      if (!why.empty()) Fail(why);
+      break;
+    }
+    if (fds[0].revents & POLLNVAL) {
+      Fail("the netlink socket was closed under the reader");
+      break;
+    }
     bool more = false;
     if (r > 0 && fds[0].revents) {
       clock_offset_ns_ = Now(CLOCK_REALTIME) - Now(CLOCK_MONOTONIC);
       batch.clear();
       ReadBatch(batch);
+      if (flush_deferred_) {
+        std::lock_guard<std::mutex> lk(table_mu_);
+        FlushDeferred(batch);
+        flush_deferred_ = false;
+      }
       more = Push(batch);
+      if (read_errno_ != 0) {
+        notify_();  // what was read before the failure goes first
+        Fail(std::string("reading the netlink socket failed: ") + std::strerror(read_errno_));
+        break;
+      }
     }
     wake(more);
   }
+}
+
+void Monitor::Fail(const std::string& why) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    fatal_ = why;
+  }
+  notify_();
+}
+
+std::string Monitor::TakeFatal() {
+  std::lock_guard<std::mutex> lk(mu_);
+  std::string why;
+  why.swap(fatal_);
+  return why;
+}
+
+void Monitor::InjectFault(const std::string& why) {
+  if (!running_ || wake_fd_ < 0) return;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    injected_ = why.empty() ? std::string("injected fault") : why;
+  }
+  uint64_t one = 1;
+  ssize_t w = write(wake_fd_, &one, sizeof one);
+  (void)w;
 }
 
 // Reads every datagram waiting in the socket, a batch per syscall.
@@ -397,6 +454,7 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
         overflow_ = true;
         continue;
       }
+      if (errno != EAGAIN && errno != EWOULDBLOCK) read_errno_ = errno;
       if (overflow_) FlushDrops(out);
       return;  // EAGAIN: drained
     }
@@ -423,7 +481,9 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
     }
     k = 0;
     for (const RawEvent& ev : raw_) {
-      if (ev.what == kExec) ReadExe(ev.tgid, execs_[k++]);  // the table keeps it too
+      if (ev.what != kExec) continue;
+      ProcInfo& info = execs_[k++];
+      if (!info.gone) ReadExe(ev.tgid, info);  // the table keeps it too
     }
     k = 0;
     {
@@ -450,6 +510,7 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
 // the filter: read that count. A per-CPU seq gap is also a loss where no event is filtered
 // out; the drops already reported account for the first such gaps, only the rest is new.
 void Monitor::EmitLost(uint64_t count, double time_ms, std::vector<OutEvent>& out) {
+  flush_deferred_ = true;  // a thread's exit may be among the lost
   OutEvent o;
   o.what = kLost;
   o.time_ms = time_ms;
@@ -684,11 +745,29 @@ Monitor::Proc* Monitor::Insert(int32_t tgid, Proc&& p) {
   return &slot;
 }
 
-// Forgets processes whose exit we never saw (lost events); reports deferred exits of
-// processes whose last thread's exit was lost.
+// Forgets processes whose exit we never saw (lost events). A gone process whose exit waits
+// for its last thread's (lost too, maybe) stays for FlushDeferred to report.
 void Monitor::Sweep() {
   for (auto it = table_.begin(); it != table_.end();) {
     if (kill(it->first, 0) < 0 && errno == ESRCH) {
+      if (it->second.leader_exited) {
+        flush_deferred_ = true;
+        ++it;
+        continue;
+      }
+      it = table_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+// After a loss: processes whose main thread's exit waits for other threads' exits that may
+// have been lost are reported now if they are gone, with the main thread's status.
+void Monitor::FlushDeferred(std::vector<OutEvent>& out) {
+  for (auto it = table_.begin(); it != table_.end();) {
+    if (it->second.leader_exited && kill(it->first, 0) < 0 && errno == ESRCH) {
+      EmitExit(it->second.leader_exit, &it->second, false, out);
       it = table_.erase(it);
     } else {
       ++it;
@@ -807,6 +886,8 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
       Proc* p = Lookup(ev.tgid, false);
       if (!pre) {
         ReadProc(ev.tgid, true, info);
+      } else if (info.gone) {
+        // Reaped already: nothing more to read under this pid (or another process's).
       } else if (p && p->have_uid && p->ppid > 0) {
         // exec keeps the real uid and the parent, which we know: only the name is new.
         ReadComm(ev.tgid, info);
@@ -831,6 +912,7 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
           p->have_comm = true;
         } else {
           p->have_comm = false;
+          p->comm.clear();  // not the name from before the exec
         }
         p->cmdline = info.have_argv ? JoinArgv(info.argv) : std::string();
         p->have_cmd = info.have_argv;
@@ -838,7 +920,9 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
         p->have_exe = info.have_exe;
         p->run_ns = ev.ts_ns;  // a new program run
         p->from_proc = false;
-        ReadCgroupOf(ev.tgid, *p);  // where it runs now (a runtime moves it before exec)
+        if (!info.gone) {
+          ReadCgroupOf(ev.tgid, *p);  // where it runs now (a runtime moves it before exec)
+        }
       }
       if (!report) break;
       OutEvent o = Make(ev, ev.tgid);
@@ -887,8 +971,10 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
         }
         break;
       }
-      if (p && p->threads > 0 && kill(ev.tgid, 0) == 0) {
-        p->leader_exited = true;  // other threads run on
+      if (p && p->threads > 0) {
+        // Other threads run on (as the stream tells, however late it is read): the process
+        // ends with the last of them.
+        p->leader_exited = true;
         p->leader_exit = ev;
         break;
       }

@@ -132,6 +132,10 @@ class Monitor {
 
   // Takes every queued event (JS thread).
   void Drain(std::vector<OutEvent>& out);
+  // Why the reader thread stopped on its own (a read or poll failure), once; "" if it did not.
+  std::string TakeFatal();
+  // Test hook: the reader stops as if reading had failed with `why`.
+  void InjectFault(const std::string& why);
   Stats GetStats();
   // The live process table (JS thread; empty when not running).
   void Snapshot(std::vector<ProcRecord>& out);
@@ -172,6 +176,7 @@ class Monitor {
   static Proc Learned(const ProcInfo& info);
   void Seed();
   void Sweep();
+  void FlushDeferred(std::vector<OutEvent>& out);
   void FillProcess(OutEvent& o, const Proc* p);
   // exec_id, parent_exec_id, cgroup and (where asked for) ancestors of an event about pid.
   void Identify(OutEvent& o, int32_t pid, const Proc* p, int32_t ppid, uint64_t run_ns);
@@ -187,6 +192,8 @@ class Monitor {
   // Queues a batch for JS; true if JS must be woken for it.
   bool Push(std::vector<OutEvent>& batch);
   void Close();
+  // The reader cannot go on: records why and wakes JS to report it.
+  void Fail(const std::string& why);
 
   std::function<void()> notify_;
   Options opts_;
@@ -211,6 +218,8 @@ class Monitor {
   std::vector<uint32_t> last_seq_;
   std::vector<uint8_t> seen_cpu_;
   bool overflow_ = false;      // ENOBUFS seen; the socket's drop count not yet read
+  bool flush_deferred_ = false;  // a loss (or a full table): deferred exits may be due
+  int read_errno_ = 0;         // recvmmsg failed for good (not EAGAIN, EINTR or ENOBUFS)
   uint32_t drops_seen_ = 0;    // the socket's drop counter when last read (SO_MEMINFO)
   uint64_t drops_credit_ = 0;  // socket drops reported whose seq gaps have not shown yet
   std::unordered_map<int32_t, Proc> table_;  // guarded by table_mu_
@@ -228,6 +237,8 @@ class Monitor {
   uint64_t queue_dropped_ = 0;
   bool notified_ = false;
   Stats stats_;
+  std::string fatal_;      // why the reader stopped on its own
+  std::string injected_;   // InjectFault's reason, taken by the reader
 };
 
 }  // namespace pm

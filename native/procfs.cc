@@ -13,11 +13,32 @@
 namespace pm {
 namespace {
 
-// Reads a whole small /proc file into `buf`. Returns bytes read or -1 (errno set).
+// "/proc/PID/LEAF" into path (64 bytes): no printf on the reader's hot path.
+void ProcPath(char* path, int32_t pid, const char* leaf) {
+  char digits[12];
+  int n = 0;
+  uint32_t v = pid < 0 ? 0 : static_cast<uint32_t>(pid);
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  char* p = path;
+  std::memcpy(p, "/proc/", 6);
+  p += 6;
+  while (n > 0) *p++ = digits[--n];
+  *p++ = '/';
+  size_t l = std::strlen(leaf);
+  if (l > 40) l = 40;
+  std::memcpy(p, leaf, l);
+  p[l] = '\0';
+}
+
+// Reads a whole small /proc file into `buf` (see below for which). Returns bytes read or -1
+// (errno set).
 ssize_t ReadFile(const char* path, std::string& buf, size_t limit) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
-  buf.resize(4096);
+  buf.resize(limit < 4096 ? limit : 4096);
   size_t got = 0;
   for (;;) {
     if (got == buf.size()) {
@@ -34,6 +55,10 @@ ssize_t ReadFile(const char* path, std::string& buf, size_t limit) {
     }
     if (n == 0) break;
     got += static_cast<size_t>(n);
+    // The files read here (cmdline, and the single-record seq files comm, status, stat,
+    // cgroup) return everything that fits in one read: a short read is the end, and the
+    // read that would return 0 is saved.
+    if (got < buf.size()) break;
   }
   close(fd);
   buf.resize(got);
@@ -97,9 +122,12 @@ bool ParseStatus(const char* text, size_t len, ProcInfo& out) {
 bool ReadArgv(int32_t pid, ProcInfo& out) {
   char path[64];
   std::string buf;
-  std::snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+  ProcPath(path, pid, "cmdline");
   ssize_t n = ReadFile(path, buf, 1 << 20);
-  if (n < 0) return false;
+  if (n < 0) {
+    out.gone = errno == ENOENT || errno == ESRCH;
+    return false;
+  }
   // A process that has exited but not been reaped (a zombie) reads as empty: that is
   // "no argv", not an empty argv.
   if (n > 0) {
@@ -119,7 +147,7 @@ bool ReadArgv(int32_t pid, ProcInfo& out) {
 
 void ReadExe(int32_t pid, ProcInfo& out) {
   char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/exe", pid);
+  ProcPath(path, pid, "exe");
   char target[4096];
   ssize_t l = readlink(path, target, sizeof target - 1);
   if (l >= 0) {
@@ -133,7 +161,7 @@ void ReadExe(int32_t pid, ProcInfo& out) {
 bool ReadStatus(int32_t pid, ProcInfo& out) {
   char path[64];
   std::string buf;
-  std::snprintf(path, sizeof path, "/proc/%d/status", pid);
+  ProcPath(path, pid, "status");
   ssize_t n = ReadFile(path, buf, 1 << 16);
   return n > 0 && ParseStatus(buf.data(), buf.size(), out);
 }
@@ -141,7 +169,7 @@ bool ReadStatus(int32_t pid, ProcInfo& out) {
 bool ReadComm(int32_t pid, ProcInfo& out) {
   char path[64];
   std::string buf;
-  std::snprintf(path, sizeof path, "/proc/%d/comm", pid);
+  ProcPath(path, pid, "comm");
   if (ReadFile(path, buf, 64) <= 0) return false;
   if (!buf.empty() && buf.back() == '\n') buf.pop_back();
   out.comm = buf;
@@ -181,7 +209,7 @@ bool ParseStatStart(const char* text, size_t len, uint64_t* ticks) {
 uint64_t ReadStartNs(int32_t pid) {
   char path[64];
   std::string buf;
-  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  ProcPath(path, pid, "stat");
   uint64_t ticks = 0;
   if (ReadFile(path, buf, 1 << 14) <= 0 || !ParseStatStart(buf.data(), buf.size(), &ticks)) return 0;
   long hz = sysconf(_SC_CLK_TCK);
@@ -219,7 +247,7 @@ bool ParseCgroup(const char* text, size_t len, std::string& out) {
 bool ReadCgroup(int32_t pid, std::string& out) {
   char path[64];
   std::string buf;
-  std::snprintf(path, sizeof path, "/proc/%d/cgroup", pid);
+  ProcPath(path, pid, "cgroup");
   if (ReadFile(path, buf, 1 << 16) <= 0) return false;
   return ParseCgroup(buf.data(), buf.size(), out);
 }

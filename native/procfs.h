@@ -21,6 +21,9 @@ struct ProcInfo {
   uint32_t uid = 0;   // real uid
   uint32_t euid = 0;
   int exe_errno = 0;  // why exe is missing (EACCES: not ours, ENOENT: gone or kernel thread)
+  // /proc/PID was gone when argv was read: the process has been reaped, and whatever else
+  // is read under its pid now is nothing, or another process that reused the pid.
+  bool gone = false;
 };
 
 // Reads argv (/proc/PID/cmdline), exe (readlink) and comm/ppid/uid (/proc/PID/status), in
@@ -37,7 +40,8 @@ bool ParseStatStart(const char* text, size_t len, uint64_t* ticks);
 // The pids of every process in /proc.
 std::vector<int32_t> ListPids();
 
-// The three parts on their own. ReadArgv returns false if the process is gone.
+// The three parts on their own. ReadArgv returns false if the process is gone (and sets
+// `gone` when /proc/PID itself is).
 bool ReadArgv(int32_t pid, ProcInfo& out);
 void ReadExe(int32_t pid, ProcInfo& out);
 bool ReadStatus(int32_t pid, ProcInfo& out);

@@ -28,9 +28,20 @@ cp -r package.json dist esm bin test "$PKG/"
 ln -s "$ROOT/node_modules" "$PKG/node_modules"
 
 # The sources and defines binding.gyp builds with, so this build cannot drift from it.
-GYP="JSON.parse(require('fs').readFileSync('binding.gyp', 'utf8')).targets[0]"
-mapfile -t SOURCES < <(node -e "for (const s of $GYP.sources) console.log(s)")
-mapfile -t DEFINES < <(node -e "for (const d of $GYP.defines) console.log('-D' + d)")
+# binding.gyp is a Python literal with comments; its Linux build sits in the OS=='linux'
+# condition.
+gyp() {  # key: one line per item of the Linux target's list
+  python3 - "$1" <<'PY'
+import ast, re, sys
+text = re.sub(r"^\s*#.*$", "", open("binding.gyp").read(), flags=re.M)
+target = ast.literal_eval(text)["targets"][0]
+linux = next(c[1] for c in target.get("conditions", []) if c[0] == "OS=='linux'")
+for item in {**target, **linux}.get(sys.argv[1], []):
+    print(item)
+PY
+}
+mapfile -t SOURCES < <(gyp sources)
+mapfile -t DEFINES < <(gyp defines | sed 's/^/-D/')
 [ "${#SOURCES[@]}" -gt 0 ] || { echo "asan: cannot read the sources from binding.gyp" >&2; exit 1; }
 flags=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fPIC -fvisibility=hidden -Wall -Wextra
        -fsanitize=address,undefined -fno-sanitize-recover=undefined

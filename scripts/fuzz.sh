@@ -2,6 +2,7 @@
 # Fuzzes the pure native parsers with libFuzzer (clang), under ASan and UBSan:
 #   fuzz/datagram_fuzzer.cc  pm::ParseDatagram / BuildMcastRequest (netlink datagrams)
 #   fuzz/status_fuzzer.cc    pm::ParseStatus (/proc/PID/status text)
+#   fuzz/wire_fuzzer.cc      pm::AppendJsonString / AppendEventLine (the NDJSON writer)
 #
 #   bash scripts/fuzz.sh [SECONDS]     default 1800 (npm run fuzz); CI runs 60
 # Env: FUZZ_JOBS=N parallel workers per target (default 1); FUZZ_CXX=clang++-NN.
@@ -25,21 +26,25 @@ if [ -z "$cxx" ]; then
   exit 2
 fi
 
-mkdir -p "$out/artifacts" "$out/corpus-datagram" "$out/corpus-status"
+mkdir -p "$out/artifacts" "$out/corpus-datagram" "$out/corpus-status" "$out/corpus-wire" fuzz/corpus/wire
 flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=all)
 echo "fuzz: building with $("$cxx" --version | head -1)"
 "$cxx" "${flags[@]}" fuzz/datagram_fuzzer.cc native/parser.cc -o "$out/datagram_fuzzer"
 "$cxx" "${flags[@]}" fuzz/status_fuzzer.cc native/procfs.cc -o "$out/status_fuzzer"
+"$cxx" "${flags[@]}" fuzz/wire_fuzzer.cc native/wire.cc -o "$out/wire_fuzzer"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-# Three quarters of the time for the datagram parser, the rest for the status parser.
-t_dgram=$(( total * 3 / 4 ))
-t_status=$(( total - t_dgram ))
+# Half of the time for the datagram parser, a quarter each for the status parser and the
+# wire writer.
+t_dgram=$(( total / 2 ))
+t_status=$(( total / 4 ))
+t_wire=$(( total - t_dgram - t_status ))
 [ "$t_dgram" -ge 1 ] || t_dgram=1
 [ "$t_status" -ge 1 ] || t_status=1
+[ "$t_wire" -ge 1 ] || t_wire=1
 
 run() {  # name seconds extra-args...
   local name=$1 secs=$2; shift 2
@@ -60,5 +65,6 @@ run() {  # name seconds extra-args...
 status=0
 run datagram "$t_dgram" -dict=fuzz/datagram.dict -max_len=4096 || status=1
 run status "$t_status" -max_len=8192 || status=1
+run wire "$t_wire" -max_len=4096 || status=1
 [ "$status" -eq 0 ] && echo "fuzz: clean (${total}s)"
 exit "$status"

@@ -4,8 +4,9 @@
 #   prebuilds/linux-arm64/procmonitor.glibc.node   cross-compiled with Debian's g++-aarch64-linux-gnu
 # Each is one binary for every Node.js >= 18 and Electron (Node-API 8, ABI-stable), stripped,
 # needing glibc >= 2.17 and the libstdc++ of GCC >= 6 (GLIBCXX_3.4.22), which Node.js itself links.
-# Then records the sha256 of the sources they were built from in prebuilds/SOURCE_HASH;
-# test/prebuild.test.js fails when native/ or binding.gyp no longer match it.
+# Then records the sha256 of their build inputs in prebuilds/SOURCE_HASH (native/, binding.gyp,
+# this script, scripts/glibcxx-compat.h, node-addon-api's version); test/prebuild.test.js fails
+# when any of them no longer matches it.
 #
 # Needs: g++, make, python3, g++-aarch64-linux-gnu (apt-get install g++-aarch64-linux-gnu).
 # Node's headers come from nodedir (npm config nodedir, else /usr): no download.
@@ -33,18 +34,24 @@ printf '#!/bin/sh\nexec node "%s" "$@"\n' "$NODE_GYP_JS" > "$WORK/bin/node-gyp"
 chmod +x "$WORK/bin/node-gyp"
 # PREBUILD_FROM=REV builds the sources committed at REV (e.g. HEAD) instead of the work tree,
 # so that prebuilds committed next to them match them while others edit native/.
+# The copy holds every input that SOURCE_HASH records, and the build uses that copy's
+# glibcxx-compat.h; the script that runs must be the one recorded.
 if [ -n "${PREBUILD_FROM:-}" ]; then
-  git archive "$PREBUILD_FROM" binding.gyp native | tar -x -C "$WORK/src"
+  git archive "$PREBUILD_FROM" binding.gyp native scripts/glibcxx-compat.h scripts/prebuild.sh | tar -x -C "$WORK/src"
+  cmp -s "$WORK/src/scripts/prebuild.sh" "$ROOT/scripts/prebuild.sh" ||
+    { echo "prebuild: scripts/prebuild.sh differs from the one at $PREBUILD_FROM: commit it first" >&2; exit 1; }
   cp package.json "$WORK/src/"
 else
   cp -r binding.gyp package.json native "$WORK/src/"
+  mkdir -p "$WORK/src/scripts"
+  cp scripts/glibcxx-compat.h scripts/prebuild.sh "$WORK/src/scripts/"
 fi
 ln -s "$ROOT/node_modules" "$WORK/src/node_modules"
 
 # libstdc++ stays a shared library (Node.js itself needs it, so it is there wherever Node
 # runs; linking it statically would pull in glibc 2.36 symbols); glibcxx-compat.h keeps the
 # libstdc++ symbol versions needed at GCC 6's level (GLIBCXX_3.4.22).
-PB_CXXFLAGS="-include $ROOT/scripts/glibcxx-compat.h"
+PB_CXXFLAGS="-include $WORK/src/scripts/glibcxx-compat.h"
 PB_LDFLAGS="-Wl,--as-needed"
 
 build() { # arch cc cxx strip

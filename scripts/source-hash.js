@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 'use strict';
-// The sources the prebuilds are built from (binding.gyp and every file under native/), hashed.
+// The inputs the prebuilds are built from, hashed: binding.gyp, every file under native/, the
+// prebuild script and the header it force-includes (scripts/prebuild.sh,
+// scripts/glibcxx-compat.h), and the version of node-addon-api (whose headers are compiled in).
 //   node scripts/source-hash.js --write [DIR]   record them (those of DIR, default the repo) in prebuilds/SOURCE_HASH (scripts/prebuild.sh does)
-//   node scripts/source-hash.js --check   exit 1 and say which files differ when the prebuilds are stale
+//   node scripts/source-hash.js --check   exit 1 and say which inputs differ when the prebuilds are stale
 //   node scripts/source-hash.js --info    list the prebuilds: size, ELF machine, glibc symbol versions needed
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -12,8 +14,13 @@ const { execFileSync } = require('node:child_process');
 const ROOT = path.join(__dirname, '..');
 const HASH_FILE = path.join(ROOT, 'prebuilds', 'SOURCE_HASH');
 
+// Build inputs outside native/, hashed when present (one deleted counts as removed).
+const FIXED_SOURCES = ['binding.gyp', 'scripts/glibcxx-compat.h', 'scripts/prebuild.sh'];
+// Not a file: node-addon-api's version, as installed (its napi.h and napi-inl.h are compiled in).
+const ADDON_API = 'node-addon-api version';
+
 function listSources(root = ROOT) {
-  const out = ['binding.gyp'];
+  const out = FIXED_SOURCES.filter((rel) => fs.existsSync(path.join(root, rel)));
   const walk = (rel) => {
     for (const ent of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
       const r = `${rel}/${ent.name}`;
@@ -25,12 +32,26 @@ function listSources(root = ROOT) {
   return out.sort();
 }
 
-/** { 'native/addon.cc': 'sha256 hex', ... } of the current sources. */
+/** The version of node-addon-api that a build in root compiles against (throws when none is installed). */
+function addonApiVersion(root = ROOT) {
+  const file = path.join(root, 'node_modules', 'node-addon-api', 'package.json');
+  let version;
+  try {
+    ({ version } = JSON.parse(fs.readFileSync(file, 'utf8')));
+  } catch (err) {
+    throw new Error(`node-addon-api: cannot read ${file} (run npm ci): ${err.message}`);
+  }
+  if (typeof version !== 'string' || !version) throw new Error(`node-addon-api: no version in ${file}`);
+  return version;
+}
+
+const sha256 = (data) => crypto.createHash('sha256').update(data).digest('hex');
+
+/** { 'native/addon.cc': 'sha256 hex', ..., 'node-addon-api version': 'sha256 of "node-addon-api@X.Y.Z"' } now. */
 function computeHashes(root = ROOT) {
   const files = {};
-  for (const rel of listSources(root)) {
-    files[rel] = crypto.createHash('sha256').update(fs.readFileSync(path.join(root, rel))).digest('hex');
-  }
+  for (const rel of listSources(root)) files[rel] = sha256(fs.readFileSync(path.join(root, rel)));
+  files[ADDON_API] = sha256(`node-addon-api@${addonApiVersion(root)}`);
   return files;
 }
 
@@ -118,7 +139,9 @@ function elfInfo(file) {
 
 module.exports = {
   HASH_FILE,
+  ADDON_API,
   listSources,
+  addonApiVersion,
   computeHashes,
   combinedHash,
   readRecorded,
@@ -131,17 +154,20 @@ if (require.main === module) {
   const arg = process.argv[2];
   if (arg === '--write') {
     // The sources may come from another folder (scripts/prebuild.sh with PREBUILD_FROM).
-    const files = computeHashes(process.argv[3] ? path.resolve(process.argv[3]) : ROOT);
+    const root = process.argv[3] ? path.resolve(process.argv[3]) : ROOT;
+    const files = computeHashes(root);
     const lines = [
-      '# sha256 of the sources the prebuilds in this folder were built from (scripts/prebuild.sh).',
-      '# test/prebuild.test.js fails when native/ or binding.gyp differ: run `npm run prebuilds` then.',
+      '# sha256 of the inputs the prebuilds in this folder were built from (scripts/prebuild.sh):',
+      "# native/, binding.gyp, scripts/prebuild.sh, scripts/glibcxx-compat.h and node-addon-api's",
+      `# version (node-addon-api@${addonApiVersion(root)}). test/prebuild.test.js fails when any of them`,
+      '# differs: run `npm run prebuilds` then.',
       ...Object.keys(files).map((rel) => `${files[rel]}  ${rel}`),
       `${combinedHash(files)}  *`,
       '',
     ];
     fs.mkdirSync(path.dirname(HASH_FILE), { recursive: true });
     fs.writeFileSync(HASH_FILE, lines.join('\n'));
-    console.error(`wrote ${path.relative(ROOT, HASH_FILE)} (${Object.keys(files).length} files)`);
+    console.error(`wrote ${path.relative(ROOT, HASH_FILE)} (${Object.keys(files).length} inputs)`);
   } else if (arg === '--check') {
     const recorded = readRecorded();
     if (!recorded) {
@@ -150,10 +176,10 @@ if (require.main === module) {
     }
     const diffs = compare(recorded, computeHashes());
     if (diffs.length) {
-      console.error(`prebuilds are stale (run \`npm run prebuilds\`):\n  ${diffs.join('\n  ')}`);
+      console.error(`prebuilds are stale (run \`npm run prebuilds\`; node-addon-api is now ${addonApiVersion()}):\n  ${diffs.join('\n  ')}`);
       process.exit(1);
     }
-    console.error('prebuilds match the sources');
+    console.error('prebuilds match their build inputs');
   } else if (arg === '--info') {
     for (const p of listPrebuilds()) {
       let facts = '';

@@ -75,6 +75,49 @@ test('300 start/stop cycles of one connector, with process churn: nothing leaks,
   assert.ok(r.perCycle < 512, `heap grew by ${r.total} bytes over 300 cycles (${r.perCycle.toFixed(0)}/cycle)`);
 });
 
+test('start/stop cycles with ancestors on every event, cgroups, threads, snapshot() and ancestry() in a loop: nothing leaks', { skip }, async () => {
+  const binding = require(ADDON);
+  const { EVENT_BITS } = require(path.join(ROOT, 'dist', 'events'));
+  const ALL = Object.values(EVENT_BITS).reduce((m, b) => (m | b) >>> 0, 0);
+  const opts = { ...START, events: ALL, threads: true, ancestorEvents: ALL, ancestorDepth: 64, cgroups: true, seed: true };
+  const seen = { events: 0, ancestors: 0, cgroup: 0, thread: 0, records: 0, chains: 0 };
+  const count = (evs) => {
+    for (const e of evs) {
+      seen.events++;
+      if (Array.isArray(e.ancestors) && e.ancestors.length > 0) seen.ancestors++;
+      if (typeof e.cgroup === 'string') seen.cgroup++;
+      if (e.thread === true) seen.thread++;
+    }
+  };
+  const c = new binding.Connector(count);
+  // The churn is not sanitized (no LD_PRELOAD): python3's own blocks at exit are not ours.
+  // It forks, execs, starts and joins threads, exits: every one of those events carries
+  // ancestors, the fork/exec/exit ones a cgroup.
+  const churn = ['-c', 'import threading\nfor _ in range(3):\n  t = threading.Thread(target=int); t.start(); t.join()'];
+  const plain = { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, stdio: 'ignore' };
+  const r = await growth((i) => {
+    c.start(opts);
+    if (i % 10 === 0) execFileSync('python3', churn, plain);
+    for (let j = 0; j < 3; j++) {
+      const table = c.snapshot();
+      assert.ok(table.some((p) => p.pid === process.pid), 'this process is in the live table');
+      seen.records += table.length;
+      const chain = c.ancestry(process.pid);
+      assert.ok(chain && chain[0].pid === process.pid, 'ancestry() starts at the process asked for');
+      seen.chains += chain.length;
+      assert.equal(c.ancestry(0x7ffffffe), null); // a pid the table does not know
+    }
+    // stop() reads what is left in the socket: the churn's events are all here or delivered.
+    count(c.stop());
+  }, 300);
+  assert.equal(r.leaks, 0, 'LeakSanitizer found unreachable blocks (see the report on stderr)');
+  assert.ok(r.perCycle < 512, `heap grew by ${r.total} bytes over 300 cycles (${r.perCycle.toFixed(0)}/cycle)`);
+  // The paths meant to be exercised were: events with ancestors, cgroups and threads.
+  assert.ok(seen.ancestors > 0 && seen.thread > 0, JSON.stringify(seen));
+  if (fs.existsSync('/proc/self/cgroup')) assert.ok(seen.cgroup > 0, JSON.stringify(seen));
+  assert.ok(seen.records > 0 && seen.chains > 0, JSON.stringify(seen));
+});
+
 test('connectors created, started, stopped and dropped are freed by the garbage collector', { skip }, async () => {
   const binding = require(ADDON);
   const r = await growth(() => {

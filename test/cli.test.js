@@ -58,11 +58,12 @@ function reader(sock) {
   });
   return {
     events,
-    until(pred) {
+    until(pred, ms = 20000) {
       return new Promise((resolve, reject) => {
-        const check = () => pred(events) && (waiters.delete(check), resolve(events));
+        const timer = setTimeout(() => (waiters.delete(check), reject(new Error(`timed out; ${events.length} events: ${JSON.stringify(events.slice(-3))}`))), ms);
+        const check = () => pred(events) && (waiters.delete(check), clearTimeout(timer), resolve(events));
         waiters.add(check);
-        sock.on('close', () => reject(new Error('socket closed: ' + JSON.stringify(events.slice(-3)))));
+        sock.on('close', () => (clearTimeout(timer), reject(new Error('socket closed: ' + JSON.stringify(events.slice(-3))))));
         check();
       });
     },
@@ -78,18 +79,59 @@ function connectUnix(p) {
 
 const sawExit = (pid) => (evs) => evs.some((e) => e.event === 'exit' && e.pid === pid);
 
-test('--help lists every option with its default and the seed examples; --version', () => {
+const NATS_SERVER = (() => {
+  const r = spawnSync('/bin/sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+})();
+
+/** Resolves when pred() holds, polling; rejects after ms naming what. */
+async function until(pred, what, ms = 15000) {
+  for (const end = Date.now() + ms; !pred(); ) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test('--help lists every flag the parser knows, each with its default, and the seed examples; --version', () => {
   const r = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' });
   assert.equal(r.status, 0);
-  for (const opt of ['-e, --events', '-c, --clients', '-s, --socket', '-t, --tcp', '-a, --auth', '-d, --direct', '-h, --help', '--version', '--threads', '--auth-file', '--bind', '--socket-mode', '--socket-group', '--slow-client', '--stall-timeout', '--rcvbuf', '--format', '--quiet', 'PROCMONITOR_AUTH']) {
-    assert.ok(r.stdout.includes(opt), `help mentions ${opt}`);
+  assert.equal(r.stderr, '');
+  const help = r.stdout;
+  for (const line of help.split('\n')) assert.ok(line.length <= 100, `wider than 100 columns (${line.length}): ${line}`);
+  // Each option's entry: its label line (`  -x, --long ARG` or `      --long ARG`) and the
+  // indented lines after it.
+  const entries = new Map();
+  let current = null;
+  for (const line of help.split('\n')) {
+    const m = /^  (?:-(\w), |    )--([\w-]+)/.exec(line);
+    if (m) entries.set(m[2], (current = { short: m[1] ?? null, text: line }));
+    else if (current && /^ {25}\S/.test(line)) current.text += '\n' + line;
+    else current = null;
   }
-  assert.match(r.stdout, /default: 10/);
-  assert.match(r.stdout, /default: \/var\/run\/procMonitor\.sock/);
-  assert.match(r.stdout, /visible to every user in `ps`/i);
-  assert.ok(r.stdout.includes('procMonitor --clients 20 --socket /tmp/procMonitor.sock -e exec,fork,exit'));
-  assert.ok(r.stdout.includes('procMonitor --tcp 8080 --auth mysecretpassword --clients 50 -e exec,fork,exit'));
-  assert.ok(r.stdout.includes('procMonitor --direct -e exec,fork,exit'));
+  const { DAEMON_FLAGS } = require('../dist/cli');
+  const known = [...DAEMON_FLAGS.string, ...DAEMON_FLAGS.boolean];
+  assert.deepEqual([...entries.keys()].sort(), [...known].sort(), 'the flags in --help are the flags the parser knows');
+  for (const flag of known) {
+    const e = entries.get(flag);
+    const short = Object.keys(DAEMON_FLAGS.short).find((k) => DAEMON_FLAGS.short[k] === flag) ?? null;
+    assert.equal(e.short, short, `--${flag}: its short flag in --help`);
+    // --help and --version do something rather than set something: no default to give.
+    if (flag === 'help' || flag === 'version') continue;
+    assert.match(e.text, /\bdefault:\s+\S/, `--${flag} gives its default:\n${e.text}`);
+  }
+  assert.match(entries.get('clients').text, /default: 10\)/);
+  assert.match(entries.get('socket').text, /default: \/var\/run\/procMonitor\.sock;/);
+  assert.match(entries.get('auth').text, /visible to every user in `ps`/i);
+  for (const env of ['PROCMONITOR_AUTH', 'NO_COLOR', 'FORCE_COLOR']) assert.match(help, new RegExp(`^  ${env} `, 'm'));
+  assert.ok(help.includes('procMonitor --clients 20 --socket /tmp/procMonitor.sock -e exec,fork,exit'));
+  assert.ok(help.includes('procMonitor --tcp 8080 --auth mysecretpassword --clients 50 -e exec,fork,exit'));
+  assert.ok(help.includes('procMonitor --direct -e exec,fork,exit'));
+  // The README shows it verbatim.
+  const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
+  const head = '## The `procMonitor` command\n\n```\n';
+  const at = readme.indexOf(head) + head.length;
+  assert.ok(at > head.length, 'the README has the section');
+  assert.equal(readme.slice(at, readme.indexOf('```\n', at)), help, 'the README\'s copy of --help is the output of --help');
   const v = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' });
   assert.equal(v.status, 0);
   assert.match(v.stdout, /^procMonitor \d+\.\d+\.\d+\n$/);
@@ -99,6 +141,8 @@ test('bad input: one clear line on stderr, exit status 2', async () => {
   const busy = net.createServer();
   await new Promise((r) => busy.listen(0, '0.0.0.0', r));
   const busyPort = busy.address().port;
+  const emptyFile = path.join(tmpdir(), 'empty-password');
+  fs.writeFileSync(emptyFile, '');
   const cases = [
     [['-e', 'exec,bogus'], /unknown event "bogus"/],
     [['-e', ''], /needs a value|empty event list/],
@@ -111,11 +155,19 @@ test('bad input: one clear line on stderr, exit status 2', async () => {
     [['-x'], /unknown option -x/],
     [['--socket'], /--socket needs a value/],
     [['--clients', '0'], /--clients must be a whole number from 1/],
+    [['--clients', '-1'], /--clients must be a whole number from 1 to 100000, got "-1"/],
+    [['-c', '-5'], /--clients must be a whole number from 1 to 100000, got "-5"/],
+    [['--tcp', '-1', '-a', 'x'], /--tcp must be a whole number from 1 to 65535, got "-1"/],
+    [['-t', '-8080', '-a', 'x'], /--tcp must be a whole number from 1 to 65535, got "-8080"/],
+    [['--rcvbuf', '-1'], /--rcvbuf must be a whole number from 1 /],
+    [['--replay', '-3'], /--replay must be a whole number from 0 /],
     [['--clients'], /--clients needs a value/],
     [['--slow-client', 'maybe'], /drop or disconnect/],
     [['--stall-timeout', 'soon'], /--stall-timeout must be a whole number from 0/],
     [['--direct', '--format', 'xml'], /json or text/],
     [['--tcp', String(busyPort), '-a', 'pw', '--quiet'], /in use/i],
+    [['--tcp', '8080', '--auth-file', emptyFile], new RegExp(`the password file ${emptyFile} is empty; refusing to serve events unauthenticated$`)],
+    [['--tcp', '8080', '--auth-file', path.join(os.tmpdir(), 'pm-surely-no-such-file')], /cannot read --auth-file .*pm-surely-no-such-file: ENOENT/],
   ];
   try {
     for (const [args, re] of cases) {
@@ -162,6 +214,29 @@ test('runtime failures: a clear line and a non-zero status, never a stack trace'
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+/** setpriv arguments that run a command as nobody without capabilities (as in faults.test.js). */
+const NOBODY = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'];
+
+test('unprivileged: the default socket in /var/run is refused with the remedy named; so is a port below 1024', () => {
+  const asNobody = (args, env) => spawnSync(NOBODY[0], [...NOBODY.slice(1), process.execPath, BIN, ...args], { encoding: 'utf8', timeout: 10000, env });
+  const { XDG_RUNTIME_DIR, ...noXdg } = process.env;
+  let r = asNobody([], noXdg);
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /^procMonitor: cannot create the socket in \/var\/run: EACCES/);
+  assert.ok(r.stderr.endsWith('; use --socket PATH in a directory you can write (e.g. --socket $XDG_RUNTIME_DIR/procMonitor.sock), or --direct\n'), r.stderr);
+  // With XDG_RUNTIME_DIR set, the example is the real path.
+  r = asNobody(['--socket', '/var/run/procMonitor-test.sock'], { ...noXdg, XDG_RUNTIME_DIR: '/run/user/65534' });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /use --socket PATH in a directory you can write \(e\.g\. --socket \/run\/user\/65534\/procMonitor\.sock\), or --direct\n$/);
+  // (Only where the kernel keeps low ports privileged, as it does by default.)
+  if (Number(fs.readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8')) <= 81) return;
+  r = asNobody(['--tcp', '81', '--auth', 'pw', '--bind', '127.0.0.1'], noXdg);
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /127\.0\.0\.1:81.*EACCES.*; a port below 1024 needs CAP_NET_BIND_SERVICE: use one from 1024 up\n$/);
+});
+
 test('direct mode: only events on stdout, logs on stderr; --quiet; --format text', async () => {
   const cp = daemon(['--direct', '-e', 'exec,fork,exit']);
   await cp.ready;
@@ -193,6 +268,57 @@ test('direct mode: only events on stdout, logs on stderr; --quiet; --format text
   assert.doesNotMatch(line, /\x1b\[/, 'no colour when stdout is not a terminal');
 });
 
+/**
+ * Runs `procMonitor --direct --format text -e exec` with stdout on a terminal (a pty made by
+ * script(1) from util-linux) or on a pipe; resolves with the line of a marker process's exec.
+ */
+async function textLine(t, { pty, env = {} }) {
+  const cmd = `exec ${process.execPath} ${BIN} --direct --format text -e exec`;
+  const cp = pty
+    ? spawn('script', ['-qfec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+    : spawn('/bin/sh', ['-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let out = '';
+  cp.stdout.on('data', (d) => (out += d));
+  cp.stderr.on('data', (d) => (out += d));
+  const exited = new Promise((resolve) => cp.on('exit', resolve));
+  // The daemon is script's child (exec'd in place of its shell), or the shell itself.
+  const daemonPid = () => (pty ? Number(fs.readFileSync(`/proc/${cp.pid}/task/${cp.pid}/children`, 'utf8').trim()) : cp.pid);
+  t.after(() => {
+    try {
+      process.kill(daemonPid(), 'SIGKILL');
+    } catch {}
+    cp.kill('SIGKILL');
+  });
+  await until(() => /watching exec/.test(out), 'the daemon to start');
+  let line;
+  for (let i = 0; i < 20 && !line; i++) {
+    const { pid } = await run('/bin/sleep', ['0.05']);
+    await until(() => out.includes(` ${pid} `), `the exec of ${pid}`, 3000).catch(() => {});
+    line = out.split('\n').find((l) => l.includes(` ${pid} `));
+  }
+  process.kill(daemonPid(), 'SIGTERM');
+  await exited;
+  assert.ok(line, out.slice(-500));
+  return line.replace(/\r$/, '');
+}
+
+test('--format text: colour on a terminal (a pty), none with NO_COLOR or on a pipe; FORCE_COLOR', async (t) => {
+  const GREEN = '\x1b[32m';
+  const RESET = '\x1b[0m';
+  let line = await textLine(t, { pty: true, env: { NO_COLOR: '', FORCE_COLOR: undefined } });
+  assert.ok(line.startsWith(GREEN) && line.endsWith(RESET), `an exec line in green: ${JSON.stringify(line)}`);
+  assert.match(line, /exec\s+\d+ root/);
+  line = await textLine(t, { pty: true, env: { NO_COLOR: '1', FORCE_COLOR: undefined } });
+  assert.doesNotMatch(line, /\x1b\[/, `NO_COLOR: ${JSON.stringify(line)}`);
+  assert.match(line, /exec\s+\d+ root/);
+  line = await textLine(t, { pty: true, env: { FORCE_COLOR: '0' } });
+  assert.doesNotMatch(line, /\x1b\[/, `FORCE_COLOR=0: ${JSON.stringify(line)}`);
+  line = await textLine(t, { pty: false, env: { FORCE_COLOR: undefined } });
+  assert.doesNotMatch(line, /\x1b\[/, `on a pipe: ${JSON.stringify(line)}`);
+  line = await textLine(t, { pty: false, env: { FORCE_COLOR: '1', NO_COLOR: '1' } });
+  assert.ok(line.startsWith(GREEN) && line.endsWith(RESET), `FORCE_COLOR=1 on a pipe: ${JSON.stringify(line)}`);
+});
+
 test('Unix socket mode (seed example 1): clients get the stream; SIGTERM with a stalled client exits 0 and removes the socket', async () => {
   const sockPath = '/tmp/procMonitor.sock';
   const cp = daemon(['--clients', '20', '--socket', sockPath, '-e', 'exec,fork,exit']);
@@ -210,12 +336,143 @@ test('Unix socket mode (seed example 1): clients get the stream; SIGTERM with a 
   assert.equal(exit.code, 5);
   // A storm while one client never reads.
   await run('/bin/sh', ['-c', 'for i in $(seq 300); do /bin/true; done']);
+  const t0 = Date.now();
   const st = await stop(cp);
+  assert.ok(Date.now() - t0 < 1000, `exited ${Date.now() - t0} ms after SIGTERM`);
   assert.equal(st.code, 0);
   assert.equal(fs.existsSync(sockPath), false);
   assert.match(cp.err, /SIGTERM/);
+  // Log lines name a Unix client plainly.
+  assert.match(cp.err, /^procMonitor: unix: client 1 connected \(1\/20\)$/m);
+  assert.match(cp.err, /^procMonitor: unix: client 2 closed \(server-close; \d+ events sent, \d+ dropped\)$/m);
   a.destroy();
   stalled.destroy();
+});
+
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  test(`${sig} with stalled clients, a stalled syslog, metrics and NATS: exit 0 in under 1000 ms, socket gone`, async (t) => {
+    const dir = tmpdir();
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const sockPath = path.join(dir, 'pm.sock');
+    // A syslog collector that takes the connection and never reads.
+    const syslogConns = [];
+    const syslog = net.createServer((s) => (s.pause(), syslogConns.push(s)));
+    await new Promise((r) => syslog.listen(0, '127.0.0.1', r));
+    t.after(() => (syslogConns.forEach((s) => s.destroy()), syslog.close()));
+    // NATS (where nats-server is installed, as in CI): a real server, stopped with SIGSTOP
+    // once the daemon publishes to it.
+    let nats = null;
+    if (NATS_SERVER) {
+      const port = await new Promise((r) => {
+        const s = net.createServer().listen(0, '127.0.0.1', () => {
+          const { port: p } = s.address();
+          s.close(() => r(p));
+        });
+      });
+      nats = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      nats.log = '';
+      nats.stderr.on('data', (d) => (nats.log += d));
+      nats.port = port;
+      t.after(() => (nats.kill('SIGCONT'), nats.kill('SIGKILL')));
+      await until(() => /Server is ready/.test(nats.log), 'nats-server');
+    }
+    const args = ['--socket', sockPath, '-c', '20', '-e', 'all', '--syslog', '--syslog-target', `tcp://127.0.0.1:${syslog.address().port}`, '--syslog-events', '--metrics', '127.0.0.1:0'];
+    if (nats) args.push('--nats', `nats://127.0.0.1:${nats.port}`);
+    const cp = daemon(args);
+    t.after(() => cp.kill('SIGKILL'));
+    await cp.ready;
+    if (nats) await until(() => /nats: connected/.test(cp.err), 'the daemon to connect to NATS');
+    const reading = await connectUnix(sockPath);
+    const r = reader(reading);
+    const stalled = [];
+    for (let i = 0; i < 3; i++) stalled.push(await connectUnix(sockPath));
+    for (const s of stalled) s.pause();
+    t.after(() => [reading, ...stalled].forEach((s) => s.destroy()));
+    // A metrics request that never finishes.
+    const url = new URL(/metrics at (\S+)/.exec(cp.err)[1]);
+    const http = net.connect(Number(url.port), url.hostname);
+    t.after(() => http.destroy());
+    await new Promise((res) => http.on('connect', res));
+    http.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
+    if (nats) nats.kill('SIGSTOP');
+    // A storm: more than the stalled clients' socket buffers hold.
+    const { pid } = await run('/bin/sh', ['-c', 'for i in $(seq 1500); do /bin/true; done']);
+    await r.until(sawExit(pid));
+    const t0 = Date.now();
+    cp.kill(sig);
+    const st = await cp.exited;
+    const ms = Date.now() - t0;
+    assert.equal(st.code, 0, cp.err);
+    assert.ok(ms < 1000, `exited ${ms} ms after ${sig}`);
+    assert.equal(fs.existsSync(sockPath), false);
+    assert.match(cp.err, new RegExp(`^procMonitor: ${sig}: stopping$`, 'm'));
+    assert.doesNotMatch(cp.err, /\n\s+at /);
+  });
+}
+
+test('--threads: a thread of a process shows (fork and exit with "thread": true) only with --threads', async (t) => {
+  const script = 'import threading; t = threading.Thread(target=lambda: None); t.start(); t.join()';
+  for (const threads of [false, true]) {
+    const cp = daemon(['--direct', '-e', 'fork,exec,exit', ...(threads ? ['--threads'] : [])]);
+    t.after(() => cp.kill('SIGKILL'));
+    await cp.ready;
+    assert.equal(/watching fork,exec,exit \(with threads\)/.test(cp.err), threads, cp.err);
+    const { pid } = await run('python3', ['-c', script]);
+    // (Whole lines only: the last may still be on its way.)
+    const events = () =>
+      cp.out
+        .split('\n')
+        .slice(0, -1)
+        .map((l) => JSON.parse(l));
+    await until(() => events().some((e) => e.event === 'exit' && e.pid === pid && !e.thread), `the exit of ${pid}`);
+    assert.equal((await stop(cp)).code, 0);
+    const mine = events().filter((e) => e.pid === pid || e.tgid === pid || e.child_tgid === pid || e.child_pid === pid);
+    const ofThread = mine.filter((e) => e.thread);
+    if (!threads) {
+      assert.deepEqual(ofThread, [], 'no thread events without --threads');
+    } else {
+      const fork = ofThread.find((e) => e.event === 'fork' && e.child_tgid === pid);
+      assert.ok(fork, `the thread's fork: ${JSON.stringify(mine)}`);
+      assert.notEqual(fork.child_pid, pid);
+      assert.ok(ofThread.some((e) => e.event === 'exit' && e.pid === fork.child_pid && e.tgid === pid), `the thread's exit: ${JSON.stringify(mine)}`);
+    }
+    assert.equal(mine.filter((e) => e.event === 'exit' && !e.thread).length, 1, 'the process exits once either way');
+  }
+});
+
+test('--slow-client disconnect: a stalled client is disconnected in a storm, a reading one keeps a complete stream', async (t) => {
+  const dir = tmpdir();
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const sockPath = path.join(dir, 'pm.sock');
+  const cp = daemon(['--socket', sockPath, '--slow-client', 'disconnect', '-e', 'all']);
+  t.after(() => cp.kill('SIGKILL'));
+  await cp.ready;
+  const reading = await connectUnix(sockPath);
+  const r = reader(reading);
+  const stalled = await connectUnix(sockPath);
+  stalled.pause();
+  let stalledClosed = false;
+  stalled.on('close', () => (stalledClosed = true));
+  t.after(() => (reading.destroy(), stalled.destroy()));
+  await until(() => (cp.err.match(/: client \d+ connected/g) || []).length === 2, 'both clients');
+  // A storm until the stalled client's buffer (4 MiB past its socket's) overflows.
+  const gen = spawn('/bin/sh', ['-c', 'for i in $(seq 200000); do /bin/true; done'], { stdio: 'ignore' });
+  t.after(() => gen.kill('SIGKILL'));
+  await until(() => /^procMonitor: unix: client 2 too slow \(\d+ bytes buffered\), disconnecting$/m.test(cp.err), 'the stalled client to be disconnected', 60000);
+  gen.kill('SIGKILL');
+  // The stalled client reads what was left in its socket, then the end.
+  stalled.resume();
+  await until(() => stalledClosed, 'the stalled client to see its connection end');
+  await until(() => /^procMonitor: unix: client 2 closed \(slow; \d+ events sent, 0 dropped\)$/m.test(cp.err), 'the close to be logged');
+  // The reading client is still served, and missed nothing: no "lost" line, seq without a gap.
+  const { pid } = await run('/bin/sh', ['-c', 'exit 4']);
+  await r.until(sawExit(pid));
+  assert.doesNotMatch(cp.err, /client 1 (too slow|closed)/);
+  const seqs = r.events.map((e) => e.seq);
+  assert.ok(seqs.length > 5000, `a storm was streamed (${seqs.length} events)`);
+  assert.deepEqual(r.events.filter((e) => e.event === 'lost'), []);
+  for (let i = 1; i < seqs.length; i++) assert.equal(seqs[i], seqs[i - 1] + 1, `seq ${seqs[i - 1]} then ${seqs[i]}`);
+  assert.equal((await stop(cp)).code, 0);
 });
 
 test('socket mode and group; SIGHUP is not fatal', async () => {
@@ -295,6 +552,23 @@ test('TCP mode (seed example 2) with password from --auth, --auth-file and PROCM
     s.destroy();
     assert.equal((await stop(cp)).code, 0);
     assert.doesNotMatch(cp.err, /mysecretpassword|filesecret|envsecret/, 'passwords are not logged');
+    assert.match(cp.err, /^procMonitor: tcp 127\.0\.0\.1:\d+: client \d+ connected \(1\/\d+\)$/m);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('an unexpected failure inside main(): one line "NAME: message", status 1, no stack trace', () => {
+  const dir = tmpdir();
+  // A preload that breaks stdout: printing the help then throws inside main().
+  const preload = path.join(dir, 'break-stdout.js');
+  fs.writeFileSync(preload, "process.stdout.write = () => { throw new Error('stdout is broken\\nsecond line'); };\n");
+  for (const [bin, name] of [
+    [BIN, 'procMonitor'],
+    [path.join(__dirname, '..', 'bin', 'procMonitor-client'), 'procMonitor-client'],
+  ]) {
+    const r = spawnSync(process.execPath, ['-r', preload, bin, '--help'], { encoding: 'utf8', timeout: 10000 });
+    assert.equal(r.status, 1, `${name}: ${r.stderr}`);
+    assert.equal(r.stderr, `${name}: stdout is broken\n`);
   }
   fs.rmSync(dir, { recursive: true, force: true });
 });

@@ -9,7 +9,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const { createBroadcastServer, ProcConnector } = require('..');
+const { createBroadcastServer, connect, ProcConnector, TOO_MANY_FILES, FD_RESERVE } = require('..');
 const { FakeSource, rawConnect, until, tcpAuth, events, checkAccounting } = require('./server-helpers');
 const { run } = require('./helpers');
 
@@ -420,25 +420,42 @@ test('SIGTERM during a storm with stalled Unix and TCP clients and pending hands
 /** Open file descriptors of a process. */
 const fdCount = (pid) => fs.readdirSync(`/proc/${pid}/fd`).length;
 
-test('file descriptors run out (ulimit -n 64) while clients flood in: refused politely, the rest served, it recovers', async (t) => {
+/** Event lines of a raw client's stream, checked complete: seq one more each time, nothing dropped for it. */
+function assertComplete(rec, what) {
+  const evs = events(rec);
+  assert.ok(evs.length > 0, `${what}: no events`);
+  assert.equal(evs.filter((e) => e.event === 'lost' && e.source === 'client').length, 0, `${what}: events dropped for it`);
+  const seqs = evs.filter((e) => e.seq !== undefined).map((e) => e.seq);
+  for (let i = 1; i < seqs.length; i++) assert.equal(seqs[i], seqs[i - 1] + 1, `${what}: seq ${seqs[i - 1]} then ${seqs[i]}`);
+  return seqs.length;
+}
+
+test('file descriptors run out (prlimit --nofile=64) while clients flood in: refused with the fd line, the rest served completely, it recovers', async (t) => {
+  const LIMIT = 64;
   const dir = tmpDir(t);
   const p = path.join(dir, 'pm.sock');
   const port = await freePort();
-  const cp = daemon(t, ['--socket', p, '--tcp', String(port), '--auth', PW, '--bind', '127.0.0.1', '-c', '10', '-e', 'exec,fork,exit'], {
-    wrap: ['prlimit', '--nofile=64:64'],
+  // -c 1000: descriptors, not the client limit, run out. (Node raises the soft limit to the
+  // hard one at its start, so both are set.)
+  const cp = daemon(t, ['--socket', p, '--tcp', String(port), '--auth', PW, '--bind', '127.0.0.1', '-c', '1000', '-e', 'exec,fork,exit'], {
+    wrap: ['prlimit', `--nofile=${LIMIT}:${LIMIT}`],
   });
   await cp.ready;
+  assert.match(fs.readFileSync(`/proc/${cp.pid}/limits`, 'utf8'), new RegExp(`^Max open files\\s+${LIMIT}\\s+${LIMIT}\\s`, 'm'));
   const healthy = [rawConnect(p), await tcpAuth(port, PW)];
   t.after(() => healthy.forEach((h) => h.sock.destroy()));
   const streams = healthy.map(streamOf);
   await markerSeen(streams);
-  // The flood: 300 Unix and 300 TCP connections, all held open until the end.
+  // First handshakes left pending: 12 TCP connections at the password prompt (under the 16
+  // one address may hold), each a descriptor. Then the flood: 300 Unix connections (each
+  // streams, a descriptor held, until descriptors run short) and 300 TCP ones, all held open
+  // until the end.
   const flood = [];
   t.after(() => flood.forEach((r) => r.sock.destroy()));
+  for (let i = 0; i < 12; i++) flood.push(rawConnect({ port }));
+  await until(() => flood.every((r) => r.text() === 'Password: '), 10000, 'the pending handshakes');
   for (let i = 0; i < 300; i++) flood.push(rawConnect(p), rawConnect({ port }));
   for (const r of flood) r.connected.catch(() => {});
-  // Out of descriptors, some connections wait in the kernel's listen backlog until the flood
-  // leaves: wait until every one is answered or closed, or nothing has changed for 2 s.
   let settled = -1;
   let since = Date.now();
   await until(() => {
@@ -446,11 +463,45 @@ test('file descriptors run out (ulimit -n 64) while clients flood in: refused po
     if (n !== settled) [settled, since] = [n, Date.now()];
     return n === flood.length || Date.now() - since > 2000;
   }, 60000, 'the flood to settle');
-  // While it is out of descriptors, the healthy clients still get events.
+  const held = fdCount(cp.pid);
+  // Descriptors really ran out: the daemon counted fewer than FD_RESERVE free (its log line
+  // says how many were open), the outside count got there too, and while the flood holds
+  // them a new client of either transport is told so.
+  const m = /(\d+) of (\d+) file descriptors open \(soft limit\): refusing new connections while fewer than (\d+) are free/.exec(cp.err);
+  assert.ok(m, `no out-of-descriptors line in the log: ${cp.err.slice(-2000)}`);
+  assert.equal(Number(m[2]), LIMIT);
+  assert.equal(Number(m[3]), FD_RESERVE);
+  assert.ok(Number(m[1]) > LIMIT - FD_RESERVE, m[0]);
+  assert.ok(held >= LIMIT - FD_RESERVE - 2, `the daemon holds ${held} descriptors`);
+  const probe = [rawConnect(p), rawConnect({ port })];
+  t.after(() => probe.forEach((r) => r.sock.destroy()));
+  await Promise.all(probe.map((r) => r.closedP));
+  for (const r of probe) assert.equal(r.text(), TOO_MANY_FILES);
+  // The client library calls it EBUSY, as a full server.
+  await assert.rejects(
+    (async () => {
+      for await (const ev of connect({ path: p })) void ev;
+    })(),
+    (e) => e.code === 'EBUSY' && e.message === `server: ${TOO_MANY_FILES.trim()}`,
+  );
+  // Every answer is one the protocol knows; some are the descriptor line.
+  const answers = flood.map((r) => r.text()).filter(Boolean);
+  for (const a of answers) {
+    assert.match(a, /^(Password: |Too many (clients|connections|open files)[^\n]*\n|\{)/, a.slice(0, 80));
+    if (a.startsWith('Too many open files')) assert.equal(a, TOO_MANY_FILES);
+  }
+  const refusedForFiles = answers.filter((a) => a === TOO_MANY_FILES).length;
+  assert.ok(refusedForFiles > 0, `no flood client got the descriptor line (${answers.length} answers)`);
+  // The pending handshakes still wait (they held descriptors through it all), and no
+  // connection was closed unanswered: the refusals were made before accept() ran out (where
+  // libuv would shed waiting connections without a word).
+  for (const r of flood.slice(0, 12)) assert.equal(r.closed, false, 'a pending handshake was closed');
+  const silent = flood.filter((r) => r.closed && r.text() === '' && !r.error);
+  assert.equal(silent.length, 0, `${silent.length} connections closed without an answer`);
+  assert.equal((cp.err.match(/: refused \(too-many-files\)/g) || []).length, refusedForFiles + probe.length + 1);
+  // While it is out of descriptors, the healthy clients still get every event.
   await markerSeen(streams);
   assert.equal(cp.exitCode, null, `still running: ${cp.err}`);
-  const answers = flood.map((r) => r.text()).filter(Boolean);
-  for (const a of answers) assert.match(a, /^(Password: |Too many (clients|connections)[^\n]*\n|\{)/, a.slice(0, 80));
   // The flood leaves; new clients are served again.
   for (const r of flood) r.sock.destroy();
   const streamingNow = () => (cp.err.match(/: client \d+ connected/g) || []).length - (cp.err.match(/: client \d+ closed/g) || []).length;
@@ -459,8 +510,48 @@ test('file descriptors run out (ulimit -n 64) while clients flood in: refused po
   t.after(() => again.forEach((h) => h.sock.destroy()));
   assert.ok(again[1].text().startsWith('Password: Authentication successful.\n'), again[1].text().slice(0, 80));
   await markerSeen([...streams, ...again.map(streamOf)]);
+  assert.match(cp.err, /file descriptors free again \(\d+ connections refused for want of them so far\): accepting connections/);
+  // The healthy clients' streams are complete from their first event to the last: no seq
+  // missing, nothing dropped for them.
+  const n = healthy.map((h, i) => assertComplete(h, ['unix', 'tcp'][i]));
+  assert.ok(n.every((k) => k > 0));
   const st = await stopWithin(cp, 5000);
   assert.equal(st.code, 0, cp.err);
   assert.doesNotMatch(cp.err, NO_STACK);
   assert.equal(fs.existsSync(p), false);
+});
+
+test('accept() failing with EMFILE on either listener: no crash, one log line a second with the count, still listening and serving', async (t) => {
+  const p = path.join(tmpDir(t), 'pm.sock');
+  const source = new FakeSource();
+  const lines = [];
+  const srv = createBroadcastServer({ source, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW }, log: (l) => lines.push(l) });
+  t.after(() => srv.close());
+  await srv.listen();
+  // What Node does when accept() fails and libuv could not shed the connection itself
+  // (lib/net.js, onconnection): 'error' on the net.Server, "accept EMFILE"; its handle keeps
+  // listening. Nobody listens for the BroadcastServer's 'error' here (the daemon does not).
+  const emfile = () => Object.assign(new Error('accept EMFILE'), { errno: -24, code: 'EMFILE', syscall: 'accept' });
+  const listeners = [srv.unixServer, srv.tcpServer];
+  for (const s of listeners) for (let i = 0; i < 500; i++) s.emit('error', emfile());
+  let logged = lines.filter((l) => l.includes('EMFILE'));
+  assert.deepEqual(logged, ['server error: accept EMFILE (out of file descriptors; still listening)']);
+  await new Promise((r) => setTimeout(r, 1050));
+  listeners[0].emit('error', emfile());
+  logged = lines.filter((l) => l.includes('EMFILE'));
+  assert.equal(logged.length, 2);
+  assert.equal(logged[1], 'server error: accept EMFILE (out of file descriptors, 1000 times since the last report; still listening)');
+  // A library user who listens gets each one.
+  let seen = 0;
+  srv.on('error', (e) => e.code === 'EMFILE' && seen++);
+  for (let i = 0; i < 10; i++) listeners[1].emit('error', emfile());
+  assert.equal(seen, 10);
+  for (const s of listeners) assert.equal(s.listening, true);
+  const u = rawConnect(p);
+  const tc = await tcpAuth(srv.address().tcp.port, PW);
+  t.after(() => (u.sock.destroy(), tc.sock.destroy()));
+  assert.equal(tc.text(), 'Password: Authentication successful.\n');
+  await until(() => srv.stats().perClient.length === 2 && srv.stats().perClient.every((c) => c.mode === 'live'));
+  source.batch(5);
+  await until(() => events(u).length === 5 && events(tc).length === 5, 5000, 'the events');
 });

@@ -72,6 +72,7 @@ test('npm pack: only what users need, small', (t) => {
   assert.deepEqual(unexpected, [], `files that users do not need: ${unexpected.join(', ')}`);
   for (const need of [
     'package.json',
+    'LICENSE',
     'dist/index.js',
     'dist/index.d.ts',
     'dist/native.js',
@@ -84,6 +85,11 @@ test('npm pack: only what users need, small', (t) => {
     'prebuilds/linux-arm64/procmonitor.glibc.node',
   ]) {
     assert.ok(files.includes(need), `${need} missing from the tarball`);
+  }
+  // No compiled file points at a source map that is not shipped.
+  for (const f of files.filter((p) => p.endsWith('.js'))) {
+    const m = /\/\/# sourceMappingURL=(\S+)\s*$/.exec(fs.readFileSync(path.join(ROOT, f), 'utf8'));
+    if (m) assert.ok(files.includes(path.posix.join(path.posix.dirname(f), m[1])), `${f} refers to ${m[1]}, which is not in the tarball`);
   }
   // Every source binding.gyp compiles is there.
   const gyp = fs.readFileSync(path.join(ROOT, 'binding.gyp'), 'utf8');
@@ -244,6 +250,73 @@ test('on a non-Linux platform the package imports; start() throws EPLATFORM', ()
     { cwd: app, env: noCompilerEnv() },
   );
   assert.equal(esm.trim(), 'darwin EPLATFORM');
+});
+
+test('on a non-Linux platform npm refuses the install ("os": ["linux"]); with --force it installs and imports', () => {
+  assert.ok(packed, 'npm pack failed');
+  const fake = path.join(tmp, 'fake-platform-npm.cjs');
+  fs.writeFileSync(fake, "Object.defineProperty(process, 'platform', { value: 'darwin', configurable: true });\n");
+  const npmCli = fs.realpathSync(path.join(bin, 'npm'));
+  const other = path.join(tmp, 'app-darwin');
+  fs.mkdirSync(other);
+  fs.writeFileSync(path.join(other, 'package.json'), JSON.stringify({ name: 'app-darwin', version: '1.0.0', private: true }));
+  // npm itself believes it runs on macOS.
+  const npm = (...args) =>
+    spawnSync(process.execPath, ['-r', fake, npmCli, 'install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', ...args, path.join(tmp, packed.filename)], {
+      cwd: other,
+      env: noCompilerEnv(),
+      encoding: 'utf8',
+      timeout: 120000,
+    });
+  const refused = npm();
+  assert.notEqual(refused.status, 0, refused.stdout);
+  assert.match(refused.stderr, /EBADPLATFORM/);
+  assert.ok(!fs.existsSync(path.join(other, 'node_modules', 'procmonitor')));
+  const forced = npm('--force');
+  assert.equal(forced.status, 0, forced.stderr);
+  const out = sh(
+    process.execPath,
+    ['-r', fake, '-e', `const { ProcConnector } = require('procmonitor'); try { new ProcConnector().start(); console.log('started'); } catch (e) { console.log(process.platform, e.code); }`],
+    { cwd: other, env: noCompilerEnv() },
+  );
+  assert.equal(out.trim(), 'darwin EPLATFORM');
+});
+
+// No non-Linux machine here to install on, so gyp is told it is generating for another OS
+// (-DOS=mac, -DOS=win: the variable binding.gyp's condition reads) and the build is run.
+test('binding.gyp compiles nothing off Linux: a forced or bundled install there builds no addon', { timeout: 120000 }, () => {
+  const gyp = JSON.parse(fs.readFileSync(path.join(ROOT, 'binding.gyp'), 'utf8').replace(/^\s*#.*$/gm, ''));
+  const target = gyp.targets.find((t) => t.target_name === 'procmonitor');
+  assert.equal(target.sources, undefined, 'sources only inside the OS condition');
+  const [cond, onLinux, elsewhere] = target.conditions.find((c) => /OS/.test(c[0]));
+  assert.equal(cond.replace(/\s/g, ''), "OS=='linux'");
+  assert.ok(onLinux.sources.length > 0);
+  assert.deepEqual(elsewhere, { type: 'none' });
+
+  const nodeGyp = path.join(execFileSync('npm', ['root', '-g'], { encoding: 'utf8', env: cleanEnv() }).trim(), 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  let nodedir = spawnSync('npm', ['config', 'get', 'nodedir'], { encoding: 'utf8', env: cleanEnv() }).stdout.trim();
+  if (!nodedir || nodedir === 'undefined' || nodedir === 'null') nodedir = '/usr';
+  const dir = path.join(tmp, 'gyp-os');
+  fs.mkdirSync(dir);
+  fs.copyFileSync(path.join(ROOT, 'binding.gyp'), path.join(dir, 'binding.gyp'));
+  fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
+  fs.symlinkSync(path.join(ROOT, 'native'), path.join(dir, 'native'));
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  const gypRun = (cmd, os) =>
+    sh(process.execPath, [nodeGyp, cmd, `--nodedir=${nodedir}`, '--', `-DOS=${os}`], { cwd: dir, env: cleanEnv() });
+  for (const os of ['mac', 'win']) {
+    fs.rmSync(path.join(dir, 'build'), { recursive: true, force: true });
+    gypRun('rebuild', os);
+    const mk = fs.readFileSync(path.join(dir, 'build', 'procmonitor.target.mk'), 'utf8');
+    assert.doesNotMatch(mk, /^OBJS :=|native\//m, `OS=${os}: sources in the makefile`);
+    const built = fs.readdirSync(path.join(dir, 'build'), { recursive: true }).filter((f) => /\.(node|o)$/.test(f));
+    assert.deepEqual(built, [], `OS=${os}: built ${built.join(', ')}`);
+  }
+  // The same check sees the sources when the OS is Linux (configure only: other tests compile).
+  fs.rmSync(path.join(dir, 'build'), { recursive: true, force: true });
+  gypRun('configure', 'linux');
+  const mk = fs.readFileSync(path.join(dir, 'build', 'procmonitor.target.mk'), 'utf8');
+  for (const src of onLinux.sources) assert.ok(mk.includes(src.replace(/\.cc$/, '.o')), `${src} not built on Linux`);
 });
 
 test('no prebuild fits: importing still works (ENOADDON on start), and npm rebuild compiles from source', { timeout: 300000 }, () => {

@@ -19,8 +19,9 @@ const PREBUILDS = {
   arm64: path.join(ROOT, 'prebuilds', 'linux-arm64', 'procmonitor.glibc.node'),
 };
 // Highest symbol versions a prebuild may need: glibc 2.17 (CentOS 7, Debian 8, Ubuntu 14.04 and
-// every later one) and the libstdc++ of GCC 6 (GLIBCXX_3.4.22, CXXABI_1.3.9; Node.js >= 18 itself
-// needs newer ones of both, so wherever Node runs these are there).
+// every later one) and the libstdc++ of GCC 6 (GLIBCXX_3.4.22, CXXABI_1.3.9). Node.js >= 18's own
+// Linux builds need glibc 2.28 (and GLIBCXX_3.4.21); the distributions that have it (Debian 10,
+// RHEL 8, Ubuntu 18.10 and later) ship the libstdc++ of GCC 8 or later (README: Platforms).
 const MAX = { GLIBC: '2.17', GLIBCXX: '3.4.22', CXXABI: '1.3.9' };
 
 // The environment of a child that runs a test file itself: without NODE_TEST_CONTEXT, which would
@@ -44,30 +45,60 @@ function hasCommand(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
-test('prebuilds/SOURCE_HASH matches native/ and binding.gyp (no stale prebuild can ship)', () => {
+test('prebuilds/SOURCE_HASH matches their build inputs (no stale prebuild can ship)', () => {
   const recorded = hash.readRecorded();
   assert.ok(recorded, 'prebuilds/SOURCE_HASH is missing: run `npm run prebuilds`');
   const current = hash.computeHashes();
+  // Every input of the build is covered: the sources, the build script and the header it
+  // force-includes, and the node-addon-api headers (by version).
+  for (const rel of ['binding.gyp', 'native/addon.cc', 'scripts/prebuild.sh', 'scripts/glibcxx-compat.h', hash.ADDON_API]) {
+    assert.ok(rel in current, `${rel} is not hashed`);
+  }
   const diffs = hash.compare(recorded, current);
-  assert.deepEqual(diffs, [], `the prebuilds were made from other sources; run \`npm run prebuilds\` and commit prebuilds/:\n  ${diffs.join('\n  ')}`);
+  assert.deepEqual(diffs, [], `the prebuilds were made from other inputs; run \`npm run prebuilds\` and commit prebuilds/:\n  ${diffs.join('\n  ')}`);
   assert.equal(recorded.combined, hash.combinedHash(current));
 });
 
-test('the source hash notices a changed, added or removed file', () => {
+test('the source hash notices a changed, added or removed input, and another node-addon-api', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-hash-'));
+  const write = (rel, text) => {
+    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    fs.writeFileSync(path.join(dir, rel), text);
+  };
   try {
-    fs.mkdirSync(path.join(dir, 'native'));
-    fs.writeFileSync(path.join(dir, 'binding.gyp'), '{}');
-    fs.writeFileSync(path.join(dir, 'native', 'a.cc'), 'int a;');
+    write('binding.gyp', '{}');
+    write('native/a.cc', 'int a;');
+    write('scripts/prebuild.sh', 'echo build');
+    write('scripts/glibcxx-compat.h', '#pragma once');
+    write('scripts/fuzz.sh', 'not an input');
+    write('node_modules/node-addon-api/package.json', JSON.stringify({ name: 'node-addon-api', version: '8.0.0' }));
     const before = hash.computeHashes(dir);
+    assert.deepEqual(Object.keys(before).sort(), ['binding.gyp', 'native/a.cc', hash.ADDON_API, 'scripts/glibcxx-compat.h', 'scripts/prebuild.sh']);
+    assert.equal(hash.addonApiVersion(dir), '8.0.0');
     const recorded = { files: before };
     assert.deepEqual(hash.compare(recorded, hash.computeHashes(dir)), []);
-    fs.writeFileSync(path.join(dir, 'native', 'a.cc'), 'int a = 1;');
-    fs.writeFileSync(path.join(dir, 'native', 'b.h'), '');
+    write('scripts/fuzz.sh', 'changed, still not an input');
+    assert.deepEqual(hash.compare(recorded, hash.computeHashes(dir)), []);
+
+    write('native/a.cc', 'int a = 1;');
+    write('native/b.h', '');
+    write('scripts/prebuild.sh', 'echo build -O3');
+    write('node_modules/node-addon-api/package.json', JSON.stringify({ name: 'node-addon-api', version: '8.1.0' }));
     const diffs = hash.compare(recorded, hash.computeHashes(dir));
-    assert.deepEqual(diffs.sort(), ['native/a.cc: changed since the prebuilds were made', 'native/b.h: added since the prebuilds were made']);
+    assert.deepEqual(diffs.sort(), [
+      'native/a.cc: changed since the prebuilds were made',
+      'native/b.h: added since the prebuilds were made',
+      `${hash.ADDON_API}: changed since the prebuilds were made`,
+      'scripts/prebuild.sh: changed since the prebuilds were made',
+    ]);
     fs.rmSync(path.join(dir, 'native', 'a.cc'));
-    assert.ok(hash.compare(recorded, hash.computeHashes(dir)).includes('native/a.cc: removed since the prebuilds were made'));
+    fs.rmSync(path.join(dir, 'scripts', 'glibcxx-compat.h'));
+    const gone = hash.compare(recorded, hash.computeHashes(dir));
+    assert.ok(gone.includes('native/a.cc: removed since the prebuilds were made'), gone.join('; '));
+    assert.ok(gone.includes('scripts/glibcxx-compat.h: removed since the prebuilds were made'), gone.join('; '));
+    // Without node-addon-api installed there is nothing to judge the prebuilds against.
+    fs.rmSync(path.join(dir, 'node_modules'), { recursive: true });
+    assert.throws(() => hash.computeHashes(dir), /node-addon-api/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -1,0 +1,400 @@
+#include "wire.h"
+
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+
+namespace pm {
+namespace {
+
+// Length of the UTF-8 sequence at p (at most n bytes), or, with *ok false, of its maximal
+// invalid subpart (at least 1): the bytes one U+FFFD stands for (WHATWG decoding).
+size_t Utf8Seq(const unsigned char* p, size_t n, bool* ok) {
+  unsigned c = p[0];
+  size_t need;
+  unsigned lo = 0x80, hi = 0xbf;  // bounds of the second byte
+  if (c >= 0xc2 && c <= 0xdf) {
+    need = 1;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    need = 2;
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;  // no surrogates
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    need = 3;
+    if (c == 0xf0) lo = 0x90;  // no overlong forms
+    if (c == 0xf4) hi = 0x8f;  // nothing past U+10FFFF
+  } else {
+    *ok = false;
+    return 1;
+  }
+  for (size_t i = 1; i <= need; i++) {
+    if (i >= n || p[i] < lo || p[i] > hi) {
+      *ok = false;
+      return i;
+    }
+    lo = 0x80;
+    hi = 0xbf;
+  }
+  *ok = true;
+  return need + 1;
+}
+
+void AppendKey(std::string& out, const char* key) {
+  out += ",\"";
+  out += key;
+  out += "\":";
+}
+
+void AppendInt(std::string& out, int64_t v) {
+  char buf[24];
+  int n = std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
+  out.append(buf, static_cast<size_t>(n));
+}
+
+void AppendUint(std::string& out, uint64_t v) {
+  char buf[24];
+  int n = std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(v));
+  out.append(buf, static_cast<size_t>(n));
+}
+
+// A duration in milliseconds with microseconds (what the reader computes): the shortest form
+// that reads back as the same double, as JS prints it ("12.5", "3", "0.001").
+void AppendMs(std::string& out, double ms) {
+  if (!(ms >= 0) || ms >= 1e12) {  // not produced by the reader; printed plainly
+    char buf[40];
+    int n = std::snprintf(buf, sizeof buf, "%.0f", std::isfinite(ms) ? ms : 0.0);
+    out.append(buf, static_cast<size_t>(n));
+    return;
+  }
+  int64_t us = static_cast<int64_t>(ms * 1000 + 0.5);  // ms >= 0 here; no libm (llround)
+  AppendInt(out, us / 1000);
+  int frac = static_cast<int>(us % 1000);
+  if (frac == 0) return;
+  char buf[8];
+  std::snprintf(buf, sizeof buf, ".%03d", frac);
+  size_t len = 4;
+  while (buf[len - 1] == '0') len--;
+  out.append(buf, len);
+}
+
+void AppendStr(std::string& out, const char* key, const std::string& v) {
+  AppendKey(out, key);
+  AppendJsonString(out, v);
+}
+
+void AppendBase64(std::string& out, const std::string& s) {
+  static const char kDigits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  out.push_back('"');
+  size_t i = 0;
+  for (; i + 2 < s.size(); i += 3) {
+    uint32_t v = (uint32_t(uint8_t(s[i])) << 16) | (uint32_t(uint8_t(s[i + 1])) << 8) | uint8_t(s[i + 2]);
+    out.push_back(kDigits[v >> 18]);
+    out.push_back(kDigits[(v >> 12) & 63]);
+    out.push_back(kDigits[(v >> 6) & 63]);
+    out.push_back(kDigits[v & 63]);
+  }
+  if (i < s.size()) {
+    uint32_t v = uint32_t(uint8_t(s[i])) << 16;
+    if (i + 1 < s.size()) v |= uint32_t(uint8_t(s[i + 1])) << 8;
+    out.push_back(kDigits[v >> 18]);
+    out.push_back(kDigits[(v >> 12) & 63]);
+    out.push_back(i + 1 < s.size() ? kDigits[(v >> 6) & 63] : '=');
+    out.push_back('=');
+  }
+  out.push_back('"');
+}
+
+void AppendStrings(std::string& out, const char* key, const std::vector<std::string>& v, bool base64) {
+  AppendKey(out, key);
+  out.push_back('[');
+  for (size_t i = 0; i < v.size(); i++) {
+    if (i) out.push_back(',');
+    if (base64) {
+      AppendBase64(out, v[i]);
+    } else {
+      AppendJsonString(out, v[i]);
+    }
+  }
+  out.push_back(']');
+}
+
+void AppendMissing(std::string& out, uint32_t m) {
+  static const char* const kNames[kMissingNames] = {
+      "argv", "cmdline", "comm", "exe", "user", "ppid", "duration_ms", "exec_id",
+      "parent_exec_id", "ancestors", "cgroup"};
+  AppendKey(out, "missing");
+  out.push_back('[');
+  bool first = true;
+  for (uint32_t i = 0; i < kMissingNames; i++) {
+    if (!(m & (1u << i))) continue;
+    if (!first) out.push_back(',');
+    first = false;
+    out.push_back('"');
+    out += kNames[i];
+    out.push_back('"');
+  }
+  out.push_back(']');
+}
+
+// What identifies the process an event is about: its run, its parent's, where it runs,
+// and (where asked for) its ancestors.
+void AppendIdentity(std::string& out, const OutEvent& e) {
+  if (!e.exec_id.empty()) AppendStr(out, "exec_id", e.exec_id);
+  if (!e.parent_exec_id.empty()) AppendStr(out, "parent_exec_id", e.parent_exec_id);
+  if (e.with_cgroup && !(e.missing & kMissCgroup)) {
+    AppendStr(out, "cgroup", e.cgroup);
+    if (!e.container_id.empty()) AppendStr(out, "container_id", e.container_id);
+  }
+  if (e.learned) out += ",\"learned\":true";
+  if (e.with_ancestors) {
+    AppendKey(out, "ancestors");
+    out.push_back('[');
+    for (size_t i = 0; i < e.ancestors.size(); i++) {
+      const Ancestor& an = e.ancestors[i];
+      out += i ? ",{\"pid\":" : "{\"pid\":";
+      AppendInt(out, an.pid);
+      if (!an.exec_id.empty()) AppendStr(out, "exec_id", an.exec_id);
+      AppendStr(out, "comm", an.comm);
+      if (an.have_exe) AppendStr(out, "exe", an.exe);
+      out.push_back('}');
+    }
+    out.push_back(']');
+  }
+}
+
+}  // namespace
+
+const char* KindName(uint32_t what) {
+  switch (what) {
+    case kFork: return "fork";
+    case kExec: return "exec";
+    case kExit: return "exit";
+    case kUid: return "uid";
+    case kGid: return "gid";
+    case kSid: return "sid";
+    case kPtrace: return "ptrace";
+    case kComm: return "comm";
+    case kCoredump: return "coredump";
+    case kNone: return "none";
+    case kLost: return "lost";
+    default: return "unknown";
+  }
+}
+
+bool ValidUtf8(const char* s, size_t n) {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(s);
+  size_t i = 0;
+  while (i < n) {
+    if (p[i] < 0x80) {
+      i++;
+      continue;
+    }
+    bool ok;
+    i += Utf8Seq(p + i, n - i, &ok);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void AppendJsonString(std::string& out, const char* s, size_t n) {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(s);
+  out.push_back('"');
+  size_t i = 0;
+  while (i < n) {
+    // A run that needs nothing done goes in at once.
+    size_t j = i;
+    while (j < n && p[j] >= 0x20 && p[j] < 0x80 && p[j] != '"' && p[j] != '\\') j++;
+    out.append(s + i, j - i);
+    i = j;
+    if (i >= n) break;
+    unsigned c = p[i];
+    if (c >= 0x80) {
+      bool ok;
+      size_t len = Utf8Seq(p + i, n - i, &ok);
+      if (ok) {
+        out.append(s + i, len);
+      } else {
+        out += "\xef\xbf\xbd";  // U+FFFD
+      }
+      i += len;
+      continue;
+    }
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default: {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        out += buf;
+      }
+    }
+    i++;
+  }
+  out.push_back('"');
+}
+
+std::string TimeText(double ms) {
+  int64_t t = static_cast<int64_t>(ms);
+  time_t secs = static_cast<time_t>(t / 1000);
+  int msec = static_cast<int>(t % 1000);
+  if (msec < 0) {
+    msec += 1000;
+    secs -= 1;
+  }
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, msec);
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+std::string SignalName(int sig) {
+  static const char* const kNames[] = {
+      nullptr,   "SIGHUP",  "SIGINT",    "SIGQUIT", "SIGILL",    "SIGTRAP", "SIGABRT",
+      "SIGBUS",  "SIGFPE",  "SIGKILL",   "SIGUSR1", "SIGSEGV",   "SIGUSR2", "SIGPIPE",
+      "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT",   "SIGSTOP", "SIGTSTP",
+      "SIGTTIN", "SIGTTOU", "SIGURG",    "SIGXCPU", "SIGXFSZ",   "SIGVTALRM", "SIGPROF",
+      "SIGWINCH", "SIGIO",  "SIGPWR",    "SIGSYS"};
+  if (sig > 0 && sig < static_cast<int>(sizeof kNames / sizeof kNames[0])) return kNames[sig];
+  return "SIGRT" + std::to_string(sig);
+}
+
+void AppendEventLine(std::string& out, const OutEvent& e) {
+  const RawEvent& r = e.raw;
+  out += "{\"event\":\"";
+  out += KindName(e.what);
+  out.push_back('"');
+  auto time = [&] {
+    AppendKey(out, "time");
+    out.push_back('"');
+    out += TimeText(e.time_ms);
+    out.push_back('"');
+  };
+  // uid is null where the user is not known, rather than 0 (root).
+  auto uid = [&] {
+    AppendKey(out, "uid");
+    if (e.missing & kMissUser) {
+      out += "null";
+    } else {
+      AppendUint(out, e.uid);
+    }
+  };
+  auto num = [&](const char* key, int64_t v) {
+    AppendKey(out, key);
+    AppendInt(out, v);
+  };
+  switch (e.what) {
+    case kFork:
+      num("child_pid", e.pid);
+      num("parent_pid", e.ppid);
+      time();
+      AppendStr(out, "user", e.user);
+      uid();
+      AppendStr(out, "comm", e.comm);
+      AppendStr(out, "cmdline", e.cmdline);
+      if (e.thread) {
+        out += ",\"thread\":true";
+        num("child_tgid", r.tgid);
+      }
+      break;
+    case kExec: {
+      num("pid", e.pid);
+      AppendStr(out, "user", e.user);
+      AppendStr(out, "cmdline", e.cmdline);
+      time();
+      num("ppid", e.ppid);
+      uid();
+      AppendStrings(out, "argv", e.argv, false);
+      // A JS string cannot hold bytes that are not UTF-8: the exact bytes of every
+      // argument then go along too, base64-encoded.
+      bool exact = true;
+      for (const std::string& a : e.argv) exact = exact && ValidUtf8(a.data(), a.size());
+      if (!exact) AppendStrings(out, "argv_base64", e.argv, true);
+      AppendStr(out, "comm", e.comm);
+      AppendStr(out, "exe", e.exe);
+      break;
+    }
+    case kExit: {
+      uint32_t status = r.a;
+      num("pid", e.pid);
+      num("exit_code", status);
+      AppendStr(out, "user", e.user);
+      time();
+      int sig = status & 0x7f;
+      if (sig == 0) {
+        num("code", (status >> 8) & 0xff);
+        out += ",\"signal\":null";
+      } else {
+        out += ",\"code\":null";
+        AppendStr(out, "signal", SignalName(sig));
+      }
+      out += (status & 0x80) ? ",\"core\":true" : ",\"core\":false";
+      AppendStr(out, "comm", e.comm);
+      AppendStr(out, "cmdline", e.cmdline);
+      num("ppid", e.ppid);
+      uid();
+      AppendKey(out, "duration_ms");
+      if (e.duration_ms >= 0) {
+        AppendMs(out, e.duration_ms);
+      } else {
+        out += "null";
+      }
+      if (e.thread) {
+        out += ",\"thread\":true";
+        num("tgid", r.tgid);
+      }
+      break;
+    }
+    case kUid:
+    case kGid:
+      num("pid", e.pid);
+      time();
+      num(e.what == kUid ? "ruid" : "rgid", r.a);
+      num(e.what == kUid ? "euid" : "egid", r.b);
+      break;
+    case kSid:
+      num("pid", e.pid);
+      time();
+      break;
+    case kPtrace:
+      num("pid", e.pid);
+      time();
+      num("tracer_pid", r.ptgid);
+      num("tracer_tid", r.ppid);
+      out += r.ptgid != 0 ? ",\"attach\":true" : ",\"attach\":false";
+      break;
+    case kComm:
+      num("pid", e.pid);
+      time();
+      AppendStr(out, "comm", e.comm);
+      break;
+    case kCoredump:
+      num("pid", e.pid);
+      time();
+      if (r.has_parent) num("parent_pid", r.ptgid);
+      break;
+    case kLost:
+      time();
+      AppendKey(out, "count");
+      AppendUint(out, e.lost_count);
+      AppendStr(out, "source", e.lost_source == kLostQueue ? "queue" : "kernel");
+      break;
+    default:
+      break;
+  }
+  if (e.thread && e.what != kFork && e.what != kExit) {
+    out += ",\"thread\":true";
+    num("tid", r.pid);
+  }
+  if (e.what != kLost) AppendIdentity(out, e);
+  if (e.missing) AppendMissing(out, e.missing);
+  out += "}\n";
+}
+
+}  // namespace pm
