@@ -433,7 +433,8 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
       const e = err as BroadcastServerError;
       fail(e.message + remedy(e, o));
       // A port in use or taken by another instance is a usage problem; other failures are runtime.
-      return e.code === 'EADDRINUSE' && o.tcp && !/socket/i.test(e.message) ? 2 : e.code === 'EINVAL' || e.code === 'ENOPASSWORD' ? 2 : 1;
+      const portTaken = e.code === 'EADDRINUSE' && /^cannot listen on tcp /.test(e.message);
+      return portTaken || e.code === 'EINVAL' || e.code === 'ENOPASSWORD' ? 2 : 1;
     }
   }
   let metrics: MetricsServer | null = null;

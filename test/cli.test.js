@@ -191,9 +191,17 @@ test('runtime failures: a clear line and a non-zero status, never a stack trace'
   const live = net.createServer().listen(sock);
   await new Promise((r) => live.on('listening', r));
   let r = spawnSync(process.execPath, [BIN, '--socket', sock], { encoding: 'utf8', timeout: 10000 });
+  assert.equal(r.status, 1, 'a runtime failure, not a usage error');
+  assert.match(r.stderr, /another instance|in use|live|another procMonitor/i);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+  // The same with TCP served too: still a runtime failure (status 1), not the port's 2.
+  const probe = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((res) => probe.on('listening', res));
+  const port = probe.address().port;
+  await new Promise((res) => probe.close(res));
+  r = spawnSync(process.execPath, [BIN, '--socket', sock, '--tcp', String(port), '--bind', '127.0.0.1', '--auth', 'pw'], { encoding: 'utf8', timeout: 10000 });
   live.close();
-  assert.notEqual(r.status, 0);
-  assert.match(r.stderr, /another instance|in use|live/i);
+  assert.equal(r.status, 1, r.stderr);
   assert.doesNotMatch(r.stderr, /\n\s+at /);
   // A directory that does not exist.
   r = spawnSync(process.execPath, [BIN, '--socket', path.join(dir, 'no', 'such', 'dir.sock')], { encoding: 'utf8', timeout: 10000 });
