@@ -7,9 +7,9 @@ const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { connect, createBroadcastServer, ProcMonitorClientError } = require('..');
+const { connect, ProcMonitorClientError } = require('..');
 const { parseClientArgs, formatEvent } = require('../dist/client-cli');
-const { tmpDir, FakeSource, until } = require('./server-helpers');
+const { tmpDir, serve, FakeSource, until } = require('./server-helpers');
 
 const PW = 'sesame';
 const BIN = path.join(__dirname, '..', 'bin', 'procMonitor-client');
@@ -32,13 +32,6 @@ async function rawServer(t, script, listenArg) {
 }
 
 const tick = (ms = 2) => new Promise((r) => setTimeout(r, ms));
-
-async function serve(t, opts) {
-  const srv = createBroadcastServer(opts);
-  t.after(() => srv.close());
-  await srv.listen();
-  return srv;
-}
 
 test('connect: option errors are thrown at once', () => {
   assert.throws(() => connect({ port: 0, password: PW }), RangeError);

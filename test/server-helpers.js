@@ -1,17 +1,26 @@
 'use strict';
-// Helpers for the broadcast server and client tests: temp dirs, a fake event source, raw
-// socket clients that record every byte.
+// Helpers for the broadcast server and client tests: temp dirs, a server closed after the
+// test, a fake event source, raw socket clients that record every byte, a poller.
 const { EventEmitter } = require('node:events');
 const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
+const { createBroadcastServer } = require('..');
 
-/** A fresh temp dir, removed after the test. */
-function tmpDir(t) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-srv-'));
+/** A fresh temp dir (its name starts with prefix), removed after the test. */
+function tmpDir(t, prefix = 'pm-srv-') {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/** A listening broadcast server, closed after the test. */
+async function serve(t, opts) {
+  const srv = createBroadcastServer(opts);
+  t.after(() => srv.close());
+  await srv.listen();
+  return srv;
 }
 
 /** An EventEmitter source of numbered synthetic events: each has `n` (0, 1, 2, ...). */
@@ -60,23 +69,18 @@ function rawConnect(target) {
   return rec;
 }
 
-/** Resolves when pred() is true (checked on each data chunk and every 10 ms); rejects after ms. */
-function until(pred, ms = 10000, what = 'condition') {
-  return new Promise((resolve, reject) => {
-    const start = Date.now();
-    const tick = () => {
-      let ok = false;
-      try {
-        ok = pred();
-      } catch (e) {
-        return reject(e);
-      }
-      if (ok) return resolve();
-      if (Date.now() - start > ms) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
+/**
+ * Resolves with pred()'s value once it is truthy (pred may be async; polled every 10 ms);
+ * rejects if pred throws, or after ms naming what.
+ */
+async function until(pred, ms = 10000, what = 'condition') {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 /** Connects over TCP and completes the handshake; resolves with the raw client once authenticated. */
@@ -121,4 +125,4 @@ function checkAccounting(evs, total) {
   return { received, lost, lostLines };
 }
 
-module.exports = { tmpDir, FakeSource, rawConnect, until, tcpAuth, events, checkAccounting };
+module.exports = { tmpDir, serve, FakeSource, rawConnect, until, tcpAuth, events, checkAccounting };
