@@ -8,89 +8,10 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { run } = require('./helpers');
-
-const BIN = path.join(__dirname, '..', 'bin', 'procMonitor');
-
-function tmpdir() {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'pm-cli-'));
-}
-
-/** Starts the daemon; resolves once it logged that it is watching. */
-function daemon(args, opts = {}) {
-  const cp = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-  cp.out = '';
-  cp.err = '';
-  cp.stdout.on('data', (d) => (cp.out += d));
-  cp.stderr.on('data', (d) => (cp.err += d));
-  cp.exited = new Promise((resolve) => cp.on('exit', (code, signal) => resolve({ code, signal })));
-  cp.ready = new Promise((resolve, reject) => {
-    const check = () => {
-      if (/watching /.test(cp.err) || (args.includes('--quiet') && cp.out !== null)) resolve(cp);
-    };
-    cp.stderr.on('data', check);
-    cp.exited.then(({ code }) => reject(new Error(`daemon exited with ${code}: ${cp.err}`)));
-    if (args.includes('--quiet')) setTimeout(() => resolve(cp), 700);
-  });
-  return cp;
-}
-
-async function stop(cp, sig = 'SIGTERM') {
-  if (cp.exitCode === null && cp.signalCode === null) cp.kill(sig);
-  const r = await cp.exited;
-  return r;
-}
-
-/** Reads NDJSON from a socket until pred(events) holds. */
-function reader(sock) {
-  const events = [];
-  let buf = '';
-  const waiters = new Set();
-  sock.setEncoding('utf8');
-  sock.on('data', (d) => {
-    buf += d;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      if (line.startsWith('{')) events.push(JSON.parse(line));
-    }
-    for (const w of waiters) w();
-  });
-  return {
-    events,
-    until(pred, ms = 20000) {
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => (waiters.delete(check), reject(new Error(`timed out; ${events.length} events: ${JSON.stringify(events.slice(-3))}`))), ms);
-        const check = () => pred(events) && (waiters.delete(check), clearTimeout(timer), resolve(events));
-        waiters.add(check);
-        sock.on('close', () => (clearTimeout(timer), reject(new Error('socket closed: ' + JSON.stringify(events.slice(-3))))));
-        check();
-      });
-    },
-  };
-}
-
-function connectUnix(p) {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(p, () => resolve(s));
-    s.on('error', reject);
-  });
-}
+const { tmpDir, until } = require('./server-helpers');
+const { BIN, NOBODY, daemon, freePort, connectTo, ndjsonReader, ndjsonClient, NATS_SERVER, natsServer } = require('./daemon');
 
 const sawExit = (pid) => (evs) => evs.some((e) => e.event === 'exit' && e.pid === pid);
-
-const NATS_SERVER = (() => {
-  const r = spawnSync('/bin/sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : null;
-})();
-
-/** Resolves when pred() holds, polling; rejects after ms naming what. */
-async function until(pred, what, ms = 15000) {
-  for (const end = Date.now() + ms; !pred(); ) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 test('--help lists every flag the parser knows, each with its default, and the seed examples; --version', () => {
   const r = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' });
@@ -137,11 +58,11 @@ test('--help lists every flag the parser knows, each with its default, and the s
   assert.match(v.stdout, /^procMonitor \d+\.\d+\.\d+\n$/);
 });
 
-test('bad input: one clear line on stderr, exit status 2', async () => {
+test('bad input: one clear line on stderr, exit status 2', async (t) => {
   const busy = net.createServer();
   await new Promise((r) => busy.listen(0, '0.0.0.0', r));
   const busyPort = busy.address().port;
-  const emptyFile = path.join(tmpdir(), 'empty-password');
+  const emptyFile = path.join(tmpDir(t, 'pm-cli-'), 'empty-password');
   fs.writeFileSync(emptyFile, '');
   const cases = [
     [['-e', 'exec,bogus'], /unknown event "bogus"/],
@@ -184,8 +105,8 @@ test('bad input: one clear line on stderr, exit status 2', async () => {
   }
 });
 
-test('runtime failures: a clear line and a non-zero status, never a stack trace', async () => {
-  const dir = tmpdir();
+test('runtime failures: a clear line and a non-zero status, never a stack trace', async (t) => {
+  const dir = tmpDir(t, 'pm-cli-');
   // A socket path held by a live instance.
   const sock = path.join(dir, 'live.sock');
   const live = net.createServer().listen(sock);
@@ -219,11 +140,7 @@ test('runtime failures: a clear line and a non-zero status, never a stack trace'
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /never acknowledged/);
   assert.doesNotMatch(r.stderr, /\n\s+at /);
-  fs.rmSync(dir, { recursive: true, force: true });
 });
-
-/** setpriv arguments that run a command as nobody without capabilities (as in faults.test.js). */
-const NOBODY = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'];
 
 test('unprivileged: the default socket in /var/run is refused with the remedy named; so is a port below 1024', () => {
   const asNobody = (args, env) => spawnSync(NOBODY[0], [...NOBODY.slice(1), process.execPath, BIN, ...args], { encoding: 'utf8', timeout: 10000, env });
@@ -245,12 +162,12 @@ test('unprivileged: the default socket in /var/run is refused with the remedy na
   assert.match(r.stderr, /127\.0\.0\.1:81.*EACCES.*; a port below 1024 needs CAP_NET_BIND_SERVICE: use one from 1024 up\n$/);
 });
 
-test('direct mode: only events on stdout, logs on stderr; --quiet; --format text', async () => {
-  const cp = daemon(['--direct', '-e', 'exec,fork,exit']);
+test('direct mode: only events on stdout, logs on stderr; --quiet; --format text', async (t) => {
+  const cp = daemon(t, ['--direct', '-e', 'exec,fork,exit']);
   await cp.ready;
   const { pid } = await run('/bin/sleep', ['0.1']);
   await new Promise((r) => setTimeout(r, 300));
-  const st = await stop(cp, 'SIGINT');
+  const st = await cp.stop('SIGINT');
   assert.equal(st.code, 0);
   const lines = cp.out.trim().split('\n');
   for (const l of lines) assert.ok(l.startsWith('{"event":'), `stdout has only events: ${l}`);
@@ -259,7 +176,7 @@ test('direct mode: only events on stdout, logs on stderr; --quiet; --format text
   assert.deepEqual(mine[1].argv, ['/bin/sleep', '0.1']);
   assert.match(cp.err, /watching exec,fork,exit/);
 
-  const q = daemon(['--direct', '--quiet', '--format', 'text', '-e', 'exec']);
+  const q = daemon(t, ['--direct', '--quiet', '--format', 'text', '-e', 'exec']);
   await q.ready;
   // --quiet says nothing when it is up: run marked processes until one shows (a slow start,
   // e.g. under a sanitizer, just takes a few more).
@@ -270,7 +187,7 @@ test('direct mode: only events on stdout, logs on stderr; --quiet; --format text
     await new Promise((r) => setTimeout(r, 200));
     line = q.out.split('\n').find((l) => l.includes(` ${tpid} `));
   }
-  await stop(q);
+  await q.stop();
   assert.equal(q.err, '');
   assert.match(line, new RegExp(`exec\\s+${tpid} root\\s+/bin/sleep 0\\.1`));
   assert.doesNotMatch(line, /\x1b\[/, 'no colour when stdout is not a terminal');
@@ -297,11 +214,11 @@ async function textLine(t, { pty, env = {} }) {
     } catch {}
     cp.kill('SIGKILL');
   });
-  await until(() => /watching exec/.test(out), 'the daemon to start');
+  await until(() => /watching exec/.test(out), 15000, 'the daemon to start');
   let line;
   for (let i = 0; i < 20 && !line; i++) {
     const { pid } = await run('/bin/sleep', ['0.05']);
-    await until(() => out.includes(` ${pid} `), `the exec of ${pid}`, 3000).catch(() => {});
+    await until(() => out.includes(` ${pid} `), 3000, `the exec of ${pid}`).catch(() => {});
     line = out.split('\n').find((l) => l.includes(` ${pid} `));
   }
   process.kill(daemonPid(), 'SIGTERM');
@@ -327,15 +244,15 @@ test('--format text: colour on a terminal (a pty), none with NO_COLOR or on a pi
   assert.ok(line.startsWith(GREEN) && line.endsWith(RESET), `FORCE_COLOR=1 on a pipe: ${JSON.stringify(line)}`);
 });
 
-test('Unix socket mode (seed example 1): clients get the stream; SIGTERM with a stalled client exits 0 and removes the socket', async () => {
+test('Unix socket mode (seed example 1): clients get the stream; SIGTERM with a stalled client exits 0 and removes the socket', async (t) => {
   const sockPath = '/tmp/procMonitor.sock';
-  const cp = daemon(['--clients', '20', '--socket', sockPath, '-e', 'exec,fork,exit']);
+  const cp = daemon(t, ['--clients', '20', '--socket', sockPath, '-e', 'exec,fork,exit']);
   await cp.ready;
   assert.equal(fs.statSync(sockPath).mode & 0o777, 0o666);
-  const a = await connectUnix(sockPath);
-  const stalled = await connectUnix(sockPath);
+  const a = await connectTo(t, sockPath);
+  const stalled = await connectTo(t, sockPath);
   stalled.pause();
-  const ra = reader(a);
+  const ra = ndjsonReader(a);
   await new Promise((r) => setTimeout(r, 100));
   const { pid } = await run('/bin/sh', ['-c', 'exit 5']);
   await ra.until(sawExit(pid));
@@ -345,7 +262,7 @@ test('Unix socket mode (seed example 1): clients get the stream; SIGTERM with a 
   // A storm while one client never reads.
   await run('/bin/sh', ['-c', 'for i in $(seq 300); do /bin/true; done']);
   const t0 = Date.now();
-  const st = await stop(cp);
+  const st = await cp.stop();
   assert.ok(Date.now() - t0 < 1000, `exited ${Date.now() - t0} ms after SIGTERM`);
   assert.equal(st.code, 0);
   assert.equal(fs.existsSync(sockPath), false);
@@ -359,8 +276,7 @@ test('Unix socket mode (seed example 1): clients get the stream; SIGTERM with a 
 
 for (const sig of ['SIGTERM', 'SIGINT']) {
   test(`${sig} with stalled clients, a stalled syslog, metrics and NATS: exit 0 in under 1000 ms, socket gone`, async (t) => {
-    const dir = tmpdir();
-    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const dir = tmpDir(t, 'pm-cli-');
     const sockPath = path.join(dir, 'pm.sock');
     // A syslog collector that takes the connection and never reads.
     const syslogConns = [];
@@ -369,33 +285,16 @@ for (const sig of ['SIGTERM', 'SIGINT']) {
     t.after(() => (syslogConns.forEach((s) => s.destroy()), syslog.close()));
     // NATS (where nats-server is installed, as in CI): a real server, stopped with SIGSTOP
     // once the daemon publishes to it.
-    let nats = null;
-    if (NATS_SERVER) {
-      const port = await new Promise((r) => {
-        const s = net.createServer().listen(0, '127.0.0.1', () => {
-          const { port: p } = s.address();
-          s.close(() => r(p));
-        });
-      });
-      nats = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-      nats.log = '';
-      nats.stderr.on('data', (d) => (nats.log += d));
-      nats.port = port;
-      t.after(() => (nats.kill('SIGCONT'), nats.kill('SIGKILL')));
-      await until(() => /Server is ready/.test(nats.log), 'nats-server');
-    }
+    const nats = NATS_SERVER ? await natsServer(t, await freePort()) : null;
     const args = ['--socket', sockPath, '-c', '20', '-e', 'all', '--syslog', '--syslog-target', `tcp://127.0.0.1:${syslog.address().port}`, '--syslog-events', '--metrics', '127.0.0.1:0'];
     if (nats) args.push('--nats', `nats://127.0.0.1:${nats.port}`);
-    const cp = daemon(args);
-    t.after(() => cp.kill('SIGKILL'));
+    const cp = daemon(t, args);
     await cp.ready;
-    if (nats) await until(() => /nats: connected/.test(cp.err), 'the daemon to connect to NATS');
-    const reading = await connectUnix(sockPath);
-    const r = reader(reading);
+    if (nats) await until(() => /nats: connected/.test(cp.err), 15000, 'the daemon to connect to NATS');
+    const r = await ndjsonClient(t, sockPath);
     const stalled = [];
-    for (let i = 0; i < 3; i++) stalled.push(await connectUnix(sockPath));
+    for (let i = 0; i < 3; i++) stalled.push(await connectTo(t, sockPath));
     for (const s of stalled) s.pause();
-    t.after(() => [reading, ...stalled].forEach((s) => s.destroy()));
     // A metrics request that never finishes.
     const url = new URL(/metrics at (\S+)/.exec(cp.err)[1]);
     const http = net.connect(Number(url.port), url.hostname);
@@ -421,8 +320,7 @@ for (const sig of ['SIGTERM', 'SIGINT']) {
 test('--threads: a thread of a process shows (fork and exit with "thread": true) only with --threads', async (t) => {
   const script = 'import threading; t = threading.Thread(target=lambda: None); t.start(); t.join()';
   for (const threads of [false, true]) {
-    const cp = daemon(['--direct', '-e', 'fork,exec,exit', ...(threads ? ['--threads'] : [])]);
-    t.after(() => cp.kill('SIGKILL'));
+    const cp = daemon(t, ['--direct', '-e', 'fork,exec,exit', ...(threads ? ['--threads'] : [])]);
     await cp.ready;
     assert.equal(/watching fork,exec,exit \(with threads\)/.test(cp.err), threads, cp.err);
     const { pid } = await run('python3', ['-c', script]);
@@ -432,8 +330,8 @@ test('--threads: a thread of a process shows (fork and exit with "thread": true)
         .split('\n')
         .slice(0, -1)
         .map((l) => JSON.parse(l));
-    await until(() => events().some((e) => e.event === 'exit' && e.pid === pid && !e.thread), `the exit of ${pid}`);
-    assert.equal((await stop(cp)).code, 0);
+    await until(() => events().some((e) => e.event === 'exit' && e.pid === pid && !e.thread), 15000, `the exit of ${pid}`);
+    assert.equal((await cp.stop()).code, 0);
     const mine = events().filter((e) => e.pid === pid || e.tgid === pid || e.child_tgid === pid || e.child_pid === pid);
     const ofThread = mine.filter((e) => e.thread);
     if (!threads) {
@@ -449,29 +347,24 @@ test('--threads: a thread of a process shows (fork and exit with "thread": true)
 });
 
 test('--slow-client disconnect: a stalled client is disconnected in a storm, a reading one keeps a complete stream', async (t) => {
-  const dir = tmpdir();
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const sockPath = path.join(dir, 'pm.sock');
-  const cp = daemon(['--socket', sockPath, '--slow-client', 'disconnect', '-e', 'all']);
-  t.after(() => cp.kill('SIGKILL'));
+  const sockPath = path.join(tmpDir(t, 'pm-cli-'), 'pm.sock');
+  const cp = daemon(t, ['--socket', sockPath, '--slow-client', 'disconnect', '-e', 'all']);
   await cp.ready;
-  const reading = await connectUnix(sockPath);
-  const r = reader(reading);
-  const stalled = await connectUnix(sockPath);
+  const r = await ndjsonClient(t, sockPath);
+  const stalled = await connectTo(t, sockPath);
   stalled.pause();
   let stalledClosed = false;
   stalled.on('close', () => (stalledClosed = true));
-  t.after(() => (reading.destroy(), stalled.destroy()));
-  await until(() => (cp.err.match(/: client \d+ connected/g) || []).length === 2, 'both clients');
+  await until(() => (cp.err.match(/: client \d+ connected/g) || []).length === 2, 15000, 'both clients');
   // A storm until the stalled client's buffer (4 MiB past its socket's) overflows.
   const gen = spawn('/bin/sh', ['-c', 'for i in $(seq 200000); do /bin/true; done'], { stdio: 'ignore' });
   t.after(() => gen.kill('SIGKILL'));
-  await until(() => /^procMonitor: unix: client 2 too slow \(\d+ bytes buffered\), disconnecting$/m.test(cp.err), 'the stalled client to be disconnected', 60000);
+  await until(() => /^procMonitor: unix: client 2 too slow \(\d+ bytes buffered\), disconnecting$/m.test(cp.err), 60000, 'the stalled client to be disconnected');
   gen.kill('SIGKILL');
   // The stalled client reads what was left in its socket, then the end.
   stalled.resume();
-  await until(() => stalledClosed, 'the stalled client to see its connection end');
-  await until(() => /^procMonitor: unix: client 2 closed \(slow; \d+ events sent, 0 dropped\)$/m.test(cp.err), 'the close to be logged');
+  await until(() => stalledClosed, 15000, 'the stalled client to see its connection end');
+  await until(() => /^procMonitor: unix: client 2 closed \(slow; \d+ events sent, 0 dropped\)$/m.test(cp.err), 15000, 'the close to be logged');
   // The reading client is still served, and missed nothing: no "lost" line, seq without a gap.
   const { pid } = await run('/bin/sh', ['-c', 'exit 4']);
   await r.until(sawExit(pid));
@@ -480,13 +373,12 @@ test('--slow-client disconnect: a stalled client is disconnected in a storm, a r
   assert.ok(seqs.length > 5000, `a storm was streamed (${seqs.length} events)`);
   assert.deepEqual(r.events.filter((e) => e.event === 'lost'), []);
   for (let i = 1; i < seqs.length; i++) assert.equal(seqs[i], seqs[i - 1] + 1, `seq ${seqs[i - 1]} then ${seqs[i]}`);
-  assert.equal((await stop(cp)).code, 0);
+  assert.equal((await cp.stop()).code, 0);
 });
 
-test('socket mode and group; SIGHUP is not fatal', async () => {
-  const dir = tmpdir();
-  const sockPath = path.join(dir, 'pm.sock');
-  const cp = daemon(['--socket', sockPath, '--socket-mode', '0660', '--socket-group', 'nogroup']);
+test('socket mode and group; SIGHUP is not fatal', async (t) => {
+  const sockPath = path.join(tmpDir(t, 'pm-cli-'), 'pm.sock');
+  const cp = daemon(t, ['--socket', sockPath, '--socket-mode', '0660', '--socket-group', 'nogroup']);
   await cp.ready;
   const st = fs.statSync(sockPath);
   assert.equal(st.mode & 0o777, 0o660);
@@ -494,14 +386,12 @@ test('socket mode and group; SIGHUP is not fatal', async () => {
   cp.kill('SIGHUP');
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(cp.exitCode, null, 'still running after SIGHUP');
-  const s = await connectUnix(sockPath);
-  const r = reader(s);
+  const r = await ndjsonClient(t, sockPath);
   const { pid } = await run('/bin/true', []);
   await r.until(sawExit(pid));
-  s.destroy();
-  assert.equal((await stop(cp, 'SIGINT')).code, 0);
+  r.sock.destroy();
+  assert.equal((await cp.stop('SIGINT')).code, 0);
   assert.equal(fs.existsSync(sockPath), false);
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 function tcpClient(port, password) {
@@ -525,8 +415,8 @@ function tcpClient(port, password) {
   });
 }
 
-test('TCP mode (seed example 2) with password from --auth, --auth-file and PROCMONITOR_AUTH; Unix and TCP together', async () => {
-  const dir = tmpdir();
+test('TCP mode (seed example 2) with password from --auth, --auth-file and PROCMONITOR_AUTH; Unix and TCP together', async (t) => {
+  const dir = tmpDir(t, 'pm-cli-');
   const pwFile = path.join(dir, 'pw');
   fs.writeFileSync(pwFile, 'filesecret\n');
   const sockPath = path.join(dir, 'both.sock');
@@ -539,34 +429,30 @@ test('TCP mode (seed example 2) with password from --auth, --auth-file and PROCM
     const port0 = v.args[1] === '0';
     if (port0) {
       // ask the kernel for a free port first
-      const tmp = net.createServer();
-      await new Promise((r) => tmp.listen(0, '127.0.0.1', r));
-      v.port = tmp.address().port;
-      await new Promise((r) => tmp.close(r));
+      v.port = await freePort();
       v.args[1] = String(v.port);
     }
-    const cp = daemon(v.args, { env: { ...process.env, ...(v.env ?? {}) } });
+    const cp = daemon(t, v.args, { env: v.env });
     await cp.ready;
     assert.equal(await tcpClient(v.port, 'wrong'), null);
     const s = await tcpClient(v.port, v.pw);
     assert.ok(s, 'authenticated');
-    const r = reader(s);
+    const r = ndjsonReader(s);
     let u = null;
-    if (v.args.includes('--socket')) u = reader(await connectUnix(sockPath));
+    if (v.args.includes('--socket')) u = await ndjsonClient(t, sockPath);
     await new Promise((res) => setTimeout(res, 100));
     const { pid } = await run('/bin/true', []);
     await r.until(sawExit(pid));
     if (u) await u.until(sawExit(pid));
     s.destroy();
-    assert.equal((await stop(cp)).code, 0);
+    assert.equal((await cp.stop()).code, 0);
     assert.doesNotMatch(cp.err, /mysecretpassword|filesecret|envsecret/, 'passwords are not logged');
     assert.match(cp.err, /^procMonitor: tcp 127\.0\.0\.1:\d+: client \d+ connected \(1\/\d+\)$/m);
   }
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('an unexpected failure inside main(): one line "NAME: message", status 1, no stack trace', () => {
-  const dir = tmpdir();
+test('an unexpected failure inside main(): one line "NAME: message", status 1, no stack trace', (t) => {
+  const dir = tmpDir(t, 'pm-cli-');
   // A preload that breaks stdout: printing the help then throws inside main().
   const preload = path.join(dir, 'break-stdout.js');
   fs.writeFileSync(preload, "process.stdout.write = () => { throw new Error('stdout is broken\\nsecond line'); };\n");
@@ -578,7 +464,6 @@ test('an unexpected failure inside main(): one line "NAME: message", status 1, n
     assert.equal(r.status, 1, `${name}: ${r.stderr}`);
     assert.equal(r.stderr, `${name}: stdout is broken\n`);
   }
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test('--stall-timeout: seconds, 0 turns it off, 60 by default', () => {
