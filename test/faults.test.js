@@ -7,61 +7,14 @@ const assert = require('node:assert/strict');
 const { spawn, spawnSync, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
-const os = require('node:os');
 const path = require('node:path');
 const { createBroadcastServer, connect, ProcConnector, TOO_MANY_FILES, FD_RESERVE } = require('..');
-const { FakeSource, rawConnect, until, tcpAuth, events, checkAccounting } = require('./server-helpers');
+const { tmpDir, FakeSource, rawConnect, until, tcpAuth, events, checkAccounting } = require('./server-helpers');
 const { run } = require('./helpers');
+const { BIN, NOBODY, daemon, freePort } = require('./daemon');
 
-const BIN = path.join(__dirname, '..', 'bin', 'procMonitor');
 const PW = 'fault password';
 const NO_STACK = /\n\s+at /;
-
-function tmpDir(t) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-fault-'));
-  t.after(() => {
-    try {
-      fs.chmodSync(dir, 0o755);
-    } catch {}
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  return dir;
-}
-
-/** Starts the daemon (optionally through a wrapper such as prlimit); killed after the test. */
-function daemon(t, args, { wrap = [], env } = {}) {
-  const cmd = wrap.length ? wrap[0] : process.execPath;
-  const argv = wrap.length ? [...wrap.slice(1), process.execPath, BIN, ...args] : [BIN, ...args];
-  const cp = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
-  cp.out = '';
-  cp.err = '';
-  cp.stdout.on('data', (d) => (cp.out += d));
-  cp.stderr.on('data', (d) => (cp.err += d));
-  cp.exited = new Promise((resolve) => cp.on('exit', (code, signal) => resolve({ code, signal })));
-  cp.ready = new Promise((resolve, reject) => {
-    cp.stderr.on('data', () => /watching /.test(cp.err) && resolve(cp));
-    cp.exited.then(({ code }) => reject(new Error(`daemon exited with ${code}: ${cp.err}`)));
-  });
-  t.after(() => {
-    if (cp.exitCode === null && cp.signalCode === null) {
-      process.kill(cp.pid, 'SIGCONT');
-      cp.kill('SIGKILL');
-    }
-  });
-  return cp;
-}
-
-/** Sends sig; resolves with the exit status, or rejects if the daemon is still running after ms. */
-async function stopWithin(cp, ms, sig = 'SIGTERM') {
-  cp.kill(sig);
-  let timer;
-  const guard = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`daemon still running ${ms} ms after ${sig}: ${cp.err}`)), ms)));
-  try {
-    return await Promise.race([cp.exited, guard]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A parsed NDJSON stream of a raw client; until(pred) resolves when pred(events) holds. */
 function streamOf(rec) {
@@ -90,7 +43,7 @@ const storm = (n) => run('/bin/sh', ['-c', `for i in $(seq ${n}); do /bin/true; 
 // ------------------------------------------------------------------ the kernel drops events
 
 test('daemon with --rcvbuf 1 in a storm: clients get a kernel "lost" line, then delivery resumes', async (t) => {
-  const dir = tmpDir(t);
+  const dir = tmpDir(t, 'pm-fault-');
   const p = path.join(dir, 'pm.sock');
   const cp = daemon(t, ['--socket', p, '--rcvbuf', '1', '-e', 'all']);
   await cp.ready;
@@ -110,7 +63,7 @@ test('daemon with --rcvbuf 1 in a storm: clients get a kernel "lost" line, then 
   const pid = await markerSeen([s]);
   assert.ok(s.events().findIndex((e) => e.event === 'exit' && e.pid === pid) > at, 'events after the loss are delivered');
   assert.match(cp.err, /lost \d+ events \(kernel/);
-  assert.equal((await stopWithin(cp, 10000)).code, 0);
+  assert.equal((await cp.stop('SIGTERM', 10000)).code, 0);
 });
 
 for (const [what, events] of [
@@ -118,7 +71,7 @@ for (const [what, events] of [
   ['kernel filter off', 'all'],
 ]) {
   test(`daemon stopped (SIGSTOP) through a storm (${what}): "lost" comes at once with the exact count, delivery resumes`, async (t) => {
-    const dir = tmpDir(t);
+    const dir = tmpDir(t, 'pm-fault-');
     const p = path.join(dir, 'pm.sock');
     // A small (forced) receive buffer so that a modest storm overflows it.
     const cp = daemon(t, ['--socket', p, '--rcvbuf', '65536', '-e', events]);
@@ -160,12 +113,12 @@ for (const [what, events] of [
     const evs = s.events();
     assert.ok(evs.findIndex((e) => e.event === 'exit' && e.pid === pid) > evs.indexOf(lost[0]));
     assert.equal(s.events().filter((e) => e.event === 'lost').length, lost.length, 'no late second report');
-    assert.equal((await stopWithin(cp, 10000)).code, 0);
+    assert.equal((await cp.stop('SIGTERM', 10000)).code, 0);
   });
 }
 
 test('a blocked JS thread: clients of the server get a "queue" lost line, then delivery resumes', async (t) => {
-  const dir = tmpDir(t);
+  const dir = tmpDir(t, 'pm-fault-');
   const p = path.join(dir, 'pm.sock');
   const conn = new ProcConnector({ events: 'fork,exec,exit', queueMax: 20 }).start();
   t.after(() => conn.stop());
@@ -189,7 +142,7 @@ test('a blocked JS thread: clients of the server get a "queue" lost line, then d
 // ------------------------------------------------------------------ clients vanish
 
 test('clients vanish mid-write (EPIPE / ECONNRESET) during a flood: no crash, the others get every event', async (t) => {
-  const dir = tmpDir(t);
+  const dir = tmpDir(t, 'pm-fault-');
   const p = path.join(dir, 'pm.sock');
   const source = new FakeSource();
   const closes = [];
@@ -238,16 +191,8 @@ test('clients vanish mid-write (EPIPE / ECONNRESET) during a flood: no crash, th
   assert.ok(closes.some((c) => c.reason === 'error' && /ECONNRESET|EPIPE/.test(c.error)), 'the resets were seen as socket errors');
 });
 
-async function freePort() {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => s.on('listening', r));
-  const port = s.address().port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 test('daemon: clients reset mid-write during a process storm; it keeps serving the rest', async (t) => {
-  const dir = tmpDir(t);
+  const dir = tmpDir(t, 'pm-fault-');
   const p = path.join(dir, 'pm.sock');
   const port = await freePort();
   const cp = daemon(t, ['--socket', p, '--tcp', String(port), '--auth', PW, '--bind', '127.0.0.1', '-c', '40', '-e', 'all']);
@@ -278,14 +223,14 @@ test('daemon: clients reset mid-write during a process storm; it keeps serving t
   await markerSeen(streams);
   assert.equal(cp.exitCode, null, 'still running');
   assert.doesNotMatch(cp.err, NO_STACK);
-  assert.equal((await stopWithin(cp, 10000)).code, 0);
+  assert.equal((await cp.stop('SIGTERM', 10000)).code, 0);
   assert.equal(fs.existsSync(p), false);
 });
 
 // ------------------------------------------------------------------ the socket's directory
 
 test('socket directory removed while running: clients keep their stream, SIGTERM exits 0, a new instance at the path is left alone', async (t) => {
-  const dir = tmpDir(t);
+  const dir = tmpDir(t, 'pm-fault-');
   const sub = path.join(dir, 'run');
   fs.mkdirSync(sub);
   const p = path.join(sub, 'pm.sock');
@@ -300,7 +245,7 @@ test('socket directory removed while running: clients keep their stream, SIGTERM
   fs.mkdirSync(sub);
   const cp2 = daemon(t, ['--socket', p, '-e', 'exec']);
   await cp2.ready;
-  const st = await stopWithin(cp, 5000);
+  const st = await cp.stop('SIGTERM', 5000);
   assert.equal(st.code, 0, cp.err);
   assert.doesNotMatch(cp.err, NO_STACK);
   // The first instance's shutdown did not remove the second's socket.
@@ -310,15 +255,12 @@ test('socket directory removed while running: clients keep their stream, SIGTERM
   const { pid } = await run('/bin/true', []);
   await streamOf(c2).until((evs) => evs.some((e) => e.event === 'exec' && e.pid === pid));
   c2.sock.destroy();
-  assert.equal((await stopWithin(cp2, 5000)).code, 0);
+  assert.equal((await cp2.stop('SIGTERM', 5000)).code, 0);
   assert.equal(fs.existsSync(p), false);
 });
 
-/** setpriv arguments that run a command as nobody without capabilities. */
-const NOBODY = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'];
-
 test('socket directory made unwritable while running: it keeps serving, exits 0 and says the file could not be removed', async (t) => {
-  const dir = tmpDir(t);
+  const dir = tmpDir(t, 'pm-fault-');
   fs.chmodSync(dir, 0o755);
   const sub = path.join(dir, 'run');
   fs.mkdirSync(sub);
@@ -332,7 +274,7 @@ test('socket directory made unwritable while running: it keeps serving, exits 0 
   t.after(() => c.sock.destroy());
   await c.connected;
   await markerSeen([streamOf(c)]);
-  const st = await stopWithin(cp, 5000);
+  const st = await cp.stop('SIGTERM', 5000);
   assert.equal(st.code, 0, cp.err);
   assert.doesNotMatch(cp.err, NO_STACK);
   assert.match(cp.err, /cannot remove the socket file .*pm\.sock/);
@@ -344,7 +286,7 @@ test('socket directory made unwritable while running: it keeps serving, exits 0 
 });
 
 test('socket directory missing or unwritable at start: one clear line, status 1, nothing left behind', async (t) => {
-  const dir = tmpDir(t);
+  const dir = tmpDir(t, 'pm-fault-');
   fs.chmodSync(dir, 0o755);
   let r = spawnSync(process.execPath, [BIN, '--socket', path.join(dir, 'gone', 'pm.sock')], { encoding: 'utf8', timeout: 10000 });
   assert.equal(r.status, 1, r.stderr);
@@ -362,7 +304,7 @@ test('socket directory missing or unwritable at start: one clear line, status 1,
 // ------------------------------------------------------------------ the TCP port is taken
 
 test('TCP port taken: status 2, one line, and no socket file left when serving Unix too', async (t) => {
-  const dir = tmpDir(t);
+  const dir = tmpDir(t, 'pm-fault-');
   const busy = net.createServer().listen(0, '127.0.0.1');
   await new Promise((r) => busy.on('listening', r));
   t.after(() => busy.close());
@@ -384,7 +326,7 @@ test('TCP port taken: status 2, one line, and no socket file left when serving U
 // ------------------------------------------------------------------ SIGTERM in a storm
 
 test('SIGTERM during a storm with stalled Unix and TCP clients and pending handshakes: exit 0 promptly, socket gone', async (t) => {
-  const dir = tmpDir(t);
+  const dir = tmpDir(t, 'pm-fault-');
   const p = path.join(dir, 'pm.sock');
   const port = await freePort();
   const cp = daemon(t, ['--socket', p, '--tcp', String(port), '--auth', PW, '--bind', '127.0.0.1', '-c', '20', '-e', 'all']);
@@ -404,7 +346,7 @@ test('SIGTERM during a storm with stalled Unix and TCP clients and pending hands
   t.after(() => gen.kill('SIGKILL'));
   // The storm has filled the stalled clients' socket buffers by the time a reader saw this much.
   await until(() => reading.chunks.reduce((a, c) => a + c.length, 0) > 4 << 20, 60000, '4 MiB of events');
-  const st = await stopWithin(cp, 5000);
+  const st = await cp.stop('SIGTERM', 5000);
   assert.equal(st.code, 0, cp.err);
   assert.equal(fs.existsSync(p), false);
   assert.doesNotMatch(cp.err, NO_STACK);
@@ -432,7 +374,7 @@ function assertComplete(rec, what) {
 
 test('file descriptors run out (prlimit --nofile=64) while clients flood in: refused with the fd line, the rest served completely, it recovers', async (t) => {
   const LIMIT = 64;
-  const dir = tmpDir(t);
+  const dir = tmpDir(t, 'pm-fault-');
   const p = path.join(dir, 'pm.sock');
   const port = await freePort();
   // -c 1000: descriptors, not the client limit, run out. (Node raises the soft limit to the
@@ -515,14 +457,14 @@ test('file descriptors run out (prlimit --nofile=64) while clients flood in: ref
   // missing, nothing dropped for them.
   const n = healthy.map((h, i) => assertComplete(h, ['unix', 'tcp'][i]));
   assert.ok(n.every((k) => k > 0));
-  const st = await stopWithin(cp, 5000);
+  const st = await cp.stop('SIGTERM', 5000);
   assert.equal(st.code, 0, cp.err);
   assert.doesNotMatch(cp.err, NO_STACK);
   assert.equal(fs.existsSync(p), false);
 });
 
 test('accept() failing with EMFILE on either listener: no crash, one log line a second with the count, still listening and serving', async (t) => {
-  const p = path.join(tmpDir(t), 'pm.sock');
+  const p = path.join(tmpDir(t, 'pm-fault-'), 'pm.sock');
   const source = new FakeSource();
   const lines = [];
   const srv = createBroadcastServer({ source, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW }, log: (l) => lines.push(l) });
