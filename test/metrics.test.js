@@ -2,56 +2,16 @@
 // --metrics: a real daemon (bin/procMonitor), real clients, real processes, scraped over HTTP.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn, spawnSync } = require('node:child_process');
+const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
-const os = require('node:os');
 const path = require('node:path');
 const { run } = require('./helpers');
+const { tmpDir, until } = require('./server-helpers');
+const { BIN, daemon, ndjsonClient } = require('./daemon');
 
 const ROOT = path.join(__dirname, '..');
-const BIN = path.join(ROOT, 'bin', 'procMonitor');
-
-function tmpdir(t) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-metrics-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** Starts the daemon; `ready` resolves once it logged that it is watching. Killed after the test. */
-function daemon(t, args) {
-  const cp = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  cp.err = '';
-  cp.stderr.setEncoding('utf8');
-  cp.stdout.resume();
-  cp.exited = new Promise((resolve) => cp.on('exit', (code, signal) => resolve({ code, signal })));
-  const waiters = new Set();
-  cp.stderr.on('data', (d) => {
-    cp.err += d;
-    for (const w of waiters) w();
-  });
-  /** Resolves once stderr matches re. */
-  cp.saw = (re) =>
-    new Promise((resolve, reject) => {
-      const check = () => {
-        const m = re.exec(cp.err);
-        if (m) {
-          waiters.delete(check);
-          resolve(m);
-        }
-      };
-      waiters.add(check);
-      cp.exited.then(({ code }) => reject(new Error(`daemon exited with ${code} before ${re}: ${cp.err}`)));
-      check();
-    });
-  cp.ready = cp.saw(/watching /);
-  t.after(async () => {
-    if (cp.exitCode === null && cp.signalCode === null) cp.kill('SIGKILL');
-    await cp.exited;
-  });
-  return cp;
-}
 
 function get(url) {
   return new Promise((resolve, reject) => {
@@ -72,35 +32,8 @@ function sample(text, name) {
   return line === undefined ? undefined : Number(line.slice(name.length + 1));
 }
 
-/** A Unix client that keeps the events it reads. */
-function client(sockPath) {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(sockPath, () => resolve(s));
-    s.on('error', reject);
-    s.events = [];
-    let buf = '';
-    s.setEncoding('utf8');
-    s.on('data', (d) => {
-      buf += d;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        s.events.push(JSON.parse(buf.slice(0, i)));
-        buf = buf.slice(i + 1);
-      }
-    });
-  });
-}
-
-async function until(pred, what, timeoutMs = 10000) {
-  const end = Date.now() + timeoutMs;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 test('--metrics: a real scrape counts the exec of a spawned process and the connected clients', async (t) => {
-  const dir = tmpdir(t);
+  const dir = tmpDir(t, 'pm-metrics-');
   const sockPath = path.join(dir, 'pm.sock');
   const cp = daemon(t, ['--socket', sockPath, '-e', 'exec,exit', '--metrics', '127.0.0.1:0']);
   await cp.ready;
@@ -114,13 +47,12 @@ test('--metrics: a real scrape counts the exec of a spawned process and the conn
   assert.equal(sample(first.body, 'procmonitor_clients{transport="unix"}'), 0);
 
   // Two clients connect; a process runs; both see its exec.
-  const a = await client(sockPath);
-  const b = await client(sockPath);
-  t.after(() => (a.destroy(), b.destroy()));
+  const a = await ndjsonClient(t, sockPath);
+  const b = await ndjsonClient(t, sockPath);
   await cp.saw(/client \d+ connected \(2\/10\)/);
   const { pid } = await run('/bin/sh', ['-c', 'exit 0', 'pm-metrics-marker']);
   const sawExec = (s) => s.events.some((e) => e.event === 'exec' && e.pid === pid);
-  await until(() => sawExec(a) && sawExec(b), `the exec of ${pid}`);
+  await until(() => sawExec(a) && sawExec(b), 10000, `the exec of ${pid}`);
 
   const second = (await get(url)).body;
   assert.ok(sample(second, 'procmonitor_events_total{event="exec"}') >= execBefore + 1, 'the exec counter moved');
@@ -151,7 +83,7 @@ test('--metrics: a real scrape counts the exec of a spawned process and the conn
 
   // One client leaves: the gauge follows. (Its EOF alone could be a half-close, after which
   // it would still read: the daemon sees it gone at the next event written to it.)
-  a.destroy();
+  a.sock.destroy();
   const gone = cp.saw(/client \d+ closed \(end/);
   let left = false;
   gone.then(() => (left = true), () => {});
@@ -168,7 +100,7 @@ test('--metrics: a real scrape counts the exec of a spawned process and the conn
 });
 
 test('--metrics: bad values and a port in use get one clear line, exit status 2, no stack trace', async (t) => {
-  const dir = tmpdir(t);
+  const dir = tmpDir(t, 'pm-metrics-');
   const busy = net.createServer();
   await new Promise((r) => busy.listen(0, '127.0.0.1', r));
   t.after(() => busy.close());
