@@ -11,8 +11,8 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { run } = require('./helpers');
-
-const BIN = path.join(__dirname, '..', 'bin', 'procMonitor');
+const { tmpDir, until } = require('./server-helpers');
+const { BIN, daemon } = require('./daemon');
 
 function findRsyslogd() {
   for (const p of ['/usr/sbin/rsyslogd', '/sbin/rsyslogd']) if (fs.existsSync(p)) return p;
@@ -26,12 +26,6 @@ if (!RSYSLOGD && process.env.CI === 'true') {
 }
 const opts = { skip: RSYSLOGD ? false : 'rsyslogd is not installed (apt-get install rsyslog)' };
 
-function tmpdir(t) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-syslog-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 function freeUdpPort() {
   return new Promise((resolve) => {
     const s = dgram.createSocket('udp4');
@@ -40,16 +34,6 @@ function freeUdpPort() {
       s.close(() => resolve(port));
     });
   });
-}
-
-async function until(pred, what, timeoutMs = 15000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 /**
@@ -81,13 +65,13 @@ template(name="fields" type="string" string="%syslogfacility% %syslogseverity% %
     if (cp.exitCode === null && cp.signalCode === null) cp.kill('SIGTERM');
     await cp.exited;
   });
-  await until(() => (cp.exitCode !== null ? Promise.reject(new Error(`rsyslogd exited: ${cp.err}`)) : fs.existsSync(socket) && fs.existsSync(portFile) && fs.readFileSync(portFile, 'utf8').trim()), 'rsyslogd to listen');
+  await until(() => (cp.exitCode !== null ? Promise.reject(new Error(`rsyslogd exited: ${cp.err}`)) : fs.existsSync(socket) && fs.existsSync(portFile) && fs.readFileSync(portFile, 'utf8').trim()), 15000, 'rsyslogd to listen');
   cp.socket = socket;
   cp.tcpPort = Number(fs.readFileSync(portFile, 'utf8').trim());
   cp.out = out;
   /** The messages received so far, parsed (only procMonitor's). */
   cp.messages = () => (fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '').split('\n').filter(Boolean).map(parseLine).filter((m) => m.app === 'procMonitor');
-  cp.waitFor = (pred, what) => until(() => cp.messages().find(pred), what);
+  cp.waitFor = (pred, what) => until(() => cp.messages().find(pred), 15000, what);
   return cp;
 }
 
@@ -122,24 +106,8 @@ function assertRfc5424(m, { pid, facility, severity }) {
   assert.deepEqual(m.rsyslog, { facility, severity, version: '1', app: 'procMonitor', procid: String(pid), msgid: '-', sd: '-' });
 }
 
-/** Starts the daemon; `saw(re)` waits for its stderr to match. Killed after the test. */
-function daemon(t, args) {
-  const cp = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  cp.err = '';
-  cp.stderr.setEncoding('utf8');
-  cp.stdout.resume();
-  cp.exited = new Promise((resolve) => cp.on('exit', (code, signal) => resolve({ code, signal })));
-  cp.stderr.on('data', (d) => (cp.err += d));
-  cp.saw = (re) => until(() => (cp.exitCode !== null && !re.test(cp.err) ? Promise.reject(new Error(`daemon exited: ${cp.err}`)) : re.test(cp.err)), `${re} on stderr`);
-  t.after(async () => {
-    if (cp.exitCode === null && cp.signalCode === null) cp.kill('SIGKILL');
-    await cp.exited;
-  });
-  return cp;
-}
-
 test('--syslog to a unix socket (logger): log lines as daemon.info / daemon.err, events as local0.info, RFC 5424', opts, async (t) => {
-  const dir = tmpdir(t);
+  const dir = tmpDir(t, 'pm-syslog-');
   const rs = await rsyslogd(t, dir);
   const sockPath = path.join(dir, 'pm.sock');
   const cp = daemon(t, ['--socket', sockPath, '-e', 'exec,exit', '--syslog', '--syslog-socket', rs.socket, '--syslog-events']);
@@ -183,7 +151,7 @@ test('--syslog to a unix socket (logger): log lines as daemon.info / daemon.err,
 });
 
 test('--syslog-target tcp:// (octet-counted) and udp://, with --syslog-facility', opts, async (t) => {
-  const dir = tmpdir(t);
+  const dir = tmpDir(t, 'pm-syslog-');
   const udpPort = await freeUdpPort();
   const rs = await rsyslogd(t, dir, { udpPort });
   for (const [target, facility] of [
@@ -209,7 +177,7 @@ test('--syslog-target tcp:// (octet-counted) and udp://, with --syslog-facility'
 });
 
 test('an absent syslog never stops the daemon: it serves clients, says so once, and delivers once syslog is there', opts, async (t) => {
-  const dir = tmpdir(t);
+  const dir = tmpDir(t, 'pm-syslog-');
   const logSock = path.join(dir, 'later.sock');
   const sockPath = path.join(dir, 'pm.sock');
   const cp = daemon(t, ['--socket', sockPath, '-e', 'exec', '--syslog', '--syslog-socket', logSock, '--syslog-events']);
@@ -224,7 +192,7 @@ test('an absent syslog never stops the daemon: it serves clients, says so once, 
   client.on('data', (d) => (got += d));
   await cp.saw(/client \d+ connected/);
   const { pid } = await run('/bin/true', ['pm-syslog-absent']);
-  await until(() => got.includes(`"pid":${pid},`), `the client's exec of ${pid}`);
+  await until(() => got.includes(`"pid":${pid},`), 15000, `the client's exec of ${pid}`);
 
   // Syslog appears: what waited is delivered, the daemon says it sends again.
   const rs = await rsyslogd(t, dir, { socket: logSock });
