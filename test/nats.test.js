@@ -4,20 +4,16 @@
 // Without nats-server these tests are skipped, except in CI (CI=true) where they fail.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn, spawnSync } = require('node:child_process');
+const { spawnSync } = require('node:child_process');
 const { EventEmitter } = require('node:events');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { run } = require('./helpers');
+const { tmpDir, until } = require('./server-helpers');
+const { BIN, daemon, freePort, ndjsonClient, NATS_SERVER, natsServer } = require('./daemon');
 
 const ROOT = path.join(__dirname, '..');
-const BIN = path.join(ROOT, 'bin', 'procMonitor');
-const NATS_SERVER = (() => {
-  const r = spawnSync('/bin/sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : null;
-})();
 const skip = NATS_SERVER || process.env.CI ? false : 'nats-server is not installed (apt-get install nats-server)';
 const T = { skip, timeout: 90000 };
 
@@ -26,79 +22,20 @@ const { connect: natsConnect, StringCodec } = require('nats');
 const HOST = pm.natsToken(os.hostname());
 const sc = StringCodec();
 
+// Whatever a test starts is closed at the end of the file, the last first (clients and
+// publishers before their server).
 const cleanups = [];
 test.after(async () => {
   for (const f of cleanups.reverse()) await f();
 });
-
-function tmpdir() {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-nats-'));
-  cleanups.push(() => fs.rmSync(d, { recursive: true, force: true }));
-  return d;
-}
-
-async function freePort() {
-  const s = net.createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-/** Polls check() until it returns something truthy; rejects after timeoutMs naming `what`. */
-async function until(check, what, timeoutMs = 20000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** Stands for a test (`t`) in the shared helpers: their cleanups join the list above. */
+const FILE = { after: (f) => cleanups.push(f) };
+/** How long a wait of this file may take. */
+const WAIT = 20000;
 
 /** Starts nats-server on 127.0.0.1:port (JetStream with storage in `jsDir` when given); resolves once it is ready. */
-async function natsServer(port, jsDir, extra = []) {
-  if (!NATS_SERVER) throw new Error('nats-server is not installed: apt-get install nats-server (required in CI)');
-  const args = ['-a', '127.0.0.1', '-p', String(port), ...(jsDir ? ['-js', '-sd', jsDir] : []), ...extra];
-  const cp = spawn(NATS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  cp.log = '';
-  cp.stdout.on('data', (d) => (cp.log += d));
-  cp.stderr.on('data', (d) => (cp.log += d));
-  cp.exited = new Promise((resolve) => cp.on('exit', (code, signal) => resolve({ code, signal })));
-  cp.stop = async (sig = 'SIGTERM') => {
-    if (cp.exitCode === null && cp.signalCode === null) cp.kill(sig);
-    await cp.exited;
-  };
-  cleanups.push(() => cp.stop('SIGKILL'));
-  await until(() => /Server is ready/.test(cp.log) || cp.exitCode !== null, 'nats-server to start');
-  if (cp.exitCode !== null) throw new Error(`nats-server exited: ${cp.log}`);
-  return cp;
-}
-
-/** Starts the daemon; resolves once it logged that it is watching. */
-async function daemon(args, env = {}) {
-  const cp = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  cp.out = '';
-  cp.err = '';
-  cp.stdout.on('data', (d) => (cp.out += d));
-  cp.stderr.on('data', (d) => (cp.err += d));
-  cp.exited = new Promise((resolve) => cp.on('exit', (code, signal) => resolve({ code, signal })));
-  cp.stop = async () => {
-    if (cp.exitCode === null && cp.signalCode === null) cp.kill('SIGTERM');
-    return cp.exited;
-  };
-  cleanups.push(() => cp.stop());
-  await until(() => {
-    if (cp.exitCode !== null) throw new Error(`daemon exited with ${cp.exitCode}: ${cp.err}`);
-    return /watching /.test(cp.err);
-  }, 'the daemon to start');
-  return cp;
-}
-
-/** Resolves when the daemon's stderr has matched `re` `n` times. */
-function logged(cp, re, n = 1, timeoutMs = 30000) {
-  const g = new RegExp(re.source, 'g');
-  return until(() => (cp.err.match(g) ?? []).length >= n, `"${re.source}" in the daemon's log; it said:\n${cp.err}`, timeoutMs);
+function startNats(port, jsDir, extra = []) {
+  return natsServer(FILE, port, [...(jsDir ? ['-js', '-sd', jsDir] : []), ...extra]);
 }
 
 async function client(port, opts = {}) {
@@ -123,25 +60,10 @@ const mine = (pid) => (m) => (m.ev.event === 'fork' && m.ev.child_pid === pid) |
 const kinds = (msgs, pid) => msgs.filter(mine(pid)).map((m) => m.ev.event);
 const complete = (msgs, pid) => ['fork', 'exec', 'exit'].every((k) => kinds(msgs, pid).includes(k));
 
-/** Reads NDJSON events from a Unix socket. */
+/** NDJSON events from a Unix socket, as messages ({ ev }) like those from NATS. */
 async function unixReader(p) {
-  const s = await new Promise((resolve, reject) => {
-    const c = net.connect(p, () => resolve(c));
-    c.on('error', reject);
-  });
-  cleanups.push(() => s.destroy());
-  const events = [];
-  let buf = '';
-  s.setEncoding('utf8');
-  s.on('data', (d) => {
-    buf += d;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      events.push(JSON.parse(buf.slice(0, i)));
-      buf = buf.slice(i + 1);
-    }
-  });
-  return { msgs: () => events.map((ev) => ({ ev })) };
+  const r = await ndjsonClient(FILE, p);
+  return { msgs: () => r.events.map((ev) => ({ ev })) };
 }
 
 /** Every message of a JetStream stream from the start, read with an ordered consumer, until pred(msgs). */
@@ -157,7 +79,7 @@ async function readStream(nc, stream, pred, what) {
     }
   })();
   try {
-    await until(() => pred(msgs), what);
+    await until(() => pred(msgs), WAIT, what);
   } finally {
     it.stop();
     await done.catch(() => {});
@@ -266,15 +188,15 @@ test('daemon: bad --nats options are usage errors (exit 2, one line, no stack tr
 
 test('core NATS: fork, exec and exit of a child on procmon.HOST.EVENT, the same bytes as stdout; wildcards', T, async () => {
   const port = await freePort();
-  await natsServer(port);
+  await startNats(port);
   const nc = await client(port);
   const all = await record(nc, 'procmon.>');
   const execs = await record(nc, 'procmon.*.exec');
-  const cp = await daemon(['--nats', `nats://127.0.0.1:${port}`, '--direct', '-e', 'fork,exec,exit']);
-  await logged(cp, /nats: connected to 127\.0\.0\.1:\d+/);
+  const cp = await daemon(FILE, ['--nats', `nats://127.0.0.1:${port}`, '--direct', '-e', 'fork,exec,exit']).ready;
+  await cp.saw(/nats: connected to 127\.0\.0\.1:\d+/);
   const { pid, code } = await run('/bin/sh', ['-c', 'exit 3', 'pm-nats-core']);
   assert.equal(code, 3);
-  await until(() => complete(all.msgs, pid) && kinds(execs.msgs, pid).length === 1, `fork, exec, exit of ${pid} on NATS`);
+  await until(() => complete(all.msgs, pid) && kinds(execs.msgs, pid).length === 1, WAIT, `fork, exec, exit of ${pid} on NATS`);
   assert.deepEqual(kinds(all.msgs, pid), ['fork', 'exec', 'exit']);
   assert.deepEqual(kinds(execs.msgs, pid), ['exec']);
   assert.ok(execs.msgs.every((m) => m.ev.event === 'exec'), 'procmon.*.exec carries only exec events');
@@ -282,7 +204,7 @@ test('core NATS: fork, exec and exit of a child on procmon.HOST.EVENT, the same 
     assert.equal(m.subject, `procmon.${HOST}.${m.ev.event}`);
     assert.ok(m.text.endsWith('}\n'), 'the message is the JSON line');
     // The very line the daemon printed on stdout.
-    await until(() => cp.out.includes(m.text), `the ${m.ev.event} line on stdout`);
+    await until(() => cp.out.includes(m.text), WAIT, `the ${m.ev.event} line on stdout`);
   }
   const exit = all.msgs.find((m) => m.ev.event === 'exit' && m.ev.pid === pid).ev;
   assert.equal(exit.exit_code, 768);
@@ -294,18 +216,18 @@ test('core NATS: fork, exec and exit of a child on procmon.HOST.EVENT, the same 
 test('--nats-subject and --nats-name; --nats repeated and comma-separated with a dead server in the list', T, async () => {
   const port = await freePort();
   const dead = await freePort();
-  await natsServer(port);
+  await startNats(port);
   const nc = await client(port);
   const got = await record(nc, 'org.pm.*.*');
-  const cp = await daemon([
+  const cp = await daemon(FILE, [
     '--nats', `nats://127.0.0.1:${dead},127.0.0.1:${port}`,
     '--nats', `nats://127.0.0.1:${dead}`,
     '--nats-subject', 'org.pm', '--nats-name', 'web-1.example.com',
     '--direct', '-e', 'exec,exit',
-  ]);
-  await logged(cp, /nats: connected to 127\.0\.0\.1:\d+/);
+  ]).ready;
+  await cp.saw(/nats: connected to 127\.0\.0\.1:\d+/);
   const { pid } = await run('/bin/true', []);
-  await until(() => got.msgs.some((m) => m.ev.event === 'exit' && m.ev.pid === pid), `exit of ${pid} on org.pm.*.*`);
+  await until(() => got.msgs.some((m) => m.ev.event === 'exit' && m.ev.pid === pid), WAIT, `exit of ${pid} on org.pm.*.*`);
   const ex = got.msgs.find((m) => m.ev.event === 'exec' && m.ev.pid === pid);
   assert.equal(ex.subject, 'org.pm.web-1_example_com.exec');
   assert.match(cp.err, new RegExp(`connecting to nats://127\\.0\\.0\\.1:${dead}, nats://127\\.0\\.0\\.1:${port}, nats://127\\.0\\.0\\.1:${dead} \\(subjects org\\.pm\\.web-1_example_com\\.<event>\\)`));
@@ -313,89 +235,89 @@ test('--nats-subject and --nats-name; --nats repeated and comma-separated with a
 });
 
 test('credentials in the URL and TLS (tls://): events flow, the password is never logged; a wrong password is retried, not fatal', T, async () => {
-  const dir = tmpdir();
+  const dir = tmpDir(FILE, 'pm-nats-');
   const cert = path.join(dir, 'cert.pem');
   const key = path.join(dir, 'key.pem');
   const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const port = await freePort();
-  await natsServer(port, null, ['--user', 'pm', '--pass', 's3cret!', '--tls', '--tlscert', cert, '--tlskey', key]);
+  await startNats(port, null, ['--user', 'pm', '--pass', 's3cret!', '--tls', '--tlscert', cert, '--tlskey', key]);
   // A host name, not an IP address: the nats client checks the certificate against the name.
   const nc = await client(port, { servers: `localhost:${port}`, user: 'pm', pass: 's3cret!', tls: { ca: fs.readFileSync(cert) } });
   const got = await record(nc, 'procmon.>');
   const env = { NODE_EXTRA_CA_CERTS: cert };
-  const cp = await daemon(['--nats', `tls://pm:s3cret%21@localhost:${port}`, '--direct', '-e', 'exec'], env);
-  await logged(cp, /nats: connected to /);
+  const cp = await daemon(FILE, ['--nats', `tls://pm:s3cret%21@localhost:${port}`, '--direct', '-e', 'exec'], { env }).ready;
+  await cp.saw(/nats: connected to /);
   const { pid } = await run('/bin/true', []);
-  await until(() => got.msgs.some((m) => m.ev.event === 'exec' && m.ev.pid === pid), `exec of ${pid} over TLS`);
+  await until(() => got.msgs.some((m) => m.ev.event === 'exec' && m.ev.pid === pid), WAIT, `exec of ${pid} over TLS`);
   assert.match(cp.err, new RegExp(`connecting to tls://localhost:${port} `));
   assert.doesNotMatch(cp.err, /s3cret/);
   assert.equal((await cp.stop()).code, 0);
 
-  const bad = await daemon(['--nats', `tls://pm:wrong@localhost:${port}`, '--direct', '-e', 'exec'], env);
-  await logged(bad, /nats: cannot connect to tls:\/\/localhost:\d+: .*(Authorization|AUTHORIZATION).*\(attempt 2\)/);
+  const bad = await daemon(FILE, ['--nats', `tls://pm:wrong@localhost:${port}`, '--direct', '-e', 'exec'], { env }).ready;
+  await bad.saw(/nats: cannot connect to tls:\/\/localhost:\d+: .*(Authorization|AUTHORIZATION).*\(attempt 2\)/);
   assert.equal(bad.exitCode, null, 'still running');
   assert.doesNotMatch(bad.err, /wrong/);
   assert.equal((await bad.stop()).code, 0);
 });
 
 test('NATS down when the daemon starts: it runs, serves its socket, retries, and publishes once a server is up', T, async () => {
-  const dir = tmpdir();
+  const dir = tmpDir(FILE, 'pm-nats-');
   const sock = path.join(dir, 'pm.sock');
   const port = await freePort();
-  const cp = await daemon(['--nats', `nats://127.0.0.1:${port}`, '--socket', sock, '-e', 'fork,exec,exit']);
-  await logged(cp, /nats: cannot connect to nats:\/\/127\.0\.0\.1:\d+: .*; retrying in [\d.]+ s \(attempt 1\)/);
+  const cp = await daemon(FILE, ['--nats', `nats://127.0.0.1:${port}`, '--socket', sock, '-e', 'fork,exec,exit']).ready;
+  await cp.saw(/nats: cannot connect to nats:\/\/127\.0\.0\.1:\d+: .*; retrying in [\d.]+ s \(attempt 1\)/);
   const u = await unixReader(sock);
   const a = await run('/bin/true', []);
-  await until(() => complete(u.msgs(), a.pid), `fork, exec, exit of ${a.pid} on the Unix socket`);
+  await until(() => complete(u.msgs(), a.pid), WAIT, `fork, exec, exit of ${a.pid} on the Unix socket`);
   assert.equal(cp.exitCode, null, 'still running');
 
-  await natsServer(port);
+  await startNats(port);
   const nc = await client(port);
   const got = await record(nc, 'procmon.>');
-  await logged(cp, /nats: connected to 127\.0\.0\.1:\d+/);
+  await cp.saw(/nats: connected to 127\.0\.0\.1:\d+/);
   const b = await run('/bin/true', []);
-  await until(() => complete(got.msgs, b.pid), `fork, exec, exit of ${b.pid} on NATS`);
-  await until(() => complete(u.msgs(), b.pid), `fork, exec, exit of ${b.pid} on the Unix socket`);
+  await until(() => complete(got.msgs, b.pid), WAIT, `fork, exec, exit of ${b.pid} on NATS`);
+  await until(() => complete(u.msgs(), b.pid), WAIT, `fork, exec, exit of ${b.pid} on the Unix socket`);
   assert.equal((await cp.stop()).code, 0);
 });
 
 test('nats-server killed and restarted: the Unix client gets every event meanwhile; NATS gets events again and one loss report', T, async () => {
-  const dir = tmpdir();
+  const dir = tmpDir(FILE, 'pm-nats-');
   const jsDir = path.join(dir, 'js');
   const sock = path.join(dir, 'pm.sock');
   const port = await freePort();
-  let server = await natsServer(port, jsDir);
+  let server = await startNats(port, jsDir);
   // A stream that keeps whatever the daemon publishes, so that the loss report can be read
   // back whenever it was sent; the daemon itself publishes plain core NATS here.
   const nc = await client(port);
   const jsm = await nc.jetstreamManager();
   await jsm.streams.add({ name: 'CAPTURE', subjects: ['procmon.>'] });
   const live = await record(nc, 'procmon.*.exec');
-  const cp = await daemon(['--nats', `nats://127.0.0.1:${port}`, '--socket', sock, '--nats-buffer', '4096', '-e', 'fork,exec,exit']);
-  await logged(cp, /nats: connected to/);
+  const cp = await daemon(FILE, ['--nats', `nats://127.0.0.1:${port}`, '--socket', sock, '--nats-buffer', '4096', '-e', 'fork,exec,exit']).ready;
+  await cp.saw(/nats: connected to/);
   const u = await unixReader(sock);
   const first = await run('/bin/true', []);
-  await until(() => kinds(live.msgs, first.pid).includes('exec'), 'the first exec on NATS');
+  await until(() => kinds(live.msgs, first.pid).includes('exec'), WAIT, 'the first exec on NATS');
 
   await server.stop('SIGKILL');
-  await logged(cp, /nats: disconnected from 127\.0\.0\.1:\d+/);
+  await cp.saw(/nats: disconnected from 127\.0\.0\.1:\d+/);
   // Meanwhile: 20 children, more than the 4096 bytes the daemon holds for NATS.
   const pids = [];
   for (let i = 0; i < 20; i++) pids.push((await run('/bin/sh', ['-c', 'exit 0', `pm-nats-gap-${i}`])).pid);
-  await until(() => pids.every((pid) => complete(u.msgs(), pid)), 'every event of the 20 children on the Unix socket');
+  await until(() => pids.every((pid) => complete(u.msgs(), pid)), WAIT, 'every event of the 20 children on the Unix socket');
   for (const pid of pids) assert.deepEqual(kinds(u.msgs(), pid), ['fork', 'exec', 'exit'], `pid ${pid} on the Unix socket`);
-  await logged(cp, /nats: not connected and \d+ bytes are pending: dropping events/);
-  await logged(cp, /nats: reconnecting to 127\.0\.0\.1:\d+ \(attempt 1\)/);
+  await cp.saw(/nats: not connected and \d+ bytes are pending: dropping events/);
+  await cp.saw(/nats: reconnecting to 127\.0\.0\.1:\d+ \(attempt 1\)/);
 
-  server = await natsServer(port, jsDir);
-  await logged(cp, /nats: reconnected to 127\.0\.0\.1:\d+/);
-  await logged(cp, /nats: reporting \d+ lost events/);
+  server = await startNats(port, jsDir);
+  await cp.saw(/nats: reconnected to 127\.0\.0\.1:\d+/);
+  await cp.saw(/nats: reporting \d+ lost events/);
   // Live subscribers get events again (once they are back themselves).
-  await until(async () => !nc.isClosed() && (await nc.flush().then(() => true, () => false)), 'the test client to reconnect');
+  await until(async () => !nc.isClosed() && (await nc.flush().then(() => true, () => false)), WAIT, 'the test client to reconnect');
   const after = await run('/bin/true', []);
-  await until(() => kinds(live.msgs, after.pid).includes('exec'), `exec of ${after.pid} on NATS after the restart`);
-  await until(() => complete(u.msgs(), after.pid), 'the Unix client still streaming');
+  await until(() => kinds(live.msgs, after.pid).includes('exec'), WAIT, `exec of ${after.pid} on NATS after the restart`);
+  await until(() => complete(u.msgs(), after.pid), WAIT, 'the Unix client still streaming');
 
   // The stream has the loss report (source "nats"), before the events that followed the recovery.
   const msgs = await readStream(nc, 'CAPTURE', (ms) => ms.some((m) => m.ev.event === 'exec' && m.ev.pid === after.pid), 'the post-restart exec in the stream');
@@ -415,19 +337,19 @@ test('nats-server killed and restarted: the Unix client gets every event meanwhi
 });
 
 test('JetStream: --nats-jetstream creates the stream (or adds the subject), events are read back with a consumer', T, async () => {
-  const dir = tmpdir();
+  const dir = tmpDir(FILE, 'pm-nats-');
   const port = await freePort();
-  await natsServer(port, path.join(dir, 'js'));
+  await startNats(port, path.join(dir, 'js'));
   const nc = await client(port);
-  const cp = await daemon(['--nats', `nats://127.0.0.1:${port}`, '--nats-jetstream', 'PROCMON', '--direct', '-e', 'fork,exec,exit']);
-  await logged(cp, /nats: JetStream stream PROCMON created \(subjects procmon\.>\)/);
+  const cp = await daemon(FILE, ['--nats', `nats://127.0.0.1:${port}`, '--nats-jetstream', 'PROCMON', '--direct', '-e', 'fork,exec,exit']).ready;
+  await cp.saw(/nats: JetStream stream PROCMON created \(subjects procmon\.>\)/);
   const { pid } = await run('/bin/sh', ['-c', 'exit 7', 'pm-nats-js']);
   const msgs = await readStream(nc, 'PROCMON', (ms) => complete(ms, pid), `fork, exec, exit of ${pid} in the stream`);
   assert.deepEqual(kinds(msgs, pid), ['fork', 'exec', 'exit']);
   assert.equal(msgs.find((m) => m.ev.event === 'exit' && m.ev.pid === pid).ev.code, 7);
   for (const m of msgs.filter(mine(pid))) {
     assert.equal(m.subject, `procmon.${HOST}.${m.ev.event}`);
-    await until(() => cp.out.includes(m.text), `the ${m.ev.event} line on stdout`);
+    await until(() => cp.out.includes(m.text), WAIT, `the ${m.ev.event} line on stdout`);
   }
   const jsm = await nc.jetstreamManager();
   assert.deepEqual((await jsm.streams.info('PROCMON')).config.subjects, ['procmon.>']);
@@ -435,8 +357,8 @@ test('JetStream: --nats-jetstream creates the stream (or adds the subject), even
 
   // A stream that exists without the subjects gets them added; its other subjects stay.
   await jsm.streams.add({ name: 'MIXED', subjects: ['other.>'] });
-  const cp2 = await daemon(['--nats', `127.0.0.1:${port}`, '--nats-jetstream', 'MIXED', '--nats-subject', 'pm2', '--direct', '-e', 'exec']);
-  await logged(cp2, /nats: JetStream stream MIXED: subject pm2\.> added/);
+  const cp2 = await daemon(FILE, ['--nats', `127.0.0.1:${port}`, '--nats-jetstream', 'MIXED', '--nats-subject', 'pm2', '--direct', '-e', 'exec']).ready;
+  await cp2.saw(/nats: JetStream stream MIXED: subject pm2\.> added/);
   const b = await run('/bin/true', []);
   await readStream(nc, 'MIXED', (ms) => ms.some((m) => m.ev.event === 'exec' && m.ev.pid === b.pid && m.subject === `pm2.${HOST}.exec`), `exec of ${b.pid} in MIXED`);
   assert.deepEqual((await jsm.streams.info('MIXED')).config.subjects, ['other.>', 'pm2.>']);
@@ -445,7 +367,7 @@ test('JetStream: --nats-jetstream creates the stream (or adds the subject), even
 
 test('library, core NATS: a stalled server (SIGSTOP) makes events beyond the bound drop; once it resumes, one lost message with the exact count', T, async () => {
   const port = await freePort();
-  const server = await natsServer(port);
+  const server = await startNats(port);
   const nc = await client(port);
   const got = await record(nc, 'lib.>');
   const source = new EventEmitter();
@@ -456,8 +378,8 @@ test('library, core NATS: a stalled server (SIGSTOP) makes events beyond the bou
   await new Promise((resolve) => pub.once('connect', resolve).start());
   assert.equal(pub.stats().state, 'connected');
   source.emit('batch', [execEvent(0)]);
-  await until(() => got.msgs.length === 1, 'the first event');
-  await until(() => pub.stats().confirmed === 1, 'its confirmation');
+  await until(() => got.msgs.length === 1, WAIT, 'the first event');
+  await until(() => pub.stats().confirmed === 1, WAIT, 'its confirmation');
 
   server.kill('SIGSTOP');
   try {
@@ -471,9 +393,9 @@ test('library, core NATS: a stalled server (SIGSTOP) makes events beyond the bou
   } finally {
     server.kill('SIGCONT');
   }
-  await until(() => lostEvents.length === 1, 'the loss report');
+  await until(() => lostEvents.length === 1, WAIT, 'the loss report');
   const dropped = pub.stats().dropped;
-  await until(() => got.msgs.some((m) => m.ev.event === 'lost'), 'the lost message on NATS');
+  await until(() => got.msgs.some((m) => m.ev.event === 'lost'), WAIT, 'the lost message on NATS');
   const events = got.msgs.filter((m) => m.ev.event === 'exec');
   const lost = got.msgs.filter((m) => m.ev.event === 'lost');
   assert.equal(lost.length, 1);
@@ -484,7 +406,7 @@ test('library, core NATS: a stalled server (SIGSTOP) makes events beyond the bou
   assert.deepEqual(events.map((m) => m.ev.pid), [...events.map((m) => m.ev.pid)].sort((a, b) => a - b), 'in order');
   // Publishing goes on after the report.
   source.emit('batch', [execEvent(99)]);
-  await until(() => got.msgs.some((m) => m.ev.pid === 100099), 'an event after the report');
+  await until(() => got.msgs.some((m) => m.ev.pid === 100099), WAIT, 'an event after the report');
   assert.ok(got.msgs.findIndex((m) => m.ev.event === 'lost') < got.msgs.findIndex((m) => m.ev.pid === 100099));
   assert.ok(lines.some((l) => /not keeping up/.test(l)), lines.join('\n'));
   await pub.close();
@@ -495,7 +417,7 @@ test('library, core NATS: a stalled server (SIGSTOP) makes events beyond the bou
 });
 
 test('library, JetStream: events held while the server is down are stored after it comes up, the rest reported exactly', T, async () => {
-  const dir = tmpdir();
+  const dir = tmpDir(FILE, 'pm-nats-');
   const port = await freePort();
   const source = new EventEmitter();
   const pub = publisher({
@@ -511,7 +433,7 @@ test('library, JetStream: events held while the server is down are stored after 
   const reconnecting = [];
   pub.on('reconnecting', (server, attempt) => reconnecting.push(attempt));
   pub.start();
-  await until(() => reconnecting.length >= 2, 'connection attempts');
+  await until(() => reconnecting.length >= 2, WAIT, 'connection attempts');
   const N = 30;
   for (let i = 0; i < N; i++) source.emit('batch', [execEvent(i)]);
   const held = pub.stats();
@@ -519,8 +441,8 @@ test('library, JetStream: events held while the server is down are stored after 
   assert.ok(held.queued > 0 && held.dropped > 0 && held.queued + held.dropped === N, JSON.stringify(held));
   assert.ok(held.pendingBytes <= 1500);
 
-  await natsServer(port, path.join(dir, 'js'));
-  await until(() => pub.stats().lostReports === 1 && pub.stats().pendingBytes === 0, 'the queue drained and the loss reported');
+  await startNats(port, path.join(dir, 'js'));
+  await until(() => pub.stats().lostReports === 1 && pub.stats().pendingBytes === 0, WAIT, 'the queue drained and the loss reported');
   const nc = await client(port);
   const msgs = await readStream(nc, 'JLIB', (ms) => ms.some((m) => m.ev.event === 'lost'), 'the loss report in the stream');
   assert.deepEqual(
@@ -535,9 +457,9 @@ test('library, JetStream: events held while the server is down are stored after 
 });
 
 test('library, JetStream: a stream deleted under it is made again; the events that failed meanwhile are reported exactly', T, async () => {
-  const dir = tmpdir();
+  const dir = tmpDir(FILE, 'pm-nats-');
   const port = await freePort();
-  await natsServer(port, path.join(dir, 'js'));
+  await startNats(port, path.join(dir, 'js'));
   const nc = await client(port);
   const jsm = await nc.jetstreamManager();
   const source = new EventEmitter();
@@ -545,10 +467,10 @@ test('library, JetStream: a stream deleted under it is made again; the events th
   const pub = publisher({ source, servers: `127.0.0.1:${port}`, subjectPrefix: 'jdel', hostname: 'h', jetstream: 'JDEL', log: (l) => lines.push(l) });
   await new Promise((resolve) => pub.once('connect', resolve).start());
   source.emit('batch', [execEvent(0)]);
-  await until(() => pub.stats().confirmed === 1, 'the first ack');
+  await until(() => pub.stats().confirmed === 1, WAIT, 'the first ack');
   await jsm.streams.delete('JDEL');
   for (let i = 1; i <= 5; i++) source.emit('batch', [execEvent(i)]);
-  await until(() => pub.stats().lostReports === 1 && pub.stats().pendingBytes === 0, 'the stream made again and the loss reported').catch((e) => {
+  await until(() => pub.stats().lostReports === 1 && pub.stats().pendingBytes === 0, WAIT, 'the stream made again and the loss reported').catch((e) => {
     throw new Error(`${e.message}: ${JSON.stringify(pub.stats())}\n${lines.join('\n')}`);
   });
   source.emit('batch', [execEvent(6)]);
@@ -563,15 +485,15 @@ test('library, JetStream: a stream deleted under it is made again; the events th
 });
 
 test('library, JetStream: acks outstanding when the server dies are written off and reported exactly after it is back', T, async () => {
-  const dir = tmpdir();
+  const dir = tmpDir(FILE, 'pm-nats-');
   const jsDir = path.join(dir, 'js');
   const port = await freePort();
-  let server = await natsServer(port, jsDir);
+  let server = await startNats(port, jsDir);
   const source = new EventEmitter();
   const pub = publisher({ source, servers: `127.0.0.1:${port}`, subjectPrefix: 'jdie', hostname: 'h', jetstream: 'JDIE', reconnectMinMs: 50, reconnectMaxMs: 200 });
   await new Promise((resolve) => pub.once('connect', resolve).start());
   source.emit('batch', [execEvent(0), execEvent(1)]);
-  await until(() => pub.stats().confirmed === 2, 'the first acks');
+  await until(() => pub.stats().confirmed === 2, WAIT, 'the first acks');
   server.kill('SIGSTOP'); // it reads nothing more, acks nothing more
   source.emit('batch', [execEvent(2), execEvent(3), execEvent(4)]);
   assert.equal(pub.stats().published, 5);
@@ -581,8 +503,8 @@ test('library, JetStream: acks outstanding when the server dies are written off 
   assert.equal(pub.stats().unconfirmed, 3);
   source.emit('batch', [execEvent(5)]); // held until the server is back
   assert.equal(pub.stats().queued, 1);
-  server = await natsServer(port, jsDir);
-  await until(() => pub.stats().lostReports === 1 && pub.stats().pendingBytes === 0, 'the loss reported after the restart');
+  server = await startNats(port, jsDir);
+  await until(() => pub.stats().lostReports === 1 && pub.stats().pendingBytes === 0, WAIT, 'the loss reported after the restart');
   const nc = await client(port);
   const msgs = await readStream(nc, 'JDIE', (ms) => ms.some((m) => m.ev.event === 'lost'), 'the loss report in the stream');
   assert.deepEqual(msgs.map((m) => (m.ev.event === 'lost' ? `lost ${m.ev.count}` : m.ev.pid - 100000)), [0, 1, 5, 'lost 3']);
