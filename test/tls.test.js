@@ -7,15 +7,15 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { execFileSync, spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const tls = require('node:tls');
 const { createBroadcastServer, connect, BroadcastServerError, ProcConnector, PASSWORD_PROMPT, AUTH_SUCCESS, AUTH_FAILED, CLIENT_CERT_REFUSED, tooManyClientsLine } = require('..');
-const { tmpDir, FakeSource, rawConnect, until, events, checkAccounting } = require('./server-helpers');
+const { tmpDir, serve, FakeSource, rawConnect, until, events, checkAccounting } = require('./server-helpers');
+const { run } = require('./helpers');
+const { BIN: DAEMON, daemon, freePort } = require('./daemon');
 
 const PW = 'tls password';
-const DAEMON = path.join(__dirname, '..', 'bin', 'procMonitor');
 const CLIENT = path.join(__dirname, '..', 'bin', 'procMonitor-client');
 
 // ------------------------------------------------------------------ certificates
@@ -52,13 +52,6 @@ const serverTls = (extra = {}) => ({ cert: pki.read('server.crt'), key: pki.read
 
 // ------------------------------------------------------------------ helpers
 
-async function serve(t, opts) {
-  const srv = createBroadcastServer(opts);
-  t.after(() => srv.close());
-  await srv.listen();
-  return srv;
-}
-
 /** A raw TLS client that records every byte it receives (cf. rawConnect). */
 function tlsRaw(port, opts = {}) {
   const sock = tls.connect({ host: '127.0.0.1', port, ca: pki.read('ca.crt'), ...opts });
@@ -84,43 +77,17 @@ async function tlsAuth(port, password, opts) {
   return rec;
 }
 
-function spawnAndWait(cmd, args) {
-  return new Promise((resolve, reject) => {
-    const cp = spawn(cmd, args, { stdio: 'ignore' });
-    cp.on('error', reject);
-    cp.on('exit', () => resolve(cp.pid));
-  });
-}
-
-/** A free TCP port on 127.0.0.1 (bound and released). */
-async function freePort() {
-  const s = net.createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 /** Starts the daemon serving TLS on a free port; resolves once it is watching. */
 async function startDaemon(t, extraArgs) {
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
-    const args = ['--tcp', String(port), '--bind', '127.0.0.1', '--auth-file', pki.file('pw'), '--tls-cert', pki.file('server.crt'), '--tls-key', pki.file('server.key'), '-e', 'fork,exec,exit', ...extraArgs];
-    const cp = spawn(process.execPath, [DAEMON, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    cp.err = '';
-    cp.stderr.on('data', (d) => (cp.err += d));
-    cp.stdout.resume();
-    const exited = new Promise((resolve) => cp.on('exit', (code, signal) => resolve({ code, signal })));
-    cp.stop = async () => {
-      if (cp.exitCode === null && cp.signalCode === null) cp.kill('SIGTERM');
-      return exited;
-    };
-    await until(() => /watching /.test(cp.err) || cp.exitCode !== null, 15000, 'the daemon to start');
-    if (cp.exitCode !== null) {
+    const cp = daemon(t, ['--tcp', String(port), '--bind', '127.0.0.1', '--auth-file', pki.file('pw'), '--tls-cert', pki.file('server.crt'), '--tls-key', pki.file('server.key'), '-e', 'fork,exec,exit', ...extraArgs]);
+    try {
+      await cp.ready;
+    } catch (e) {
       if (/in use/i.test(cp.err) && attempt < 3) continue; // the port was taken meanwhile
-      throw new Error(`the daemon exited: ${cp.err}`);
+      throw e;
     }
-    t.after(() => cp.stop());
     cp.port = port;
     return cp;
   }
@@ -160,7 +127,7 @@ async function clientSeesChild(daemon, clientArgs) {
   const c = runClient(['--tcp', '--port', String(daemon.port), '--auth-file', pki.file('pw'), '--json', ...clientArgs], (out) => pid !== null && jsonAbout(out, pid).some((e) => e.event === 'exit'));
   await until(() => (daemon.err.match(/connected \(/g) ?? []).length > before || c.cp.exitCode !== null, 15000, 'the client to be served');
   assert.equal(c.cp.exitCode, null, `the client runs: ${c.err}`);
-  pid = await spawnAndWait('/bin/sh', ['-c', 'exit 5', 'pm-tls-cli']);
+  pid = (await run('/bin/sh', ['-c', 'exit 5', 'pm-tls-cli'])).pid;
   const r = await c.done;
   assert.equal(r.code, 0, r.err);
   return jsonAbout(r.out, pid);
@@ -207,7 +174,7 @@ test('events flow over TLS from the real connector to connect(): fork, exec, exi
   await client.ready();
   const seen = [];
   client.on('event', (e) => seen.push(e));
-  const pid = await spawnAndWait('/bin/sh', ['-c', 'exit 7', 'pm-tls-lib']);
+  const { pid } = await run('/bin/sh', ['-c', 'exit 7', 'pm-tls-lib']);
   await until(() => seen.some((e) => e.event === 'exit' && e.pid === pid), 10000, 'the exit of our child over TLS');
   const mine = seen.filter((e) => e.child_pid === pid || e.pid === pid);
   assert.deepEqual(mine.map((e) => e.event), ['fork', 'exec', 'exit']);
