@@ -4,23 +4,14 @@
 // to inject or read events. Exact volumes come from a fake source.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const net = require('node:net');
 const path = require('node:path');
-const { createBroadcastServer, connect, PASSWORD_PROMPT, AUTH_SUCCESS, AUTH_FAILED, AUTH_TIMEOUT, tooManyPendingLine } = require('..');
-const { tmpDir, FakeSource, rawConnect, until, tcpAuth, events, checkAccounting } = require('./server-helpers');
+const { connect, PASSWORD_PROMPT, AUTH_SUCCESS, AUTH_FAILED, AUTH_TIMEOUT, tooManyPendingLine } = require('..');
+const { tmpDir, serve, FakeSource, rawConnect, until, tcpAuth, events, checkAccounting } = require('./server-helpers');
+const { daemon, freePort } = require('./daemon');
 
 const PW = 'hostile password';
-const BIN = path.join(__dirname, '..', 'bin', 'procMonitor');
-
-async function serve(t, opts) {
-  const srv = createBroadcastServer(opts);
-  t.after(() => srv.close());
-  await srv.listen();
-  return srv;
-}
 
 const fdCount = () => fs.readdirSync('/proc/self/fd').length;
 
@@ -330,24 +321,16 @@ test('a password with NUL and multibyte characters: server, client library and d
   const dir = tmpDir(t);
   const file = path.join(dir, 'pw');
   fs.writeFileSync(file, `${ODD_PW}\n`, { mode: 0o600 });
-  const probe = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((res) => probe.on('listening', res));
-  const dport = probe.address().port;
-  await new Promise((res) => probe.close(res));
-  const cp = spawn(process.execPath, [BIN, '--tcp', String(dport), '--auth-file', file, '--bind', '127.0.0.1', '-e', 'exec'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  t.after(() => cp.kill('SIGKILL'));
-  let err = '';
-  cp.stderr.on('data', (d) => (err += d));
-  await until(() => /watching/.test(err) || cp.exitCode !== null, 15000, 'the daemon');
+  const dport = await freePort();
+  const cp = daemon(t, ['--tcp', String(dport), '--auth-file', file, '--bind', '127.0.0.1', '-e', 'exec']);
+  await cp.ready;
   const d = await tcpAuth(dport, ODD_PW);
-  assert.ok(d.text().startsWith(PASSWORD_PROMPT + AUTH_SUCCESS), d.text().slice(0, 80) + err);
+  assert.ok(d.text().startsWith(PASSWORD_PROMPT + AUTH_SUCCESS), d.text().slice(0, 80) + cp.err);
   d.sock.destroy();
   const bad = await tcpAuth(dport, 'pä');
   await bad.closedP;
   assert.equal(bad.text(), PASSWORD_PROMPT + AUTH_FAILED);
-  cp.kill('SIGTERM');
-  await new Promise((res) => cp.on('exit', res));
-  assert.equal(cp.exitCode, 0, err);
+  assert.equal((await cp.stop()).code, 0, cp.err);
 });
 
 // ------------------------------------------------------------------ isolation

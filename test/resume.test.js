@@ -6,19 +6,12 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const path = require('node:path');
-const { createBroadcastServer, connect, ProcConnector } = require('..');
-const { tmpDir, FakeSource, rawConnect, until, tcpAuth, events } = require('./server-helpers');
+const { connect, ProcConnector } = require('..');
+const { tmpDir, serve, FakeSource, rawConnect, until, tcpAuth, events } = require('./server-helpers');
 const { run } = require('./helpers');
+const { daemon } = require('./daemon');
 
 const PW = 'resume password';
-const BIN = path.join(__dirname, '..', 'bin', 'procMonitor');
-
-async function serve(t, opts) {
-  const srv = createBroadcastServer(opts);
-  t.after(() => srv.close());
-  await srv.listen();
-  return srv;
-}
 
 /** Event lines of a raw client (not hello/process/snapshot answers). */
 const evs = (rec) => events(rec).filter((e) => !['hello', 'process', 'snapshot'].includes(e.event));
@@ -275,11 +268,8 @@ test('a daemon killed mid-storm and its client resuming against the real connect
 test('the daemon: {"snapshot": true} gives the live table first; --replay 0 turns requests off', async (t) => {
   const dir = tmpDir(t);
   const p = path.join(dir, 'pm.sock');
-  const d = spawn(process.execPath, [BIN, '--socket', p, '-e', 'exec'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  t.after(() => d.kill('SIGKILL'));
-  let err = '';
-  d.stderr.on('data', (x) => (err += x));
-  await until(() => /watching/.test(err), 10000, 'daemon up');
+  const d = daemon(t, ['--socket', p, '-e', 'exec']);
+  await d.ready;
   const c = connect({ path: p, request: { snapshot: true } });
   const snap = new Promise((resolve) => c.once('snapshot', resolve));
   await c.ready();
@@ -291,11 +281,7 @@ test('the daemon: {"snapshot": true} gives the live table first; --replay 0 turn
   assert.ok(procs.some((r) => r.pid === d.pid));
   await c.close();
   const p2 = path.join(dir, 'pm2.sock');
-  const d2 = spawn(process.execPath, [BIN, '--socket', p2, '-e', 'exec', '--replay', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  t.after(() => d2.kill('SIGKILL'));
-  let err2 = '';
-  d2.stderr.on('data', (x) => (err2 += x));
-  await until(() => /watching/.test(err2), 10000, 'daemon 2 up');
+  await daemon(t, ['--socket', p2, '-e', 'exec', '--replay', '0']).ready;
   const raw = ask(p2, { snapshot: true });
   const { pid } = await run('/bin/sleep', ['0.1']);
   await until(() => evs(raw).some((e) => e.pid === pid));
