@@ -116,10 +116,7 @@ test('runtime failures: a clear line and a non-zero status, never a stack trace'
   assert.match(r.stderr, /another instance|in use|live|another procMonitor/i);
   assert.doesNotMatch(r.stderr, /\n\s+at /);
   // The same with TCP served too: still a runtime failure (status 1), not the port's 2.
-  const probe = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((res) => probe.on('listening', res));
-  const port = probe.address().port;
-  await new Promise((res) => probe.close(res));
+  const port = await freePort();
   r = spawnSync(process.execPath, [BIN, '--socket', sock, '--tcp', String(port), '--bind', '127.0.0.1', '--auth', 'pw'], { encoding: 'utf8', timeout: 10000 });
   live.close();
   assert.equal(r.status, 1, r.stderr);
