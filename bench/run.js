@@ -26,14 +26,18 @@ const DAEMON = path.join(ROOT, 'bin', 'procMonitor');
 const TICK = 100; // USER_HZ: /proc/PID/stat counts CPU in 1/100 s
 
 // ---------- options ----------
-function parseArgs(argv) {
-  const o = { quick: false, keep: false };
+/**
+ * A bench script's flags: `--name value` and `--name=value` as o[name] = value, the `booleans`
+ * (no value) as true or false. --help (-h) prints lines header[0] to header[1] - 1 of `file`
+ * (its comment) and exits.
+ */
+function parseFlags(argv, { file, header, booleans = [] }) {
+  const o = Object.fromEntries(booleans.map((b) => [b, false]));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--quick') o.quick = true;
-    else if (a === '--keep') o.keep = true;
+    if (a.startsWith('--') && booleans.includes(a.slice(2))) o[a.slice(2)] = true;
     else if (a === '--help' || a === '-h') {
-      process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 15).join('\n') + '\n');
+      process.stdout.write(fs.readFileSync(file, 'utf8').split('\n').slice(...header).join('\n') + '\n');
       process.exit(0);
     } else if (a.startsWith('--')) {
       const [k, v] = a.includes('=') ? a.slice(2).split('=', 2) : [a.slice(2), argv[++i]];
@@ -41,6 +45,11 @@ function parseArgs(argv) {
       o[k] = v;
     } else throw new Error(`unknown argument ${a}`);
   }
+  return o;
+}
+
+function parseArgs(argv) {
+  const o = parseFlags(argv, { file: __filename, header: [2, 15], booleans: ['quick', 'keep'] });
   const q = o.quick;
   const num = (k, d) => (o[k] !== undefined ? Number(o[k]) : d);
   return {
@@ -796,7 +805,7 @@ if (require.main === module) {
     process.exit(1);
   });
 } else {
-  // Shared with bench/soak.js.
+  // Shared with bench/soak.js, bench/table.js and bench/connector.js.
   process.on('exit', () => fs.rmSync(TMP, { recursive: true, force: true }));
-  module.exports = { build, memOf, machine, BUILD, DAEMON };
+  module.exports = { build, memOf, machine, parseFlags, BUILD, DAEMON };
 }

@@ -121,21 +121,10 @@ if (process.argv[2] === '--child') {
 }
 
 // ---------- the parent ----------
-const { memOf, machine: benchMachine } = require('./run');
+const { memOf, machine: benchMachine, parseFlags } = require('./run');
 
 function parseArgs(argv) {
-  const o = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--help' || a === '-h') {
-      process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(3, 16).join('\n') + '\n');
-      process.exit(0);
-    } else if (a.startsWith('--')) {
-      const [k, v] = a.includes('=') ? a.slice(2).split('=', 2) : [a.slice(2), argv[++i]];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      o[k] = v;
-    } else throw new Error(`unknown argument ${a}`);
-  }
+  const o = parseFlags(argv, { file: __filename, header: [3, 16] });
   return {
     ns: String(o.ns ?? '1000,2000,4000').split(',').map(Number).sort((a, b) => a - b),
     reps: Number(o.reps ?? 5),
