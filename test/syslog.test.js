@@ -111,7 +111,7 @@ test('--syslog to a unix socket (logger): log lines as daemon.info / daemon.err,
   const rs = await rsyslogd(t, dir);
   const sockPath = path.join(dir, 'pm.sock');
   const cp = daemon(t, ['--socket', sockPath, '-e', 'exec,exit', '--syslog', '--syslog-socket', rs.socket, '--syslog-events']);
-  await cp.saw(/watching /);
+  await cp.ready;
 
   const watching = await rs.waitFor((m) => m.rfc5424?.msg.startsWith('watching exec,exit'), 'the "watching" log line');
   assertRfc5424(watching, { pid: cp.pid, facility: 3, severity: 6 });
@@ -159,7 +159,7 @@ test('--syslog-target tcp:// (octet-counted) and udp://, with --syslog-facility'
     [`udp://127.0.0.1:${udpPort}`, 'user'],
   ]) {
     const cp = daemon(t, ['--direct', '-e', 'exec', '--syslog', '--syslog-target', target, '--syslog-events', '--syslog-facility', facility]);
-    await cp.saw(/watching /);
+    await cp.ready;
     const code = { local3: 19, user: 1 }[facility];
     const watching = await rs.waitFor((m) => m.rfc5424?.procid === String(cp.pid) && m.rfc5424.msg.startsWith('watching exec'), `${target}: the "watching" line`);
     assertRfc5424(watching, { pid: cp.pid, facility: 3, severity: 6 });
@@ -181,7 +181,7 @@ test('an absent syslog never stops the daemon: it serves clients, says so once, 
   const logSock = path.join(dir, 'later.sock');
   const sockPath = path.join(dir, 'pm.sock');
   const cp = daemon(t, ['--socket', sockPath, '-e', 'exec', '--syslog', '--syslog-socket', logSock, '--syslog-events']);
-  await cp.saw(/watching /);
+  await cp.ready;
   await cp.saw(/syslog unix:\S+later\.sock: .*No such file or directory; retrying/);
 
   // Clients are served as usual meanwhile.
