@@ -1082,11 +1082,27 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     conn.error = code;
   }
 
+  /**
+   * A client that closed its sending side may still read, or may be gone altogether (that
+   * shows only when a write to it fails): when a newcomer needs its slot or descriptor, the
+   * longest-ended such client is let go (reason 'end') rather than the newcomer refused.
+   */
+  private evictEnded(): boolean {
+    for (const conn of this.streaming) {
+      if (!conn.peerEnded || conn.reason) continue;
+      conn.reason = 'end';
+      this.onClose(conn); // its slot is free now, not when the socket's close comes
+      conn.sock.destroy();
+      return true;
+    }
+    return false;
+  }
+
   private onUnixConnection(sock: net.Socket): void {
     const conn = this.newConn(sock, 'unix');
     if (this.state !== 'listening') return void sock.destroy(); // accepted while closing
-    if (this.outOfDescriptors()) return this.refuseNoFiles(conn, TOO_MANY_FILES);
-    if (this.streaming.size >= this.maxClients) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
+    if (this.outOfDescriptors() && !this.evictEnded()) return this.refuseNoFiles(conn, TOO_MANY_FILES);
+    if (this.streaming.size >= this.maxClients && !this.evictEnded()) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
     this.startStreaming(conn);
   }
 
@@ -1096,8 +1112,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     // Over TLS nothing can be said before the handshake: a connection beyond the pending
     // limits is closed without one (none is spent on it); a full server is told after it.
     const tlsServer = this.tlsServer;
-    if (this.outOfDescriptors()) return this.refuseNoFiles(conn, tlsServer ? '' : TOO_MANY_FILES);
-    if (!tlsServer && this.streaming.size >= this.maxClients) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
+    if (this.outOfDescriptors() && !this.evictEnded()) return this.refuseNoFiles(conn, tlsServer ? '' : TOO_MANY_FILES);
+    if (!tlsServer && this.streaming.size >= this.maxClients && !this.evictEnded()) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
     const pendingLine = tlsServer ? '' : tooManyPendingLine(this.maxPending);
     if (this.pendingCount >= this.maxPending) return this.refuse(conn, 'too-many-pending', pendingLine);
     // One address (a password guesser whose failures are being answered late, a slow-drip
@@ -1137,7 +1153,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       this.log(`tcp ${conn.peer}: client certificate refused (${why})`);
       return this.refuse(conn, 'cert-refused', CLIENT_CERT_REFUSED, true);
     }
-    if (this.streaming.size >= this.maxClients) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
+    if (this.streaming.size >= this.maxClients && !this.evictEnded()) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
     this.askPassword(conn);
   }
 
@@ -1190,7 +1206,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     this.leavePending(conn);
     conn.sock.removeAllListeners('data');
     conn.sock.removeAllListeners('end');
-    if (this.streaming.size >= this.maxClients) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
+    if (this.streaming.size >= this.maxClients && !this.evictEnded()) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
     conn.sock.write(AUTH_SUCCESS);
     this.startStreaming(conn, rest);
   }
@@ -1269,8 +1285,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       // The client closed its sending side only (shutdown(SHUT_WR): `nc -N`, `nc -U sock
       // </dev/null`, a client that sent its password or request and is done talking): it
       // keeps getting events. One that closed altogether looks the same until a write to it
-      // fails (EPIPE / ECONNRESET): that ends it, with reason 'end'. A request line cut short
-      // by the EOF is taken as it is.
+      // fails (EPIPE / ECONNRESET): that ends it, with reason 'end'; so does a newcomer that
+      // needs its slot (evictEnded). A request line cut short by the EOF is taken as it is.
       conn.peerEnded = true;
       if (conn.mode === 'request' && conn.state === 'streaming') this.onRequestData(conn, Buffer.from('\n'));
     });

@@ -452,6 +452,36 @@ test('tcp: repeated failures from one address are answered later and later', asy
 
 // ------------------------------------------------------------------ limits
 
+test('maxClients: a client that ended its side (gone, or only half-closed) gives its slot to a newcomer, with no event in between', async (t) => {
+  const dir = tmpDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const source = new FakeSource();
+  const srv = await serve(t, { source, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW }, maxClients: 2 });
+  const port = srv.address().tcp.port;
+  const a = rawConnect(p);
+  await until(() => srv.stats().clients >= 1);
+  const b = rawConnect(p);
+  await until(() => srv.stats().clients >= 2);
+  const closes = [];
+  srv.on('clientClose', (c) => closes.push(c));
+  a.sock.destroy(); // gone altogether: only its EOF is seen
+  await until(() => srv.stats().perClient.length === 2 && closes.length === 0);
+  await new Promise((r) => setTimeout(r, 100)); // its EOF has arrived; no event is written
+  // A newcomer takes the slot of the client that ended: a, not b, which still reads.
+  const c = await tcpAuth(port, PW);
+  assert.equal(c.text(), PASSWORD_PROMPT + AUTH_SUCCESS);
+  assert.equal(closes.length, 1);
+  assert.equal(closes[0].reason, 'end');
+  source.batch(1);
+  await until(() => events(b).length === 1 && events(c).length === 1);
+  // With nobody ended, the next one is refused as before.
+  const d = rawConnect(p);
+  await d.closedP;
+  assert.equal(d.text(), tooManyClientsLine(2));
+  b.sock.destroy();
+  c.sock.destroy();
+});
+
 test('maxClients: the next Unix or TCP client is told why and closed', async (t) => {
   const dir = tmpDir(t);
   const p = path.join(dir, 'pm.sock');
