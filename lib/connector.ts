@@ -214,7 +214,7 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
     this.native = null;
     const [buf, meta] = native.stop();
     this.lastStats = native.stats();
-    if (buf.length) this.deliver(buf, meta);
+    if (buf?.length) this.deliver(buf, meta);
     this.emit('close');
     return this;
   }

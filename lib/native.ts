@@ -3,8 +3,8 @@ import * as path from 'node:path';
 /** What the addon exports (native/addon.cc). */
 export interface NativeConnector {
   start(options: NativeStartOptions): void;
-  /** The events still queued: their lines and meta, as for the callback. */
-  stop(): [Buffer, Int32Array];
+  /** The events still queued: their lines and meta, as for the callback (undefined while the environment is torn down). */
+  stop(): [Buffer | undefined, Int32Array];
   ref(): void;
   unref(): void;
   stats(): ConnectorStats;

@@ -134,6 +134,7 @@ class Connector : public Napi::ObjectWrap<Connector> {
     Napi::Value buf;
     Napi::Value meta;
     size_t count = 0;
+    bool ok = true;  // false: JS values could not be made (the environment is going away)
   };
   Lines TakeBatch(Napi::Env env) {
     batch_.clear();
@@ -150,10 +151,24 @@ class Connector : public Napi::ObjectWrap<Connector> {
     Lines l;
     l.count = batch_.size();
     batch_.clear();
-    l.buf = Napi::Buffer<char>::Copy(env, text_.data(), text_.size());
-    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, meta_.size() * sizeof(int32_t));
-    if (!meta_.empty()) std::memcpy(ab.Data(), meta_.data(), meta_.size() * sizeof(int32_t));
-    l.meta = Napi::Int32Array::New(env, meta_.size(), ab, 0);
+    // Raw calls: while a worker is being terminated they fail, and node-addon-api's own
+    // would then abort the process making an error it cannot make either. Such a batch is
+    // dropped with its environment.
+    napi_value buf, ab, meta;
+    void* data = nullptr;
+    void* copied = nullptr;
+    if (napi_create_buffer_copy(env, text_.size(), text_.data(), &copied, &buf) != napi_ok ||
+        napi_create_arraybuffer(env, meta_.size() * sizeof(int32_t), &data, &ab) != napi_ok ||
+        napi_create_typedarray(env, napi_int32_array, meta_.size(), ab, 0, &meta) != napi_ok) {
+      l.count = 0;
+      l.ok = false;
+      l.buf = env.Undefined();
+      l.meta = env.Undefined();
+      return l;
+    }
+    if (!meta_.empty()) std::memcpy(data, meta_.data(), meta_.size() * sizeof(int32_t));
+    l.buf = Napi::Value(env, buf);
+    l.meta = Napi::Value(env, meta);
     return l;
   }
 
@@ -174,12 +189,14 @@ class Connector : public Napi::ObjectWrap<Connector> {
     if (!CanRunJs(env)) return;
     Lines l = TakeBatch(env);
     std::string fatal = monitor_.TakeFatal();
-    if (l.count == 0 && fatal.empty()) return;
+    if (!l.ok || (l.count == 0 && fatal.empty())) return;
+    napi_value why = env.Undefined();
+    if (!fatal.empty() && napi_create_string_utf8(env, fatal.data(), fatal.size(), &why) != napi_ok) return;
     // Raw call: while the environment is being torn down JS cannot run and the call fails;
     // nothing may be thrown then. The JS callback makes a listener's exception uncaught
     // itself (Node-API only warns of one). The last argument says why the reader stopped on
     // its own, after the events it read before.
-    napi_value argv[3] = {l.buf, l.meta, fatal.empty() ? env.Undefined() : Napi::String::New(env, fatal)};
+    napi_value argv[3] = {l.buf, l.meta, why};
     napi_value result;
     napi_call_function(env, Value(), callback_.Value(), 3, argv, &result);
   }
