@@ -452,12 +452,18 @@ test('tcp: repeated failures from one address are answered later and later', asy
 
 // ------------------------------------------------------------------ limits
 
-test('maxClients: a client that ended its side (gone, or only half-closed) gives its slot to a newcomer, with no event in between', async (t) => {
+/** A server on a Unix socket and TCP with maxClients 2, fed by a FakeSource. */
+async function twoSlots(t) {
   const dir = tmpDir(t);
   const p = path.join(dir, 'pm.sock');
   const source = new FakeSource();
   const srv = await serve(t, { source, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW }, maxClients: 2 });
   const port = srv.address().tcp.port;
+  return { srv, source, p, port };
+}
+
+test('maxClients: a client that ended its side (gone, or only half-closed) gives its slot to a newcomer, with no event in between', async (t) => {
+  const { srv, source, p, port } = await twoSlots(t);
   const a = rawConnect(p);
   await until(() => srv.stats().clients >= 1);
   const b = rawConnect(p);
@@ -483,11 +489,7 @@ test('maxClients: a client that ended its side (gone, or only half-closed) gives
 });
 
 test('maxClients: the next Unix or TCP client is told why and closed', async (t) => {
-  const dir = tmpDir(t);
-  const p = path.join(dir, 'pm.sock');
-  const source = new FakeSource();
-  const srv = await serve(t, { source, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW }, maxClients: 2 });
-  const port = srv.address().tcp.port;
+  const { srv, source, p, port } = await twoSlots(t);
   const a = rawConnect(p);
   await until(() => srv.stats().clients >= 1);
   const b = await tcpAuth(port, PW);
@@ -810,13 +812,19 @@ function spawnAndWait(cmd, args) {
   });
 }
 
-async function endToEnd(t, transport) {
+/** A server on a Unix socket and TCP fed by a real ProcConnector (fork, exec, exit). */
+async function realServer(t) {
   const dir = tmpDir(t);
   const p = path.join(dir, 'pm.sock');
   const conn = new ProcConnector({ events: 'fork,exec,exit' });
   conn.start();
   t.after(() => conn.stop());
   const srv = await serve(t, { source: conn, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW } });
+  return { srv, p, conn };
+}
+
+async function endToEnd(t, transport) {
+  const { srv, p } = await realServer(t);
   const client = transport === 'unix' ? rawConnect(p) : await tcpAuth(srv.address().tcp.port, PW);
   
   await until(() => srv.stats().clients === 1);
@@ -985,12 +993,7 @@ test('spawn storm (tcp, disconnect): the healthy client gets every fork/exec/exi
  * altogether, the next write ends it with reason 'end'.
  */
 async function halfClosed(t, how) {
-  const dir = tmpDir(t);
-  const p = path.join(dir, 'pm.sock');
-  const conn = new ProcConnector({ events: 'fork,exec,exit' });
-  conn.start();
-  t.after(() => conn.stop());
-  const srv = await serve(t, { source: conn, unix: { path: p }, tcp: { port: 0, host: '127.0.0.1', password: PW } });
+  const { srv, p } = await realServer(t);
   const closes = [];
   srv.on('clientClose', (c) => closes.push(c));
   let client;
