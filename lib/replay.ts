@@ -9,12 +9,39 @@ import { EVENT_NAMES, KIND_NAMES, linesOf, parseEventList, type EventName, type 
 const KIND_CODE = new Map<string, number>(KIND_NAMES.map((k, i) => [k, i]));
 const LOST = KIND_CODE.get('lost') as number;
 
-/** One batch as it went on the wire. */
-export interface Chunk extends LineBatch {
+/**
+ * One batch as it went on the wire. The ring keeps tens of thousands of these: the index is
+ * in plain arrays (a typed array costs a few hundred bytes of its own) and the bytes in
+ * shared slabs (see numberLines).
+ */
+export interface Chunk {
   /** seq of its first line. */
   first: number;
   /** Bytes of the stream before it (set by the ring). */
   at: number;
+  /** The lines, "\n"-terminated. */
+  buf: Buffer;
+  /** End offset (after the "\n") of each line. */
+  ends: readonly number[];
+  /** Kind of each line (index in KIND_NAMES). */
+  kinds: readonly number[];
+  /** uid of each line's process, -1 where the event carries none. */
+  uids: readonly number[];
+}
+
+// The numbered lines of successive batches go into one slab after another, so that what the
+// ring keeps lives in a few large blocks rather than one small allocation per batch among
+// the short-lived ones (which fragments the heap: the daemon's RSS was twice its data).
+const SLAB_BYTES = 1 << 20;
+let slab: Buffer | null = null;
+let slabUsed = 0;
+
+function room(bytes: number): Buffer {
+  if (slab === null || slab.length - slabUsed < bytes) {
+    slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, bytes));
+    slabUsed = 0;
+  }
+  return slab;
 }
 
 /**
@@ -24,19 +51,21 @@ export interface Chunk extends LineBatch {
 export function numberLines(lines: LineBatch, first: number): Chunk {
   const { buf, ends } = lines;
   const n = ends.length;
-  const out = Buffer.allocUnsafe(buf.length + n * 26); // ',"seq":' + 16 digits + '}\n' at most
-  const newEnds = new Uint32Array(n);
+  const out = room(buf.length + n * 26); // ',"seq":' + 16 digits + '}\n' at most
+  const start = slabUsed;
+  const newEnds: number[] = new Array<number>(n);
   let src = 0;
-  let dst = 0;
+  let dst = start;
   for (let i = 0; i < n; i++) {
     const end = ends[i] as number;
     const body = end - 2; // every line ends with "}\n": the seq goes last
     dst += buf.copy(out, dst, src, body);
     dst += out.write(`${body - src > 1 ? ',' : ''}"seq":${first + i}}\n`, dst, 'latin1');
-    newEnds[i] = dst;
+    newEnds[i] = dst - start;
     src = end;
   }
-  return { first, at: 0, buf: out.subarray(0, dst), ends: newEnds, kinds: lines.kinds, uids: lines.uids };
+  slabUsed = dst;
+  return { first, at: 0, buf: out.subarray(start, dst), ends: newEnds, kinds: Array.from(lines.kinds), uids: Array.from(lines.uids) };
 }
 
 /** Serialises a batch of event objects, numbering its events from `first`. */
