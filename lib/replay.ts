@@ -11,8 +11,7 @@ const LOST = KIND_CODE.get('lost') as number;
 
 /**
  * One batch as it went on the wire. The ring keeps tens of thousands of these: the index is
- * in plain arrays (a typed array costs a few hundred bytes of its own) and the bytes in
- * shared slabs (see numberLines).
+ * in plain arrays (a typed array costs a few hundred bytes of its own).
  */
 export interface Chunk {
   /** seq of its first line. */
@@ -29,21 +28,6 @@ export interface Chunk {
   uids: readonly number[];
 }
 
-// The numbered lines of successive batches go into one slab after another, so that what the
-// ring keeps lives in a few large blocks rather than one small allocation per batch among
-// the short-lived ones (which fragments the heap: the daemon's RSS was twice its data).
-const SLAB_BYTES = 1 << 20;
-let slab: Buffer | null = null;
-let slabUsed = 0;
-
-function room(bytes: number): Buffer {
-  if (slab === null || slab.length - slabUsed < bytes) {
-    slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, bytes));
-    slabUsed = 0;
-  }
-  return slab;
-}
-
 /**
  * Numbers the lines of a batch from `first`: `{...,"seq":N}` per line, the bytes copied
  * once, nothing parsed or serialised again.
@@ -51,21 +35,19 @@ function room(bytes: number): Buffer {
 export function numberLines(lines: LineBatch, first: number): Chunk {
   const { buf, ends } = lines;
   const n = ends.length;
-  const out = room(buf.length + n * 26); // ',"seq":' + 16 digits + '}\n' at most
-  const start = slabUsed;
+  const out = Buffer.allocUnsafe(buf.length + n * 26); // ',"seq":' + 16 digits + '}\n' at most
   const newEnds: number[] = new Array<number>(n);
   let src = 0;
-  let dst = start;
+  let dst = 0;
   for (let i = 0; i < n; i++) {
     const end = ends[i] as number;
     const body = end - 2; // every line ends with "}\n": the seq goes last
     dst += buf.copy(out, dst, src, body);
     dst += out.write(`${body - src > 1 ? ',' : ''}"seq":${first + i}}\n`, dst, 'latin1');
-    newEnds[i] = dst - start;
+    newEnds[i] = dst;
     src = end;
   }
-  slabUsed = dst;
-  return { first, at: 0, buf: out.subarray(start, dst), ends: newEnds, kinds: Array.from(lines.kinds), uids: Array.from(lines.uids) };
+  return { first, at: 0, buf: out.subarray(0, dst), ends: newEnds, kinds: Array.from(lines.kinds), uids: Array.from(lines.uids) };
 }
 
 /** Serialises a batch of event objects, numbering its events from `first`. */
