@@ -9,23 +9,12 @@ import { EVENT_NAMES, KIND_NAMES, linesOf, parseEventList, type EventName, type 
 const KIND_CODE = new Map<string, number>(KIND_NAMES.map((k, i) => [k, i]));
 const LOST = KIND_CODE.get('lost') as number;
 
-/**
- * One batch as it went on the wire. The ring keeps tens of thousands of these: the index is
- * in plain arrays (a typed array costs a few hundred bytes of its own).
- */
-export interface Chunk {
+/** One batch as it went on the wire. */
+export interface Chunk extends LineBatch {
   /** seq of its first line. */
   first: number;
   /** Bytes of the stream before it (set by the ring). */
   at: number;
-  /** The lines, "\n"-terminated. */
-  buf: Buffer;
-  /** End offset (after the "\n") of each line. */
-  ends: readonly number[];
-  /** Kind of each line (index in KIND_NAMES). */
-  kinds: readonly number[];
-  /** uid of each line's process, -1 where the event carries none. */
-  uids: readonly number[];
 }
 
 /**
@@ -36,7 +25,7 @@ export function numberLines(lines: LineBatch, first: number): Chunk {
   const { buf, ends } = lines;
   const n = ends.length;
   const out = Buffer.allocUnsafe(buf.length + n * 26); // ',"seq":' + 16 digits + '}\n' at most
-  const newEnds: number[] = new Array<number>(n);
+  const newEnds = new Uint32Array(n);
   let src = 0;
   let dst = 0;
   for (let i = 0; i < n; i++) {
@@ -47,7 +36,7 @@ export function numberLines(lines: LineBatch, first: number): Chunk {
     newEnds[i] = dst;
     src = end;
   }
-  return { first, at: 0, buf: out.subarray(0, dst), ends: newEnds, kinds: Array.from(lines.kinds), uids: Array.from(lines.uids) };
+  return { first, at: 0, buf: out.subarray(0, dst), ends: newEnds, kinds: lines.kinds, uids: lines.uids };
 }
 
 /** Serialises a batch of event objects, numbering its events from `first`. */
