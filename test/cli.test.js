@@ -384,6 +384,7 @@ test('socket mode and group; SIGHUP is not fatal', async (t) => {
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(cp.exitCode, null, 'still running after SIGHUP');
   const r = await ndjsonClient(t, sockPath);
+  await cp.saw(/unix: client \d+ connected/); // taken on: what comes next is its
   const { pid } = await run('/bin/true', []);
   await r.until(sawExit(pid));
   r.sock.destroy();

@@ -60,9 +60,15 @@ const mine = (pid) => (m) => (m.ev.event === 'fork' && m.ev.child_pid === pid) |
 const kinds = (msgs, pid) => msgs.filter(mine(pid)).map((m) => m.ev.event);
 const complete = (msgs, pid) => ['fork', 'exec', 'exit'].every((k) => kinds(msgs, pid).includes(k));
 
-/** NDJSON events from a Unix socket, as messages ({ ev }) like those from NATS. */
-async function unixReader(p) {
+/**
+ * NDJSON events from a Unix socket, as messages ({ ev }) like those from NATS. Resolves once
+ * the daemon has taken the client on (its log says so): an event before that is not the
+ * client's, though its connect() already returned.
+ */
+async function unixReader(p, cp) {
+  const before = (cp.err.match(/unix: client \d+ connected/g) || []).length;
   const r = await ndjsonClient(FILE, p);
+  await until(() => (cp.err.match(/unix: client \d+ connected/g) || []).length > before, WAIT, 'the daemon to take the client on');
   return { msgs: () => r.events.map((ev) => ({ ev })) };
 }
 
@@ -267,7 +273,7 @@ test('NATS down when the daemon starts: it runs, serves its socket, retries, and
   const port = await freePort();
   const cp = await daemon(FILE, ['--nats', `nats://127.0.0.1:${port}`, '--socket', sock, '-e', 'fork,exec,exit']).ready;
   await cp.saw(/nats: cannot connect to nats:\/\/127\.0\.0\.1:\d+: .*; retrying in [\d.]+ s \(attempt 1\)/);
-  const u = await unixReader(sock);
+  const u = await unixReader(sock, cp);
   const a = await run('/bin/true', []);
   await until(() => complete(u.msgs(), a.pid), WAIT, `fork, exec, exit of ${a.pid} on the Unix socket`);
   assert.equal(cp.exitCode, null, 'still running');
@@ -296,7 +302,7 @@ test('nats-server killed and restarted: the Unix client gets every event meanwhi
   const live = await record(nc, 'procmon.*.exec');
   const cp = await daemon(FILE, ['--nats', `nats://127.0.0.1:${port}`, '--socket', sock, '--nats-buffer', '4096', '-e', 'fork,exec,exit']).ready;
   await cp.saw(/nats: connected to/);
-  const u = await unixReader(sock);
+  const u = await unixReader(sock, cp);
   const first = await run('/bin/true', []);
   await until(() => kinds(live.msgs, first.pid).includes('exec'), WAIT, 'the first exec on NATS');
 
