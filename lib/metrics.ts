@@ -91,26 +91,22 @@ export async function startMetrics(options: MetricsOptions): Promise<MetricsServ
   // ---- what the daemon received: counted as it arrives, published on scrape
   const byEvent = new Map<string, number>(conn.subscribed.map((e) => [e, 0]));
   let seenFromQueue = 0; // events taken off the reader thread's queue (its own `lost` reports are not queued)
-  // Counted from the reader's lines by their kinds: no event object is made for this; only
-  // a (rare) lost line is parsed, for its source.
+  // Counted from the reader's lines by their kinds: no event object is made for this; the
+  // connector parses only (rare) lost lines for 'lost', whose source tells what was queued.
   const lostKind = KIND_NAMES.indexOf('lost');
   const onLines = (lines: LineBatch): void => {
-    let start = 0;
-    for (let i = 0; i < lines.ends.length; i++) {
-      const end = lines.ends[i] as number;
-      const kind = lines.kinds[i] as number;
-      if (kind === lostKind) {
-        const ev = JSON.parse(lines.buf.toString('utf8', start, end)) as LostEvent;
-        if (ev.source !== 'queue') seenFromQueue++;
-      } else {
-        seenFromQueue++;
-        const name = KIND_NAMES[kind];
-        if (name !== undefined) byEvent.set(name, (byEvent.get(name) ?? 0) + 1);
-      }
-      start = end;
+    for (const kind of lines.kinds) {
+      if (kind === lostKind) continue;
+      seenFromQueue++;
+      const name = KIND_NAMES[kind];
+      if (name !== undefined) byEvent.set(name, (byEvent.get(name) ?? 0) + 1);
     }
   };
+  const onLost = (ev: LostEvent): void => {
+    if (ev.source !== 'queue') seenFromQueue++;
+  };
   conn.on('lines', onLines);
+  conn.on('lost', onLost);
 
   // ---- drops per client, bounded: a new id per connection would make a label without bound
   // (one series per client ever connected), so drops are summed per transport: the live
@@ -274,6 +270,7 @@ export async function startMetrics(options: MetricsOptions): Promise<MetricsServ
   httpServer.requestTimeout = 10000;
   const detach = (): void => {
     conn.off('lines', onLines);
+    conn.off('lost', onLost);
     server?.off('clientClose', onClientClose);
     register.clear();
   };

@@ -4,10 +4,9 @@
  * holds (a resume, a catch-up after falling behind), and per-client filters that pick lines
  * out of those bytes without serialising anything again.
  */
-import { EVENT_NAMES, KIND_NAMES, linesOf, parseEventList, type EventName, type LineBatch, type ProcEvent } from './events';
+import { EVENT_NAMES, KIND_NAMES, parseEventList, type EventName, type LineBatch } from './events';
 
-const KIND_CODE = new Map<string, number>(KIND_NAMES.map((k, i) => [k, i]));
-const LOST = KIND_CODE.get('lost') as number;
+const LOST = KIND_NAMES.indexOf('lost');
 
 /** One batch as it went on the wire. */
 export interface Chunk extends LineBatch {
@@ -39,11 +38,6 @@ export function numberLines(lines: LineBatch, first: number): Chunk {
   return { first, at: 0, buf: out.subarray(0, dst), ends: newEnds, kinds: lines.kinds, uids: lines.uids };
 }
 
-/** Serialises a batch of event objects, numbering its events from `first`. */
-export function encodeBatch(batch: readonly ProcEvent[], first: number): Chunk {
-  return numberLines(linesOf(batch), first);
-}
-
 /** What a client asked to receive: some event kinds, some users. `lost` always passes. */
 export interface Filter {
   /** Bit per KIND_NAMES index. */
@@ -56,7 +50,7 @@ export interface Filter {
 export function makeFilter(events: readonly EventName[] | null, uids: readonly number[] | null): Filter | null {
   if (!events && !uids) return null;
   let kinds = 1 << LOST;
-  for (const name of events ?? EVENT_NAMES) kinds |= 1 << (KIND_CODE.get(name) as number);
+  for (const name of events ?? EVENT_NAMES) kinds |= 1 << KIND_NAMES.indexOf(name);
   return { kinds, uids: uids ? new Set(uids) : null };
 }
 

@@ -1414,6 +1414,15 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     return conn.sock.writableLength + this.ring.bytesFrom(conn.nextSeq);
   }
 
+  /** Writes `count` event lines of the shared stream to one client. */
+  private writeStream(conn: Conn, buf: Buffer, count: number): void {
+    conn.sock.write(buf);
+    conn.sent += count;
+    conn.bytes += buf.length;
+    this.counters.sentEvents += count;
+    this.counters.sentBytes += buf.length;
+  }
+
   /** Writes lines of its own (not of the shared stream) to one client. */
   private writeOwn(conn: Conn, text: string | Buffer): void {
     const n = typeof text === 'string' ? Buffer.byteLength(text) : text.length;
@@ -1462,11 +1471,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       const { buf, count } = select(at.chunk, at.index, conn.filter);
       conn.nextSeq = at.chunk.first + at.chunk.ends.length;
       if (buf.length === 0) continue;
-      sock.write(buf);
-      conn.sent += count;
-      conn.bytes += buf.length;
-      this.counters.sentEvents += count;
-      this.counters.sentBytes += buf.length;
+      this.writeStream(conn, buf, count);
     }
   }
 
@@ -1506,11 +1511,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
         this.watchFlush(conn);
         continue;
       }
-      sock.write(buf);
-      conn.sent += count;
-      conn.bytes += buf.length;
-      this.counters.sentEvents += count;
-      this.counters.sentBytes += buf.length;
+      this.writeStream(conn, buf, count);
     }
   }
 
