@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
 import {
   CodedError,
   eventMask,
@@ -201,7 +202,7 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
     } catch (err) {
       const e = err as Error & { code?: string };
       const code = (e.code && KNOWN_CODES.has(e.code) ? e.code : 'ESUBSCRIBE') as ProcConnectorErrorCode;
-      throw new ProcConnectorError(code, e.message, { cause: err });
+      throw new ProcConnectorError(code, startFailure(code, e.message), { cause: err });
     }
     this.native = native;
     return this;
@@ -308,6 +309,34 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
   [Symbol.asyncIterator](): AsyncIterableIterator<ProcEvent> {
     return iterate(this, {});
   }
+}
+
+/**
+ * Whether this process is in the host's (initial) user namespace: only there is its uid map
+ * the identity over every uid. null when /proc/self/uid_map cannot be read.
+ */
+export function inHostUserNamespace(): boolean | null {
+  let text: string;
+  try {
+    text = fs.readFileSync('/proc/self/uid_map', 'utf8');
+  } catch {
+    return null;
+  }
+  return text.trim().split(/\s+/).join(' ') === '0 0 4294967295';
+}
+
+/**
+ * The message of a failed start. In a user namespace other than the host's the kernel refuses
+ * (EPERM) or ignores (ENOACK) a subscriber whatever its capabilities there, so that is said
+ * instead of remedies that cannot help.
+ */
+function startFailure(code: ProcConnectorErrorCode, message: string): string {
+  if ((code !== 'EPERM' && code !== 'ENOACK') || inHostUserNamespace() !== false) return message;
+  const answer = code === 'EPERM' ? 'refused the subscription (EPERM)' : 'never acknowledged the subscription (ENOACK)';
+  return (
+    `the kernel ${answer}: this process is in a user namespace other than the host's (a container, \`unshare -U\`), ` +
+    "where capabilities do not count for the proc connector; run it in the host's user namespace, as root or with CAP_NET_ADMIN"
+  );
 }
 
 function batchInterval(v: number | undefined): number {

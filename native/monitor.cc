@@ -57,6 +57,17 @@ int64_t MonoMs() { return Now(CLOCK_MONOTONIC) / 1000000; }
 
 StartError Err(const char* code, std::string msg) { return StartError{code, std::move(msg)}; }
 
+// The kernel refused the subscription. Whether an unprivileged process may subscribe depends
+// on how the kernel was built (some builds of Linux 6.6 and later admit any user, others do
+// not), so the remedies are named without a version.
+StartError Refused() {
+  return Err("EPERM",
+             "the kernel refused this process's subscription to process events (EPERM): it "
+             "admits only privileged subscribers; run as root or with CAP_NET_ADMIN (e.g. "
+             "AmbientCapabilities=CAP_NET_ADMIN in a systemd unit), or on a kernel that lets "
+             "unprivileged processes subscribe");
+}
+
 }  // namespace
 
 Monitor::Monitor(std::function<void()> notify) : notify_(std::move(notify)) {}
@@ -95,9 +106,7 @@ bool Monitor::Subscribe(bool with_mask, uint32_t mask, int timeout_ms, StartErro
                  "the kernel's proc connector is not reachable from this network namespace; "
                  "run procmonitor in the host's network namespace");
     } else if (e == EPERM) {
-      *err = Err("EPERM",
-                 "the kernel refused the proc connector subscription (EPERM); this kernel needs "
-                 "root or CAP_NET_ADMIN (unprivileged use needs Linux 6.6 or later)");
+      *err = Refused();
     } else {
       *err = Err("ESUBSCRIBE", std::string("cannot send the proc connector subscription: ") +
                                    std::strerror(e));
@@ -142,9 +151,7 @@ bool Monitor::Subscribe(bool with_mask, uint32_t mask, int timeout_ms, StartErro
         {
           if (ev.a != 0) {
             if (ev.a == EPERM) {
-              *err = Err("EPERM",
-                         "the kernel refused the proc connector subscription (EPERM); run as "
-                         "root or with CAP_NET_ADMIN (unprivileged use needs Linux 6.6+)");
+              *err = Refused();
             } else {
               *err = Err("ESUBSCRIBE", std::string("the kernel refused the subscription: ") +
                                            std::strerror(static_cast<int>(ev.a)));
@@ -228,9 +235,7 @@ bool Monitor::Start(const Options& opts, StartError* err) {
     int e = errno;
     Close();
     if (e == EPERM || e == EACCES) {
-      *err = Err("EPERM",
-                 "joining the proc connector group was refused (EPERM); run as root or with "
-                 "CAP_NET_ADMIN (unprivileged use needs Linux 6.6 or later)");
+      *err = Refused();
     } else {
       *err = Err("ESOCKET", std::string("cannot bind the netlink connector socket: ") +
                                 std::strerror(e));

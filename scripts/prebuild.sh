@@ -2,7 +2,7 @@
 # Makes the Node-API prebuilds in prebuilds/ (run as `npm run prebuilds`):
 #   prebuilds/linux-x64/procmonitor.glibc.node     native build
 #   prebuilds/linux-arm64/procmonitor.glibc.node   cross-compiled with Debian's g++-aarch64-linux-gnu
-# Each is one binary for every Node.js >= 18 and Electron (Node-API 8, ABI-stable), stripped,
+# Each is one binary for every Node.js >= 20 and Electron (Node-API 8, ABI-stable), stripped,
 # needing glibc >= 2.17 and the libstdc++ of GCC >= 6 (GLIBCXX_3.4.22), which Node.js itself links.
 # Then records the sha256 of their build inputs in prebuilds/SOURCE_HASH (native/, binding.gyp,
 # this script, scripts/glibcxx-compat.h, node-addon-api's version); test/prebuild.test.js fails

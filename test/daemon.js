@@ -8,8 +8,7 @@ const { until } = require('./server-helpers');
 
 const BIN = path.join(__dirname, '..', 'bin', 'procMonitor');
 
-/** setpriv arguments that run a command as nobody without capabilities. */
-const NOBODY = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'];
+const { NOBODY, NET_ADMIN_ONLY } = require('./kernel');
 
 const running = (cp) => cp.exitCode === null && cp.signalCode === null;
 
@@ -178,4 +177,4 @@ async function natsServer(t, port, extra = []) {
   return cp;
 }
 
-module.exports = { BIN, NOBODY, daemon, freePort, connectTo, ndjsonReader, ndjsonClient, NATS_SERVER, natsServer };
+module.exports = { BIN, NOBODY, NET_ADMIN_ONLY, daemon, freePort, connectTo, ndjsonReader, ndjsonClient, NATS_SERVER, natsServer };

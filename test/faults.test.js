@@ -11,7 +11,7 @@ const path = require('node:path');
 const { createBroadcastServer, connect, ProcConnector, TOO_MANY_FILES, FD_RESERVE } = require('..');
 const { tmpDir, FakeSource, rawConnect, until, tcpAuth, events, checkAccounting } = require('./server-helpers');
 const { run } = require('./helpers');
-const { BIN, NOBODY, daemon, freePort } = require('./daemon');
+const { BIN, NOBODY, NET_ADMIN_ONLY, daemon, freePort } = require('./daemon');
 
 const PW = 'fault password';
 const NO_STACK = /\n\s+at /;
@@ -267,7 +267,8 @@ test('socket directory made unwritable while running: it keeps serving, exits 0 
   const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }));
   fs.chownSync(sub, nobody, -1);
   const p = path.join(sub, 'pm.sock');
-  const cp = daemon(t, ['--socket', p, '-e', 'exec,fork,exit'], { wrap: NOBODY });
+  // The daemon runs as nobody with the least privilege that subscribes on every kernel.
+  const cp = daemon(t, ['--socket', p, '-e', 'exec,fork,exit'], { wrap: NET_ADMIN_ONLY });
   await cp.ready;
   fs.chmodSync(sub, 0o555);
   const c = rawConnect(p);
@@ -279,7 +280,7 @@ test('socket directory made unwritable while running: it keeps serving, exits 0 
   assert.doesNotMatch(cp.err, NO_STACK);
   assert.match(cp.err, /cannot remove the socket file .*pm\.sock/);
   // Starting again there: one clear line, status 1.
-  const r = spawnSync(NOBODY[0], [...NOBODY.slice(1), process.execPath, BIN, '--socket', p], { encoding: 'utf8', timeout: 10000 });
+  const r = spawnSync(NET_ADMIN_ONLY[0], [...NET_ADMIN_ONLY.slice(1), process.execPath, BIN, '--socket', p], { encoding: 'utf8', timeout: 10000 });
   assert.equal(r.status, 1, r.stderr);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   assert.match(r.stderr, /permission denied|EACCES/i);
