@@ -5,15 +5,18 @@ import { parseFlags, readTlsFlags, UsageError, wholeNumber } from './args';
 
 const NAME = 'procMonitor-client';
 const DEFAULT_SOCKET = '/var/run/procMonitor.sock';
+const DEFAULT_HOST = 'localhost';
+const DEFAULT_PORT = 8080;
 
 export const CLIENT_USAGE = `Usage: ${NAME} [options]
 
-Prints the events of a procMonitor server, readably or as NDJSON.
+Prints the events of a procMonitor server, readably or as NDJSON. Takes every option of
+the seed's processClient.js with the same meaning and defaults.
 
   -s, --socket PATH     connect to the Unix socket PATH (default ${DEFAULT_SOCKET})
   -t, --tcp             connect over TCP instead (with --host, --port and a password)
-      --host HOST       TCP host (default 127.0.0.1)
-  -p, --port PORT       TCP port
+  -H, --host HOST       TCP host (default ${DEFAULT_HOST})
+  -p, --port PORT       TCP port (default ${DEFAULT_PORT})
   -a, --auth PASSWORD   TCP password (visible in ps; prefer --auth-file or PROCMONITOR_AUTH)
       --auth-file FILE  read the TCP password from FILE (one trailing newline ignored)
       --tls             speak TLS to a daemon started with --tls-cert (implies --tcp);
@@ -39,7 +42,7 @@ Exit status: 0 after SIGINT/SIGTERM, 1 when the connection fails or the server c
 
 const STRING_FLAGS = ['socket', 'host', 'port', 'auth', 'auth-file', 'events', 'users', 'tls-ca', 'tls-cert', 'tls-key', 'tls-servername'];
 const BOOLEAN_FLAGS = ['tcp', 'json', 'help', 'tls', 'insecure', 'resume'];
-const SHORT: Record<string, string> = { s: 'socket', t: 'tcp', p: 'port', a: 'auth', e: 'events', u: 'users', r: 'resume', j: 'json', h: 'help' };
+const SHORT: Record<string, string> = { s: 'socket', t: 'tcp', H: 'host', p: 'port', a: 'auth', e: 'events', u: 'users', r: 'resume', j: 'json', h: 'help' };
 
 export interface ClientCliOptions {
   connect: ConnectOptions;
@@ -88,8 +91,7 @@ export function parseClientArgs(argv: string[], env: NodeJS.ProcessEnv = process
     return { connect: { path: socket ?? DEFAULT_SOCKET, ...extra }, json: flags.on('json'), events };
   }
   if (socket !== undefined) throw new UsageError('give either --socket or --tcp, not both');
-  if (portText === undefined) throw new UsageError('--tcp needs --port PORT');
-  const port = wholeNumber(portText, 'port', 1, 65535);
+  const port = portText === undefined ? DEFAULT_PORT : wholeNumber(portText, 'port', 1, 65535);
   if (auth !== undefined && authFile !== undefined) throw new UsageError('give either --auth or --auth-file, not both');
   let password: string | undefined = auth;
   if (authFile !== undefined) {
@@ -116,7 +118,7 @@ export function parseClientArgs(argv: string[], env: NodeJS.ProcessEnv = process
     };
     if (Object.keys(tls).length === 0) tls = true;
   }
-  return { connect: { host: host ?? '127.0.0.1', port, password, ...(tls ? { tls } : {}), ...extra }, json: flags.on('json'), events };
+  return { connect: { host: host ?? DEFAULT_HOST, port, password, ...(tls ? { tls } : {}), ...extra }, json: flags.on('json'), events };
 }
 
 function exitStatus(ev: { exit_code?: number; code?: number | null; signal?: string | null; core?: boolean }): string {

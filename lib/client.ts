@@ -52,6 +52,8 @@ export interface CommonConnectOptions {
    * A request line sent once connected (TCP: once authenticated): `{ snapshot: true }` for
    * the process table first, `{ events: ['exec'], users: ['www-data'] }` to narrow the
    * stream, `{ resume_from: N }` to pick up after seq N. The server answers with a `hello`.
+   * Over TCP `{}` is sent when none is given, so that the server batches its writes (a
+   * client that sends nothing is served as the seed's own client, a line a write).
    */
   request?: ClientRequest;
   /**
@@ -163,7 +165,9 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
       this.resume = null;
     }
     if (options.request !== undefined && (typeof options.request !== 'object' || options.request === null)) throw new TypeError('request must be an object');
-    this.request = options.request ?? (this.resume ? {} : null);
+    // Over TCP a request line is always sent (`{}` at least): a client that sends none is
+    // taken for one written for the seed and gets one line per write, paced.
+    this.request = options.request ?? (this.resume || 'port' in options ? {} : null);
     this.open();
   }
 

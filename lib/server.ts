@@ -343,6 +343,14 @@ interface Conn extends ClientInfo {
   stallSince: number;
   /** It closed its sending side (EOF): it may still read, and keeps getting events. */
   peerEnded: boolean;
+  /**
+   * Each event line goes out in a write of its own, at least LINE_GAP_MS after the one before
+   * (see pace()): a plain TCP client that sent nothing but its password, as the seed's own
+   * client does, which parses each read as one JSON object.
+   */
+  perLine: boolean;
+  /** When its last line went out (perLine), ms. */
+  lineAt: number;
   reason: ClientCloseReason | null;
   error?: string;
 }
@@ -353,6 +361,11 @@ interface Failure {
 }
 
 const EMPTY = Buffer.alloc(0);
+/**
+ * Least time between two lines to a client that reads each read as one event (perLine): a
+ * reader that takes its time over one line still finds the next in a read of its own.
+ */
+const LINE_GAP_MS = 5;
 const FAILURE_MEMORY_MS = 10 * 60 * 1000;
 const FAILURE_MAX_DELAY_MS = 30 * 1000;
 const FAILURE_MAP_MAX = 4096;
@@ -700,6 +713,9 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private readonly requestWaitMs: number;
   private readonly stallTimeoutMs: number;
   private stallTimer: NodeJS.Timeout | null = null;
+  /** perLine clients with lines still to get, and the timer that paces them. */
+  private readonly paced = new Set<Conn>();
+  private pacer: NodeJS.Timeout | null = null;
   /** Identifies this run of the stream: a resume with another stream's seq starts over. */
   readonly stream = crypto.randomBytes(4).toString('hex');
 
@@ -1061,6 +1077,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       queueMark: 0,
       stallSince: 0,
       peerEnded: false,
+      perLine: false,
+      lineAt: 0,
       reason: null,
     };
     this.conns.add(conn);
@@ -1290,10 +1308,15 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       conn.peerEnded = true;
       if (conn.mode === 'request' && conn.state === 'streaming') this.onRequestData(conn, Buffer.from('\n'));
     });
-    if (conn.transport === 'tcp') sock.setKeepAlive(true, 60000);
+    if (conn.transport === 'tcp') {
+      sock.setKeepAlive(true, 60000);
+      sock.setNoDelay(true); // a line written is a line sent, never held back to fill a segment
+    }
     this.log(`${who(conn)}: client ${conn.id} connected (${this.streaming.size}/${this.maxClients})`);
     this.emit('client', { id: conn.id, transport: conn.transport, peer: conn.peer });
     if (this.requestWaitMs === 0) {
+      // No request window (no ring): nothing tells a seed client from another, and without a
+      // ring there is nothing to pace its lines from: the stream goes out as it comes.
       sock.resume(); // whatever it sends is ignored
       return;
     }
@@ -1303,6 +1326,9 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     conn.req = EMPTY;
     conn.timer = setTimeout(() => {
       conn.timer = null;
+      // Nothing at all came after the password: a client written for the seed, which
+      // parses each read as one event, may be at the other end.
+      conn.perLine = conn.req !== null && conn.req.length === 0 && !conn.peerEnded && this.isPlainTcp(conn);
       this.release(conn, null);
     }, this.requestWaitMs);
     sock.on('data', (chunk: Buffer) => this.onRequestData(conn, chunk));
@@ -1414,6 +1440,11 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     return conn.sock.writableLength + this.ring.bytesFrom(conn.nextSeq);
   }
 
+  /** A TCP client without TLS: one that a client written for the seed may be. */
+  private isPlainTcp(conn: Conn): boolean {
+    return conn.transport === 'tcp' && !(conn.sock instanceof tls.TLSSocket);
+  }
+
   /** Writes `count` event lines of the shared stream to one client. */
   private writeStream(conn: Conn, buf: Buffer, count: number): void {
     conn.sock.write(buf);
@@ -1451,19 +1482,14 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
         }
         continue;
       }
+      if (conn.perLine) return this.pace(conn);
       if (conn.nextSeq >= this.ring.next) {
         conn.mode = 'live';
         return;
       }
       if (sock.writableLength >= half) return this.watchFlush(conn);
-      const first = this.ring.first;
-      if (conn.nextSeq < first) {
-        const missed = first - conn.nextSeq;
-        const lost: LostEvent = { event: 'lost', time: new Date().toISOString(), count: missed, source: 'client' };
-        this.writeOwn(conn, toLine(lost));
-        conn.dropped += missed;
-        this.counters.droppedEvents += missed;
-        conn.nextSeq = first;
+      if (conn.nextSeq < this.ring.first) {
+        this.writeLost(conn);
         continue;
       }
       const at = this.ring.find(conn.nextSeq);
@@ -1493,6 +1519,10 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
         }
         conn.slack = Math.min(conn.slack, behind);
       }
+      if (conn.perLine) {
+        this.pace(conn);
+        continue;
+      }
       if (conn.mode !== 'live') continue; // fed from the ring
       const sock = conn.sock;
       if (sock.destroyed || !sock.writable) continue;
@@ -1513,6 +1543,64 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       }
       this.writeStream(conn, buf, count);
     }
+  }
+
+  /** What the ring no longer holds of a client's backlog: one `lost` line with the exact count. */
+  private writeLost(conn: Conn): void {
+    const missed = this.ring.first - conn.nextSeq;
+    const lost: LostEvent = { event: 'lost', time: new Date().toISOString(), count: missed, source: 'client' };
+    this.writeOwn(conn, toLine(lost));
+    conn.dropped += missed;
+    this.counters.droppedEvents += missed;
+    conn.nextSeq = this.ring.first;
+  }
+
+  /**
+   * Feeds a perLine client from the ring one line at a time: a line only once the one before
+   * has been handed to the kernel and LINE_GAP_MS have passed, so that each goes out in a
+   * segment of its own and is read on its own. One interval timer serves every such client
+   * while any has lines to get. One that falls behind is fed from the ring as any other.
+   */
+  private pace(conn: Conn): void {
+    if (this.stepLine(conn, performance.now())) this.paced.add(conn);
+    else this.paced.delete(conn);
+    if (this.paced.size > 0 && !this.pacer) {
+      this.pacer = setInterval(() => {
+        const now = performance.now();
+        for (const c of this.paced) if (!this.stepLine(c, now)) this.paced.delete(c);
+        if (this.paced.size === 0 && this.pacer) {
+          clearInterval(this.pacer);
+          this.pacer = null;
+        }
+      }, LINE_GAP_MS);
+      this.pacer.unref();
+    }
+  }
+
+  /**
+   * Writes a perLine client its next line if it is due; false when it has none to get (or is
+   * gone). It is `live` while it has every line, `catch-up` while lines wait for it.
+   */
+  private stepLine(conn: Conn, now: number): boolean {
+    const sock = conn.sock;
+    if (conn.state !== 'streaming' || sock.destroyed || this.state !== 'listening') return false;
+    conn.mode = conn.nextSeq < this.ring.next ? 'catch-up' : 'live';
+    if (conn.mode === 'live') return false;
+    if (sock.writableLength > 0 || now - conn.lineAt < LINE_GAP_MS) return true;
+    conn.lineAt = now;
+    if (conn.nextSeq < this.ring.first) {
+      this.writeLost(conn);
+      return true;
+    }
+    const at = this.ring.find(conn.nextSeq);
+    if (!at) return false;
+    const { chunk, index } = at;
+    const start = index === 0 ? 0 : (chunk.ends[index - 1] as number);
+    conn.nextSeq++;
+    this.writeStream(conn, chunk.buf.subarray(start, chunk.ends[index] as number), 1);
+    if (conn.nextSeq < this.ring.next) return true;
+    conn.mode = 'live';
+    return false;
   }
 
   /**
@@ -1641,6 +1729,9 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     else this.source.off('batch', this.onBatch);
     if (this.stallTimer) clearInterval(this.stallTimer);
     this.stallTimer = null;
+    if (this.pacer) clearInterval(this.pacer);
+    this.pacer = null;
+    this.paced.clear();
     const gone: Promise<void>[] = [];
     for (const conn of this.conns) {
       if (conn.announced && !conn.reason) conn.reason = 'server-close';

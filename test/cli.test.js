@@ -501,7 +501,8 @@ test('the systemd unit\'s privileges are enough: its command line as nobody with
   await cp.ready;
   const r = await ndjsonClient(t, sockPath);
   await cp.saw(/unix: client \d+ connected/);
-  const { pid } = await run('/bin/sh', ['-c', 'exit 5']);
+  // (It lives a moment, so that its exe is there to read when the exec is.)
+  const { pid } = await run('/bin/sh', ['-c', 'sleep 0.2; exit 5']);
   await r.until(sawExit(pid));
   const ex = r.events.find((e) => e.event === 'exec' && e.pid === pid);
   assert.equal(ex.user, 'root');

@@ -75,15 +75,15 @@ test('client: partial lines, many lines per chunk and UTF-8 split across chunks'
 
 test('client: the TCP handshake, byte by byte, with events in the same chunk as the answer', async (t) => {
   const got = [];
+  let line = '';
   const srv = await rawServer(t, async (s) => {
     for (const ch of 'Password: ') {
       s.write(ch);
       await tick(1);
     }
-    let line = '';
     s.on('data', (d) => {
       line += d.toString();
-      if (line.endsWith('\n')) {
+      if (line.endsWith('\n') && got.length === 0) {
         got.push(line);
         s.write('Authentication successful.\n{"event":"fork","time":"t","child_pid":2,"parent_pid":1}\n{"event":"exit","time":"t","pid":2,"ex');
         setTimeout(() => s.end('it_code":0}\n'), 10);
@@ -95,6 +95,7 @@ test('client: the TCP handshake, byte by byte, with events in the same chunk as 
   const evs = [];
   for await (const ev of client) evs.push(ev);
   assert.deepEqual(got, [`${PW}\n`]);
+  assert.equal(line, `${PW}\n{}\n`, 'over TCP an empty request follows the password: batched writes');
   assert.deepEqual(evs.map((e) => e.event), ['fork', 'exit']);
   assert.equal(evs[1].exit_code, 0);
 });
@@ -234,6 +235,10 @@ test('cli: argument parsing', () => {
     password: 'mysecretpassword',
   });
   assert.equal(parseClientArgs(['--tcp', '--port', '8080'], { PROCMONITOR_AUTH: 'env-pw' }).connect.password, 'env-pw');
+  // The seed client's flags and defaults: -H/--host (localhost), -p/--port (8080), -t/--tcp, -a/--auth, -s/--socket.
+  assert.deepEqual(parseClientArgs(['-t', '-a', 'pw']).connect, { host: 'localhost', port: 8080, password: 'pw' });
+  assert.deepEqual(parseClientArgs(['-t', '-H', '10.0.0.1', '-p', '9000', '-a', 'pw']).connect, { host: '10.0.0.1', port: 9000, password: 'pw' });
+  assert.deepEqual(parseClientArgs(['-s', '/tmp/procMonitor.sock']).connect, { path: '/tmp/procMonitor.sock' });
   assert.equal(parseClientArgs(['-j']).json, true);
   assert.equal(parseClientArgs(['--help']), null);
   for (const bad of [['--nope'], ['--tcp'], ['--tcp', '--port', 'x', '--auth', 'a'], ['--tcp', '--port', '70000', '--auth', 'a'], ['--tcp', '--port', '1'], ['--socket'], ['--socket', 'a', '--tcp', '--port', '1', '--auth', 'a'], ['--events', 'bogus'], ['stray'], ['--auth', 'x']]) {

@@ -40,7 +40,7 @@ test('package.json: exports, types, bin, engines, os, files', () => {
     assert.ok(fs.existsSync(path.join(ROOT, target)), `${target} does not exist (npm run build)`);
   }
   assert.deepEqual(pkg.os, ['linux']);
-  assert.match(pkg.engines.node, /^>=\s*18/);
+  assert.match(pkg.engines.node, /^>=\s*20/);
   for (const [name, file] of Object.entries(pkg.bin)) {
     const text = fs.readFileSync(path.join(ROOT, file), 'utf8');
     assert.ok(text.startsWith('#!/usr/bin/env node'), `${name}: no shebang`);

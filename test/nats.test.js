@@ -328,7 +328,7 @@ test('nats-server killed and restarted: the Unix client gets every event meanwhi
   // The stream has the loss report (source "nats"), before the events that followed the recovery.
   const msgs = await readStream(nc, 'CAPTURE', (ms) => ms.some((m) => m.ev.event === 'exec' && m.ev.pid === after.pid), 'the post-restart exec in the stream');
   const reports = msgs.filter((m) => m.ev.event === 'lost' && m.ev.source === 'nats');
-  assert.equal(reports.length, 1, JSON.stringify(reports.map((m) => m.ev)));
+  assert.equal(reports.length, 1, `${JSON.stringify(reports.map((m) => m.ev))}\n${cp.err}`);
   const report = reports[0];
   assert.equal(report.subject, `procmon.${HOST}.lost`);
   assert.ok(Number.isInteger(report.ev.count) && report.ev.count > 0);

@@ -293,7 +293,13 @@ test('binding.gyp compiles nothing off Linux: a forced or bundled install there 
   assert.ok(onLinux.sources.length > 0);
   assert.deepEqual(elsewhere, { type: 'none' });
 
-  const nodeGyp = path.join(execFileSync('npm', ['root', '-g'], { encoding: 'utf8', env: cleanEnv() }).trim(), 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  // The node-gyp of the npm that runs the tests (npm says which; else the one beside npm on
+  // PATH, which need not be under this node's prefix: CI runs other Node versions' binaries).
+  let nodeGyp = process.env.npm_config_node_gyp;
+  if (!nodeGyp || !fs.existsSync(nodeGyp)) {
+    const npmCli = fs.realpathSync(execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim());
+    nodeGyp = path.join(path.dirname(path.dirname(npmCli)), 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  }
   let nodedir = spawnSync('npm', ['config', 'get', 'nodedir'], { encoding: 'utf8', env: cleanEnv() }).stdout.trim();
   if (!nodedir || nodedir === 'undefined' || nodedir === 'null') nodedir = '/usr';
   const dir = path.join(tmp, 'gyp-os');

@@ -293,7 +293,7 @@ test('the daemon: {"snapshot": true} gives the live table first; --replay 0 turn
 test('tcpAuth helper still sees the plain stream after a password and nothing else', async (t) => {
   const source = new FakeSource();
   const srv = await serve(t, { source, tcp: { port: 0, host: '127.0.0.1', password: PW } });
-  const c = await tcpAuth(srv.address().tcp.port, PW);
+  const c = await tcpAuth(srv.address().tcp.port, PW, { seed: true });
   await until(() => srv.stats().perClient[0]?.mode === 'live');
   source.batch(3);
   await until(() => evs(c).length === 3);

@@ -84,10 +84,12 @@ async function until(pred, ms = 10000, what = 'condition') {
 }
 
 /** Connects over TCP and completes the handshake; resolves with the raw client once authenticated. */
-async function tcpAuth(port, password) {
+async function tcpAuth(port, password, { seed = false } = {}) {
   const rec = rawConnect({ port });
   await until(() => rec.text().startsWith('Password: ') || rec.closed, 10000, 'prompt');
-  rec.sock.write(`${password}\n`);
+  // An empty request line after the password asks for the plain stream, batched; a client
+  // that sends nothing more (`seed`) is served as the seed's own client: a line a write, paced.
+  rec.sock.write(seed ? `${password}\n` : `${password}\n\n`);
   await until(() => rec.text().includes('\n') || rec.closed, 10000, 'auth answer');
   return rec;
 }

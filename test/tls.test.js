@@ -397,7 +397,7 @@ test('bad TLS options: one line on stderr, exit status 2, no stack trace', () =>
   }
   const clientCases = [
     [['--socket', '/tmp/x.sock', '--tls'], /TLS .* is for --tcp connections, not --socket/],
-    [['--tls'], /--tcp needs --port PORT/],
+    [['--tls'], /--tcp needs a password/],
     [['--port', '1', '-a', 'x', '--tls-ca', f('garbage.pem')], /^procMonitor-client: --tls-ca \S+garbage\.pem: no PEM certificate in it/],
     [['--port', '1', '-a', 'x', '--tls-ca', f('broken.crt')], /certificate 1 cannot be read/],
     [['--port', '1', '-a', 'x', '--tls-cert', f('client.crt')], /--tls-cert and --tls-key go together/],
@@ -420,7 +420,7 @@ test('--help of both commands lists the TLS options', () => {
   const c = spawnSync(process.execPath, [CLIENT, '--help'], { encoding: 'utf8' });
   for (const opt of ['--tls ', '--tls-ca FILE', '--tls-cert FILE', '--tls-key FILE', '--tls-servername NAME', '--insecure']) assert.ok(c.stdout.includes(opt), opt);
   const { parseClientArgs } = require('../dist/client-cli');
-  assert.deepEqual(parseClientArgs(['--tls', '--port', '9', '-a', 'x']).connect, { host: '127.0.0.1', port: 9, password: 'x', tls: true });
+  assert.deepEqual(parseClientArgs(['--tls', '--port', '9', '-a', 'x']).connect, { host: 'localhost', port: 9, password: 'x', tls: true });
   assert.deepEqual(parseClientArgs(['--port', '9', '-a', 'x', '--insecure', '--tls-servername', 'pm.example']).connect.tls, { servername: 'pm.example', rejectUnauthorized: false });
-  assert.deepEqual(parseClientArgs(['--port', '9', '-a', 'x']).connect, { host: '127.0.0.1', port: 9, password: 'x' });
+  assert.deepEqual(parseClientArgs(['--port', '9', '-a', 'x']).connect, { host: 'localhost', port: 9, password: 'x' });
 });

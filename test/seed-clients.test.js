@@ -1,0 +1,164 @@
+'use strict';
+// Clients written for the seed keep working unchanged: the seed README's own client command
+// lines (procMonitor-client takes the flags of its processClient.js), and a client that, as
+// processClient.js does over TCP, parses each read as one JSON object.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const net = require('node:net');
+const path = require('node:path');
+const { daemon, freePort } = require('./daemon');
+const { run } = require('./helpers');
+const { until } = require('./server-helpers');
+
+const CLIENT = path.join(__dirname, '..', 'bin', 'procMonitor-client');
+const PW = 'mysecretpassword';
+
+/** Whether nothing listens on 127.0.0.1:port. */
+function portFree(port) {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** Runs procMonitor-client with args until the test ends; cp.out is what it printed. */
+function client(t, args) {
+  const cp = spawn(process.execPath, [CLIENT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  cp.out = '';
+  cp.err = '';
+  cp.stdout.on('data', (d) => (cp.out += d));
+  cp.stderr.on('data', (d) => (cp.err += d));
+  t.after(() => cp.kill('SIGKILL'));
+  return cp;
+}
+
+/** A process with a marker in its argv that lives long enough for its argv to be read; resolves with its pid. */
+async function marked(marker) {
+  return (await run('/bin/sh', ['-c', 'sleep 0.05', 'sh', marker])).pid;
+}
+
+test("the seed README's client command lines, against its daemon command lines (Unix socket and TCP)", async (t) => {
+  // Example 1: the Unix socket at the path the seed names.
+  const sock = '/tmp/procMonitor.sock';
+  const unix = daemon(t, ['--clients', '20', '--socket', sock, '-e', 'exec,fork,exit']);
+  await unix.ready;
+  const a = client(t, ['--socket', sock]);
+  await unix.saw(/unix: client \d+ connected/);
+  const pa = await marked('seed-readme-unix');
+  await until(() => a.out.includes('seed-readme-unix'), 10000, `the exec on the client's output: ${a.out}${a.err}`);
+  assert.match(a.out, new RegExp(`exec +${pa} root +/bin/sh -c sleep 0\\.05 sh seed-readme-unix`));
+  assert.match(a.out, new RegExp(`exit +${pa} root +code 0`));
+  assert.equal((await unix.stop('SIGTERM', 5000)).code, 0);
+
+  // Example 2: TCP on port 8080 with the seed's password; the client as the README runs it,
+  // and with the seed client's defaults (localhost, port 8080).
+  if (!(await portFree(8080))) return t.skip('port 8080 is taken on this machine: the seed command lines need it');
+  const tcp = daemon(t, ['--tcp', '8080', '--auth', PW, '--clients', '50', '-e', 'exec,fork,exit']);
+  await tcp.ready;
+  const b = client(t, ['--tcp', '--host', '127.0.0.1', '--port', '8080', '--auth', PW]);
+  const c = client(t, ['-t', '-a', PW]);
+  await until(() => (tcp.err.match(/tcp [^ ]+: client \d+ connected/g) ?? []).length === 2, 10000, 'both clients authenticated');
+  await until(() => (tcp.err.match(/asked for the stream/g) ?? []).length === 2, 10000, 'both clients to ask for the batched stream');
+  const pb = await marked('seed-readme-tcp');
+  for (const cp of [b, c]) {
+    await until(() => new RegExp(`exit +${pb} `).test(cp.out), 10000, `the exit on the client's output: ${cp.out}${cp.err}`);
+    assert.match(cp.out, new RegExp(`exec +${pb} root +/bin/sh -c sleep 0\\.05 sh seed-readme-tcp`));
+  }
+  assert.equal((await tcp.stop('SIGTERM', 5000)).code, 0);
+});
+
+// A client like the seed's processClient.js over TCP, in a process of its own (so that this
+// test's own spawns never hold up its reads): it sends the password as soon as it is
+// connected, then reports each read as it came, parsed as one JSON object or not.
+const READER = `
+  const net = require('node:net');
+  const [port, password, request] = process.argv.slice(1);
+  const s = net.connect(Number(port), '127.0.0.1', () => s.write(password + '\\n' + (request ?? '')));
+  s.on('data', (d) => {
+    const text = d.toString();
+    let ev = null;
+    try { ev = JSON.parse(text); } catch {}
+    process.stdout.write(JSON.stringify({ text: ev ? undefined : text, ev }) + '\\n');
+  });
+  s.on('close', () => process.exit(0));
+`;
+
+/** Starts a READER; r.reads() are its reads so far: { text } (not one JSON object) or { ev }. */
+function reader(t, port, request) {
+  const cp = spawn(process.execPath, ['-e', READER, String(port), PW, ...(request === undefined ? [] : [request])], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => cp.kill('SIGKILL'));
+  let out = '';
+  cp.stdout.on('data', (d) => (out += d));
+  return {
+    reads: () =>
+      out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l)),
+  };
+}
+
+test('a client that parses each TCP read as one JSON object (as the seed client does) gets every event at an ordinary rate, one per read', async (t) => {
+  const port = await freePort();
+  const cp = daemon(t, ['--tcp', String(port), '--bind', '127.0.0.1', '--auth', PW, '-e', 'exec,fork,exit']);
+  await cp.ready;
+  const r = reader(t, port);
+  await cp.saw(/client \d+ connected/);
+  await until(() => cp.err.includes('client 1') && r.reads().length >= 2, 10000, 'the prompt and the answer');
+  await new Promise((res) => setTimeout(res, 300)); // its request window has passed: it sent nothing
+  // Tens of events a second: 20 processes, 50 ms apart, each a fork, an exec and an exit.
+  const pids = [];
+  for (let i = 0; i < 20; i++) {
+    pids.push(await marked(`seed-ordinary-${i}`));
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  const mine = (reads, pid) => reads.filter((x) => x.ev && (x.ev.child_pid === pid || x.ev.pid === pid)).map((x) => x.ev.event);
+  await until(() => pids.every((pid) => mine(r.reads(), pid).includes('exit')), 15000, 'the exit of every process');
+  const reads = r.reads();
+  // The handshake: the prompt, then the answer alone (it may come in the same read as the
+  // prompt, as the seed client sends its password without waiting for it), never an event.
+  const unparsed = reads.filter((x) => !x.ev).map((x) => x.text);
+  assert.ok(unparsed.length <= 2, JSON.stringify(unparsed));
+  assert.ok(unparsed.join('') === 'Password: Authentication successful.\n', JSON.stringify(unparsed));
+  for (const pid of pids) assert.deepEqual(mine(reads, pid), ['fork', 'exec', 'exit'], `pid ${pid}`);
+  assert.equal((await cp.stop('SIGTERM', 5000)).code, 0);
+});
+
+test('a client that sends a request line keeps the batched writes: several events in one read in a storm', async (t) => {
+  const port = await freePort();
+  const cp = daemon(t, ['--tcp', String(port), '--bind', '127.0.0.1', '--auth', PW, '-e', 'exec,fork,exit']);
+  await cp.ready;
+  const r = reader(t, port, '{}\n');
+  await cp.saw(/client 1 asked for the stream/);
+  await run('/bin/sh', ['-c', 'for i in $(seq 300); do /bin/true; done']);
+  const many = () => r.reads().filter((x) => x.text && x.text.split('\n').filter((l) => l.startsWith('{"event"')).length > 1);
+  await until(() => many().length > 0, 10000, 'a read of several event lines');
+  assert.equal((await cp.stop('SIGTERM', 5000)).code, 0);
+});
+
+test('server: a TCP client that sends nothing after its password is written a line per write, and catches up from the ring; an empty line asks for the batched stream', async (t) => {
+  const { createBroadcastServer } = require('..');
+  const { FakeSource, tcpAuth, events } = require('./server-helpers');
+  const source = new FakeSource();
+  const srv = createBroadcastServer({ source, tcp: { port: 0, host: '127.0.0.1', password: PW } });
+  t.after(() => srv.close());
+  await srv.listen();
+  const port = srv.address().tcp.port;
+  const seed = await tcpAuth(port, PW, { seed: true });
+  const plain = await tcpAuth(port, PW);
+  await until(() => srv.stats().perClient.length === 2 && srv.stats().perClient.every((c) => c.mode === 'live'), 10000, 'both past their request window');
+  // What reaches the seed client, read by read (server and client share this event loop:
+  // each paced write is read before the next is made).
+  const before = seed.chunks.length;
+  source.batch(200);
+  await until(() => events(seed).length === 200 && events(plain).length === 200, 10000, 'every event at both');
+  assert.deepEqual(events(seed).map((e) => e.n), [...Array(200).keys()]);
+  assert.deepEqual(events(plain), events(seed));
+  const reads = seed.chunks.slice(before).map(String);
+  assert.equal(reads.length, 200, `one read per line: ${reads.length} reads`);
+  for (const c of reads) assert.equal(c.split('\n').length, 2, c);
+  // The plain client got them in far fewer reads.
+  assert.ok(plain.chunks.length < 50, `${plain.chunks.length} reads`);
+});
