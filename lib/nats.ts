@@ -130,8 +130,10 @@ export interface NatsPublisherStats {
   /** Events never published: the pending buffer was full, or the event exceeded the server's max_payload. */
   dropped: number;
   /**
-   * Events published but never confirmed: the connection broke before the server confirmed
-   * them, or (JetStream) the acknowledgement failed or timed out. Some may have arrived.
+   * JetStream: events published whose acknowledgement failed or timed out, or never came
+   * because the connection broke; some may have been stored. (Core NATS publishes what the
+   * server had not confirmed when the connection broke again after reconnecting: never
+   * counted here.)
    */
   unconfirmed: number;
   /** `lost` messages published. */
@@ -347,11 +349,14 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
   /** Events to report in the next `lost` message. */
   private missed = 0;
 
-  // Core NATS: published and settled (confirmed or written off) watermarks; flush marks.
+  // Core NATS: published and confirmed watermarks; flush marks; the messages published on
+  // this connection and not yet confirmed (from sentHead on), to publish again if it breaks.
   private pub: Mark = { units: 0, events: 0, bytes: 0, msgs: 0 };
   private settled: Mark = { units: 0, events: 0, bytes: 0, msgs: 0 };
   private flushesOut = 0;
   private lastMarkBytes = 0;
+  private readonly sent: Msg[] = [];
+  private sentHead = 0;
   // JetStream: published, waiting for the ack (by sequence, so in order of deadline).
   private ackSeq = 0;
   private readonly acks = new Map<number, { m: Msg; deadline: number }>();
@@ -608,14 +613,37 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
     }
   }
 
-  /** The connection is gone: what it had not confirmed is written off (core NATS). */
+  /**
+   * The connection is gone. Core NATS: what the server had not confirmed goes back to the
+   * front of the queue, to be published again on the next connection (the server may have
+   * had some of it: a subscriber can see such an event twice, never miss it uncounted).
+   * JetStream: acks for the old connection never arrive on a new one: written off.
+   */
   private lostConnection(): void {
     this.gen++;
     this.ready = false;
     if (this.state === 'connected') this.state = 'disconnected';
-    if (!this.stream) this.settleTo(this.pub, false);
-    // Acks for the old connection never arrive on a new one.
+    if (!this.stream) this.requeueUnconfirmed();
     else this.writeOffAcks();
+  }
+
+  private requeueUnconfirmed(): void {
+    const back = this.sent.length - this.sentHead;
+    this.flushesOut = 0; // those of the old connection no longer count (see maybeFlush)
+    if (back === 0) return;
+    const rest = this.queue.length - this.qHead;
+    const merged: Msg[] = new Array<Msg>(back + rest);
+    for (let i = 0; i < back; i++) merged[i] = this.sent[this.sentHead + i] as Msg;
+    for (let i = 0; i < rest; i++) merged[back + i] = this.queue[this.qHead + i] as Msg;
+    this.queue.length = 0;
+    for (const m of merged) this.queue.push(m);
+    this.qHead = 0;
+    this.qBytes += this.pub.bytes - this.settled.bytes;
+    this.sent.length = 0;
+    this.sentHead = 0;
+    if (this.state !== 'closed') this.log(`${this.pub.events - this.settled.events} published event(s) not confirmed before the connection broke: publishing them again once reconnected`);
+    this.settled = this.pub;
+    this.lastMarkBytes = this.pub.bytes;
   }
 
   /** On (re)connection: ensure the stream (JetStream), then publish what waited. */
@@ -683,7 +711,7 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
       const idle = this.stream
         ? new Promise<void>((resolve) => (this.inflight === 0 ? resolve() : this.idleWaiters.push(resolve)))
         : nc.flush().then(
-            () => this.settleTo(mark, true),
+            () => this.confirmTo(mark),
             () => {},
           );
       await Promise.race([idle, timeout]);
@@ -698,6 +726,8 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
     this.queue.length = 0;
     this.qHead = 0;
     this.qBytes = 0;
+    this.sent.length = 0;
+    this.sentHead = 0;
     if (wasStarted) this.log('closed');
     this.tell('close');
   }
@@ -813,6 +843,7 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
       return;
     }
     this.counters.published++;
+    this.sent.push(m);
     this.pub = { units: this.pub.units + m.units, events: this.pub.events + m.events, bytes: this.pub.bytes + m.data.length, msgs: this.pub.msgs + 1 };
   }
 
@@ -928,32 +959,40 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
     if (this.flushesOut > 0 && this.pub.bytes - this.lastMarkBytes < this.maxPending / 8) return;
     if (this.flushesOut >= 4) return;
     const mark = this.pub;
+    const gen = this.gen;
     this.lastMarkBytes = mark.bytes;
     this.flushesOut++;
+    // A flush of a connection that broke since settles nothing: what it covered was put back
+    // in the queue. One that fails on a live connection settles nothing either: a later
+    // PONG confirms everything before it, or the break puts it back.
+    const done = (ok: boolean) => {
+      if (gen !== this.gen) return;
+      this.flushesOut--;
+      if (!ok) return;
+      this.confirmTo(mark);
+      if (this.ready && this.nc === nc) {
+        this.maybeFlush();
+        if (this.recovered()) this.report();
+      }
+    };
     nc.flush().then(
-      () => {
-        this.flushesOut--;
-        this.settleTo(mark, true);
-        if (this.ready && this.nc === nc) {
-          this.maybeFlush();
-          if (this.recovered()) this.report();
-        }
-      },
-      () => {
-        this.flushesOut--;
-        this.settleTo(mark, false);
-      },
+      () => done(true),
+      () => done(false),
     );
   }
 
-  private settleTo(mark: Mark, ok: boolean): void {
-    if (mark.msgs <= this.settled.msgs) return;
+  /** Core NATS: the server confirmed everything published up to `mark`. */
+  private confirmTo(mark: Mark): void {
     const d = mark.msgs - this.settled.msgs;
-    if (ok) this.counters.confirmed += d;
-    else {
-      this.missed += mark.units - this.settled.units;
-      this.counters.unconfirmed += mark.events - this.settled.events;
-      if (d > 0) this.log(`${mark.events - this.settled.events} published event(s) not confirmed before the connection broke (counted as lost)`);
+    if (d <= 0) return;
+    this.counters.confirmed += d;
+    this.sentHead += d;
+    if (this.sentHead >= this.sent.length) {
+      this.sent.length = 0;
+      this.sentHead = 0;
+    } else if (this.sentHead > 4096 && this.sentHead * 2 > this.sent.length) {
+      this.sent.splice(0, this.sentHead);
+      this.sentHead = 0;
     }
     this.settled = mark;
     this.lastMarkBytes = Math.max(this.lastMarkBytes, mark.bytes);
