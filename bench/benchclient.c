@@ -1,9 +1,12 @@
 /* benchclient: the benchmark's socket clients, in one process.
  *
  *   benchclient -s SOCKET -k K [-S STALLED] -d OUTDIR
+ *   benchclient -t PORT -a PASSWORD [-1] -k K [-S STALLED] -d OUTDIR
  *
  * Connects K reading clients and S stalled clients (connected, never read until SIGUSR1)
- * to the daemon's Unix socket, prints `ready` on stdout, then reads every reading client's
+ * to the daemon's Unix socket, or to its TCP port on 127.0.0.1 (each sends the password at
+ * once, as the seed's client does, then an empty request line for the batched stream; with
+ * -1 nothing more, as the seed's client, which gets a line per write), prints `ready` on stdout, then reads every reading client's
  * NDJSON stream. Each line is reduced on the fly to a compact record (the judge needs only
  * these fields), tagged with the CLOCK_REALTIME time at which the read() that completed it
  * returned:
@@ -28,6 +31,8 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +40,7 @@
 
 typedef struct {
   int fd, stalled, reading, eof, saw_end;
+  long long reads, multi; /* read() calls that returned data, and those holding more than one line */
   FILE *out;
   char *buf;
   size_t len, cap;
@@ -136,6 +142,9 @@ static void on_line(conn_t *c, const char *l, const char *e, long long t) {
 
 static void consume(conn_t *c, const char *data, size_t n, long long t) {
   c->bytes += n;
+  c->reads++;
+  const char *nl1 = memchr(data, '\n', n);
+  if (nl1 && memchr(nl1 + 1, '\n', data + n - nl1 - 1)) c->multi++;
   if (c->len + n > c->cap) {
     while (c->len + n > c->cap) c->cap = c->cap ? c->cap * 2 : 1 << 20;
     c->buf = realloc(c->buf, c->cap);
@@ -151,17 +160,53 @@ static void consume(conn_t *c, const char *data, size_t n, long long t) {
   memmove(c->buf, s, c->len);
 }
 
+/* TCP: connects to 127.0.0.1:port, sends the password (and an empty request line unless
+ * seed), reads up to and including the answer; what followed it in the same read goes to the
+ * stream. Blocking; the socket is left non-blocking. */
+static int tcp_client(conn_t *c, int port, const char *password, int seed) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) return -1;
+  char line[600];
+  int n = snprintf(line, sizeof line, "%s\n%s", password, seed ? "" : "\n");
+  if (write(fd, line, n) != n) return -1;
+  char got[1 << 12];
+  size_t len = 0;
+  const char *ok = "Authentication successful.\n";
+  for (;;) {
+    ssize_t r = read(fd, got + len, sizeof got - len - 1);
+    if (r <= 0) return -1;
+    len += r;
+    got[len] = 0;
+    char *at = strstr(got, ok);
+    if (at) {
+      size_t rest = len - (at + strlen(ok) - got);
+      if (rest) consume(c, at + strlen(ok), rest, now_us());
+      break;
+    }
+    if (strstr(got, "Disconnecting") || len + 1 >= sizeof got) return -1;
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return fd;
+}
+
 int main(int argc, char **argv) {
-  const char *sock = NULL, *dir = NULL;
-  int k = 1, S = 0, opt;
-  while ((opt = getopt(argc, argv, "s:k:S:d:")) != -1) {
+  const char *sock = NULL, *dir = NULL, *password = NULL;
+  int k = 1, S = 0, opt, port = 0, seed = 0;
+  while ((opt = getopt(argc, argv, "s:t:a:1k:S:d:")) != -1) {
     if (opt == 's') sock = optarg;
+    else if (opt == 't') port = atoi(optarg);
+    else if (opt == 'a') password = optarg;
+    else if (opt == '1') seed = 1;
     else if (opt == 'k') k = atoi(optarg);
     else if (opt == 'S') S = atoi(optarg);
     else if (opt == 'd') dir = optarg;
     else return 2;
   }
-  if (!sock || !dir || k < 0 || S < 0) { fprintf(stderr, "usage: benchclient -s SOCKET -k K [-S S] -d DIR\n"); return 2; }
+  if ((!sock && !(port > 0 && password)) || !dir || k < 0 || S < 0) {
+    fprintf(stderr, "usage: benchclient {-s SOCKET | -t PORT -a PASSWORD [-1]} -k K [-S S] -d DIR\n");
+    return 2;
+  }
   signal(SIGPIPE, SIG_IGN);
   struct sigaction sa = {0};
   sa.sa_handler = on_sig;
@@ -180,14 +225,19 @@ int main(int argc, char **argv) {
     c->out = fopen(path, "w");
     if (!c->out) { perror(path); return 1; }
     setvbuf(c->out, NULL, _IOFBF, 1 << 20);
-    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    strncpy(a.sun_path, sock, sizeof a.sun_path - 1);
-    int tries = 0;
-    while (connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0) {
-      if (errno == EAGAIN && tries++ < 1000) { usleep(1000); continue; }
-      fprintf(stderr, "benchclient: connect %d: %s\n", i, strerror(errno));
-      return 1;
+    if (port > 0) {
+      c->fd = tcp_client(c, port, password, seed);
+      if (c->fd < 0) { fprintf(stderr, "benchclient: tcp client %d: %s\n", i, errno ? strerror(errno) : "refused"); return 1; }
+    } else {
+      c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      struct sockaddr_un a = {.sun_family = AF_UNIX};
+      strncpy(a.sun_path, sock, sizeof a.sun_path - 1);
+      int tries = 0;
+      while (connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (errno == EAGAIN && tries++ < 1000) { usleep(1000); continue; }
+        fprintf(stderr, "benchclient: connect %d: %s\n", i, strerror(errno));
+        return 1;
+      }
     }
     if (c->reading) {
       struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
@@ -257,10 +307,11 @@ int main(int argc, char **argv) {
     conn_t *c = &cs[i];
     fclose(c->out);
     fprintf(f, "{\"file\":\"%s%d.txt\",\"stalled\":%s,\"eof\":%s,\"saw_end\":%s,\"lines\":%lld,\"bytes\":%lld,"
-               "\"bad\":%lld,\"other\":%lld,\"lost_lines\":%lld,\"lost_count\":%lld,\"first_us\":%lld,\"last_us\":%lld}%s\n",
+               "\"bad\":%lld,\"other\":%lld,\"lost_lines\":%lld,\"lost_count\":%lld,\"first_us\":%lld,\"last_us\":%lld,"
+               "\"reads\":%lld,\"multi\":%lld}%s\n",
             c->stalled ? "s" : "c", c->stalled ? i - k : i, c->stalled ? "true" : "false", c->eof ? "true" : "false",
             c->saw_end ? "true" : "false", c->lines, c->bytes, c->bad, c->other, c->lost_lines, c->lost_count,
-            c->first_us, c->last_us, i + 1 < n ? "," : "");
+            c->first_us, c->last_us, c->reads, c->multi, i + 1 < n ? "," : "");
   }
   fprintf(f, "]\n");
   fclose(f);

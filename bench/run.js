@@ -4,13 +4,18 @@
  * The procmonitor benchmark: a spawn storm judged from ground truth.
  *
  *   npm run bench [-- --quick] [-- --n 20000 --p 2 --n1ms 5000 --p1ms 8 --clients 1,10,100
- *                  --stalled 1 --reps 3 --rates 500,1000 --rate-secs 5 --only forkstat,direct,k1,k10,k100]
+ *                  --stalled 1 --reps 3 --rates 500,1000 --rate-secs 5 --seed-rate 50 --seed-clients 10
+ *                  --only forkstat,direct,k1,k10,k100,latency,seed]
  *
  * Builds the C load generator, children and socket clients (gcc) into bench/build/, then for each
  * configuration starts the target (forkstat, our --direct mode, our daemon with K reading
  * clients + S stalled ones), fires the storm, waits until every stream has seen the
  * generator's own exit (which follows all its children's), and judges every stream against
  * the pids the generator recorded. Prints a table, writes bench/results/latest.json.
+ * `seed`: K TCP clients at an ordinary rate, as the seed's client (nothing after the password:
+ * a line per write, paced) against the same clients asking for the batched stream, to price
+ * the per-line writes (daemon CPU per event, side by side) and count reads holding more than
+ * one line (what a client parsing each read as one JSON object would fail on).
  * Run as root (forkstat needs it; the daemon does not on Linux 6.6+).
  */
 const fs = require('fs');
@@ -64,6 +69,8 @@ function parseArgs(argv) {
     reps: num('reps', q ? 1 : 3),
     rates: String(o.rates ?? (q ? '1000' : '500,1000')).split(',').map(Number),
     rateSecs: num('rate-secs', q ? 3 : 5),
+    seedRate: num('seed-rate', 50),
+    seedClients: num('seed-clients', 10),
     only: o.only ? String(o.only).split(',') : null,
     out: o.out ?? path.join(RESULTS, 'latest.json'),
   };
@@ -204,6 +211,15 @@ function cpuDelta(a, b) {
 function pct(sorted, q) {
   if (!sorted.length) return null;
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+/** A free TCP port on 127.0.0.1 (bound and released). */
+function freePort() {
+  const s = require('net').createServer();
+  return new Promise((resolve) => s.listen(0, '127.0.0.1', () => {
+    const { port } = s.address();
+    s.close(() => resolve(port));
+  }));
 }
 
 // ---------- targets ----------
@@ -488,18 +504,26 @@ function readForkstat(file, genPid) {
 
 // ---------- one configuration ----------
 async function runOne(cfg, opts) {
-  const { target, child, n, p, rate = 0, k = 0, s = 0 } = cfg;
+  const { target, child, n, p, rate = 0, k = 0, s = 0, mode } = cfg;
   const bin = path.join(BUILD, child === '1ms' ? 'pmbench-1ms' : 'pmbench-tiny');
   const dir = fs.mkdtempSync(path.join(TMP, `${target}-`));
-  const res = { target, child, n, p, rate, k, s };
+  const res = { target, child, n, p, rate, k, s, mode };
   let tgt, bc, bcOut, sock;
   try {
     if (target === 'forkstat') tgt = await startForkstat(path.join(dir, 'out.txt'));
     else if (target === 'direct') tgt = await startDaemon(['--direct', '-e', 'exec,fork,exit'], path.join(dir, 'out.txt'));
     else {
-      sock = path.join(dir, 'pm.sock');
-      tgt = await startDaemon(['--socket', sock, '--clients', String(k + s + 1), '-e', 'exec,fork,exit'], null);
-      bc = spawnTracked(path.join(BUILD, 'benchclient'), ['-s', sock, '-k', String(k), '-S', String(s), '-d', dir], {
+      let where;
+      if (target === 'tcp') {
+        const port = await freePort();
+        tgt = await startDaemon(['--tcp', String(port), '--bind', '127.0.0.1', '--auth', 'pmbench', '--clients', String(k + s + 1), '-e', 'exec,fork,exit'], null);
+        where = ['-t', String(port), '-a', 'pmbench', ...(mode === 'seed' ? ['-1'] : [])];
+      } else {
+        sock = path.join(dir, 'pm.sock');
+        tgt = await startDaemon(['--socket', sock, '--clients', String(k + s + 1), '-e', 'exec,fork,exit'], null);
+        where = ['-s', sock];
+      }
+      bc = spawnTracked(path.join(BUILD, 'benchclient'), [...where, '-k', String(k), '-S', String(s), '-d', dir], {
         stdio: ['pipe', 'pipe', 'inherit'],
       });
       bcOut = lineReader(bc.stdout);
@@ -540,7 +564,7 @@ async function runOne(cfg, opts) {
       const summary = JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8'));
       for (const c of summary) {
         const j = judge(st, readCompact(path.join(dir, c.file)));
-        clients.push({ ...j, stalled: c.stalled, lines: c.lines, bad: c.bad, eof: c.eof, saw_end: c.saw_end, first_us: c.first_us });
+        clients.push({ ...j, stalled: c.stalled, lines: c.lines, bad: c.bad, eof: c.eof, saw_end: c.saw_end, first_us: c.first_us, reads: c.reads, multi: c.multi });
       }
     } else {
       const file = path.join(dir, 'out.txt');
@@ -583,6 +607,7 @@ async function runOne(cfg, opts) {
       };
     }
     res.storm_events = storm_events;
+    if (bc) res.reads_multi = healthy.reduce((a, c) => a + c.multi, 0) / Math.max(1, healthy.reduce((a, c) => a + c.reads, 0));
     res.daemon_log = tgt.log.lines.filter((l) => /lost|slow|error/i.test(l)).slice(0, 5);
   } finally {
     if (bc && bc.exitCode === null) await stop(bc, 'SIGKILL');
@@ -627,13 +652,15 @@ function aggregate(runs) {
     // ring let go comes as a lost line. Either way it must account for every event.
     stalled_got_lost: r0.s ? runs.every((r) => r.stalled.every((c) => c.lost_lines > 0 || c.complete === c.children)) : null,
     stalled_lost_count: r0.s ? Math.max(...runs.map((r) => Math.max(...r.stalled.map((c) => c.lost_count)))) : null,
+    mode: r0.mode,
+    reads_multi: r0.reads_multi === undefined ? null : Math.max(...runs.map((r) => r.reads_multi)),
     latency_ms: r0.latency_ms ? { p50: median(runs.map((r) => r.latency_ms?.p50)), p99: median(runs.map((r) => r.latency_ms?.p99)), max: Math.max(...runs.map((r) => r.latency_ms?.max ?? 0)) } : null,
     threads_cpu_s: runs[runs.length - 1].cpu?.threads,
   };
 }
 
 function label(r) {
-  const t = r.target === 'socket' ? `socket ${r.k}+${r.s}stalled` : r.target;
+  const t = r.target === 'socket' ? `socket ${r.k}+${r.s}stalled` : r.target === 'tcp' ? `tcp ${r.k} ${r.mode}` : r.target;
   return `${t} ${r.child}${r.rate ? ` @${r.rate}/s` : ''}`;
 }
 
@@ -654,6 +681,7 @@ function table(rows) {
     ['lost (healthy)', (a) => `${a.lost_healthy_lines}/${a.lost_healthy_count}`],
     ['stalled: caught up or lost line', (a) => (a.stalled_got_lost === null ? '-' : !a.stalled_got_lost ? 'NO' : a.stalled_lost_count ? `lost line (${a.stalled_lost_count})` : 'caught up')],
     ['latency p50/p99/max ms', (a) => (a.latency_ms ? `${f1(a.latency_ms.p50)}/${f1(a.latency_ms.p99)}/${f1(a.latency_ms.max)}` : '-')],
+    ['reads of >1 line', (a) => (a.reads_multi === null || a.reads_multi === undefined ? '-' : pc(a.reads_multi))],
   ];
   const cells = rows.map((a) => cols.map(([, f]) => f(a)));
   const w = cols.map(([h], i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
@@ -690,6 +718,13 @@ function verdicts(aggs, opts) {
   if (k1 && k10) {
     const r = k10.cpu_ms_per_1k_events / k1.cpu_ms_per_1k_events;
     add('CPU per event: 10 clients < 2x 1 client', r < 2, `${k10.cpu_ms_per_1k_events} vs ${k1.cpu_ms_per_1k_events} ms per 1k kernel events: ratio ${r.toFixed(2)} (per delivery: ${k10.cpu_ms_per_1k_deliveries} vs ${k1.cpu_ms_per_1k_deliveries})`);
+  }
+  const seedA = aggs.find((a) => a.target === 'tcp' && a.mode === 'seed');
+  const batchedA = aggs.find((a) => a.target === 'tcp' && a.mode === 'batched');
+  if (seedA && batchedA) {
+    const r = seedA.cpu_ms_per_1k_events / batchedA.cpu_ms_per_1k_events;
+    add('seed clients over TCP: every event, one per read, at an ordinary rate', seedA.complete_all === 1 && seedA.reads_multi === 0, `complete ${(seedA.complete_all * 100).toFixed(2)}%, reads holding more than one line ${(seedA.reads_multi * 100).toFixed(2)}% (batched clients: ${(batchedA.reads_multi * 100).toFixed(2)}%)`);
+    add('the per-line writes cost (information)', true, `daemon CPU per event with ${seedA.k} seed clients ${seedA.cpu_ms_per_1k_events} ms/1k vs ${batchedA.cpu_ms_per_1k_events} batched: ratio ${r.toFixed(2)} at ${seedA.rate} spawns/s`);
   }
   const lat1000 = find('socket', 'tiny', 10, 1000);
   if (lat1000 && lat1000.latency_ms) add('latency p99 < 5 ms at 1000 spawns/s', lat1000.latency_ms.p99 < 5, `p50 ${lat1000.latency_ms.p50} ms, p99 ${lat1000.latency_ms.p99} ms, max ${lat1000.latency_ms.max} ms (kernel time has ms resolution, truncated: up to +1 ms)`);
@@ -746,6 +781,8 @@ async function main() {
   }
   for (const rate of opts.rates)
     if (want('latency')) plan.push({ target: 'socket', child: 'tiny', n: Math.round(rate * opts.rateSecs), p: 8, rate, k: 10, s: opts.stalled });
+  if (want('seed'))
+    for (const mode of ['seed', 'batched']) plan.push({ target: 'tcp', mode, child: '1ms', n: Math.round(opts.seedRate * opts.rateSecs * 2), p: 2, rate: opts.seedRate, k: opts.seedClients, s: 0 });
   const m = machine();
   const command = `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
   process.stderr.write(`procmonitor bench: ${m.nproc} x ${m.cpu}, Linux ${m.kernel}, Node ${m.node}; tiny child: ${built.tiny}\n`);
