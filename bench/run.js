@@ -16,7 +16,7 @@
  * a line per write, paced) against the same clients asking for the batched stream, to price
  * the per-line writes (daemon CPU per event, side by side) and count reads holding more than
  * one line (what a client parsing each read as one JSON object would fail on).
- * Run as root (forkstat needs it; the daemon does not on Linux 6.6+).
+ * Run as root (forkstat needs it; the daemon needs root or CAP_NET_ADMIN unless the kernel admits unprivileged subscribers).
  */
 const fs = require('fs');
 const os = require('os');
