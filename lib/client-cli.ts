@@ -10,8 +10,8 @@ const DEFAULT_PORT = 8080;
 
 export const CLIENT_USAGE = `Usage: ${NAME} [options]
 
-Prints the events of a procMonitor server, readably or as NDJSON. Takes every option of
-the seed's processClient.js with the same meaning and defaults.
+Prints the events of a procMonitor server, readably or as NDJSON. Takes the options of
+the seed's processClient.js (-s, -t, -H, -p, -a) with its defaults: its command lines work.
 
   -s, --socket PATH     connect to the Unix socket PATH (default ${DEFAULT_SOCKET})
   -t, --tcp             connect over TCP instead (with --host, --port and a password)

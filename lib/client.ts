@@ -272,19 +272,24 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
     return this.lastSeq;
   }
 
+  /** The request line for this connection ('' when none): a resume goes on after the last seq. */
+  private requestLine(): string {
+    if (!this.request) return '';
+    const req: ClientRequest = { ...this.request };
+    if (this.resume && this.lastSeq !== null) {
+      req.resume_from = this.lastSeq;
+      if (this.stream !== null) req.stream = this.stream;
+      delete req.snapshot; // the stream goes on where it was: no table again
+    }
+    return `${JSON.stringify(req)}\n`;
+  }
+
   private becomeReady(): void {
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;
     this.attempt = 0;
-    if (this.request) {
-      const req: ClientRequest = { ...this.request };
-      if (this.resume && this.lastSeq !== null) {
-        req.resume_from = this.lastSeq;
-        if (this.stream !== null) req.stream = this.stream;
-        delete req.snapshot; // the stream goes on where it was: no table again
-      }
-      this.sock.write(`${JSON.stringify(req)}\n`);
-    }
+    // (Over TCP the request went out with the password.)
+    if (this.password === null) this.sock.write(this.requestLine());
     if (this.isReady) return;
     this.isReady = true;
     this.emit('ready');
@@ -306,7 +311,9 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
         return;
       }
       this.text = this.text.slice(i + PROMPT.length);
-      this.sock.write(`${this.password}\n`);
+      // The request line in the same write: it reaches the server within its request window
+      // however slow the round trip, and the seed's daemon takes both in one read.
+      this.sock.write(`${this.password}\n${this.requestLine()}`);
       this.phase = 'reply';
     }
     if (this.phase === 'reply') {

@@ -61,10 +61,15 @@ function passes(c: Chunk, i: number, f: Filter): boolean {
   return f.uids === null || f.uids.has(c.uids[i] as number);
 }
 
+/** Byte offset in `c.buf` where line `i` starts. */
+export function lineOffset(c: Chunk, i: number): number {
+  return i === 0 ? 0 : (c.ends[i - 1] as number);
+}
+
 /** The lines of `c` from index `from` on that pass `f` (no copy when all of them do). */
 export function select(c: Chunk, from: number, f: Filter | null): { buf: Buffer; count: number } {
   const n = c.ends.length;
-  const start = from === 0 ? 0 : (c.ends[from - 1] as number);
+  const start = lineOffset(c, from);
   if (!f) return { buf: from === 0 ? c.buf : c.buf.subarray(start), count: n - from };
   const parts: Buffer[] = [];
   let count = 0;

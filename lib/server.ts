@@ -8,7 +8,7 @@ import * as tls from 'node:tls';
 import { CodedError, linesOf, toLine, type LineBatch, type LostEvent, type ProcessRecord, type ProcEvent } from './events';
 import { ProcConnector } from './connector';
 import { checkKeyPair, parseCertificates, parsePrivateKey, subjectName, type Pem } from './pem';
-import { numberLines, makeFilter, parseRequest, ReplayRing, select, type ClientRequest, type Filter } from './replay';
+import { lineOffset, numberLines, makeFilter, parseRequest, ReplayRing, select, type ClientRequest, type Filter } from './replay';
 
 export type { ClientRequest } from './replay';
 
@@ -366,6 +366,11 @@ const EMPTY = Buffer.alloc(0);
  * reader that takes its time over one line still finds the next in a read of its own.
  */
 const LINE_GAP_MS = 5;
+/**
+ * Lines a paced client may be behind (10 s at its pace) before the oldest half of them is
+ * given up as one `lost` line: it lags seconds, never minutes.
+ */
+const PACED_MAX_BEHIND = 2000;
 const FAILURE_MEMORY_MS = 10 * 60 * 1000;
 const FAILURE_MAX_DELAY_MS = 30 * 1000;
 const FAILURE_MAP_MAX = 4096;
@@ -1511,7 +1516,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     this.ring.push(chunk);
     const bound = this.bufferBytes;
     for (const conn of this.streaming) {
-      if (conn.mode === 'catch-up' && this.policy === 'disconnect') {
+      if (conn.mode === 'catch-up' && this.policy === 'disconnect' && !conn.perLine) {
         const behind = this.behind(conn);
         if (behind > bound + conn.slack) {
           this.dropSlow(conn); // further behind than a full buffer (and what it asked for)
@@ -1545,21 +1550,23 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     }
   }
 
-  /** What the ring no longer holds of a client's backlog: one `lost` line with the exact count. */
-  private writeLost(conn: Conn): void {
-    const missed = this.ring.first - conn.nextSeq;
+  /** Gives up a client's backlog before seq `to` (the ring no longer holds it): one `lost` line with the exact count. */
+  private writeLost(conn: Conn, to = this.ring.first): void {
+    const missed = to - conn.nextSeq;
     const lost: LostEvent = { event: 'lost', time: new Date().toISOString(), count: missed, source: 'client' };
     this.writeOwn(conn, toLine(lost));
     conn.dropped += missed;
     this.counters.droppedEvents += missed;
-    conn.nextSeq = this.ring.first;
+    conn.nextSeq = to;
   }
 
   /**
    * Feeds a perLine client from the ring one line at a time: a line only once the one before
-   * has been handed to the kernel and LINE_GAP_MS have passed, so that each goes out in a
-   * segment of its own and is read on its own. One interval timer serves every such client
-   * while any has lines to get. One that falls behind is fed from the ring as any other.
+   * has been handed to the kernel and about LINE_GAP_MS have passed, so that each goes out in
+   * a segment of its own. One interval timer serves every such client while any has lines to
+   * get; one whose socket has bytes waiting is picked up again when they have flushed. Its
+   * backlog is bounded by PACED_MAX_BEHIND (it is never disconnected as slow for it: its pace
+   * is ours), and by the ring.
    */
   private pace(conn: Conn): void {
     if (this.stepLine(conn, performance.now())) this.paced.add(conn);
@@ -1586,18 +1593,26 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     if (conn.state !== 'streaming' || sock.destroyed || this.state !== 'listening') return false;
     conn.mode = conn.nextSeq < this.ring.next ? 'catch-up' : 'live';
     if (conn.mode === 'live') return false;
-    if (sock.writableLength > 0 || now - conn.lineAt < LINE_GAP_MS) return true;
+    if (sock.writableLength > 0) {
+      this.watchFlush(conn); // it is paced again from pump() once they have gone
+      return false;
+    }
+    // (The timer ticks on whole milliseconds: a tick 4.x ms after the last line is on time.)
+    if (now - conn.lineAt < LINE_GAP_MS - 1) return true;
     conn.lineAt = now;
     if (conn.nextSeq < this.ring.first) {
       this.writeLost(conn);
       return true;
     }
+    if (this.ring.next - conn.nextSeq > PACED_MAX_BEHIND) {
+      this.writeLost(conn, this.ring.next - PACED_MAX_BEHIND / 2);
+      return true;
+    }
     const at = this.ring.find(conn.nextSeq);
     if (!at) return false;
     const { chunk, index } = at;
-    const start = index === 0 ? 0 : (chunk.ends[index - 1] as number);
     conn.nextSeq++;
-    this.writeStream(conn, chunk.buf.subarray(start, chunk.ends[index] as number), 1);
+    this.writeStream(conn, chunk.buf.subarray(lineOffset(chunk, index), chunk.ends[index] as number), 1);
     if (conn.nextSeq < this.ring.next) return true;
     conn.mode = 'live';
     return false;

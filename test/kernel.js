@@ -29,16 +29,17 @@ const cache = new Map();
 
 /**
  * Starts a ProcConnector under `wrap` (a command that runs the rest) and stops it. Resolves
- * to { ok: true } or { ok: false, code, message }; throws if the child did not answer.
+ * to { ok: true } or { ok: false, code, message, name, coded } (coded: a ProcConnectorError);
+ * throws if the child did not answer.
  */
 function tryStart(wrap) {
   const key = wrap.join(' ');
   if (cache.has(key)) return cache.get(key);
   const script = `
-    const { ProcConnector } = require(${JSON.stringify(ROOT)});
+    const { ProcConnector, ProcConnectorError } = require(${JSON.stringify(ROOT)});
     let r;
     try { new ProcConnector({ events: 'exec', ackTimeout: 500 }).start().stop(); r = { ok: true }; }
-    catch (e) { r = { ok: false, code: e.code, message: e.message }; }
+    catch (e) { r = { ok: false, code: e.code, message: e.message, name: e.name, coded: e instanceof ProcConnectorError }; }
     console.log(JSON.stringify(r));
   `;
   const p = spawnSync(wrap[0], [...wrap.slice(1), process.execPath, '-e', script], { encoding: 'utf8', timeout: 15000 });
@@ -51,7 +52,4 @@ function tryStart(wrap) {
 /** Does this kernel let a process without privileges (nobody, no capabilities) subscribe? */
 const unprivileged = () => tryStart(NOBODY);
 
-/** What the kernel answers a subscriber in a new user namespace (`unshare -U`). */
-const inUserNamespace = () => tryStart(['unshare', '-U']);
-
-module.exports = { NOBODY, NET_ADMIN_ONLY, nobodyWith, REFUSES_UNPRIVILEGED, tryStart, unprivileged, inUserNamespace };
+module.exports = { NOBODY, NET_ADMIN_ONLY, nobodyWith, REFUSES_UNPRIVILEGED, tryStart, unprivileged };
