@@ -99,6 +99,8 @@ bool Monitor::Subscribe(bool with_mask, uint32_t mask, int timeout_ms, StartErro
   *timed_out = false;
   uint32_t seq = ++seq_base_;
   uint32_t ack = ++ack_base_;
+  const uint32_t first_ack = ack;
+  int resent = 0;
   if (!SendOp(kMcastListen, with_mask, mask, seq, ack)) {
     int e = errno;
     if (e == ECONNREFUSED) {
@@ -133,7 +135,14 @@ bool Monitor::Subscribe(bool with_mask, uint32_t mask, int timeout_ms, StartErro
     if (n < 0) {
       if (errno == EAGAIN || errno == EINTR) continue;
       if (errno == ENOBUFS) {
+        // The socket overflowed (a small receive buffer on a busy machine): the kernel's
+        // acknowledgement may be among what it dropped. Ask again (a repeated LISTEN is
+        // harmless) and take the answer to either.
         overflow_ = true;
+        if (resent < 8 && SendOp(kMcastListen, with_mask, mask, ++seq_base_, ++ack_base_)) {
+          resent++;
+          ack = ack_base_;
+        }
         continue;
       }
       *err = Err("ESUBSCRIBE", std::string("reading the proc connector failed: ") +
@@ -146,7 +155,7 @@ bool Monitor::Subscribe(bool with_mask, uint32_t mask, int timeout_ms, StartErro
     bool matched = false;
     for (const RawEvent& ev : raw_) {
       early_.push_back(ev);
-      if (ev.what == kNone && ev.ack == ack + 1) {
+      if (ev.what == kNone && ev.ack - first_ack >= 1 && ev.ack - first_ack <= ack - first_ack + 1) {
         matched = true;
         {
           if (ev.a != 0) {
