@@ -3,6 +3,7 @@
  * stdout. Logs go to stderr, never into an event stream.
  */
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { ProcConnector, ProcConnectorError } from './connector';
 import { EVENT_NAMES, parseEventList, toLine, type ProcEvent } from './events';
@@ -13,6 +14,7 @@ import { parseMetricsAddress, startMetrics, type MetricsAddress, type MetricsSer
 import { SyslogSender, syslogConfig, targetText, type SyslogConfig } from './syslog';
 import { createNatsPublisher, type NatsPublisher } from './nats';
 import { natsCliOptions, NATS_FLAGS, NATS_USAGE, type NatsCliOptions } from './nats-cli';
+import { readSecretFile, type SecretFile } from './secret';
 
 const NAME = 'procMonitor';
 export const DEFAULT_SOCKET = '/var/run/procMonitor.sock';
@@ -63,8 +65,10 @@ ${option('-e, --events LIST', `events to report, comma-separated: ${EVENT_NAMES.
   -a, --auth PASSWORD    the TCP password (default: none). Visible to every user in \`ps\`:
                          prefer --auth-file or the PROCMONITOR_AUTH environment variable
       --auth-file FILE   read the TCP password from FILE (one trailing newline ignored;
-                         default: none)
-      --bind HOST        TCP address to bind (default: 0.0.0.0, every IPv4 interface)
+                         default: none): a regular file of at most 4 KiB that only its
+                         owner may write; a warning if others may read it
+      --bind HOST        TCP address to bind, an IP address or a host name of this host
+                         (default: 0.0.0.0, every IPv4 interface)
       --tls-cert FILE    with --tcp: serve TLS with this certificate (PEM; may be followed
                          by intermediate CA certificates); the password handshake runs inside
                          (default: none, plain TCP)
@@ -140,6 +144,8 @@ export interface DaemonOptions {
   ancestors: string;
   ancestorDepth: number;
   cgroups: boolean;
+  /** Said on stderr (and syslog) at start: e.g. a password file others may read. */
+  warnings: string[];
 }
 
 const STRING_FLAGS = ['events', 'clients', 'socket', 'tcp', 'auth', 'auth-file', 'bind', 'socket-mode', 'socket-group', 'slow-client', 'stall-timeout', 'rcvbuf', 'format', 'metrics', 'syslog-socket', 'syslog-target', 'syslog-facility', 'replay', 'ancestors', 'ancestor-depth', 'cgroups', ...NATS_FLAGS];
@@ -182,6 +188,10 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     throw new UsageError(`--socket-mode must be an octal mode such as 0660, got "${modeText}"`);
   }
   const groupText = str('socket-group');
+  // (gid 4294967295 is -1 to chown(): "leave the group as it is", never a group.)
+  if (groupText !== undefined && /^\d+$/.test(groupText) && Number(groupText) >= 0xffffffff) {
+    throw new UsageError(`--socket-group must be a group name or a gid below 4294967295, got "${groupText}"`);
+  }
   const stallText = str('stall-timeout');
   const stallTimeout = stallText === undefined ? 60 : wholeNumber(stallText, 'stall-timeout', 0, 86400);
   const rcvbufText = str('rcvbuf');
@@ -204,19 +214,28 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   const metrics = metricsText === undefined ? null : parseMetricsAddress(metricsText);
   const syslog = syslogConfig(flags);
 
+  const warnings: string[] = [];
   let tcp: DaemonOptions['tcp'] = null;
   const auth = str('auth');
   const authFile = str('auth-file');
   const bind = str('bind');
+  if (bind !== undefined && net.isIP(bind) === 0 && (/^[\d.]+$/.test(bind) || !/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(bind))) {
+    throw new UsageError(`--bind must be an IP address (e.g. 127.0.0.1, ::1, 0.0.0.0) or a host name, got "${bind}"`);
+  }
   if (tcpText !== undefined) {
     const port = wholeNumber(tcpText, 'tcp', 1, 65535);
     if (auth !== undefined && authFile !== undefined) throw new UsageError('give either --auth or --auth-file, not both');
+    let filePassword: string | undefined;
     if (authFile !== undefined) {
+      let f: SecretFile;
       try {
-        fs.accessSync(authFile, fs.constants.R_OK);
+        f = readSecretFile(authFile, '--auth-file');
       } catch (err) {
-        throw new UsageError(`cannot read --auth-file ${authFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        throw new UsageError((err as Error).message);
       }
+      if (f.text === '') throw new UsageError(`the password file ${authFile} is empty; refusing to serve events unauthenticated`);
+      if (f.warning) warnings.push(f.warning);
+      filePassword = f.text;
     }
     if (auth === undefined && authFile === undefined && !env.PROCMONITOR_AUTH) {
       throw new UsageError('--tcp needs a password: --auth PASSWORD, --auth-file FILE or PROCMONITOR_AUTH');
@@ -227,7 +246,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     tcp = {
       port,
       host: bind ?? '0.0.0.0',
-      ...(auth !== undefined ? { password: auth } : authFile !== undefined ? { passwordFile: authFile } : { passwordEnv: 'PROCMONITOR_AUTH' }),
+      ...(auth !== undefined ? { password: auth } : filePassword !== undefined ? { password: filePassword } : { passwordEnv: 'PROCMONITOR_AUTH' }),
       ...(tls?.cert && tls.key ? { tls: { cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) } } : {}),
     };
   } else {
@@ -262,6 +281,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     metrics,
     syslog,
     nats,
+    warnings,
   };
 }
 
@@ -377,6 +397,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     log(`syslog: sending log lines${o.syslog.events ? ' and events' : ''} to ${targetText(o.syslog.target)}`);
   }
+  // Warnings are said even with --quiet: they are about the daemon's own safety.
+  for (const w of o.warnings) {
+    process.stderr.write(`${NAME}: ${w}\n`);
+    sys?.log(w, 'warning');
+  }
   const shutdown: Shutdown = { since: null };
   try {
     return await daemon(o, log, fail, sys, shutdown);
@@ -434,7 +459,9 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
       fail(e.message + remedy(e, o));
       // A port in use or taken by another instance is a usage problem; other failures are runtime.
       const portTaken = e.code === 'EADDRINUSE' && /^cannot listen on tcp /.test(e.message);
-      return portTaken || e.code === 'EINVAL' || e.code === 'ENOPASSWORD' ? 2 : 1;
+      // So is a --bind address this host does not have, or a name that does not resolve.
+      const badBind = (e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') && /^cannot listen on tcp /.test(e.message);
+      return portTaken || badBind || e.code === 'EINVAL' || e.code === 'ENOPASSWORD' ? 2 : 1;
     }
   }
   let metrics: MetricsServer | null = null;

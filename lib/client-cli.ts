@@ -1,7 +1,7 @@
-import * as fs from 'node:fs';
 import { connect, type ClientTlsOptions, type ConnectOptions } from './client';
 import { parseEventList, type ProcEvent } from './events';
 import { parseFlags, readTlsFlags, UsageError, wholeNumber } from './args';
+import { readSecretFile } from './secret';
 
 const NAME = 'procMonitor-client';
 const DEFAULT_SOCKET = '/var/run/procMonitor.sock';
@@ -18,7 +18,8 @@ the seed's processClient.js (-s, -t, -H, -p, -a) with its defaults: its command 
   -H, --host HOST       TCP host (default ${DEFAULT_HOST})
   -p, --port PORT       TCP port (default ${DEFAULT_PORT})
   -a, --auth PASSWORD   TCP password (visible in ps; prefer --auth-file or PROCMONITOR_AUTH)
-      --auth-file FILE  read the TCP password from FILE (one trailing newline ignored)
+      --auth-file FILE  read the TCP password from FILE (one trailing newline ignored; a
+                        regular file of at most 4 KiB only its owner may write)
       --tls             speak TLS to a daemon started with --tls-cert (implies --tcp);
                         its certificate is verified against the system's root CAs, or:
       --tls-ca FILE     verify the server's certificate against this CA (PEM)
@@ -48,6 +49,8 @@ export interface ClientCliOptions {
   connect: ConnectOptions;
   json: boolean;
   events: Set<string> | null;
+  /** Said on stderr before connecting: e.g. a password file others may read. */
+  warnings: string[];
 }
 
 /** Parses the client's arguments; throws an Error with a one-line message on bad input. Returns null for --help. */
@@ -88,17 +91,20 @@ export function parseClientArgs(argv: string[], env: NodeJS.ProcessEnv = process
   const tcp = flags.on('tcp') || host !== undefined || portText !== undefined || tlsWanted;
   if (!tcp) {
     if (auth !== undefined || authFile !== undefined) throw new UsageError('--auth and --auth-file are for --tcp connections');
-    return { connect: { path: socket ?? DEFAULT_SOCKET, ...extra }, json: flags.on('json'), events };
+    return { connect: { path: socket ?? DEFAULT_SOCKET, ...extra }, json: flags.on('json'), events, warnings: [] };
   }
   if (socket !== undefined) throw new UsageError('give either --socket or --tcp, not both');
   const port = portText === undefined ? DEFAULT_PORT : wholeNumber(portText, 'port', 1, 65535);
   if (auth !== undefined && authFile !== undefined) throw new UsageError('give either --auth or --auth-file, not both');
   let password: string | undefined = auth;
+  const warnings: string[] = [];
   if (authFile !== undefined) {
     try {
-      password = fs.readFileSync(authFile, 'utf8').replace(/\r?\n$/, '');
+      const f = readSecretFile(authFile, '--auth-file');
+      password = f.text;
+      if (f.warning) warnings.push(f.warning);
     } catch (err) {
-      throw new UsageError(`cannot read --auth-file ${authFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new UsageError((err as Error).message);
     }
   }
   if (password === undefined) password = env.PROCMONITOR_AUTH;
@@ -118,7 +124,7 @@ export function parseClientArgs(argv: string[], env: NodeJS.ProcessEnv = process
     };
     if (Object.keys(tls).length === 0) tls = true;
   }
-  return { connect: { host: host ?? DEFAULT_HOST, port, password, ...(tls ? { tls } : {}), ...extra }, json: flags.on('json'), events };
+  return { connect: { host: host ?? DEFAULT_HOST, port, password, ...(tls ? { tls } : {}), ...extra }, json: flags.on('json'), events, warnings };
 }
 
 function exitStatus(ev: { exit_code?: number; code?: number | null; signal?: string | null; core?: boolean }): string {
@@ -175,6 +181,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const { json, events } = opts;
+  for (const w of opts.warnings) process.stderr.write(`${NAME}: ${w}\n`);
   const t = 'tls' in opts.connect ? opts.connect.tls : undefined;
   if (typeof t === 'object' && t.rejectUnauthorized === false) {
     process.stderr.write(`${NAME}: warning: --insecure: the server's certificate is not verified\n`);

@@ -289,7 +289,7 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
     this.handshakeTimer = null;
     this.attempt = 0;
     // (Over TCP the request went out with the password.)
-    if (this.password === null) this.sock.write(this.requestLine());
+    if (this.password === null && this.request) this.sock.write(this.requestLine());
     if (this.isReady) return;
     this.isReady = true;
     this.emit('ready');

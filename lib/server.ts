@@ -8,6 +8,7 @@ import * as tls from 'node:tls';
 import { CodedError, linesOf, toLine, type LineBatch, type LostEvent, type ProcessRecord, type ProcEvent } from './events';
 import { ProcConnector } from './connector';
 import { checkKeyPair, parseCertificates, parsePrivateKey, subjectName, type Pem } from './pem';
+import { readSecretFile } from './secret';
 import { lineOffset, numberLines, makeFilter, parseRequest, ReplayRing, select, type ClientRequest, type Filter } from './replay';
 
 export type { ClientRequest } from './replay';
@@ -413,7 +414,7 @@ function intOption(v: number | undefined, name: string, def: number, min: number
 }
 
 /** Reads the TCP password from exactly one of its three sources. */
-function resolvePassword(tcp: TcpTransportOptions): Buffer {
+function resolvePassword(tcp: TcpTransportOptions, warn: (line: string) => void): Buffer {
   const given = (['password', 'passwordFile', 'passwordEnv'] as const).filter((k) => tcp[k] !== undefined);
   if (given.length === 0) {
     throw new BroadcastServerError(
@@ -429,11 +430,11 @@ function resolvePassword(tcp: TcpTransportOptions): Buffer {
     pw = tcp.password;
   } else if (tcp.passwordFile !== undefined) {
     try {
-      pw = fs.readFileSync(tcp.passwordFile, 'utf8').replace(/\r?\n$/, '');
+      const f = readSecretFile(tcp.passwordFile, 'the password file');
+      pw = f.text;
+      if (f.warning) warn(f.warning);
     } catch (err) {
-      throw new BroadcastServerError('ENOPASSWORD', `cannot read the password file ${tcp.passwordFile}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new BroadcastServerError('ENOPASSWORD', (err as Error).message, { cause: err });
     }
   } else {
     const name = tcp.passwordEnv as string;
@@ -803,7 +804,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
         host: options.tcp.host ?? '0.0.0.0',
       };
       if (this.tcpOpts.port < 0) throw new BroadcastServerError('EINVAL', 'tcp.port is required (0 picks a free port)');
-      this.password = resolvePassword(options.tcp);
+      this.password = resolvePassword(options.tcp, (line) => this.log(line));
       if (options.tcp.tls !== undefined) {
         const t = resolveTls(options.tcp.tls);
         this.tlsSummary = t.summary;
@@ -1313,10 +1314,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       conn.peerEnded = true;
       if (conn.mode === 'request' && conn.state === 'streaming') this.onRequestData(conn, Buffer.from('\n'));
     });
-    if (conn.transport === 'tcp') {
-      sock.setKeepAlive(true, 60000);
-      sock.setNoDelay(true); // a line written is a line sent, never held back to fill a segment
-    }
+    if (conn.transport === 'tcp') sock.setKeepAlive(true, 60000); // (TCP_NODELAY: set by the listener)
     this.log(`${who(conn)}: client ${conn.id} connected (${this.streaming.size}/${this.maxClients})`);
     this.emit('client', { id: conn.id, transport: conn.transport, peer: conn.peer });
     if (this.requestWaitMs === 0) {

@@ -2,7 +2,7 @@
 // The procMonitor command as a user runs it: a child process, real clients, real signals.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn, spawnSync } = require('node:child_process');
+const { execFileSync, spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
@@ -63,8 +63,21 @@ test('bad input: one clear line on stderr, exit status 2', async (t) => {
   const busy = net.createServer();
   await new Promise((r) => busy.listen(0, '0.0.0.0', r));
   const busyPort = busy.address().port;
-  const emptyFile = path.join(tmpDir(t, 'pm-cli-'), 'empty-password');
-  fs.writeFileSync(emptyFile, '');
+  const dir = tmpDir(t, 'pm-cli-');
+  const emptyFile = path.join(dir, 'empty-password');
+  fs.writeFileSync(emptyFile, '', { mode: 0o600 });
+  // Password files that are not secrets' files: a FIFO (would block a plain read forever), one
+  // every user may change, one too big to be a password.
+  const fifo = path.join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const writable = path.join(dir, 'writable');
+  fs.writeFileSync(writable, 'pw\n');
+  fs.chmodSync(writable, 0o666);
+  const groupWritable = path.join(dir, 'group-writable');
+  fs.writeFileSync(groupWritable, 'pw\n');
+  fs.chmodSync(groupWritable, 0o620);
+  const big = path.join(dir, 'big');
+  fs.writeFileSync(big, 'x'.repeat(5000), { mode: 0o600 });
   const cases = [
     [['-e', 'exec,bogus'], /unknown event "bogus"/],
     [['-e', ''], /needs a value|empty event list/],
@@ -90,6 +103,16 @@ test('bad input: one clear line on stderr, exit status 2', async (t) => {
     [['--tcp', String(busyPort), '-a', 'pw', '--quiet'], /in use/i],
     [['--tcp', '8080', '--auth-file', emptyFile], new RegExp(`the password file ${emptyFile} is empty; refusing to serve events unauthenticated$`)],
     [['--tcp', '8080', '--auth-file', path.join(os.tmpdir(), 'pm-surely-no-such-file')], /cannot read --auth-file .*pm-surely-no-such-file: ENOENT/],
+    [['--tcp', '8080', '--auth-file', '/dev/zero'], /^procMonitor: --auth-file \/dev\/zero is not a regular file \(a character device\); give a file holding the password$/],
+    [['--tcp', '8080', '--auth-file', fifo], /--auth-file \S+fifo is not a regular file \(a FIFO\)/],
+    [['--tcp', '8080', '--auth-file', dir], /--auth-file \S+ is not a regular file \(a directory\)/],
+    [['--tcp', '8080', '--auth-file', writable], /--auth-file \S+writable can be changed by its group and every user \(mode 0666\); refusing it: chmod go-w /],
+    [['--tcp', '8080', '--auth-file', groupWritable], /can be changed by its group \(mode 0620\); refusing it/],
+    [['--tcp', '8080', '--auth-file', big], /--auth-file \S+big is 5000 bytes; a password file holds at most 4096$/],
+    [['--socket', '/tmp/x.sock', '--socket-group', '4294967295'], /--socket-group must be a group name or a gid below 4294967295, got "4294967295"/],
+    [['--tcp', '8080', '-a', 'pw', '--bind', '999.1.1.1'], /--bind must be an IP address .* got "999\.1\.1\.1"/],
+    [['--tcp', '8080', '-a', 'pw', '--bind', 'bad host!'], /--bind must be an IP address/],
+    [['--tcp', '8080', '-a', 'pw', '--bind', '10.255.255.254', '--quiet'], /cannot listen on tcp 10\.255\.255\.254:8080: .*EADDRNOTAVAIL/],
   ];
   try {
     for (const [args, re] of cases) {
@@ -104,6 +127,16 @@ test('bad input: one clear line on stderr, exit status 2', async (t) => {
   } finally {
     busy.close();
   }
+});
+
+test('--auth-file that others may read: taken, with a warning on stderr even with --quiet', async (t) => {
+  const pwFile = path.join(tmpDir(t, 'pm-cli-'), 'pw');
+  fs.writeFileSync(pwFile, 'filesecret\n');
+  fs.chmodSync(pwFile, 0o644);
+  const cp = daemon(t, ['--tcp', String(await freePort()), '--bind', '127.0.0.1', '--auth-file', pwFile, '--quiet', '-e', 'exec']);
+  await cp.ready;
+  assert.equal(cp.err, `procMonitor: warning: --auth-file ${pwFile} can be read by its group and every user (mode 0644): chmod 600 ${pwFile}\n`);
+  assert.equal((await cp.stop('SIGTERM', 5000)).code, 0);
 });
 
 test('runtime failures: a clear line and a non-zero status, never a stack trace', async (t) => {
@@ -418,7 +451,7 @@ function tcpClient(port, password) {
 test('TCP mode (seed example 2) with password from --auth, --auth-file and PROCMONITOR_AUTH; Unix and TCP together', async (t) => {
   const dir = tmpDir(t, 'pm-cli-');
   const pwFile = path.join(dir, 'pw');
-  fs.writeFileSync(pwFile, 'filesecret\n');
+  fs.writeFileSync(pwFile, 'filesecret\n', { mode: 0o600 });
   const sockPath = path.join(dir, 'both.sock');
   const variants = [
     { args: ['--tcp', '8080', '--auth', 'mysecretpassword', '--clients', '50', '-e', 'exec,fork,exit'], pw: 'mysecretpassword', port: 8080 },

@@ -276,8 +276,10 @@ test('cli: --json prints the raw lines; the default is readable text; SIGTERM ex
   assert.ok(json.out.split('\n')[0].endsWith(`,"seq":${lines[0].seq}}`));
   const pwFile = path.join(dir, 'pw');
   fs.writeFileSync(pwFile, `${PW}\n`);
+  fs.chmodSync(pwFile, 0o640); // its group may read it: taken, with a warning
   const text = await runCli(['--tcp', '--port', String(srv.address().tcp.port), '--auth-file', pwFile, '-e', 'exit'], { until: (o) => o.includes('\n') });
   assert.equal(text.code, 0, text.err);
+  assert.equal(text.err, `procMonitor-client: warning: --auth-file ${pwFile} can be read by its group (mode 0640): chmod 600 ${pwFile}\n`);
   assert.equal(text.out.split('\n')[0], formatEvent(evs[2]));
   assert.match(text.out, /exit +11 root +code 3 after 1000 ms: sleep 1/);
   const env = await runCli(['--tcp', '--port', String(srv.address().tcp.port)], { env: { PROCMONITOR_AUTH: PW }, until: (o) => o.split('\n').length > 3 });

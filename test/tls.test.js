@@ -37,7 +37,7 @@ test.before(() => {
   leaf('server', 'localhost', 'ca', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
   leaf('client', 'test client', 'ca', 'extendedKeyUsage=clientAuth\n');
   leaf('other-client', 'impostor', 'other-ca', 'extendedKeyUsage=clientAuth\n');
-  fs.writeFileSync(path.join(dir, 'pw'), `${PW}\n`);
+  fs.writeFileSync(path.join(dir, 'pw'), `${PW}\n`, { mode: 0o600 });
   fs.writeFileSync(path.join(dir, 'garbage.pem'), 'this is not a certificate\n');
   // A PEM frame around bytes that are not a certificate.
   fs.writeFileSync(path.join(dir, 'broken.crt'), `-----BEGIN CERTIFICATE-----\n${Buffer.alloc(300, 7).toString('base64')}\n-----END CERTIFICATE-----\n`);
