@@ -9,6 +9,7 @@ import { CodedError, linesOf, toLine, type LineBatch, type LostEvent, type Proce
 import { ProcConnector } from './connector';
 import { checkKeyPair, parseCertificates, parsePrivateKey, subjectName, type Pem } from './pem';
 import { readSecretFile } from './secret';
+import { LogTally } from './log-tally';
 import { lineOffset, numberLines, makeFilter, parseRequest, ReplayRing, select, type ClientRequest, type Filter } from './replay';
 
 export type { ClientRequest } from './replay';
@@ -719,6 +720,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private readonly requestWaitMs: number;
   private readonly stallTimeoutMs: number;
   private stallTimer: NodeJS.Timeout | null = null;
+  /** Lines a peer can cause at will (refusals, failures): a few as they come, the rest summed up. */
+  private readonly tally = new LogTally((line) => this.log(line));
   /** perLine clients with lines still to get, and the timer that paces them. */
   private readonly paced = new Set<Conn>();
   private pacer: NodeJS.Timeout | null = null;
@@ -1036,7 +1039,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private refuseNoFiles(conn: Conn, message: string): void {
     conn.state = 'closing';
     this.rejected['too-many-files']++;
-    this.log(`${conn.transport} ${conn.peer}: refused (too-many-files)`);
+    this.tally.add('refused (too-many-files)', `${conn.transport} ${conn.peer}: refused (too-many-files)`, conn.addr);
     if (this.listenerCount('reject') > 0) this.emit('reject', { transport: conn.transport, peer: conn.peer, reason: 'too-many-files' });
     const sock = conn.sock;
     if (message && !sock.destroyed) sock.write(message);
@@ -1096,9 +1099,10 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private onSocketError(conn: Conn, err: NodeJS.ErrnoException): void {
     if (conn.reason) return;
     const code = err.code ?? err.message;
-    // After its EOF, a write failing because it is gone is how a client that closed
-    // altogether (not only its sending side) is seen to have left.
-    if (conn.peerEnded && (code === 'EPIPE' || code === 'ECONNRESET')) {
+    // A write failing because the client closed altogether (not only its sending side) is
+    // how it is seen to have left: EPIPE says so whether or not its EOF was read first (which
+    // comes first depends on the Node.js version); a reset counts as leaving after its EOF.
+    if (code === 'EPIPE' || (conn.peerEnded && code === 'ECONNRESET')) {
       conn.reason = 'end';
       return;
     }
@@ -1174,7 +1178,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     if (this.tlsRequireCert && !s.authorized) {
       const peerCert = s.getPeerX509Certificate();
       const why = peerCert ? `${subjectName(peerCert)}: ${String(s.authorizationError ?? 'not trusted')}` : 'none given';
-      this.log(`tcp ${conn.peer}: client certificate refused (${why})`);
+      this.tally.add('client certificate refused', `tcp ${conn.peer}: client certificate refused (${why})`, conn.addr);
       return this.refuse(conn, 'cert-refused', CLIENT_CERT_REFUSED, true);
     }
     if (this.streaming.size >= this.maxClients && !this.evictEnded()) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
@@ -1190,7 +1194,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     // OpenSSL's errors carry a short `reason` ("wrong version number"); the message is long.
     const e = err as NodeJS.ErrnoException & { reason?: unknown };
     const why = typeof e.reason === 'string' ? e.reason : e.message.split('\n')[0];
-    this.log(`tcp ${conn.peer}: TLS handshake failed (${e.code ? `${e.code}: ` : ''}${why})`);
+    this.tally.add('TLS handshake failed', `tcp ${conn.peer}: TLS handshake failed (${e.code ? `${e.code}: ` : ''}${why})`, conn.addr);
     this.refuse(conn, 'tls-failed', '', true);
   }
 
@@ -1253,7 +1257,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       this.failures.delete(oldest);
     }
     const delay = previous === 0 || this.failureDelayMs === 0 ? 0 : Math.min(this.failureDelayMs * 2 ** Math.min(previous - 1, 20), FAILURE_MAX_DELAY_MS);
-    this.log(`tcp ${conn.peer}: ${reason === 'line-too-long' ? 'password line too long' : 'wrong password'} (failure ${previous + 1} from ${conn.addr}${delay ? `, answered after ${delay} ms` : ''})`);
+    const what = reason === 'line-too-long' ? 'password line too long' : 'wrong password';
+    this.tally.add(what, `tcp ${conn.peer}: ${what} (failure ${previous + 1} from ${conn.addr}${delay ? `, answered after ${delay} ms` : ''})`, conn.addr);
     const answer = () => {
       conn.timer = null;
       if (conn.state === 'verifying') this.refuse(conn, reason, AUTH_FAILED, true);
@@ -1282,7 +1287,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     this.leavePending(conn);
     conn.state = 'closing';
     this.rejected[reason]++;
-    if (!quiet) this.log(`${who(conn)}: refused (${reason})`);
+    if (!quiet) this.tally.add(`refused (${reason})`, `${who(conn)}: refused (${reason})`, conn.addr);
     if (this.listenerCount('reject') > 0) this.emit('reject', { transport: conn.transport, peer: conn.peer, reason });
     this.endConn(conn, message);
   }
@@ -1366,7 +1371,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   }
 
   private badRequest(conn: Conn, why: string): void {
-    this.log(`${who(conn)}: client ${conn.id}: bad request (${why})`);
+    this.tally.add('bad request', `${who(conn)}: client ${conn.id}: bad request (${why})`, conn.addr);
     conn.reason = 'bad-request';
     conn.req = null;
     if (conn.timer) clearTimeout(conn.timer);
@@ -1745,6 +1750,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     if (this.pacer) clearInterval(this.pacer);
     this.pacer = null;
     this.paced.clear();
+    this.tally.close();
     const gone: Promise<void>[] = [];
     for (const conn of this.conns) {
       if (conn.announced && !conn.reason) conn.reason = 'server-close';

@@ -2,6 +2,13 @@
 // Shared test helpers: record a connector's events and wait for those of the processes a
 // test spawned (other processes run on the machine too).
 const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+
+/**
+ * This process's comm, as the kernel reports it in events: "node" up to Node.js 22, the main
+ * thread's name ("MainThread") from Node.js 24, which names its threads.
+ */
+const SELF_COMM = fs.readFileSync('/proc/self/comm', 'utf8').trim();
 
 /** Records every event of `conn` from now on; `until(pred)` waits for a recorded state. */
 function record(conn) {
@@ -58,4 +65,4 @@ function exited(pid) {
   return (evs) => evs.some((e) => e.event === 'exit' && e.pid === pid && !e.thread);
 }
 
-module.exports = { record, run, about, exited };
+module.exports = { record, run, about, exited, SELF_COMM };

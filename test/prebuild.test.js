@@ -177,7 +177,7 @@ test('linux-x64 prebuild: loads with PREBUILDS_ONLY, parser tests pass, a real e
   assert.deepEqual(out.exports, ['Connector', 'buildRequest', 'cgroup', 'parse']);
   assert.equal(out.startError, undefined);
   assert.ok(out.exec && out.exec.match, JSON.stringify(out));
-  const r = spawnSync(process.execPath, [path.join(__dirname, 'parser.test.js')], {
+  const r = spawnSync(process.execPath, ['--test-reporter=tap', path.join(__dirname, 'parser.test.js')], {
     encoding: 'utf8',
     env: childEnv({ PREBUILDS_ONLY: '1' }),
     timeout: 60000,

@@ -7,7 +7,7 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { ProcConnector } = require('..');
-const { record, run, exited } = require('./helpers');
+const { record, run, exited, SELF_COMM } = require('./helpers');
 const { loadBinding } = require('../dist/native');
 
 function started(opts) {
@@ -97,7 +97,7 @@ test('ancestry of sh -> sh -> sleep is exact, on the exec event and from connect
   assert.deepEqual(sleepExec.ancestors.slice(0, 3), [
     { pid: inner.pid, exec_id: innerExec.exec_id, comm: 'sh', exe: fs.realpathSync('/bin/sh') },
     { pid: outer.pid, exec_id: outerExec.exec_id, comm: 'sh', exe: fs.realpathSync('/bin/sh') },
-    { pid: process.pid, exec_id: outerExec.parent_exec_id, comm: 'node', exe: fs.realpathSync(process.execPath) },
+    { pid: process.pid, exec_id: outerExec.parent_exec_id, comm: SELF_COMM, exe: fs.realpathSync(process.execPath) },
   ]);
   assert.equal(sleepExec.parent_exec_id, innerExec.exec_id);
   // Up to init, unless the depth bound (16) stops it first.
@@ -112,7 +112,7 @@ test('ancestry of sh -> sh -> sleep is exact, on the exec event and from connect
       [sleepExec.pid, sleepExec.exec_id, 'sleep', false],
       [inner.pid, innerExec.exec_id, 'sh', false],
       [outer.pid, outerExec.exec_id, 'sh', false],
-      [process.pid, outerExec.parent_exec_id, 'node', true],
+      [process.pid, outerExec.parent_exec_id, SELF_COMM, true],
     ],
   );
   assert.equal(chain[0].cmdline, '/bin/sleep 30');

@@ -8,7 +8,7 @@ const { spawn } = require('node:child_process');
 const path = require('node:path');
 const { connect, ProcConnector } = require('..');
 const { tmpDir, serve, FakeSource, rawConnect, until, tcpAuth, events } = require('./server-helpers');
-const { run } = require('./helpers');
+const { run, SELF_COMM } = require('./helpers');
 const { daemon } = require('./daemon');
 
 const PW = 'resume password';
@@ -276,7 +276,7 @@ test('the daemon: {"snapshot": true} gives the live table first; --replay 0 turn
   const procs = await snap;
   const self = procs.find((r) => r.pid === process.pid);
   assert.ok(self, 'our process is in the table');
-  assert.equal(self.comm, 'node');
+  assert.equal(self.comm, SELF_COMM);
   assert.equal(self.learned, true);
   assert.ok(procs.some((r) => r.pid === d.pid));
   await c.close();
