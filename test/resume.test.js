@@ -281,8 +281,9 @@ test('the daemon: {"snapshot": true} gives the live table first; --replay 0 turn
   assert.ok(procs.some((r) => r.pid === d.pid));
   await c.close();
   const p2 = path.join(dir, 'pm2.sock');
-  await daemon(t, ['--socket', p2, '-e', 'exec', '--replay', '0']).ready;
+  const d2 = await daemon(t, ['--socket', p2, '-e', 'exec', '--replay', '0']).ready;
   const raw = ask(p2, { snapshot: true });
+  await d2.saw(/unix: client \d+ connected/); // its stream starts here: the exec below is in it
   const { pid } = await run('/bin/sleep', ['0.1']);
   await until(() => evs(raw).some((e) => e.pid === pid));
   assert.ok(!raw.text().includes('"hello"'), 'the request was not read');
