@@ -346,12 +346,12 @@ interface Conn extends ClientInfo {
   /** It closed its sending side (EOF): it may still read, and keeps getting events. */
   peerEnded: boolean;
   /**
-   * Each event line goes out in a write of its own, at least LINE_GAP_MS after the one before
+   * Each event line goes out in a write of its own, about LINE_GAP_MS after the one before
    * (see pace()): a plain TCP client that sent nothing but its password, as the seed's own
    * client does, which parses each read as one JSON object.
    */
   perLine: boolean;
-  /** When its last line went out (perLine), ms. */
+  /** When its last line went out (perLine), performance.now() ms. */
   lineAt: number;
   reason: ClientCloseReason | null;
   error?: string;
