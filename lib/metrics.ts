@@ -221,6 +221,9 @@ export async function startMetrics(options: MetricsOptions): Promise<MetricsServ
     },
   });
   gauge('procmonitor_pending_connections', 'TCP connections waiting to authenticate now', () => sstats()?.pending ?? 0);
+  gauge('procmonitor_password_checks_waiting', 'Password lines waiting for their check (global failure budget, per-network delay)', () => sstats()?.passwordWaiting ?? 0);
+  mirror('procmonitor_password_checks_total', 'TCP passwords checked', () => sstats()?.passwordChecks ?? 0);
+  mirror('procmonitor_password_failures_total', 'TCP passwords wrong or too long', () => sstats()?.passwordFailures ?? 0);
   mirror('procmonitor_clients_accepted_total', 'Clients ever accepted for streaming', () => sstats()?.totalClients ?? 0);
   mirror('procmonitor_client_sent_events_total', 'Events written to clients, over every client', () => sstats()?.sentEvents ?? 0);
   mirror('procmonitor_client_sent_bytes_total', 'Bytes written to clients, over every client', () => sstats()?.sentBytes ?? 0);

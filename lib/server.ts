@@ -10,6 +10,7 @@ import { ProcConnector } from './connector';
 import { checkKeyPair, parseCertificates, parsePrivateKey, subjectName, type Pem } from './pem';
 import { readSecretFile } from './secret';
 import { LogTally } from './log-tally';
+import { AuthGate, prefixOf } from './auth-gate';
 import { lineOffset, numberLines, makeFilter, parseRequest, ReplayRing, select, type ClientRequest, type Filter } from './replay';
 
 export type { ClientRequest } from './replay';
@@ -125,14 +126,25 @@ export interface BroadcastServerOptions {
   maxClients?: number;
   /** TCP connections waiting to authenticate at most. Default 32. */
   maxPending?: number;
-  /** A TCP connection that has not sent its password line within this is closed. Default 10000 ms. */
+  /**
+   * A TCP connection that has not sent its password line within this is closed (a real client
+   * sends it at once; over TLS the handshake counts too). Default 3000 ms.
+   */
   authTimeoutMs?: number;
   /**
-   * Base delay of the answer to a failed authentication. Each further failure from the same
-   * address within 10 minutes doubles it (at most 30 s); a success resets it. The first
-   * failure is answered at once. 0 disables. Default 250 ms.
+   * Delay after a failed authentication, counted per network (IPv4 /24, IPv6 /64): its answer
+   * waits this long, and so does the next password check from that network. Each further
+   * failure from it within 10 minutes doubles it (at most 30 s); a success resets it. 0 turns
+   * off delays and the global budget (`authFailureRate`): for tests only. Default 250 ms.
    */
   authFailureDelayMs?: number;
+  /**
+   * Failed authentications a second over all addresses (bursts of 4 seconds' worth): beyond,
+   * every password check waits, whatever its address, networks that have logged in before
+   * going first. The most an attacker can guess, however many addresses it holds. 0: no global
+   * budget. Default 5.
+   */
+  authFailureRate?: number;
   /** Bytes buffered for one client at most (beyond, `slowClient` applies). Default 4 MiB. */
   clientBufferBytes?: number;
   /**
@@ -265,6 +277,10 @@ export interface BroadcastStats {
   pending: number;
   /** Clients ever accepted for streaming. */
   totalClients: number;
+  /** Passwords checked, and of them wrong (or too long), since start; lines waiting for their check now (`authFailureRate`). */
+  passwordChecks: number;
+  passwordFailures: number;
+  passwordWaiting: number;
   /** Connections turned away, by reason. */
   rejected: Record<RejectReason, number>;
   /** Slow clients disconnected (policy `'disconnect'`). */
@@ -301,8 +317,12 @@ function who(conn: Conn): string {
 
 interface Conn extends ClientInfo {
   sock: net.Socket;
-  /** Remote address (no port), the key of the failure-delay map. */
+  /** Remote address (no port). */
   addr: string;
+  /** Its prefix (IPv4 /24, IPv6 /64): the unit of pending slots and failure accounting. */
+  prefix: string;
+  /** Cancels its wait for a password check (AuthGate). */
+  cancelCheck: (() => void) | null;
   state: 'new' | 'pending' | 'verifying' | 'streaming' | 'closing';
   /** A 'client' event was emitted for it (so a 'clientClose' will be). */
   announced: boolean;
@@ -357,11 +377,6 @@ interface Conn extends ClientInfo {
   error?: string;
 }
 
-interface Failure {
-  count: number;
-  last: number;
-}
-
 const EMPTY = Buffer.alloc(0);
 /**
  * Least time between two lines to a client that reads each read as one event (perLine): a
@@ -373,9 +388,8 @@ const LINE_GAP_MS = 5;
  * given up as one `lost` line: it lags seconds, never minutes.
  */
 const PACED_MAX_BEHIND = 2000;
-const FAILURE_MEMORY_MS = 10 * 60 * 1000;
-const FAILURE_MAX_DELAY_MS = 30 * 1000;
-const FAILURE_MAP_MAX = 4096;
+/** A password line waits this long at most for its check (AuthGate) before the connection is closed. */
+const CHECK_WAIT_MAX_MS = 30 * 1000;
 
 /** A user or group name (or number) as an id: names from /etc/passwd or /etc/group, else `getent`. */
 function lookupId(db: 'passwd' | 'group', name: string | number, what: string): number {
@@ -711,7 +725,6 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private readonly maxClients: number;
   private readonly maxPending: number;
   private readonly authTimeoutMs: number;
-  private readonly failureDelayMs: number;
   private readonly bufferBytes: number;
   private readonly policy: 'drop' | 'disconnect';
   private readonly graceMs: number;
@@ -734,11 +747,12 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private readonly conns = new Set<Conn>();
   private readonly streaming = new Set<Conn>();
   private pendingCount = 0;
-  /** Connections waiting to authenticate (or for the verdict), by remote address. */
-  private readonly pendingByAddr = new Map<string, number>();
-  /** At most this many of them from one address, so that one peer cannot take every slot. */
-  private readonly maxPendingPerAddr: number;
-  private readonly failures = new Map<string, Failure>();
+  /** Connections waiting to authenticate (or for the verdict), by prefix, oldest first. */
+  private readonly pendingByPrefix = new Map<string, Set<Conn>>();
+  /** At most this many of them from one prefix, so that one network cannot take every slot. */
+  private readonly maxPendingPerPrefix: number;
+  /** When a password is checked: the bound on guessing. */
+  private readonly gate: AuthGate;
   private nextId = 1;
   private state: 'new' | 'listening' | 'closing' | 'closed' = 'new';
   private closing: Promise<void> | null = null;
@@ -768,6 +782,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     totalClients: 0,
     slowDisconnects: 0,
     stallDisconnects: 0,
+    passwordChecks: 0,
+    passwordFailures: 0,
   };
   private readonly rejected: Record<RejectReason, number> = {
     'too-many-clients': 0,
@@ -822,9 +838,12 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     }
     this.maxClients = intOption(options.maxClients, 'maxClients', 10, 1);
     this.maxPending = intOption(options.maxPending, 'maxPending', 32, 1);
-    this.maxPendingPerAddr = Math.max(2, Math.floor(this.maxPending / 2));
-    this.authTimeoutMs = intOption(options.authTimeoutMs, 'authTimeoutMs', 10000, 1);
-    this.failureDelayMs = intOption(options.authFailureDelayMs, 'authFailureDelayMs', 250, 0);
+    this.maxPendingPerPrefix = Math.max(2, Math.floor(this.maxPending / 2));
+    this.authTimeoutMs = intOption(options.authTimeoutMs, 'authTimeoutMs', 3000, 1);
+    this.gate = new AuthGate({
+      baseDelayMs: intOption(options.authFailureDelayMs, 'authFailureDelayMs', 250, 0),
+      ratePerSec: intOption(options.authFailureRate, 'authFailureRate', 5, 0, 1000000),
+    });
     this.bufferBytes = intOption(options.clientBufferBytes, 'clientBufferBytes', 4 << 20, 1);
     this.graceMs = intOption(options.closeGraceMs, 'closeGraceMs', 200, 0);
     this.stallTimeoutMs = intOption(options.stallTimeoutMs, 'stallTimeoutMs', 60000, 0);
@@ -1067,6 +1086,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       peer,
       sock,
       addr,
+      prefix: transport === 'tcp' ? prefixOf(addr) : 'unix',
+      cancelCheck: null,
       state: 'new',
       announced: false,
       line: null,
@@ -1142,14 +1163,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     const tlsServer = this.tlsServer;
     if (this.outOfDescriptors() && !this.evictEnded()) return this.refuseNoFiles(conn, tlsServer ? '' : TOO_MANY_FILES);
     if (!tlsServer && this.streaming.size >= this.maxClients && !this.evictEnded()) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
-    const pendingLine = tlsServer ? '' : tooManyPendingLine(this.maxPending);
-    if (this.pendingCount >= this.maxPending) return this.refuse(conn, 'too-many-pending', pendingLine);
-    // One address (a password guesser whose failures are being answered late, a slow-drip
-    // peer) holds at most half the slots: the others stay open to everyone else.
-    const fromAddr = this.pendingByAddr.get(conn.addr) ?? 0;
-    if (fromAddr >= this.maxPendingPerAddr) return this.refuse(conn, 'too-many-pending', pendingLine);
-    this.pendingByAddr.set(conn.addr, fromAddr + 1);
-    this.pendingCount++;
+    if (!this.admitPending(conn)) return this.refuse(conn, 'too-many-pending', tlsServer ? '' : tooManyPendingLine(this.maxPending));
     conn.state = 'pending';
     conn.line = Buffer.alloc(0);
     conn.timer = setTimeout(() => {
@@ -1165,6 +1179,46 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       if (this.handshaking.get(key) === conn) this.handshaking.delete(key);
     });
     tlsServer.emit('connection', sock); // the handshake runs; see onTlsSecure / onTlsError
+  }
+
+  /**
+   * Takes a pending slot for a new TCP connection, fairly: one prefix (a guesser, a network of
+   * silent connections) holds at most half of them, and when all are taken, the prefix holding
+   * the most loses its oldest, unless the newcomer's own prefix holds as many (it is refused).
+   */
+  private admitPending(conn: Conn): boolean {
+    const mine = this.pendingByPrefix.get(conn.prefix);
+    const held = mine ? mine.size : 0;
+    if (held >= this.maxPendingPerPrefix) return false;
+    if (this.pendingCount >= this.maxPending) {
+      // Of the prefixes holding the most, the one whose oldest connection is the oldest.
+      let oldest: Conn | null = null;
+      let most = 0;
+      for (const set of this.pendingByPrefix.values()) {
+        const first = set.values().next().value as Conn;
+        if (set.size > most || (set.size === most && oldest && first.id < oldest.id)) {
+          most = set.size;
+          oldest = first;
+        }
+      }
+      if (!oldest || most <= held) return false;
+      this.evictPending(oldest);
+    }
+    let set = mine;
+    if (!set) {
+      set = new Set();
+      this.pendingByPrefix.set(conn.prefix, set);
+    }
+    set.add(conn);
+    this.pendingCount++;
+    return true;
+  }
+
+  /** A pending connection makes room for a newcomer from a quieter prefix. */
+  private evictPending(conn: Conn): void {
+    const inTls = conn.sock !== null && this.tlsServer !== null && !(conn.sock instanceof tls.TLSSocket);
+    if (conn.state === 'verifying') return this.refuse(conn, 'auth-failed', AUTH_FAILED, true);
+    this.refuse(conn, 'too-many-pending', inTls ? '' : tooManyPendingLine(this.maxPending));
   }
 
   /** TLS is up: verify the client certificate if one is required, then the password handshake. */
@@ -1224,13 +1278,31 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     let end = nl;
     if (end > 0 && buf[end - 1] === 0x0d) end--;
     if (end > MAX_PASSWORD_BYTES) return this.authFailed(conn, 'line-too-long');
-    const given = buf.subarray(0, end);
-    const rest = buf.subarray(nl + 1); // the start of a request line, if any
+    const given = Buffer.from(buf.subarray(0, end));
+    const rest = Buffer.from(buf.subarray(nl + 1)); // the start of a request line, if any
     conn.line = null;
+    conn.sock.pause();
+    conn.sock.removeAllListeners('data');
+    // It answered in time; now it waits for its turn to be checked (AuthGate), bounded.
+    if (conn.timer) clearTimeout(conn.timer);
+    conn.timer = setTimeout(() => {
+      conn.timer = null;
+      if (conn.state === 'pending') this.refuse(conn, 'auth-timeout', AUTH_TIMEOUT);
+    }, CHECK_WAIT_MAX_MS);
+    conn.cancelCheck = this.gate.wait(conn.addr, () => {
+      conn.cancelCheck = null;
+      this.checkPassword(conn, given, rest);
+    });
+  }
+
+  private checkPassword(conn: Conn, given: Buffer, rest: Buffer): void {
+    if (conn.state !== 'pending') return;
     const h = (b: Buffer) => crypto.createHmac('sha256', this.hmacKey).update(b).digest();
     const ok = crypto.timingSafeEqual(h(given), h(this.password as Buffer));
+    given.fill(0);
+    this.counters.passwordChecks++;
     if (!ok) return this.authFailed(conn, 'auth-failed');
-    this.failures.delete(conn.addr);
+    this.gate.succeeded(conn.addr);
     this.leavePending(conn);
     conn.sock.removeAllListeners('data');
     conn.sock.removeAllListeners('end');
@@ -1246,19 +1318,10 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     conn.sock.removeAllListeners('data');
     if (conn.timer) clearTimeout(conn.timer);
     conn.timer = null;
-    const now = Date.now();
-    let f = this.failures.get(conn.addr);
-    if (f && now - f.last > FAILURE_MEMORY_MS) f = undefined;
-    const previous = f ? f.count : 0;
-    this.failures.delete(conn.addr); // re-insert: the map stays in least-recently-failed order
-    this.failures.set(conn.addr, { count: previous + 1, last: now });
-    while (this.failures.size > FAILURE_MAP_MAX) {
-      const oldest = this.failures.keys().next().value as string;
-      this.failures.delete(oldest);
-    }
-    const delay = previous === 0 || this.failureDelayMs === 0 ? 0 : Math.min(this.failureDelayMs * 2 ** Math.min(previous - 1, 20), FAILURE_MAX_DELAY_MS);
+    const { count, delay, prefix } = this.gate.failed(conn.addr);
+    this.counters.passwordFailures++;
     const what = reason === 'line-too-long' ? 'password line too long' : 'wrong password';
-    this.tally.add(what, `tcp ${conn.peer}: ${what} (failure ${previous + 1} from ${conn.addr}${delay ? `, answered after ${delay} ms` : ''})`, conn.addr);
+    this.tally.add(what, `tcp ${conn.peer}: ${what} (failure ${count} from ${prefix}${delay ? `, answered after ${delay} ms` : ''})`, conn.addr);
     const answer = () => {
       conn.timer = null;
       if (conn.state === 'verifying') this.refuse(conn, reason, AUTH_FAILED, true);
@@ -1273,11 +1336,15 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private leavePending(conn: Conn): void {
     if (conn.state === 'pending' || conn.state === 'verifying') {
       this.pendingCount--;
-      const n = (this.pendingByAddr.get(conn.addr) ?? 1) - 1;
-      if (n > 0) this.pendingByAddr.set(conn.addr, n);
-      else this.pendingByAddr.delete(conn.addr);
+      const set = this.pendingByPrefix.get(conn.prefix);
+      if (set) {
+        set.delete(conn);
+        if (set.size === 0) this.pendingByPrefix.delete(conn.prefix);
+      }
       conn.state = 'closing';
     }
+    if (conn.cancelCheck) conn.cancelCheck();
+    conn.cancelCheck = null;
     if (conn.timer) clearTimeout(conn.timer);
     conn.timer = null;
   }
@@ -1722,6 +1789,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       ...this.counters,
       clients: this.streaming.size,
       pending: this.pendingCount,
+      passwordWaiting: this.gate.waiting,
       rejected: { ...this.rejected },
       perClient,
       seq: this.ring.next - 1,
@@ -1751,6 +1819,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     this.pacer = null;
     this.paced.clear();
     this.tally.close();
+    this.gate.close();
     const gone: Promise<void>[] = [];
     for (const conn of this.conns) {
       if (conn.announced && !conn.reason) conn.reason = 'server-close';

@@ -193,7 +193,7 @@ test('megabytes of junk from Unix, authenticated and unauthenticated TCP clients
 
 // ------------------------------------------------------------------ slow drip
 
-test('slow-drip handshakes fill every pending slot: streams unaffected, others refused politely, then served once slots free', async (t) => {
+test('slow-drip handshakes fill every pending slot: streams unaffected, their networks refused more, a quiet network served at once, slots freed by the timeout', async (t) => {
   const dir = tmpDir(t);
   const p = path.join(dir, 'pm.sock');
   const source = new FakeSource();
@@ -202,31 +202,36 @@ test('slow-drip handshakes fill every pending slot: streams unaffected, others r
   const healthy = await healthyClients(t, srv, p);
   const feed = feeder(source);
   const drippers = [];
-  // One address holds at most half the slots; four addresses take them all.
-  for (let i = 0; i < 4; i++) drippers.push(rawFrom(`127.0.0.${2 + i}`, port));
+  // One network (/24) holds at most half the slots; two networks take them all.
+  for (let i = 0; i < 4; i++) drippers.push(rawFrom(`127.0.${2 + (i >> 1)}.${1 + i}`, port));
   t.after(() => drippers.forEach((r) => r.sock.destroy()));
   await until(() => srv.stats().pending === 4, 10000, 'every pending slot taken');
   const drip = setInterval(() => {
     for (const r of drippers) if (!r.closed) r.sock.write('x');
   }, 50);
   t.after(() => clearInterval(drip));
-  // Another TCP client is told why; a Unix client is served at once.
-  const other = rawConnect({ port });
+  // Another connection from a dripping network is told why it is refused.
+  const other = rawFrom('127.0.2.9', port);
   await other.closedP;
   assert.equal(other.text(), tooManyPendingLine(4));
+  // A Unix client is served at once; so is a TCP client from a quiet network: the oldest
+  // dripper makes room for it.
   const late = rawConnect(p);
   t.after(() => late.sock.destroy());
-  await until(() => srv.stats().clients === 3, 10000, 'the Unix client streams');
-  // The drippers time out; their slots are free again.
+  const quiet = await tcpAuth(port, PW);
+  t.after(() => quiet.sock.destroy());
+  assert.ok(quiet.text().startsWith(PASSWORD_PROMPT + AUTH_SUCCESS), quiet.text());
+  await until(() => srv.stats().clients === 4, 10000, 'the Unix and the quiet TCP client stream');
+  await drippers[0].closedP;
+  assert.equal(drippers[0].text(), PASSWORD_PROMPT + tooManyPendingLine(4));
+  // The others time out; their slots are free again.
   await Promise.all(drippers.map((r) => r.closedP));
   clearInterval(drip);
-  for (const r of drippers) assert.equal(r.text(), PASSWORD_PROMPT + AUTH_TIMEOUT);
-  const ok = await tcpAuth(port, PW);
-  t.after(() => ok.sock.destroy());
-  assert.ok(ok.text().startsWith(PASSWORD_PROMPT + AUTH_SUCCESS));
+  for (const r of drippers.slice(1)) assert.equal(r.text(), PASSWORD_PROMPT + AUTH_TIMEOUT);
+  assert.equal(srv.stats().pending, 0);
   const total = await feed.stop();
   await assertComplete(healthy, total);
-  assert.equal(srv.stats().rejected['auth-timeout'], 4);
+  assert.equal(srv.stats().rejected['auth-timeout'], 3);
 });
 
 // ------------------------------------------------------------------ password guessing
@@ -246,7 +251,7 @@ test('wrong passwords at a high rate: the attacker is slowed, other clients stil
   const port = srv.address().tcp.port;
   const healthy = await healthyClients(t, srv, p);
   const feed = feeder(source);
-  // The attacker: 64 parallel guessers from 127.0.0.2, each guessing again as soon as answered.
+  // The attacker: 64 parallel guessers from 127.0.2.1, each guessing again as soon as answered.
   let stop = false;
   let attempts = 0;
   let answered = 0;
@@ -255,7 +260,7 @@ test('wrong passwords at a high rate: the attacker is slowed, other clients stil
   t.after(() => open.forEach((r) => r.sock.destroy()));
   const guesser = async (g) => {
     while (!stop) {
-      const r = rawFrom('127.0.0.2', port);
+      const r = rawFrom('127.0.2.1', port);
       open.add(r);
       attempts++;
       await until(() => r.text().length > 0 || r.closed, 60000, 'prompt or refusal');
@@ -267,7 +272,7 @@ test('wrong passwords at a high rate: the attacker is slowed, other clients stil
     }
   };
   const attack = Array.from({ length: 64 }, (_, g) => guesser(g));
-  // While it runs, legitimate clients (another address) authenticate, one after another.
+  // While it runs, legitimate clients (another network) authenticate, one after another.
   await until(() => answered >= 5, 20000, 'the attack under way');
   for (let i = 0; i < 5; i++) {
     const c = await tcpAuth(port, PW);
@@ -292,6 +297,112 @@ test('wrong passwords at a high rate: the attacker is slowed, other clients stil
   assert.ok(each.length <= 5 * (1 + Math.floor((Date.now() - t0) / 10000)), `${each.length} lines for ${answered} failures`);
   await srv.close();
   assert.match(logs.join('\n'), /wrong password: \d+ more from 1 address in the last \d+ s/);
+});
+
+/** Connects from `localAddress`, sends `password` as soon as prompted; resolves { text, ms, rec }. */
+function login(port, password, localAddress) {
+  const t0 = performance.now();
+  const r = rawConnect({ port, ...(localAddress ? { localAddress } : {}) });
+  let sent = false;
+  r.sock.on('data', () => {
+    if (!sent && r.text().startsWith(PASSWORD_PROMPT)) {
+      sent = true;
+      r.sock.write(`${password}\n\n`);
+    }
+  });
+  return new Promise((resolve) => {
+    const done = () => resolve({ text: r.text(), ms: performance.now() - t0, rec: r });
+    r.sock.on('data', () => {
+      if (r.text().slice(PASSWORD_PROMPT.length).includes('\n')) done();
+    });
+    r.sock.on('close', done);
+  });
+}
+
+test('guessing from ever new addresses (127.x.y.z): passwords are checked no faster than the global budget, a known client still logs in', async (t) => {
+  const logs = [];
+  // The defaults: 250 ms after each failure per network, 5 failures a second over all.
+  const srv = await serve(t, { source: new FakeSource(), tcp: { port: 0, host: '127.0.0.1', password: PW }, log: (l) => logs.push(l) });
+  const port = srv.address().tcp.port;
+  // A client that logged in before the attack.
+  const first = await login(port, PW);
+  assert.ok(first.text.startsWith(PASSWORD_PROMPT + AUTH_SUCCESS));
+  first.rec.sock.destroy();
+  let stop = false;
+  let next = 0;
+  let guesses = 0;
+  const open = new Set();
+  t.after(() => open.forEach((r) => r.sock.destroy()));
+  const worker = async (w) => {
+    while (!stop) {
+      // Each try from a new address, in a new /24 every time.
+      const n = next++;
+      const addr = `127.${1 + ((n >> 8) % 250)}.${n & 255}.${1 + w}`;
+      const r = login(port, `guess-${n}`, addr);
+      guesses++;
+      const res = await r;
+      open.delete(res.rec);
+      res.rec.sock.destroy();
+      assert.doesNotMatch(res.text, /successful/);
+    }
+  };
+  const t0 = performance.now();
+  const c0 = srv.stats().passwordChecks;
+  const workers = Array.from({ length: 30 }, (_, w) => worker(w));
+  await new Promise((r) => setTimeout(r, 1500));
+  // The known client logs in during the attack, ahead of the queued guesses.
+  const during = await login(port, PW);
+  assert.ok(during.text.startsWith(PASSWORD_PROMPT + AUTH_SUCCESS), during.text);
+  during.rec.sock.destroy();
+  await new Promise((r) => setTimeout(r, 1500));
+  const checked = srv.stats().passwordChecks - c0;
+  const secs = (performance.now() - t0) / 1000;
+  stop = true;
+  for (const r of open) r.sock.destroy();
+  await srv.close();
+  await Promise.allSettled(workers);
+  // Burst of 20, then 5 a second (plus the known client's own check).
+  const bound = 20 + 5 * secs + 2;
+  console.log(`# ${guesses} guesses tried from new addresses in ${secs.toFixed(1)} s; ${checked} passwords checked (bound ${bound.toFixed(0)}); the known client logged in after ${during.ms.toFixed(0)} ms`);
+  assert.ok(checked <= bound, `${checked} checks in ${secs.toFixed(1)} s`);
+  assert.ok(during.ms < 2000, `known client waited ${during.ms.toFixed(0)} ms`);
+});
+
+test('no lockout: 500 silent connections from 50 addresses, churning, cannot keep a legitimate client out (99 of 100 logins within 2 s)', async (t) => {
+  const source = new FakeSource();
+  const srv = await serve(t, { source, tcp: { port: 0, host: '127.0.0.1', password: PW } });
+  const port = srv.address().tcp.port;
+  let stop = false;
+  const open = new Set();
+  t.after(() => open.forEach((r) => r.sock.destroy()));
+  // 50 addresses in 50 networks, 10 connections each; every one closed is opened again at once.
+  const holder = async (addr) => {
+    while (!stop) {
+      const r = rawFrom(addr, port);
+      open.add(r);
+      await r.closedP;
+      open.delete(r);
+    }
+  };
+  const holders = [];
+  for (let a = 0; a < 50; a++) for (let k = 0; k < 10; k++) holders.push(holder(`127.${10 + a}.0.1`));
+  await until(() => srv.stats().pending >= 32, 10000, 'every pending slot taken');
+  const times = [];
+  let ok = 0;
+  for (let i = 0; i < 100; i++) {
+    const res = await login(port, PW);
+    times.push(res.ms);
+    if (res.text.startsWith(PASSWORD_PROMPT + AUTH_SUCCESS) && res.ms < 2000) ok++;
+    res.rec.sock.destroy();
+  }
+  const refused = srv.stats().rejected['too-many-pending'];
+  stop = true;
+  for (const r of open) r.sock.destroy();
+  await srv.close();
+  await Promise.allSettled(holders);
+  times.sort((a, b) => a - b);
+  console.log(`# ${ok}/100 logins within 2 s while ${refused} silent connections were refused or evicted; median ${times[50].toFixed(0)} ms, slowest ${times[99].toFixed(0)} ms`);
+  assert.ok(ok >= 99, `${ok} of 100 logins succeeded within 2 s`);
 });
 
 // ------------------------------------------------------------------ odd passwords
@@ -364,7 +475,7 @@ test('nothing an unauthenticated peer sends reaches other clients, and it never 
     (r) => r.sock.write(`\u0000${PW}\n`), // NUL before the password
   ];
   for (let i = 0; i < 32; i++) {
-    const r = rawFrom(`127.0.1.${1 + (i % 8)}`, port);
+    const r = rawFrom(`127.0.${10 + i}.1`, port); // each from its own network: no failure waits on another
     peers.push(r);
     r.sock.once('data', () => scripts[i % scripts.length](r));
   }
