@@ -10,6 +10,7 @@
         # addon and ProcConnector.start() throws EPLATFORM.
         ["OS=='linux'", {
           "sources": [
+            "native/accounts.cc",
             "native/addon.cc",
             "native/monitor.cc",
             "native/parser.cc",

@@ -26,6 +26,7 @@ export const {
   BroadcastServerError,
   BroadcastServer,
   tooManyClientsLine,
+  tooManyForUserLine,
   tooManyPendingLine,
   TOO_MANY_FILES,
   FD_RESERVE,

@@ -56,10 +56,18 @@ printed on stdout.
 Options:
 ${option('-e, --events LIST', `events to report, comma-separated: ${EVENT_NAMES.join(', ')}, or all (default: ${DEFAULT_EVENTS})`)}
   -c, --clients N        clients served at once, at most (default: 10)
+      --clients-per-user N
+                         Unix-socket clients one local user other than root and the
+                         daemon's own may have at once; such users together always leave
+                         2 of --clients to root (default: --clients / 4, rounded up)
   -s, --socket PATH      serve a Unix domain socket at PATH (default: ${DEFAULT_SOCKET};
                          served when none of --tcp, --direct, --nats is given, or when given)
       --socket-mode MODE file mode of the socket, octal (default: 0666)
       --socket-group GRP group of the socket file (name or gid; default: unchanged)
+      --peer-visibility V
+                         what a socket client other than root and the daemon's user sees:
+                         host, what /proc lets it see (only its own processes where /proc
+                         has hidepid), own, only its own processes, or all (default: host)
   -t, --tcp PORT         serve TCP on PORT (1-65535); clients must send the password
                          (default: off)
   -a, --auth PASSWORD    the TCP password (default: none). Visible to every user in \`ps\`:
@@ -125,6 +133,10 @@ Exit status: 0 after SIGINT/SIGTERM, 2 on bad usage, 1 on runtime failures.`;
 export interface DaemonOptions {
   events: string[];
   clients: number;
+  /** Unix-socket clients per local user other than root and the daemon's own. */
+  clientsPerUser: number;
+  /** What such a client sees (--peer-visibility). */
+  visibility: 'host' | 'all' | 'own';
   socket: string | null;
   socketMode: number;
   socketGroup?: string | number;
@@ -148,7 +160,7 @@ export interface DaemonOptions {
   warnings: string[];
 }
 
-const STRING_FLAGS = ['events', 'clients', 'socket', 'tcp', 'auth', 'auth-file', 'bind', 'socket-mode', 'socket-group', 'slow-client', 'stall-timeout', 'rcvbuf', 'format', 'metrics', 'syslog-socket', 'syslog-target', 'syslog-facility', 'replay', 'ancestors', 'ancestor-depth', 'cgroups', ...NATS_FLAGS];
+const STRING_FLAGS = ['events', 'clients', 'clients-per-user', 'peer-visibility', 'socket', 'tcp', 'auth', 'auth-file', 'bind', 'socket-mode', 'socket-group', 'slow-client', 'stall-timeout', 'rcvbuf', 'format', 'metrics', 'syslog-socket', 'syslog-target', 'syslog-facility', 'replay', 'ancestors', 'ancestor-depth', 'cgroups', ...NATS_FLAGS];
 const TLS_FLAGS = ['tls-cert', 'tls-key', 'tls-ca'];
 const BOOLEAN_FLAGS = ['direct', 'threads', 'quiet', 'version', 'help', 'syslog', 'syslog-events'];
 const SHORT: Record<string, string> = { e: 'events', c: 'clients', s: 'socket', t: 'tcp', a: 'auth', d: 'direct', h: 'help', q: 'quiet', v: 'version' };
@@ -171,6 +183,10 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   }
   const clientsText = str('clients');
   const clients = clientsText === undefined ? 10 : wholeNumber(clientsText, 'clients', 1, 100000);
+  const visibility = str('peer-visibility') ?? 'host';
+  if (visibility !== 'host' && visibility !== 'all' && visibility !== 'own') throw new UsageError(`--peer-visibility must be host, own or all, got "${visibility}"`);
+  const perUserText = str('clients-per-user');
+  const clientsPerUser = perUserText === undefined ? Math.ceil(clients / 4) : wholeNumber(perUserText, 'clients-per-user', 1, 100000);
   const direct = flags.on('direct');
   const tcpText = str('tcp');
   const socketText = str('socket');
@@ -243,6 +259,14 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     if (auth === '') throw new UsageError('--auth needs a value');
     const tls = readTlsFlags(flags);
     if (tls && (!tls.cert || !tls.key)) throw new UsageError('--tls-ca needs --tls-cert and --tls-key');
+    // The password's strength, and whether it crosses a network in clear: said at every start.
+    const password = auth ?? filePassword ?? env.PROCMONITOR_AUTH ?? '';
+    if ([...password].length < 12) {
+      warnings.push(`warning: the TCP password is ${[...password].length} characters long: at the 5 guesses a second an attacker gets at most, use 12 or more (see the README's threat model)`);
+    }
+    if (!tls && !isLoopback(bind ?? '0.0.0.0')) {
+      warnings.push(`warning: TCP on ${bind ?? '0.0.0.0'} without TLS: the password and the events cross the network in clear (give --tls-cert and --tls-key, or --bind 127.0.0.1)`);
+    }
     tcp = {
       port,
       host: bind ?? '0.0.0.0',
@@ -263,6 +287,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   return {
     events,
     clients,
+    clientsPerUser,
+    visibility,
     socket,
     socketMode: modeText === undefined ? 0o666 : parseInt(modeText, 8),
     ...(groupText !== undefined ? { socketGroup: /^\d+$/.test(groupText) ? Number(groupText) : groupText } : {}),
@@ -283,6 +309,41 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     nats,
     warnings,
   };
+}
+
+/**
+ * The daemon's secrets, never to leave in an event or a snapshot record (its own argv holds
+ * `--auth PASSWORD`; a NATS URL may hold a user's password or a token): the TCP password and
+ * the credentials of each NATS URL.
+ */
+function secretsOf(o: DaemonOptions): string[] {
+  const out = new Set<string>();
+  const pw = o.tcp ? (o.tcp.password ?? (o.tcp.passwordEnv ? process.env[o.tcp.passwordEnv] : undefined)) : undefined;
+  if (pw) out.add(pw);
+  for (const server of o.nats?.servers ?? []) {
+    const m = /^[a-z]+:\/\/([^@/]*)@/i.exec(server);
+    if (!m) continue;
+    const userinfo = m[1] ?? '';
+    const colon = userinfo.indexOf(':');
+    // user:password, or a token alone
+    const secret = colon >= 0 ? userinfo.slice(colon + 1) : userinfo;
+    if (secret) {
+      out.add(secret);
+      try {
+        out.add(decodeURIComponent(secret));
+      } catch {
+        /* not %-encoded */
+      }
+    }
+  }
+  return [...out].filter((x) => Buffer.byteLength(x) <= 4096 && !x.includes('\0')).slice(0, 64);
+}
+
+/** A loopback address or the name localhost: nothing bound there is reachable from the network. */
+function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true;
+  const v4 = host.startsWith('::ffff:') ? host.slice(7) : host;
+  return net.isIPv4(v4) && v4.startsWith('127.');
 }
 
 function version(): string {
@@ -397,11 +458,6 @@ export async function main(argv: string[]): Promise<number> {
     }
     log(`syslog: sending log lines${o.syslog.events ? ' and events' : ''} to ${targetText(o.syslog.target)}`);
   }
-  // Warnings are said even with --quiet: they are about the daemon's own safety.
-  for (const w of o.warnings) {
-    process.stderr.write(`${NAME}: ${w}\n`);
-    sys?.log(w, 'warning');
-  }
   const shutdown: Shutdown = { since: null };
   try {
     return await daemon(o, log, fail, sys, shutdown);
@@ -438,12 +494,14 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGHUP', () => log('SIGHUP ignored (SIGINT or SIGTERM stop the daemon)'));
 
-  const conn = new ProcConnector({ events: o.events, threads: o.threads, rcvbuf: o.rcvbuf, ancestors: o.ancestors, ancestorDepth: o.ancestorDepth, cgroups: o.cgroups });
+  const conn = new ProcConnector({ events: o.events, threads: o.threads, rcvbuf: o.rcvbuf, ancestors: o.ancestors, ancestorDepth: o.ancestorDepth, cgroups: o.cgroups, redact: secretsOf(o) });
   let server: BroadcastServer | null = null;
   if (o.socket || o.tcp) {
     const sopts: BroadcastServerOptions = {
       source: conn,
       maxClients: o.clients,
+      maxClientsPerUser: o.clientsPerUser,
+      peerVisibility: o.visibility,
       replayEvents: o.replay,
       slowClient: o.slowClient,
       stallTimeoutMs: o.stallTimeout * 1000,
@@ -510,6 +568,12 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
     nats ? `nats:${nats.servers.join(',')}` : null,
   ].filter(Boolean);
   log(`watching ${o.events.join(',')}${o.threads ? ' (with threads)' : ''}, serving ${where.join(' and ')}${server ? `, ${o.clients} clients at most` : ''}`);
+  // Warnings are said once it is up (a start that fails says only why), even with --quiet:
+  // they are about the daemon's own safety.
+  for (const w of o.warnings) {
+    process.stderr.write(`${NAME}: ${w}\n`);
+    sys?.log(w, 'warning');
+  }
 
   return new Promise<number>((resolve) => {
     stopper = () => {

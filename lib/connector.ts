@@ -60,6 +60,12 @@ export interface ProcConnectorOptions {
   ancestorDepth?: number;
   /** `cgroup` and `container_id` on fork, exec and exit (one read of /proc/PID/cgroup per exec). Default true. */
   cgroups?: boolean;
+  /**
+   * Secrets (passwords, tokens) that must never leave in an event or a snapshot record: every
+   * occurrence in any process's argv (and so in `cmdline` and `argv_base64`) shows as `*****`.
+   * At most 64, each 1 to 4096 bytes. Default none.
+   */
+  redact?: readonly string[];
 }
 
 export type ProcConnectorErrorCode =
@@ -137,7 +143,7 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
   /** The event kinds this connector reports. */
   readonly subscribed: readonly EventName[];
   readonly threads: boolean;
-  private readonly opts: Required<Omit<ProcConnectorOptions, 'events' | 'ancestors'>> & { ancestorEvents: number };
+  private readonly opts: Required<Omit<ProcConnectorOptions, 'events' | 'ancestors' | 'redact'>> & { ancestorEvents: number; redact: string[] };
   private native: NativeConnector | null = null;
   private lastStats: ConnectorStats | null = null;
   private referenced = true;
@@ -159,6 +165,7 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
       ancestorEvents: ancestorMask(options.ancestors),
       ancestorDepth: positiveInt(options.ancestorDepth, 'ancestorDepth', 16, 1, 1024),
       cgroups: options.cgroups ?? true,
+      redact: redactList(options.redact),
     };
   }
 
@@ -349,6 +356,15 @@ function niceValue(v: number | undefined): number {
   if (v === undefined) return -10;
   if (!Number.isInteger(v) || v < -20 || v > 19) throw new RangeError(`nice must be an integer from -20 to 19, got ${String(v)}`);
   return v;
+}
+
+function redactList(v: readonly string[] | undefined): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.length > 64) throw new TypeError('redact must be an array of at most 64 strings');
+  for (const x of v) {
+    if (typeof x !== 'string' || x.length === 0 || Buffer.byteLength(x) > 4096) throw new TypeError('each redact entry must be a string of 1 to 4096 bytes');
+  }
+  return [...v];
 }
 
 function positiveInt(v: number | undefined, name: string, def: number, min: number, max = 0x7fffffff): number {

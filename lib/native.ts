@@ -28,6 +28,7 @@ export interface NativeStartOptions {
   ancestorEvents: number;
   ancestorDepth: number;
   cgroups: boolean;
+  redact: string[];
 }
 
 /** Counters of one connector. */
@@ -67,6 +68,10 @@ export interface NativeBinding {
   parse(buf: Buffer): { events: Record<string, unknown>[]; stats: Record<string, number | boolean> };
   buildRequest(op: number, withMask: boolean, mask: number, seq: number, ack: number, portid: number): Buffer;
   cgroup(text: string): { cgroup: string; container_id: string | null } | null;
+  /** The uid/gid of a name, from the system's account database (NSS) on the thread pool; null: no such name. */
+  lookupId(db: 'passwd' | 'group', name: string): Promise<number | null>;
+  /** The credentials of a connected Unix socket's peer (SO_PEERCRED); null if unknown. */
+  peerCred(fd: number): { pid: number; uid: number; gid: number } | null;
 }
 
 let cached: NativeBinding | Error | undefined;

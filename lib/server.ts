@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
@@ -11,6 +10,10 @@ import { checkKeyPair, parseCertificates, parsePrivateKey, subjectName, type Pem
 import { readSecretFile } from './secret';
 import { LogTally } from './log-tally';
 import { AuthGate, prefixOf } from './auth-gate';
+import { loadBinding } from './native';
+import { TokenBuckets } from './buckets';
+import { IdResolver, lookupIdSync } from './accounts';
+import { readProcPolicy, seesOnlyOwn, type PeerVisibility, type ProcPolicy } from './visibility';
 import { lineOffset, numberLines, makeFilter, parseRequest, ReplayRing, select, type ClientRequest, type Filter } from './replay';
 
 export type { ClientRequest } from './replay';
@@ -34,6 +37,11 @@ export const CLIENT_CERT_REFUSED = 'Client certificate refused. Disconnecting.\n
 export const MAX_PASSWORD_BYTES = 256;
 
 /** The line sent (then the connection closed) when `maxClients` clients already stream. */
+/** Sent to a Unix client whose user already has `maxClientsPerUser` streaming clients. */
+export function tooManyForUserLine(uid: number, max: number): string {
+  return `Too many clients for uid ${uid} (max ${max}). Disconnecting.\n`;
+}
+
 export function tooManyClientsLine(max: number): string {
   return `Too many clients (max ${max}). Disconnecting.\n`;
 }
@@ -124,6 +132,34 @@ export interface BroadcastServerOptions {
   tcp?: TcpTransportOptions;
   /** Streaming clients at most, over both transports. Default 10. */
   maxClients?: number;
+  /**
+   * Slots that local users other than root and the server's own user (over the Unix socket,
+   * told by SO_PEERCRED) leave free between them: they can never fill the server. Default 2
+   * (at most maxClients - 1).
+   */
+  reservedClients?: number;
+  /** Unix-socket clients one user (other than root and the server's own) may have at once. Default maxClients / 4, rounded up. */
+  maxClientsPerUser?: number;
+  /**
+   * Request lines a peer (a local user other than root and the server's own, a TCP client's
+   * network) may send a second, in bursts of 5 seconds' worth; beyond, its requests are
+   * answered later (its events wait in the ring meanwhile). Default 2.
+   */
+  requestsPerSecond?: number;
+  /**
+   * Bytes a second of requested answers (snapshots, resumed backlogs) one peer (a local user,
+   * a network) gets, in bursts of 4 seconds' worth: beyond, they go out at this pace. The live
+   * stream is never held back. Default 16 MiB.
+   */
+  answerBytesPerSecond?: number;
+  /**
+   * What a Unix-socket client other than root and the server's own user sees. `'host'`
+   * (default): what /proc lets it see; where /proc is mounted with `hidepid` (and it is not in
+   * the mount's `gid=` group), only its own processes' events and snapshot records. `'own'`:
+   * only its own processes, whatever /proc does. `'all'`: everything. TCP clients (they have
+   * the password) always see everything.
+   */
+  peerVisibility?: PeerVisibility;
   /** TCP connections waiting to authenticate at most. Default 32. */
   maxPending?: number;
   /**
@@ -219,6 +255,7 @@ export interface ClientCloseInfo extends ClientInfo {
  */
 export type RejectReason =
   | 'too-many-clients'
+  | 'too-many-for-user'
   | 'too-many-pending'
   | 'too-many-files'
   | 'auth-failed'
@@ -321,6 +358,11 @@ interface Conn extends ClientInfo {
   addr: string;
   /** Its prefix (IPv4 /24, IPv6 /64): the unit of pending slots and failure accounting. */
   prefix: string;
+  /** A Unix client's user and process (SO_PEERCRED); null for TCP, or if unknown. */
+  uid: number | null;
+  pid: number | null;
+  /** The only uid whose processes it may see (peerVisibility), or null: all. */
+  only: number | null;
   /** Cancels its wait for a password check (AuthGate). */
   cancelCheck: (() => void) | null;
   state: 'new' | 'pending' | 'verifying' | 'streaming' | 'closing';
@@ -353,6 +395,8 @@ interface Conn extends ClientInfo {
    */
   own: Buffer[] | null;
   ownBytes: number;
+  /** Bytes of what it asked for (snapshot, resumed backlog) not yet paid from its peer's answer budget. */
+  owed: number;
   /** An empty write is queued to tell when its backlog has flushed. */
   flushWatch: boolean;
   /**
@@ -388,36 +432,36 @@ const LINE_GAP_MS = 5;
  * given up as one `lost` line: it lags seconds, never minutes.
  */
 const PACED_MAX_BEHIND = 2000;
+/** The daemon's own user: like root, it may use every client slot. */
+const OWN_UID = typeof process.getuid === 'function' ? process.getuid() : -1;
+
+/** Whose budgets a connection spends: its local user's, or its network's. */
+function peerKey(conn: Conn): string {
+  return conn.transport === 'unix' ? `uid ${conn.uid ?? '?'}` : conn.prefix;
+}
+
+/** Root or the daemon's own user at the other end of a Unix socket. */
+function isPrivileged(conn: Conn): boolean {
+  return conn.uid !== null && (conn.uid === 0 || conn.uid === OWN_UID);
+}
+
+/** Who is at the other end of a Unix socket (SO_PEERCRED, through the addon); null if unknown. */
+function peerCredOf(sock: net.Socket): { pid: number; uid: number; gid: number } | null {
+  const fd = (sock as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  const b = loadBinding();
+  if (typeof fd !== 'number' || fd < 0 || b instanceof Error) return null;
+  return b.peerCred(fd);
+}
+
 /** A password line waits this long at most for its check (AuthGate) before the connection is closed. */
 const CHECK_WAIT_MAX_MS = 30 * 1000;
 
-/** A user or group name (or number) as an id: names from /etc/passwd or /etc/group, else `getent`. */
-function lookupId(db: 'passwd' | 'group', name: string | number, what: string): number {
-  if (typeof name === 'number') {
-    if (!Number.isInteger(name) || name < 0) throw new BroadcastServerError('EINVAL', `bad ${what} id ${name}`);
-    return name;
-  }
-  if (/^\d+$/.test(name)) return Number(name);
-  const parse = (text: string): number | null => {
-    for (const line of text.split('\n')) {
-      const f = line.split(':');
-      if (f[0] === name && f[2] !== undefined && /^\d+$/.test(f[2])) return Number(f[2]);
-    }
-    return null;
-  };
+function groupId(group: string | number): number {
   try {
-    const id = parse(fs.readFileSync(`/etc/${db}`, 'utf8'));
-    if (id !== null) return id;
-  } catch {
-    /* fall through to getent */
+    return lookupIdSync('group', group, 'group');
+  } catch (err) {
+    throw new BroadcastServerError('EINVAL', (err as Error).message);
   }
-  try {
-    const id = parse(execFileSync('getent', [db, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }));
-    if (id !== null) return id;
-  } catch {
-    /* not found */
-  }
-  throw new BroadcastServerError('EINVAL', `unknown ${what} "${name}"`);
 }
 
 function intOption(v: number | undefined, name: string, def: number, min: number, max = 0x7fffffff): number {
@@ -724,6 +768,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private readonly hmacKey = crypto.randomBytes(32);
   private readonly maxClients: number;
   private readonly maxPending: number;
+  private readonly reservedClients: number;
+  private readonly maxPerUser: number;
   private readonly authTimeoutMs: number;
   private readonly bufferBytes: number;
   private readonly policy: 'drop' | 'disconnect';
@@ -753,6 +799,15 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private readonly maxPendingPerPrefix: number;
   /** When a password is checked: the bound on guessing. */
   private readonly gate: AuthGate;
+  /** Request lines, per peer (peerKey) other than root and the server's user. */
+  private readonly requestBudget: TokenBuckets;
+  /** Bytes of requested answers (snapshots, resumed backlogs), per peer. */
+  private readonly answerBudget: TokenBuckets;
+  private readonly visibility: PeerVisibility;
+  /** The host's /proc policy (hidepid), as of the constructor. */
+  private readonly procPolicy: ProcPolicy;
+  /** User names of requests, resolved off the JS thread. */
+  private readonly ids = new IdResolver();
   private nextId = 1;
   private state: 'new' | 'listening' | 'closing' | 'closed' = 'new';
   private closing: Promise<void> | null = null;
@@ -787,6 +842,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   };
   private readonly rejected: Record<RejectReason, number> = {
     'too-many-clients': 0,
+    'too-many-for-user': 0,
     'too-many-pending': 0,
     'too-many-files': 0,
     'auth-failed': 0,
@@ -812,7 +868,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       this.unixOpts = {
         path: path.resolve(p),
         mode: intOption(options.unix.mode, 'unix.mode', 0o666, 0, 0o777),
-        gid: options.unix.group === undefined ? null : lookupId('group', options.unix.group, 'group'),
+        gid: options.unix.group === undefined ? null : groupId(options.unix.group),
       };
     } else {
       this.unixOpts = { path: '', mode: 0, gid: null };
@@ -838,6 +894,16 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     }
     this.maxClients = intOption(options.maxClients, 'maxClients', 10, 1);
     this.maxPending = intOption(options.maxPending, 'maxPending', 32, 1);
+    this.reservedClients = intOption(options.reservedClients, 'reservedClients', Math.min(2, this.maxClients - 1), 0, this.maxClients - 1);
+    const vis = options.peerVisibility ?? 'host';
+    if (vis !== 'host' && vis !== 'all' && vis !== 'own') throw new BroadcastServerError('EINVAL', `peerVisibility must be "host", "all" or "own", got ${String(vis)}`);
+    this.visibility = vis;
+    this.procPolicy = readProcPolicy();
+    const rps = intOption(options.requestsPerSecond, 'requestsPerSecond', 2, 1);
+    this.requestBudget = new TokenBuckets(rps, rps * 5);
+    const bps = intOption(options.answerBytesPerSecond, 'answerBytesPerSecond', 16 << 20, 1024);
+    this.answerBudget = new TokenBuckets(bps, bps * 4);
+    this.maxPerUser = intOption(options.maxClientsPerUser, 'maxClientsPerUser', Math.ceil(this.maxClients / 4), 1);
     this.maxPendingPerPrefix = Math.max(2, Math.floor(this.maxPending / 2));
     this.authTimeoutMs = intOption(options.authTimeoutMs, 'authTimeoutMs', 3000, 1);
     this.gate = new AuthGate({
@@ -1087,6 +1153,9 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       sock,
       addr,
       prefix: transport === 'tcp' ? prefixOf(addr) : 'unix',
+      uid: null,
+      pid: null,
+      only: null,
       cancelCheck: null,
       state: 'new',
       announced: false,
@@ -1102,6 +1171,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       req: null,
       own: null,
       ownBytes: 0,
+      owed: 0,
       flushWatch: false,
       doneMark: 0,
       queueMark: 0,
@@ -1111,6 +1181,16 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       lineAt: 0,
       reason: null,
     };
+    if (transport === 'unix') {
+      const cred = peerCredOf(sock);
+      if (cred) {
+        conn.uid = cred.uid;
+        conn.pid = cred.pid;
+        if (!isPrivileged(conn) && seesOnlyOwn(this.visibility, this.procPolicy, cred)) conn.only = cred.uid;
+      } else if (this.visibility !== 'all') {
+        conn.only = -1; // who it is cannot be told: it sees nobody's processes
+      }
+    }
     this.conns.add(conn);
     sock.on('error', (err: NodeJS.ErrnoException) => this.onSocketError(conn, err));
     sock.on('close', () => this.onClose(conn));
@@ -1147,11 +1227,42 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     return false;
   }
 
+  /**
+   * Whether a streaming slot is free for `conn` (else it is refused, and false returned).
+   * Local users other than root and the daemon's own (SO_PEERCRED) hold `maxClientsPerUser`
+   * each at most, and together leave `reservedClients` free: a local user can never keep
+   * root's client out. TCP clients (they have the password) and privileged ones take any slot.
+   */
+  private admitClient(conn: Conn): boolean {
+    if (conn.transport === 'unix' && !isPrivileged(conn)) {
+      let mine = 0;
+      let local = 0;
+      for (const c of this.streaming) {
+        if (c.transport !== 'unix' || isPrivileged(c)) continue;
+        local++;
+        if (c.uid === conn.uid) mine++;
+      }
+      if (mine >= this.maxPerUser) {
+        this.refuse(conn, 'too-many-for-user', tooManyForUserLine(conn.uid ?? -1, this.maxPerUser));
+        return false;
+      }
+      if (local >= this.maxClients - this.reservedClients) {
+        this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
+        return false;
+      }
+    }
+    if (this.streaming.size >= this.maxClients && !this.evictEnded()) {
+      this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
+      return false;
+    }
+    return true;
+  }
+
   private onUnixConnection(sock: net.Socket): void {
     const conn = this.newConn(sock, 'unix');
     if (this.state !== 'listening') return void sock.destroy(); // accepted while closing
     if (this.outOfDescriptors() && !this.evictEnded()) return this.refuseNoFiles(conn, TOO_MANY_FILES);
-    if (this.streaming.size >= this.maxClients && !this.evictEnded()) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
+    if (!this.admitClient(conn)) return;
     this.startStreaming(conn);
   }
 
@@ -1162,7 +1273,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     // limits is closed without one (none is spent on it); a full server is told after it.
     const tlsServer = this.tlsServer;
     if (this.outOfDescriptors() && !this.evictEnded()) return this.refuseNoFiles(conn, tlsServer ? '' : TOO_MANY_FILES);
-    if (!tlsServer && this.streaming.size >= this.maxClients && !this.evictEnded()) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
+    if (!tlsServer && !this.admitClient(conn)) return;
     if (!this.admitPending(conn)) return this.refuse(conn, 'too-many-pending', tlsServer ? '' : tooManyPendingLine(this.maxPending));
     conn.state = 'pending';
     conn.line = Buffer.alloc(0);
@@ -1235,7 +1346,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       this.tally.add('client certificate refused', `tcp ${conn.peer}: client certificate refused (${why})`, conn.addr);
       return this.refuse(conn, 'cert-refused', CLIENT_CERT_REFUSED, true);
     }
-    if (this.streaming.size >= this.maxClients && !this.evictEnded()) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
+    if (!this.admitClient(conn)) return;
     this.askPassword(conn);
   }
 
@@ -1306,7 +1417,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     this.leavePending(conn);
     conn.sock.removeAllListeners('data');
     conn.sock.removeAllListeners('end');
-    if (this.streaming.size >= this.maxClients && !this.evictEnded()) return this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
+    if (!this.admitClient(conn)) return;
     conn.sock.write(AUTH_SUCCESS);
     this.startStreaming(conn, rest);
   }
@@ -1387,7 +1498,9 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       if (conn.mode === 'request' && conn.state === 'streaming') this.onRequestData(conn, Buffer.from('\n'));
     });
     if (conn.transport === 'tcp') sock.setKeepAlive(true, 60000); // (TCP_NODELAY: set by the listener)
-    this.log(`${who(conn)}: client ${conn.id} connected (${this.streaming.size}/${this.maxClients})`);
+    if (conn.only !== null) conn.filter = makeFilter(null, [conn.only]);
+    const cred = conn.uid !== null ? `, uid ${conn.uid}, pid ${conn.pid}${conn.only !== null ? ', its own processes only' : ''}` : '';
+    this.log(`${who(conn)}: client ${conn.id} connected (${this.streaming.size}/${this.maxClients})${cred}`);
     this.emit('client', { id: conn.id, transport: conn.transport, peer: conn.peer });
     if (this.requestWaitMs === 0) {
       // No request window (no ring): nothing tells a seed client from another, and without a
@@ -1455,55 +1568,91 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     conn.timer = null;
     conn.req = null;
     conn.sock.removeAllListeners('data'); // anything after the request line is ignored
-    if (req) {
-      let uids: number[] | null = null;
-      try {
-        uids = req.users ? req.users.map((u) => lookupId('passwd', u, 'user')) : null;
-      } catch (err) {
-        return this.badRequest(conn, (err as Error).message);
-      }
-      if (req.snapshot && typeof this.source.snapshot !== 'function') {
-        return this.badRequest(conn, 'this server keeps no process table (its source has no snapshot())');
-      }
-      conn.filter = makeFilter(req.events ?? null, uids);
-      const last = this.ring.next - 1;
-      // The answer goes out in pieces of whole lines as the socket drains (pump), so that a
-      // big snapshot never sits in the socket's buffer beyond the client's bound; the table
-      // is taken now, at `last`, and kept in wire form only until it has been written.
-      const pieceBytes = Math.max(1, Math.min(this.bufferBytes >> 1, 64 * 1024));
-      const own: Buffer[] = [];
-      let text = toLine({ event: 'hello', time: new Date().toISOString(), stream: this.stream, last_seq: last } as unknown as ProcEvent);
-      if (req.snapshot) {
-        const procs = (this.source.snapshot as () => ProcessRecord[])().filter((p) => !uids || (p.uid !== null && uids.includes(p.uid)));
-        let bytes = Buffer.byteLength(text);
-        for (const p of procs) {
-          const line = toLine({ event: 'process', ...p } as unknown as ProcEvent);
-          text += line;
-          bytes += Buffer.byteLength(line);
-          if (bytes >= pieceBytes) {
-            own.push(Buffer.from(text));
-            text = '';
-            bytes = 0;
-          }
-        }
-        text += toLine({ event: 'snapshot', time: new Date().toISOString(), count: procs.length } as unknown as ProcEvent);
-      }
-      own.push(Buffer.from(text));
-      conn.own = own;
-      conn.ownBytes = own.reduce((n, b) => n + b.length, 0);
-      if (req.resume_from !== undefined) {
-        // Another stream's seq (the daemon restarted) or one ahead of ours: everything of this
-        // stream is new to it.
-        const other = (req.stream !== undefined && req.stream !== this.stream) || req.resume_from > last;
-        conn.nextSeq = other ? 1 : req.resume_from + 1;
-      }
-      const what = [
-        req.resume_from !== undefined ? `resume after ${req.resume_from}` : '',
-        req.snapshot ? 'snapshot' : '',
-        conn.filter ? 'filtered' : '',
-      ].filter(Boolean);
-      this.log(`${who(conn)}: client ${conn.id} asked for ${what.join(', ') || 'the stream'}`);
+    if (req) return this.whenAllowed(conn, req);
+    this.goStream(conn);
+  }
+
+  /**
+   * A request is answered once its peer (a local user, a network) has a token for it: 2 a
+   * second, 10 at once. Meanwhile its events wait in the ring, as during the request window.
+   */
+  private whenAllowed(conn: Conn, req: ClientRequest): void {
+    if (conn.mode !== 'request' || conn.state !== 'streaming') return;
+    const wait = isPrivileged(conn) ? 0 : this.requestBudget.take(peerKey(conn), 1);
+    if (wait > 0) {
+      this.tally.add('requests slowed', `${who(conn)}: client ${conn.id}: too many requests from ${peerKey(conn)}, answered in ${wait} ms`, peerKey(conn));
+      conn.timer = setTimeout(() => {
+        conn.timer = null;
+        this.whenAllowed(conn, req);
+      }, wait);
+      return;
     }
+    // User names are looked up off the JS thread (NSS may be slow), cached.
+    const names = req.users ?? null;
+    if (!names) return this.answer(conn, req, null);
+    Promise.all(names.map((u) => this.ids.resolve('passwd', u, 'user'))).then(
+      (uids) => this.answer(conn, req, uids),
+      (err: Error) => {
+        if (conn.mode === 'request' && conn.state === 'streaming') this.badRequest(conn, err.message);
+      },
+    );
+  }
+
+  /** Answers a request (hello, a snapshot) and sets where its stream starts. */
+  private answer(conn: Conn, req: ClientRequest, uids: number[] | null): void {
+    if (conn.mode !== 'request' || conn.state !== 'streaming') return;
+    if (req.snapshot && typeof this.source.snapshot !== 'function') {
+      return this.badRequest(conn, 'this server keeps no process table (its source has no snapshot())');
+    }
+    // A peer that sees only its own processes asks for those of others in vain.
+    if (conn.only !== null) uids = (uids ?? [conn.only]).filter((u) => u === conn.only);
+    conn.filter = makeFilter(req.events ?? null, uids);
+    const last = this.ring.next - 1;
+    // The answer goes out in pieces of whole lines as the socket drains (pump), so that a
+    // big snapshot never sits in the socket's buffer beyond the client's bound; the table
+    // is taken now, at `last`, and kept in wire form only until it has been written.
+    const pieceBytes = Math.max(1, Math.min(this.bufferBytes >> 1, 64 * 1024));
+    const own: Buffer[] = [];
+    let text = toLine({ event: 'hello', time: new Date().toISOString(), stream: this.stream, last_seq: last } as unknown as ProcEvent);
+    if (req.snapshot) {
+      const procs = (this.source.snapshot as () => ProcessRecord[])().filter((p) => !uids || (p.uid !== null && uids.includes(p.uid)));
+      let bytes = Buffer.byteLength(text);
+      for (const p of procs) {
+        const line = toLine({ event: 'process', ...p } as unknown as ProcEvent);
+        text += line;
+        bytes += Buffer.byteLength(line);
+        if (bytes >= pieceBytes) {
+          own.push(Buffer.from(text));
+          text = '';
+          bytes = 0;
+        }
+      }
+      text += toLine({ event: 'snapshot', time: new Date().toISOString(), count: procs.length } as unknown as ProcEvent);
+    }
+    own.push(Buffer.from(text));
+    conn.own = own;
+    conn.ownBytes = own.reduce((n, b) => n + b.length, 0);
+    if (req.resume_from !== undefined) {
+      // Another stream's seq (the daemon restarted) or one ahead of ours: everything of this
+      // stream is new to it.
+      const other = (req.stream !== undefined && req.stream !== this.stream) || req.resume_from > last;
+      conn.nextSeq = other ? 1 : req.resume_from + 1;
+    }
+    const what = [
+      req.resume_from !== undefined ? `resume after ${req.resume_from}` : '',
+      req.snapshot ? 'snapshot' : '',
+      conn.filter ? 'filtered' : '',
+    ].filter(Boolean);
+    this.log(`${who(conn)}: client ${conn.id} asked for ${what.join(', ') || 'the stream'}`);
+    // What it asked for beyond the live stream (its snapshot, the backlog it resumed from)
+    // is paid for from its peer's answer budget as it goes out.
+    if (req.snapshot || req.resume_from !== undefined) conn.owed = conn.ownBytes + this.ring.bytesFrom(Math.max(conn.nextSeq, this.ring.first));
+
+    this.goStream(conn);
+  }
+
+  /** Out of the request phase: fed from the ring from nextSeq on. */
+  private goStream(conn: Conn): void {
     conn.sock.resume();
     conn.mode = 'catch-up';
     conn.slack = this.ring.bytesFrom(Math.max(conn.nextSeq, this.ring.first));
@@ -1549,6 +1698,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       if (conn.own) {
         // Its answer first (hello, snapshot), piece by piece within its bound.
         if (sock.writableLength >= half) return this.watchFlush(conn);
+        if (conn.owed > 0 && !this.charge(conn, (conn.own[0]?.length ?? 0))) return;
         const piece = conn.own.shift();
         if (conn.own.length === 0) conn.own = null;
         if (piece) {
@@ -1569,11 +1719,31 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       }
       const at = this.ring.find(conn.nextSeq);
       if (!at) return; // cannot happen: nextSeq is within the ring
+      if (conn.owed > 0 && !this.charge(conn, at.chunk.buf.length)) return;
       const { buf, count } = select(at.chunk, at.index, conn.filter);
       conn.nextSeq = at.chunk.first + at.chunk.ends.length;
       if (buf.length === 0) continue;
       this.writeStream(conn, buf, count);
     }
+  }
+
+  /**
+   * Pays for `n` bytes of a requested answer from its peer's budget (16 MiB a second, 64 MiB
+   * at once): true if it may write them now; else false, and pump() runs again once it may.
+   */
+  private charge(conn: Conn, n: number): boolean {
+    const wait = this.answerBudget.take(peerKey(conn), n);
+    if (wait > 0) {
+      if (!conn.timer) {
+        conn.timer = setTimeout(() => {
+          conn.timer = null;
+          this.pump(conn);
+        }, wait);
+      }
+      return false;
+    }
+    conn.owed = Math.max(0, conn.owed - n);
+    return true;
   }
 
   private broadcast(lines: LineBatch): void {

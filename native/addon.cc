@@ -3,11 +3,13 @@
 // as JS errors and every method returns right after.
 #include <napi.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <vector>
 
+#include "accounts.h"
 #include "monitor.h"
 #include "parser.h"
 #include "wire.h"
@@ -235,6 +237,14 @@ class Connector : public Napi::ObjectWrap<Connector> {
       opts.ancestor_events = static_cast<uint32_t>(Num(o, "ancestorEvents", opts.ancestor_events));
       opts.ancestor_depth = static_cast<int>(Num(o, "ancestorDepth", opts.ancestor_depth));
       opts.cgroups = Bool(o, "cgroups", opts.cgroups);
+      Napi::Value r = o.Get("redact");
+      if (r.IsArray()) {
+        Napi::Array list = r.As<Napi::Array>();
+        for (uint32_t i = 0; i < list.Length() && i < 64; i++) {
+          Napi::Value v = list.Get(i);
+          if (v.IsString()) opts.redact.push_back(v.As<Napi::String>().Utf8Value());
+        }
+      }
     }
     {
       std::lock_guard<std::mutex> lk(gate_->mu);
@@ -433,19 +443,82 @@ Napi::Value Cgroup(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// lookupId(db, name): a Promise of the uid ("passwd") or gid ("group") of a name, or null when
+// there is none. The lookup may ask NSS (LDAP, sssd): it runs on the libuv thread pool.
+class LookupWorker : public Napi::AsyncWorker {
+ public:
+  LookupWorker(Napi::Env env, pm::IdDb db, std::string name)
+      : Napi::AsyncWorker(env, "procmonitor:lookupId"), deferred_(Napi::Promise::Deferred::New(env)), db_(db), name_(std::move(name)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override { rc_ = pm::LookupId(db_, name_, &id_); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (rc_ == 0) return deferred_.Resolve(Napi::Number::New(env, id_));
+    if (rc_ == ENOENT || rc_ == ESRCH || rc_ == EBADF || rc_ == EPERM) return deferred_.Resolve(env.Null());
+    Napi::Error err = Napi::Error::New(env, std::string("looking up \"") + name_ + "\": " + strerror(rc_));
+    deferred_.Reject(err.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  pm::IdDb db_;
+  std::string name_;
+  uint32_t id_ = 0;
+  int rc_ = 0;
+};
+
+Napi::Value LookupId(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) {
+    Napi::TypeError::New(env, "lookupId(\"passwd\" | \"group\", name)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string db = info[0].As<Napi::String>().Utf8Value();
+  if (db != "passwd" && db != "group") {
+    Napi::TypeError::New(env, "lookupId: the database is \"passwd\" or \"group\"").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto* w = new LookupWorker(env, db == "passwd" ? pm::IdDb::kUser : pm::IdDb::kGroup, info[1].As<Napi::String>().Utf8Value());
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+// peerCred(fd): { pid, uid, gid } of a connected Unix socket's peer, or null if unknown.
+Napi::Value PeerCredOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "peerCred(fd) needs a file descriptor").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  pm::PeerCred c;
+  if (pm::ReadPeerCred(info[0].As<Napi::Number>().Int32Value(), &c) != 0) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pid", c.pid);
+  o.Set("uid", c.uid);
+  o.Set("gid", c.gid);
+  return o;
+}
+
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports) {
     DefineAddon(exports, {InstanceValue("Connector", Connector::Init(env), napi_enumerable),
                           InstanceMethod<&Addon::ParseM>("parse", napi_enumerable),
                           InstanceMethod<&Addon::BuildM>("buildRequest", napi_enumerable),
-                          InstanceMethod<&Addon::CgroupM>("cgroup", napi_enumerable)});
+                          InstanceMethod<&Addon::CgroupM>("cgroup", napi_enumerable),
+                          InstanceMethod<&Addon::LookupM>("lookupId", napi_enumerable),
+                          InstanceMethod<&Addon::PeerCredM>("peerCred", napi_enumerable)});
   }
 
  private:
   Napi::Value ParseM(const Napi::CallbackInfo& info) { return Parse(info); }
   Napi::Value BuildM(const Napi::CallbackInfo& info) { return BuildRequest(info); }
   Napi::Value CgroupM(const Napi::CallbackInfo& info) { return Cgroup(info); }
+  Napi::Value LookupM(const Napi::CallbackInfo& info) { return LookupId(info); }
+  Napi::Value PeerCredM(const Napi::CallbackInfo& info) { return PeerCredOf(info); }
 };
 
 }  // namespace

@@ -579,6 +579,7 @@ Monitor::Proc* Monitor::Lookup(int32_t tgid, bool learn) {
   // A process that was running before we started: learn it from /proc.
   ProcInfo info;
   if (!ReadProc(tgid, true, info)) return nullptr;
+  Redact(info.argv, opts_.redact);
   Proc p = Learned(info);
   p.start_ns = ReadStartNs(tgid);
   p.run_ns = p.start_ns;  // when it last exec'd is not known: its start stands for it
@@ -875,7 +876,10 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
         child = *parent;  // a forked child runs its parent's program
       } else {
         ProcInfo info;
-        if (ReadProc(ev.tgid, true, info)) child = Learned(info);
+        if (ReadProc(ev.tgid, true, info)) {
+          Redact(info.argv, opts_.redact);
+          child = Learned(info);
+        }
         ReadCgroupOf(ev.tgid, child);
       }
       child.from_proc = false;
@@ -908,6 +912,7 @@ void Monitor::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* p
       } else {
         ReadStatus(ev.tgid, info);
       }
+      Redact(info.argv, opts_.redact);
       if (p == nullptr) {
         Proc np;
         np.start_ns = 0;

@@ -96,6 +96,7 @@ struct Options {
   uint32_t ancestor_events = kExec;          // events that carry their ancestors
   int ancestor_depth = 16;                   // ancestors listed at most
   bool cgroups = true;                       // cgroup and container id on events
+  std::vector<std::string> redact;           // secrets shown as "*****" wherever argv holds them
 };
 
 struct Stats {

@@ -307,6 +307,15 @@ std::vector<int32_t> ListPids() {
   return pids;
 }
 
+void Redact(std::vector<std::string>& argv, const std::vector<std::string>& secrets) {
+  for (const std::string& secret : secrets) {
+    if (secret.empty()) continue;
+    for (std::string& a : argv) {
+      for (size_t at = a.find(secret); at != std::string::npos; at = a.find(secret, at + 5)) a.replace(at, secret.size(), "*****");
+    }
+  }
+}
+
 std::string JoinArgv(const std::vector<std::string>& argv) {
   std::string s;
   for (size_t i = 0; i < argv.size(); i++) {

@@ -59,6 +59,9 @@ bool ParseCgroup(const char* text, size_t len, std::string& out);
 // Podman and Kubernetes (systemd and cgroupfs drivers): the 64-hex-digit id, or "".
 std::string ContainerIdOf(const std::string& cgroup);
 
+// Every occurrence of each secret (non-empty) in argv becomes "*****" (pure).
+void Redact(std::vector<std::string>& argv, const std::vector<std::string>& secrets);
+
 // argv joined by single spaces, no trailing space.
 std::string JoinArgv(const std::vector<std::string>& argv);
 

@@ -129,14 +129,31 @@ test('bad input: one clear line on stderr, exit status 2', async (t) => {
   }
 });
 
-test('--auth-file that others may read: taken, with a warning on stderr even with --quiet', async (t) => {
+test('warnings once up, even with --quiet: a password file others may read, a password under 12 characters, plain TCP beyond loopback', async (t) => {
   const pwFile = path.join(tmpDir(t, 'pm-cli-'), 'pw');
   fs.writeFileSync(pwFile, 'filesecret\n');
   fs.chmodSync(pwFile, 0o644);
   const cp = daemon(t, ['--tcp', String(await freePort()), '--bind', '127.0.0.1', '--auth-file', pwFile, '--quiet', '-e', 'exec']);
   await cp.ready;
-  assert.equal(cp.err, `procMonitor: warning: --auth-file ${pwFile} can be read by its group and every user (mode 0644): chmod 600 ${pwFile}\n`);
+  await until(() => cp.err.split('\n').length >= 3, 5000, 'two warnings');
+  assert.equal(
+    cp.err,
+    `procMonitor: warning: --auth-file ${pwFile} can be read by its group and every user (mode 0644): chmod 600 ${pwFile}\n` +
+      "procMonitor: warning: the TCP password is 10 characters long: at the 5 guesses a second an attacker gets at most, use 12 or more (see the README's threat model)\n",
+  );
   assert.equal((await cp.stop('SIGTERM', 5000)).code, 0);
+  // Every interface, no TLS: the password crosses the network in clear.
+  const open = daemon(t, ['--tcp', String(await freePort()), '--auth', 'a long enough password', '--quiet', '-e', 'exec']);
+  await open.ready;
+  await until(() => open.err.includes('\n'), 5000, 'the warning');
+  assert.equal(open.err, 'procMonitor: warning: TCP on 0.0.0.0 without TLS: the password and the events cross the network in clear (give --tls-cert and --tls-key, or --bind 127.0.0.1)\n');
+  assert.equal((await open.stop('SIGTERM', 5000)).code, 0);
+  // Loopback and a long password: nothing to say.
+  const quiet = daemon(t, ['--tcp', String(await freePort()), '--bind', '127.0.0.1', '--auth', 'a long enough password', '--quiet', '-e', 'exec']);
+  await quiet.ready;
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(quiet.err, '');
+  assert.equal((await quiet.stop('SIGTERM', 5000)).code, 0);
 });
 
 test('runtime failures: a clear line and a non-zero status, never a stack trace', async (t) => {
@@ -300,7 +317,7 @@ test('Unix socket mode (seed example 1): clients get the stream; SIGTERM with a 
   assert.equal(fs.existsSync(sockPath), false);
   assert.match(cp.err, /SIGTERM/);
   // Log lines name a Unix client plainly.
-  assert.match(cp.err, /^procMonitor: unix: client 1 connected \(1\/20\)$/m);
+  assert.match(cp.err, /^procMonitor: unix: client 1 connected \(1\/20\), uid 0, pid \d+$/m);
   assert.match(cp.err, /^procMonitor: unix: client 2 closed \(server-close; \d+ events sent, \d+ dropped\)$/m);
   a.destroy();
   stalled.destroy();
@@ -516,6 +533,17 @@ test('the systemd unit: its command line is valid and systemd accepts the unit',
   assert.equal(opts.socketMode, 0o660);
   assert.match(unit, /^AmbientCapabilities=CAP_NET_ADMIN CAP_SYS_PTRACE$/m);
   assert.match(unit, /^DynamicUser=yes$/m);
+  // Its TCP variant: the password from systemd's credential copy (%d), owned by the service's
+  // user and readable by it alone: taken without a warning, on loopback.
+  const tcpLine = /^#\s+ExecStart=\/usr\/bin\/env procMonitor (.*--auth-file %d\/password.*)$/m.exec(unit);
+  assert.ok(tcpLine, 'the unit shows the TCP variant with LoadCredential=');
+  assert.match(unit, /^#\s+LoadCredential=password:\/etc\/procmonitor\/password$/m);
+  const creds = tmpDir(t, 'pm-creds-');
+  fs.writeFileSync(path.join(creds, 'password'), 'a password of twenty-four\n', { mode: 0o400 });
+  const tcpOpts = parseArgs(tcpLine[1].replaceAll('%d', creds).split(/\s+/));
+  assert.equal(tcpOpts.tcp.host, '127.0.0.1');
+  assert.equal(tcpOpts.tcp.password, 'a password of twenty-four');
+  assert.deepEqual(tcpOpts.warnings, []);
   const v = spawnSync('systemd-analyze', ['verify', path.join(__dirname, '..', 'contrib', 'procmonitor.service')], { encoding: 'utf8' });
   if (v.error) return t.skip(`systemd-analyze cannot run (${v.error.code}): the unit was not verified by systemd`);
   assert.equal(v.status, 0, v.stderr);

@@ -566,3 +566,24 @@ test('in a new network namespace: a clear ENOTHOSTNS error at once, no wait for 
   assert.match(e.message, /network namespace/);
   assert.ok(e.ms < 5000, `failed after ${e.ms} ms although ackTimeout is 60 s`);
 });
+
+// ------------------------------------------------------------------ secrets
+
+test('redact: a secret in any argv shows as ***** in exec events, cmdline and snapshot records', async (t) => {
+  const SECRET = 'pm-s3cret-Q9';
+  const c = started(t, { events: ['exec', 'exit'], redact: [SECRET, 'other'] });
+  const rec = record(c);
+  // The secret as an argument of its own, and inside another argument.
+  const cp = spawn('/bin/sh', ['-c', `sleep 0.5; : x${SECRET}y`, 'sh', '--auth', SECRET], { stdio: 'ignore' });
+  await rec.until((evs) => evs.some((e) => e.event === 'exec' && e.pid === cp.pid));
+  const exec = rec.of(cp.pid).find((e) => e.event === 'exec');
+  assert.deepEqual(exec.argv, ['/bin/sh', '-c', 'sleep 0.5; : x*****y', 'sh', '--auth', '*****']);
+  assert.equal(exec.cmdline, '/bin/sh -c sleep 0.5; : x*****y sh --auth *****');
+  const snap = c.snapshot().find((p) => p.pid === cp.pid);
+  assert.ok(snap, 'in the table');
+  assert.equal(snap.cmdline, exec.cmdline);
+  assert.doesNotMatch(JSON.stringify(rec.events) + JSON.stringify(c.snapshot()), new RegExp(SECRET));
+  await rec.until(exited(cp.pid));
+  assert.throws(() => new ProcConnector({ redact: [''] }), /1 to 4096 bytes/);
+  assert.throws(() => new ProcConnector({ redact: 'x' }), /array of at most 64 strings/);
+});

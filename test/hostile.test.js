@@ -8,7 +8,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { connect, PASSWORD_PROMPT, AUTH_SUCCESS, AUTH_FAILED, AUTH_TIMEOUT, tooManyPendingLine } = require('..');
-const { tmpDir, serve, FakeSource, rawConnect, until, tcpAuth, events, checkAccounting } = require('./server-helpers');
+const { tmpDir, serve, FakeSource, rawConnect, until, tcpAuth, events, checkAccounting, feeder } = require('./server-helpers');
 const { daemon, freePort } = require('./daemon');
 
 const PW = 'hostile password';
@@ -18,16 +18,6 @@ const fdCount = () => fs.readdirSync('/proc/self/fd').length;
 /** A raw TCP client from another loopback address (an attacker distinct from 127.0.0.1). */
 function rawFrom(localAddress, port) {
   return rawConnect({ port, localAddress });
-}
-
-/** Streams `total` events in batches of 20 until stop() says so; resolves with the count. */
-function feeder(source) {
-  let stop = false;
-  const done = (async () => {
-    while (!stop) await source.stream(1, 20, 50);
-    return source.n;
-  })();
-  return { stop: () => ((stop = true), done) };
 }
 
 /** Healthy Unix and TCP clients: their streams must account for every event exactly. */

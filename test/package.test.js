@@ -11,7 +11,7 @@ const { spawn, spawnSync, execFileSync } = require('node:child_process');
 
 const ROOT = path.join(__dirname, '..');
 const PKG = require('../package.json');
-const MAX_PACKED = 320 * 1024; // bytes of the .tgz: two prebuilds (~380 KB unpacked), the README (~90 KB), dist/
+const MAX_PACKED = 352 * 1024; // bytes of the .tgz: two prebuilds (~380 KB unpacked), the README (~100 KB), dist/ (321 KiB as of the threat-model work)
 const MAX_UNPACKED = 1024 * 1024;
 const MAX_FILES = 80;
 

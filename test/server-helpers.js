@@ -127,4 +127,14 @@ function checkAccounting(evs, total) {
   return { received, lost, lostLines };
 }
 
-module.exports = { tmpDir, serve, FakeSource, rawConnect, until, tcpAuth, events, checkAccounting };
+/** Streams events of `source` in batches of 20 until stop() says so; resolves with the count. */
+function feeder(source) {
+  let stop = false;
+  const done = (async () => {
+    while (!stop) await source.stream(1, 20, 50);
+    return source.n;
+  })();
+  return { stop: () => ((stop = true), done) };
+}
+
+module.exports = { tmpDir, serve, FakeSource, rawConnect, until, tcpAuth, events, checkAccounting, feeder };
