@@ -781,6 +781,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private stallTimer: NodeJS.Timeout | null = null;
   /** Lines a peer can cause at will (refusals, failures): a few as they come, the rest summed up. */
   private readonly tally = new LogTally((line) => this.log(line));
+  /** Connected/closed lines of local users other than root and the server's own (clientLog). */
+  private readonly connTally = new LogTally((line) => this.log(line), 10000, 20);
   /** perLine clients with lines still to get, and the timer that paces them. */
   private readonly paced = new Set<Conn>();
   private pacer: NodeJS.Timeout | null = null;
@@ -924,6 +926,16 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     this.ring = new ReplayRing(replayEvents, intOption(options.replayBytes, 'replayBytes', 64 << 20, 1));
     // Without a ring, a client waiting to send its request would miss events: no requests.
     this.requestWaitMs = replayEvents === 0 ? 0 : intOption(options.requestWaitMs, 'requestWaitMs', 100, 0, 60000);
+  }
+
+  /**
+   * A client's connected/closed line. A local user other than root and the server's own can
+   * connect at will without a password: its lines go through a tally of its own (20 per 10 s,
+   * then a count), so a connect loop cannot flood the log, nor hide another user's lines.
+   */
+  private clientLog(conn: Conn, line: string): void {
+    if (conn.transport === 'unix' && !isPrivileged(conn)) this.connTally.add(`connections of uid ${conn.uid ?? '?'}`, line, peerKey(conn));
+    else this.log(line);
   }
 
   private log(line: string): void {
@@ -1216,9 +1228,9 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
    * shows only when a write to it fails): when a newcomer needs its slot or descriptor, the
    * longest-ended such client is let go (reason 'end') rather than the newcomer refused.
    */
-  private evictEnded(): boolean {
+  private evictEnded(which: (c: Conn) => boolean = () => true): boolean {
     for (const conn of this.streaming) {
-      if (!conn.peerEnded || conn.reason) continue;
+      if (!conn.peerEnded || conn.reason || !which(conn)) continue;
       conn.reason = 'end';
       this.onClose(conn); // its slot is free now, not when the socket's close comes
       conn.sock.destroy();
@@ -1242,11 +1254,16 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
         local++;
         if (c.uid === conn.uid) mine++;
       }
+      const localEnded = (c: Conn) => c.transport === 'unix' && !isPrivileged(c);
       if (mine >= this.maxPerUser) {
-        this.refuse(conn, 'too-many-for-user', tooManyForUserLine(conn.uid ?? -1, this.maxPerUser));
-        return false;
+        // (One of its own that closed its side may be gone altogether: that one makes room.)
+        if (!this.evictEnded((c) => localEnded(c) && c.uid === conn.uid)) {
+          this.refuse(conn, 'too-many-for-user', tooManyForUserLine(conn.uid ?? -1, this.maxPerUser));
+          return false;
+        }
+        local--;
       }
-      if (local >= this.maxClients - this.reservedClients) {
+      if (local >= this.maxClients - this.reservedClients && !this.evictEnded(localEnded)) {
         this.refuse(conn, 'too-many-clients', tooManyClientsLine(this.maxClients));
         return false;
       }
@@ -1500,7 +1517,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     if (conn.transport === 'tcp') sock.setKeepAlive(true, 60000); // (TCP_NODELAY: set by the listener)
     if (conn.only !== null) conn.filter = makeFilter(null, [conn.only]);
     const cred = conn.uid !== null ? `, uid ${conn.uid}, pid ${conn.pid}${conn.only !== null ? ', its own processes only' : ''}` : '';
-    this.log(`${who(conn)}: client ${conn.id} connected (${this.streaming.size}/${this.maxClients})${cred}`);
+    this.clientLog(conn, `${who(conn)}: client ${conn.id} connected (${this.streaming.size}/${this.maxClients})${cred}`);
     this.emit('client', { id: conn.id, transport: conn.transport, peer: conn.peer });
     if (this.requestWaitMs === 0) {
       // No request window (no ring): nothing tells a seed client from another, and without a
@@ -1934,7 +1951,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     const reason: ClientCloseReason = conn.reason ?? 'end';
     const info: ClientCloseInfo = { id: conn.id, transport: conn.transport, peer: conn.peer, reason, sent: conn.sent, dropped: conn.dropped };
     if (conn.error) info.error = conn.error;
-    this.log(`${who(conn)}: client ${conn.id} closed (${reason}${conn.error ? ` ${conn.error}` : ''}; ${conn.sent} events sent, ${conn.dropped} dropped)`);
+    this.clientLog(conn, `${who(conn)}: client ${conn.id} closed (${reason}${conn.error ? ` ${conn.error}` : ''}; ${conn.sent} events sent, ${conn.dropped} dropped)`);
     this.emit('clientClose', info);
   }
 
@@ -1989,6 +2006,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     this.pacer = null;
     this.paced.clear();
     this.tally.close();
+    this.connTally.close();
     this.gate.close();
     const gone: Promise<void>[] = [];
     for (const conn of this.conns) {

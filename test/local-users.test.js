@@ -268,3 +268,30 @@ test("the daemon's own secrets (--auth) never appear in its snapshot records or 
   assert.match(own.cmdline, /--auth \*\*\*\*\*/);
   assert.ok(!text.includes(SECRET), 'the secret is nowhere in what nobody got');
 });
+
+test("a local user's connect loop cannot flood the log: 20 lines per 10 s, then a count; root's lines still come", async (t) => {
+  const dir = openDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const logs = [];
+  const source = new FakeSource();
+  const srv = await serve(t, { source, unix: { path: p }, maxClientsPerUser: 10, log: (l) => logs.push(l) });
+  const { connected } = await asNobody(p, 'churn', 300);
+  assert.equal(connected, 300);
+  // A client that closed is seen gone when a write to it fails (or a newcomer needs its slot).
+  await until(() => (source.batch(1), srv.stats().clients === 0), 5000, 'every churned client gone');
+  // Root's lines are not held back by nobody's flood.
+  const root = rawConnect(p);
+  const [, rootId] = await until(() => logs.map((l) => /^unix: client (\d+) connected \(1\/10\), uid 0, pid \d+$/.exec(l)).find(Boolean), 5000, "root's line");
+  root.sock.destroy();
+  await until(() => (source.batch(1), logs.some((l) => l.startsWith(`unix: client ${rootId} closed (end;`))), 5000, "root's close line");
+  await srv.close();
+  const nobodyLines = logs.filter((l) => /^unix: client \d+ (connected|closed) /.test(l) && !l.startsWith(`unix: client ${rootId} `));
+  assert.ok(nobodyLines.length <= 20, `${nobodyLines.length} lines let through`);
+  const summary = logs.find((l) => l.startsWith(`connections of uid ${NOBODY_UID}: `));
+  assert.ok(summary, logs.slice(-5).join('\n'));
+  const held = Number(/: (\d+) more from 1 address in the last \d+ s$/.exec(summary)[1]);
+  // Every connected and closed line of nobody's is either logged or counted (a connection
+  // refused because its previous ones were not yet seen gone has neither).
+  const refused = srv.stats().rejected['too-many-for-user'] + srv.stats().rejected['too-many-clients'];
+  assert.equal(nobodyLines.length + held + 2 * refused, 600, `${nobodyLines.length} + ${held} + 2 × ${refused}`);
+});
