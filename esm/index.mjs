@@ -27,6 +27,7 @@ export const {
   BroadcastServer,
   tooManyClientsLine,
   tooManyForUserLine,
+  REJECT_REASONS,
   tooManyPendingLine,
   TOO_MANY_FILES,
   FD_RESERVE,

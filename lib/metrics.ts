@@ -13,7 +13,7 @@ import type * as PromClient from 'prom-client';
 import { UsageError } from './args';
 import type { ProcConnector } from './connector';
 import { CodedError, KIND_NAMES, type LineBatch, type LostEvent } from './events';
-import type { BroadcastServer, RejectReason, Transport } from './server';
+import { REJECT_REASONS, type BroadcastServer, type Transport } from './server';
 
 export interface MetricsAddress {
   /** Address to bind; `0.0.0.0` when the flag said `:PORT`. */
@@ -66,7 +66,6 @@ export function parseMetricsAddress(text: string): MetricsAddress {
 }
 
 const TRANSPORTS: readonly Transport[] = ['unix', 'tcp'];
-const REJECT_REASONS: readonly RejectReason[] = ['too-many-clients', 'too-many-pending', 'too-many-files', 'auth-failed', 'line-too-long', 'auth-timeout', 'closed-before-auth'];
 
 function loadPromClient(): typeof PromClient {
   try {

@@ -253,17 +253,19 @@ export interface ClientCloseInfo extends ClientInfo {
  * password (or TLS handshake) in time, it closed first, its TLS handshake failed, or its
  * client certificate was missing or not trusted.
  */
-export type RejectReason =
-  | 'too-many-clients'
-  | 'too-many-for-user'
-  | 'too-many-pending'
-  | 'too-many-files'
-  | 'auth-failed'
-  | 'line-too-long'
-  | 'auth-timeout'
-  | 'closed-before-auth'
-  | 'tls-failed'
-  | 'cert-refused';
+export const REJECT_REASONS = [
+  'too-many-clients',
+  'too-many-for-user',
+  'too-many-pending',
+  'too-many-files',
+  'auth-failed',
+  'line-too-long',
+  'auth-timeout',
+  'closed-before-auth',
+  'tls-failed',
+  'cert-refused',
+] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
 
 export interface RejectInfo {
   transport: Transport;
@@ -842,18 +844,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     passwordChecks: 0,
     passwordFailures: 0,
   };
-  private readonly rejected: Record<RejectReason, number> = {
-    'too-many-clients': 0,
-    'too-many-for-user': 0,
-    'too-many-pending': 0,
-    'too-many-files': 0,
-    'auth-failed': 0,
-    'line-too-long': 0,
-    'auth-timeout': 0,
-    'closed-before-auth': 0,
-    'tls-failed': 0,
-    'cert-refused': 0,
-  };
+  private readonly rejected = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
 
   constructor(options: BroadcastServerOptions) {
     super();
