@@ -53,7 +53,7 @@ export function lookupIdSync(db: IdDb, name: string | number, what: string): num
 const FOUND_MS = 5 * 60 * 1000;
 const MISSING_MS = 30 * 1000;
 const CACHE_MAX = 1024;
-const LOOKUPS_AT_ONCE = 4;
+const LOOKUPS_AT_ONCE = 2;
 const QUEUE_MAX = 256;
 const LOOKUP_TIMEOUT_MS = 10000;
 
@@ -61,7 +61,7 @@ const LOOKUP_TIMEOUT_MS = 10000;
  * Names to ids for requests, never on the JS thread: the addon's getpwnam_r/getgrnam_r on the
  * thread pool (NSS may be LDAP, and slow), else an asynchronous `getent`. Answers are cached
  * (found: 5 min, missing: 30 s; at most 1,024 names), the same name is looked up once however
- * many ask, and at most 4 lookups run at once with 256 waiting: beyond, a request is refused
+ * many ask, and at most 2 lookups run at once (half of libuv's default pool) with 256 waiting: beyond, a request is refused
  * rather than queued without end.
  */
 export class IdResolver {
@@ -132,4 +132,66 @@ function defaultLookup(db: IdDb, name: string): Promise<number | null> {
   return new Promise((resolve) => {
     execFile('getent', [db, name], { encoding: 'utf8', timeout: LOOKUP_TIMEOUT_MS }, (err, out) => resolve(err ? null : idIn(out, name)));
   });
+}
+
+const SUBID_FILE_MAX = 64 * 1024;
+const SUBID_RECHECK_MS = 10000;
+
+/**
+ * Subordinate uids (/etc/subuid: `user:first:count`): a user who may run processes under a
+ * range of uids (rootless containers, `unshare --map-auto`) counts as itself for every
+ * per-user limit, whichever of them its process runs as. The file is re-read when it changes
+ * (looked at every 10 s at most), and only the first 64 KiB of it; owners are taken from
+ * /etc/passwd (a name found nowhere stands for itself).
+ */
+export class SubordinateIds {
+  private ranges: { first: number; count: number; owner: number | string }[] = [];
+  private checkedAt = -Infinity;
+  private mtime = -1;
+
+  constructor(private readonly file = '/etc/subuid') {}
+
+  /** The account `uid` counts as: its owner's uid (or name), else itself. */
+  ownerOf(uid: number): number | string {
+    this.refresh();
+    for (const r of this.ranges) if (uid >= r.first && uid - r.first < r.count) return r.owner;
+    return uid;
+  }
+
+  private refresh(): void {
+    const now = Date.now();
+    if (now - this.checkedAt < SUBID_RECHECK_MS) return;
+    this.checkedAt = now;
+    let text = '';
+    try {
+      const st = fs.statSync(this.file);
+      if (st.mtimeMs === this.mtime) return;
+      this.mtime = st.mtimeMs;
+      const fd = fs.openSync(this.file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      try {
+        const buf = Buffer.alloc(Math.min(SUBID_FILE_MAX, Math.max(0, st.size)));
+        text = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0)).toString('utf8');
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch {
+      this.mtime = -1;
+      this.ranges = [];
+      return;
+    }
+    let passwd = '';
+    try {
+      passwd = fs.readFileSync('/etc/passwd', 'utf8');
+    } catch {
+      /* owners stand for themselves by name */
+    }
+    const ranges: typeof this.ranges = [];
+    for (const line of text.split('\n')) {
+      const f = line.trim().split(':');
+      if (f.length !== 3 || !f[0] || !/^\d+$/.test(f[1] ?? '') || !/^\d+$/.test(f[2] ?? '')) continue;
+      const owner = /^\d+$/.test(f[0]) ? Number(f[0]) : (idIn(passwd, f[0]) ?? f[0]);
+      ranges.push({ first: Number(f[1]), count: Number(f[2]), owner });
+    }
+    this.ranges = ranges;
+  }
 }

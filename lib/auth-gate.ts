@@ -13,6 +13,7 @@ import { TokenBuckets } from './buckets';
  *   checks are never evaluated faster than that, however many prefixes a guesser holds.
  * - Waiting checks are taken in this order: prefixes that have logged in before (a known
  *   client never queues behind a guesser), then those with the fewest failures, then the oldest.
+ *   A prefix that logged in before and has not failed since is not held by the global budget.
  *
  * A check is the synchronous comparison the caller runs in `go`; it must report `failed()` or
  * `succeeded()` before returning.
@@ -57,6 +58,12 @@ export function prefixOf(addr: string): string {
   if (net.isIPv6(a)) {
     const zone = a.indexOf('%');
     if (zone >= 0) a = a.slice(0, zone);
+    // A dotted IPv4 tail (::ffff:... handled above; 64:ff9b::1.2.3.4 and the like) is two groups.
+    const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(a);
+    if (v4) {
+      const [b1, b2, b3, b4] = v4.slice(1).map(Number) as [number, number, number, number];
+      a = `${a.slice(0, v4.index)}${((b1 << 8) | b2).toString(16)}:${((b3 << 8) | b4).toString(16)}`;
+    }
     // Expand "::" to get the first four groups.
     const [head, tail] = a.includes('::') ? a.split('::') : [a, null];
     const h = head ? head.split(':') : [];
@@ -130,6 +137,11 @@ export class AuthGate {
     this.later();
   }
 
+  /** Whether `addr`'s network logged in within the last 7 days. */
+  known(addr: string): boolean {
+    return this.isTrusted(prefixOf(addr), this.now());
+  }
+
   /** Failures a prefix has to its name now (0 once forgotten). */
   failures(addr: string): number {
     const s = this.prefixes.get(prefixOf(addr));
@@ -181,7 +193,9 @@ export class AuthGate {
             bestKey = key;
           }
         }
-        if (!best || !budgetOk) break;
+        // A network that logged in before and has not failed since is not held by the global
+        // budget (its own delays still hold it): a known client never waits on a guesser.
+        if (!best || !bestKey || (!budgetOk && (bestKey[0] !== 0 || bestKey[1] !== 0))) break;
         this.waiters.splice(this.waiters.indexOf(best), 1);
         best.go();
       }

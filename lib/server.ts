@@ -12,7 +12,7 @@ import { LogTally } from './log-tally';
 import { AuthGate, prefixOf } from './auth-gate';
 import { loadBinding } from './native';
 import { TokenBuckets } from './buckets';
-import { IdResolver, lookupIdSync } from './accounts';
+import { IdResolver, lookupIdSync, SubordinateIds } from './accounts';
 import { readProcPolicy, seesOnlyOwn, type PeerVisibility, type ProcPolicy } from './visibility';
 import { lineOffset, numberLines, makeFilter, parseRequest, ReplayRing, select, type ClientRequest, type Filter } from './replay';
 
@@ -160,7 +160,17 @@ export interface BroadcastServerOptions {
    * the password) always see everything.
    */
   peerVisibility?: PeerVisibility;
-  /** TCP connections waiting to authenticate at most. Default 32. */
+  /**
+   * Where the ranges of subordinate uids are (`user:first:count`): a process running as one
+   * of them counts as the owning user for `maxClientsPerUser`, the request and answer budgets
+   * and the log's tally, so rootless containers cannot multiply a user's share. Default
+   * /etc/subuid.
+   */
+  subordinateIds?: string;
+  /**
+   * TCP connections waiting to authenticate at most (shared fairly between networks: see the
+   * README's threat model). Default 128.
+   */
   maxPending?: number;
   /**
    * A TCP connection that has not sent its password line within this is closed (a real client
@@ -363,6 +373,17 @@ interface Conn extends ClientInfo {
   /** A Unix client's user and process (SO_PEERCRED); null for TCP, or if unknown. */
   uid: number | null;
   pid: number | null;
+  /**
+   * The account a Unix client counts as for per-user limits: `uid N` (a subordinate uid's
+   * owner, see SubordinateIds), `user NAME` (an owner not in /etc/passwd), `uid ?` (unknown).
+   */
+  account: string;
+  /** Its account's uid (the owner's, for a subordinate uid), for messages. */
+  accountUid: number;
+  /** A costly answer of its is under way (names being looked up, its snapshot being written). */
+  busy: boolean;
+  /** Its password was wrong (or too long): the answer is still to come (state 'verifying'). */
+  failed: 'auth-failed' | 'line-too-long' | null;
   /** The only uid whose processes it may see (peerVisibility), or null: all. */
   only: number | null;
   /** Cancels its wait for a password check (AuthGate). */
@@ -434,12 +455,15 @@ const LINE_GAP_MS = 5;
  * given up as one `lost` line: it lags seconds, never minutes.
  */
 const PACED_MAX_BEHIND = 2000;
+/** How soon a request waiting for its peer's previous costly answer looks again. */
+const BUSY_RETRY_MS = 50;
+
 /** The daemon's own user: like root, it may use every client slot. */
 const OWN_UID = typeof process.getuid === 'function' ? process.getuid() : -1;
 
 /** Whose budgets a connection spends: its local user's, or its network's. */
 function peerKey(conn: Conn): string {
-  return conn.transport === 'unix' ? `uid ${conn.uid ?? '?'}` : conn.prefix;
+  return conn.transport === 'unix' ? conn.account : conn.prefix;
 }
 
 /** Root or the daemon's own user at the other end of a Unix socket. */
@@ -807,9 +831,15 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private readonly requestBudget: TokenBuckets;
   /** Bytes of requested answers (snapshots, resumed backlogs), per peer. */
   private readonly answerBudget: TokenBuckets;
+  /** Said once: peers' credentials cannot be read. */
+  private credWarned = false;
   private readonly visibility: PeerVisibility;
   /** The host's /proc policy (hidepid), as of the constructor. */
   private readonly procPolicy: ProcPolicy;
+  /** Owners of subordinate uids (peerKey, per-user limits). */
+  private readonly subIds: SubordinateIds;
+  /** Costly answers under way, per peer (setBusy). */
+  private readonly busy = new Map<string, number>();
   /** User names of requests, resolved off the JS thread. */
   private readonly ids = new IdResolver();
   private nextId = 1;
@@ -886,12 +916,16 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       this.password = null;
     }
     this.maxClients = intOption(options.maxClients, 'maxClients', 10, 1);
-    this.maxPending = intOption(options.maxPending, 'maxPending', 32, 1);
+    this.maxPending = intOption(options.maxPending, 'maxPending', 128, 1);
     this.reservedClients = intOption(options.reservedClients, 'reservedClients', Math.min(2, this.maxClients - 1), 0, this.maxClients - 1);
     const vis = options.peerVisibility ?? 'host';
     if (vis !== 'host' && vis !== 'all' && vis !== 'own') throw new BroadcastServerError('EINVAL', `peerVisibility must be "host", "all" or "own", got ${String(vis)}`);
     this.visibility = vis;
     this.procPolicy = readProcPolicy();
+    if (options.subordinateIds !== undefined && (typeof options.subordinateIds !== 'string' || options.subordinateIds === '')) {
+      throw new BroadcastServerError('EINVAL', 'subordinateIds must be a file path');
+    }
+    this.subIds = new SubordinateIds(options.subordinateIds ?? '/etc/subuid');
     const rps = intOption(options.requestsPerSecond, 'requestsPerSecond', 2, 1);
     this.requestBudget = new TokenBuckets(rps, rps * 5);
     const bps = intOption(options.answerBytesPerSecond, 'answerBytesPerSecond', 16 << 20, 1024);
@@ -925,7 +959,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
    * then a count), so a connect loop cannot flood the log, nor hide another user's lines.
    */
   private clientLog(conn: Conn, line: string): void {
-    if (conn.transport === 'unix' && !isPrivileged(conn)) this.connTally.add(`connections of uid ${conn.uid ?? '?'}`, line, peerKey(conn));
+    if (conn.transport === 'unix' && !isPrivileged(conn)) this.connTally.add(`connections of ${conn.account}`, line, peerKey(conn));
     else this.log(line);
   }
 
@@ -1158,7 +1192,11 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       prefix: transport === 'tcp' ? prefixOf(addr) : 'unix',
       uid: null,
       pid: null,
+      account: 'uid ?',
+      accountUid: -1,
       only: null,
+      failed: null,
+      busy: false,
       cancelCheck: null,
       state: 'new',
       announced: false,
@@ -1189,9 +1227,18 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       if (cred) {
         conn.uid = cred.uid;
         conn.pid = cred.pid;
+        const owner = this.subIds.ownerOf(cred.uid);
+        conn.account = typeof owner === 'number' ? `uid ${owner}` : `user ${owner}`;
+        conn.accountUid = typeof owner === 'number' ? owner : cred.uid;
         if (!isPrivileged(conn) && seesOnlyOwn(this.visibility, this.procPolicy, cred)) conn.only = cred.uid;
-      } else if (this.visibility !== 'all') {
-        conn.only = -1; // who it is cannot be told: it sees nobody's processes
+      } else {
+        // Who it is cannot be told (no addon): where it must be limited to its own processes,
+        // it sees nobody's (-2: no event has that uid).
+        if (this.visibility === 'own' || (this.visibility === 'host' && this.procPolicy.hidepid !== 'off')) conn.only = -2;
+        if (!this.credWarned) {
+          this.credWarned = true;
+          this.log('unix: the peer of a client cannot be told (the addon is not loaded): per-user limits count such clients together');
+        }
       }
     }
     this.conns.add(conn);
@@ -1243,13 +1290,13 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       for (const c of this.streaming) {
         if (c.transport !== 'unix' || isPrivileged(c)) continue;
         local++;
-        if (c.uid === conn.uid) mine++;
+        if (c.account === conn.account) mine++;
       }
       const localEnded = (c: Conn) => c.transport === 'unix' && !isPrivileged(c);
       if (mine >= this.maxPerUser) {
         // (One of its own that closed its side may be gone altogether: that one makes room.)
-        if (!this.evictEnded((c) => localEnded(c) && c.uid === conn.uid)) {
-          this.refuse(conn, 'too-many-for-user', tooManyForUserLine(conn.uid ?? -1, this.maxPerUser));
+        if (!this.evictEnded((c) => localEnded(c) && c.account === conn.account)) {
+          this.refuse(conn, 'too-many-for-user', tooManyForUserLine(conn.accountUid, this.maxPerUser));
           return false;
         }
         local--;
@@ -1301,27 +1348,19 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   }
 
   /**
-   * Takes a pending slot for a new TCP connection, fairly: one prefix (a guesser, a network of
-   * silent connections) holds at most half of them, and when all are taken, the prefix holding
-   * the most loses its oldest, unless the newcomer's own prefix holds as many (it is refused).
+   * Takes a pending slot for a new TCP connection, fairly: one network (IPv4 /24, IPv6 /64)
+   * holds at most half of them, and when all are taken, a connection of the network holding
+   * the most makes room, if that is more than the newcomer's own holds (else the newcomer is
+   * refused). See pendingVictim for which one.
    */
   private admitPending(conn: Conn): boolean {
     const mine = this.pendingByPrefix.get(conn.prefix);
     const held = mine ? mine.size : 0;
     if (held >= this.maxPendingPerPrefix) return false;
     if (this.pendingCount >= this.maxPending) {
-      // Of the prefixes holding the most, the one whose oldest connection is the oldest.
-      let oldest: Conn | null = null;
-      let most = 0;
-      for (const set of this.pendingByPrefix.values()) {
-        const first = set.values().next().value as Conn;
-        if (set.size > most || (set.size === most && oldest && first.id < oldest.id)) {
-          most = set.size;
-          oldest = first;
-        }
-      }
-      if (!oldest || most <= held) return false;
-      this.evictPending(oldest);
+      const victim = this.pendingVictim(conn, held);
+      if (!victim) return false;
+      this.evictPending(victim);
     }
     let set = mine;
     if (!set) {
@@ -1331,6 +1370,38 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     set.add(conn);
     this.pendingCount++;
     return true;
+  }
+
+  /**
+   * The pending connection that makes room for `conn`: of the networks holding more than its
+   * own (`held`), the busiest; a network that logged in before keeps its connections unless
+   * the newcomer's did too; within the network, one that has sent nothing yet goes before one
+   * whose password is waiting for its check, and the oldest first. Null: none may go.
+   */
+  private pendingVictim(conn: Conn, held: number): Conn | null {
+    const newcomerKnown = this.gate.known(conn.addr);
+    let victim: Conn | null = null;
+    let vKey: [number, number, number] = [0, 0, 0];
+    for (const set of this.pendingByPrefix.values()) {
+      if (set.size <= held) continue;
+      const first = set.values().next().value as Conn;
+      if (!newcomerKnown && this.gate.known(first.addr)) continue;
+      let pick: Conn | null = null;
+      for (const c of set) {
+        if (c.line !== null && c.state === 'pending') {
+          pick = c; // still silent (or part way through its password line): the oldest such
+          break;
+        }
+      }
+      const silent = pick !== null;
+      pick = pick ?? first;
+      const key: [number, number, number] = [set.size, silent ? 1 : 0, -pick.id];
+      if (!victim || key[0] > vKey[0] || (key[0] === vKey[0] && (key[1] > vKey[1] || (key[1] === vKey[1] && key[2] > vKey[2])))) {
+        victim = pick;
+        vKey = key;
+      }
+    }
+    return victim;
   }
 
   /** A pending connection makes room for a newcomer from a quieter prefix. */
@@ -1390,32 +1461,44 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     const nl = buf.indexOf(0x0a, start);
     if (nl < 0) {
       // Room for the longest line and a "\r" before its "\n".
-      if (buf.length > MAX_PASSWORD_BYTES + 1) return this.authFailed(conn, 'line-too-long');
+      if (buf.length > MAX_PASSWORD_BYTES + 1) return this.queueCheck(conn, null, EMPTY);
       conn.line = buf;
       return;
     }
     let end = nl;
     if (end > 0 && buf[end - 1] === 0x0d) end--;
-    if (end > MAX_PASSWORD_BYTES) return this.authFailed(conn, 'line-too-long');
-    const given = Buffer.from(buf.subarray(0, end));
-    const rest = Buffer.from(buf.subarray(nl + 1)); // the start of a request line, if any
+    if (end > MAX_PASSWORD_BYTES) return this.queueCheck(conn, null, EMPTY);
+    // (Copies: the chunk's memory is not kept, and the copy is wiped once checked.)
+    this.queueCheck(conn, Buffer.from(buf.subarray(0, end)), Buffer.from(buf.subarray(nl + 1)));
+  }
+
+  /**
+   * A password line came in time (`given`; null: longer than any password): it waits for its
+   * turn to be checked (AuthGate), at most CHECK_WAIT_MAX_MS. An over-long line waits too,
+   * as a wrong password does: it is one, and must not be a faster way to spend the budget.
+   * `rest` is what followed it (the start of a request line).
+   */
+  private queueCheck(conn: Conn, given: Buffer | null, rest: Buffer): void {
     conn.line = null;
     conn.sock.pause();
     conn.sock.removeAllListeners('data');
-    // It answered in time; now it waits for its turn to be checked (AuthGate), bounded.
     if (conn.timer) clearTimeout(conn.timer);
     conn.timer = setTimeout(() => {
       conn.timer = null;
       if (conn.state === 'pending') this.refuse(conn, 'auth-timeout', AUTH_TIMEOUT);
     }, CHECK_WAIT_MAX_MS);
-    conn.cancelCheck = this.gate.wait(conn.addr, () => {
+    let granted = false;
+    const cancel = this.gate.wait(conn.addr, () => {
+      granted = true;
       conn.cancelCheck = null;
       this.checkPassword(conn, given, rest);
     });
+    if (!granted) conn.cancelCheck = cancel;
   }
 
-  private checkPassword(conn: Conn, given: Buffer, rest: Buffer): void {
+  private checkPassword(conn: Conn, given: Buffer | null, rest: Buffer): void {
     if (conn.state !== 'pending') return;
+    if (given === null) return this.authFailed(conn, 'line-too-long');
     const h = (b: Buffer) => crypto.createHmac('sha256', this.hmacKey).update(b).digest();
     const ok = crypto.timingSafeEqual(h(given), h(this.password as Buffer));
     given.fill(0);
@@ -1432,6 +1515,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
 
   private authFailed(conn: Conn, reason: 'auth-failed' | 'line-too-long'): void {
     conn.state = 'verifying';
+    conn.failed = reason;
     conn.line = null;
     conn.sock.pause();
     conn.sock.removeAllListeners('data');
@@ -1586,7 +1670,18 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
    */
   private whenAllowed(conn: Conn, req: ClientRequest): void {
     if (conn.mode !== 'request' || conn.state !== 'streaming') return;
-    const wait = isPrivileged(conn) ? 0 : this.requestBudget.take(peerKey(conn), 1);
+    const key = peerKey(conn);
+    const privileged = isPrivileged(conn);
+    // One costly answer at a time per peer (names being looked up, a snapshot not yet
+    // written): the next waits for it, so that one peer never holds many tables or lookups.
+    if (!privileged && (req.users || req.snapshot) && (this.busy.get(key) ?? 0) > 0) {
+      conn.timer = setTimeout(() => {
+        conn.timer = null;
+        this.whenAllowed(conn, req);
+      }, BUSY_RETRY_MS);
+      return;
+    }
+    const wait = privileged ? 0 : this.requestBudget.take(key, 1);
     if (wait > 0) {
       this.tally.add('requests slowed', `${who(conn)}: client ${conn.id}: too many requests from ${peerKey(conn)}, answered in ${wait} ms`, peerKey(conn));
       conn.timer = setTimeout(() => {
@@ -1598,12 +1693,27 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     // User names are looked up off the JS thread (NSS may be slow), cached.
     const names = req.users ?? null;
     if (!names) return this.answer(conn, req, null);
+    this.setBusy(conn, true);
     Promise.all(names.map((u) => this.ids.resolve('passwd', u, 'user'))).then(
-      (uids) => this.answer(conn, req, uids),
+      (uids) => {
+        this.setBusy(conn, false);
+        this.answer(conn, req, uids);
+      },
       (err: Error) => {
+        this.setBusy(conn, false);
         if (conn.mode === 'request' && conn.state === 'streaming') this.badRequest(conn, err.message);
       },
     );
+  }
+
+  /** Marks a costly answer of `conn`'s peer begun or done (whenAllowed). Privileged peers are not counted. */
+  private setBusy(conn: Conn, on: boolean): void {
+    if (isPrivileged(conn) || conn.busy === on) return;
+    conn.busy = on;
+    const key = peerKey(conn);
+    const n = (this.busy.get(key) ?? 0) + (on ? 1 : -1);
+    if (n > 0) this.busy.set(key, n);
+    else this.busy.delete(key);
   }
 
   /** Answers a request (hello, a snapshot) and sets where its stream starts. */
@@ -1638,6 +1748,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       text += toLine({ event: 'snapshot', time: new Date().toISOString(), count: procs.length } as unknown as ProcEvent);
     }
     own.push(Buffer.from(text));
+    if (req.snapshot) this.setBusy(conn, true); // until the table is written (pump) or it goes
     conn.own = own;
     conn.ownBytes = own.reduce((n, b) => n + b.length, 0);
     if (req.resume_from !== undefined) {
@@ -1651,10 +1762,10 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       req.snapshot ? 'snapshot' : '',
       conn.filter ? 'filtered' : '',
     ].filter(Boolean);
-    this.log(`${who(conn)}: client ${conn.id} asked for ${what.join(', ') || 'the stream'}`);
+    this.clientLog(conn, `${who(conn)}: client ${conn.id} asked for ${what.join(', ') || 'the stream'}`);
     // What it asked for beyond the live stream (its snapshot, the backlog it resumed from)
     // is paid for from its peer's answer budget as it goes out.
-    if (req.snapshot || req.resume_from !== undefined) conn.owed = conn.ownBytes + this.ring.bytesFrom(Math.max(conn.nextSeq, this.ring.first));
+    if (!isPrivileged(conn) && (req.snapshot || req.resume_from !== undefined)) conn.owed = conn.ownBytes + this.ring.bytesFrom(Math.max(conn.nextSeq, this.ring.first));
 
     this.goStream(conn);
   }
@@ -1708,7 +1819,10 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
         if (sock.writableLength >= half) return this.watchFlush(conn);
         if (conn.owed > 0 && !this.charge(conn, (conn.own[0]?.length ?? 0))) return;
         const piece = conn.own.shift();
-        if (conn.own.length === 0) conn.own = null;
+        if (conn.own.length === 0) {
+          conn.own = null;
+          this.setBusy(conn, false);
+        }
         if (piece) {
           conn.ownBytes -= piece.length;
           this.writeOwn(conn, piece);
@@ -1929,14 +2043,17 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private onClose(conn: Conn): void {
     if (!this.conns.delete(conn)) return;
     if (conn.state === 'pending' || conn.state === 'verifying') {
-      // Gone while authenticating, without us turning it away first.
+      // Gone while authenticating, without us turning it away first (a guesser that does not
+      // wait for the answer to its failure still counts as a failure).
+      const reason: RejectReason = conn.failed ?? 'closed-before-auth';
       this.leavePending(conn);
-      this.rejected['closed-before-auth']++;
-      if (this.listenerCount('reject') > 0) this.emit('reject', { transport: conn.transport, peer: conn.peer, reason: 'closed-before-auth' });
+      this.rejected[reason]++;
+      if (this.listenerCount('reject') > 0) this.emit('reject', { transport: conn.transport, peer: conn.peer, reason });
       return;
     }
     if (conn.timer) clearTimeout(conn.timer);
     conn.timer = null;
+    this.setBusy(conn, false);
     this.streaming.delete(conn);
     if (!conn.announced) return;
     const reason: ClientCloseReason = conn.reason ?? 'end';

@@ -18,6 +18,9 @@ test('prefixOf: IPv4 /24, IPv6 /64 (expanded, zone dropped), IPv4-mapped as IPv4
   assert.equal(prefixOf('2001:db8::1'), '2001:db8:0:0::/64');
   assert.equal(prefixOf('::1'), '0:0:0:0::/64');
   assert.equal(prefixOf('fe80::1%eth0'), 'fe80:0:0:0::/64');
+  assert.equal(prefixOf('1::2:3:4:5:1.2.3.4'), '1:0:2:3::/64');
+  assert.equal(prefixOf('1:2:3:4:5:6:1.2.3.4'), '1:2:3:4::/64');
+  assert.equal(prefixOf('64:ff9b::192.0.2.1'), '64:ff9b:0:0::/64');
   assert.equal(prefixOf('unix'), 'unix');
 });
 
@@ -59,28 +62,34 @@ test('a prefix is checked again only once its delay has passed; one check at a t
   g.close();
 });
 
-test('the global budget: beyond it every check waits, whatever its prefix; known prefixes go first', async () => {
+test('the global budget: beyond it every check waits, whatever its prefix; a known network without failures is not held', async () => {
   // 10 failures a second, bursts of 2.
   const g = new AuthGate({ baseDelayMs: 1, ratePerSec: 10, burst: 2 });
-  g.succeeded('172.16.0.1'); // a network that logged in before
+  g.succeeded('172.16.0.1'); // networks that logged in before
+  g.succeeded('172.17.0.1');
+  g.failed('172.17.0.2'); // ... and one of them failed since
   const checked = [];
   const t0 = Date.now();
-  const guess = (addr) =>
+  const guess = (addr, ok = false) =>
     g.wait(addr, () => {
       checked.push([addr, Date.now() - t0]);
-      if (addr !== '172.16.0.1') g.failed(addr);
-      else g.succeeded(addr);
+      if (ok) g.succeeded(addr);
+      else g.failed(addr);
     });
   for (let i = 0; i < 6; i++) guess(`10.${i}.0.1`);
-  assert.equal(checked.length, 2, 'the burst goes at once');
-  guess('172.16.0.1');
+  assert.equal(checked.length, 1, 'the rest of the burst goes at once');
+  // The known client is checked at once although the budget is spent.
+  guess('172.16.0.1', true);
+  assert.deepEqual(checked[1][0], '172.16.0.1');
+  assert.ok(checked[1][1] < 50, `known network at ${checked[1][1]} ms`);
+  // A known network that has failed since queues like the others, though ahead of them.
+  guess('172.17.0.3', true);
   await tick(1000);
-  // The known client was checked at the next token (about 100 ms), before the guessers queued
-  // ahead of it; the guessers got one check per token.
-  assert.equal(checked[2][0], '172.16.0.1');
-  assert.ok(checked[2][1] >= 60 && checked[2][1] < 400, `known prefix at ${checked[2][1]} ms`);
-  assert.equal(checked.length, 7);
-  for (let i = 4; i < 7; i++) assert.ok(checked[i][1] - checked[i - 1][1] >= 60, `token spacing ${checked[i][1] - checked[i - 1][1]} ms`);
+  assert.equal(checked[2][0], '172.17.0.3');
+  assert.ok(checked[2][1] >= 60, `known network with a failure at ${checked[2][1]} ms`);
+  assert.equal(checked.length, 8);
+  // The guessers got one check per token.
+  for (let i = 4; i < 8; i++) assert.ok(checked[i][1] - checked[i - 1][1] >= 60, `token spacing ${checked[i][1] - checked[i - 1][1]} ms`);
   g.close();
 });
 

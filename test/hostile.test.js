@@ -17,7 +17,9 @@ const fdCount = () => fs.readdirSync('/proc/self/fd').length;
 
 /** A raw TCP client from another loopback address (an attacker distinct from 127.0.0.1). */
 function rawFrom(localAddress, port) {
-  return rawConnect({ port, localAddress });
+  const r = rawConnect({ port, localAddress });
+  r.connected.catch(() => {}); // (a refusal or reset while connecting shows in its text and close)
+  return r;
 }
 
 /** Healthy Unix and TCP clients: their streams must account for every event exactly. */
@@ -289,15 +291,47 @@ test('wrong passwords at a high rate: the attacker is slowed, other clients stil
   assert.match(logs.join('\n'), /wrong password: \d+ more from 1 address in the last \d+ s/);
 });
 
-/** Connects from `localAddress`, sends `password` as soon as prompted; resolves { text, ms, rec }. */
-function login(port, password, localAddress) {
+/**
+ * Silent connections from `networks` addresses (127.F.0.1, 127.F+1.0.1, ... from F = `first`),
+ * `each` apiece, each opened again as soon as it is closed; stop() ends them.
+ */
+function churners(t, port, networks, each, first) {
+  let stop = false;
+  const open = new Set();
+  t.after(() => open.forEach((r) => r.sock.destroy()));
+  const holder = async (addr) => {
+    while (!stop) {
+      const r = rawFrom(addr, port);
+      open.add(r);
+      await r.closedP;
+      open.delete(r);
+    }
+  };
+  const holders = [];
+  for (let a = 0; a < networks; a++) for (let k = 0; k < each; k++) holders.push(holder(`127.${first + a}.0.1`));
+  return {
+    stop: () => {
+      stop = true;
+      for (const r of open) r.sock.destroy();
+      return Promise.allSettled(holders);
+    },
+  };
+}
+
+/**
+ * Connects from `localAddress`, sends `password` when prompted (`rttMs` later: the round trip
+ * of a client farther away than loopback); resolves { text, ms, rec }.
+ */
+function login(port, password, localAddress, rttMs = 0) {
   const t0 = performance.now();
   const r = rawConnect({ port, ...(localAddress ? { localAddress } : {}) });
+  r.connected.catch(() => {}); // (reset while connecting: it resolves with what it got)
   let sent = false;
   r.sock.on('data', () => {
     if (!sent && r.text().startsWith(PASSWORD_PROMPT)) {
       sent = true;
-      r.sock.write(`${password}\n\n`);
+      if (rttMs > 0) setTimeout(() => !r.closed && r.sock.write(`${password}\n\n`), rttMs);
+      else r.sock.write(`${password}\n\n`);
     }
   });
   return new Promise((resolve) => {
@@ -358,38 +392,25 @@ test('guessing from ever new addresses (127.x.y.z): passwords are checked no fas
   assert.ok(during.ms < 2000, `known client waited ${during.ms.toFixed(0)} ms`);
 });
 
-test('no lockout: 500 silent connections from 50 addresses, churning, cannot keep a legitimate client out (99 of 100 logins within 2 s)', async (t) => {
+test('no lockout: 500 silent connections from 50 addresses, churning, cannot keep a legitimate client 100 ms away out (99 of 100 logins within 2 s)', async (t) => {
   const source = new FakeSource();
   const srv = await serve(t, { source, tcp: { port: 0, host: '127.0.0.1', password: PW } });
   const port = srv.address().tcp.port;
-  let stop = false;
-  const open = new Set();
-  t.after(() => open.forEach((r) => r.sock.destroy()));
-  // 50 addresses in 50 networks, 10 connections each; every one closed is opened again at once.
-  const holder = async (addr) => {
-    while (!stop) {
-      const r = rawFrom(addr, port);
-      open.add(r);
-      await r.closedP;
-      open.delete(r);
-    }
-  };
-  const holders = [];
-  for (let a = 0; a < 50; a++) for (let k = 0; k < 10; k++) holders.push(holder(`127.${10 + a}.0.1`));
-  await until(() => srv.stats().pending >= 32, 10000, 'every pending slot taken');
+  // 50 addresses in 50 networks, 10 connections each.
+  const churn = churners(t, port, 50, 10, 10);
+  await until(() => srv.stats().pending >= 128, 10000, 'every pending slot taken');
   const times = [];
   let ok = 0;
   for (let i = 0; i < 100; i++) {
-    const res = await login(port, PW);
+    // From a network that never logged in before, its password 100 ms after the prompt.
+    const res = await login(port, PW, `127.0.${i + 1}.1`, 100);
     times.push(res.ms);
     if (res.text.startsWith(PASSWORD_PROMPT + AUTH_SUCCESS) && res.ms < 2000) ok++;
     res.rec.sock.destroy();
   }
   const refused = srv.stats().rejected['too-many-pending'];
-  stop = true;
-  for (const r of open) r.sock.destroy();
+  await churn.stop();
   await srv.close();
-  await Promise.allSettled(holders);
   times.sort((a, b) => a - b);
   console.log(`# ${ok}/100 logins within 2 s while ${refused} silent connections were refused or evicted; median ${times[50].toFixed(0)} ms, slowest ${times[99].toFixed(0)} ms`);
   assert.ok(ok >= 99, `${ok} of 100 logins succeeded within 2 s`);
@@ -480,4 +501,60 @@ test('nothing an unauthenticated peer sends reaches other clients, and it never 
   }
   assert.equal(srv.stats().clients, 2);
   assert.equal(srv.stats().pending, 0);
+});
+
+test('more attacker networks than pending slots, churning: a network that logged in before still gets in (20 of 20, its password 100 ms late)', async (t) => {
+  const srv = await serve(t, { source: new FakeSource(), tcp: { port: 0, host: '127.0.0.1', password: PW }, maxPending: 8 });
+  const port = srv.address().tcp.port;
+  const first = await login(port, PW, '127.0.0.1');
+  assert.ok(first.text.startsWith(PASSWORD_PROMPT + AUTH_SUCCESS));
+  first.rec.sock.destroy();
+  // 40 networks, 2 silent connections each, for 8 slots.
+  const churn = churners(t, port, 40, 2, 100);
+  await until(() => srv.stats().pending >= 8, 10000, 'every pending slot taken');
+  let ok = 0;
+  let slowest = 0;
+  for (let i = 0; i < 20; i++) {
+    const res = await login(port, PW, '127.0.0.1', 100);
+    if (res.text.startsWith(PASSWORD_PROMPT + AUTH_SUCCESS) && res.ms < 2000) ok++;
+    slowest = Math.max(slowest, res.ms);
+    res.rec.sock.destroy();
+  }
+  await churn.stop();
+  await srv.close();
+  console.log(`# known network: ${ok}/20 logins within 2 s against 40 churning networks and 8 slots; slowest ${slowest.toFixed(0)} ms`);
+  assert.equal(ok, 20);
+});
+
+test('over-long password lines from ever new networks are checked at the budget too: they cannot spend it faster, and a known client still logs in', async (t) => {
+  const srv = await serve(t, { source: new FakeSource(), tcp: { port: 0, host: '127.0.0.1', password: PW } });
+  const port = srv.address().tcp.port;
+  const first = await login(port, PW);
+  first.rec.sock.destroy();
+  let stop = false;
+  let n = 0;
+  const flood = async (w) => {
+    while (!stop) {
+      const i = n++;
+      const r = rawFrom(`127.${1 + ((i >> 8) % 250)}.${i & 255}.${1 + w}`, port);
+      r.sock.once('data', () => r.sock.write(`${'x'.repeat(300)}\n`));
+      await r.closedP;
+    }
+  };
+  const t0 = performance.now();
+  const f0 = srv.stats().passwordFailures;
+  const workers = Array.from({ length: 30 }, (_, w) => flood(w));
+  await new Promise((r) => setTimeout(r, 1500));
+  const during = await login(port, PW);
+  assert.ok(during.text.startsWith(PASSWORD_PROMPT + AUTH_SUCCESS), during.text);
+  during.rec.sock.destroy();
+  await new Promise((r) => setTimeout(r, 1000));
+  const failures = srv.stats().passwordFailures - f0;
+  const secs = (performance.now() - t0) / 1000;
+  stop = true;
+  await srv.close();
+  await Promise.allSettled(workers);
+  console.log(`# ${n} over-long lines tried in ${secs.toFixed(1)} s; ${failures} counted (bound ${(20 + 5 * secs + 2).toFixed(0)}); the known client logged in after ${during.ms.toFixed(0)} ms`);
+  assert.ok(failures <= 20 + 5 * secs + 2, `${failures} in ${secs.toFixed(1)} s`);
+  assert.ok(during.ms < 2000);
 });

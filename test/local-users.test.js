@@ -164,7 +164,7 @@ test('IdResolver: a slow user database never blocks the event loop; one lookup p
   // Numbers are themselves; nonsense is refused without a lookup.
   assert.equal(await ids.resolve('passwd', '42', 'user'), 42);
   await assert.rejects(ids.resolve('passwd', 99999999999, 'user'), /bad user id/);
-  // Many distinct names: 4 at once, 256 waiting, beyond that refused at once.
+  // Many distinct names: 2 at once, 256 waiting, beyond that refused at once.
   let running = 0;
   let peak = 0;
   const hang = () =>
@@ -175,8 +175,8 @@ test('IdResolver: a slow user database never blocks the event loop; one lookup p
     });
   const many = new IdResolver(hang);
   const res = await Promise.allSettled(Array.from({ length: 300 }, (_, i) => many.resolve('passwd', `u${i}`, 'user')));
-  assert.equal(peak, 4);
-  assert.equal(res.filter((r) => r.status === 'rejected' && /too many user name lookups/.test(r.reason.message)).length, 40);
+  assert.equal(peak, 2);
+  assert.equal(res.filter((r) => r.status === 'rejected' && /too many user name lookups/.test(r.reason.message)).length, 42);
 });
 
 test('the real account database through the addon: names to ids off the JS thread', async () => {
@@ -294,4 +294,48 @@ test("a local user's connect loop cannot flood the log: 20 lines per 10 s, then 
   // refused because its previous ones were not yet seen gone has neither).
   const refused = srv.stats().rejected['too-many-for-user'] + srv.stats().rejected['too-many-clients'];
   assert.equal(nobodyLines.length + held + 2 * refused, 600, `${nobodyLines.length} + ${held} + 2 × ${refused}`);
+});
+
+test('a local user holds one snapshot at a time: its next snapshot waits until the first is written', async (t) => {
+  const dir = openDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const source = new TableSource(20000); // 2 MB of records: far more than a socket takes unread
+  const srv = await serve(t, { source, unix: { path: p }, clientBufferBytes: 256 * 1024 });
+  const held = asNobody(p, 'hold', 3, 1500, '{"snapshot":true}');
+  await until(() => srv.stats().clients === 3, 5000, 'three clients of nobody');
+  await until(() => srv.stats().perClient.some((c) => c.answerBytes > 0), 5000, 'a snapshot under way');
+  await new Promise((r) => setTimeout(r, 300)); // the others had their chance
+  const answering = srv.stats().perClient.filter((c) => c.answerBytes > 0);
+  assert.equal(answering.length, 1, JSON.stringify(srv.stats().perClient.map((c) => [c.mode, c.answerBytes, c.buffered, c.sent])));
+  await held;
+  // Root is not held to it.
+  const roots = [rawConnect(p), rawConnect(p)];
+  t.after(() => roots.forEach((r) => r.sock.destroy()));
+  for (const r of roots) {
+    r.sock.write('{"snapshot":true}\n');
+    r.sock.pause();
+  }
+  await until(() => srv.stats().perClient.filter((c) => c.answerBytes > 0).length === 2, 5000, "both of root's snapshots under way");
+});
+
+test('subordinate uids (/etc/subuid) count as their owner: a rootless container cannot multiply a user\'s share', async (t) => {
+  const dir = openDir(t);
+  const p = path.join(dir, 'pm.sock');
+  const subuid = path.join(dir, 'subuid');
+  fs.writeFileSync(subuid, 'nobody:200000:1000\n');
+  const srv = await serve(t, { source: new FakeSource(), unix: { path: p }, subordinateIds: subuid }); // 3 per user
+  const as = (uid) =>
+    new Promise((resolve, reject) => {
+      childProcess.execFile('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, PEER, p, 'hold', '2', '1000'], { encoding: 'utf8', timeout: 30000 }, (err, out, errText) =>
+        err ? reject(new Error(`${err.message}\n${errText}`)) : resolve(JSON.parse(out)),
+      );
+    });
+  const got = (await Promise.all([as(200001), as(200002)])).flat();
+  assert.equal(got.filter((r) => r.text === tooManyForUserLine(NOBODY_UID, 3)).length, 1, JSON.stringify(got));
+  assert.equal(srv.stats().rejected['too-many-for-user'], 1);
+  // A uid outside every range is its own account.
+  const other = await new Promise((resolve, reject) =>
+    childProcess.execFile('setpriv', ['--reuid=300001', '--regid=300001', '--clear-groups', process.execPath, PEER, p, 'hold', '3', '500'], { encoding: 'utf8' }, (err, out) => (err ? reject(err) : resolve(JSON.parse(out)))),
+  );
+  assert.ok(other.every((r) => r.text === ''), JSON.stringify(other));
 });
