@@ -4,7 +4,7 @@ import * as net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import * as tls from 'node:tls';
 import { CodedError, type ProcessRecord, type ProcEvent, type ProcEventMap } from './events';
-import type { ClientRequest } from './replay';
+import { AUTH_SUCCESS, PASSWORD_PROMPT, refusalCode, type ClientRequest } from './protocol';
 import { checkKeyPair, parseCertificates, parsePrivateKey } from './pem';
 
 /** Connect to a server's Unix socket (no handshake). */
@@ -100,7 +100,6 @@ export interface ProcMonitorClientEvents extends ProcEventMap {
   close: [];
 }
 
-const PROMPT = 'Password: ';
 const MAX_HANDSHAKE_CHARS = 4096;
 
 interface Waiter {
@@ -303,14 +302,14 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
 
   private process(): void {
     if (this.phase === 'prompt') {
-      const i = this.text.indexOf(PROMPT);
+      const i = this.text.indexOf(PASSWORD_PROMPT);
       if (i < 0) {
         const nl = this.text.indexOf('\n');
         if (nl >= 0) return this.serverLine(this.text.slice(0, nl));
         if (this.text.length > MAX_HANDSHAKE_CHARS) return this.fail(new ProcMonitorClientError('EPROTO', 'the server sent no password prompt'));
         return;
       }
-      this.text = this.text.slice(i + PROMPT.length);
+      this.text = this.text.slice(i + PASSWORD_PROMPT.length);
       // The request line in the same write: it reaches the server within its request window
       // however slow the round trip, and the seed's daemon takes both in one read.
       this.sock.write(`${this.password}\n${this.requestLine()}`);
@@ -324,7 +323,7 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
       }
       const line = this.text.slice(0, nl).replace(/\r$/, '');
       this.text = this.text.slice(nl + 1);
-      if (!line.startsWith('Authentication successful')) return this.serverLine(line);
+      if (line !== AUTH_SUCCESS.trimEnd()) return this.serverLine(line);
       this.phase = 'stream';
       this.becomeReady();
       // Events that came with the answer wait a turn, so that code resuming after
@@ -385,11 +384,7 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
   /** A plain-text line from the server: a refusal, or something unexpected. */
   private serverLine(raw: string): void {
     const line = raw.replace(/\r$/, '');
-    let code = 'EPROTO';
-    if (line.startsWith('Authentication failed') || line.startsWith('Client certificate refused')) code = 'EAUTH';
-    else if (line.startsWith('Authentication timed out')) code = 'ETIMEDOUT';
-    else if (line.startsWith('Too many')) code = 'EBUSY';
-    else if (line.startsWith('Bad request')) code = 'EREQUEST';
+    const code = refusalCode(line);
     const err = new ProcMonitorClientError(code, `server: ${line.slice(0, 200)}`);
     if (code === 'EPROTO' && this.phase === 'stream') return this.nonFatal(err);
     this.fail(err);

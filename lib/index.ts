@@ -8,6 +8,7 @@ export {
   type EventsOptions,
   type ConnectorStats,
 } from './connector';
+export * from './protocol';
 export * from './server';
 export * from './client';
 export {

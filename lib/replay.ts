@@ -4,7 +4,7 @@
  * holds (a resume, a catch-up after falling behind), and per-client filters that pick lines
  * out of those bytes without serialising anything again.
  */
-import { EVENT_NAMES, KIND_NAMES, parseEventList, type EventName, type LineBatch } from './events';
+import { EVENT_NAMES, KIND_NAMES, type EventName, type LineBatch } from './events';
 
 const LOST = KIND_NAMES.indexOf('lost');
 
@@ -158,68 +158,3 @@ export class ReplayRing {
   }
 }
 
-/** A client's request line, validated. */
-export interface ClientRequest {
-  /** The last seq it received: it wants everything after. */
-  resume_from?: number;
-  /** The stream that seq belongs to (from the `hello` line). */
-  stream?: string;
-  /** The process table first. */
-  snapshot?: boolean;
-  /** Only these event kinds (`lost` always comes). */
-  events?: EventName[];
-  /** Only events of these users (names or uids). */
-  users?: (string | number)[];
-}
-
-const REQUEST_KEYS = new Set(['resume_from', 'stream', 'snapshot', 'events', 'users']);
-
-/** Parses a request line; throws an Error whose message says what is wrong. */
-export function parseRequest(line: string): ClientRequest {
-  let v: unknown;
-  try {
-    v = JSON.parse(line);
-  } catch {
-    throw new Error('the request is not JSON (expected e.g. {"resume_from": 42})');
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('the request must be a JSON object');
-  const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) {
-    if (!REQUEST_KEYS.has(k)) throw new Error(`unknown request field "${k.slice(0, 40)}" (known: ${[...REQUEST_KEYS].join(', ')})`);
-  }
-  const req: ClientRequest = {};
-  if (o.resume_from !== undefined) {
-    if (typeof o.resume_from !== 'number' || !Number.isSafeInteger(o.resume_from) || o.resume_from < 0) {
-      throw new Error('resume_from must be a whole number (the last seq received; 0 for everything held)');
-    }
-    req.resume_from = o.resume_from;
-  }
-  if (o.stream !== undefined) {
-    if (typeof o.stream !== 'string' || o.stream.length === 0 || o.stream.length > 64) throw new Error('stream must be the id from a hello line');
-    req.stream = o.stream;
-  }
-  if (o.snapshot !== undefined) {
-    if (typeof o.snapshot !== 'boolean') throw new Error('snapshot must be true or false');
-    req.snapshot = o.snapshot;
-  }
-  if (o.events !== undefined) {
-    if (!(typeof o.events === 'string' || (Array.isArray(o.events) && o.events.every((e) => typeof e === 'string')))) {
-      throw new Error('events must be a list of event names');
-    }
-    try {
-      req.events = parseEventList(o.events as string | string[]);
-    } catch (err) {
-      throw new Error(`events: ${(err as Error).message}`);
-    }
-  }
-  if (o.users !== undefined) {
-    const u = o.users;
-    if (!Array.isArray(u) || u.length === 0 || u.length > 256) throw new Error('users must be a list of 1 to 256 user names or uids');
-    for (const x of u) {
-      const ok = (typeof x === 'string' && x.length > 0 && x.length <= 256) || (typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 0x7fffffff);
-      if (!ok) throw new Error('users must be a list of user names or uids');
-    }
-    req.users = u as (string | number)[];
-  }
-  return req;
-}

@@ -14,56 +14,25 @@ import { loadBinding } from './native';
 import { TokenBuckets } from './buckets';
 import { IdResolver, lookupIdSync, SubordinateIds } from './accounts';
 import { readProcPolicy, seesOnlyOwn, type PeerVisibility, type ProcPolicy } from './visibility';
-import { lineOffset, numberLines, makeFilter, parseRequest, ReplayRing, select, type ClientRequest, type Filter } from './replay';
+import { lineOffset, numberLines, makeFilter, ReplayRing, select, type Filter } from './replay';
+import {
+  AUTH_FAILED,
+  AUTH_SUCCESS,
+  AUTH_TIMEOUT,
+  badRequestLine,
+  CLIENT_CERT_REFUSED,
+  MAX_PASSWORD_BYTES,
+  MAX_REQUEST_BYTES,
+  parseRequest,
+  PASSWORD_PROMPT,
+  tooManyClientsLine,
+  tooManyForUserLine,
+  tooManyPendingLine,
+  TOO_MANY_FILES,
+  type ClientRequest,
+} from './protocol';
 
-export type { ClientRequest } from './replay';
 
-// ---------------------------------------------------------------------------------------------
-// Wire strings. The handshake is the seed daemon's, byte for byte; the other lines are ours and
-// are plain text (never JSON), so a client can never mistake them for an event.
-// ---------------------------------------------------------------------------------------------
-
-/** Sent to a TCP connection as soon as it is accepted. */
-export const PASSWORD_PROMPT = 'Password: ';
-/** Sent after a correct password; the event stream follows. */
-export const AUTH_SUCCESS = 'Authentication successful.\n';
-/** Sent after a wrong password (or an over-long line); the connection is then closed. */
-export const AUTH_FAILED = 'Authentication failed. Disconnecting.\n';
-/** Sent when no password line arrived within `authTimeoutMs`; the connection is then closed. */
-export const AUTH_TIMEOUT = 'Authentication timed out. Disconnecting.\n';
-/** Sent over TLS (then the connection closed) when a client certificate is required and it gave none or one the CA did not sign. */
-export const CLIENT_CERT_REFUSED = 'Client certificate refused. Disconnecting.\n';
-/** Longest accepted password line, bytes, not counting the `\n` / `\r\n` terminator. */
-export const MAX_PASSWORD_BYTES = 256;
-
-/** The line sent (then the connection closed) when `maxClients` clients already stream. */
-/** Sent to a Unix client whose user already has `maxClientsPerUser` streaming clients. */
-export function tooManyForUserLine(uid: number, max: number): string {
-  return `Too many clients for uid ${uid} (max ${max}). Disconnecting.\n`;
-}
-
-export function tooManyClientsLine(max: number): string {
-  return `Too many clients (max ${max}). Disconnecting.\n`;
-}
-
-/** The line sent (then the connection closed) when a client's request line is unusable. */
-export function badRequestLine(why: string): string {
-  return `Bad request: ${why}. Disconnecting.\n`;
-}
-
-/** Longest request line a client may send, bytes. */
-export const MAX_REQUEST_BYTES = 8192;
-
-/** The line sent (then the connection closed) when `maxPending` connections already wait to authenticate. */
-export function tooManyPendingLine(max: number): string {
-  return `Too many connections waiting to authenticate (max ${max}). Disconnecting.\n`;
-}
-
-/**
- * The line sent (then the connection closed at once) when the server is about to run out of
- * file descriptors: fewer than `FD_RESERVE` are left under its soft `RLIMIT_NOFILE`.
- */
-export const TOO_MANY_FILES = 'Too many open files on the server, try later. Disconnecting.\n';
 /** File descriptors kept free for the server's own work (the connector's /proc reads, logs). */
 export const FD_RESERVE = 8;
 

@@ -1,0 +1,43 @@
+'use strict';
+// lib/protocol.ts on its own: the request parser and the refusal codes, without sockets.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const pm = require('..');
+
+test('parseRequest: every field, and a clear message for each mistake', () => {
+  assert.deepEqual(pm.parseRequest('{}'), {});
+  assert.deepEqual(pm.parseRequest('{"resume_from":42,"stream":"ab12cd34","snapshot":true,"events":["exec","exit"],"users":["root",0]}'), {
+    resume_from: 42,
+    stream: 'ab12cd34',
+    snapshot: true,
+    events: ['exec', 'exit'],
+    users: ['root', 0],
+  });
+  assert.deepEqual(pm.parseRequest('{"events":"exec,fork"}').events, ['exec', 'fork']);
+  const bad = [
+    ['nope', /not JSON/],
+    ['[1]', /must be a JSON object/],
+    ['{"x":1}', /unknown request field "x" \(known: resume_from, stream, snapshot, events, users\)/],
+    ['{"resume_from":-1}', /resume_from must be a whole number/],
+    ['{"resume_from":1.5}', /resume_from must be a whole number/],
+    ['{"stream":""}', /stream must be the id from a hello line/],
+    ['{"snapshot":"yes"}', /snapshot must be true or false/],
+    ['{"events":["bogus"]}', /events: unknown event "bogus"/],
+    ['{"events":[1]}', /events must be a list of event names/],
+    ['{"users":[]}', /users must be a list of 1 to 256/],
+    [`{"users":[${Array(257).fill(0).join(',')}]}`, /users must be a list of 1 to 256/],
+    ['{"users":[-1]}', /users must be a list of user names or uids/],
+    ['{"users":[""]}', /users must be a list of user names or uids/],
+  ];
+  for (const [line, re] of bad) assert.throws(() => pm.parseRequest(line), re, line);
+});
+
+test('refusalCode: each refusal line the server sends, by its code', () => {
+  assert.equal(pm.refusalCode(pm.AUTH_FAILED), 'EAUTH');
+  assert.equal(pm.refusalCode(pm.CLIENT_CERT_REFUSED), 'EAUTH');
+  assert.equal(pm.refusalCode(pm.AUTH_TIMEOUT), 'ETIMEDOUT');
+  for (const line of [pm.tooManyClientsLine(10), pm.tooManyPendingLine(128), pm.tooManyForUserLine(1000, 3), pm.TOO_MANY_FILES]) assert.equal(pm.refusalCode(line), 'EBUSY', line);
+  assert.equal(pm.refusalCode(pm.badRequestLine('the request is not JSON')), 'EREQUEST');
+  assert.equal(pm.refusalCode('HTTP/1.1 400 Bad Request'), 'EPROTO');
+  assert.equal(pm.refusalCode(pm.AUTH_SUCCESS), 'EPROTO');
+});
