@@ -21,7 +21,7 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { spawn, execFileSync } = require('child_process');
+const { execFileSync } = require('child_process');
 
 const ROOT = path.resolve(__dirname, '..');
 const BUILD = path.join(__dirname, 'build');
@@ -93,7 +93,7 @@ function build() {
     tiny = 'child.c (static glibc)';
     cc(['-static', '-O2', '-Wall', '-o', path.join(BUILD, 'pmbench-tiny'), 'child.c']);
   }
-  if (!fs.existsSync(path.join(ROOT, 'dist', 'cli.js'))) throw new Error('dist/ missing: run `npm run build` first');
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'cli', 'daemon.js'))) throw new Error('dist/ missing: run `npm run build` first');
   return { tiny };
 }
 
@@ -689,7 +689,7 @@ function table(rows) {
   return [line(cols.map(([h]) => h)), '|' + w.map((n, i) => (i === 0 ? ':' : '') + '-'.repeat(n + 1) + (i === 0 ? '' : ':')).join('|') + '|', ...cells.map(line)].join('\n');
 }
 
-function verdicts(aggs, opts) {
+function verdicts(aggs) {
   const find = (target, child, k, rate = 0) => aggs.find((a) => a.target === target && a.child === child && (k === undefined || a.k === k) && a.rate === rate);
   const out = [];
   const add = (name, ok, detail) => out.push({ target: name, met: ok, detail });
@@ -808,7 +808,7 @@ async function main() {
     groups.get(key).push(r);
   }
   const aggs = [...groups.values()].map(aggregate);
-  const v = verdicts(aggs, opts);
+  const v = verdicts(aggs);
   const ratios = {};
   const get = (l) => aggs.find((a) => a.label === l);
   for (const child of ['tiny', '1ms']) {

@@ -364,7 +364,8 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
         continue;
       }
       if (kind === 'process') {
-        const { event: _e, ...rec } = ev as unknown as ProcessRecord & { event: string };
+        const rec: Partial<ProcessRecord & { event: string }> = { ...(ev as unknown as ProcessRecord & { event: string }) };
+        delete rec.event;
         (this.procs ??= []).push(rec as ProcessRecord);
         continue;
       }

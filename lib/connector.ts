@@ -17,6 +17,7 @@ import {
   type ProcEventMap,
 } from './events';
 import { loadBinding, type ConnectorStats, type NativeConnector } from './native';
+import { intOption } from './options';
 
 export type { ConnectorStats } from './native';
 
@@ -140,6 +141,8 @@ const KNOWN_CODES = new Set<string>(['EPERM', 'ENOACK', 'ENOTHOSTNS', 'EPROTONOS
  * emitted in kernel order.
  */
 export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
+  /** It emits `'lines'`: a `LineSource` (the broadcast server and NATS take its bytes as they are). */
+  readonly emitsLines = true as const;
   /** The event kinds this connector reports. */
   readonly subscribed: readonly EventName[];
   readonly threads: boolean;
@@ -154,16 +157,16 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
     this.threads = options.threads ?? false;
     this.opts = {
       threads: this.threads,
-      rcvbuf: positiveInt(options.rcvbuf, 'rcvbuf', 8 << 20, 0),
+      rcvbuf: intOption(options.rcvbuf, 'rcvbuf', 8 << 20, 0),
       kernelFilter: options.kernelFilter ?? true,
-      queueMax: positiveInt(options.queueMax, 'queueMax', 65536, 1),
-      tableMax: positiveInt(options.tableMax, 'tableMax', 65536, 1),
-      ackTimeout: positiveInt(options.ackTimeout, 'ackTimeout', 1000, 1),
+      queueMax: intOption(options.queueMax, 'queueMax', 65536, 1),
+      tableMax: intOption(options.tableMax, 'tableMax', 65536, 1),
+      ackTimeout: intOption(options.ackTimeout, 'ackTimeout', 1000, 1),
       nice: niceValue(options.nice),
       seed: options.seed ?? true,
       batchInterval: batchInterval(options.batchInterval),
       ancestorEvents: ancestorMask(options.ancestors),
-      ancestorDepth: positiveInt(options.ancestorDepth, 'ancestorDepth', 16, 1, 1024),
+      ancestorDepth: intOption(options.ancestorDepth, 'ancestorDepth', 16, 1, 1024),
       cgroups: options.cgroups ?? true,
       redact: redactList(options.redact),
     };
@@ -364,16 +367,9 @@ function redactList(v: readonly string[] | undefined): string[] {
   for (const x of v) {
     if (typeof x !== 'string' || x.length === 0 || Buffer.byteLength(x) > 4096) throw new TypeError('each redact entry must be a string of 1 to 4096 bytes');
   }
-  return [...v];
+  return [...(v as string[])];
 }
 
-function positiveInt(v: number | undefined, name: string, def: number, min: number, max = 0x7fffffff): number {
-  if (v === undefined) return def;
-  if (!Number.isInteger(v) || v < min || v > max) {
-    throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${String(v)}`);
-  }
-  return v;
-}
 
 function ancestorMask(v: string | readonly string[] | undefined): number {
   if (v === undefined) return eventMask(['exec']);
@@ -386,7 +382,7 @@ function ancestorMask(v: string | readonly string[] | undefined): number {
 }
 
 function iterate(conn: ProcConnector, options: EventsOptions): AsyncIterableIterator<ProcEvent> {
-  const max = positiveInt(options.maxBuffered, 'maxBuffered', 65536, 1);
+  const max = intOption(options.maxBuffered, 'maxBuffered', 65536, 1);
   const buf: ProcEvent[] = [];
   let head = 0;
   let dropped = 0;
@@ -443,11 +439,11 @@ function iterate(conn: ProcConnector, options: EventsOptions): AsyncIterableIter
         await new Promise<void>((resolve) => (wake = resolve));
       }
     },
-    async return(): Promise<IteratorResult<ProcEvent>> {
+    return(): Promise<IteratorResult<ProcEvent>> {
       finish();
       buf.length = 0;
       head = 0;
-      return { value: undefined, done: true };
+      return Promise.resolve({ value: undefined, done: true });
     },
     [Symbol.asyncIterator]() {
       return it;

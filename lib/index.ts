@@ -25,4 +25,4 @@ export {
   type NatsPublisherEvents,
   type NatsPublisherErrorCode,
   type NatsServerAddress,
-} from './nats';
+} from './outputs/nats';

@@ -80,7 +80,7 @@ let cached: NativeBinding | Error | undefined;
 export function loadBinding(): NativeBinding | Error {
   if (cached === undefined) {
     try {
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
+       
       const load = require('node-gyp-build') as (dir: string) => NativeBinding;
       cached = load(path.join(__dirname, '..'));
     } catch (err) {

@@ -102,7 +102,7 @@ export function parseRequest(line: string): ClientRequest {
       throw new Error('events must be a list of event names');
     }
     try {
-      req.events = parseEventList(o.events as string | string[]);
+      req.events = parseEventList(o.events);
     } catch (err) {
       throw new Error(`events: ${(err as Error).message}`);
     }

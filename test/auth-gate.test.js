@@ -3,7 +3,7 @@
 // failure (the first included) delays the next check; over all prefixes, a global budget.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { AuthGate, prefixOf } = require('../dist/auth-gate');
+const { AuthGate, prefixOf } = require('../dist/server/auth-gate');
 
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
 

@@ -25,12 +25,12 @@ test('--help lists every flag the parser knows, each with its default, and the s
   const entries = new Map();
   let current = null;
   for (const line of help.split('\n')) {
-    const m = /^  (?:-(\w), |    )--([\w-]+)/.exec(line);
+    const m = /^ {2}(?:-(\w), | {4})--([\w-]+)/.exec(line);
     if (m) entries.set(m[2], (current = { short: m[1] ?? null, text: line }));
     else if (current && /^ {25}\S/.test(line)) current.text += '\n' + line;
     else current = null;
   }
-  const { DAEMON_FLAGS } = require('../dist/cli');
+  const { DAEMON_FLAGS } = require('../dist/cli/daemon');
   const known = [...DAEMON_FLAGS.string, ...DAEMON_FLAGS.boolean];
   assert.deepEqual([...entries.keys()].sort(), [...known].sort(), 'the flags in --help are the flags the parser knows');
   for (const flag of known) {
@@ -193,7 +193,8 @@ test('runtime failures: a clear line and a non-zero status, never a stack trace'
 
 test('unprivileged: the default socket in /var/run is refused with the remedy named; so is a port below 1024', (t) => {
   const asNobody = (args, env) => spawnSync(NOBODY[0], [...NOBODY.slice(1), process.execPath, BIN, ...args], { encoding: 'utf8', timeout: 10000, env });
-  const { XDG_RUNTIME_DIR, ...noXdg } = process.env;
+  const noXdg = { ...process.env };
+  delete noXdg.XDG_RUNTIME_DIR;
   let r = asNobody([], noXdg);
   assert.equal(r.status, 1, r.stderr);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
@@ -517,7 +518,7 @@ test('an unexpected failure inside main(): one line "NAME: message", status 1, n
 });
 
 test('--stall-timeout: seconds, 0 turns it off, 60 by default', () => {
-  const { parseArgs } = require('../dist/cli');
+  const { parseArgs } = require('../dist/cli/daemon');
   assert.equal(parseArgs([]).stallTimeout, 60);
   assert.equal(parseArgs(['--stall-timeout', '5']).stallTimeout, 5);
   assert.equal(parseArgs(['--stall-timeout', '0']).stallTimeout, 0);
@@ -527,7 +528,7 @@ test('the systemd unit: its command line is valid and systemd accepts the unit',
   const unit = fs.readFileSync(path.join(__dirname, '..', 'contrib', 'procmonitor.service'), 'utf8');
   const exec = /^ExecStart=\/usr\/bin\/env procMonitor (.*)$/m.exec(unit);
   assert.ok(exec, 'ExecStart runs procMonitor');
-  const { parseArgs } = require('../dist/cli');
+  const { parseArgs } = require('../dist/cli/daemon');
   const opts = parseArgs(exec[1].split(/\s+/));
   assert.equal(opts.socket, '/run/procmonitor/procMonitor.sock');
   assert.equal(opts.socketMode, 0o660);

@@ -102,7 +102,7 @@ test('user names: a process run as nobody', async (t) => {
   assert.equal(exit.user, 'nobody');
 });
 
-test('threads are reported only when asked for', async (t) => {
+test('threads are reported only when asked for', async () => {
   const script = 'import threading; t=threading.Thread(target=lambda: None); t.start(); t.join()';
   for (const threads of [false, true]) {
     const c = started({ events: 'fork,exec,exit', threads });

@@ -8,7 +8,7 @@ const childProcess = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { tooManyForUserLine, tooManyClientsLine } = require('..');
-const { IdResolver } = require('../dist/accounts');
+const { IdResolver } = require('../dist/server/accounts');
 const { tmpDir, serve, FakeSource, rawConnect, until, events, checkAccounting, feeder } = require('./server-helpers');
 const { NOBODY } = require('./kernel');
 
@@ -191,7 +191,7 @@ test('the real account database through the addon: names to ids off the JS threa
 // ------------------------------------------------------------------ what a local user sees
 
 test('parseProcPolicy: hidepid and gid of the /proc mount (the last one listed), numeric or named', () => {
-  const { parseProcPolicy, seesOnlyOwn } = require('../dist/visibility');
+  const { parseProcPolicy, seesOnlyOwn } = require('../dist/server/visibility');
   const line = (opts, sup) => `22 27 0:21 / /proc ${opts} shared:12 - proc proc ${sup}`;
   assert.deepEqual(parseProcPolicy(line('rw,relatime', 'rw')), { hidepid: 'off', gid: null });
   assert.deepEqual(parseProcPolicy(line('rw,nosuid', 'rw,hidepid=invisible,gid=4')), { hidepid: 'invisible', gid: 4 });

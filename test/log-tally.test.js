@@ -2,7 +2,7 @@
 // LogTally: the hazard is a log flood caused at will by a peer (a line per refusal).
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { LogTally } = require('../dist/log-tally');
+const { LogTally } = require('../dist/server/log-tally');
 
 test('log flood: a few lines of a kind as they come, the rest summed up per interval with the number of addresses', async () => {
   const lines = [];

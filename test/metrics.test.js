@@ -141,7 +141,7 @@ test('--help documents --metrics and the syslog options', () => {
 test('prom-client is loaded only for --metrics: not by require("procmonitor"), not by the CLI module', () => {
   const script = `
     require(${JSON.stringify(ROOT)});
-    require(${JSON.stringify(path.join(ROOT, 'dist', 'cli.js'))});
+    require(${JSON.stringify(path.join(ROOT, 'dist', 'cli', 'daemon.js'))});
     const loaded = Object.keys(require.cache).filter((f) => f.includes('prom-client'));
     console.log(JSON.stringify(loaded));
   `;

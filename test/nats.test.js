@@ -352,7 +352,7 @@ test('nats-server killed and restarted: the Unix client gets every event meanwhi
   const seqOf = (pred) => unixEvs.find(pred).seq;
   const from = seqOf((e) => e.event === 'exec' && e.pid === first.pid);
   const to = seqOf((e) => e.event === 'fork' && e.child_pid === after.pid);
-  const missing = unixEvs.filter((e) => e.seq > from && e.seq < to).filter(({ seq, ...ev }) => !onNats.has(`${JSON.stringify(ev)}\n`));
+  const missing = unixEvs.filter((e) => e.seq > from && e.seq < to).filter(({ seq: _seq, ...ev }) => !onNats.has(`${JSON.stringify(ev)}\n`));
   assert.ok(missing.length >= report.ev.count && missing.length - report.ev.count <= 3, `${missing.length} events of the outage missing on NATS, ${report.ev.count} reported\n${cp.err}`);
   assert.equal(cp.exitCode, null);
   assert.equal((await cp.stop()).code, 0);

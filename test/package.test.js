@@ -60,7 +60,7 @@ test('npm pack: only what users need, small', (t) => {
     /^package\.json$/,
     /^README\.md$/,
     /^LICENSE$/,
-    /^dist\/[\w-]+\.(js|d\.ts)$/,
+    /^dist\/((cli|outputs|server)\/)?[\w-]+\.(js|d\.ts)$/,
     /^esm\/index\.mjs$/,
     /^bin\/procMonitor(-client)?$/,
     /^native\/[\w-]+\.(cc|h)$/,

@@ -302,7 +302,7 @@ test('tcpAuth helper still sees the plain stream after a password and nothing el
 });
 
 test('procMonitor-client --events/--users ask the server to filter; --resume reconnects and goes on', async (t) => {
-  const { parseClientArgs } = require('../dist/client-cli');
+  const { parseClientArgs } = require('../dist/cli/client');
   const o = parseClientArgs(['-s', '/x.sock', '-e', 'exec,exit', '-u', 'root,1000', '--resume']);
   assert.deepEqual(o.connect, { path: '/x.sock', request: { events: ['exec', 'exit'], users: ['root', 1000] }, resume: true });
   assert.throws(() => parseClientArgs(['-u', 'root,']), /--users needs a comma list/);

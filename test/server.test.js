@@ -44,7 +44,7 @@ function waitFor(emitter, name, pred = () => true) {
 
 // ------------------------------------------------------------------ options
 
-test('options: TCP without a password is refused; other bad options are named', (t) => {
+test('options: TCP without a password is refused; other bad options are named', () => {
   const source = new FakeSource();
   assert.throws(() => createBroadcastServer({ source, tcp: { port: 0 } }), (e) => e instanceof BroadcastServerError && e.code === 'ENOPASSWORD' && /password/.test(e.message));
   assert.throws(() => createBroadcastServer({ source, tcp: { port: 0, password: '' } }), { code: 'ENOPASSWORD' });
@@ -112,7 +112,7 @@ test('unix: a live socket at the path is refused with EADDRINUSE', async (t) => 
   const dir = tmpDir(t);
   const p = path.join(dir, 'pm.sock');
   const firstSource = new FakeSource();
-  const first = await serve(t, { source: firstSource, unix: { path: p } });
+  await serve(t, { source: firstSource, unix: { path: p } });
   const second = createBroadcastServer({ source: new FakeSource(), unix: { path: p } });
   await assert.rejects(second.listen(), (e) => e.code === 'EADDRINUSE' && e.message.includes(p));
   assert.ok(fs.lstatSync(p).isSocket(), 'the live socket is untouched');
@@ -184,7 +184,7 @@ test('unix: a lock left by a starter that died is broken; the stale socket is re
   const past = new Date(Date.now() - 2000);
   fs.utimesSync(`${p}.lock`, past, past);
   const source = new FakeSource();
-  const srv = await serve(t, { source, unix: { path: p } });
+  await serve(t, { source, unix: { path: p } });
   assert.deepEqual(fs.readdirSync(dir), ['pm.sock'], 'the dead lock is gone');
   const c = await streamingClient(p);
   source.batch(1);

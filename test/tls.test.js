@@ -11,7 +11,7 @@ const os = require('node:os');
 const path = require('node:path');
 const tls = require('node:tls');
 const { createBroadcastServer, connect, BroadcastServerError, ProcConnector, PASSWORD_PROMPT, AUTH_SUCCESS, AUTH_FAILED, CLIENT_CERT_REFUSED, tooManyClientsLine } = require('..');
-const { tmpDir, serve, FakeSource, rawConnect, until, events, checkAccounting } = require('./server-helpers');
+const { serve, FakeSource, rawConnect, until, events, checkAccounting } = require('./server-helpers');
 const { run } = require('./helpers');
 const { BIN: DAEMON, daemon, freePort } = require('./daemon');
 
@@ -419,7 +419,7 @@ test('--help of both commands lists the TLS options', () => {
   for (const opt of ['--tls-cert FILE', '--tls-key FILE', '--tls-ca FILE']) assert.ok(d.stdout.includes(opt), opt);
   const c = spawnSync(process.execPath, [CLIENT, '--help'], { encoding: 'utf8' });
   for (const opt of ['--tls ', '--tls-ca FILE', '--tls-cert FILE', '--tls-key FILE', '--tls-servername NAME', '--insecure']) assert.ok(c.stdout.includes(opt), opt);
-  const { parseClientArgs } = require('../dist/client-cli');
+  const { parseClientArgs } = require('../dist/cli/client');
   assert.deepEqual(parseClientArgs(['--tls', '--port', '9', '-a', 'x']).connect, { host: 'localhost', port: 9, password: 'x', tls: true });
   assert.deepEqual(parseClientArgs(['--port', '9', '-a', 'x', '--insecure', '--tls-servername', 'pm.example']).connect.tls, { servername: 'pm.example', rejectUnauthorized: false });
   assert.deepEqual(parseClientArgs(['--port', '9', '-a', 'x']).connect, { host: 'localhost', port: 9, password: 'x' });

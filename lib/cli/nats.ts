@@ -1,6 +1,6 @@
 /** The daemon's --nats* options (the publisher itself: nats.ts). */
 import { UsageError, wholeNumber, type Flags } from './args';
-import { DEFAULT_NATS_PREFIX, NatsPublisher, type NatsPublisherOptions } from './nats';
+import { DEFAULT_NATS_PREFIX, NatsPublisher, type NatsPublisherOptions } from '../outputs/nats';
 
 export const NATS_USAGE = `      --nats URL         also publish events to NATS (nats://host[:port], tls://...;
                          repeat or comma-separate for a cluster). Subjects:

@@ -4,7 +4,7 @@
  * holds (a resume, a catch-up after falling behind), and per-client filters that pick lines
  * out of those bytes without serialising anything again.
  */
-import { EVENT_NAMES, KIND_NAMES, type EventName, type LineBatch } from './events';
+import { EVENT_NAMES, KIND_NAMES, type EventName, type LineBatch } from '../events';
 
 const LOST = KIND_NAMES.indexOf('lost');
 

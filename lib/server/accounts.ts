@@ -1,6 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { loadBinding } from './native';
+import { loadBinding } from '../native';
 
 export type IdDb = 'passwd' | 'group';
 

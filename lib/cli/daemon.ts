@@ -5,16 +5,18 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { ProcConnector, ProcConnectorError } from './connector';
-import { EVENT_NAMES, parseEventList, toLine, type ProcEvent } from './events';
-import { BroadcastServerError, createBroadcastServer, type BroadcastServer, type BroadcastServerOptions, type TcpTlsOptions } from './server';
-import { formatEvent } from './client-cli';
+import { ProcConnector, ProcConnectorError } from '../connector';
+import { EVENT_NAMES, parseEventList, toLine, type ProcEvent } from '../events';
+import { BroadcastServerError, createBroadcastServer, type BroadcastServer, type BroadcastServerOptions, type TcpTlsOptions } from '../server';
+import { formatEvent } from './format';
 import { parseFlags, readTlsFlags, UsageError, wholeNumber, type FlagSpec } from './args';
-import { parseMetricsAddress, startMetrics, type MetricsAddress, type MetricsServer } from './metrics';
-import { SyslogSender, syslogConfig, targetText, type SyslogConfig } from './syslog';
-import { createNatsPublisher, type NatsPublisher } from './nats';
-import { natsCliOptions, NATS_FLAGS, NATS_USAGE, type NatsCliOptions } from './nats-cli';
-import { readSecretFile, type SecretFile } from './secret';
+import { startMetrics, type MetricsAddress, type MetricsServer } from '../outputs/metrics';
+import { parseMetricsAddress } from './metrics';
+import { SyslogSender, targetText } from '../outputs/syslog';
+import { syslogConfig, type SyslogConfig } from './syslog';
+import { createNatsPublisher, type NatsPublisher } from '../outputs/nats';
+import { natsCliOptions, NATS_FLAGS, NATS_USAGE, type NatsCliOptions } from './nats';
+import { readSecretFile, type SecretFile } from '../secret';
 
 const NAME = 'procMonitor';
 export const DEFAULT_SOCKET = '/var/run/procMonitor.sock';
@@ -172,7 +174,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   const flags = parseFlags(argv, DAEMON_FLAGS);
   if (flags.on('help')) return 'help';
   if (flags.on('version')) return 'version';
-  const str = flags.str;
+  const str = (name: string): string | undefined => flags.str(name);
 
   let events: string[];
   const eventsText = str('events') ?? DEFAULT_EVENTS;
@@ -348,7 +350,7 @@ function isLoopback(host: string): boolean {
 
 function version(): string {
   try {
-    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version?: string };
     return pkg.version ?? 'unknown';
   } catch {
     return 'unknown';
@@ -551,7 +553,7 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
     await Promise.all([server?.close(), metrics?.close()]);
     return 1;
   }
-  // NATS never stops the daemon: a server that is down is retried forever (see lib/nats.ts).
+  // NATS never stops the daemon: a server that is down is retried forever (see lib/outputs/nats.ts).
   let nats: NatsPublisher | null = null;
   try {
     nats = o.nats ? createNatsPublisher({ source: conn, ...o.nats, log, closeTimeoutMs: NATS_CLOSE_MS }).start() : null;

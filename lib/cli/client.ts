@@ -1,7 +1,10 @@
-import { connect, type ClientTlsOptions, type ConnectOptions } from './client';
-import { parseEventList, type ProcEvent } from './events';
+import { connect, type ClientTlsOptions, type ConnectOptions } from '../client';
+import { parseEventList } from '../events';
+import { formatEvent } from './format';
+
+export { formatEvent };
 import { parseFlags, readTlsFlags, UsageError, wholeNumber } from './args';
-import { readSecretFile } from './secret';
+import { readSecretFile } from '../secret';
 
 const NAME = 'procMonitor-client';
 const DEFAULT_SOCKET = '/var/run/procMonitor.sock';
@@ -57,7 +60,7 @@ export interface ClientCliOptions {
 export function parseClientArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ClientCliOptions | null {
   const flags = parseFlags(argv, { string: STRING_FLAGS, boolean: BOOLEAN_FLAGS, short: SHORT });
   if (flags.on('help')) return null;
-  const str = flags.str;
+  const str = (name: string): string | undefined => flags.str(name);
   const socket = str('socket');
   const host = str('host');
   const portText = str('port');
@@ -125,46 +128,6 @@ export function parseClientArgs(argv: string[], env: NodeJS.ProcessEnv = process
     if (Object.keys(tls).length === 0) tls = true;
   }
   return { connect: { host: host ?? DEFAULT_HOST, port, password, ...(tls ? { tls } : {}), ...extra }, json: flags.on('json'), events, warnings };
-}
-
-function exitStatus(ev: { exit_code?: number; code?: number | null; signal?: string | null; core?: boolean }): string {
-  if (ev.signal) return `killed by ${ev.signal}${ev.core ? ' (core dumped)' : ''}`;
-  if (typeof ev.code === 'number') return `code ${ev.code}`;
-  if (typeof ev.exit_code === 'number') {
-    const raw = ev.exit_code;
-    return (raw & 0x7f) === 0 ? `code ${(raw >> 8) & 0xff}` : `killed by signal ${raw & 0x7f}`;
-  }
-  return 'exited';
-}
-
-/**
- * One readable line (no newline) for an event, in aligned columns:
- * time, event, pid, user, then what happened.
- */
-export function formatEvent(ev: ProcEvent): string {
-  const e = ev as ProcEvent & Record<string, unknown>;
-  const time = typeof e.time === 'string' ? e.time : '';
-  const head = (pid: unknown, user: unknown) =>
-    `${time} ${String(e.event).padEnd(8)} ${String(pid ?? '').padStart(7)} ${String(user ?? '').padEnd(10)}`;
-  switch (ev.event) {
-    case 'fork':
-      return `${head(ev.child_pid, ev.user)} ${ev.thread ? 'thread of' : 'child of'} ${ev.parent_pid}${ev.comm ? ` (${ev.comm})` : ''}`;
-    case 'exec':
-      return `${head(ev.pid, ev.user)} ${ev.cmdline ?? ''}`.trimEnd();
-    case 'exit': {
-      const dur = typeof ev.duration_ms === 'number' ? ` after ${ev.duration_ms} ms` : '';
-      return `${head(ev.pid, ev.user)} ${exitStatus(ev)}${dur}${ev.cmdline ? `: ${ev.cmdline}` : ''}`;
-    }
-    case 'lost':
-      return `${head('', '')} ${ev.count} events lost (${ev.source})`;
-    default: {
-      const rest = Object.entries(e)
-        .filter(([k]) => k !== 'event' && k !== 'time' && k !== 'pid')
-        .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
-        .join(' ');
-      return `${head(e.pid, '')} ${rest}`.trimEnd();
-    }
-  }
 }
 
 /** Runs the client command; resolves with the exit status. */

@@ -1,6 +1,6 @@
 /**
  * Publishes process events to NATS: subject `PREFIX.HOST.EVENT`, each message the event's
- * NDJSON line (`toLine`). Core NATS, or JetStream with asynchronous acks. The `nats` client is
+ * NDJSON line (from a `ProcConnector`, the reader's own bytes: never parsed). Core NATS, or JetStream with asynchronous acks. The `nats` client is
  * loaded only when a publisher starts, so `require('procmonitor')` stays light.
  *
  * Never slows the source: publishing is a memory copy; what the server has not yet confirmed
@@ -10,8 +10,9 @@
  */
 import { EventEmitter } from 'node:events';
 import * as os from 'node:os';
-import { CodedError, toLine, type LostEvent, type ProcEvent } from './events';
-import type { BatchSource } from './server';
+import { CodedError, KIND_NAMES, toLine, type LineBatch, type LostEvent } from '../events';
+import { isEventSource, subscribeLines, type EventSource } from '../source';
+import { intOption } from '../options';
 
 // ---------------------------------------------------------------------------------------------
 // The part of the `nats` client (v2) used here. Its own typings need the DOM library, which
@@ -81,8 +82,11 @@ export interface NatsJetStreamOptions {
 }
 
 export interface NatsPublisherOptions {
-  /** Where events come from: any emitter of `'batch'` (`ProcEvent[]`), e.g. a `ProcConnector`. */
-  source: BatchSource;
+  /**
+   * Where events come from: a `LineSource` (a `ProcConnector`: each message is its line as the
+   * reader wrote it, never parsed), or any emitter of `'batch'` (`ProcEvent[]`).
+   */
+  source: EventSource;
   /**
    * NATS servers: `nats://host[:port]`, `tls://host[:port]` (TLS required) or `host[:port]`
    * (port 4222 by default); an array and/or comma-separated lists. Credentials may be given in
@@ -259,17 +263,23 @@ interface Mark {
 }
 
 function intOpt(v: number | undefined, name: string, def: number, min: number, max = 0x7fffffff): number {
-  if (v === undefined) return def;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new NatsPublisherError('EINVAL', `${name} must be an integer from ${min} to ${max}, got ${String(v)}`);
+  return intOption(v, name, def, min, max, (m) => new NatsPublisherError('EINVAL', m));
+}
+
+/** The event name of a line whose kind the reader did not know (a newer kernel's event): the one line that is parsed. */
+function eventNameOf(line: Buffer): string {
+  try {
+    const ev = JSON.parse(line.toString('utf8')) as { event?: unknown };
+    return typeof ev.event === 'string' && ev.event !== '' ? ev.event : 'other';
+  } catch {
+    return 'other';
   }
-  return v;
 }
 
 function errText(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
-    const msg = err.message || String(code ?? err.name);
+    const msg = err.message || (typeof code === 'string' || typeof code === 'number' ? String(code) : err.name);
     return typeof code === 'string' && code !== '' && !msg.includes(code) ? `${msg} (${code})` : msg;
   }
   return String(err);
@@ -294,7 +304,7 @@ let natsModule: NatsModule | null = null;
 function loadNats(): NatsModule {
   if (natsModule) return natsModule;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+     
     natsModule = require('nats') as NatsModule;
   } catch (err) {
     throw new NatsPublisherError('ENOCLIENT', `the nats client could not be loaded (npm install nats): ${errText(err)}`, { cause: err });
@@ -315,7 +325,9 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
   /** The JetStream stream, or null for core NATS. */
   readonly stream: string | null;
 
-  private readonly source: BatchSource;
+  private readonly source: EventSource;
+  /** Stops taking the source's lines (set by start()). */
+  private unsubscribe: (() => void) | null = null;
   private readonly addrs: NatsServerAddress[];
   private readonly creds: { user?: string; pass?: string; token?: string; tls: boolean };
   private readonly maxPending: number;
@@ -366,13 +378,11 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
   private idleWaiters: Array<() => void> = [];
 
   private readonly counters = { published: 0, confirmed: 0, dropped: 0, unconfirmed: 0, lostReports: 0, reconnects: 0 };
-  private readonly onBatch = (batch: ProcEvent[]) => this.take(batch);
 
   constructor(options: NatsPublisherOptions) {
     super();
     if (!options || typeof options !== 'object') throw new NatsPublisherError('EINVAL', 'createNatsPublisher needs an options object');
-    const src = options.source as Partial<BatchSource> | undefined;
-    if (!src || typeof src.on !== 'function' || typeof src.off !== 'function') {
+    if (!isEventSource(options.source)) {
       throw new NatsPublisherError('EINVAL', 'options.source must be an EventEmitter of "batch" events (e.g. a ProcConnector)');
     }
     this.source = options.source;
@@ -442,7 +452,7 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
     if (this.state !== 'idle') return this;
     const nats = loadNats();
     this.state = 'connecting';
-    this.source.on('batch', this.onBatch);
+    this.unsubscribe = subscribeLines(this.source, (lines) => this.take(lines));
     this.log(`connecting to ${this.servers.join(', ')} (subjects ${this.subjectPrefix}.${this.host}.<event>${this.stream ? `, JetStream stream ${this.stream}` : ''})`);
     this.run(nats).catch((err: unknown) => this.log(`stopped: ${errText(err)}`));
     return this;
@@ -696,7 +706,8 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
 
   private async doClose(): Promise<void> {
     const wasStarted = this.state !== 'idle';
-    this.source.off('batch', this.onBatch);
+    this.unsubscribe?.();
+    this.unsubscribe = null;
     if (this.sleeper) {
       clearTimeout(this.sleeper.timer);
       this.sleeper.resolve();
@@ -738,16 +749,25 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
     return this.qBytes + (this.stream ? this.inflightBytes : this.pub.bytes - this.settled.bytes);
   }
 
-  private take(batch: ProcEvent[]): void {
-    for (const ev of batch) {
+  /** Each line of a batch becomes one message, its subject from the line's kind: no parsing. */
+  private take(lines: LineBatch): void {
+    const n = lines.ends.length;
+    let start = 0;
+    for (let i = 0; i < n; i++) {
+      const end = lines.ends[i] as number;
+      const from = start;
+      start = end;
       if (this.dropping && !this.recovered()) {
-        // Not even serialised: an outage costs next to nothing per event.
+        // Not even copied: an outage costs next to nothing per event.
         this.missed++;
         this.counters.dropped++;
         continue;
       }
-      const data = Buffer.from(toLine(ev));
-      this.offer({ subject: this.subject(ev.event), data, units: 1, events: 1 });
+      // A copy: a queued message must not keep the whole batch's buffer alive.
+      const data = Buffer.from(lines.buf.subarray(from, end));
+      const kind = lines.kinds[i] as number;
+      const name = KIND_NAMES[kind] ?? eventNameOf(data);
+      this.offer({ subject: this.subject(name), data, units: 1, events: 1 });
     }
     if (this.ready && !this.stream) this.maybeFlush();
   }

@@ -2,7 +2,7 @@
 import type { X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import mri = require('mri');
-import { checkKeyPair, parseCertificates, parsePrivateKey } from './pem';
+import { checkKeyPair, parseCertificates, parsePrivateKey } from '../pem';
 
 /** Bad usage: the message is the one line printed before exiting with status 2. */
 export class UsageError extends Error {}
@@ -31,7 +31,8 @@ export interface Flags {
  */
 export function parseFlags(argv: string[], spec: FlagSpec): Flags {
   argv = joinNegativeValues(argv, spec);
-  let unknown: string | null = null;
+  // (An object: TypeScript cannot see the callback below set it.)
+  const unknown: { flag: string | null } = { flag: null };
   // mri only knows (and so only accepts, with `unknown`) the flags named in `alias`.
   const alias: Record<string, string[]> = Object.fromEntries(
     [...spec.string, ...spec.boolean].map((long) => [long, Object.keys(spec.short).filter((s) => spec.short[s] === long)]),
@@ -41,12 +42,12 @@ export function parseFlags(argv: string[], spec: FlagSpec): Flags {
     boolean: [...spec.boolean],
     alias,
     unknown: (flag) => {
-      unknown ??= flag;
+      unknown.flag ??= flag;
       return false;
     },
   }) as Record<string, unknown> & { _: string[] };
-  if (unknown) throw new UsageError(`unknown option ${unknown} (see --help)`);
-  if (args._.length) throw new UsageError(`unexpected argument "${args._[0]}" (see --help)`);
+  if (unknown.flag) throw new UsageError(`unknown option ${unknown.flag} (see --help)`);
+  if (args._.length) throw new UsageError(`unexpected argument "${String(args._[0])}" (see --help)`);
   for (const b of spec.boolean) if (Array.isArray(args[b])) throw new UsageError(`--${b} given more than once`);
   return {
     on: (name) => Boolean(args[name]),

@@ -10,10 +10,9 @@
  */
 import * as http from 'node:http';
 import type * as PromClient from 'prom-client';
-import { UsageError } from './args';
-import type { ProcConnector } from './connector';
-import { CodedError, KIND_NAMES, type LineBatch, type LostEvent } from './events';
-import { REJECT_REASONS, type BroadcastServer, type Transport } from './server';
+import type { ProcConnector } from '../connector';
+import { CodedError, KIND_NAMES, type LineBatch, type LostEvent } from '../events';
+import { REJECT_REASONS, type BroadcastServer, type Transport } from '../server';
 
 export interface MetricsAddress {
   /** Address to bind; `0.0.0.0` when the flag said `:PORT`. */
@@ -46,24 +45,6 @@ export interface MetricsServer {
 
 /** A metrics endpoint that cannot be served: `EADDRINUSE`, `EADDRNOTAVAIL`, `ENOTFOUND`, `ENOPROMCLIENT`, ... */
 export class MetricsError extends CodedError {}
-
-/**
- * Parses `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (every IPv4 interface). Port 0 means any free
- * port. Throws a UsageError naming what is wrong.
- */
-export function parseMetricsAddress(text: string): MetricsAddress {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]*)):([^:]*)$/.exec(text);
-  if (!m) {
-    throw new UsageError(`--metrics must be HOST:PORT (e.g. 127.0.0.1:9464, [::1]:9464, or :9464 for every interface), got "${text}"`);
-  }
-  const portText = m[3] as string;
-  if (portText === '') throw new UsageError(`--metrics needs a port: HOST:PORT (e.g. 127.0.0.1:9464), got "${text}"`);
-  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) {
-    throw new UsageError(`--metrics port must be a whole number from 0 to 65535, got "${portText}"`);
-  }
-  const host = m[1] ?? (m[2] === '' || m[2] === undefined ? '0.0.0.0' : m[2]);
-  return { host, port: Number(portText) };
-}
 
 const TRANSPORTS: readonly Transport[] = ['unix', 'tcp'];
 

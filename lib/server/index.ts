@@ -4,13 +4,15 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
-import { CodedError, linesOf, toLine, type LineBatch, type LostEvent, type ProcessRecord, type ProcEvent } from './events';
-import { ProcConnector } from './connector';
-import { checkKeyPair, parseCertificates, parsePrivateKey, subjectName, type Pem } from './pem';
-import { readSecretFile } from './secret';
+import { CodedError, toLine, type LineBatch, type LostEvent, type ProcessRecord, type ProcEvent } from '../events';
+import { isEventSource, subscribeLines, type EventSource } from '../source';
+export type { BatchSource, EventSource, LineSource } from '../source';
+import { checkKeyPair, parseCertificates, parsePrivateKey, subjectName, type Pem } from '../pem';
+import { readSecretFile } from '../secret';
+import { intOption as intOptionOf } from '../options';
 import { LogTally } from './log-tally';
 import { AuthGate, prefixOf } from './auth-gate';
-import { loadBinding } from './native';
+import { loadBinding } from '../native';
 import { TokenBuckets } from './buckets';
 import { IdResolver, lookupIdSync, SubordinateIds } from './accounts';
 import { readProcPolicy, seesOnlyOwn, type PeerVisibility, type ProcPolicy } from './visibility';
@@ -30,7 +32,7 @@ import {
   tooManyPendingLine,
   TOO_MANY_FILES,
   type ClientRequest,
-} from './protocol';
+} from '../protocol';
 
 
 /** File descriptors kept free for the server's own work (the connector's /proc reads, logs). */
@@ -40,13 +42,6 @@ export const FD_RESERVE = 8;
 // Options and types
 // ---------------------------------------------------------------------------------------------
 
-/** Anything that emits `'batch'` with an array of events in order; a `ProcConnector` fits. */
-export interface BatchSource {
-  on(event: 'batch', listener: (batch: ProcEvent[]) => void): unknown;
-  off(event: 'batch', listener: (batch: ProcEvent[]) => void): unknown;
-  /** The live process table, for clients that ask for it (`{"snapshot": true}`). */
-  snapshot?(): ProcessRecord[];
-}
 
 export interface UnixTransportOptions {
   /** Path of the socket file. A live socket there is an error; a stale one is replaced. */
@@ -93,8 +88,11 @@ export interface TcpTlsOptions {
 }
 
 export interface BroadcastServerOptions {
-  /** Where events come from: any emitter of `'batch'` (`ProcEvent[]`), e.g. a started `ProcConnector`. */
-  source: BatchSource;
+  /**
+   * Where events come from: a `LineSource` (a `ProcConnector`: its lines go out as they are,
+   * never parsed), or any emitter of `'batch'` (`ProcEvent[]`), serialised once.
+   */
+  source: EventSource;
   /** Serve a Unix domain socket (no handshake: a client gets the stream at once). */
   unix?: UnixTransportOptions;
   /** Serve TCP with the seed's password handshake. A TCP server without a password is refused. */
@@ -460,11 +458,7 @@ function groupId(group: string | number): number {
 }
 
 function intOption(v: number | undefined, name: string, def: number, min: number, max = 0x7fffffff): number {
-  if (v === undefined) return def;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new BroadcastServerError('EINVAL', `${name} must be an integer from ${min} to ${max}, got ${String(v)}`);
-  }
-  return v;
+  return intOptionOf(v, name, def, min, max, (m) => new BroadcastServerError('EINVAL', m));
 }
 
 /** Reads the TCP password from exactly one of its three sources. */
@@ -747,7 +741,7 @@ function closeServer(server: net.Server): Promise<void> {
  * client; a slow client only ever loses its own events.
  */
 export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
-  private readonly source: BatchSource;
+  private readonly source: EventSource;
   private readonly unixOpts: Required<Omit<UnixTransportOptions, 'group'>> & { gid: number | null };
   private readonly tcpOpts: { port: number; host: string } | null;
   private readonly password: Buffer | null;
@@ -814,12 +808,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private nextId = 1;
   private state: 'new' | 'listening' | 'closing' | 'closed' = 'new';
   private closing: Promise<void> | null = null;
-  private readonly onBatch = (batch: ProcEvent[]) => this.broadcast(linesOf(batch));
-  private readonly onLines = (lines: LineBatch) => this.broadcast(lines);
-  /** A ProcConnector hands over its lines as bytes: nothing is parsed or serialised again. */
-  private get lineSource(): ProcConnector | null {
-    return this.source instanceof ProcConnector ? this.source : null;
-  }
+  /** Stops taking the source's lines (set by listen()). */
+  private unsubscribe: (() => void) | null = null;
   /** File descriptors: the soft RLIMIT_NOFILE as of listen() (Infinity: unknown, unlimited). */
   private fdLimit = Infinity;
   /** Below this many connections (this.conns), the limit is too far away to count. */
@@ -848,8 +838,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   constructor(options: BroadcastServerOptions) {
     super();
     if (!options || typeof options !== 'object') throw new BroadcastServerError('EINVAL', 'createBroadcastServer needs an options object');
-    const src = options.source as Partial<BatchSource> | undefined;
-    if (!src || typeof src.on !== 'function' || typeof src.off !== 'function') {
+    if (!isEventSource(options.source)) {
       throw new BroadcastServerError('EINVAL', 'options.source must be an EventEmitter of "batch" events (e.g. a ProcConnector)');
     }
     if (!options.unix && !options.tcp) throw new BroadcastServerError('EINVAL', 'give options.unix, options.tcp or both');
@@ -952,8 +941,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       this.state = 'closed';
       throw err;
     }
-    if (this.lineSource) this.lineSource.on('lines', this.onLines);
-    else this.source.on('batch', this.onBatch);
+    this.unsubscribe = subscribeLines(this.source, (lines) => this.broadcast(lines));
     this.watchDescriptors();
     if (this.stallTimeoutMs > 0) {
       // Looked at a few times per timeout (at most every second): a stalled client is closed
@@ -1943,7 +1931,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     if (!at) return false;
     const { chunk, index } = at;
     conn.nextSeq++;
-    this.writeStream(conn, chunk.buf.subarray(lineOffset(chunk, index), chunk.ends[index] as number), 1);
+    this.writeStream(conn, chunk.buf.subarray(lineOffset(chunk, index), chunk.ends[index]), 1);
     if (conn.nextSeq < this.ring.next) return true;
     conn.mode = 'live';
     return false;
@@ -2075,8 +2063,8 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private async doClose(): Promise<void> {
     const wasListening = this.state === 'listening';
     this.state = 'closing';
-    if (this.lineSource) this.lineSource.off('lines', this.onLines);
-    else this.source.off('batch', this.onBatch);
+    this.unsubscribe?.();
+    this.unsubscribe = null;
     if (this.stallTimer) clearInterval(this.stallTimer);
     this.stallTimer = null;
     if (this.pacer) clearInterval(this.pacer);

@@ -30,7 +30,7 @@ export function parseProcPolicy(mountinfo: string): ProcPolicy {
     // The last /proc mount listed is the one on top.
     for (const opt of `${f[5] ?? ''},${f[dash + 3] ?? ''}`.split(',')) {
       const [k, v] = opt.split('=');
-      if (k === 'hidepid' && v !== undefined && HIDEPID[v]) policy.hidepid = HIDEPID[v] as ProcPolicy['hidepid'];
+      if (k === 'hidepid' && v !== undefined && HIDEPID[v]) policy.hidepid = HIDEPID[v];
       if (k === 'gid' && v !== undefined && /^\d+$/.test(v)) policy.gid = Number(v);
     }
   }

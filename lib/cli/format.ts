@@ -1,0 +1,44 @@
+// How the commands print an event for people (`procMonitor --direct --format text`,
+// `procMonitor-client` without --json): one line, aligned columns.
+import type { ProcEvent } from '../events';
+
+function exitStatus(ev: { exit_code?: number; code?: number | null; signal?: string | null; core?: boolean }): string {
+  if (ev.signal) return `killed by ${ev.signal}${ev.core ? ' (core dumped)' : ''}`;
+  if (typeof ev.code === 'number') return `code ${ev.code}`;
+  if (typeof ev.exit_code === 'number') {
+    const raw = ev.exit_code;
+    return (raw & 0x7f) === 0 ? `code ${(raw >> 8) & 0xff}` : `killed by signal ${raw & 0x7f}`;
+  }
+  return 'exited';
+}
+
+/**
+ * One readable line (no newline) for an event, in aligned columns:
+ * time, event, pid, user, then what happened.
+ */
+export function formatEvent(ev: ProcEvent): string {
+  const e = ev as ProcEvent & Record<string, unknown>;
+  const time = typeof e.time === 'string' ? e.time : '';
+  const text = (v: unknown): string => (typeof v === 'string' || typeof v === 'number' ? String(v) : '');
+  const head = (pid: unknown, user: unknown) => `${time} ${String(e.event).padEnd(8)} ${text(pid).padStart(7)} ${text(user).padEnd(10)}`;
+  switch (ev.event) {
+    case 'fork':
+      return `${head(ev.child_pid, ev.user)} ${ev.thread ? 'thread of' : 'child of'} ${ev.parent_pid}${ev.comm ? ` (${ev.comm})` : ''}`;
+    case 'exec':
+      return `${head(ev.pid, ev.user)} ${ev.cmdline ?? ''}`.trimEnd();
+    case 'exit': {
+      const dur = typeof ev.duration_ms === 'number' ? ` after ${ev.duration_ms} ms` : '';
+      return `${head(ev.pid, ev.user)} ${exitStatus(ev)}${dur}${ev.cmdline ? `: ${ev.cmdline}` : ''}`;
+    }
+    case 'lost':
+      return `${head('', '')} ${ev.count} events lost (${ev.source})`;
+    default: {
+      const rest = Object.entries(e)
+        .filter(([k]) => k !== 'event' && k !== 'time' && k !== 'pid')
+        .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+        .join(' ');
+      return `${head(e.pid, '')} ${rest}`.trimEnd();
+    }
+  }
+}
+
