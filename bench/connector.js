@@ -37,7 +37,11 @@ setTimeout(() => {
       c.stop();
       const storm = JSON.parse(out);
       // pid -> the children that had it, in spawn order (pids are reused in a long storm)
-      const recs = fs.readFileSync(pidFile, 'utf8').trim().split('\n').map((l) => l.split(' ').map(Number));
+      const recs = fs
+        .readFileSync(pidFile, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' ').map(Number));
       const byPid = new Map();
       for (const e of evs) {
         const pid = e.event === 'fork' ? e.child_pid : e.pid;
@@ -60,7 +64,16 @@ setTimeout(() => {
       }
       const seconds = storm.elapsed;
       process.stdout.write(
-        JSON.stringify({ child: kind, children: recs.length, spawns_per_s: storm.spawns_per_s, events_per_s: Math.round((recs.length * 3) / seconds), complete: complete / recs.length, argv: argv / recs.length, lost, stats: c.stats() }) + '\n',
+        JSON.stringify({
+          child: kind,
+          children: recs.length,
+          spawns_per_s: storm.spawns_per_s,
+          events_per_s: Math.round((recs.length * 3) / seconds),
+          complete: complete / recs.length,
+          argv: argv / recs.length,
+          lost,
+          stats: c.stats(),
+        }) + '\n',
       );
       fs.rmSync(path.dirname(pidFile), { recursive: true, force: true });
     }, 1500);

@@ -42,7 +42,13 @@ function parseFlags(argv, { file, header, booleans = [] }) {
     const a = argv[i];
     if (a.startsWith('--') && booleans.includes(a.slice(2))) o[a.slice(2)] = true;
     else if (a === '--help' || a === '-h') {
-      process.stdout.write(fs.readFileSync(file, 'utf8').split('\n').slice(...header).join('\n') + '\n');
+      process.stdout.write(
+        fs
+          .readFileSync(file, 'utf8')
+          .split('\n')
+          .slice(...header)
+          .join('\n') + '\n',
+      );
       process.exit(0);
     } else if (a.startsWith('--')) {
       const [k, v] = a.includes('=') ? a.slice(2).split('=', 2) : [a.slice(2), argv[++i]];
@@ -64,10 +70,14 @@ function parseArgs(argv) {
     p: num('p', 2),
     n1ms: num('n1ms', q ? 1500 : 5000),
     p1ms: num('p1ms', 8),
-    clients: String(o.clients ?? '1,10,100').split(',').map(Number),
+    clients: String(o.clients ?? '1,10,100')
+      .split(',')
+      .map(Number),
     stalled: num('stalled', 1),
     reps: num('reps', q ? 1 : 3),
-    rates: String(o.rates ?? (q ? '1000' : '500,1000')).split(',').map(Number),
+    rates: String(o.rates ?? (q ? '1000' : '500,1000'))
+      .split(',')
+      .map(Number),
     rateSecs: num('rate-secs', q ? 3 : 5),
     seedRate: num('seed-rate', 50),
     seedClients: num('seed-clients', 10),
@@ -152,9 +162,7 @@ function lineReader(stream) {
 }
 
 function exited(child) {
-  return child.exitCode !== null || child.signalCode !== null
-    ? Promise.resolve()
-    : new Promise((r) => child.once('exit', () => r()));
+  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', () => r()));
 }
 
 async function stop(child, sig = 'SIGTERM', ms = 5000) {
@@ -216,10 +224,12 @@ function pct(sorted, q) {
 /** A free TCP port on 127.0.0.1 (bound and released). */
 function freePort() {
   const s = require('net').createServer();
-  return new Promise((resolve) => s.listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => resolve(port));
-  }));
+  return new Promise((resolve) =>
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    }),
+  );
 }
 
 // ---------- targets ----------
@@ -352,7 +362,13 @@ function judge(st, recs) {
     if (r.k === 'e') s.e = r;
     if (r.k === 'x') s.x = r;
   }
-  let complete = 0, order = 0, statusErr = 0, argvOk = 0, argvMissing = 0, execs = 0, events = 0;
+  let complete = 0,
+    order = 0,
+    statusErr = 0,
+    argvOk = 0,
+    argvMissing = 0,
+    execs = 0,
+    events = 0;
   const missing = { f: 0, e: 0, x: 0 };
   const lat = [];
   let lastRecv = 0;
@@ -363,8 +379,7 @@ function judge(st, recs) {
     for (const k of 'fex') if (!s.seq.includes(k)) missing[k]++;
     // order: the events that did arrive must be a subsequence of f,e,x with no repeats
     if (!/^f?e?x?$/.test(s.seq)) order++;
-    if (s.x && (s.x.exit_code !== c.wstatus || s.x.exit_code !== c.status << 8 || (s.x.code !== undefined && s.x.code !== c.status)))
-      statusErr++;
+    if (s.x && (s.x.exit_code !== c.wstatus || s.x.exit_code !== c.status << 8 || (s.x.code !== undefined && s.x.code !== c.status))) statusErr++;
     if (s.e) {
       execs++;
       if (Array.isArray(s.e.argv) && s.e.argv.length === c.argv.length && s.e.argv.every((a, j) => a === c.argv[j])) argvOk++;
@@ -404,15 +419,18 @@ function readCompact(file) {
       const head = f.slice(0, 4).join(' ').length + 1;
       const rest = l.slice(head);
       const cut = rest.lastIndexOf(' ');
-      let argv = null, missing = null;
+      let argv = null,
+        missing = null;
       try {
         argv = JSON.parse(rest.slice(0, cut));
       } catch {}
       const m = rest.slice(cut + 1);
-      if (m !== '-') try { missing = JSON.parse(m); } catch {}
+      if (m !== '-')
+        try {
+          missing = JSON.parse(m);
+        } catch {}
       recs.push({ k: 'e', pid: +f[1], time: ms(f[2]), recv: +f[3] / 1000, argv, missing });
-    } else if (f[0] === 'x')
-      recs.push({ k: 'x', pid: +f[1], exit_code: +f[2], code: f[3] === 'null' ? null : +f[3], time: ms(f[4]), recv: +f[5] / 1000 });
+    } else if (f[0] === 'x') recs.push({ k: 'x', pid: +f[1], exit_code: +f[2], code: f[3] === 'null' ? null : +f[3], time: ms(f[4]), recv: +f[5] / 1000 });
     else if (f[0] === 'l') recs.push({ k: 'l', count: +f[1], source: f[2] });
   }
   return recs;
@@ -421,7 +439,8 @@ function readCompact(file) {
 /** NDJSON from --direct: all events; keep what concerns the generator's children. */
 function readNdjson(file, genPid) {
   const recs = [];
-  let lines = 0, bad = 0;
+  let lines = 0,
+    bad = 0;
   const foreign = new Set();
   const ours = new Set();
   for (const l of fs.readFileSync(file, 'utf8').split('\n')) {
@@ -446,8 +465,7 @@ function readNdjson(file, genPid) {
       }
     } else if (ev.event === 'exec') {
       const named = Array.isArray(ev.argv) && /^pmbench-/.test(ev.argv[0] ?? '');
-      if ((ours.has(ev.pid) || named) && !foreign.has(ev.pid))
-        recs.push({ k: 'e', pid: ev.pid, time, recv: NaN, argv: ev.argv, missing: ev.missing ?? null });
+      if ((ours.has(ev.pid) || named) && !foreign.has(ev.pid)) recs.push({ k: 'e', pid: ev.pid, time, recv: NaN, argv: ev.argv, missing: ev.missing ?? null });
     } else if (ev.event === 'exit') {
       if (ours.has(ev.pid)) {
         recs.push({ k: 'x', pid: ev.pid, exit_code: ev.exit_code, code: ev.code, time, recv: NaN });
@@ -474,7 +492,7 @@ function readForkstat(file, genPid) {
     const pid = Number(pidText);
     if (kind === 'fork') {
       // one fork event is printed as two lines (parent, then child): count it once
-      if (/^parent\b/.test(rest)) (parent = pid), lines--;
+      if (/^parent\b/.test(rest)) ((parent = pid), lines--);
       else if (/^child\b/.test(rest)) {
         if (parent === genPid) {
           ours.add(pid);
@@ -581,13 +599,28 @@ async function runOne(cfg, opts) {
     res.complete_min = Math.min(...healthy.map((c) => c.complete / c.children));
     res.order_violations = Math.max(...healthy.map((c) => c.order));
     res.status_errors = Math.max(...healthy.map((c) => c.statusErr));
-    res.missing_max = { fork: Math.max(...healthy.map((c) => c.missing.f)), exec: Math.max(...healthy.map((c) => c.missing.e)), exit: Math.max(...healthy.map((c) => c.missing.x)) };
+    res.missing_max = {
+      fork: Math.max(...healthy.map((c) => c.missing.f)),
+      exec: Math.max(...healthy.map((c) => c.missing.e)),
+      exit: Math.max(...healthy.map((c) => c.missing.x)),
+    };
     res.argv_captured = Math.min(...healthy.map((c) => c.argvOk / st.children.length));
     res.argv_marked_missing = Math.max(...healthy.map((c) => c.argvMissing));
     res.bad_lines = healthy.reduce((a, c) => a + c.bad, 0);
     res.stray = Math.max(...healthy.map((c) => c.stray));
-    res.lost_healthy = healthy.reduce((a, c) => ({ lines: a.lines + c.lost.lines, count: a.count + c.lost.count, sources: { ...a.sources, ...c.lost.sources } }), { lines: 0, count: 0, sources: {} });
-    res.stalled = stalled.map((c) => ({ lost_lines: c.lost.lines, lost_count: c.lost.count, sources: c.lost.sources, complete: c.complete, children: st.children.length, saw_end: c.saw_end }));
+    res.lost_healthy = healthy.reduce((a, c) => ({ lines: a.lines + c.lost.lines, count: a.count + c.lost.count, sources: { ...a.sources, ...c.lost.sources } }), {
+      lines: 0,
+      count: 0,
+      sources: {},
+    });
+    res.stalled = stalled.map((c) => ({
+      lost_lines: c.lost.lines,
+      lost_count: c.lost.count,
+      sources: c.lost.sources,
+      complete: c.complete,
+      children: st.children.length,
+      saw_end: c.saw_end,
+    }));
     // events delivered: storm events received, per healthy client, over the time from storm start to the last one received
     const dur = Math.max(st.elapsed, ...healthy.map((c) => (Number.isFinite(c.lastRecv) && c.lastRecv ? c.lastRecv / 1000 - st.start : 0)));
     res.events_per_s_client = Math.round(Math.min(...healthy.map((c) => c.events)) / dur);
@@ -607,7 +640,13 @@ async function runOne(cfg, opts) {
       };
     }
     res.storm_events = storm_events;
-    if (bc) res.reads_multi = healthy.reduce((a, c) => a + c.multi, 0) / Math.max(1, healthy.reduce((a, c) => a + c.reads, 0));
+    if (bc)
+      res.reads_multi =
+        healthy.reduce((a, c) => a + c.multi, 0) /
+        Math.max(
+          1,
+          healthy.reduce((a, c) => a + c.reads, 0),
+        );
     res.daemon_log = tgt.log.lines.filter((l) => /lost|slow|error/i.test(l)).slice(0, 5);
   } finally {
     if (bc && bc.exitCode === null) await stop(bc, 'SIGKILL');
@@ -654,7 +693,9 @@ function aggregate(runs) {
     stalled_lost_count: r0.s ? Math.max(...runs.map((r) => Math.max(...r.stalled.map((c) => c.lost_count)))) : null,
     mode: r0.mode,
     reads_multi: r0.reads_multi === undefined ? null : Math.max(...runs.map((r) => r.reads_multi)),
-    latency_ms: r0.latency_ms ? { p50: median(runs.map((r) => r.latency_ms?.p50)), p99: median(runs.map((r) => r.latency_ms?.p99)), max: Math.max(...runs.map((r) => r.latency_ms?.max ?? 0)) } : null,
+    latency_ms: r0.latency_ms
+      ? { p50: median(runs.map((r) => r.latency_ms?.p50)), p99: median(runs.map((r) => r.latency_ms?.p99)), max: Math.max(...runs.map((r) => r.latency_ms?.max ?? 0)) }
+      : null,
     threads_cpu_s: runs[runs.length - 1].cpu?.threads,
   };
 }
@@ -679,7 +720,10 @@ function table(rows) {
     ['CPU ms/1k deliv', (a) => f1(a.cpu_ms_per_1k_deliveries, 2)],
     ['RSS MB', (a) => f1(a.rss_peak_mb)],
     ['lost (healthy)', (a) => `${a.lost_healthy_lines}/${a.lost_healthy_count}`],
-    ['stalled: caught up or lost line', (a) => (a.stalled_got_lost === null ? '-' : !a.stalled_got_lost ? 'NO' : a.stalled_lost_count ? `lost line (${a.stalled_lost_count})` : 'caught up')],
+    [
+      'stalled: caught up or lost line',
+      (a) => (a.stalled_got_lost === null ? '-' : !a.stalled_got_lost ? 'NO' : a.stalled_lost_count ? `lost line (${a.stalled_lost_count})` : 'caught up'),
+    ],
     ['latency p50/p99/max ms', (a) => (a.latency_ms ? `${f1(a.latency_ms.p50)}/${f1(a.latency_ms.p99)}/${f1(a.latency_ms.max)}` : '-')],
     ['reads of >1 line', (a) => (a.reads_multi === null || a.reads_multi === undefined ? '-' : pc(a.reads_multi))],
   ];
@@ -701,15 +745,27 @@ function verdicts(aggs) {
   const dir_1 = find('direct', '1ms');
   const k10_1 = find('socket', '1ms', 10);
   if (k10) {
-    add('10 clients + stalled at full rate: 100% complete, 0 order violations', k10.complete_all === 1 && k10.order_violations === 0, `complete ${(k10.complete_all * 100).toFixed(3)}%, order violations ${k10.order_violations}, at ${k10.spawns_per_s} spawns/s`);
+    add(
+      '10 clients + stalled at full rate: 100% complete, 0 order violations',
+      k10.complete_all === 1 && k10.order_violations === 0,
+      `complete ${(k10.complete_all * 100).toFixed(3)}%, order violations ${k10.order_violations}, at ${k10.spawns_per_s} spawns/s`,
+    );
     add('stalled client catches up from the ring or gets a lost line', !!k10.stalled_got_lost, `stalled client lost count ${k10.stalled_lost_count}`);
-    add('daemon RSS < 150 MB', k10.rss_peak_mb < 150, `${k10.rss_peak_mb.toFixed(1)} MB (10 clients); max over runs ${Math.max(...aggs.filter((a) => a.target !== 'forkstat').map((a) => a.rss_peak_mb)).toFixed(1)} MB`);
+    add(
+      'daemon RSS < 150 MB',
+      k10.rss_peak_mb < 150,
+      `${k10.rss_peak_mb.toFixed(1)} MB (10 clients); max over runs ${Math.max(...aggs.filter((a) => a.target !== 'forkstat').map((a) => a.rss_peak_mb)).toFixed(1)} MB`,
+    );
   }
   const ms1 = k10_1 ?? dir_1;
   if (ms1) add('argv >= 99.9% for 1 ms children', ms1.argv_captured >= 0.999, `${(ms1.argv_captured * 100).toFixed(2)}% (${ms1.label}, worst run)`);
   if (fs_t && (dir_t || k10)) {
     const ours = (dir_t ?? k10).argv_captured;
-    add('argv for tiny children: more than forkstat', ours > fs_t.argv_captured, `ours ${(ours * 100).toFixed(2)}% vs forkstat ${(fs_t.argv_captured * 100).toFixed(2)}% (1 ms: ours ${ms1 ? (ms1.argv_captured * 100).toFixed(2) : '-'}% vs forkstat ${fs_1 ? (fs_1.argv_captured * 100).toFixed(2) : '-'}%)`);
+    add(
+      'argv for tiny children: more than forkstat',
+      ours > fs_t.argv_captured,
+      `ours ${(ours * 100).toFixed(2)}% vs forkstat ${(fs_t.argv_captured * 100).toFixed(2)}% (1 ms: ours ${ms1 ? (ms1.argv_captured * 100).toFixed(2) : '-'}% vs forkstat ${fs_1 ? (fs_1.argv_captured * 100).toFixed(2) : '-'}%)`,
+    );
   }
   if (fs_t && dir_t) {
     const r = dir_t.cpu_ms_per_1k_events / fs_t.cpu_ms_per_1k_events;
@@ -717,17 +773,34 @@ function verdicts(aggs) {
   }
   if (k1 && k10) {
     const r = k10.cpu_ms_per_1k_events / k1.cpu_ms_per_1k_events;
-    add('CPU per event: 10 clients < 2x 1 client', r < 2, `${k10.cpu_ms_per_1k_events} vs ${k1.cpu_ms_per_1k_events} ms per 1k kernel events: ratio ${r.toFixed(2)} (per delivery: ${k10.cpu_ms_per_1k_deliveries} vs ${k1.cpu_ms_per_1k_deliveries})`);
+    add(
+      'CPU per event: 10 clients < 2x 1 client',
+      r < 2,
+      `${k10.cpu_ms_per_1k_events} vs ${k1.cpu_ms_per_1k_events} ms per 1k kernel events: ratio ${r.toFixed(2)} (per delivery: ${k10.cpu_ms_per_1k_deliveries} vs ${k1.cpu_ms_per_1k_deliveries})`,
+    );
   }
   const seedA = aggs.find((a) => a.target === 'tcp' && a.mode === 'seed');
   const batchedA = aggs.find((a) => a.target === 'tcp' && a.mode === 'batched');
   if (seedA && batchedA) {
     const r = seedA.cpu_ms_per_1k_events / batchedA.cpu_ms_per_1k_events;
-    add('seed clients over TCP: every event, one per read, at an ordinary rate', seedA.complete_all === 1 && seedA.reads_multi === 0, `complete ${(seedA.complete_all * 100).toFixed(2)}%, reads holding more than one line ${(seedA.reads_multi * 100).toFixed(2)}% (batched clients: ${(batchedA.reads_multi * 100).toFixed(2)}%)`);
-    add('the per-line writes cost (information)', true, `daemon CPU per event with ${seedA.k} seed clients ${seedA.cpu_ms_per_1k_events} ms/1k vs ${batchedA.cpu_ms_per_1k_events} batched: ratio ${r.toFixed(2)} at ${seedA.rate} spawns/s`);
+    add(
+      'seed clients over TCP: every event, one per read, at an ordinary rate',
+      seedA.complete_all === 1 && seedA.reads_multi === 0,
+      `complete ${(seedA.complete_all * 100).toFixed(2)}%, reads holding more than one line ${(seedA.reads_multi * 100).toFixed(2)}% (batched clients: ${(batchedA.reads_multi * 100).toFixed(2)}%)`,
+    );
+    add(
+      'the per-line writes cost (information)',
+      true,
+      `daemon CPU per event with ${seedA.k} seed clients ${seedA.cpu_ms_per_1k_events} ms/1k vs ${batchedA.cpu_ms_per_1k_events} batched: ratio ${r.toFixed(2)} at ${seedA.rate} spawns/s`,
+    );
   }
   const lat1000 = find('socket', 'tiny', 10, 1000);
-  if (lat1000 && lat1000.latency_ms) add('latency p99 < 5 ms at 1000 spawns/s', lat1000.latency_ms.p99 < 5, `p50 ${lat1000.latency_ms.p50} ms, p99 ${lat1000.latency_ms.p99} ms, max ${lat1000.latency_ms.max} ms (kernel time has ms resolution, truncated: up to +1 ms)`);
+  if (lat1000 && lat1000.latency_ms)
+    add(
+      'latency p99 < 5 ms at 1000 spawns/s',
+      lat1000.latency_ms.p99 < 5,
+      `p50 ${lat1000.latency_ms.p50} ms, p99 ${lat1000.latency_ms.p99} ms, max ${lat1000.latency_ms.max} ms (kernel time has ms resolution, truncated: up to +1 ms)`,
+    );
   return out;
 }
 
@@ -779,10 +852,10 @@ async function main() {
     if (want('direct')) plan.push({ target: 'direct', child, n, p });
     for (const k of opts.clients) if (want(`k${k}`)) plan.push({ target: 'socket', child, n, p, k, s: opts.stalled });
   }
-  for (const rate of opts.rates)
-    if (want('latency')) plan.push({ target: 'socket', child: 'tiny', n: Math.round(rate * opts.rateSecs), p: 8, rate, k: 10, s: opts.stalled });
+  for (const rate of opts.rates) if (want('latency')) plan.push({ target: 'socket', child: 'tiny', n: Math.round(rate * opts.rateSecs), p: 8, rate, k: 10, s: opts.stalled });
   if (want('seed'))
-    for (const mode of ['seed', 'batched']) plan.push({ target: 'tcp', mode, child: '1ms', n: Math.round(opts.seedRate * opts.rateSecs * 2), p: 2, rate: opts.seedRate, k: opts.seedClients, s: 0 });
+    for (const mode of ['seed', 'batched'])
+      plan.push({ target: 'tcp', mode, child: '1ms', n: Math.round(opts.seedRate * opts.rateSecs * 2), p: 2, rate: opts.seedRate, k: opts.seedClients, s: 0 });
   const m = machine();
   const command = `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
   process.stderr.write(`procmonitor bench: ${m.nproc} x ${m.cpu}, Linux ${m.kernel}, Node ${m.node}; tiny child: ${built.tiny}\n`);
@@ -812,7 +885,11 @@ async function main() {
   const ratios = {};
   const get = (l) => aggs.find((a) => a.label === l);
   for (const child of ['tiny', '1ms']) {
-    const fsA = get(`forkstat ${child}`), dA = get(`direct ${child}`), k1 = get(`socket 1+${opts.stalled}stalled ${child}`), k10 = get(`socket 10+${opts.stalled}stalled ${child}`), k100 = get(`socket 100+${opts.stalled}stalled ${child}`);
+    const fsA = get(`forkstat ${child}`),
+      dA = get(`direct ${child}`),
+      k1 = get(`socket 1+${opts.stalled}stalled ${child}`),
+      k10 = get(`socket 10+${opts.stalled}stalled ${child}`),
+      k100 = get(`socket 100+${opts.stalled}stalled ${child}`);
     const r = (a, b, f) => (a && b && f(b) ? Math.round((f(a) / f(b)) * 100) / 100 : null);
     ratios[child] = {
       cpu_per_event_direct_vs_forkstat: r(dA, fsA, (x) => x.cpu_ms_per_1k_events),
@@ -827,7 +904,19 @@ async function main() {
   for (const x of v) process.stdout.write(`  ${x.met ? 'MET   ' : 'MISSED'} ${x.target}: ${x.detail}\n`);
   const errors = runs.filter((r) => r.error);
   if (errors.length) process.stdout.write(`\n${errors.length} run(s) failed: ${errors.map((e) => `${label(e)}: ${e.error.split('\n')[0]}`).join('; ')}\n`);
-  const result = { date: new Date().toISOString(), command, machine: m, options: opts, tiny_child: built.tiny, seconds: Math.round((Date.now() - t0) / 1000), table: tbl, ratios, targets: v, summary: aggs, runs: runs.map((r) => ({ ...r })) };
+  const result = {
+    date: new Date().toISOString(),
+    command,
+    machine: m,
+    options: opts,
+    tiny_child: built.tiny,
+    seconds: Math.round((Date.now() - t0) / 1000),
+    table: tbl,
+    ratios,
+    targets: v,
+    summary: aggs,
+    runs: runs.map((r) => ({ ...r })),
+  };
   fs.mkdirSync(path.dirname(opts.out), { recursive: true });
   fs.writeFileSync(opts.out, JSON.stringify(result, null, 1) + '\n');
   process.stdout.write(`\n${runs.length} runs in ${result.seconds} s; results in ${path.relative(process.cwd(), opts.out)}\n`);

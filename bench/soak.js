@@ -122,8 +122,14 @@ function judgeGrowth(samples, warmupS, maxRssPer10) {
     const top = part.reduce((a, b) => (b.rss_mb > a.rss_mb ? b : a));
     peaks.push(top);
   }
-  const rssSlope = slope(peaks.map((s) => s.t / 60), peaks.map((s) => s.rss_mb)); // MB/min
-  const rssSlopeAll = slope(post.map((s) => s.t / 60), post.map((s) => s.rss_mb));
+  const rssSlope = slope(
+    peaks.map((s) => s.t / 60),
+    peaks.map((s) => s.rss_mb),
+  ); // MB/min
+  const rssSlopeAll = slope(
+    post.map((s) => s.t / 60),
+    post.map((s) => s.rss_mb),
+  );
   if (rssSlope > perMin) failures.push(`RSS grows ${round(rssSlope)} MB/min (peaks), more than ${maxRssPer10} MB per 10 minutes`);
   const third = Math.floor(post.length / 3);
   const first = post.slice(0, third);
@@ -137,7 +143,10 @@ function judgeGrowth(samples, warmupS, maxRssPer10) {
   }
   // Descriptors, less the short-lived clients connected when the sample was taken.
   const own = post.map((s) => s.fds - s.churn_clients);
-  const fdSlope = slope(post.map((s) => s.t / 60), own); // per minute
+  const fdSlope = slope(
+    post.map((s) => s.t / 60),
+    own,
+  ); // per minute
   const fdGrowth = fdSlope * span;
   if (fdGrowth >= 1) failures.push(`descriptors grow: ${round(fdSlope, 3)}/min, ${round(fdGrowth, 1)} over ${round(span, 1)} min`);
   const fdFirstMax = Math.max(...own.slice(0, third));
@@ -233,7 +242,9 @@ async function main() {
   sample();
   const pidFile = path.join(dir, 'pids');
   const n = Math.round(RATE * MINUTES * 60);
-  const gen = spawn(path.join(BUILD, 'spawnstorm'), ['-n', String(n), '-p', '4', '-r', String(RATE), '-c', path.join(BUILD, 'pmbench-1ms'), '-o', pidFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const gen = spawn(path.join(BUILD, 'spawnstorm'), ['-n', String(n), '-p', '4', '-r', String(RATE), '-c', path.join(BUILD, 'pmbench-1ms'), '-o', pidFile], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let genOut = '';
   gen.stdout.on('data', (d) => (genOut += d));
   const genDone = new Promise((r) => gen.on('exit', r));
@@ -248,7 +259,8 @@ async function main() {
             churned++;
             liveChurn++;
             s.on('close', () => liveChurn--);
-            if (churned % 3 === 0) s.pause(); // some never read
+            if (churned % 3 === 0)
+              s.pause(); // some never read
             else s.resume();
             s.on('error', () => {});
             setTimeout(() => s.destroy(), 1000 + Math.random() * 3000);
@@ -308,9 +320,13 @@ async function main() {
   w(`soak: ${MINUTES} min, ${recs.length} children at ${RATE}/s, ${churned} clients joined and left; samples every ${SAMPLE_S} s in ${OUT}`);
   w(`RSS: ${start.rss_mb} MB at t=0, ${afterWarmup.rss_mb} MB after the warm-up (t=${afterWarmup.t} s), ${end.rss_mb} MB at the end (t=${end.t} s), max ${maxRss} MB`);
   if (growth.judged) {
-    w(`RSS slope after the warm-up: ${growth.rss_slope_mb_per_min} MB/min of the peaks (limit ${round(MAX_RSS_GROWTH / 10, 3)}), ${growth.rss_slope_all_samples_mb_per_min} MB/min over every sample (not judged: GC sawtooth)`);
+    w(
+      `RSS slope after the warm-up: ${growth.rss_slope_mb_per_min} MB/min of the peaks (limit ${round(MAX_RSS_GROWTH / 10, 3)}), ${growth.rss_slope_all_samples_mb_per_min} MB/min over every sample (not judged: GC sawtooth)`,
+    );
     w(`RSS peak: ${growth.rss_peak_first_third_mb} MB in the first third, ${growth.rss_peak_last_third_mb} MB in the last (allowed ${growth.rss_peak_allowed_rise_mb} MB more)`);
-    w(`fds: ${start.fds} at the start, ${end.fds} at the end; less the short-lived clients: ${growth.fd_slope_per_min}/min (fitted growth ${growth.fd_growth_fitted}), at most ${growth.fd_max_first_third} in the first third, ${growth.fd_max_last_third} in the last`);
+    w(
+      `fds: ${start.fds} at the start, ${end.fds} at the end; less the short-lived clients: ${growth.fd_slope_per_min}/min (fitted growth ${growth.fd_growth_fitted}), at most ${growth.fd_max_first_third} in the first third, ${growth.fd_max_last_third} in the last`,
+    );
   } else {
     w(`fds: ${start.fds} at the start, ${end.fds} at the end`);
   }

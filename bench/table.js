@@ -65,14 +65,29 @@ if (process.argv[2] === '--child') {
       const t3 = process.hrtime.bigint();
       const snap = c.snapshot();
       const t4 = process.hrtime.bigint();
-      say({ phase: 'snapshot', start_ms: Number(t1 - t0) / 1e6, scan_ms: Number(t2 - t0) / 1e6, snapshot_ms: Number(t4 - t3) / 1e6, records: snap.length, learned: snap.filter((r) => r.learned).length, stats_table_size: c.stats().tableSize, heap_mb: process.memoryUsage().heapUsed / 1048576 });
+      say({
+        phase: 'snapshot',
+        start_ms: Number(t1 - t0) / 1e6,
+        scan_ms: Number(t2 - t0) / 1e6,
+        snapshot_ms: Number(t4 - t3) / 1e6,
+        records: snap.length,
+        learned: snap.filter((r) => r.learned).length,
+        stats_table_size: c.stats().tableSize,
+        heap_mb: process.memoryUsage().heapUsed / 1048576,
+      });
       await next();
       c.stop();
       process.exit(0);
     } else if (mode === 'cpu') {
       const c = new ProcConnector({ events: 'fork,exec,exit', ...opts }).start();
       c.snapshot(); // the /proc scan is over: only the storm's work is counted below
-      let events = 0, lost = 0, storm = 0, stormPid = 0, exitSeen = false, endSeen = null, counting = false;
+      let events = 0,
+        lost = 0,
+        storm = 0,
+        stormPid = 0,
+        exitSeen = false,
+        endSeen = null,
+        counting = false;
       // the storm: what the parent forks while we count (it forks nothing else meanwhile), and
       // everything that descends from it
       const tree = new Set();
@@ -81,7 +96,7 @@ if (process.argv[2] === '--child') {
         for (const e of b) {
           if (e.event === 'lost') lost += e.count;
           else if (e.event === 'fork') {
-            if (tree.has(e.parent_pid) || (counting && e.parent_pid === process.ppid)) tree.add(e.child_pid), storm++;
+            if (tree.has(e.parent_pid) || (counting && e.parent_pid === process.ppid)) (tree.add(e.child_pid), storm++);
           } else if (tree.has(e.pid)) {
             storm++;
             if (e.event === 'exit') {
@@ -126,7 +141,10 @@ const { memOf, machine: benchMachine, parseFlags } = require('./run');
 function parseArgs(argv) {
   const o = parseFlags(argv, { file: __filename, header: [3, 16] });
   return {
-    ns: String(o.ns ?? '1000,2000,4000').split(',').map(Number).sort((a, b) => a - b),
+    ns: String(o.ns ?? '1000,2000,4000')
+      .split(',')
+      .map(Number)
+      .sort((a, b) => a - b),
     reps: Number(o.reps ?? 5),
     storm: Number(o.storm ?? 3000),
     stormReps: Number(o['storm-reps'] ?? 5),
@@ -163,9 +181,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'])
   });
 
 function exited(child) {
-  return child.exitCode !== null || child.signalCode !== null
-    ? Promise.resolve()
-    : new Promise((r) => child.once('exit', () => r()));
+  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', () => r()));
 }
 
 async function killAndWait(children) {
@@ -323,7 +339,21 @@ async function cpuRun(label, opts, n) {
     m.send();
     await m.close();
     const cpu = d.cpu_user_s + d.cpu_system_s;
-    return { label, opts, storm_s: secs, spawns_per_s: Math.round(n / secs), cpu_s: cpu, cpu_user_s: d.cpu_user_s, cpu_system_s: d.cpu_system_s, events: d.events, storm_events: d.storm_events, lost: d.lost, end_seen: d.end_seen, cpu_ms_per_1k_events: (cpu * 1e6) / d.events, stats: d.stats };
+    return {
+      label,
+      opts,
+      storm_s: secs,
+      spawns_per_s: Math.round(n / secs),
+      cpu_s: cpu,
+      cpu_user_s: d.cpu_user_s,
+      cpu_system_s: d.cpu_system_s,
+      events: d.events,
+      storm_events: d.storm_events,
+      lost: d.lost,
+      end_seen: d.end_seen,
+      cpu_ms_per_1k_events: (cpu * 1e6) / d.events,
+      stats: d.stats,
+    };
   } catch (e) {
     m.proc.kill('SIGKILL');
     throw e;
@@ -381,7 +411,9 @@ async function main() {
         r.n = n;
         r.rep = rep;
         mem.push(r);
-        process.stderr.write(`  N=${n} seed=${seed ? 'on ' : 'off'} [${rep + 1}/${opts.reps}] RSS ${r.rss_before_mb.toFixed(1)} -> ${r.rss_scanned_mb.toFixed(1)} (scanned) -> ${r.rss_snapshot_mb.toFixed(1)} MB (snapshot), ${r.records} records, scan ${r.scan_ms.toFixed(1)} ms + snapshot() ${r.snapshot_ms.toFixed(1)} ms\n`);
+        process.stderr.write(
+          `  N=${n} seed=${seed ? 'on ' : 'off'} [${rep + 1}/${opts.reps}] RSS ${r.rss_before_mb.toFixed(1)} -> ${r.rss_scanned_mb.toFixed(1)} (scanned) -> ${r.rss_snapshot_mb.toFixed(1)} MB (snapshot), ${r.records} records, scan ${r.scan_ms.toFixed(1)} ms + snapshot() ${r.snapshot_ms.toFixed(1)} ms\n`,
+        );
       }
     }
   }
@@ -402,9 +434,18 @@ async function main() {
       records_unseeded: med(off, (r) => r.records),
       rss_seeded_mb: r2(med(on, (r) => r.rss_snapshot_mb)),
       rss_unseeded_mb: r2(med(off, (r) => r.rss_snapshot_mb)),
-      delta_table_mb: r2(d((r) => r.rss_scanned_mb - r.rss_before_mb), 3),
-      delta_snapshot_mb: r2(d((r) => r.rss_snapshot_mb - r.rss_before_mb), 3),
-      delta_heap_snapshot_mb: r2(d((r) => r.heap_snapshot_mb), 3),
+      delta_table_mb: r2(
+        d((r) => r.rss_scanned_mb - r.rss_before_mb),
+        3,
+      ),
+      delta_snapshot_mb: r2(
+        d((r) => r.rss_snapshot_mb - r.rss_before_mb),
+        3,
+      ),
+      delta_heap_snapshot_mb: r2(
+        d((r) => r.heap_snapshot_mb),
+        3,
+      ),
       scan_ms: r2(d((r) => r.scan_ms)),
       snapshot_ms: r2(d((r) => r.snapshot_ms)),
       until_snapshot_ms: r2(d((r) => r.scan_ms + r.snapshot_ms)),
@@ -417,7 +458,19 @@ async function main() {
     x.scan_ms_per_1k = per1k(x.scan_ms);
     x.until_snapshot_ms_per_1k = per1k(x.until_snapshot_ms);
     memSummary.push(x);
-    memRows.push([String(n), x.entries, x.rss_unseeded_mb.toFixed(1), x.rss_seeded_mb.toFixed(1), x.delta_table_mb.toFixed(2), x.table_kb_per_1k, x.delta_snapshot_mb.toFixed(2), x.snapshot_kb_per_1k, x.until_snapshot_ms.toFixed(1), x.scan_ms_per_1k.toFixed(1), x.until_snapshot_ms_per_1k.toFixed(1)]);
+    memRows.push([
+      String(n),
+      x.entries,
+      x.rss_unseeded_mb.toFixed(1),
+      x.rss_seeded_mb.toFixed(1),
+      x.delta_table_mb.toFixed(2),
+      x.table_kb_per_1k,
+      x.delta_snapshot_mb.toFixed(2),
+      x.snapshot_kb_per_1k,
+      x.until_snapshot_ms.toFixed(1),
+      x.scan_ms_per_1k.toFixed(1),
+      x.until_snapshot_ms_per_1k.toFixed(1),
+    ]);
   }
   // the marginal cost: slope over the entries (fixed costs drop out)
   const fitOf = (f, d) => {
@@ -432,7 +485,22 @@ async function main() {
   };
   const f = (v) => (v === null ? '-' : String(v));
   memRows.push(['slope', '-', '-', '-', '-', f(fit.table_kb_per_1k), '-', f(fit.snapshot_kb_per_1k), '-', f(fit.scan_ms_per_1k), f(fit.until_snapshot_ms_per_1k)]);
-  const memTable = fmtTable(['extra procs', 'table entries', 'RSS seed off MB', 'RSS seed on MB', 'Δ table MB', 'KB/1k', 'Δ table+snapshot MB', 'KB/1k', 'Δ ms to snapshot()', 'scan ms/1k', 'to snapshot() ms/1k'], memRows);
+  const memTable = fmtTable(
+    [
+      'extra procs',
+      'table entries',
+      'RSS seed off MB',
+      'RSS seed on MB',
+      'Δ table MB',
+      'KB/1k',
+      'Δ table+snapshot MB',
+      'KB/1k',
+      'Δ ms to snapshot()',
+      'scan ms/1k',
+      'to snapshot() ms/1k',
+    ],
+    memRows,
+  );
 
   // 2. CPU of keeping the table while short processes run
   const configs = [
@@ -445,7 +513,9 @@ async function main() {
       const r = await cpuRun(cfg.label, cfg.opts, opts.storm);
       r.rep = rep;
       cpu.push(r);
-      process.stderr.write(`  ${cfg.label.padEnd(38)} [${rep + 1}/${opts.stormReps}] ${r.spawns_per_s} spawns/s, ${r.events} events (${r.storm_events} of the storm, lost ${r.lost}), CPU ${r.cpu_s.toFixed(3)} s = ${r.cpu_ms_per_1k_events.toFixed(2)} ms/1k ev${r.end_seen ? '' : ', END NOT SEEN'}\n`);
+      process.stderr.write(
+        `  ${cfg.label.padEnd(38)} [${rep + 1}/${opts.stormReps}] ${r.spawns_per_s} spawns/s, ${r.events} events (${r.storm_events} of the storm, lost ${r.lost}), CPU ${r.cpu_s.toFixed(3)} s = ${r.cpu_ms_per_1k_events.toFixed(2)} ms/1k ev${r.end_seen ? '' : ', END NOT SEEN'}\n`,
+      );
     }
   }
   const cpuSummary = configs.map((cfg) => {
@@ -468,13 +538,34 @@ async function main() {
   const cpuRatio = def && bare && bare.cpu_ms_per_1k_events ? r2(def.cpu_ms_per_1k_events / bare.cpu_ms_per_1k_events) : null;
   const cpuTable = fmtTable(
     ['connector', 'spawns/s', 'events', 'storm events', 'lost', 'CPU s (user+sys)', 'CPU ms/1k ev'],
-    cpuSummary.map((s) => [s.label, s.spawns_per_s, s.events, s.storm_events, s.lost, `${s.cpu_s.toFixed(3)} (${s.cpu_user_s.toFixed(3)}+${s.cpu_system_s.toFixed(3)})`, s.cpu_ms_per_1k_events.toFixed(2)]),
+    cpuSummary.map((s) => [
+      s.label,
+      s.spawns_per_s,
+      s.events,
+      s.storm_events,
+      s.lost,
+      `${s.cpu_s.toFixed(3)} (${s.cpu_user_s.toFixed(3)}+${s.cpu_system_s.toFixed(3)})`,
+      s.cpu_ms_per_1k_events.toFixed(2),
+    ]),
   );
 
   const seconds = Math.round((Date.now() - t0) / 1000);
-  process.stdout.write(`\nMemory and scan time (medians of ${opts.reps}; Δ = seed on − seed off of the RSS growth from start(), /1k = per 1,000 table entries the scan added; RSS after snapshot()):\n\n${memTable}\n`);
-  process.stdout.write(`\nCPU while \`sh -c 'for i in $(seq ${opts.storm}); do /bin/true; done'\` runs (medians of ${opts.stormReps}):\n\n${cpuTable}\n\ndefault / bare CPU per event: ${cpuRatio}\n`);
-  const result = { date: new Date().toISOString(), command, machine: m, notes, options: opts, seconds, memory: { table: memTable, summary: memSummary, fit, runs: mem }, cpu: { table: cpuTable, summary: cpuSummary, ratio_default_vs_bare: cpuRatio, runs: cpu } };
+  process.stdout.write(
+    `\nMemory and scan time (medians of ${opts.reps}; Δ = seed on − seed off of the RSS growth from start(), /1k = per 1,000 table entries the scan added; RSS after snapshot()):\n\n${memTable}\n`,
+  );
+  process.stdout.write(
+    `\nCPU while \`sh -c 'for i in $(seq ${opts.storm}); do /bin/true; done'\` runs (medians of ${opts.stormReps}):\n\n${cpuTable}\n\ndefault / bare CPU per event: ${cpuRatio}\n`,
+  );
+  const result = {
+    date: new Date().toISOString(),
+    command,
+    machine: m,
+    notes,
+    options: opts,
+    seconds,
+    memory: { table: memTable, summary: memSummary, fit, runs: mem },
+    cpu: { table: cpuTable, summary: cpuSummary, ratio_default_vs_bare: cpuRatio, runs: cpu },
+  };
   fs.mkdirSync(path.dirname(opts.out), { recursive: true });
   fs.writeFileSync(opts.out, JSON.stringify(result, null, 1) + '\n');
   process.stdout.write(`\n${seconds} s; results in ${path.relative(process.cwd(), opts.out)}\n`);

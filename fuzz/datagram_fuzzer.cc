@@ -16,7 +16,7 @@ void Check(bool ok) {
   if (!ok) std::abort();
 }
 
-constexpr uint32_t kKnown[] = {pm::kNone, pm::kFork, pm::kExec,     pm::kUid, pm::kGid,
+constexpr uint32_t kKnown[] = {pm::kNone, pm::kFork,   pm::kExec, pm::kUid,      pm::kGid,
                                pm::kSid,  pm::kPtrace, pm::kComm, pm::kCoredump, pm::kExit};
 
 bool Known(uint32_t what) {
@@ -50,8 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(e.comm[16] == 0);
     Check(std::strlen(e.comm) <= 16);
     if (e.what != pm::kComm) Check(e.comm[0] == 0);
-    if (e.what != pm::kFork && e.what != pm::kPtrace && e.what != pm::kCoredump &&
-        e.what != pm::kExit) {
+    if (e.what != pm::kFork && e.what != pm::kPtrace && e.what != pm::kCoredump && e.what != pm::kExit) {
       Check(!e.has_parent);
     }
   }
@@ -59,15 +58,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<pm::RawEvent> again;
   pm::ParseStats st2;
   Check(pm::ParseDatagram(data, size, again, st2) == n);
-  Check(st2.messages == st.messages && st2.malformed == st.malformed &&
-        st2.foreign == st.foreign && st2.unknown == st.unknown && st2.errors == st.errors &&
-        st2.overrun == st.overrun);
+  Check(st2.messages == st.messages && st2.malformed == st.malformed && st2.foreign == st.foreign && st2.unknown == st.unknown &&
+        st2.errors == st.errors && st2.overrun == st.overrun);
   for (size_t i = 0; i < n; i++) {
     const pm::RawEvent& x = again[i];
     const pm::RawEvent& y = out[i + 1];
-    Check(x.what == y.what && x.cpu == y.cpu && x.ts_ns == y.ts_ns && x.seq == y.seq &&
-          x.ack == y.ack && x.pid == y.pid && x.tgid == y.tgid && x.ppid == y.ppid &&
-          x.ptgid == y.ptgid && x.a == y.a && x.b == y.b && x.has_parent == y.has_parent &&
+    Check(x.what == y.what && x.cpu == y.cpu && x.ts_ns == y.ts_ns && x.seq == y.seq && x.ack == y.ack && x.pid == y.pid &&
+          x.tgid == y.tgid && x.ppid == y.ppid && x.ptgid == y.ptgid && x.a == y.a && x.b == y.b && x.has_parent == y.has_parent &&
           std::memcmp(x.comm, y.comm, sizeof x.comm) == 0);
   }
   // Every prefix parses without reading past its end (truncated datagrams).
@@ -92,8 +89,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     bool with_mask = data[16] & 1;
     size_t cap = data[16] >> 1;  // 0..127
     std::unique_ptr<uint8_t[]> buf(new uint8_t[cap ? cap : 1]);
-    size_t w = pm::BuildMcastRequest(cap ? buf.get() : nullptr, cap, op, with_mask, mask, seq,
-                                     ack, portid);
+    size_t w = pm::BuildMcastRequest(cap ? buf.get() : nullptr, cap, op, with_mask, mask, seq, ack, portid);
     size_t total = pm::kNlHdrLen + pm::kCnMsgLen + (with_mask ? 8 : 4);
     Check(w == (cap >= total ? total : 0));
     if (w) {

@@ -21,8 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The Name value is at most as long as the input, escapes only shrink it.
   if (info.comm.size() > size) std::abort();
   pm::ProcInfo again;
-  if (!pm::ParseStatus(text, size, again) || again.comm != info.comm || again.ppid != info.ppid ||
-      again.uid != info.uid || again.euid != info.euid) {
+  if (!pm::ParseStatus(text, size, again) || again.comm != info.comm || again.ppid != info.ppid || again.uid != info.uid ||
+      again.euid != info.euid) {
     std::abort();
   }
   return 0;

@@ -29,20 +29,35 @@ std::string Unescape(const std::string& lit) {
     Check(i + 2 < lit.size());
     char e = lit[++i];
     switch (e) {
-      case '"': out.push_back('"'); break;
-      case '\\': out.push_back('\\'); break;
-      case 'b': out.push_back('\b'); break;
-      case 'f': out.push_back('\f'); break;
-      case 'n': out.push_back('\n'); break;
-      case 'r': out.push_back('\r'); break;
-      case 't': out.push_back('\t'); break;
+      case '"':
+        out.push_back('"');
+        break;
+      case '\\':
+        out.push_back('\\');
+        break;
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
       case 'u': {
         Check(i + 4 < lit.size());
         out.push_back(static_cast<char>(std::strtol(lit.substr(i + 1, 4).c_str(), nullptr, 16)));
         i += 4;
         break;
       }
-      default: Check(false);
+      default:
+        Check(false);
     }
   }
   return out;
@@ -68,8 +83,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (pm::ValidUtf8(text, size)) Check(back == std::string(text, size));
 
   // An event of every kind from the same bytes.
-  static const uint32_t kKinds[] = {pm::kFork, pm::kExec, pm::kExit, pm::kUid, pm::kGid, pm::kSid,
-                                    pm::kPtrace, pm::kComm, pm::kCoredump, pm::kLost};
+  static const uint32_t kKinds[] = {pm::kFork, pm::kExec,   pm::kExit, pm::kUid,      pm::kGid,
+                                    pm::kSid,  pm::kPtrace, pm::kComm, pm::kCoredump, pm::kLost};
   const uint8_t* p = data;
   const uint8_t* end = data + size;
   pm::OutEvent e;

@@ -69,16 +69,7 @@ export interface ProcConnectorOptions {
   redact?: readonly string[];
 }
 
-export type ProcConnectorErrorCode =
-  | 'EPERM'
-  | 'ENOACK'
-  | 'ENOTHOSTNS'
-  | 'EPROTONOSUPPORT'
-  | 'ESOCKET'
-  | 'ESUBSCRIBE'
-  | 'EPLATFORM'
-  | 'ENOADDON'
-  | 'EREAD';
+export type ProcConnectorErrorCode = 'EPERM' | 'ENOACK' | 'ENOTHOSTNS' | 'EPROTONOSUPPORT' | 'ESOCKET' | 'ESUBSCRIBE' | 'EPLATFORM' | 'ENOADDON' | 'EREAD';
 
 /** A failure to subscribe, with a code and a message that names the remedy. */
 export class ProcConnectorError extends CodedError<ProcConnectorErrorCode> {}
@@ -369,7 +360,6 @@ function redactList(v: readonly string[] | undefined): string[] {
   }
   return [...(v as string[])];
 }
-
 
 function ancestorMask(v: string | readonly string[] | undefined): number {
   if (v === undefined) return eventMask(['exec']);

@@ -5,18 +5,7 @@
  */
 
 /** Fields that could not be learned (the process was gone, or /proc refused). */
-export type MissingField =
-  | 'argv'
-  | 'cmdline'
-  | 'comm'
-  | 'exe'
-  | 'user'
-  | 'ppid'
-  | 'duration_ms'
-  | 'exec_id'
-  | 'parent_exec_id'
-  | 'ancestors'
-  | 'cgroup';
+export type MissingField = 'argv' | 'cmdline' | 'comm' | 'exe' | 'user' | 'ppid' | 'duration_ms' | 'exec_id' | 'parent_exec_id' | 'ancestors' | 'cgroup';
 
 /** A parent, grandparent, ... of the process an event is about. */
 export interface Ancestor {
@@ -198,17 +187,7 @@ export interface LostEvent {
   source: 'kernel' | 'queue' | 'client' | 'nats';
 }
 
-export type ProcEvent =
-  | ForkEvent
-  | ExecEvent
-  | ExitEvent
-  | UidEvent
-  | GidEvent
-  | SidEvent
-  | PtraceEvent
-  | CommEvent
-  | CoredumpEvent
-  | LostEvent;
+export type ProcEvent = ForkEvent | ExecEvent | ExitEvent | UidEvent | GidEvent | SidEvent | PtraceEvent | CommEvent | CoredumpEvent | LostEvent;
 
 export type EventName = Exclude<ProcEvent['event'], 'lost'>;
 

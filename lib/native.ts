@@ -80,7 +80,6 @@ let cached: NativeBinding | Error | undefined;
 export function loadBinding(): NativeBinding | Error {
   if (cached === undefined) {
     try {
-       
       const load = require('node-gyp-build') as (dir: string) => NativeBinding;
       cached = load(path.join(__dirname, '..'));
     } catch (err) {

@@ -72,19 +72,14 @@ class Connector : public Napi::ObjectWrap<Connector> {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "Connector",
-                       {InstanceMethod<&Connector::Start>("start"),
-                        InstanceMethod<&Connector::Stop>("stop"),
-                        InstanceMethod<&Connector::Ref>("ref"),
-                        InstanceMethod<&Connector::Unref>("unref"),
-                        InstanceMethod<&Connector::GetStats>("stats"),
-                        InstanceMethod<&Connector::Snapshot>("snapshot"),
-                        InstanceMethod<&Connector::Ancestry>("ancestry"),
-                        InstanceMethod<&Connector::InjectFault>("injectFault")});
+                       {InstanceMethod<&Connector::Start>("start"), InstanceMethod<&Connector::Stop>("stop"),
+                        InstanceMethod<&Connector::Ref>("ref"), InstanceMethod<&Connector::Unref>("unref"),
+                        InstanceMethod<&Connector::GetStats>("stats"), InstanceMethod<&Connector::Snapshot>("snapshot"),
+                        InstanceMethod<&Connector::Ancestry>("ancestry"), InstanceMethod<&Connector::InjectFault>("injectFault")});
   }
 
   // new Connector(onBatch: (events: object[]) => void)
-  explicit Connector(const Napi::CallbackInfo& info)
-      : Napi::ObjectWrap<Connector>(info), monitor_([this] { Notify(); }) {
+  explicit Connector(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Connector>(info), monitor_([this] { Notify(); }) {
     if (info.Length() < 1 || !info[0].IsFunction()) {
       Napi::TypeError::New(info.Env(), "Connector needs a callback").ThrowAsJavaScriptException();
       return;
@@ -248,8 +243,7 @@ class Connector : public Napi::ObjectWrap<Connector> {
     }
     {
       std::lock_guard<std::mutex> lk(gate_->mu);
-      gate_->tsfn = Tsfn::New(env, "procmonitor", 0, 1, gate_.get(), FinalizeTsfn,
-                              new std::shared_ptr<Gate>(gate_));
+      gate_->tsfn = Tsfn::New(env, "procmonitor", 0, 1, gate_.get(), FinalizeTsfn, new std::shared_ptr<Gate>(gate_));
       if (!referenced_) gate_->tsfn.Unref(env);
       gate_->live = true;
     }
@@ -419,9 +413,8 @@ Napi::Value BuildRequest(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   uint8_t buf[64];
-  size_t n = pm::BuildMcastRequest(buf, sizeof buf, info[0].ToNumber().Uint32Value(),
-                                   info[1].ToBoolean().Value(), info[2].ToNumber().Uint32Value(),
-                                   info[3].ToNumber().Uint32Value(), info[4].ToNumber().Uint32Value(),
+  size_t n = pm::BuildMcastRequest(buf, sizeof buf, info[0].ToNumber().Uint32Value(), info[1].ToBoolean().Value(),
+                                   info[2].ToNumber().Uint32Value(), info[3].ToNumber().Uint32Value(), info[4].ToNumber().Uint32Value(),
                                    info[5].ToNumber().Uint32Value());
   return Napi::Buffer<uint8_t>::Copy(env, buf, n);
 }
@@ -505,12 +498,11 @@ Napi::Value PeerCredOf(const Napi::CallbackInfo& info) {
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports) {
-    DefineAddon(exports, {InstanceValue("Connector", Connector::Init(env), napi_enumerable),
-                          InstanceMethod<&Addon::ParseM>("parse", napi_enumerable),
-                          InstanceMethod<&Addon::BuildM>("buildRequest", napi_enumerable),
-                          InstanceMethod<&Addon::CgroupM>("cgroup", napi_enumerable),
-                          InstanceMethod<&Addon::LookupM>("lookupId", napi_enumerable),
-                          InstanceMethod<&Addon::PeerCredM>("peerCred", napi_enumerable)});
+    DefineAddon(
+        exports,
+        {InstanceValue("Connector", Connector::Init(env), napi_enumerable), InstanceMethod<&Addon::ParseM>("parse", napi_enumerable),
+         InstanceMethod<&Addon::BuildM>("buildRequest", napi_enumerable), InstanceMethod<&Addon::CgroupM>("cgroup", napi_enumerable),
+         InstanceMethod<&Addon::LookupM>("lookupId", napi_enumerable), InstanceMethod<&Addon::PeerCredM>("peerCred", napi_enumerable)});
   }
 
  private:

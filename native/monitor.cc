@@ -2,19 +2,19 @@
 
 #include <linux/netlink.h>
 #include <poll.h>
-#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <random>
 
@@ -25,9 +25,9 @@
 namespace pm {
 namespace {
 
-constexpr unsigned kBatch = 64;       // datagrams per recvmmsg
-constexpr size_t kDgramSize = 1024;   // a proc event datagram is under 100 bytes
-constexpr uint32_t kMaxCpus = 8192;   // sanity bound for the per-CPU sequence table
+constexpr unsigned kBatch = 64;        // datagrams per recvmmsg
+constexpr size_t kDgramSize = 1024;    // a proc event datagram is under 100 bytes
+constexpr uint32_t kMaxCpus = 8192;    // sanity bound for the per-CPU sequence table
 constexpr int kSoMemInfo = 55;         // SO_MEMINFO (Linux 4.12+)
 constexpr unsigned kMemInfoDrops = 8;  // SK_MEMINFO_DROPS: packets the socket dropped
 constexpr unsigned kMemInfoVars = 16;  // room for the kernel's array (9 or 10 today)
@@ -94,8 +94,7 @@ bool Monitor::SendOp(uint32_t op, bool with_mask, uint32_t mask, uint32_t seq, u
 // multicast to every listener and carries the per-CPU event counter as its sequence
 // number, so it is matched by its ack field (our ack + 1). Events (and acknowledgements,
 // which use up sequence numbers) that arrive meanwhile are kept for the reader thread.
-bool Monitor::Subscribe(bool with_mask, uint32_t mask, int timeout_ms, StartError* err,
-                        bool* timed_out) {
+bool Monitor::Subscribe(bool with_mask, uint32_t mask, int timeout_ms, StartError* err, bool* timed_out) {
   *timed_out = false;
   uint32_t seq = ++seq_base_;
   uint32_t ack = ++ack_base_;
@@ -110,8 +109,7 @@ bool Monitor::Subscribe(bool with_mask, uint32_t mask, int timeout_ms, StartErro
     } else if (e == EPERM) {
       *err = Refused();
     } else {
-      *err = Err("ESUBSCRIBE", std::string("cannot send the proc connector subscription: ") +
-                                   std::strerror(e));
+      *err = Err("ESUBSCRIBE", std::string("cannot send the proc connector subscription: ") + std::strerror(e));
     }
     return false;
   }
@@ -130,8 +128,7 @@ bool Monitor::Subscribe(bool with_mask, uint32_t mask, int timeout_ms, StartErro
     if (r <= 0) continue;
     sockaddr_nl from{};
     socklen_t fl = sizeof from;
-    ssize_t n = recvfrom(fd_, buf.data(), buf.size(), MSG_DONTWAIT,
-                         reinterpret_cast<sockaddr*>(&from), &fl);
+    ssize_t n = recvfrom(fd_, buf.data(), buf.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &fl);
     if (n < 0) {
       if (errno == EAGAIN || errno == EINTR) continue;
       if (errno == ENOBUFS) {
@@ -145,8 +142,7 @@ bool Monitor::Subscribe(bool with_mask, uint32_t mask, int timeout_ms, StartErro
         }
         continue;
       }
-      *err = Err("ESUBSCRIBE", std::string("reading the proc connector failed: ") +
-                                   std::strerror(errno));
+      *err = Err("ESUBSCRIBE", std::string("reading the proc connector failed: ") + std::strerror(errno));
       return false;
     }
     if (from.nl_pid != 0) continue;  // only the kernel speaks here
@@ -162,8 +158,7 @@ bool Monitor::Subscribe(bool with_mask, uint32_t mask, int timeout_ms, StartErro
             if (ev.a == EPERM) {
               *err = Refused();
             } else {
-              *err = Err("ESUBSCRIBE", std::string("the kernel refused the subscription: ") +
-                                           std::strerror(static_cast<int>(ev.a)));
+              *err = Err("ESUBSCRIBE", std::string("the kernel refused the subscription: ") + std::strerror(static_cast<int>(ev.a)));
             }
             return false;
           }
@@ -214,11 +209,9 @@ bool Monitor::Start(const Options& opts, StartError* err) {
   if (fd_ < 0) {
     int e = errno;
     if (e == EPROTONOSUPPORT || e == EAFNOSUPPORT) {
-      *err = Err("EPROTONOSUPPORT",
-                 "this kernel has no netlink connector (CONFIG_CONNECTOR / CONFIG_PROC_EVENTS)");
+      *err = Err("EPROTONOSUPPORT", "this kernel has no netlink connector (CONFIG_CONNECTOR / CONFIG_PROC_EVENTS)");
     } else {
-      *err = Err("ESOCKET", std::string("cannot open a netlink connector socket: ") +
-                                std::strerror(e));
+      *err = Err("ESOCKET", std::string("cannot open a netlink connector socket: ") + std::strerror(e));
     }
     return false;
   }
@@ -246,8 +239,7 @@ bool Monitor::Start(const Options& opts, StartError* err) {
     if (e == EPERM || e == EACCES) {
       *err = Refused();
     } else {
-      *err = Err("ESOCKET", std::string("cannot bind the netlink connector socket: ") +
-                                std::strerror(e));
+      *err = Err("ESOCKET", std::string("cannot bind the netlink connector socket: ") + std::strerror(e));
     }
     return false;
   }
@@ -324,9 +316,7 @@ void Monitor::Stop() {
   running_ = false;
 }
 
-double Monitor::WallMs(uint64_t ts_ns) const {
-  return static_cast<double>((static_cast<int64_t>(ts_ns) + clock_offset_ns_) / 1000000);
-}
+double Monitor::WallMs(uint64_t ts_ns) const { return static_cast<double>((static_cast<int64_t>(ts_ns) + clock_offset_ns_) / 1000000); }
 
 void Monitor::Run() {
   // A short-lived process must still be in /proc when its exec is read: the reader wakes
@@ -599,8 +589,7 @@ void Monitor::ReadCgroupOf(int32_t pid, Proc& p) {
 // of different boots apart.
 std::string Monitor::ExecId(int32_t pid, uint64_t run_ns) const {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%s:%d:%llu", boot_.c_str(), pid,
-                static_cast<unsigned long long>(run_ns));
+  std::snprintf(buf, sizeof buf, "%s:%d:%llu", boot_.c_str(), pid, static_cast<unsigned long long>(run_ns));
   return buf;
 }
 

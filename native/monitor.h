@@ -2,9 +2,9 @@
 // Knows nothing of Node-API; one Monitor per ProcConnector, no shared state.
 #pragma once
 
-#include <atomic>
 #include <pthread.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -47,10 +47,10 @@ struct ProcRecord {
   uint32_t uid = 0;
   bool have_uid = false, have_comm = false, have_exe = false, have_cmd = false;
   bool have_cgroup = false;
-  bool learned = false;     // running before the connector started: learned from /proc
-  double start_ms = -1;     // wall-clock time the process started (-1: unknown)
-  double exec_ms = -1;      // wall-clock time its current program started
-  uint32_t threads = 0;     // live threads besides the main one, as far as seen
+  bool learned = false;  // running before the connector started: learned from /proc
+  double start_ms = -1;  // wall-clock time the process started (-1: unknown)
+  double exec_ms = -1;   // wall-clock time its current program started
+  uint32_t threads = 0;  // live threads besides the main one, as far as seen
 };
 
 // An ancestor on an event: what identifies it.
@@ -84,34 +84,34 @@ struct OutEvent {
 
 struct Options {
   uint32_t events = kFork | kExec | kExit;  // what to report
-  bool threads = false;                      // report non-leader threads too
-  int rcvbuf = 8 << 20;                      // socket receive buffer, bytes (0: leave as is)
-  bool kernel_filter = true;                 // use the Linux 6.6+ event filter when it helps
-  size_t queue_max = 65536;                  // events buffered for JS at most
-  size_t table_max = 65536;                  // processes remembered at most
-  int ack_timeout_ms = 1000;                 // wait for the kernel's acknowledgement
-  int nice = -10;                            // reader thread's nice value, where permitted
-  bool seed = true;                          // learn the running processes from /proc at start
-  int batch_interval_us = 1000;              // wake JS at most this often (0: for every read)
-  uint32_t ancestor_events = kExec;          // events that carry their ancestors
-  int ancestor_depth = 16;                   // ancestors listed at most
-  bool cgroups = true;                       // cgroup and container id on events
-  std::vector<std::string> redact;           // secrets shown as "*****" wherever argv holds them
+  bool threads = false;                     // report non-leader threads too
+  int rcvbuf = 8 << 20;                     // socket receive buffer, bytes (0: leave as is)
+  bool kernel_filter = true;                // use the Linux 6.6+ event filter when it helps
+  size_t queue_max = 65536;                 // events buffered for JS at most
+  size_t table_max = 65536;                 // processes remembered at most
+  int ack_timeout_ms = 1000;                // wait for the kernel's acknowledgement
+  int nice = -10;                           // reader thread's nice value, where permitted
+  bool seed = true;                         // learn the running processes from /proc at start
+  int batch_interval_us = 1000;             // wake JS at most this often (0: for every read)
+  uint32_t ancestor_events = kExec;         // events that carry their ancestors
+  int ancestor_depth = 16;                  // ancestors listed at most
+  bool cgroups = true;                      // cgroup and container id on events
+  std::vector<std::string> redact;          // secrets shown as "*****" wherever argv holds them
 };
 
 struct Stats {
-  uint64_t received = 0;      // proc events read from the socket
-  uint64_t delivered = 0;     // events queued for JS
-  uint64_t lost_kernel = 0;   // events the kernel dropped (seq gaps, ENOBUFS estimate)
-  uint64_t lost_queue = 0;    // events dropped because JS fell behind
-  uint64_t enobufs = 0;       // ENOBUFS errors from the socket
-  uint64_t malformed = 0;     // unusable netlink messages
+  uint64_t received = 0;     // proc events read from the socket
+  uint64_t delivered = 0;    // events queued for JS
+  uint64_t lost_kernel = 0;  // events the kernel dropped (seq gaps, ENOBUFS estimate)
+  uint64_t lost_queue = 0;   // events dropped because JS fell behind
+  uint64_t enobufs = 0;      // ENOBUFS errors from the socket
+  uint64_t malformed = 0;    // unusable netlink messages
   uint64_t table_size = 0;
-  uint64_t table_full = 0;    // processes not remembered because the table was full
-  int rcvbuf = 0;             // receive buffer the kernel granted
-  bool rcvbuf_forced = false; // SO_RCVBUFFORCE worked
-  bool kernel_filter = false; // the kernel filters for us
-  int nice = 0;               // the reader thread's nice value in effect
+  uint64_t table_full = 0;     // processes not remembered because the table was full
+  int rcvbuf = 0;              // receive buffer the kernel granted
+  bool rcvbuf_forced = false;  // SO_RCVBUFFORCE worked
+  bool kernel_filter = false;  // the kernel filters for us
+  int nice = 0;                // the reader thread's nice value in effect
 };
 
 struct StartError {
@@ -155,7 +155,7 @@ class Monitor {
     bool have_exe = false;
     bool have_cgroup = false;
     std::string comm, cmdline, exe, cgroup;
-    std::string container_id;  // of the cgroup, found when it is read
+    std::string container_id;    // of the cgroup, found when it is read
     uint32_t threads = 0;        // live non-leader threads we saw start
     bool leader_exited = false;  // main thread gone, others still running
     bool from_proc = false;      // learned from /proc (running before we started)
@@ -198,8 +198,8 @@ class Monitor {
 
   std::function<void()> notify_;
   Options opts_;
-  uint32_t want_ = 0;          // events the kernel must send us (requested + bookkeeping)
-  bool filter_active_ = false; // kernel filter on: filtered-out events leave seq gaps too
+  uint32_t want_ = 0;           // events the kernel must send us (requested + bookkeeping)
+  bool filter_active_ = false;  // kernel filter on: filtered-out events leave seq gaps too
   bool with_mask_ = false;
   int fd_ = -1;
   int wake_fd_ = -1;
@@ -214,18 +214,18 @@ class Monitor {
   // reader-thread state
   std::vector<RawEvent> early_;  // events read while waiting for the acknowledgement
   std::vector<RawEvent> raw_;
-  std::vector<uint8_t> rbuf_;  // recvmmsg buffers
+  std::vector<uint8_t> rbuf_;    // recvmmsg buffers
   std::vector<ProcInfo> execs_;  // /proc read ahead for the execs of a batch
   std::vector<uint32_t> last_seq_;
   std::vector<uint8_t> seen_cpu_;
-  bool overflow_ = false;      // ENOBUFS seen; the socket's drop count not yet read
-  bool flush_deferred_ = false;  // a loss (or a full table): deferred exits may be due
-  int read_errno_ = 0;         // recvmmsg failed for good (not EAGAIN, EINTR or ENOBUFS)
-  uint32_t drops_seen_ = 0;    // the socket's drop counter when last read (SO_MEMINFO)
-  uint64_t drops_credit_ = 0;  // socket drops reported whose seq gaps have not shown yet
+  bool overflow_ = false;                    // ENOBUFS seen; the socket's drop count not yet read
+  bool flush_deferred_ = false;              // a loss (or a full table): deferred exits may be due
+  int read_errno_ = 0;                       // recvmmsg failed for good (not EAGAIN, EINTR or ENOBUFS)
+  uint32_t drops_seen_ = 0;                  // the socket's drop counter when last read (SO_MEMINFO)
+  uint64_t drops_credit_ = 0;                // socket drops reported whose seq gaps have not shown yet
   std::unordered_map<int32_t, Proc> table_;  // guarded by table_mu_
-  UserCache users_;                           // guarded by table_mu_
-  std::mutex table_mu_;  // the reader holds it while it handles a batch; JS for a snapshot
+  UserCache users_;                          // guarded by table_mu_
+  std::mutex table_mu_;                      // the reader holds it while it handles a batch; JS for a snapshot
   // pthread's own condition variable: std::condition_variable::wait needs GLIBCXX_3.4.30
   // (libstdc++ of GCC 12) in a prebuild that must load with older ones.
   pthread_cond_t seeded_cv_ = PTHREAD_COND_INITIALIZER;
@@ -238,8 +238,8 @@ class Monitor {
   uint64_t queue_dropped_ = 0;
   bool notified_ = false;
   Stats stats_;
-  std::string fatal_;      // why the reader stopped on its own
-  std::string injected_;   // InjectFault's reason, taken by the reader
+  std::string fatal_;     // why the reader stopped on its own
+  std::string injected_;  // InjectFault's reason, taken by the reader
 };
 
 }  // namespace pm

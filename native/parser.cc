@@ -26,23 +26,32 @@ inline size_t Align4(size_t n) { return (n + 3) & ~static_cast<size_t>(3); }
 // Minimum union size the kernel must have sent for each kind.
 size_t MinBody(uint32_t what) {
   switch (what) {
-    case kNone: return 4;
-    case kFork: return 16;
-    case kExec: return 8;
+    case kNone:
+      return 4;
+    case kFork:
+      return 16;
+    case kExec:
+      return 8;
     case kUid:
-    case kGid: return 16;
-    case kSid: return 8;
-    case kPtrace: return 16;
-    case kComm: return 24;
-    case kCoredump: return 8;
-    case kExit: return 16;
-    default: return 0;
+    case kGid:
+      return 16;
+    case kSid:
+      return 8;
+    case kPtrace:
+      return 16;
+    case kComm:
+      return 24;
+    case kCoredump:
+      return 8;
+    case kExit:
+      return 16;
+    default:
+      return 0;
   }
 }
 
 // Decodes one proc_event of `len` bytes. Returns false if it is unusable.
-bool DecodeProcEvent(const uint8_t* p, size_t len, uint32_t seq, uint32_t ack, RawEvent& ev,
-                     ParseStats& stats) {
+bool DecodeProcEvent(const uint8_t* p, size_t len, uint32_t seq, uint32_t ack, RawEvent& ev, ParseStats& stats) {
   if (len < kProcEvHdrLen) {
     stats.malformed++;
     return false;
@@ -126,8 +135,7 @@ bool DecodeProcEvent(const uint8_t* p, size_t len, uint32_t seq, uint32_t ack, R
 
 }  // namespace
 
-size_t ParseDatagram(const uint8_t* data, size_t len, std::vector<RawEvent>& out,
-                     ParseStats& stats) {
+size_t ParseDatagram(const uint8_t* data, size_t len, std::vector<RawEvent>& out, ParseStats& stats) {
   size_t added = 0;
   size_t off = 0;
   while (data != nullptr && len - off >= kNlHdrLen) {
@@ -176,8 +184,8 @@ size_t ParseDatagram(const uint8_t* data, size_t len, std::vector<RawEvent>& out
   return added;
 }
 
-size_t BuildMcastRequest(uint8_t* buf, size_t cap, uint32_t op, bool with_mask, uint32_t mask,
-                         uint32_t seq, uint32_t ack, uint32_t portid) {
+size_t BuildMcastRequest(uint8_t* buf, size_t cap, uint32_t op, bool with_mask, uint32_t mask, uint32_t seq, uint32_t ack,
+                         uint32_t portid) {
   const uint16_t body = with_mask ? 8 : 4;
   const size_t total = kNlHdrLen + kCnMsgLen + body;
   if (buf == nullptr || cap < total) return 0;

@@ -22,8 +22,7 @@ enum EventKind : uint32_t {
   kCoredump = 0x40000000,
   kExit = 0x80000000,
 };
-constexpr uint32_t kAllEvents =
-    kFork | kExec | kUid | kGid | kSid | kPtrace | kComm | kCoredump | kExit;
+constexpr uint32_t kAllEvents = kFork | kExec | kUid | kGid | kSid | kPtrace | kComm | kCoredump | kExit;
 
 // Wire constants (linux/connector.h, linux/netlink.h); defined here because the
 // build machine's headers may be older than the running kernel.
@@ -71,13 +70,11 @@ struct ParseStats {
 };
 
 // Parses one datagram (one recv()) into `out`. Returns the number of events appended.
-size_t ParseDatagram(const uint8_t* data, size_t len, std::vector<RawEvent>& out,
-                     ParseStats& stats);
+size_t ParseDatagram(const uint8_t* data, size_t len, std::vector<RawEvent>& out, ParseStats& stats);
 
 // Builds the subscription request (nlmsghdr + cn_msg + op [+ event mask]) into `buf`.
 // With `with_mask` the 8-byte struct proc_input of Linux 6.6+ is sent, else the 4-byte op.
 // Returns the number of bytes written (0 if `cap` is too small).
-size_t BuildMcastRequest(uint8_t* buf, size_t cap, uint32_t op, bool with_mask, uint32_t mask,
-                         uint32_t seq, uint32_t ack, uint32_t portid);
+size_t BuildMcastRequest(uint8_t* buf, size_t cap, uint32_t op, bool with_mask, uint32_t mask, uint32_t seq, uint32_t ack, uint32_t portid);
 
 }  // namespace pm

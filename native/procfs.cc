@@ -91,8 +91,16 @@ std::string Unescape(const char* v, size_t n) {
   s.reserve(n);
   for (size_t i = 0; i < n; i++) {
     if (v[i] == '\\' && i + 1 < n) {
-      if (v[i + 1] == 'n') { s.push_back('\n'); i++; continue; }
-      if (v[i + 1] == '\\') { s.push_back('\\'); i++; continue; }
+      if (v[i + 1] == 'n') {
+        s.push_back('\n');
+        i++;
+        continue;
+      }
+      if (v[i + 1] == '\\') {
+        s.push_back('\\');
+        i++;
+        continue;
+      }
     }
     s.push_back(v[i]);
   }
@@ -265,8 +273,7 @@ std::string ContainerIdOf(const std::string& cgroup) {
   //   docker-ID.scope, cri-containerd-ID.scope, crio-ID.scope, libpod-ID.scope (systemd)
   //   /docker/ID, /kubepods/.../podUID/ID, /libpod_parent/libpod-ID, /default/ID (cgroupfs)
   // Conmon's own scope (libpod-conmon-ID.scope) is Podman's monitor, not the container.
-  static const char* const kPrefixes[] = {"docker-", "cri-containerd-", "crio-", "libpod-",
-                                          "containerd-", ""};
+  static const char* const kPrefixes[] = {"docker-", "cri-containerd-", "crio-", "libpod-", "containerd-", ""};
   std::string found;
   size_t start = 0;
   while (start < cgroup.size()) {

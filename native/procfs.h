@@ -18,7 +18,7 @@ struct ProcInfo {
   std::string comm;
   std::string exe;
   int32_t ppid = 0;
-  uint32_t uid = 0;   // real uid
+  uint32_t uid = 0;  // real uid
   uint32_t euid = 0;
   int exe_errno = 0;  // why exe is missing (EACCES: not ours, ENOENT: gone or kernel thread)
   // /proc/PID was gone when argv was read: the process has been reaped, and whatever else

@@ -119,9 +119,8 @@ void AppendStrings(std::string& out, const char* key, const std::vector<std::str
 }
 
 void AppendMissing(std::string& out, uint32_t m) {
-  static const char* const kNames[kMissingNames] = {
-      "argv", "cmdline", "comm", "exe", "user", "ppid", "duration_ms", "exec_id",
-      "parent_exec_id", "ancestors", "cgroup"};
+  static const char* const kNames[kMissingNames] = {"argv",        "cmdline", "comm",           "exe",       "user",  "ppid",
+                                                    "duration_ms", "exec_id", "parent_exec_id", "ancestors", "cgroup"};
   AppendKey(out, "missing");
   out.push_back('[');
   bool first = true;
@@ -166,18 +165,30 @@ void AppendIdentity(std::string& out, const OutEvent& e) {
 
 const char* KindName(uint32_t what) {
   switch (what) {
-    case kFork: return "fork";
-    case kExec: return "exec";
-    case kExit: return "exit";
-    case kUid: return "uid";
-    case kGid: return "gid";
-    case kSid: return "sid";
-    case kPtrace: return "ptrace";
-    case kComm: return "comm";
-    case kCoredump: return "coredump";
-    case kNone: return "none";
-    case kLost: return "lost";
-    default: return "unknown";
+    case kFork:
+      return "fork";
+    case kExec:
+      return "exec";
+    case kExit:
+      return "exit";
+    case kUid:
+      return "uid";
+    case kGid:
+      return "gid";
+    case kSid:
+      return "sid";
+    case kPtrace:
+      return "ptrace";
+    case kComm:
+      return "comm";
+    case kCoredump:
+      return "coredump";
+    case kNone:
+      return "none";
+    case kLost:
+      return "lost";
+    default:
+      return "unknown";
   }
 }
 
@@ -220,13 +231,27 @@ void AppendJsonString(std::string& out, const char* s, size_t n) {
       continue;
     }
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default: {
         char buf[8];
         std::snprintf(buf, sizeof buf, "\\u%04x", c);
@@ -249,18 +274,16 @@ std::string TimeText(double ms) {
   struct tm tm;
   gmtime_r(&secs, &tm);
   char buf[64];
-  int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, msec);
+  int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                        tm.tm_min, tm.tm_sec, msec);
   return std::string(buf, static_cast<size_t>(n));
 }
 
 std::string SignalName(int sig) {
-  static const char* const kNames[] = {
-      nullptr,   "SIGHUP",  "SIGINT",    "SIGQUIT", "SIGILL",    "SIGTRAP", "SIGABRT",
-      "SIGBUS",  "SIGFPE",  "SIGKILL",   "SIGUSR1", "SIGSEGV",   "SIGUSR2", "SIGPIPE",
-      "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT",   "SIGSTOP", "SIGTSTP",
-      "SIGTTIN", "SIGTTOU", "SIGURG",    "SIGXCPU", "SIGXFSZ",   "SIGVTALRM", "SIGPROF",
-      "SIGWINCH", "SIGIO",  "SIGPWR",    "SIGSYS"};
+  static const char* const kNames[] = {nullptr,     "SIGHUP",  "SIGINT",    "SIGQUIT", "SIGILL",   "SIGTRAP", "SIGABRT", "SIGBUS",
+                                       "SIGFPE",    "SIGKILL", "SIGUSR1",   "SIGSEGV", "SIGUSR2",  "SIGPIPE", "SIGALRM", "SIGTERM",
+                                       "SIGSTKFLT", "SIGCHLD", "SIGCONT",   "SIGSTOP", "SIGTSTP",  "SIGTTIN", "SIGTTOU", "SIGURG",
+                                       "SIGXCPU",   "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO",   "SIGPWR",  "SIGSYS"};
   if (sig > 0 && sig < static_cast<int>(sizeof kNames / sizeof kNames[0])) return kNames[sig];
   return "SIGRT" + std::to_string(sig);
 }

@@ -11,7 +11,7 @@ const path = require('node:path');
 const { spawnSync, execFileSync } = require('node:child_process');
 
 const ROOT = path.join(__dirname, '..');
-const PROBE = path.join(ROOT, 'asan', 'asan_probe.node');  // not in build/Release: node-gyp-build would take it
+const PROBE = path.join(ROOT, 'asan', 'asan_probe.node'); // not in build/Release: node-gyp-build would take it
 const ADDON = path.join(ROOT, 'build', 'Release', 'procmonitor.node');
 const underAsan = process.env.PROCMONITOR_ASAN === '1' && fs.existsSync(PROBE);
 const skip = underAsan ? false : 'not under AddressSanitizer (run `bash scripts/asan.sh`)';
@@ -99,7 +99,10 @@ test('start/stop cycles with ancestors on every event, cgroups, threads, snapsho
     if (i % 10 === 0) execFileSync('python3', churn, plain);
     for (let j = 0; j < 3; j++) {
       const table = c.snapshot();
-      assert.ok(table.some((p) => p.pid === process.pid), 'this process is in the live table');
+      assert.ok(
+        table.some((p) => p.pid === process.pid),
+        'this process is in the live table',
+      );
       seen.records += table.length;
       const chain = c.ancestry(process.pid);
       assert.ok(chain && chain[0].pid === process.pid, 'ancestry() starts at the process asked for');
@@ -133,7 +136,10 @@ test('failed starts (no acknowledgement in time) free what they opened', { skip 
   const c = new binding.Connector(() => {});
   const fdsBefore = fs.readdirSync('/proc/self/fd').length;
   const r = await growth(() => {
-    assert.throws(() => c.start({ ...START, ackTimeout: 0 }), (e) => e.code === 'ENOACK');
+    assert.throws(
+      () => c.start({ ...START, ackTimeout: 0 }),
+      (e) => e.code === 'ENOACK',
+    );
   }, 200);
   assert.equal(r.leaks, 0);
   assert.ok(r.perCycle < 256, `heap grew by ${r.total} bytes over 200 failed starts`);
@@ -145,7 +151,7 @@ test('parse() of garbage: no sanitizer report, nothing leaks', { skip }, async (
   let x = 12345;
   const rnd = () => (x = (x * 1103515245 + 12345) >>> 0) & 0xff;
   const r = await growth(() => {
-    const b = Buffer.alloc(1 + (rnd() * 3));
+    const b = Buffer.alloc(1 + rnd() * 3);
     for (let j = 0; j < b.length; j++) b[j] = rnd();
     if (b.length >= 16) b.writeUInt32LE(b.length - (rnd() & 7), 0);
     binding.parse(b);

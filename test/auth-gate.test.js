@@ -55,7 +55,10 @@ test('a prefix is checked again only once its delay has passed; one check at a t
   g.wait('192.168.6.1', () => (other = Date.now() - t0));
   assert.ok(other >= 0 && other < 50, `other prefix checked at once (${other} ms)`);
   await tick(400);
-  assert.deepEqual(order.map((o) => o[0]), [0, 1, 2]);
+  assert.deepEqual(
+    order.map((o) => o[0]),
+    [0, 1, 2],
+  );
   assert.ok(order[0][1] < 50, `first at once: ${order[0][1]}`);
   assert.ok(order[1][1] >= 75, `second after the first delay: ${order[1][1]}`);
   assert.ok(order[2][1] - order[1][1] >= 155, `third after the doubled delay: ${order[2][1] - order[1][1]}`);

@@ -53,7 +53,7 @@ test('--help lists every flag the parser knows, each with its default, and the s
   const head = '## The `procMonitor` command\n\n```\n';
   const at = readme.indexOf(head) + head.length;
   assert.ok(at > head.length, 'the README has the section');
-  assert.equal(readme.slice(at, readme.indexOf('```\n', at)), help, 'the README\'s copy of --help is the output of --help');
+  assert.equal(readme.slice(at, readme.indexOf('```\n', at)), help, "the README's copy of --help is the output of --help");
   const v = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' });
   assert.equal(v.status, 0);
   assert.match(v.stdout, /^procMonitor \d+\.\d+\.\d+\n$/);
@@ -146,7 +146,10 @@ test('warnings once up, even with --quiet: a password file others may read, a pa
   const open = daemon(t, ['--tcp', String(await freePort()), '--auth', 'a long enough password', '--quiet', '-e', 'exec']);
   await open.ready;
   await until(() => open.err.includes('\n'), 5000, 'the warning');
-  assert.equal(open.err, 'procMonitor: warning: TCP on 0.0.0.0 without TLS: the password and the events cross the network in clear (give --tls-cert and --tls-key, or --bind 127.0.0.1)\n');
+  assert.equal(
+    open.err,
+    'procMonitor: warning: TCP on 0.0.0.0 without TLS: the password and the events cross the network in clear (give --tls-cert and --tls-key, or --bind 127.0.0.1)\n',
+  );
   assert.equal((await open.stop('SIGTERM', 5000)).code, 0);
   // Loopback and a long password: nothing to say.
   const quiet = daemon(t, ['--tcp', String(await freePort()), '--bind', '127.0.0.1', '--auth', 'a long enough password', '--quiet', '-e', 'exec']);
@@ -205,7 +208,8 @@ test('unprivileged: the default socket in /var/run is refused with the remedy na
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /use --socket PATH in a directory you can write \(e\.g\. --socket \/run\/user\/65534\/procMonitor\.sock\), or --direct\n$/);
   // (Only where the kernel keeps low ports privileged, as it does by default.)
-  if (Number(fs.readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8')) <= 81) return t.skip('this kernel lets anyone bind port 81 (ip_unprivileged_port_start): the low-port refusal was not tested');
+  if (Number(fs.readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8')) <= 81)
+    return t.skip('this kernel lets anyone bind port 81 (ip_unprivileged_port_start): the low-port refusal was not tested');
   r = asNobody(['--tcp', '81', '--auth', 'pw', '--bind', '127.0.0.1'], noXdg);
   assert.equal(r.status, 1, r.stderr);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
@@ -222,7 +226,10 @@ test('direct mode: only events on stdout, logs on stderr; --quiet; --format text
   const lines = cp.out.trim().split('\n');
   for (const l of lines) assert.ok(l.startsWith('{"event":'), `stdout has only events: ${l}`);
   const mine = lines.map((l) => JSON.parse(l)).filter((e) => e.pid === pid || e.child_pid === pid);
-  assert.deepEqual(mine.map((e) => e.event), ['fork', 'exec', 'exit']);
+  assert.deepEqual(
+    mine.map((e) => e.event),
+    ['fork', 'exec', 'exit'],
+  );
   assert.deepEqual(mine[1].argv, ['/bin/sleep', '0.1']);
   assert.match(cp.err, /watching exec,fork,exit/);
 
@@ -336,7 +343,20 @@ for (const sig of ['SIGTERM', 'SIGINT']) {
     // NATS (where nats-server is installed, as in CI): a real server, stopped with SIGSTOP
     // once the daemon publishes to it.
     const nats = NATS_SERVER ? await natsServer(t, await freePort()) : null;
-    const args = ['--socket', sockPath, '-c', '20', '-e', 'all', '--syslog', '--syslog-target', `tcp://127.0.0.1:${syslog.address().port}`, '--syslog-events', '--metrics', '127.0.0.1:0'];
+    const args = [
+      '--socket',
+      sockPath,
+      '-c',
+      '20',
+      '-e',
+      'all',
+      '--syslog',
+      '--syslog-target',
+      `tcp://127.0.0.1:${syslog.address().port}`,
+      '--syslog-events',
+      '--metrics',
+      '127.0.0.1:0',
+    ];
     if (nats) args.push('--nats', `nats://127.0.0.1:${nats.port}`);
     const cp = daemon(t, args);
     await cp.ready;
@@ -390,7 +410,10 @@ test('--threads: a thread of a process shows (fork and exit with "thread": true)
       const fork = ofThread.find((e) => e.event === 'fork' && e.child_tgid === pid);
       assert.ok(fork, `the thread's fork: ${JSON.stringify(mine)}`);
       assert.notEqual(fork.child_pid, pid);
-      assert.ok(ofThread.some((e) => e.event === 'exit' && e.pid === fork.child_pid && e.tgid === pid), `the thread's exit: ${JSON.stringify(mine)}`);
+      assert.ok(
+        ofThread.some((e) => e.event === 'exit' && e.pid === fork.child_pid && e.tgid === pid),
+        `the thread's exit: ${JSON.stringify(mine)}`,
+      );
     }
     assert.equal(mine.filter((e) => e.event === 'exit' && !e.thread).length, 1, 'the process exits once either way');
   }
@@ -421,7 +444,10 @@ test('--slow-client disconnect: a stalled client is disconnected in a storm, a r
   assert.doesNotMatch(cp.err, /client 1 (too slow|closed)/);
   const seqs = r.events.map((e) => e.seq);
   assert.ok(seqs.length > 5000, `a storm was streamed (${seqs.length} events)`);
-  assert.deepEqual(r.events.filter((e) => e.event === 'lost'), []);
+  assert.deepEqual(
+    r.events.filter((e) => e.event === 'lost'),
+    [],
+  );
   for (let i = 1; i < seqs.length; i++) assert.equal(seqs[i], seqs[i - 1] + 1, `seq ${seqs[i - 1]} then ${seqs[i]}`);
   assert.equal((await cp.stop()).code, 0);
 });
@@ -550,9 +576,13 @@ test('the systemd unit: its command line is valid and systemd accepts the unit',
   assert.equal(v.status, 0, v.stderr);
 });
 
-test('the systemd unit\'s privileges are enough: its command line as nobody with only its ambient capabilities serves every user\'s events with exe', async (t) => {
+test("the systemd unit's privileges are enough: its command line as nobody with only its ambient capabilities serves every user's events with exe", async (t) => {
   const unit = fs.readFileSync(path.join(__dirname, '..', 'contrib', 'procmonitor.service'), 'utf8');
-  const caps = /^AmbientCapabilities=(.*)$/m.exec(unit)[1].trim().split(/\s+/).map((c) => c.replace(/^CAP_/, '').toLowerCase());
+  const caps = /^AmbientCapabilities=(.*)$/m
+    .exec(unit)[1]
+    .trim()
+    .split(/\s+/)
+    .map((c) => c.replace(/^CAP_/, '').toLowerCase());
   const args = /^ExecStart=\/usr\/bin\/env procMonitor (.*)$/m.exec(unit)[1].split(/\s+/);
   // Its own socket path, and a group that exists here, in place of the unit's.
   const sockPath = path.join(tmpDir(t, 'pm-unit-'), 'pm.sock');
@@ -568,7 +598,7 @@ test('the systemd unit\'s privileges are enough: its command line as nobody with
   await r.until(sawExit(pid));
   const ex = r.events.find((e) => e.event === 'exec' && e.pid === pid);
   assert.equal(ex.user, 'root');
-  assert.equal(ex.exe, fs.realpathSync('/bin/sh'), 'CAP_SYS_PTRACE reads root\'s exe');
+  assert.equal(ex.exe, fs.realpathSync('/bin/sh'), "CAP_SYS_PTRACE reads root's exe");
   assert.equal(r.events.find((e) => e.event === 'exit' && e.pid === pid).code, 5);
   r.sock.destroy();
   assert.equal((await cp.stop('SIGTERM', 5000)).code, 0);

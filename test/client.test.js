@@ -95,7 +95,10 @@ test('client: the TCP handshake, byte by byte, with events in the same chunk as 
   const evs = [];
   for await (const ev of client) evs.push(ev);
   assert.equal(line, `${PW}\n{}\n`, 'over TCP an empty request follows the password (batched writes)');
-  assert.deepEqual(evs.map((e) => e.event), ['fork', 'exit']);
+  assert.deepEqual(
+    evs.map((e) => e.event),
+    ['fork', 'exit'],
+  );
   assert.equal(evs[1].exit_code, 0);
 });
 
@@ -168,7 +171,10 @@ test('client: against the real server over TCP and Unix; breaking out of the loo
     if (closes.length < 2) source.batch(1);
     return closes.length === 2;
   });
-  assert.ok(closes.every((c) => c.reason === 'end' || c.reason === 'error'), JSON.stringify(closes));
+  assert.ok(
+    closes.every((c) => c.reason === 'end' || c.reason === 'error'),
+    JSON.stringify(closes),
+  );
 });
 
 test('client: a slow iterator applies backpressure; the server reports the loss exactly', async (t) => {
@@ -240,7 +246,18 @@ test('cli: argument parsing', () => {
   assert.deepEqual(parseClientArgs(['-s', '/tmp/procMonitor.sock']).connect, { path: '/tmp/procMonitor.sock' });
   assert.equal(parseClientArgs(['-j']).json, true);
   assert.equal(parseClientArgs(['--help']), null);
-  for (const bad of [['--nope'], ['--tcp'], ['--tcp', '--port', 'x', '--auth', 'a'], ['--tcp', '--port', '70000', '--auth', 'a'], ['--tcp', '--port', '1'], ['--socket'], ['--socket', 'a', '--tcp', '--port', '1', '--auth', 'a'], ['--events', 'bogus'], ['stray'], ['--auth', 'x']]) {
+  for (const bad of [
+    ['--nope'],
+    ['--tcp'],
+    ['--tcp', '--port', 'x', '--auth', 'a'],
+    ['--tcp', '--port', '70000', '--auth', 'a'],
+    ['--tcp', '--port', '1'],
+    ['--socket'],
+    ['--socket', 'a', '--tcp', '--port', '1', '--auth', 'a'],
+    ['--events', 'bogus'],
+    ['stray'],
+    ['--auth', 'x'],
+  ]) {
     assert.throws(() => parseClientArgs(bad, {}), Error, bad.join(' '));
   }
 });
@@ -263,16 +280,38 @@ test('cli: --json prints the raw lines; the default is readable text; SIGTERM ex
   const evs = [
     { event: 'fork', time: '2026-01-01T00:00:00.000Z', child_pid: 11, parent_pid: 10, user: 'root', uid: 0, comm: 'sh', cmdline: 'sh' },
     { event: 'exec', time: '2026-01-01T00:00:00.001Z', pid: 11, user: 'root', cmdline: 'sleep 1', ppid: 10, uid: 0, argv: ['sleep', '1'], comm: 'sleep', exe: '/bin/sleep' },
-    { event: 'exit', time: '2026-01-01T00:00:01.001Z', pid: 11, exit_code: 768, user: 'root', code: 3, signal: null, core: false, comm: 'sleep', cmdline: 'sleep 1', ppid: 10, duration_ms: 1000 },
+    {
+      event: 'exit',
+      time: '2026-01-01T00:00:01.001Z',
+      pid: 11,
+      exit_code: 768,
+      user: 'root',
+      code: 3,
+      signal: null,
+      core: false,
+      comm: 'sleep',
+      cmdline: 'sleep 1',
+      ppid: 10,
+      duration_ms: 1000,
+    },
   ];
   const feed = setInterval(() => source.emit('batch', evs), 20);
   t.after(() => clearInterval(feed));
   const json = await runCli(['--socket', p, '--json'], { until: (o) => o.split('\n').length > 3 });
   assert.equal(json.code, 0, json.err);
   // The server's lines as they are: each event with its seq at the end.
-  const lines = json.out.split('\n').slice(0, 3).map((l) => JSON.parse(l));
-  assert.deepEqual(lines.map(({ seq: _seq, ...e }) => e), evs);
-  assert.deepEqual(lines.map((e) => e.seq - lines[0].seq), [0, 1, 2]);
+  const lines = json.out
+    .split('\n')
+    .slice(0, 3)
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    lines.map(({ seq: _seq, ...e }) => e),
+    evs,
+  );
+  assert.deepEqual(
+    lines.map((e) => e.seq - lines[0].seq),
+    [0, 1, 2],
+  );
   assert.ok(json.out.split('\n')[0].endsWith(`,"seq":${lines[0].seq}}`));
   const pwFile = path.join(dir, 'pw');
   fs.writeFileSync(pwFile, `${PW}\n`);

@@ -75,7 +75,10 @@ test('argv that is not UTF-8: argv_base64 carries the exact bytes; valid argv ha
   const exec = rec.events.find(isShExec);
   assert.deepEqual(exec.argv, ['sh', '-c', 'read x', 'a\uFFFDb', '\uFFFD', 'é☃']);
   assert.ok(Array.isArray(exec.argv_base64), JSON.stringify(exec));
-  assert.deepEqual(exec.argv_base64.map((s) => Buffer.from(s, 'base64')), raw);
+  assert.deepEqual(
+    exec.argv_base64.map((s) => Buffer.from(s, 'base64')),
+    raw,
+  );
   // The python3 exec before it had valid UTF-8 only.
   const py = rec.events.find((e) => e.event === 'exec' && e.pid === cp.pid && e.argv[0] === 'python3');
   if (py) assert.equal(py.argv_base64, undefined);

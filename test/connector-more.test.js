@@ -114,7 +114,7 @@ async function remoteConnector(t, opts) {
 
 // ------------------------------------------------------------------ main thread ends first
 
-test('a main thread that ends before its threads: one process exit, with the last thread\'s status', async (t) => {
+test("a main thread that ends before its threads: one process exit, with the last thread's status", async (t) => {
   for (const threads of [false, true]) {
     await t.test(`threads: ${threads}`, async (t) => {
       const c = started(t, { events: 'fork,exec,exit', threads });
@@ -132,7 +132,7 @@ test('a main thread that ends before its threads: one process exit, with the las
       const [exit] = exits;
       assert.equal(exit.pid, pid);
       assert.equal(exit.exit_code, 5 << 8);
-      assert.equal(exit.code, 5, 'the status of the thread that ended the process, not the main thread\'s 0');
+      assert.equal(exit.code, 5, "the status of the thread that ended the process, not the main thread's 0");
       assert.equal(exit.signal, null);
       assert.equal(exit.core, false);
       assert.equal(exit.comm, 'pmtool');
@@ -142,7 +142,10 @@ test('a main thread that ends before its threads: one process exit, with the las
       const threadEvents = mine.filter((e) => e.thread);
       if (!threads) {
         assert.deepEqual(threadEvents, []);
-        assert.deepEqual(mine.map((e) => e.event), ['fork', 'exec', 'exit']);
+        assert.deepEqual(
+          mine.map((e) => e.event),
+          ['fork', 'exec', 'exit'],
+        );
         return;
       }
       const forks = threadEvents.filter((e) => e.event === 'fork');
@@ -160,7 +163,7 @@ test('a main thread that ends before its threads: one process exit, with the las
         assert.equal(e.tgid, pid);
         assert.equal(e.code, 5);
       }
-      assert.equal(mine.at(-1), exit, 'the process exit comes after its threads\' exits');
+      assert.equal(mine.at(-1), exit, "the process exit comes after its threads' exits");
     });
   }
 });
@@ -219,7 +222,11 @@ test('a core dump: exit has the signal and core true, a coredump event comes fir
     assert.equal(signal, `SIG${sig}`);
     await rec.until(exited(pid));
     const mine = rec.of(pid);
-    assert.deepEqual(mine.map((e) => e.event), ['coredump', 'exit'], JSON.stringify(mine));
+    assert.deepEqual(
+      mine.map((e) => e.event),
+      ['coredump', 'exit'],
+      JSON.stringify(mine),
+    );
     const [dump, exit] = mine;
     assert.equal(dump.pid, pid);
     assert.equal(dump.parent_pid, process.pid);
@@ -228,13 +235,19 @@ test('a core dump: exit has the signal and core true, a coredump event comes fir
     assert.equal(exit.code, null);
     assert.equal(exit.core, true);
   }
-  assert.ok(fs.readdirSync(dir).some((f) => f.startsWith('core')), 'the kernel wrote the cores: ' + fs.readdirSync(dir));
+  assert.ok(
+    fs.readdirSync(dir).some((f) => f.startsWith('core')),
+    'the kernel wrote the cores: ' + fs.readdirSync(dir),
+  );
   // Without a core size limit the same signal writes no core: core false, although the
   // kernel still announces the (attempted) dump.
   const { pid } = await run('/bin/sh', ['-c', 'ulimit -c 0; kill -SEGV $$'], { cwd: dir });
   await rec.until(exited(pid));
   const mine = rec.of(pid);
-  assert.deepEqual(mine.map((e) => e.event), ['coredump', 'exit']);
+  assert.deepEqual(
+    mine.map((e) => e.event),
+    ['coredump', 'exit'],
+  );
   assert.equal(mine[1].signal, 'SIGSEGV');
   assert.equal(mine[1].exit_code, 11);
   assert.equal(mine[1].core, false);
@@ -250,7 +263,11 @@ test('sid, comm (prctl), gid and uid events of a live process, field by field', 
   assert.deepEqual(await tool.done, { code: 0, signal: null });
   await rec.until(exited(pid));
   const mine = rec.of(pid).filter((e) => e.event !== 'fork' && e.event !== 'exec');
-  assert.deepEqual(mine.map((e) => e.event), ['sid', 'comm', 'gid', 'uid', 'exit'], JSON.stringify(mine));
+  assert.deepEqual(
+    mine.map((e) => e.event),
+    ['sid', 'comm', 'gid', 'uid', 'exit'],
+    JSON.stringify(mine),
+  );
   const [sid, comm, gid, uid, exit] = mine;
   assert.equal(sid.pid, pid);
   assert.equal(sid.thread, undefined);
@@ -352,10 +369,17 @@ test('a busy JS thread with the default settings loses nothing: every fork, exec
   const s = c.stats();
   assert.equal(s.lostKernel, 0);
   assert.equal(s.lostQueue, 0);
-  assert.deepEqual(rec.events.filter((e) => e.event === 'lost'), []);
+  assert.deepEqual(
+    rec.events.filter((e) => e.event === 'lost'),
+    [],
+  );
   for (const k of kids) {
     const mine = rec.of(k);
-    assert.deepEqual(mine.map((e) => e.event), ['fork', 'exec', 'exit'], `${k}: ${JSON.stringify(mine)}`);
+    assert.deepEqual(
+      mine.map((e) => e.event),
+      ['fork', 'exec', 'exit'],
+      `${k}: ${JSON.stringify(mine)}`,
+    );
     assert.equal(mine[0].parent_pid, tool.pid);
     assert.equal(mine[2].code, 0);
   }
@@ -412,7 +436,10 @@ test('processes gone (reaped, or zombies) before the reader gets to them: argv m
     zombies = await ztool.printed(N);
     const t0 = Date.now();
     while (!zombies.every((p) => stateOf(p) === 'Z') && Date.now() - t0 < 10000) await sleep(10);
-    assert.ok(zombies.every((p) => stateOf(p) === 'Z'), 'the zombies are zombies');
+    assert.ok(
+      zombies.every((p) => stateOf(p) === 'Z'),
+      'the zombies are zombies',
+    );
   } finally {
     mon.resume();
   }
@@ -538,7 +565,10 @@ for (const [what, events, kernelFilter] of [
     }
     assert.ok(missing > 0, 'the storm overflowed the buffer');
     const reports = rec.events.filter((e) => e.event === 'lost');
-    assert.ok(reports.every((e) => e.source === 'kernel' && e.count > 0), JSON.stringify(reports));
+    assert.ok(
+      reports.every((e) => e.source === 'kernel' && e.count > 0),
+      JSON.stringify(reports),
+    );
     t.diagnostic(`storm of ${3 * N} events: ${ours} received, ${missing} missing; ${lost} reported lost; received + lost ${accounted}, the kernel sent ${sent}`);
     assert.ok(ours + lost >= 3 * N, `lost ${lost} covers the ${missing} events of ours that were dropped`);
     // Not more either: what was received and reported lost is what the kernel sent

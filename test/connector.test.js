@@ -32,7 +32,11 @@ test('fork, exec and exit of a short-lived process, field by field', async (t) =
   assert.equal(code, 3);
   await rec.until(exited(pid));
   const mine = rec.of(pid);
-  assert.deepEqual(mine.map((e) => e.event), ['fork', 'exec', 'exit'], JSON.stringify(mine));
+  assert.deepEqual(
+    mine.map((e) => e.event),
+    ['fork', 'exec', 'exit'],
+    JSON.stringify(mine),
+  );
   const [fork, exec, exit] = mine;
   assert.equal(fork.child_pid, pid);
   assert.equal(fork.parent_pid, process.pid);
@@ -138,8 +142,14 @@ test('kernel filter on and off: the same events, filtering in the kernel or here
     c.stop();
     const all = rec.events;
     const mine = rec.of(pid);
-    assert.deepEqual(mine.map((e) => e.event), ['exec']);
-    assert.ok(all.every((e) => e.event === 'exec' || e.event === 'lost'), 'only exec events');
+    assert.deepEqual(
+      mine.map((e) => e.event),
+      ['exec'],
+    );
+    assert.ok(
+      all.every((e) => e.event === 'exec' || e.event === 'lost'),
+      'only exec events',
+    );
   }
 });
 
@@ -223,7 +233,10 @@ test('a blocked JS thread overflows the bounded queue: lost events with source "
   const q = lost.filter((e) => e.source === 'queue');
   assert.ok(q.length > 0, JSON.stringify(lost));
   assert.ok(q[0].count > 0);
-  assert.equal(c.stats().lostQueue, q.reduce((a, e) => a + e.count, 0));
+  assert.equal(
+    c.stats().lostQueue,
+    q.reduce((a, e) => a + e.count, 0),
+  );
 });
 
 // ------------------------------------------------------------------ privilege, as probed
@@ -270,40 +283,48 @@ async function seeRootExec(wrap) {
   return { ...JSON.parse(cp.out.split('\n')[1]), marker };
 }
 
-test('unprivileged (nobody, no capabilities): subscribes and receives events where the kernel admits it', { skip: UNPRIVILEGED.ok ? false : kernel.REFUSES_UNPRIVILEGED }, async () => {
-  const { e, s, marker } = await seeRootExec(kernel.NOBODY);
-  assert.deepEqual(e.argv, ['/bin/sh', '-c', 'sleep 0.1', 'sh', marker]);
-  assert.equal(e.user, 'root');
-  assert.equal(s.rcvbufForced, false, 'SO_RCVBUFFORCE needs privilege: plain SO_RCVBUF used');
-  // Other users' exe cannot be read without CAP_SYS_PTRACE: marked missing, not guessed.
-  assert.equal(e.exe, '');
-  assert.ok(e.missing.includes('exe'));
-});
+test(
+  'unprivileged (nobody, no capabilities): subscribes and receives events where the kernel admits it',
+  { skip: UNPRIVILEGED.ok ? false : kernel.REFUSES_UNPRIVILEGED },
+  async () => {
+    const { e, s, marker } = await seeRootExec(kernel.NOBODY);
+    assert.deepEqual(e.argv, ['/bin/sh', '-c', 'sleep 0.1', 'sh', marker]);
+    assert.equal(e.user, 'root');
+    assert.equal(s.rcvbufForced, false, 'SO_RCVBUFFORCE needs privilege: plain SO_RCVBUF used');
+    // Other users' exe cannot be read without CAP_SYS_PTRACE: marked missing, not guessed.
+    assert.equal(e.exe, '');
+    assert.ok(e.missing.includes('exe'));
+  },
+);
 
-test('unprivileged (nobody, no capabilities) where the kernel refuses: EPERM naming root, CAP_NET_ADMIN and such kernels, no version claimed', { skip: UNPRIVILEGED.ok ? 'kernel admits unprivileged proc connector subscribers: nothing is refused' : false }, (t) => {
-  t.diagnostic(`this kernel refuses unprivileged proc connector subscribers (${UNPRIVILEGED.code})`);
-  const r = kernel.tryStart(kernel.NOBODY);
-  assert.equal(r.ok, false);
-  assert.equal(r.code, 'EPERM');
-  assert.match(r.message, /\(EPERM\)/);
-  assert.match(r.message, /run as root or with CAP_NET_ADMIN/);
-  assert.match(r.message, /a kernel that lets unprivileged processes subscribe/);
-  assert.doesNotMatch(r.message, /Linux \d|6\.6/, 'no version threshold: the kernel build decides');
-  assert.equal(r.name, 'ProcConnectorError');
-  assert.equal(r.coded, true, 'an instance of ProcConnectorError');
-});
+test(
+  'unprivileged (nobody, no capabilities) where the kernel refuses: EPERM naming root, CAP_NET_ADMIN and such kernels, no version claimed',
+  { skip: UNPRIVILEGED.ok ? 'kernel admits unprivileged proc connector subscribers: nothing is refused' : false },
+  (t) => {
+    t.diagnostic(`this kernel refuses unprivileged proc connector subscribers (${UNPRIVILEGED.code})`);
+    const r = kernel.tryStart(kernel.NOBODY);
+    assert.equal(r.ok, false);
+    assert.equal(r.code, 'EPERM');
+    assert.match(r.message, /\(EPERM\)/);
+    assert.match(r.message, /run as root or with CAP_NET_ADMIN/);
+    assert.match(r.message, /a kernel that lets unprivileged processes subscribe/);
+    assert.doesNotMatch(r.message, /Linux \d|6\.6/, 'no version threshold: the kernel build decides');
+    assert.equal(r.name, 'ProcConnectorError');
+    assert.equal(r.coded, true, 'an instance of ProcConnectorError');
+  },
+);
 
-test('least privilege (nobody with CAP_NET_ADMIN alone, as the systemd unit grants): subscribes, receives events, forces its buffer; other users\' exe marked missing', async () => {
+test("least privilege (nobody with CAP_NET_ADMIN alone, as the systemd unit grants): subscribes, receives events, forces its buffer; other users' exe marked missing", async () => {
   const { e, s, marker } = await seeRootExec(kernel.NET_ADMIN_ONLY);
   assert.deepEqual(e.argv, ['/bin/sh', '-c', 'sleep 0.1', 'sh', marker]);
   assert.equal(e.user, 'root');
   assert.equal(e.uid, 0);
   assert.equal(s.rcvbufForced, true, 'CAP_NET_ADMIN grants SO_RCVBUFFORCE');
-  assert.equal(e.exe, '', 'reading root\'s /proc/PID/exe needs CAP_SYS_PTRACE');
+  assert.equal(e.exe, '', "reading root's /proc/PID/exe needs CAP_SYS_PTRACE");
   assert.ok(e.missing.includes('exe'));
 });
 
-test('with CAP_NET_ADMIN and CAP_SYS_PTRACE (the systemd unit\'s pair): other users\' exe is read too', async () => {
+test("with CAP_NET_ADMIN and CAP_SYS_PTRACE (the systemd unit's pair): other users' exe is read too", async () => {
   const { e } = await seeRootExec(kernel.nobodyWith('net_admin', 'sys_ptrace'));
   assert.equal(e.exe, fs.realpathSync('/bin/sh'));
   assert.ok(!(e.missing ?? []).includes('exe'));
@@ -330,11 +351,14 @@ test('in a new user namespace: a clear error naming the namespace, whatever the 
 test('inHostUserNamespace(): true on the host, false under unshare -U', () => {
   const { inHostUserNamespace } = require('../dist/connector');
   assert.equal(inHostUserNamespace(), true);
-  const r = spawnSync('unshare', ['-U', process.execPath, '-e', `console.log(require(${JSON.stringify(path.join(ROOT, 'dist', 'connector'))}).inHostUserNamespace())`], { encoding: 'utf8', timeout: 15000 });
+  const r = spawnSync('unshare', ['-U', process.execPath, '-e', `console.log(require(${JSON.stringify(path.join(ROOT, 'dist', 'connector'))}).inHostUserNamespace())`], {
+    encoding: 'utf8',
+    timeout: 15000,
+  });
   assert.equal(r.stdout.trim(), 'false', r.stderr);
 });
 
-test('an unref\'d connector does not keep the process alive; a ref\'d one does', () => {
+test("an unref'd connector does not keep the process alive; a ref'd one does", () => {
   const script = (unref) => `
     const { ProcConnector } = require(${JSON.stringify(ROOT)});
     const c = new ProcConnector({ events: 'exec' }).start();

@@ -15,7 +15,9 @@ const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
 
 test('esm/index.mjs re-exports every export of the CommonJS build, and nothing else', () => {
   const cjs = require('../dist/index.js');
-  const named = Object.keys(esm).filter((k) => k !== 'default').sort();
+  const named = Object.keys(esm)
+    .filter((k) => k !== 'default')
+    .sort();
   const missing = Object.keys(cjs).filter((k) => !named.includes(k));
   assert.deepEqual(missing, [], `add to esm/index.mjs: ${missing.join(', ')}`);
   assert.deepEqual(named, Object.keys(cjs).sort());

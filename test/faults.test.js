@@ -93,14 +93,17 @@ for (const [what, events] of [
     await s.until((evs) => evs.some((e) => e.event === 'lost'), 15000, 'a lost line');
     await new Promise((r) => setTimeout(r, 300));
     const lost = s.events().filter((e) => e.event === 'lost');
-    assert.ok(lost.every((e) => e.source === 'kernel' && e.count > 0), JSON.stringify(lost));
+    assert.ok(
+      lost.every((e) => e.source === 'kernel' && e.count > 0),
+      JSON.stringify(lost),
+    );
     // Ground truth: each of the storm's N children makes a fork, an exec and an exit. The
     // daemon was stopped from before the first to after the last, so the kernel kept those
     // that fit in the buffer and dropped the rest (and other processes' events meanwhile).
     const kids = new Set();
     let ours = 0;
     for (const e of s.events()) {
-      if (e.event === 'fork' && e.parent_pid === sh) kids.add(e.child_pid), ours++;
+      if (e.event === 'fork' && e.parent_pid === sh) (kids.add(e.child_pid), ours++);
       else if ((e.event === 'exec' || e.event === 'exit') && (kids.has(e.pid) || e.ppid === sh)) ours++;
     }
     const missing = 3 * N - ours;
@@ -188,7 +191,10 @@ test('clients vanish mid-write (EPIPE / ECONNRESET) during a flood: no crash, th
   }
   assert.equal(srv.stats().clients, 2);
   for (const c of closes) assert.ok(['end', 'error'].includes(c.reason), JSON.stringify(c));
-  assert.ok(closes.some((c) => c.reason === 'error' && /ECONNRESET|EPIPE/.test(c.error)), 'the resets were seen as socket errors');
+  assert.ok(
+    closes.some((c) => c.reason === 'error' && /ECONNRESET|EPIPE/.test(c.error)),
+    'the resets were seen as socket errors',
+  );
 });
 
 test('daemon: clients reset mid-write during a process storm; it keeps serving the rest', async (t) => {
@@ -401,11 +407,15 @@ test('file descriptors run out (prlimit --nofile=64) while clients flood in: ref
   for (const r of flood) r.connected.catch(() => {});
   let settled = -1;
   let since = Date.now();
-  await until(() => {
-    const n = flood.filter((r) => r.closed || r.chunks.length > 0 || r.error).length;
-    if (n !== settled) [settled, since] = [n, Date.now()];
-    return n === flood.length || Date.now() - since > 2000;
-  }, 60000, 'the flood to settle');
+  await until(
+    () => {
+      const n = flood.filter((r) => r.closed || r.chunks.length > 0 || r.error).length;
+      if (n !== settled) [settled, since] = [n, Date.now()];
+      return n === flood.length || Date.now() - since > 2000;
+    },
+    60000,
+    'the flood to settle',
+  );
   const held = fdCount(cp.pid);
   // Descriptors really ran out: the daemon counted fewer than FD_RESERVE free (its log line
   // says how many were open), the outside count got there too, and while the flood holds
@@ -450,10 +460,14 @@ test('file descriptors run out (prlimit --nofile=64) while clients flood in: ref
   const streamingNow = () => (cp.err.match(/: client \d+ connected/g) || []).length - (cp.err.match(/: client \d+ closed/g) || []).length;
   // A flood client that had become a streaming one shows it left at the next event
   // written to it (its EOF alone could be a half-close): make events until they have.
-  await until(async () => {
-    if (streamingNow() !== 2) await run('/bin/true', []);
-    return fdCount(cp.pid) < 40 && streamingNow() === 2;
-  }, 15000, 'descriptors and slots released');
+  await until(
+    async () => {
+      if (streamingNow() !== 2) await run('/bin/true', []);
+      return fdCount(cp.pid) < 40 && streamingNow() === 2;
+    },
+    15000,
+    'descriptors and slots released',
+  );
   const again = [rawConnect(p), await tcpAuth(port, PW)];
   t.after(() => again.forEach((h) => h.sock.destroy()));
   assert.ok(again[1].text().startsWith('Password: Authentication successful.\n'), again[1].text().slice(0, 80));

@@ -158,13 +158,7 @@ test('megabytes of junk from Unix, authenticated and unauthenticated TCP clients
   await until(() => srv.stats().clients === 5, 10000, 'junk senders streaming');
   // Junk that is not a request line is read and ignored; junk whose first line looks like
   // JSON is a bad request: one line saying so, then closed.
-  await Promise.all([
-    send(unix, junkRandomFirst),
-    send(authed, junkRandomFirst),
-    send(unixJson),
-    send(unauth),
-    (async () => (lineFirst.sock.write('wrong\n'), send(lineFirst)))(),
-  ]);
+  await Promise.all([send(unix, junkRandomFirst), send(authed, junkRandomFirst), send(unixJson), send(unauth), (async () => (lineFirst.sock.write('wrong\n'), send(lineFirst)))()]);
   const total = await feed.stop();
   await assertComplete(healthy, total);
   await unixJson.closedP;
@@ -173,7 +167,10 @@ test('megabytes of junk from Unix, authenticated and unauthenticated TCP clients
   await until(() => [unix, authed].every((r) => events(r).at(-1)?.n === total - 1), 15000, 'junk senders streams');
   for (const r of [unix, authed]) {
     const evs = events(r);
-    assert.ok(evs.every((e, i) => e.event === 'exec' && e.n === evs[0].n + i), 'consecutive, no lost line');
+    assert.ok(
+      evs.every((e, i) => e.event === 'exec' && e.n === evs[0].n + i),
+      'consecutive, no lost line',
+    );
   }
   for (const r of [...healthy, unix, authed]) assert.ok(!r.text().includes('injected'));
   // The unauthenticated ones were refused and got no event.
@@ -387,7 +384,9 @@ test('guessing from ever new addresses (127.x.y.z): passwords are checked no fas
   await Promise.allSettled(workers);
   // Burst of 20, then 5 a second (plus the known client's own check).
   const bound = 20 + 5 * secs + 2;
-  console.log(`# ${guesses} guesses tried from new addresses in ${secs.toFixed(1)} s; ${checked} passwords checked (bound ${bound.toFixed(0)}); the known client logged in after ${during.ms.toFixed(0)} ms`);
+  console.log(
+    `# ${guesses} guesses tried from new addresses in ${secs.toFixed(1)} s; ${checked} passwords checked (bound ${bound.toFixed(0)}); the known client logged in after ${during.ms.toFixed(0)} ms`,
+  );
   assert.ok(checked <= bound, `${checked} checks in ${secs.toFixed(1)} s`);
   assert.ok(during.ms < 2000, `known client waited ${during.ms.toFixed(0)} ms`);
 });
@@ -554,7 +553,9 @@ test('over-long password lines from ever new networks are checked at the budget 
   stop = true;
   await srv.close();
   await Promise.allSettled(workers);
-  console.log(`# ${n} over-long lines tried in ${secs.toFixed(1)} s; ${failures} counted (bound ${(20 + 5 * secs + 2).toFixed(0)}); the known client logged in after ${during.ms.toFixed(0)} ms`);
+  console.log(
+    `# ${n} over-long lines tried in ${secs.toFixed(1)} s; ${failures} counted (bound ${(20 + 5 * secs + 2).toFixed(0)}); the known client logged in after ${during.ms.toFixed(0)} ms`,
+  );
   assert.ok(failures <= 20 + 5 * secs + 2, `${failures} in ${secs.toFixed(1)} s`);
   assert.ok(during.ms < 2000);
 });

@@ -54,7 +54,10 @@ test('a local user cannot take every client slot: it gets maxClientsPerUser, and
   assert.ok(refused.every((r) => r.closed));
   assert.equal(srv.stats().rejected['too-many-for-user'], 7);
   // Who connected is logged (SO_PEERCRED).
-  assert.ok(logs.some((l) => new RegExp(`^unix: client \\d+ connected \\(\\d+/10\\), uid ${NOBODY_UID}, pid \\d+$`).test(l)), logs.join('\n'));
+  assert.ok(
+    logs.some((l) => new RegExp(`^unix: client \\d+ connected \\(\\d+/10\\), uid ${NOBODY_UID}, pid \\d+$`).test(l)),
+    logs.join('\n'),
+  );
   const root = rawConnect(p);
   t.after(() => root.sock.destroy());
   await until(() => logs.some((l) => /connected \(\d+\/10\), uid 0, pid \d+$/.test(l)), 5000, 'root connected');
@@ -246,9 +249,18 @@ for (const [visibility, restricted] of [
     // A snapshot: its own processes (at least the asking one), and, if restricted, nothing else,
     // even when it asks for root's.
     const snap = (await asNobody(p, 'ask', '{"snapshot":true,"users":["root","nobody"]}', 1500)).text;
-    const procs = snap.split('\n').filter((l) => l.includes('"event":"process"')).map((l) => JSON.parse(l));
-    assert.ok(procs.some((r) => r.uid === NOBODY_UID), snap.slice(0, 400));
-    assert.equal(procs.some((r) => r.uid === 0), !restricted);
+    const procs = snap
+      .split('\n')
+      .filter((l) => l.includes('"event":"process"'))
+      .map((l) => JSON.parse(l));
+    assert.ok(
+      procs.some((r) => r.uid === NOBODY_UID),
+      snap.slice(0, 400),
+    );
+    assert.equal(
+      procs.some((r) => r.uid === 0),
+      !restricted,
+    );
   });
 }
 
@@ -263,7 +275,11 @@ test("the daemon's own secrets (--auth) never appear in its snapshot records or 
   // Something of the daemon's own happens meanwhile: a TCP client (its threads stay, but the
   // stream and snapshot carry the daemon's record).
   const { text } = await stream;
-  const own = text.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((r) => r.event === 'process' && r.pid === d.pid);
+  const own = text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
+    .find((r) => r.event === 'process' && r.pid === d.pid);
   assert.ok(own, 'the daemon is in its own snapshot');
   assert.match(own.cmdline, /--auth \*\*\*\*\*/);
   assert.ok(!text.includes(SECRET), 'the secret is nowhere in what nobody got');
@@ -318,7 +334,7 @@ test('a local user holds one snapshot at a time: its next snapshot waits until t
   await until(() => srv.stats().perClient.filter((c) => c.answerBytes > 0).length === 2, 5000, "both of root's snapshots under way");
 });
 
-test('subordinate uids (/etc/subuid) count as their owner: a rootless container cannot multiply a user\'s share', async (t) => {
+test("subordinate uids (/etc/subuid) count as their owner: a rootless container cannot multiply a user's share", async (t) => {
   const dir = openDir(t);
   const p = path.join(dir, 'pm.sock');
   const subuid = path.join(dir, 'subuid');
@@ -326,8 +342,11 @@ test('subordinate uids (/etc/subuid) count as their owner: a rootless container 
   const srv = await serve(t, { source: new FakeSource(), unix: { path: p }, subordinateIds: subuid }); // 3 per user
   const as = (uid) =>
     new Promise((resolve, reject) => {
-      childProcess.execFile('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, PEER, p, 'hold', '2', '1000'], { encoding: 'utf8', timeout: 30000 }, (err, out, errText) =>
-        err ? reject(new Error(`${err.message}\n${errText}`)) : resolve(JSON.parse(out)),
+      childProcess.execFile(
+        'setpriv',
+        [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, PEER, p, 'hold', '2', '1000'],
+        { encoding: 'utf8', timeout: 30000 },
+        (err, out, errText) => (err ? reject(new Error(`${err.message}\n${errText}`)) : resolve(JSON.parse(out))),
       );
     });
   const got = (await Promise.all([as(200001), as(200002)])).flat();
@@ -335,7 +354,12 @@ test('subordinate uids (/etc/subuid) count as their owner: a rootless container 
   assert.equal(srv.stats().rejected['too-many-for-user'], 1);
   // A uid outside every range is its own account.
   const other = await new Promise((resolve, reject) =>
-    childProcess.execFile('setpriv', ['--reuid=300001', '--regid=300001', '--clear-groups', process.execPath, PEER, p, 'hold', '3', '500'], { encoding: 'utf8' }, (err, out) => (err ? reject(err) : resolve(JSON.parse(out)))),
+    childProcess.execFile('setpriv', ['--reuid=300001', '--regid=300001', '--clear-groups', process.execPath, PEER, p, 'hold', '3', '500'], { encoding: 'utf8' }, (err, out) =>
+      err ? reject(err) : resolve(JSON.parse(out)),
+    ),
   );
-  assert.ok(other.every((r) => r.text === ''), JSON.stringify(other));
+  assert.ok(
+    other.every((r) => r.text === ''),
+    JSON.stringify(other),
+  );
 });

@@ -121,7 +121,10 @@ test('--metrics: bad values and a port in use get one clear line, exit status 2,
   for (const [args, re] of cases) {
     const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 10000 });
     assert.equal(r.status, 2, `${args.join(' ')}: status ${r.status}, stderr ${r.stderr}`);
-    const errors = r.stderr.trim().split('\n').filter((l) => !/listening on unix socket|closed$/.test(l));
+    const errors = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !/listening on unix socket|closed$/.test(l));
     assert.equal(errors.length, 1, `${args.join(' ')}: one line, got ${r.stderr}`);
     assert.match(errors[0], /^procMonitor: /);
     assert.match(errors[0], re, args.join(' '));
@@ -133,7 +136,16 @@ test('--metrics: bad values and a port in use get one clear line, exit status 2,
 test('--help documents --metrics and the syslog options', () => {
   const r = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' });
   assert.equal(r.status, 0);
-  for (const opt of ['--metrics HOST:PORT', '--syslog ', '--syslog-socket PATH', '--syslog-target', '--syslog-events', '--syslog-facility', 'default: /dev/log', 'default: local0']) {
+  for (const opt of [
+    '--metrics HOST:PORT',
+    '--syslog ',
+    '--syslog-socket PATH',
+    '--syslog-target',
+    '--syslog-events',
+    '--syslog-facility',
+    'default: /dev/log',
+    'default: local0',
+  ]) {
     assert.ok(r.stdout.includes(opt), `help mentions ${opt}`);
   }
 });

@@ -102,7 +102,18 @@ function publisher(opts) {
 
 /** A source of hand-made events for the library tests (any emitter of 'batch' is a source). */
 function execEvent(i) {
-  return { event: 'exec', pid: 100000 + i, user: 'root', cmdline: `/bin/true ${i}`, time: new Date().toISOString(), ppid: 1, uid: 0, argv: ['/bin/true', String(i)], comm: 'true', exe: '/usr/bin/true' };
+  return {
+    event: 'exec',
+    pid: 100000 + i,
+    user: 'root',
+    cmdline: `/bin/true ${i}`,
+    time: new Date().toISOString(),
+    ppid: 1,
+    uid: 0,
+    argv: ['/bin/true', String(i)],
+    comm: 'true',
+    exe: '/usr/bin/true',
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -210,7 +221,10 @@ test('core NATS: fork, exec and exit of a child on procmon.HOST.EVENT, the same 
   await until(() => complete(all.msgs, pid) && kinds(execs.msgs, pid).length === 1, WAIT, `fork, exec, exit of ${pid} on NATS`);
   assert.deepEqual(kinds(all.msgs, pid), ['fork', 'exec', 'exit']);
   assert.deepEqual(kinds(execs.msgs, pid), ['exec']);
-  assert.ok(execs.msgs.every((m) => m.ev.event === 'exec'), 'procmon.*.exec carries only exec events');
+  assert.ok(
+    execs.msgs.every((m) => m.ev.event === 'exec'),
+    'procmon.*.exec carries only exec events',
+  );
   for (const m of all.msgs.filter(mine(pid))) {
     assert.equal(m.subject, `procmon.${HOST}.${m.ev.event}`);
     assert.ok(m.text.endsWith('}\n'), 'the message is the JSON line');
@@ -231,17 +245,29 @@ test('--nats-subject and --nats-name; --nats repeated and comma-separated with a
   const nc = await client(port);
   const got = await record(nc, 'org.pm.*.*');
   const cp = await daemon(FILE, [
-    '--nats', `nats://127.0.0.1:${dead},127.0.0.1:${port}`,
-    '--nats', `nats://127.0.0.1:${dead}`,
-    '--nats-subject', 'org.pm', '--nats-name', 'web-1.example.com',
-    '--direct', '-e', 'exec,exit',
+    '--nats',
+    `nats://127.0.0.1:${dead},127.0.0.1:${port}`,
+    '--nats',
+    `nats://127.0.0.1:${dead}`,
+    '--nats-subject',
+    'org.pm',
+    '--nats-name',
+    'web-1.example.com',
+    '--direct',
+    '-e',
+    'exec,exit',
   ]).ready;
   await cp.saw(/nats: connected to 127\.0\.0\.1:\d+/);
   const { pid } = await run('/bin/true', []);
   await until(() => got.msgs.some((m) => m.ev.event === 'exit' && m.ev.pid === pid), WAIT, `exit of ${pid} on org.pm.*.*`);
   const ex = got.msgs.find((m) => m.ev.event === 'exec' && m.ev.pid === pid);
   assert.equal(ex.subject, 'org.pm.web-1_example_com.exec');
-  assert.match(cp.err, new RegExp(`connecting to nats://127\\.0\\.0\\.1:${dead}, nats://127\\.0\\.0\\.1:${port}, nats://127\\.0\\.0\\.1:${dead} \\(subjects org\\.pm\\.web-1_example_com\\.<event>\\)`));
+  assert.match(
+    cp.err,
+    new RegExp(
+      `connecting to nats://127\\.0\\.0\\.1:${dead}, nats://127\\.0\\.0\\.1:${port}, nats://127\\.0\\.0\\.1:${dead} \\(subjects org\\.pm\\.web-1_example_com\\.<event>\\)`,
+    ),
+  );
   assert.equal((await cp.stop()).code, 0);
 });
 
@@ -249,7 +275,11 @@ test('credentials in the URL and TLS (tls://): events flow, the password is neve
   const dir = tmpDir(FILE, 'pm-nats-');
   const cert = path.join(dir, 'cert.pem');
   const key = path.join(dir, 'key.pem');
-  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { encoding: 'utf8' });
+  const r = spawnSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'],
+    { encoding: 'utf8' },
+  );
   assert.equal(r.status, 0, r.stderr);
   const port = await freePort();
   await startNats(port, null, ['--user', 'pm', '--pass', 's3cret!', '--tls', '--tlscert', cert, '--tlskey', key]);
@@ -326,7 +356,16 @@ test('nats-server killed and restarted: the Unix client gets every event meanwhi
   await cp.saw(/nats: reconnected to 127\.0\.0\.1:\d+/);
   await cp.saw(/nats: reporting \d+ lost events/);
   // Live subscribers get events again (once they are back themselves).
-  await until(async () => !nc.isClosed() && (await nc.flush().then(() => true, () => false)), WAIT, 'the test client to reconnect');
+  await until(
+    async () =>
+      !nc.isClosed() &&
+      (await nc.flush().then(
+        () => true,
+        () => false,
+      )),
+    WAIT,
+    'the test client to reconnect',
+  );
   const after = await run('/bin/true', []);
   await until(() => kinds(live.msgs, after.pid).includes('exec'), WAIT, `exec of ${after.pid} on NATS after the restart`);
   await until(() => complete(u.msgs(), after.pid), WAIT, 'the Unix client still streaming');
@@ -353,7 +392,10 @@ test('nats-server killed and restarted: the Unix client gets every event meanwhi
   const from = seqOf((e) => e.event === 'exec' && e.pid === first.pid);
   const to = seqOf((e) => e.event === 'fork' && e.child_pid === after.pid);
   const missing = unixEvs.filter((e) => e.seq > from && e.seq < to).filter(({ seq: _seq, ...ev }) => !onNats.has(`${JSON.stringify(ev)}\n`));
-  assert.ok(missing.length >= report.ev.count && missing.length - report.ev.count <= 3, `${missing.length} events of the outage missing on NATS, ${report.ev.count} reported\n${cp.err}`);
+  assert.ok(
+    missing.length >= report.ev.count && missing.length - report.ev.count <= 3,
+    `${missing.length} events of the outage missing on NATS, ${report.ev.count} reported\n${cp.err}`,
+  );
   assert.equal(cp.exitCode, null);
   assert.equal((await cp.stop()).code, 0);
 });
@@ -425,12 +467,19 @@ test('library, core NATS: a stalled server (SIGSTOP) makes events beyond the bou
   assert.equal(lost[0].ev.source, 'nats');
   assert.equal(lost[0].ev.count, dropped);
   assert.equal(events.length - 1 + dropped, 40, 'every event was delivered or counted');
-  assert.deepEqual(events.map((m) => m.ev.pid), [...events.map((m) => m.ev.pid)].sort((a, b) => a - b), 'in order');
+  assert.deepEqual(
+    events.map((m) => m.ev.pid),
+    [...events.map((m) => m.ev.pid)].sort((a, b) => a - b),
+    'in order',
+  );
   // Publishing goes on after the report.
   source.emit('batch', [execEvent(99)]);
   await until(() => got.msgs.some((m) => m.ev.pid === 100099), WAIT, 'an event after the report');
   assert.ok(got.msgs.findIndex((m) => m.ev.event === 'lost') < got.msgs.findIndex((m) => m.ev.pid === 100099));
-  assert.ok(lines.some((l) => /not keeping up/.test(l)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => /not keeping up/.test(l)),
+    lines.join('\n'),
+  );
   await pub.close();
   const st = pub.stats();
   assert.equal(st.state, 'closed');
@@ -497,11 +546,17 @@ test('library, JetStream: a stream deleted under it is made again; the events th
   });
   source.emit('batch', [execEvent(6)]);
   const msgs = await readStream(nc, 'JDEL', (ms) => ms.some((m) => m.ev.pid === 100006), 'the event after the report');
-  assert.deepEqual(msgs.map((m) => (m.ev.event === 'lost' ? `lost ${m.ev.count} ${m.ev.source}` : m.ev.pid - 100000)), ['lost 5 nats', 6]);
+  assert.deepEqual(
+    msgs.map((m) => (m.ev.event === 'lost' ? `lost ${m.ev.count} ${m.ev.source}` : m.ev.pid - 100000)),
+    ['lost 5 nats', 6],
+  );
   const st = pub.stats();
   assert.equal(st.unconfirmed, 5);
   assert.equal(st.dropped, 0);
-  assert.ok(lines.some((l) => /publish failed: no JetStream stream answered/.test(l)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => /publish failed: no JetStream stream answered/.test(l)),
+    lines.join('\n'),
+  );
   assert.equal(lines.filter((l) => /JetStream stream JDEL created/.test(l)).length, 2, lines.join('\n'));
   await pub.close();
 });
@@ -529,6 +584,9 @@ test('library, JetStream: acks outstanding when the server dies are written off 
   await until(() => pub.stats().lostReports === 1 && pub.stats().pendingBytes === 0, WAIT, 'the loss reported after the restart');
   const nc = await client(port);
   const msgs = await readStream(nc, 'JDIE', (ms) => ms.some((m) => m.ev.event === 'lost'), 'the loss report in the stream');
-  assert.deepEqual(msgs.map((m) => (m.ev.event === 'lost' ? `lost ${m.ev.count}` : m.ev.pid - 100000)), [0, 1, 5, 'lost 3']);
+  assert.deepEqual(
+    msgs.map((m) => (m.ev.event === 'lost' ? `lost ${m.ev.count}` : m.ev.pid - 100000)),
+    [0, 1, 5, 'lost 3'],
+  );
   await pub.close();
 });

@@ -118,7 +118,10 @@ test('installs with --ignore-scripts and no compiler on the PATH', () => {
   });
   assert.ok(fs.existsSync(path.join(installed, 'package.json')));
   assert.ok(!fs.existsSync(path.join(installed, 'build')), 'nothing was built');
-  const deps = fs.readdirSync(path.join(app, 'node_modules')).filter((d) => !d.startsWith('.')).sort();
+  const deps = fs
+    .readdirSync(path.join(app, 'node_modules'))
+    .filter((d) => !d.startsWith('.'))
+    .sort();
   // prom-client (--metrics) and nats (--nats), and what they need; nothing else comes along.
   assert.deepEqual(deps, ['@opentelemetry', 'bintrees', 'mri', 'nats', 'nkeys.js', 'node-addon-api', 'node-gyp-build', 'procmonitor', 'prom-client', 'tdigest', 'tweetnacl']);
 });
@@ -240,13 +243,24 @@ test('on a non-Linux platform the package imports; start() throws EPLATFORM', ()
   fs.writeFileSync(fake, "Object.defineProperty(process, 'platform', { value: 'darwin', configurable: true });\n");
   const cjs = sh(
     process.execPath,
-    ['-r', fake, '-e', `const { ProcConnector } = require('procmonitor'); const c = new ProcConnector(); try { c.start(); console.log('started'); } catch (e) { console.log(process.platform, e.code); }`],
+    [
+      '-r',
+      fake,
+      '-e',
+      `const { ProcConnector } = require('procmonitor'); const c = new ProcConnector(); try { c.start(); console.log('started'); } catch (e) { console.log(process.platform, e.code); }`,
+    ],
     { cwd: app, env: noCompilerEnv() },
   );
   assert.equal(cjs.trim(), 'darwin EPLATFORM');
   const esm = sh(
     process.execPath,
-    ['-r', fake, '--input-type=module', '-e', `import { ProcConnector } from 'procmonitor'; try { new ProcConnector().start(); console.log('started'); } catch (e) { console.log(process.platform, e.code); }`],
+    [
+      '-r',
+      fake,
+      '--input-type=module',
+      '-e',
+      `import { ProcConnector } from 'procmonitor'; try { new ProcConnector().start(); console.log('started'); } catch (e) { console.log(process.platform, e.code); }`,
+    ],
     { cwd: app, env: noCompilerEnv() },
   );
   assert.equal(esm.trim(), 'darwin EPLATFORM');
@@ -276,7 +290,12 @@ test('on a non-Linux platform npm refuses the install ("os": ["linux"]); with --
   assert.equal(forced.status, 0, forced.stderr);
   const out = sh(
     process.execPath,
-    ['-r', fake, '-e', `const { ProcConnector } = require('procmonitor'); try { new ProcConnector().start(); console.log('started'); } catch (e) { console.log(process.platform, e.code); }`],
+    [
+      '-r',
+      fake,
+      '-e',
+      `const { ProcConnector } = require('procmonitor'); try { new ProcConnector().start(); console.log('started'); } catch (e) { console.log(process.platform, e.code); }`,
+    ],
     { cwd: other, env: noCompilerEnv() },
   );
   assert.equal(out.trim(), 'darwin EPLATFORM');
@@ -308,8 +327,7 @@ test('binding.gyp compiles nothing off Linux: a forced or bundled install there 
   fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
   fs.symlinkSync(path.join(ROOT, 'native'), path.join(dir, 'native'));
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
-  const gypRun = (cmd, os) =>
-    sh(process.execPath, [nodeGyp, cmd, `--nodedir=${nodedir}`, '--', `-DOS=${os}`], { cwd: dir, env: cleanEnv() });
+  const gypRun = (cmd, os) => sh(process.execPath, [nodeGyp, cmd, `--nodedir=${nodedir}`, '--', `-DOS=${os}`], { cwd: dir, env: cleanEnv() });
   for (const os of ['mac', 'win']) {
     fs.rmSync(path.join(dir, 'build'), { recursive: true, force: true });
     gypRun('rebuild', os);

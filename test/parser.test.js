@@ -55,7 +55,10 @@ test('exec, uid, gid, sid, ptrace, coredump fields', () => {
     message({ what: WHAT.coredump, body: ints(11, 11, 1, 1) }),
   ]);
   const r = binding.parse(buf);
-  assert.deepEqual(r.events.map((e) => e.what), ['exec', 'uid', 'gid', 'sid', 'ptrace', 'coredump']);
+  assert.deepEqual(
+    r.events.map((e) => e.what),
+    ['exec', 'uid', 'gid', 'sid', 'ptrace', 'coredump'],
+  );
   assert.deepEqual([r.events[1].a, r.events[1].b], [1000, 0]);
   assert.deepEqual([r.events[2].a, r.events[2].b], [100, 101]);
   assert.equal(r.events[4].ptgid, 10);
@@ -111,7 +114,10 @@ test('unknown kinds, foreign connector ids and control messages are skipped', ()
     message({ what: WHAT.exec, body: ints(9, 9) }),
   ]);
   const r = binding.parse(buf);
-  assert.deepEqual(r.events.map((e) => e.pid), [9]);
+  assert.deepEqual(
+    r.events.map((e) => e.pid),
+    [9],
+  );
   assert.equal(r.stats.unknown, 1);
   assert.equal(r.stats.foreign, 1);
   assert.equal(r.stats.errors, 1);
@@ -119,7 +125,10 @@ test('unknown kinds, foreign connector ids and control messages are skipped', ()
 
 test('many messages in one buffer, random garbage never crashes', () => {
   const many = Buffer.concat(Array.from({ length: 100 }, (_, i) => message({ what: WHAT.exec, seq: i, body: ints(i, i) })));
-  assert.deepEqual(binding.parse(many).events.map((e) => e.seq), Array.from({ length: 100 }, (_, i) => i));
+  assert.deepEqual(
+    binding.parse(many).events.map((e) => e.seq),
+    Array.from({ length: 100 }, (_, i) => i),
+  );
   let seed = 1;
   const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
   for (let i = 0; i < 2000; i++) {

@@ -124,7 +124,12 @@ test('prebuilds: linux-x64 and linux-arm64 glibc, stripped, glibc <= 2.17, nothi
       if (MAX[kind]) assert.ok(cmpVersion(num, MAX[kind]) <= 0, `${arch} needs ${v} (at most ${kind}_${MAX[kind]} allowed)`);
     }
     assert.ok(fs.statSync(file).size < 512 * 1024, `${arch}: ${fs.statSync(file).size} bytes`);
-    const top = (kind) => e.versions.filter((v) => v.startsWith(`${kind}_`)).map((v) => v.slice(kind.length + 1)).sort(cmpVersion).pop();
+    const top = (kind) =>
+      e.versions
+        .filter((v) => v.startsWith(`${kind}_`))
+        .map((v) => v.slice(kind.length + 1))
+        .sort(cmpVersion)
+        .pop();
     t.diagnostic(`${path.relative(ROOT, file)}: ${fs.statSync(file).size} bytes, needs GLIBC_${top('GLIBC')}, GLIBCXX_${top('GLIBCXX')}, CXXABI_${top('CXXABI')}`);
   }
 });

@@ -88,7 +88,8 @@ test('ancestry of sh -> sh -> sleep is exact, on the exec event and from connect
   const outer = held('/bin/sh', ['-c', '/bin/sh -c "/bin/sleep 30 & read x; kill \\$!"; exit 0']);
   t.after(() => outer.kill('SIGKILL'));
   // outer sh -> inner sh (forked, then exec) -> sleep (forked, then exec)
-  const [sleepExec] = await rec.until((evs) => evs.some((e) => e.event === 'exec' && e.comm === 'sleep' && e.ancestors?.[1]?.pid === outer.pid))
+  const [sleepExec] = await rec
+    .until((evs) => evs.some((e) => e.event === 'exec' && e.comm === 'sleep' && e.ancestors?.[1]?.pid === outer.pid))
     .then((evs) => evs.filter((e) => e.event === 'exec' && e.comm === 'sleep' && e.ancestors[1].pid === outer.pid));
   const outerExec = rec.events.find((e) => e.event === 'exec' && e.pid === outer.pid);
   const inner = sleepExec.ancestors[0];
@@ -136,7 +137,10 @@ test('ancestors on request on other events, bounded in depth; none turns them of
   await ra.until(exited(pid));
   await rb.until((evs) => evs.some((e) => e.event === 'exec' && e.pid === pid));
   const [fork, exec, exit] = ['fork', 'exec', 'exit'].map((k) => ra.events.find((e) => e.event === k && (e.pid ?? e.child_pid) === pid));
-  assert.deepEqual(fork.ancestors.map((x) => x.pid), [process.pid, process.ppid]);
+  assert.deepEqual(
+    fork.ancestors.map((x) => x.pid),
+    [process.pid, process.ppid],
+  );
   assert.equal(exec.ancestors, undefined);
   assert.equal(exit.ancestors.length, 2);
   assert.equal(rb.events.find((e) => e.event === 'exec' && e.pid === pid).ancestors, undefined);
@@ -169,7 +173,11 @@ test('a process started before the connector is known at its exit (learned from 
   assert.equal(exit.exec_id, mine.exec_id);
   assert.ok(exit.duration_ms >= 100, `duration_ms ${exit.duration_ms}`);
   assert.equal(exit.missing, undefined);
-  assert.equal(c.snapshot().find((r) => r.pid === cp.pid), undefined, 'gone from the table');
+  assert.equal(
+    c.snapshot().find((r) => r.pid === cp.pid),
+    undefined,
+    'gone from the table',
+  );
 });
 
 test('snapshot(): the live table, seeded from /proc and kept by fork, exec and exit', async (t) => {
@@ -178,7 +186,10 @@ test('snapshot(): the live table, seeded from /proc and kept by fork, exec and e
   t.after(() => c.stop());
   const snap = c.snapshot();
   assert.equal(c.stats().tableSize, snap.length, 'the count is current, before any event');
-  const pids = fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number);
+  const pids = fs
+    .readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .map(Number);
   // Everything running at start is known (give or take processes that came or went).
   const known = new Set(snap.map((r) => r.pid));
   assert.ok(pids.filter((p) => known.has(p)).length >= pids.length - 5, `${snap.length} known of ${pids.length}`);

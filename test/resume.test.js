@@ -50,7 +50,10 @@ test('a client that sends nothing gets every event from its connect on, even dur
   await until(() => srv.stats().perClient[0].mode === 'live');
   source.batch(5);
   await until(() => evs(c).length === 10);
-  assert.deepEqual(evs(c).map((e) => e.n), [10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
+  assert.deepEqual(
+    evs(c).map((e) => e.n),
+    [10, 11, 12, 13, 14, 15, 16, 17, 18, 19],
+  );
   assert.ok(!c.text().includes('hello'), 'no answer to a request it did not send');
 });
 
@@ -67,8 +70,14 @@ test('resume_from: everything after N still in the ring, then live, no duplicate
   await until(() => evs(u).length === 60 && evs(tc).length === 10);
   source.batch(5);
   await until(() => evs(u).length === 65 && evs(tc).length === 15);
-  assert.deepEqual(evs(u).map((e) => e.seq), Array.from({ length: 65 }, (_, i) => 41 + i));
-  assert.deepEqual(evs(tc).map((e) => e.seq), Array.from({ length: 15 }, (_, i) => 91 + i));
+  assert.deepEqual(
+    evs(u).map((e) => e.seq),
+    Array.from({ length: 65 }, (_, i) => 41 + i),
+  );
+  assert.deepEqual(
+    evs(tc).map((e) => e.seq),
+    Array.from({ length: 15 }, (_, i) => 91 + i),
+  );
   const hello = events(u)[0];
   assert.deepEqual(Object.keys(hello), ['event', 'time', 'stream', 'last_seq']);
   assert.equal(hello.stream, srv.stats().stream);
@@ -93,7 +102,10 @@ test('a resume point older than the ring: one lost line with the exact count, th
   assert.equal(lost.source, 'client');
   assert.equal(lost.count, 1500); // 501..2000
   assert.equal(lost.seq, undefined, "a client's own line has no seq");
-  assert.deepEqual(rest.map((e) => e.seq), Array.from({ length: 1000 }, (_, i) => 2001 + i));
+  assert.deepEqual(
+    rest.map((e) => e.seq),
+    Array.from({ length: 1000 }, (_, i) => 2001 + i),
+  );
   // Another stream's seq (the daemon restarted): everything of this one, which starts at 1.
   const other = ask(p, { resume_from: 2500, stream: 'deadbeef' });
   await until(() => evs(other).length === 1001);
@@ -123,9 +135,29 @@ test('requests: event and user filters, a snapshot of the process table first, c
   await until(() => [onlyExits, nobody, byUid].every((c) => events(c).length > 0)); // hello
   mixed();
   await until(() => evs(onlyExits).length === 3 && evs(nobody).length === 3 && evs(byUid).length === 2);
-  assert.deepEqual(evs(onlyExits).map((e) => [e.event, e.seq]), [['exit', 3], ['lost', 4], ['exit', 6]]);
-  assert.deepEqual(evs(nobody).map((e) => [e.event, e.seq]), [['exec', 2], ['exit', 3], ['lost', 4]]);
-  assert.deepEqual(evs(byUid).map((e) => [e.event, e.seq]), [['lost', 4], ['exit', 6]]);
+  assert.deepEqual(
+    evs(onlyExits).map((e) => [e.event, e.seq]),
+    [
+      ['exit', 3],
+      ['lost', 4],
+      ['exit', 6],
+    ],
+  );
+  assert.deepEqual(
+    evs(nobody).map((e) => [e.event, e.seq]),
+    [
+      ['exec', 2],
+      ['exit', 3],
+      ['lost', 4],
+    ],
+  );
+  assert.deepEqual(
+    evs(byUid).map((e) => [e.event, e.seq]),
+    [
+      ['lost', 4],
+      ['exit', 6],
+    ],
+  );
   // The snapshot (filtered by user too) comes first, ended by a count.
   const lines = events(nobody);
   assert.equal(lines[0].event, 'hello');
@@ -158,8 +190,17 @@ test('a snapshot far bigger than clientBufferBytes goes out in pieces as the cli
   const source = new FakeSource();
   const N = 5000;
   const table = Array.from({ length: N }, (_, i) => ({
-    pid: 1000 + i, ppid: 1, comm: 'worker', exe: '/usr/bin/worker', cmdline: `worker --id ${i} ${'x'.repeat(200)}`,
-    user: 'root', uid: 0, start_time: null, exec_time: null, threads: 0, learned: true,
+    pid: 1000 + i,
+    ppid: 1,
+    comm: 'worker',
+    exe: '/usr/bin/worker',
+    cmdline: `worker --id ${i} ${'x'.repeat(200)}`,
+    user: 'root',
+    uid: 0,
+    start_time: null,
+    exec_time: null,
+    threads: 0,
+    learned: true,
   }));
   source.snapshot = () => table; // about 1.6 MB on the wire
   const p = path.join(tmpDir(t), 'pm.sock');
@@ -191,9 +232,15 @@ test('a snapshot far bigger than clientBufferBytes goes out in pieces as the cli
     await until(() => evs(c).length === 20, 10000, 'the events after the snapshot');
     const lines = events(c);
     assert.equal(lines[0].event, 'hello');
-    assert.deepEqual(lines.slice(1, N + 1).map((l) => l.pid), table.map((r) => r.pid));
+    assert.deepEqual(
+      lines.slice(1, N + 1).map((l) => l.pid),
+      table.map((r) => r.pid),
+    );
     assert.deepEqual(lines[N + 1], { ...lines[N + 1], event: 'snapshot', count: N });
-    assert.deepEqual(evs(c).map((e) => e.n), Array.from({ length: 20 }, (_, i) => first + i));
+    assert.deepEqual(
+      evs(c).map((e) => e.n),
+      Array.from({ length: 20 }, (_, i) => first + i),
+    );
     assert.equal(srv.stats().perClient[0].answerBytes, 0);
     c.sock.destroy();
   }
@@ -223,7 +270,10 @@ test('connect({ resume: true }): after the connection drops it resumes; the stre
     }
     await feeding;
     await until(() => got.length === 4000 && hellos.length === 4, 15000, `4000 events (got ${got.length})`);
-    assert.deepEqual(got.map((e) => e.n), Array.from({ length: 4000 }, (_, i) => first + i));
+    assert.deepEqual(
+      got.map((e) => e.n),
+      Array.from({ length: 4000 }, (_, i) => first + i),
+    );
     assert.equal(got.filter((e) => e.event === 'lost').length, 0);
     assert.equal(reconnects, 3);
     assert.equal(hellos.length, 4);
@@ -260,7 +310,11 @@ test('a daemon killed mid-storm and its client resuming against the real connect
   // Every child of the storm: fork, exec, exit, at the resumed client too.
   const kids = got.filter((e) => e.event === 'fork' && e.parent_pid === sh).map((e) => e.child_pid);
   assert.ok(kids.length >= 300, `${kids.length} children seen`);
-  for (const k of kids) assert.deepEqual(got.filter((e) => (e.pid ?? e.child_pid) === k).map((e) => e.event), ['fork', 'exec', 'exit']);
+  for (const k of kids)
+    assert.deepEqual(
+      got.filter((e) => (e.pid ?? e.child_pid) === k).map((e) => e.event),
+      ['fork', 'exec', 'exit'],
+    );
   await client.close();
   ref.sock.destroy();
 });
@@ -298,7 +352,10 @@ test('tcpAuth helper still sees the plain stream after a password and nothing el
   await until(() => srv.stats().perClient[0]?.mode === 'live');
   source.batch(3);
   await until(() => evs(c).length === 3);
-  assert.deepEqual(evs(c).map((e) => e.seq), [1, 2, 3]);
+  assert.deepEqual(
+    evs(c).map((e) => e.seq),
+    [1, 2, 3],
+  );
 });
 
 test('procMonitor-client --events/--users ask the server to filter; --resume reconnects and goes on', async (t) => {
@@ -315,7 +372,11 @@ test('procMonitor-client --events/--users ask the server to filter; --resume rec
   let err = '';
   cli.stdout.on('data', (d) => (out += d));
   cli.stderr.on('data', (d) => (err += d));
-  const lines = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const lines = () =>
+    out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
   await until(() => srv.stats().perClient.length === 1 && srv.stats().perClient[0].mode === 'live');
   source.batch(10);
   await until(() => lines().length === 10);
@@ -323,7 +384,10 @@ test('procMonitor-client --events/--users ask the server to filter; --resume rec
   for (const c of srv.conns) c.sock.destroy();
   source.batch(10); // while it is away
   await until(() => lines().length === 20, 10000, `20 lines (${out.length} bytes, stderr: ${err})`);
-  assert.deepEqual(lines().map((e) => e.seq), Array.from({ length: 20 }, (_, i) => i + 1));
+  assert.deepEqual(
+    lines().map((e) => e.seq),
+    Array.from({ length: 20 }, (_, i) => i + 1),
+  );
   assert.match(err, /connection lost; reconnecting in \d+ ms \(attempt 1\)/);
   cli.kill('SIGTERM');
 });

@@ -157,7 +157,10 @@ test('server: a TCP client that sends nothing after its password is written a li
   const before = seed.chunks.length;
   source.batch(200);
   await until(() => events(seed).length === 200 && events(plain).length === 200, 10000, 'every event at both');
-  assert.deepEqual(events(seed).map((e) => e.n), [...Array(200).keys()]);
+  assert.deepEqual(
+    events(seed).map((e) => e.n),
+    [...Array(200).keys()],
+  );
   assert.deepEqual(events(plain), events(seed));
   const reads = seed.chunks.slice(before).map(String);
   assert.equal(reads.length, 200, `one read per line: ${reads.length} reads`);
@@ -185,7 +188,14 @@ test('paced client: the ring lets go of its backlog: one lost line with the exac
   const { checkAccounting, events } = require('./server-helpers');
   const { source, c } = await pacedClient(t, { replayEvents: 100 });
   for (let i = 0; i < 5; i++) source.batch(100); // the ring keeps the newest batch only
-  await until(() => events(c).filter((e) => e.event !== 'lost').at(-1)?.n === 499, 15000, 'the last event');
+  await until(
+    () =>
+      events(c)
+        .filter((e) => e.event !== 'lost')
+        .at(-1)?.n === 499,
+    15000,
+    'the last event',
+  );
   const acc = checkAccounting(events(c), 500);
   assert.ok(acc.lost > 0 && acc.lostLines >= 1, JSON.stringify(acc));
 });
@@ -197,8 +207,17 @@ test('paced client: more than 2,000 lines behind, the oldest half becomes one lo
   await until(() => events(c).some((e) => e.event !== 'lost' && e.n >= 1505), 10000, 'lines after the lost one');
   const evs = events(c);
   const lost = evs.filter((e) => e.event === 'lost');
-  assert.deepEqual(lost.map((e) => [e.count, e.source]), [[1500, 'client']]);
-  assert.deepEqual(evs.filter((e) => e.event !== 'lost').slice(0, 5).map((e) => e.n), [1500, 1501, 1502, 1503, 1504]);
+  assert.deepEqual(
+    lost.map((e) => [e.count, e.source]),
+    [[1500, 'client']],
+  );
+  assert.deepEqual(
+    evs
+      .filter((e) => e.event !== 'lost')
+      .slice(0, 5)
+      .map((e) => e.n),
+    [1500, 1501, 1502, 1503, 1504],
+  );
   assert.equal(srv.stats().perClient.length, 1, 'still connected');
   assert.equal(srv.stats().slowDisconnects, 0);
 });

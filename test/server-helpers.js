@@ -96,7 +96,10 @@ async function tcpAuth(port, password, { seed = false } = {}) {
 
 /** Events (parsed JSON lines) in a raw client's stream, skipping handshake lines. */
 function events(rec) {
-  return rec.lines().filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  return rec
+    .lines()
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l));
 }
 
 /**

@@ -46,7 +46,10 @@ function waitFor(emitter, name, pred = () => true) {
 
 test('options: TCP without a password is refused; other bad options are named', () => {
   const source = new FakeSource();
-  assert.throws(() => createBroadcastServer({ source, tcp: { port: 0 } }), (e) => e instanceof BroadcastServerError && e.code === 'ENOPASSWORD' && /password/.test(e.message));
+  assert.throws(
+    () => createBroadcastServer({ source, tcp: { port: 0 } }),
+    (e) => e instanceof BroadcastServerError && e.code === 'ENOPASSWORD' && /password/.test(e.message),
+  );
   assert.throws(() => createBroadcastServer({ source, tcp: { port: 0, password: '' } }), { code: 'ENOPASSWORD' });
   assert.throws(() => createBroadcastServer({ source, tcp: { port: 0, passwordEnv: 'PM_TEST_SURELY_UNSET' } }), { code: 'ENOPASSWORD' });
   assert.throws(() => createBroadcastServer({ source, tcp: { port: 0, passwordFile: '/nonexistent/pw' } }), { code: 'ENOPASSWORD' });
@@ -120,7 +123,12 @@ test('unix: a live socket at the path is refused with EADDRINUSE', async (t) => 
   const c = await streamingClient(p);
   firstSource.batch(2);
   await until(() => events(c).length === 3, 10000, 'events from the first server');
-  assert.deepEqual(events(c).slice(1).map((e) => e.n), [0, 1]);
+  assert.deepEqual(
+    events(c)
+      .slice(1)
+      .map((e) => e.n),
+    [0, 1],
+  );
   c.sock.destroy();
 });
 
@@ -156,8 +164,17 @@ async function listenRace(t, p, n) {
   assert.equal(events(c)[0].stream, servers[w].stream, "the winner's hello");
   sources[w].batch(3);
   await until(() => events(c).length === 4, 10000, "the winner's events");
-  assert.deepEqual(events(c).slice(1).map((e) => e.n), [0, 1, 2]);
-  assert.deepEqual(fs.readdirSync(path.dirname(p)).filter((f) => f !== path.basename(p)), [], 'no lock or temp file left');
+  assert.deepEqual(
+    events(c)
+      .slice(1)
+      .map((e) => e.n),
+    [0, 1, 2],
+  );
+  assert.deepEqual(
+    fs.readdirSync(path.dirname(p)).filter((f) => f !== path.basename(p)),
+    [],
+    'no lock or temp file left',
+  );
   c.sock.destroy();
   await servers[w].close();
   assert.equal(fs.existsSync(p), false);
@@ -261,7 +278,10 @@ test('unix: a stale socket is replaced', async (t) => {
   await until(() => srv.stats().clients >= 1);
   source.batch(3);
   await until(() => c.lines().length === 3);
-  assert.deepEqual(events(c).map((e) => e.n), [0, 1, 2]);
+  assert.deepEqual(
+    events(c).map((e) => e.n),
+    [0, 1, 2],
+  );
   c.sock.destroy();
 });
 
@@ -306,7 +326,10 @@ test('tcp: the seed handshake, then events; nothing before authentication', asyn
   source.batch(2);
   await until(() => c.lines().length === 3);
   assert.equal(c.text().slice(0, PASSWORD_PROMPT.length + AUTH_SUCCESS.length), PASSWORD_PROMPT + AUTH_SUCCESS);
-  assert.deepEqual(events(c).map((e) => e.n), [5, 6]);
+  assert.deepEqual(
+    events(c).map((e) => e.n),
+    [5, 6],
+  );
   c.sock.destroy();
 });
 
@@ -442,7 +465,10 @@ test('tcp: every failure from one network (the first included) is answered later
   }
   const delays = logs.filter((l) => /wrong password/.test(l)).map((l) => Number((/answered after (\d+) ms/.exec(l) || [0, 0])[1]));
   assert.deepEqual(delays, [20, 40, 80]);
-  assert.match(logs.find((l) => /wrong password/.test(l)), /failure 1 from 127\.0\.0\.0\/24, answered after 20 ms/);
+  assert.match(
+    logs.find((l) => /wrong password/.test(l)),
+    /failure 1 from 127\.0\.0\.0\/24, answered after 20 ms/,
+  );
   // A success resets the count.
   const ok = await tcpAuth(port, PW);
   ok.sock.destroy();
@@ -620,7 +646,10 @@ async function slowClientRun(t, transport, replayEvents) {
     // No ring: what its socket held, in order, then one lost line for all the rest, last.
     const evs = events(slow);
     const at = evs.length - 1;
-    assert.deepEqual(evs.slice(0, at).map((e) => e.n), Array.from({ length: at }, (_, i) => i));
+    assert.deepEqual(
+      evs.slice(0, at).map((e) => e.n),
+      Array.from({ length: at }, (_, i) => i),
+    );
     assert.deepEqual(Object.keys(evs[at]), ['event', 'time', 'count', 'source']);
     assert.equal(evs[at].event, 'lost');
     assert.equal(evs[at].source, 'client');
@@ -630,7 +659,12 @@ async function slowClientRun(t, transport, replayEvents) {
   source.batch(5);
   await until(() => events(slow).length === acc.received + acc.lostLines + 5 && events(fast).length === total + 5);
   checkAccounting(events(slow), total + 5);
-  assert.deepEqual(events(slow).slice(-5).map((e) => e.n), [total, total + 1, total + 2, total + 3, total + 4]);
+  assert.deepEqual(
+    events(slow)
+      .slice(-5)
+      .map((e) => e.n),
+    [total, total + 1, total + 2, total + 3, total + 4],
+  );
   slow.sock.destroy();
   fast.sock.destroy();
 }
@@ -733,7 +767,10 @@ async function stallRun(t, transport, stallTimeoutMs, readEveryMs) {
     [[stalledId, 'stalled']],
   );
   assert.equal(srv.stats().stallDisconnects, 1);
-  assert.ok(srv.stats().perClient.some((c) => c.id === slowId), 'the slow client still streams');
+  assert.ok(
+    srv.stats().perClient.some((c) => c.id === slowId),
+    'the slow client still streams',
+  );
   assert.ok(slowRead > readAtClose, 'the slow client kept reading');
   assert.ok(slowBehind > looks / 2, `the slow client was behind most of the time (${slowBehind} of ${looks} looks)`);
   assert.ok(slowFromRing > 0, 'the slow client was fed from the ring (policy drop) and still not taken for stalled');
@@ -827,12 +864,15 @@ async function realServer(t) {
 async function endToEnd(t, transport) {
   const { srv, p } = await realServer(t);
   const client = transport === 'unix' ? rawConnect(p) : await tcpAuth(srv.address().tcp.port, PW);
-  
+
   await until(() => srv.stats().clients === 1);
   const pid = await spawnAndWait('/bin/sh', ['-c', 'sleep 0.1; exit 7', 'pm-e2e']);
   await until(() => events(client).some((e) => e.event === 'exit' && e.pid === pid), 10000, 'the exit of our child');
   const mine = events(client).filter((e) => e.child_pid === pid || e.pid === pid);
-  assert.deepEqual(mine.map((e) => e.event), ['fork', 'exec', 'exit']);
+  assert.deepEqual(
+    mine.map((e) => e.event),
+    ['fork', 'exec', 'exit'],
+  );
   assert.equal(mine[0].parent_pid, process.pid);
   assert.equal(mine[1].pid, pid);
   // (argv is read from /proc: only checked when the connector could read it in time)
@@ -928,7 +968,11 @@ async function stormRun(t, transport, slowClient, N) {
   await until(() => healthy.poll().evs.some((e) => e.event === 'exit' && e.pid === sh), 30000, 'the exit of the storm shell at the healthy client');
   // Every process of the storm, complete and in order, at the healthy client.
   const evs = healthy.evs;
-  assert.deepEqual(evs.filter((e) => e.event === 'lost'), [], 'the healthy client lost nothing');
+  assert.deepEqual(
+    evs.filter((e) => e.event === 'lost'),
+    [],
+    'the healthy client lost nothing',
+  );
   evs.forEach((e, i) => i === 0 || assert.equal(e.seq, evs[i - 1].seq + 1, 'no gap in the healthy stream'));
   const kids = evs.filter((e) => e.event === 'fork' && e.parent_pid === sh).map((e) => e.child_pid);
   assert.equal(kids.length, N, 'a fork for every /bin/true');
@@ -945,7 +989,10 @@ async function stormRun(t, transport, slowClient, N) {
   }
   const st = srv.stats();
   if (slowClient === 'disconnect') {
-    assert.deepEqual(closes.map((c) => [c.id, c.reason]), [[stalledId, 'slow']]);
+    assert.deepEqual(
+      closes.map((c) => [c.id, c.reason]),
+      [[stalledId, 'slow']],
+    );
     assert.equal(st.slowDisconnects, 1);
     // What it had before being cut off is an in-order prefix, without a lost line.
     stalled.cp.stdin.write('go\n');
@@ -985,8 +1032,10 @@ async function stormRun(t, transport, slowClient, N) {
   }
 }
 
-test('spawn storm (unix, drop): the healthy client gets every fork/exec/exit; the stalled one (tiny receive buffer) is told its loss exactly', (t) => stormRun(t, 'unix', 'drop', 1000));
-test('spawn storm (tcp, disconnect): the healthy client gets every fork/exec/exit; the stalled one (tiny receive buffer) is closed as slow', (t) => stormRun(t, 'tcp', 'disconnect', 1000));
+test('spawn storm (unix, drop): the healthy client gets every fork/exec/exit; the stalled one (tiny receive buffer) is told its loss exactly', (t) =>
+  stormRun(t, 'unix', 'drop', 1000));
+test('spawn storm (tcp, disconnect): the healthy client gets every fork/exec/exit; the stalled one (tiny receive buffer) is closed as slow', (t) =>
+  stormRun(t, 'tcp', 'disconnect', 1000));
 
 /**
  * A client that closes its sending side right away (`nc -U sock </dev/null`,
@@ -1017,10 +1066,19 @@ async function halfClosed(t, how) {
   const mine = events(client).filter((e) => e.child_pid === pid || e.pid === pid);
   if (how === 'unix-request') {
     assert.equal(events(client)[0].event, 'hello');
-    assert.deepEqual(mine.map((e) => e.event), ['exec', 'exit']);
-    assert.ok(events(client).every((e) => e.event !== 'fork'), 'filtered as asked');
+    assert.deepEqual(
+      mine.map((e) => e.event),
+      ['exec', 'exit'],
+    );
+    assert.ok(
+      events(client).every((e) => e.event !== 'fork'),
+      'filtered as asked',
+    );
   } else {
-    assert.deepEqual(mine.map((e) => e.event), ['fork', 'exec', 'exit']);
+    assert.deepEqual(
+      mine.map((e) => e.event),
+      ['fork', 'exec', 'exit'],
+    );
   }
   assert.equal(mine.at(-1).code, 3);
   assert.equal(client.closed, false);

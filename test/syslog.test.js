@@ -65,18 +65,29 @@ template(name="fields" type="string" string="%syslogfacility% %syslogseverity% %
     if (cp.exitCode === null && cp.signalCode === null) cp.kill('SIGTERM');
     await cp.exited;
   });
-  await until(() => (cp.exitCode !== null ? Promise.reject(new Error(`rsyslogd exited: ${cp.err}`)) : fs.existsSync(socket) && fs.existsSync(portFile) && fs.readFileSync(portFile, 'utf8').trim()), 15000, 'rsyslogd to listen');
+  await until(
+    () =>
+      cp.exitCode !== null ? Promise.reject(new Error(`rsyslogd exited: ${cp.err}`)) : fs.existsSync(socket) && fs.existsSync(portFile) && fs.readFileSync(portFile, 'utf8').trim(),
+    15000,
+    'rsyslogd to listen',
+  );
   cp.socket = socket;
   cp.tcpPort = Number(fs.readFileSync(portFile, 'utf8').trim());
   cp.out = out;
   /** The messages received so far, parsed (only procMonitor's). */
-  cp.messages = () => (fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '').split('\n').filter(Boolean).map(parseLine).filter((m) => m.app === 'procMonitor');
+  cp.messages = () =>
+    (fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '')
+      .split('\n')
+      .filter(Boolean)
+      .map(parseLine)
+      .filter((m) => m.app === 'procMonitor');
   cp.waitFor = (pred, what) => until(() => cp.messages().find(pred), 15000, what);
   return cp;
 }
 
 // RFC 5424: <PRI>VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP MSGID SP SD [SP MSG]
-const RFC5424 = /^<(\d{1,3})>1 (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)) ([\x21-\x7e]{1,255}) ([\x21-\x7e]{1,48}) ([\x21-\x7e]{1,128}) ([\x21-\x7e]{1,32}) (-|\[.*?\]) (.*)$/;
+const RFC5424 =
+  /^<(\d{1,3})>1 (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)) ([\x21-\x7e]{1,255}) ([\x21-\x7e]{1,48}) ([\x21-\x7e]{1,128}) ([\x21-\x7e]{1,32}) (-|\[.*?\]) (.*)$/;
 
 function parseLine(line) {
   const tab = line.indexOf('\t');

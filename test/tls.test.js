@@ -81,7 +81,21 @@ async function tlsAuth(port, password, opts) {
 async function startDaemon(t, extraArgs) {
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
-    const cp = daemon(t, ['--tcp', String(port), '--bind', '127.0.0.1', '--auth-file', pki.file('pw'), '--tls-cert', pki.file('server.crt'), '--tls-key', pki.file('server.key'), '-e', 'fork,exec,exit', ...extraArgs]);
+    const cp = daemon(t, [
+      '--tcp',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--auth-file',
+      pki.file('pw'),
+      '--tls-cert',
+      pki.file('server.crt'),
+      '--tls-key',
+      pki.file('server.key'),
+      '-e',
+      'fork,exec,exit',
+      ...extraArgs,
+    ]);
     try {
       await cp.ready;
     } catch (e) {
@@ -124,7 +138,10 @@ function jsonAbout(out, pid) {
 async function clientSeesChild(daemon, clientArgs) {
   const before = (daemon.err.match(/connected \(/g) ?? []).length;
   let pid = null;
-  const c = runClient(['--tcp', '--port', String(daemon.port), '--auth-file', pki.file('pw'), '--json', ...clientArgs], (out) => pid !== null && jsonAbout(out, pid).some((e) => e.event === 'exit'));
+  const c = runClient(
+    ['--tcp', '--port', String(daemon.port), '--auth-file', pki.file('pw'), '--json', ...clientArgs],
+    (out) => pid !== null && jsonAbout(out, pid).some((e) => e.event === 'exit'),
+  );
   await until(() => (daemon.err.match(/connected \(/g) ?? []).length > before || c.cp.exitCode !== null, 15000, 'the client to be served');
   assert.equal(c.cp.exitCode, null, `the client runs: ${c.err}`);
   pid = (await run('/bin/sh', ['-c', 'exit 5', 'pm-tls-cli'])).pid;
@@ -147,13 +164,26 @@ test('options: bad TLS material is refused with one clear message naming it', ()
   bad({ cert: pki.read('server.crt') }, /needs both cert and key/);
   bad(serverTls({ cert: 42 }), /tcp\.tls\.cert must be PEM text/);
   // Strings work as well as Buffers; a CA list as well as one.
-  const ok = createBroadcastServer({ source, tcp: { port: 0, password: PW, tls: { cert: pki.read('server.crt').toString(), key: pki.read('server.key').toString(), ca: [pki.read('ca.crt'), pki.read('other-ca.crt').toString()] } } });
+  const ok = createBroadcastServer({
+    source,
+    tcp: {
+      port: 0,
+      password: PW,
+      tls: { cert: pki.read('server.crt').toString(), key: pki.read('server.key').toString(), ca: [pki.read('ca.crt'), pki.read('other-ca.crt').toString()] },
+    },
+  });
   assert.ok(ok);
   // The client's options.
   assert.throws(() => connect({ path: '/tmp/x.sock', tls: true }), TypeError);
   assert.throws(() => connect({ port: 1234, password: PW, tls: { cert: pki.read('client.crt') } }), /tls\.cert and tls\.key go together/);
-  assert.throws(() => connect({ port: 1234, password: PW, tls: { ca: 'garbage' } }), (e) => e instanceof TypeError && /^tls\.ca: no PEM certificate in it/.test(e.message));
-  assert.throws(() => connect({ port: 1234, password: PW, tls: { cert: pki.read('client.crt'), key: pki.read('server.key') } }), /^TypeError: tls\.key is not the private key of the certificate in tls\.cert$/);
+  assert.throws(
+    () => connect({ port: 1234, password: PW, tls: { ca: 'garbage' } }),
+    (e) => e instanceof TypeError && /^tls\.ca: no PEM certificate in it/.test(e.message),
+  );
+  assert.throws(
+    () => connect({ port: 1234, password: PW, tls: { cert: pki.read('client.crt'), key: pki.read('server.key') } }),
+    /^TypeError: tls\.key is not the private key of the certificate in tls\.cert$/,
+  );
   assert.throws(() => connect({ port: 1234, password: PW, tls: 'yes' }), /tls must be true or an object/);
 });
 
@@ -177,7 +207,10 @@ test('events flow over TLS from the real connector to connect(): fork, exec, exi
   const { pid } = await run('/bin/sh', ['-c', 'exit 7', 'pm-tls-lib']);
   await until(() => seen.some((e) => e.event === 'exit' && e.pid === pid), 10000, 'the exit of our child over TLS');
   const mine = seen.filter((e) => e.child_pid === pid || e.pid === pid);
-  assert.deepEqual(mine.map((e) => e.event), ['fork', 'exec', 'exit']);
+  assert.deepEqual(
+    mine.map((e) => e.event),
+    ['fork', 'exec', 'exit'],
+  );
   assert.equal(mine[0].parent_pid, process.pid);
   assert.equal(mine[2].code, 7);
   // The name in the certificate is checked too: localhost is in it, example.com is not.
@@ -190,7 +223,7 @@ test('events flow over TLS from the real connector to connect(): fork, exec, exi
   );
 });
 
-test('a wrong password inside TLS gets the seed\'s refusal and is closed', async (t) => {
+test("a wrong password inside TLS gets the seed's refusal and is closed", async (t) => {
   const source = new FakeSource();
   const srv = await serve(t, { source, tcp: { port: 0, host: '127.0.0.1', password: PW, tls: serverTls() }, authFailureDelayMs: 0 });
   const port = srv.address().tcp.port;
@@ -230,7 +263,10 @@ test('a plain TCP client on the TLS port gets nothing and is closed within the h
   await talker.closedP;
   assert.equal(talker.text(), '');
   assert.deepEqual(reasons, ['auth-timeout', 'tls-failed']);
-  assert.ok(logs.some((l) => /TLS handshake failed \(ERR_SSL_/.test(l)), logs.join('\n'));
+  assert.ok(
+    logs.some((l) => /TLS handshake failed \(ERR_SSL_/.test(l)),
+    logs.join('\n'),
+  );
   assert.equal(srv.stats().pending, 0);
   assert.equal(srv.stats().sentEvents, 0);
   // The library client and the command without TLS fail rather than hang; the command says why.
@@ -337,11 +373,17 @@ test('procMonitor --tls-cert/--tls-key and procMonitor-client --tls-ca: events o
   assert.match(d.err, /listening on tcp 127\.0\.0\.1:\d+ with TLS \(certificate CN=localhost, valid until [\d-]+\)/);
   assert.match(d.err, /serving tcp\+tls:127\.0\.0\.1:\d+/);
   const mine = await clientSeesChild(d, ['--tls-ca', pki.file('ca.crt')]);
-  assert.deepEqual(mine.map((e) => e.event), ['fork', 'exec', 'exit']);
+  assert.deepEqual(
+    mine.map((e) => e.event),
+    ['fork', 'exec', 'exit'],
+  );
   assert.equal(mine[2].code, 5);
   // --insecure connects without verifying, and says so.
   const insecure = await clientSeesChild(d, ['--tls', '--insecure']);
-  assert.deepEqual(insecure.map((e) => e.event), ['fork', 'exec', 'exit']);
+  assert.deepEqual(
+    insecure.map((e) => e.event),
+    ['fork', 'exec', 'exit'],
+  );
   // A wrong password inside TLS: the seed's message, exit status 1.
   const wrong = await runClient(['--tcp', '--port', String(d.port), '--auth', 'nope', '--tls-ca', pki.file('ca.crt')]).done;
   assert.equal(wrong.code, 1);
@@ -349,7 +391,7 @@ test('procMonitor --tls-cert/--tls-key and procMonitor-client --tls-ca: events o
   assert.equal((await d.stop()).code, 0);
 });
 
-test('procMonitor --tls-ca: no certificate or another CA\'s is refused; a valid one gets events', async (t) => {
+test("procMonitor --tls-ca: no certificate or another CA's is refused; a valid one gets events", async (t) => {
   const d = await startDaemon(t, ['--tls-ca', pki.file('ca.crt')]);
   assert.match(d.err, /client certificates required, signed by CN=procMonitor test CA/);
   const base = ['--tcp', '--port', String(d.port), '--auth-file', pki.file('pw'), '--tls-ca', pki.file('ca.crt')];
@@ -364,12 +406,18 @@ test('procMonitor --tls-ca: no certificate or another CA\'s is refused; a valid 
   assert.match(d.err, /client certificate refused \(none given\)/);
   assert.match(d.err, /client certificate refused \(CN=impostor: /);
   const mine = await clientSeesChild(d, ['--tls-ca', pki.file('ca.crt'), '--tls-cert', pki.file('client.crt'), '--tls-key', pki.file('client.key')]);
-  assert.deepEqual(mine.map((e) => e.event), ['fork', 'exec', 'exit']);
+  assert.deepEqual(
+    mine.map((e) => e.event),
+    ['fork', 'exec', 'exit'],
+  );
   // The library client with the same certificate, and without.
   const lib = connect({ port: d.port, password: PW, tls: { ca: pki.read('ca.crt'), cert: pki.read('client.crt'), key: pki.read('client.key') } });
   await lib.ready();
   await lib.close();
-  await assert.rejects(connect({ port: d.port, password: PW, tls: { ca: pki.read('ca.crt') } }).ready(), (e) => e.code === 'EAUTH' && e.message === `server: ${CLIENT_CERT_REFUSED.trim()}`);
+  await assert.rejects(
+    connect({ port: d.port, password: PW, tls: { ca: pki.read('ca.crt') } }).ready(),
+    (e) => e.code === 'EAUTH' && e.message === `server: ${CLIENT_CERT_REFUSED.trim()}`,
+  );
   assert.equal((await d.stop()).code, 0);
 });
 
@@ -383,8 +431,14 @@ test('bad TLS options: one line on stderr, exit status 2, no stack trace', () =>
     [['--tcp', '8080', '-a', 'x', '--tls-cert', f('garbage.pem'), '--tls-key', f('server.key')], /^procMonitor: --tls-cert \S+garbage\.pem: no PEM certificate in it/],
     [['--tcp', '8080', '-a', 'x', '--tls-cert', f('broken.crt'), '--tls-key', f('server.key')], /^procMonitor: --tls-cert \S+broken\.crt: certificate 1 cannot be read \(/],
     [['--tcp', '8080', '-a', 'x', '--tls-cert', f('server.crt'), '--tls-key', f('garbage.pem')], /^procMonitor: --tls-key \S+garbage\.pem: no PEM private key in it/],
-    [['--tcp', '8080', '-a', 'x', '--tls-cert', f('server.crt'), '--tls-key', f('client.key')], /^procMonitor: --tls-key \S+client\.key is not the private key of the certificate in --tls-cert \S+server\.crt$/],
-    [['--tcp', '8080', '-a', 'x', '--tls-cert', f('server.crt'), '--tls-key', f('server.key'), '--tls-ca', f('garbage.pem')], /^procMonitor: --tls-ca \S+garbage\.pem: no PEM certificate in it/],
+    [
+      ['--tcp', '8080', '-a', 'x', '--tls-cert', f('server.crt'), '--tls-key', f('client.key')],
+      /^procMonitor: --tls-key \S+client\.key is not the private key of the certificate in --tls-cert \S+server\.crt$/,
+    ],
+    [
+      ['--tcp', '8080', '-a', 'x', '--tls-cert', f('server.crt'), '--tls-key', f('server.key'), '--tls-ca', f('garbage.pem')],
+      /^procMonitor: --tls-ca \S+garbage\.pem: no PEM certificate in it/,
+    ],
     [['--tcp', '8080', '-a', 'x', '--tls-cert', f('missing.crt'), '--tls-key', f('server.key')], /^procMonitor: cannot read --tls-cert \S+missing\.crt: ENOENT$/],
     [['--tcp', '8080', '-a', 'x', '--tls-cert', pki.dir, '--tls-key', f('server.key')], /^procMonitor: cannot read --tls-cert \S+: EISDIR$/],
   ];
@@ -421,6 +475,9 @@ test('--help of both commands lists the TLS options', () => {
   for (const opt of ['--tls ', '--tls-ca FILE', '--tls-cert FILE', '--tls-key FILE', '--tls-servername NAME', '--insecure']) assert.ok(c.stdout.includes(opt), opt);
   const { parseClientArgs } = require('../dist/cli/client');
   assert.deepEqual(parseClientArgs(['--tls', '--port', '9', '-a', 'x']).connect, { host: 'localhost', port: 9, password: 'x', tls: true });
-  assert.deepEqual(parseClientArgs(['--port', '9', '-a', 'x', '--insecure', '--tls-servername', 'pm.example']).connect.tls, { servername: 'pm.example', rejectUnauthorized: false });
+  assert.deepEqual(parseClientArgs(['--port', '9', '-a', 'x', '--insecure', '--tls-servername', 'pm.example']).connect.tls, {
+    servername: 'pm.example',
+    rejectUnauthorized: false,
+  });
   assert.deepEqual(parseClientArgs(['--port', '9', '-a', 'x']).connect, { host: 'localhost', port: 9, password: 'x' });
 });

@@ -63,7 +63,10 @@ os.execv(b'/bin/sh', [b'sh', b'-c', b'read x; kill -TERM $$', ${pyArgs}, bytes([
   assert.equal(exit.signal, 'SIGTERM');
   assert.equal(exit.uid, 0);
   assert.equal(typeof exit.duration_ms, 'number');
-  assert.ok(rec.events.some((e) => e.event === 'exit' && e.thread && e.tgid === cp.pid), 'the thread exit');
+  assert.ok(
+    rec.events.some((e) => e.event === 'exit' && e.thread && e.tgid === cp.pid),
+    'the thread exit',
+  );
 });
 
 test('linesOf and parseLines: objects to lines and back', () => {
@@ -75,7 +78,10 @@ test('linesOf and parseLines: objects to lines and back', () => {
   const lb = linesOf(evs);
   assert.equal(lb.buf.toString(), evs.map(toLine).join(''));
   assert.deepEqual([...lb.uids], [5, -1, -1]);
-  assert.deepEqual([...lb.kinds].map((k) => KIND_NAMES[k]), ['exec', 'lost', 'exit']);
+  assert.deepEqual(
+    [...lb.kinds].map((k) => KIND_NAMES[k]),
+    ['exec', 'lost', 'exit'],
+  );
   assert.deepEqual(parseLines(lb.buf), evs);
   assert.deepEqual(parseLines(Buffer.alloc(0)), []);
 });

@@ -105,7 +105,11 @@ test('two workers and the main thread run connectors at once; each sees the same
   // Each worker ends by itself once stopped (no handle left behind), with exit code 0.
   const codes = await withTimeout(Promise.all(workers.map((x) => x.exited)), 15000, 'workers to end after stop()');
   assert.deepEqual(codes, [0, 0]);
-  for (const x of workers) assert.ok(x.messages.some((m) => m.type === 'close'), 'close emitted in the worker');
+  for (const x of workers)
+    assert.ok(
+      x.messages.some((m) => m.type === 'close'),
+      'close emitted in the worker',
+    );
   assert.equal(main.running, false);
 });
 
@@ -164,10 +168,14 @@ test("an unref'd connector does not keep a worker (or the process) alive", async
     { eval: true, workerData: { lib: LIB } },
   );
   const msg = new Promise((resolve) => w.once('message', resolve));
-  const code = await withTimeout(new Promise((resolve, reject) => {
-    w.on('exit', resolve);
-    w.on('error', reject);
-  }), 10000, "worker with an unref'd running connector to end");
+  const code = await withTimeout(
+    new Promise((resolve, reject) => {
+      w.on('exit', resolve);
+      w.on('error', reject);
+    }),
+    10000,
+    "worker with an unref'd running connector to end",
+  );
   assert.deepEqual(await msg, { running: true });
   assert.equal(code, 0);
 
@@ -175,7 +183,10 @@ test("an unref'd connector does not keep a worker (or the process) alive", async
   const t0 = Date.now();
   const r = spawnSync(
     process.execPath,
-    ['-e', `const { ProcConnector } = require(${JSON.stringify(LIB)}); const c = new ProcConnector({ events: 'exec' }); c.on('exec', () => {}); c.start(); c.unref(); require('node:child_process').spawn('/bin/true'); setTimeout(() => {}, 200);`],
+    [
+      '-e',
+      `const { ProcConnector } = require(${JSON.stringify(LIB)}); const c = new ProcConnector({ events: 'exec' }); c.on('exec', () => {}); c.start(); c.unref(); require('node:child_process').spawn('/bin/true'); setTimeout(() => {}, 200);`,
+    ],
     { encoding: 'utf8', timeout: 20000 },
   );
   assert.equal(r.status, 0, r.stderr);

@@ -162,7 +162,32 @@ export interface DaemonOptions {
   warnings: string[];
 }
 
-const STRING_FLAGS = ['events', 'clients', 'clients-per-user', 'peer-visibility', 'socket', 'tcp', 'auth', 'auth-file', 'bind', 'socket-mode', 'socket-group', 'slow-client', 'stall-timeout', 'rcvbuf', 'format', 'metrics', 'syslog-socket', 'syslog-target', 'syslog-facility', 'replay', 'ancestors', 'ancestor-depth', 'cgroups', ...NATS_FLAGS];
+const STRING_FLAGS = [
+  'events',
+  'clients',
+  'clients-per-user',
+  'peer-visibility',
+  'socket',
+  'tcp',
+  'auth',
+  'auth-file',
+  'bind',
+  'socket-mode',
+  'socket-group',
+  'slow-client',
+  'stall-timeout',
+  'rcvbuf',
+  'format',
+  'metrics',
+  'syslog-socket',
+  'syslog-target',
+  'syslog-facility',
+  'replay',
+  'ancestors',
+  'ancestor-depth',
+  'cgroups',
+  ...NATS_FLAGS,
+];
 const TLS_FLAGS = ['tls-cert', 'tls-key', 'tls-ca'];
 const BOOLEAN_FLAGS = ['direct', 'threads', 'quiet', 'version', 'help', 'syslog', 'syslog-events'];
 const SHORT: Record<string, string> = { e: 'events', c: 'clients', s: 'socket', t: 'tcp', a: 'auth', d: 'direct', h: 'help', q: 'quiet', v: 'version' };
@@ -264,10 +289,14 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     // The password's strength, and whether it crosses a network in clear: said at every start.
     const password = auth ?? filePassword ?? env.PROCMONITOR_AUTH ?? '';
     if ([...password].length < 12) {
-      warnings.push(`warning: the TCP password is ${[...password].length} characters long: at the 5 guesses a second an attacker gets at most, use 12 or more (see the README's threat model)`);
+      warnings.push(
+        `warning: the TCP password is ${[...password].length} characters long: at the 5 guesses a second an attacker gets at most, use 12 or more (see the README's threat model)`,
+      );
     }
     if (!tls && !isLoopback(bind ?? '0.0.0.0')) {
-      warnings.push(`warning: TCP on ${bind ?? '0.0.0.0'} without TLS: the password and the events cross the network in clear (give --tls-cert and --tls-key, or --bind 127.0.0.1)`);
+      warnings.push(
+        `warning: TCP on ${bind ?? '0.0.0.0'} without TLS: the password and the events cross the network in clear (give --tls-cert and --tls-key, or --bind 127.0.0.1)`,
+      );
     }
     tcp = {
       port,
@@ -276,7 +305,12 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
       ...(tls?.cert && tls.key ? { tls: { cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) } } : {}),
     };
   } else {
-    const stray = [auth !== undefined && '--auth', authFile !== undefined && '--auth-file', bind !== undefined && '--bind', ...TLS_FLAGS.map((f) => flags.str(f) !== undefined && `--${f}`)];
+    const stray = [
+      auth !== undefined && '--auth',
+      authFile !== undefined && '--auth-file',
+      bind !== undefined && '--bind',
+      ...TLS_FLAGS.map((f) => flags.str(f) !== undefined && `--${f}`),
+    ];
     const first = stray.find((f): f is string => typeof f === 'string');
     if (first) throw new UsageError(`${first} needs --tcp PORT`);
   }
@@ -496,7 +530,15 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGHUP', () => log('SIGHUP ignored (SIGINT or SIGTERM stop the daemon)'));
 
-  const conn = new ProcConnector({ events: o.events, threads: o.threads, rcvbuf: o.rcvbuf, ancestors: o.ancestors, ancestorDepth: o.ancestorDepth, cgroups: o.cgroups, redact: secretsOf(o) });
+  const conn = new ProcConnector({
+    events: o.events,
+    threads: o.threads,
+    rcvbuf: o.rcvbuf,
+    ancestors: o.ancestors,
+    ancestorDepth: o.ancestorDepth,
+    cgroups: o.cgroups,
+    redact: secretsOf(o),
+  });
   let server: BroadcastServer | null = null;
   if (o.socket || o.tcp) {
     const sopts: BroadcastServerOptions = {

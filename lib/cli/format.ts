@@ -41,4 +41,3 @@ export function formatEvent(ev: ProcEvent): string {
     }
   }
 }
-

@@ -19,4 +19,3 @@ export function parseMetricsAddress(text: string): MetricsAddress {
   const host = m[1] ?? (m[2] === '' || m[2] === undefined ? '0.0.0.0' : m[2]);
   return { host, port: Number(portText) };
 }
-

@@ -54,4 +54,3 @@ export function syslogConfig(flags: Flags): SyslogConfig | null {
     eventFacility: parseFacility(facility ?? DEFAULT_EVENT_FACILITY),
   };
 }
-

@@ -155,9 +155,7 @@ export async function startMetrics(options: MetricsOptions): Promise<MetricsServ
   gauge('procmonitor_kernel_rcvbuf_forced', '1 if the receive buffer was forced (SO_RCVBUFFORCE, privileged), else 0', () => (cstats()?.rcvbufForced ? 1 : 0));
   gauge('procmonitor_kernel_filter', '1 if the kernel filters event kinds for the daemon (Linux 6.6+), else 0', () => (cstats()?.kernelFilter ? 1 : 0));
   mirror('procmonitor_queue_events_total', 'Events queued by the reader thread for the JS thread', () => cstats()?.delivered ?? 0);
-  gauge('procmonitor_queue_depth', 'Events queued by the reader thread that the JS thread has not taken yet', () =>
-    Math.max(0, (cstats()?.delivered ?? 0) - seenFromQueue),
-  );
+  gauge('procmonitor_queue_depth', 'Events queued by the reader thread that the JS thread has not taken yet', () => Math.max(0, (cstats()?.delivered ?? 0) - seenFromQueue));
   gauge('procmonitor_process_table_size', 'Processes remembered so that their exits say what exited', () => cstats()?.tableSize ?? 0);
   mirror('procmonitor_process_table_full_total', 'Processes not remembered because the table was full', () => cstats()?.tableFull ?? 0);
 

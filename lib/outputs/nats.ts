@@ -304,7 +304,6 @@ let natsModule: NatsModule | null = null;
 function loadNats(): NatsModule {
   if (natsModule) return natsModule;
   try {
-     
     natsModule = require('nats') as NatsModule;
   } catch (err) {
     throw new NatsPublisherError('ENOCLIENT', `the nats client could not be loaded (npm install nats): ${errText(err)}`, { cause: err });
@@ -399,9 +398,9 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
     }
     this.creds = {
       tls: first.tls,
-      ...(options.user ?? first.user ? { user: options.user ?? first.user } : {}),
-      ...(options.pass ?? first.pass ? { pass: options.pass ?? first.pass } : {}),
-      ...(options.token ?? first.token ? { token: options.token ?? first.token } : {}),
+      ...((options.user ?? first.user) ? { user: options.user ?? first.user } : {}),
+      ...((options.pass ?? first.pass) ? { pass: options.pass ?? first.pass } : {}),
+      ...((options.token ?? first.token) ? { token: options.token ?? first.token } : {}),
     };
     const prefix = options.subjectPrefix ?? DEFAULT_NATS_PREFIX;
     if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
@@ -651,7 +650,8 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
     this.qBytes += this.pub.bytes - this.settled.bytes;
     this.sent.length = 0;
     this.sentHead = 0;
-    if (this.state !== 'closed') this.log(`${this.pub.events - this.settled.events} published event(s) not confirmed before the connection broke: publishing them again once reconnected`);
+    if (this.state !== 'closed')
+      this.log(`${this.pub.events - this.settled.events} published event(s) not confirmed before the connection broke: publishing them again once reconnected`);
     this.settled = this.pub;
     this.lastMarkBytes = this.pub.bytes;
   }

@@ -104,7 +104,12 @@ export interface SyslogStats {
 function cleanText(line: string): string {
   // eslint-disable-next-line no-control-regex
   let s = line.replace(/[\x00-\x1f\x7f]+/g, ' ');
-  if (Buffer.byteLength(s) > MAX_MSG_BYTES) s = Buffer.from(s).subarray(0, MAX_MSG_BYTES - 3).toString('utf8').replace(/\uFFFD$/, '') + '...';
+  if (Buffer.byteLength(s) > MAX_MSG_BYTES)
+    s =
+      Buffer.from(s)
+        .subarray(0, MAX_MSG_BYTES - 3)
+        .toString('utf8')
+        .replace(/\uFFFD$/, '') + '...';
   return s;
 }
 
@@ -130,7 +135,10 @@ export function eventMessage(ev: ProcEvent): string {
 
 /** RFC 5424 HOSTNAME: printable US-ASCII without spaces, at most 255, else "-". */
 function rfcHostname(): string {
-  const h = os.hostname().replace(/[^\x21-\x7e]/g, '').slice(0, 255);
+  const h = os
+    .hostname()
+    .replace(/[^\x21-\x7e]/g, '')
+    .slice(0, 255);
   return h || '-';
 }
 
@@ -138,7 +146,10 @@ function rfcHostname(): string {
 function checkLogger(): void {
   const r = spawnSync('logger', ['--help'], { encoding: 'utf8', timeout: 5000, env: { ...process.env, LC_ALL: 'C' } });
   if (r.error) {
-    throw new SyslogError('ENOLOGGER', `--syslog to a unix socket needs logger(1) from util-linux: ${(r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found on the PATH' : r.error.message}`);
+    throw new SyslogError(
+      'ENOLOGGER',
+      `--syslog to a unix socket needs logger(1) from util-linux: ${(r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found on the PATH' : r.error.message}`,
+    );
   }
   const help = `${r.stdout}${r.stderr}`;
   if (!help.includes('--rfc5424') || !help.includes('--prio-prefix')) {
@@ -249,10 +260,7 @@ export class SyslogSender {
   private enqueue(pri: number, msg: string): void {
     if (this.closed) return;
     // logger(1) writes the header itself from the <PRI> prefix; for sockets it is ours.
-    const text =
-      this.target.kind === 'unix'
-        ? `<${pri}>${msg}\n`
-        : `<${pri}>1 ${new Date().toISOString()} ${this.hostname} ${APP_NAME} ${process.pid} - - ${msg}`;
+    const text = this.target.kind === 'unix' ? `<${pri}>${msg}\n` : `<${pri}>1 ${new Date().toISOString()} ${this.hostname} ${APP_NAME} ${process.pid} - - ${msg}`;
     let buf = Buffer.from(text, 'utf8');
     if (this.target.kind === 'tcp') buf = Buffer.concat([Buffer.from(`${buf.length} `), buf]);
     if (this.queuedBytes + buf.length > QUEUE_BYTES) {

@@ -69,7 +69,10 @@ export function prefixOf(addr: string): string {
     const h = head ? head.split(':') : [];
     const t = tail === null ? [] : tail ? tail.split(':') : [];
     const groups = tail === null ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-    return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+    return `${groups
+      .slice(0, 4)
+      .map((g) => parseInt(g, 16).toString(16))
+      .join(':')}::/64`;
   }
   return a; // not an IP address (a Unix peer, a test): its own unit
 }

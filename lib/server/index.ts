@@ -34,14 +34,12 @@ import {
   type ClientRequest,
 } from '../protocol';
 
-
 /** File descriptors kept free for the server's own work (the connector's /proc reads, logs). */
 export const FD_RESERVE = 8;
 
 // ---------------------------------------------------------------------------------------------
 // Options and types
 // ---------------------------------------------------------------------------------------------
-
 
 export interface UnixTransportOptions {
   /** Path of the socket file. A live socket there is an error; a stale one is replaced. */
@@ -465,10 +463,7 @@ function intOption(v: number | undefined, name: string, def: number, min: number
 function resolvePassword(tcp: TcpTransportOptions, warn: (line: string) => void): Buffer {
   const given = (['password', 'passwordFile', 'passwordEnv'] as const).filter((k) => tcp[k] !== undefined);
   if (given.length === 0) {
-    throw new BroadcastServerError(
-      'ENOPASSWORD',
-      'a TCP server needs a password (tcp.password, tcp.passwordFile or tcp.passwordEnv); refusing to serve events unauthenticated',
-    );
+    throw new BroadcastServerError('ENOPASSWORD', 'a TCP server needs a password (tcp.password, tcp.passwordFile or tcp.passwordEnv); refusing to serve events unauthenticated');
   }
   if (given.length > 1) {
     throw new BroadcastServerError('EINVAL', `give only one of tcp.password, tcp.passwordFile, tcp.passwordEnv (got ${given.join(', ')})`);
@@ -558,7 +553,6 @@ function tupleKey(s: net.Socket): string | null {
   if (!s.remoteAddress || !s.remotePort || !s.localAddress || !s.localPort) return null;
   return `${s.remoteAddress}|${s.remotePort}|${s.localAddress}|${s.localPort}`;
 }
-
 
 /** What is at a would-be socket path: nothing, a stale socket, or a live one (throws for the rest). */
 function probeSocketPath(p: string): Promise<'none' | 'stale'> {
@@ -1714,11 +1708,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       const other = (req.stream !== undefined && req.stream !== this.stream) || req.resume_from > last;
       conn.nextSeq = other ? 1 : req.resume_from + 1;
     }
-    const what = [
-      req.resume_from !== undefined ? `resume after ${req.resume_from}` : '',
-      req.snapshot ? 'snapshot' : '',
-      conn.filter ? 'filtered' : '',
-    ].filter(Boolean);
+    const what = [req.resume_from !== undefined ? `resume after ${req.resume_from}` : '', req.snapshot ? 'snapshot' : '', conn.filter ? 'filtered' : ''].filter(Boolean);
     this.clientLog(conn, `${who(conn)}: client ${conn.id} asked for ${what.join(', ') || 'the stream'}`);
     // What it asked for beyond the live stream (its snapshot, the backlog it resumed from)
     // is paid for from its peer's answer budget as it goes out.
@@ -1774,7 +1764,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       if (conn.own) {
         // Its answer first (hello, snapshot), piece by piece within its bound.
         if (sock.writableLength >= half) return this.watchFlush(conn);
-        if (conn.owed > 0 && !this.charge(conn, (conn.own[0]?.length ?? 0))) return;
+        if (conn.owed > 0 && !this.charge(conn, conn.own[0]?.length ?? 0)) return;
         const piece = conn.own.shift();
         if (conn.own.length === 0) {
           conn.own = null;

@@ -157,4 +157,3 @@ export class ReplayRing {
     return { chunk, index: seq - chunk.first };
   }
 }
-

@@ -14,7 +14,16 @@ export interface ProcPolicy {
   gid: number | null;
 }
 
-const HIDEPID: Record<string, ProcPolicy['hidepid']> = { '0': 'off', off: 'off', '1': 'noaccess', noaccess: 'noaccess', '2': 'invisible', invisible: 'invisible', '4': 'ptraceable', ptraceable: 'ptraceable' };
+const HIDEPID: Record<string, ProcPolicy['hidepid']> = {
+  '0': 'off',
+  off: 'off',
+  '1': 'noaccess',
+  noaccess: 'noaccess',
+  '2': 'invisible',
+  invisible: 'invisible',
+  '4': 'ptraceable',
+  ptraceable: 'ptraceable',
+};
 
 /** The policy of the /proc mount in /proc/self/mountinfo text (pure). No /proc mount: off. */
 export function parseProcPolicy(mountinfo: string): ProcPolicy {
