@@ -235,3 +235,29 @@ test('--syslog usage errors: one line, exit status 2', () => {
     assert.match(lines[0], re, args.join(' '));
   }
 });
+
+test('library: the sender takes the reader\'s lines as they are; only an over-long one is parsed and cut; lost lines are warnings', async (t) => {
+  const { SyslogSender } = require('../dist/outputs/syslog');
+  const { linesOf } = require('../dist/events');
+  const rx = dgram.createSocket('udp4');
+  const got = [];
+  rx.on('message', (m) => got.push(m.toString('utf8')));
+  await new Promise((r) => rx.bind(0, '127.0.0.1', r));
+  t.after(() => rx.close());
+  const sender = new SyslogSender({ target: { kind: 'udp', host: '127.0.0.1', port: rx.address().port } });
+  t.after(() => sender.close());
+  const small = { event: 'exec', time: '2026-12-07T00:00:00.000Z', pid: 42, user: 'root', uid: 0, cmdline: 'sh -c true', argv: ['sh', '-c', 'true'] };
+  const huge = { ...small, pid: 43, cmdline: 'x'.repeat(20000), argv: ['x'.repeat(20000)] };
+  const lost = { event: 'lost', time: '2026-12-07T00:00:00.000Z', count: 7, source: 'kernel' };
+  sender.lines(linesOf([small, huge, lost]));
+  await until(() => got.length === 3, 5000, 'three messages');
+  const msg = (m) => m.slice(m.indexOf('{'));
+  assert.equal(msg(got[0]), JSON.stringify(small));
+  assert.ok(got[0].startsWith('<134>1 '), got[0].slice(0, 20)); // local0.info
+  const cut = JSON.parse(msg(got[1]));
+  assert.equal(cut.truncated, true);
+  assert.equal(cut.pid, 43);
+  assert.deepEqual(cut.argv, []);
+  assert.equal(msg(got[2]), JSON.stringify(lost));
+  assert.ok(got[2].startsWith('<132>1 '), got[2].slice(0, 20)); // local0.warning
+});

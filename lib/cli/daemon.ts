@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { ProcConnector, ProcConnectorError } from '../connector';
+import { subscribeLines } from '../source';
 import { EVENT_NAMES, parseEventList, toLine, type ProcEvent } from '../events';
 import { BroadcastServerError, createBroadcastServer, type BroadcastServer, type BroadcastServerOptions, type TcpTlsOptions } from '../server';
 import { formatEvent } from './format';
@@ -577,7 +578,7 @@ async function daemon(o: DaemonOptions, log: (line: string) => void, fail: (line
     }
     log(`metrics at ${metrics.url}`);
   }
-  if (sys && o.syslog?.events) conn.on('batch', sys.batch);
+  if (sys && o.syslog?.events) subscribeLines(conn, sys.lines); // (the reader's lines as they are)
   if (o.direct) directWriter(conn, o.format, log);
   conn.on('lost', (ev) => log(`lost ${ev.count} events (${ev.source})`));
   // The reader thread failing (the socket broke under it) is fatal: say why, stop as on a

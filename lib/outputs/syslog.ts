@@ -20,7 +20,9 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import * as os from 'node:os';
-import { CodedError, type ProcEvent } from '../events';
+import { CodedError, KIND_NAMES, type LineBatch, type ProcEvent } from '../events';
+
+const LOST_KIND = KIND_NAMES.indexOf('lost');
 
 export type SyslogTarget = { kind: 'unix'; path: string } | { kind: 'udp' | 'tcp'; host: string; port: number };
 
@@ -214,6 +216,21 @@ export class SyslogSender {
   /** Sends every event of a batch: a `'batch'` listener. */
   readonly batch = (batch: ProcEvent[]): void => {
     for (const ev of batch) this.event(ev);
+  };
+
+  /**
+   * Sends every line of a batch: a `'lines'` listener (see `subscribeLines`). A line goes as it
+   * is, without its newline; only one too long for a syslog message is parsed, to be cut.
+   */
+  readonly lines = (lines: LineBatch): void => {
+    let start = 0;
+    for (let i = 0; i < lines.ends.length; i++) {
+      const end = lines.ends[i] as number;
+      const pri = this.eventFacility * 8 + (lines.kinds[i] === LOST_KIND ? SEVERITIES.warning : SEVERITIES.info);
+      const msg = end - 1 - start <= MAX_MSG_BYTES ? lines.buf.toString('utf8', start, end - 1) : eventMessage(JSON.parse(lines.buf.toString('utf8', start, end)) as ProcEvent);
+      this.enqueue(pri, msg);
+      start = end;
+    }
   };
 
   stats(): SyslogStats {
