@@ -236,7 +236,7 @@ test('--syslog usage errors: one line, exit status 2', () => {
   }
 });
 
-test('library: the sender takes the reader\'s lines as they are; only an over-long one is parsed and cut; lost lines are warnings', async (t) => {
+test("library: the sender takes the reader's lines as they are; only an over-long one is parsed and cut; lost lines are warnings", async (t) => {
   const { SyslogSender } = require('../dist/outputs/syslog');
   const { linesOf } = require('../dist/events');
   const rx = dgram.createSocket('udp4');
