@@ -13,7 +13,7 @@ const ROOT = path.join(__dirname, '..');
 const PKG = require('../package.json');
 const MAX_PACKED = 352 * 1024; // bytes of the .tgz: two prebuilds (~380 KB unpacked), the README (~100 KB), dist/ (321 KiB as of the threat-model work)
 const MAX_UNPACKED = 1024 * 1024;
-const MAX_FILES = 80;
+const MAX_FILES = 100; // (87 as of the split of lib/ into folders: each module is a .js and a .d.ts)
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-package-'));
 const app = path.join(tmp, 'app');

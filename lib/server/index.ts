@@ -4,730 +4,38 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
-import { CodedError, toLine, type LineBatch, type LostEvent, type ProcessRecord, type ProcEvent } from '../events';
+import { toLine, type LineBatch, type LostEvent, type ProcessRecord, type ProcEvent } from '../events';
 import { isEventSource, subscribeLines, type EventSource } from '../source';
 export type { BatchSource, EventSource, LineSource } from '../source';
-import { checkKeyPair, parseCertificates, parsePrivateKey, subjectName, type Pem } from '../pem';
-import { readSecretFile } from '../secret';
-import { intOption as intOptionOf } from '../options';
 import { LogTally } from './log-tally';
-import { AuthGate, prefixOf } from './auth-gate';
-import { loadBinding } from '../native';
+import { prefixOf } from './auth-gate';
+import { Admission } from './admission';
 import { TokenBuckets } from './buckets';
-import { IdResolver, lookupIdSync, SubordinateIds } from './accounts';
+import { IdResolver, SubordinateIds } from './accounts';
 import { readProcPolicy, seesOnlyOwn, type PeerVisibility, type ProcPolicy } from './visibility';
-import { lineOffset, numberLines, makeFilter, ReplayRing, select, type Filter } from './replay';
+import { lineOffset, numberLines, makeFilter, ReplayRing, select } from './replay';
+import { AUTH_SUCCESS, badRequestLine, MAX_REQUEST_BYTES, parseRequest, tooManyClientsLine, tooManyForUserLine, TOO_MANY_FILES, type ClientRequest } from '../protocol';
+
+export * from './types';
 import {
-  AUTH_FAILED,
-  AUTH_SUCCESS,
-  AUTH_TIMEOUT,
-  badRequestLine,
-  CLIENT_CERT_REFUSED,
-  MAX_PASSWORD_BYTES,
-  MAX_REQUEST_BYTES,
-  parseRequest,
-  PASSWORD_PROMPT,
-  tooManyClientsLine,
-  tooManyForUserLine,
-  tooManyPendingLine,
-  TOO_MANY_FILES,
-  type ClientRequest,
-} from '../protocol';
-
-/** File descriptors kept free for the server's own work (the connector's /proc reads, logs). */
-export const FD_RESERVE = 8;
-
-// ---------------------------------------------------------------------------------------------
-// Options and types
-// ---------------------------------------------------------------------------------------------
-
-export interface UnixTransportOptions {
-  /** Path of the socket file. A live socket there is an error; a stale one is replaced. */
-  path: string;
-  /** File mode of the socket (who may connect). Default `0o666`, as in the seed. */
-  mode?: number;
-  /** Group (name or gid) to give the socket file; e.g. with mode `0o660`. Default: unchanged. */
-  group?: string | number;
-}
-
-export interface TcpTransportOptions {
-  /** Port to listen on; 0 picks a free one (see `address()`). */
-  port: number;
-  /**
-   * Address to bind. Default `'0.0.0.0'` (every IPv4 interface, like the seed); use
-   * `'127.0.0.1'` for local clients only (e.g. behind an SSH tunnel) or `'::'` for IPv6 too.
-   */
-  host?: string;
-  /** The password clients must send. Exactly one of `password`, `passwordFile`, `passwordEnv` is required. */
-  password?: string;
-  /** A file holding the password (one trailing newline is ignored), so it need not sit in argv. */
-  passwordFile?: string;
-  /** The name of an environment variable holding the password. */
-  passwordEnv?: string;
-  /**
-   * Serve TLS on this port: the password handshake then runs inside TLS. A connection that
-   * has not finished the TLS handshake counts as pending (`maxPending`, `authTimeoutMs`).
-   */
-  tls?: TcpTlsOptions;
-}
-
-export interface TcpTlsOptions {
-  /** The server's certificate, PEM (may be followed by its intermediate CA certificates). */
-  cert: Pem;
-  /** Its private key, PEM, unencrypted. */
-  key: Pem;
-  /**
-   * CA certificate(s), PEM. When given, client certificates are required and verified (the
-   * effect of `requestCert` + `rejectUnauthorized`): a client with none, or with one not signed
-   * by these CAs, is sent `CLIENT_CERT_REFUSED` right after the TLS handshake and closed
-   * (never prompted for the password), and the reason is logged.
-   */
-  ca?: Pem | Pem[];
-}
-
-export interface BroadcastServerOptions {
-  /**
-   * Where events come from: a `LineSource` (a `ProcConnector`: its lines go out as they are,
-   * never parsed), or any emitter of `'batch'` (`ProcEvent[]`), serialised once.
-   */
-  source: EventSource;
-  /** Serve a Unix domain socket (no handshake: a client gets the stream at once). */
-  unix?: UnixTransportOptions;
-  /** Serve TCP with the seed's password handshake. A TCP server without a password is refused. */
-  tcp?: TcpTransportOptions;
-  /** Streaming clients at most, over both transports. Default 10. */
-  maxClients?: number;
-  /**
-   * Slots that local users other than root and the server's own user (over the Unix socket,
-   * told by SO_PEERCRED) leave free between them: they can never fill the server. Default 2
-   * (at most maxClients - 1).
-   */
-  reservedClients?: number;
-  /** Unix-socket clients one user (other than root and the server's own) may have at once. Default maxClients / 4, rounded up. */
-  maxClientsPerUser?: number;
-  /**
-   * Request lines a peer (a local user other than root and the server's own, a TCP client's
-   * network) may send a second, in bursts of 5 seconds' worth; beyond, its requests are
-   * answered later (its events wait in the ring meanwhile). Default 2.
-   */
-  requestsPerSecond?: number;
-  /**
-   * Bytes a second of requested answers (snapshots, resumed backlogs) one peer (a local user,
-   * a network) gets, in bursts of 4 seconds' worth: beyond, they go out at this pace. The live
-   * stream is never held back. Default 16 MiB.
-   */
-  answerBytesPerSecond?: number;
-  /**
-   * What a Unix-socket client other than root and the server's own user sees. `'host'`
-   * (default): what /proc lets it see; where /proc is mounted with `hidepid` (and it is not in
-   * the mount's `gid=` group), only its own processes' events and snapshot records. `'own'`:
-   * only its own processes, whatever /proc does. `'all'`: everything. TCP clients (they have
-   * the password) always see everything.
-   */
-  peerVisibility?: PeerVisibility;
-  /**
-   * Where the ranges of subordinate uids are (`user:first:count`): a process running as one
-   * of them counts as the owning user for `maxClientsPerUser`, the request and answer budgets
-   * and the log's tally, so rootless containers cannot multiply a user's share. Default
-   * /etc/subuid.
-   */
-  subordinateIds?: string;
-  /**
-   * TCP connections waiting to authenticate at most (shared fairly between networks: see the
-   * README's threat model). Default 128.
-   */
-  maxPending?: number;
-  /**
-   * A TCP connection that has not sent its password line within this is closed (a real client
-   * sends it at once; over TLS the handshake counts too). Default 3000 ms.
-   */
-  authTimeoutMs?: number;
-  /**
-   * Delay after a failed authentication, counted per network (IPv4 /24, IPv6 /64): its answer
-   * waits this long, and so does the next password check from that network. Each further
-   * failure from it within 10 minutes doubles it (at most 30 s); a success resets it. 0 turns
-   * off delays and the global budget (`authFailureRate`): for tests only. Default 250 ms.
-   */
-  authFailureDelayMs?: number;
-  /**
-   * Failed authentications a second over all addresses (bursts of 4 seconds' worth): beyond,
-   * every password check waits, whatever its address, networks that have logged in before
-   * going first. The most an attacker can guess, however many addresses it holds. 0: no global
-   * budget. Default 5.
-   */
-  authFailureRate?: number;
-  /** Bytes buffered for one client at most (beyond, `slowClient` applies). Default 4 MiB. */
-  clientBufferBytes?: number;
-  /**
-   * What to do with a client whose buffer is full. `'drop'` (default): skip events for it and,
-   * once it has caught up, send it one `{"event":"lost",...,"source":"client"}` line with the
-   * count. `'disconnect'`: close it (reason `'slow'`).
-   */
-  slowClient?: 'drop' | 'disconnect';
-  /**
-   * Events kept, as sent, for clients that resume (`{"resume_from": N}`) or fall behind.
-   * 0 turns the ring, resuming and request lines off. Default 65536.
-   */
-  replayEvents?: number;
-  /** Bytes of events kept at most (whole batches leave first). Default 64 MiB. */
-  replayBytes?: number;
-  /**
-   * How long a new client (TCP: once authenticated) may take to send its request line
-   * before it gets the plain stream; the events of that moment come from the ring, so
-   * nothing is missed. 0: no request lines. Default 100 ms.
-   */
-  requestWaitMs?: number;
-  /**
-   * A streaming client with bytes waiting for it that the kernel has accepted none of for
-   * this long is closed (reason `'stalled'`): a peer that vanished without FIN or RST (its
-   * host powered off, a cable pulled) would otherwise keep its slot until TCP gives up
-   * retransmitting, about 15 minutes (keepalive does not run while data is unacknowledged,
-   * and Node cannot set TCP_USER_TIMEOUT). A client that reads, however slowly, is not
-   * stalled. 0 turns it off. Default 60000 ms.
-   */
-  stallTimeoutMs?: number;
-  /** On close(), how long connections may flush before they are destroyed. Default 200 ms. */
-  closeGraceMs?: number;
-  /** Receives one line per notable happening (connections, refusals, errors). Default: silent. */
-  log?: (line: string) => void;
-}
-
-export type Transport = 'unix' | 'tcp';
-
-export interface ClientInfo {
-  /** Unique within this server. */
-  id: number;
-  transport: Transport;
-  /** `"host:port"` for TCP, `"unix"` for the Unix socket. */
-  peer: string;
-}
-
-/**
- * Why a streaming client went away: `'end'` (it closed the connection: after its EOF, a
- * write to it failed with EPIPE/ECONNRESET, or the connection closed without error),
- * `'error'` (socket error such as ECONNRESET/EPIPE without an EOF first, see `error`),
- * `'slow'` (buffer full under policy `'disconnect'`), `'stalled'` (nothing written to it
- * for `stallTimeoutMs` although bytes waited), `'server-close'` (close() was called),
- * `'bad-request'` (its request line was unusable; it was told why).
- */
-export type ClientCloseReason = 'end' | 'error' | 'slow' | 'stalled' | 'server-close' | 'bad-request';
-
-export interface ClientCloseInfo extends ClientInfo {
-  reason: ClientCloseReason;
-  /** The socket error code (e.g. `'ECONNRESET'`, `'EPIPE'`) when reason is `'error'`. */
-  error?: string;
-  /** Events written to it. */
-  sent: number;
-  /** Events it missed (policy `'drop'`). */
-  dropped: number;
-}
-
-/**
- * Why a connection was turned away before streaming: too many clients, too many pending,
- * the process nearly out of file descriptors, wrong password, over-long password line, no
- * password (or TLS handshake) in time, it closed first, its TLS handshake failed, or its
- * client certificate was missing or not trusted.
- */
-export const REJECT_REASONS = [
-  'too-many-clients',
-  'too-many-for-user',
-  'too-many-pending',
-  'too-many-files',
-  'auth-failed',
-  'line-too-long',
-  'auth-timeout',
-  'closed-before-auth',
-  'tls-failed',
-  'cert-refused',
-] as const;
-export type RejectReason = (typeof REJECT_REASONS)[number];
-
-export interface RejectInfo {
-  transport: Transport;
-  peer: string;
-  reason: RejectReason;
-}
-
-export interface BroadcastServerEvents {
-  /** A client starts receiving events (TCP: after authenticating). */
-  client: [ClientInfo];
-  /** A client that had a `'client'` event is gone. */
-  clientClose: [ClientCloseInfo];
-  /** A connection was turned away without receiving events. */
-  reject: [RejectInfo];
-  /** A server-side failure after listen() (e.g. accept() failing); logged when nobody listens. */
-  error: [Error];
-}
-
-export interface ClientStats extends ClientInfo {
-  /** Events written to this client. */
-  sent: number;
-  /** Bytes written to this client. */
-  bytes: number;
-  /** Events this client missed (policy `'drop'`). */
-  dropped: number;
-  /** Bytes waiting in this process for this client, in its socket's buffer (at most about `clientBufferBytes`). */
-  buffered: number;
-  /** Bytes of the answer to its request (the snapshot it asked for) not yet handed to its socket. */
-  answerBytes: number;
-  /** `'live'`, `'catch-up'` (fed from the ring: resuming, or behind) or `'request'` (may still send one). */
-  mode: 'live' | 'catch-up' | 'request';
-  /** It asked for a subset of events. */
-  filtered: boolean;
-}
-
-export interface BroadcastStats {
-  /** Batches and events received from the source. */
-  batches: number;
-  events: number;
-  /** Events and bytes written, over every client ever connected. */
-  sentEvents: number;
-  sentBytes: number;
-  /** Events dropped for slow clients, over every client ever connected. */
-  droppedEvents: number;
-  /** Clients streaming now. */
-  clients: number;
-  /** TCP connections waiting to authenticate now. */
-  pending: number;
-  /** Clients ever accepted for streaming. */
-  totalClients: number;
-  /** Passwords checked, and of them wrong (or too long), since start; lines waiting for their check now (`authFailureRate`). */
-  passwordChecks: number;
-  passwordFailures: number;
-  passwordWaiting: number;
-  /** Connections turned away, by reason. */
-  rejected: Record<RejectReason, number>;
-  /** Slow clients disconnected (policy `'disconnect'`). */
-  slowDisconnects: number;
-  /** Clients closed because nothing could be written to them for `stallTimeoutMs`. */
-  stallDisconnects: number;
-  /** Each streaming client. */
-  perClient: ClientStats[];
-  /** seq of the last event sent (0 before the first); `stream` identifies this run. */
-  seq: number;
-  stream: string;
-  /** The replay ring: events and bytes held, seq of the oldest. */
-  replay: { events: number; bytes: number; first: number };
-}
-
-export interface BroadcastAddress {
-  /** The Unix socket path, or null. */
-  unix: string | null;
-  /** The bound TCP address (the real port when 0 was asked), or null. */
-  tcp: net.AddressInfo | null;
-}
-
-/** A configuration or listen failure, with a code: `EINVAL`, `ENOPASSWORD`, `EADDRINUSE`, `EEXIST`, ... */
-export class BroadcastServerError extends CodedError {}
-
-// ---------------------------------------------------------------------------------------------
-// Implementation
-// ---------------------------------------------------------------------------------------------
-
-/** A connection as log lines name it: `unix` or `tcp 1.2.3.4:5678` (the peer of a Unix socket has no address). */
-function who(conn: Conn): string {
-  return conn.transport === 'tcp' ? `tcp ${conn.peer}` : 'unix';
-}
-
-interface Conn extends ClientInfo {
-  sock: net.Socket;
-  /** Remote address (no port). */
-  addr: string;
-  /** Its prefix (IPv4 /24, IPv6 /64): the unit of pending slots and failure accounting. */
-  prefix: string;
-  /** A Unix client's user and process (SO_PEERCRED); null for TCP, or if unknown. */
-  uid: number | null;
-  pid: number | null;
-  /**
-   * The account a Unix client counts as for per-user limits: `uid N` (a subordinate uid's
-   * owner, see SubordinateIds), `user NAME` (an owner not in /etc/passwd), `uid ?` (unknown).
-   */
-  account: string;
-  /** Its account's uid (the owner's, for a subordinate uid), for messages. */
-  accountUid: number;
-  /** A costly answer of its is under way (names being looked up, its snapshot being written). */
-  busy: boolean;
-  /** Its password was wrong (or too long): the answer is still to come (state 'verifying'). */
-  failed: 'auth-failed' | 'line-too-long' | null;
-  /** The only uid whose processes it may see (peerVisibility), or null: all. */
-  only: number | null;
-  /** Cancels its wait for a password check (AuthGate). */
-  cancelCheck: (() => void) | null;
-  state: 'new' | 'pending' | 'verifying' | 'streaming' | 'closing';
-  /** A 'client' event was emitted for it (so a 'clientClose' will be). */
-  announced: boolean;
-  line: Buffer | null;
-  timer: NodeJS.Timeout | null;
-  sent: number;
-  bytes: number;
-  dropped: number;
-  /**
-   * `live`: gets each batch as it comes. `catch-up`: fed from the ring from `nextSeq` on as
-   * its socket drains (it resumed, or it fell behind). `request`: its request line may
-   * still come (the ring holds what it will get).
-   */
-  mode: 'live' | 'catch-up' | 'request';
-  /** seq of the next event it gets (catch-up, request). */
-  nextSeq: number;
-  /**
-   * Bytes it may be behind on top of its buffer (policy 'disconnect'): the backlog it asked
-   * for when it resumed, shrinking as it works through it; it is slow only beyond that.
-   */
-  slack: number;
-  filter: Filter | null;
-  /** The request line so far. */
-  req: Buffer | null;
-  /**
-   * Its own lines still to write before the stream (the answer to its request: hello, the
-   * snapshot), in pieces that pump() writes as its socket drains.
-   */
-  own: Buffer[] | null;
-  ownBytes: number;
-  /** Bytes of what it asked for (snapshot, resumed backlog) not yet paid from its peer's answer budget. */
-  owed: number;
-  /** An empty write is queued to tell when its backlog has flushed. */
-  flushWatch: boolean;
-  /**
-   * Write progress, for the stall timeout: bytes whose writes completed and bytes in the
-   * kernel-side write queue at the last look, and since when no progress was seen while
-   * bytes waited (0: nothing waits).
-   */
-  doneMark: number;
-  queueMark: number;
-  stallSince: number;
-  /** It closed its sending side (EOF): it may still read, and keeps getting events. */
-  peerEnded: boolean;
-  /**
-   * Each event line goes out in a write of its own, about LINE_GAP_MS after the one before
-   * (see pace()): a plain TCP client that sent nothing but its password, as the seed's own
-   * client does, which parses each read as one JSON object.
-   */
-  perLine: boolean;
-  /** When its last line went out (perLine), performance.now() ms. */
-  lineAt: number;
-  reason: ClientCloseReason | null;
-  error?: string;
-}
-
-const EMPTY = Buffer.alloc(0);
-/**
- * Least time between two lines to a client that reads each read as one event (perLine): a
- * reader that takes its time over one line still finds the next in a read of its own.
- */
-const LINE_GAP_MS = 5;
-/**
- * Lines a paced client may be behind (10 s at its pace) before the oldest half of them is
- * given up as one `lost` line: it lags seconds, never minutes.
- */
-const PACED_MAX_BEHIND = 2000;
-/** How soon a request waiting for its peer's previous costly answer looks again. */
-const BUSY_RETRY_MS = 50;
-
-/** The daemon's own user: like root, it may use every client slot. */
-const OWN_UID = typeof process.getuid === 'function' ? process.getuid() : -1;
-
-/** Whose budgets a connection spends: its local user's, or its network's. */
-function peerKey(conn: Conn): string {
-  return conn.transport === 'unix' ? conn.account : conn.prefix;
-}
-
-/** Root or the daemon's own user at the other end of a Unix socket. */
-function isPrivileged(conn: Conn): boolean {
-  return conn.uid !== null && (conn.uid === 0 || conn.uid === OWN_UID);
-}
-
-/** Who is at the other end of a Unix socket (SO_PEERCRED, through the addon); null if unknown. */
-function peerCredOf(sock: net.Socket): { pid: number; uid: number; gid: number } | null {
-  const fd = (sock as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-  const b = loadBinding();
-  if (typeof fd !== 'number' || fd < 0 || b instanceof Error) return null;
-  return b.peerCred(fd);
-}
-
-/** A password line waits this long at most for its check (AuthGate) before the connection is closed. */
-const CHECK_WAIT_MAX_MS = 30 * 1000;
-
-function groupId(group: string | number): number {
-  try {
-    return lookupIdSync('group', group, 'group');
-  } catch (err) {
-    throw new BroadcastServerError('EINVAL', (err as Error).message);
-  }
-}
-
-function intOption(v: number | undefined, name: string, def: number, min: number, max = 0x7fffffff): number {
-  return intOptionOf(v, name, def, min, max, (m) => new BroadcastServerError('EINVAL', m));
-}
-
-/** Reads the TCP password from exactly one of its three sources. */
-function resolvePassword(tcp: TcpTransportOptions, warn: (line: string) => void): Buffer {
-  const given = (['password', 'passwordFile', 'passwordEnv'] as const).filter((k) => tcp[k] !== undefined);
-  if (given.length === 0) {
-    throw new BroadcastServerError('ENOPASSWORD', 'a TCP server needs a password (tcp.password, tcp.passwordFile or tcp.passwordEnv); refusing to serve events unauthenticated');
-  }
-  if (given.length > 1) {
-    throw new BroadcastServerError('EINVAL', `give only one of tcp.password, tcp.passwordFile, tcp.passwordEnv (got ${given.join(', ')})`);
-  }
-  let pw: string;
-  if (tcp.password !== undefined) {
-    pw = tcp.password;
-  } else if (tcp.passwordFile !== undefined) {
-    try {
-      const f = readSecretFile(tcp.passwordFile, 'the password file');
-      pw = f.text;
-      if (f.warning) warn(f.warning);
-    } catch (err) {
-      throw new BroadcastServerError('ENOPASSWORD', (err as Error).message, { cause: err });
-    }
-  } else {
-    const name = tcp.passwordEnv as string;
-    const v = process.env[name];
-    if (v === undefined) throw new BroadcastServerError('ENOPASSWORD', `the environment variable ${name} (the TCP password) is not set`);
-    pw = v;
-  }
-  if (typeof pw !== 'string' || pw.length === 0) {
-    const what =
-      tcp.passwordFile !== undefined
-        ? `the password file ${tcp.passwordFile} is empty`
-        : tcp.passwordEnv !== undefined
-          ? `the environment variable ${tcp.passwordEnv} (the TCP password) is empty`
-          : 'the TCP password is empty';
-    throw new BroadcastServerError('ENOPASSWORD', `${what}; refusing to serve events unauthenticated`);
-  }
-  if (/[\r\n]/.test(pw)) throw new BroadcastServerError('EINVAL', 'the TCP password cannot contain a line break');
-  const buf = Buffer.from(pw, 'utf8');
-  if (buf.length > MAX_PASSWORD_BYTES) {
-    throw new BroadcastServerError('EINVAL', `the TCP password is longer than ${MAX_PASSWORD_BYTES} bytes`);
-  }
-  return buf;
-}
-
-/** The TLS set-up of a TCP server: options checked, and a line for the log. */
-interface TlsSetup {
-  options: tls.TlsOptions;
-  requireCert: boolean;
-  summary: string;
-}
-
-/** Checks `tcp.tls` (PEM strings or Buffers) and says clearly what is wrong with it. */
-function resolveTls(t: TcpTlsOptions): TlsSetup {
-  if (!t || typeof t !== 'object') throw new BroadcastServerError('EINVAL', 'tcp.tls must be an object { cert, key, ca? }');
-  let summary: string;
-  let requireCert = false;
-  try {
-    if (t.cert === undefined || t.key === undefined) throw new Error('tcp.tls needs both cert and key');
-    const cert = parseCertificates(t.cert, 'tcp.tls.cert')[0] as crypto.X509Certificate;
-    checkKeyPair(cert, parsePrivateKey(t.key, 'tcp.tls.key'), 'tcp.tls.cert', 'tcp.tls.key');
-    const until = new Date(cert.validTo);
-    summary = `certificate ${subjectName(cert)}, valid until ${until.toISOString().slice(0, 10)}${until.getTime() < Date.now() ? ' (EXPIRED)' : ''}`;
-    if (t.ca !== undefined) {
-      const cas = parseCertificates(t.ca, 'tcp.tls.ca');
-      requireCert = true;
-      summary += `; client certificates required, signed by ${cas.map(subjectName).join(' or ')}`;
-    }
-  } catch (err) {
-    throw new BroadcastServerError('EINVAL', (err as Error).message, { cause: err });
-  }
-  const options: tls.TlsOptions = {
-    cert: t.cert,
-    key: t.key,
-    ...(t.ca !== undefined ? { ca: t.ca } : {}),
-    // Verified here, after the handshake (tls.Server sets `authorized`), so that a refused
-    // certificate is logged with the reason and the client is told; nothing is read from a
-    // client that is not authorized.
-    requestCert: requireCert,
-    rejectUnauthorized: false,
-    // The pending timeout (authTimeoutMs) covers the handshake.
-    handshakeTimeout: 0,
-  };
-  try {
-    tls.createSecureContext(options);
-  } catch (err) {
-    throw new BroadcastServerError('EINVAL', `tcp.tls: ${(err as Error).message}`, { cause: err });
-  }
-  return { options, requireCert, summary };
-}
-
-/** A TCP connection's addresses: the same for an accepted socket and the TLS socket around it. */
-function tupleKey(s: net.Socket): string | null {
-  if (!s.remoteAddress || !s.remotePort || !s.localAddress || !s.localPort) return null;
-  return `${s.remoteAddress}|${s.remotePort}|${s.localAddress}|${s.localPort}`;
-}
-
-/** What is at a would-be socket path: nothing, a stale socket, or a live one (throws for the rest). */
-function probeSocketPath(p: string): Promise<'none' | 'stale'> {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(p);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return Promise.resolve('none');
-    return Promise.reject(new BroadcastServerError('EACCES', `cannot inspect ${p}: ${(err as Error).message}`, { cause: err }));
-  }
-  if (!st.isSocket()) {
-    return Promise.reject(new BroadcastServerError('EEXIST', `${p} exists and is not a socket; not removing it (choose another path or remove it yourself)`));
-  }
-  return new Promise((resolve, reject) => {
-    const s = net.createConnection(p);
-    s.once('connect', () => {
-      s.destroy();
-      reject(new BroadcastServerError('EADDRINUSE', `another process is listening on ${p} (is another procMonitor running?)`));
-    });
-    s.once('error', (err: NodeJS.ErrnoException) => {
-      s.destroy();
-      if (err.code === 'ECONNREFUSED') resolve('stale');
-      else if (err.code === 'ENOENT') resolve('none');
-      else reject(new BroadcastServerError(err.code ?? 'EIO', `cannot tell whether ${p} is in use: ${err.message}`, { cause: err }));
-    });
-  });
-}
-
-/** A lock older than this counts as abandoned (its holder died while it held it). */
-const PATH_LOCK_STALE_MS = 10000;
-/** A lock whose process is gone counts as abandoned once it is this old. */
-const PATH_LOCK_DEAD_MS = 1000;
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/**
- * Whether the lock file at `lock` (stats `st`) was left by a process that died holding it.
- * A file that is not one of ours (its content is not a pid line) never is: it is not removed.
- */
-function lockAbandoned(lock: string, st: fs.Stats): boolean {
-  let text: string;
-  try {
-    text = fs.readFileSync(lock, 'utf8');
-  } catch {
-    return false; // gone or unreadable: look again
-  }
-  const m = /^(\d+)\n$/.exec(text);
-  if (!m) return false;
-  const age = Date.now() - st.mtimeMs;
-  if (age > PATH_LOCK_STALE_MS) return true;
-  if (age < PATH_LOCK_DEAD_MS) return false;
-  try {
-    process.kill(Number(m[1]), 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
-
-/**
- * Runs `fn` holding `<target>.lock`, which serialises the removal of a stale socket at
- * `target` among concurrent starters (of any process). The lock file is made complete under
- * a private name, then link()ed into place: link() fails if the lock exists, so exactly one
- * starter holds it. A lock left by a process that died holding it (a window of a few
- * milliseconds) is broken after a second. Held only while it decides, never for the server's
- * life: the live socket itself is what keeps a second instance out.
- */
-async function withPathLock<T>(target: string, fn: () => Promise<T>): Promise<T> {
-  const lock = `${target}.lock`;
-  const mine = path.join(path.dirname(target), `.${path.basename(target)}.lock-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
-  const fail = (err: unknown, what: string) =>
-    new BroadcastServerError((err as NodeJS.ErrnoException).code ?? 'EIO', `cannot ${what} ${lock}: ${(err as Error).message}`, { cause: err });
-  try {
-    fs.writeFileSync(mine, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
-  } catch (err) {
-    throw fail(err, 'create a file next to');
-  }
-  let held: fs.Stats;
-  try {
-    const deadline = Date.now() + PATH_LOCK_STALE_MS + 5000;
-    for (;;) {
-      try {
-        fs.linkSync(mine, lock);
-        held = fs.lstatSync(lock);
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fail(err, 'create');
-      }
-      let st: fs.Stats | null = null;
-      try {
-        st = fs.lstatSync(lock);
-      } catch {
-        continue; // released meanwhile
-      }
-      if (st.isFile() && lockAbandoned(lock, st)) {
-        try {
-          const again = fs.lstatSync(lock);
-          if (again.ino === st.ino && again.dev === st.dev) fs.unlinkSync(lock);
-        } catch {
-          /* gone already */
-        }
-        continue;
-      }
-      if (Date.now() > deadline) {
-        throw new BroadcastServerError('EBUSY', `${lock} is held by another starter, or is not a lock of procmonitor's; if no procMonitor is starting, remove it`);
-      }
-      await sleep(10);
-    }
-  } finally {
-    try {
-      fs.unlinkSync(mine); // the lock, if taken, is the other name of this file
-    } catch {
-      /* ignore */
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    try {
-      const st = fs.lstatSync(lock);
-      if (st.ino === held.ino && st.dev === held.dev) fs.unlinkSync(lock);
-    } catch {
-      /* ignore */
-    }
-  }
-}
-
-/**
- * Removes the socket at `p` if it is stale, deciding under the path lock: a concurrent
- * starter that removed it first and put its own socket in place is seen (the file is
- * another, or it answers) and left alone. Rejects with EADDRINUSE when a live socket is there.
- */
-function removeStaleSocket(p: string): Promise<void> {
-  return withPathLock(p, async () => {
-    let before: fs.Stats;
-    try {
-      before = fs.lstatSync(p);
-    } catch {
-      return; // gone: the caller tries again
-    }
-    if (!before.isSocket()) return; // the caller's next look reports it
-    if ((await probeSocketPath(p)) !== 'stale') return;
-    // Nothing else removes a socket from the path while we hold the lock, and link() cannot
-    // put one there while this one is there: the file checked is the file removed.
-    try {
-      const st = fs.lstatSync(p);
-      if (st.ino === before.ino && st.dev === before.dev) fs.unlinkSync(p);
-    } catch {
-      /* gone already */
-    }
-  });
-}
-
-function listenOn(server: net.Server, opts: net.ListenOptions): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => {
-      server.off('listening', onListening);
-      reject(err);
-    };
-    const onListening = () => {
-      server.off('error', onError);
-      resolve();
-    };
-    server.once('error', onError);
-    server.once('listening', onListening);
-    server.listen(opts);
-  });
-}
-
-function closeServer(server: net.Server): Promise<void> {
-  return new Promise((resolve) => {
-    if (!server.listening) return resolve();
-    server.close(() => resolve());
-  });
-}
+  BroadcastServerError,
+  REJECT_REASONS,
+  type BroadcastAddress,
+  type BroadcastServerEvents,
+  type BroadcastServerOptions,
+  type BroadcastStats,
+  type ClientCloseInfo,
+  type ClientCloseReason,
+  type ClientStats,
+  type RejectReason,
+  type Transport,
+  type UnixTransportOptions,
+  FD_RESERVE,
+} from './types';
+import { BUSY_RETRY_MS, EMPTY, isPrivileged, LINE_GAP_MS, PACED_MAX_BEHIND, peerCredOf, peerKey, who, type Conn } from './conn';
+import { groupId, intOption, resolvePassword, resolveTls } from './setup';
+import { closeServer, listenOn, probeSocketPath, removeStaleSocket } from './unix-socket';
+import { openFds, softFdLimit } from './fds';
 
 /**
  * Serves the events of `source` to many clients at once over a Unix socket and/or
@@ -738,22 +46,14 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private readonly source: EventSource;
   private readonly unixOpts: Required<Omit<UnixTransportOptions, 'group'>> & { gid: number | null };
   private readonly tcpOpts: { port: number; host: string } | null;
-  private readonly password: Buffer | null;
-  /**
-   * With TLS: a tls.Server that never listens itself; each accepted TCP connection that passes
-   * the pending limits is handed to it, so Node runs (and verifies) the handshake.
-   */
+  /** TCP connections until they are authenticated (null without TCP). */
+  private readonly admission: Admission | null = null;
+  /** With TLS: the admission's tls.Server (it never listens itself). */
   private readonly tlsServer: tls.Server | null = null;
   private readonly tlsSummary: string = '';
-  private readonly tlsRequireCert: boolean = false;
-  /** Connections in their TLS handshake, by their addresses (see tupleKey). */
-  private readonly handshaking = new Map<string, Conn>();
-  private readonly hmacKey = crypto.randomBytes(32);
   private readonly maxClients: number;
-  private readonly maxPending: number;
   private readonly reservedClients: number;
   private readonly maxPerUser: number;
-  private readonly authTimeoutMs: number;
   private readonly bufferBytes: number;
   private readonly policy: 'drop' | 'disconnect';
   private readonly graceMs: number;
@@ -777,13 +77,6 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private unixFile: { path: string; dev: number; ino: number } | null = null;
   private readonly conns = new Set<Conn>();
   private readonly streaming = new Set<Conn>();
-  private pendingCount = 0;
-  /** Connections waiting to authenticate (or for the verdict), by prefix, oldest first. */
-  private readonly pendingByPrefix = new Map<string, Set<Conn>>();
-  /** At most this many of them from one prefix, so that one network cannot take every slot. */
-  private readonly maxPendingPerPrefix: number;
-  /** When a password is checked: the bound on guessing. */
-  private readonly gate: AuthGate;
   /** Request lines, per peer (peerKey) other than root and the server's user. */
   private readonly requestBudget: TokenBuckets;
   /** Bytes of requested answers (snapshots, resumed backlogs), per peer. */
@@ -824,8 +117,6 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     totalClients: 0,
     slowDisconnects: 0,
     stallDisconnects: 0,
-    passwordChecks: 0,
-    passwordFailures: 0,
   };
   private readonly rejected = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
 
@@ -854,21 +145,35 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
         host: options.tcp.host ?? '0.0.0.0',
       };
       if (this.tcpOpts.port < 0) throw new BroadcastServerError('EINVAL', 'tcp.port is required (0 picks a free port)');
-      this.password = resolvePassword(options.tcp, (line) => this.log(line));
-      if (options.tcp.tls !== undefined) {
-        const t = resolveTls(options.tcp.tls);
-        this.tlsSummary = t.summary;
-        this.tlsRequireCert = t.requireCert;
-        this.tlsServer = tls.createServer(t.options);
-        this.tlsServer.on('secureConnection', (s: tls.TLSSocket) => this.onTlsSecure(s));
-        this.tlsServer.on('tlsClientError', (err: Error, s: tls.TLSSocket) => this.onTlsError(err, s));
-      }
+      const password = resolvePassword(options.tcp, (line) => this.log(line));
+      const tlsSetup = options.tcp.tls !== undefined ? resolveTls(options.tcp.tls) : null;
+      this.tlsSummary = tlsSetup?.summary ?? '';
+      this.admission = new Admission(
+        {
+          password,
+          tls: tlsSetup,
+          maxPending: intOption(options.maxPending, 'maxPending', 128, 1),
+          authTimeoutMs: intOption(options.authTimeoutMs, 'authTimeoutMs', 3000, 1),
+          authFailureDelayMs: intOption(options.authFailureDelayMs, 'authFailureDelayMs', 250, 0),
+          authFailureRate: intOption(options.authFailureRate, 'authFailureRate', 5, 0, 1000000),
+        },
+        {
+          refuse: (conn, reason, message, quiet) => this.refuse(conn, reason, message, quiet),
+          admitClient: (conn) => this.admitClient(conn),
+          admitted: (conn, rest) => {
+            if (!this.admitClient(conn)) return;
+            conn.sock.write(AUTH_SUCCESS);
+            this.startStreaming(conn, rest);
+          },
+          socketError: (conn, err) => this.onSocketError(conn, err),
+          tally: this.tally,
+        },
+      );
+      this.tlsServer = this.admission.tlsServer;
     } else {
       this.tcpOpts = null;
-      this.password = null;
     }
     this.maxClients = intOption(options.maxClients, 'maxClients', 10, 1);
-    this.maxPending = intOption(options.maxPending, 'maxPending', 128, 1);
     this.reservedClients = intOption(options.reservedClients, 'reservedClients', Math.min(2, this.maxClients - 1), 0, this.maxClients - 1);
     const vis = options.peerVisibility ?? 'host';
     if (vis !== 'host' && vis !== 'all' && vis !== 'own') throw new BroadcastServerError('EINVAL', `peerVisibility must be "host", "all" or "own", got ${String(vis)}`);
@@ -883,12 +188,6 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     const bps = intOption(options.answerBytesPerSecond, 'answerBytesPerSecond', 16 << 20, 1024);
     this.answerBudget = new TokenBuckets(bps, bps * 4);
     this.maxPerUser = intOption(options.maxClientsPerUser, 'maxClientsPerUser', Math.ceil(this.maxClients / 4), 1);
-    this.maxPendingPerPrefix = Math.max(2, Math.floor(this.maxPending / 2));
-    this.authTimeoutMs = intOption(options.authTimeoutMs, 'authTimeoutMs', 3000, 1);
-    this.gate = new AuthGate({
-      baseDelayMs: intOption(options.authFailureDelayMs, 'authFailureDelayMs', 250, 0),
-      ratePerSec: intOption(options.authFailureRate, 'authFailureRate', 5, 0, 1000000),
-    });
     this.bufferBytes = intOption(options.clientBufferBytes, 'clientBufferBytes', 4 << 20, 1);
     this.graceMs = intOption(options.closeGraceMs, 'closeGraceMs', 200, 0);
     this.stallTimeoutMs = intOption(options.stallTimeoutMs, 'stallTimeoutMs', 60000, 0);
@@ -1280,225 +579,12 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     const tlsServer = this.tlsServer;
     if (this.outOfDescriptors() && !this.evictEnded()) return this.refuseNoFiles(conn, tlsServer ? '' : TOO_MANY_FILES);
     if (!tlsServer && !this.admitClient(conn)) return;
-    if (!this.admitPending(conn)) return this.refuse(conn, 'too-many-pending', tlsServer ? '' : tooManyPendingLine(this.maxPending));
-    conn.state = 'pending';
-    conn.line = Buffer.alloc(0);
-    conn.timer = setTimeout(() => {
-      conn.timer = null;
-      // (Still in the TLS handshake: conn.sock is the plain socket, and nothing can be said.)
-      if (conn.state === 'pending') this.refuse(conn, 'auth-timeout', conn.sock === sock && tlsServer ? '' : AUTH_TIMEOUT);
-    }, this.authTimeoutMs);
-    if (!tlsServer) return this.askPassword(conn);
-    const key = tupleKey(sock);
-    if (key === null) return void sock.destroy(); // already gone
-    this.handshaking.set(key, conn);
-    sock.once('close', () => {
-      if (this.handshaking.get(key) === conn) this.handshaking.delete(key);
-    });
-    tlsServer.emit('connection', sock); // the handshake runs; see onTlsSecure / onTlsError
+    (this.admission as Admission).take(conn); // the password (and TLS) handshake, then admitted()
   }
 
-  /**
-   * Takes a pending slot for a new TCP connection, fairly: one network (IPv4 /24, IPv6 /64)
-   * holds at most half of them, and when all are taken, a connection of the network holding
-   * the most makes room, if that is more than the newcomer's own holds (else the newcomer is
-   * refused). See pendingVictim for which one.
-   */
-  private admitPending(conn: Conn): boolean {
-    const mine = this.pendingByPrefix.get(conn.prefix);
-    const held = mine ? mine.size : 0;
-    if (held >= this.maxPendingPerPrefix) return false;
-    if (this.pendingCount >= this.maxPending) {
-      const victim = this.pendingVictim(conn, held);
-      if (!victim) return false;
-      this.evictPending(victim);
-    }
-    let set = mine;
-    if (!set) {
-      set = new Set();
-      this.pendingByPrefix.set(conn.prefix, set);
-    }
-    set.add(conn);
-    this.pendingCount++;
-    return true;
-  }
-
-  /**
-   * The pending connection that makes room for `conn`: of the networks holding more than its
-   * own (`held`), the busiest; a network that logged in before keeps its connections unless
-   * the newcomer's did too; within the network, one that has sent nothing yet goes before one
-   * whose password is waiting for its check, and the oldest first. Null: none may go.
-   */
-  private pendingVictim(conn: Conn, held: number): Conn | null {
-    const newcomerKnown = this.gate.known(conn.addr);
-    let victim: Conn | null = null;
-    let vKey: [number, number, number] = [0, 0, 0];
-    for (const set of this.pendingByPrefix.values()) {
-      if (set.size <= held) continue;
-      const first = set.values().next().value as Conn;
-      if (!newcomerKnown && this.gate.known(first.addr)) continue;
-      let pick: Conn | null = null;
-      for (const c of set) {
-        if (c.line !== null && c.state === 'pending') {
-          pick = c; // still silent (or part way through its password line): the oldest such
-          break;
-        }
-      }
-      const silent = pick !== null;
-      pick = pick ?? first;
-      const key: [number, number, number] = [set.size, silent ? 1 : 0, -pick.id];
-      if (!victim || key[0] > vKey[0] || (key[0] === vKey[0] && (key[1] > vKey[1] || (key[1] === vKey[1] && key[2] > vKey[2])))) {
-        victim = pick;
-        vKey = key;
-      }
-    }
-    return victim;
-  }
-
-  /** A pending connection makes room for a newcomer from a quieter prefix. */
-  private evictPending(conn: Conn): void {
-    const inTls = conn.sock !== null && this.tlsServer !== null && !(conn.sock instanceof tls.TLSSocket);
-    if (conn.state === 'verifying') return this.refuse(conn, 'auth-failed', AUTH_FAILED, true);
-    this.refuse(conn, 'too-many-pending', inTls ? '' : tooManyPendingLine(this.maxPending));
-  }
-
-  /** TLS is up: verify the client certificate if one is required, then the password handshake. */
-  private onTlsSecure(s: tls.TLSSocket): void {
-    const key = tupleKey(s);
-    const conn = key === null ? undefined : this.handshaking.get(key);
-    if (key !== null) this.handshaking.delete(key);
-    if (!conn || conn.state !== 'pending') return void s.destroy();
-    conn.sock = s;
-    s.on('error', (err: NodeJS.ErrnoException) => this.onSocketError(conn, err));
-    if (this.tlsRequireCert && !s.authorized) {
-      const peerCert = s.getPeerX509Certificate();
-      const why = peerCert ? `${subjectName(peerCert)}: ${String(s.authorizationError ?? 'not trusted')}` : 'none given';
-      this.tally.add('client certificate refused', `tcp ${conn.peer}: client certificate refused (${why})`, conn.addr);
-      return this.refuse(conn, 'cert-refused', CLIENT_CERT_REFUSED, true);
-    }
-    if (!this.admitClient(conn)) return;
-    this.askPassword(conn);
-  }
-
-  /** A TLS handshake failed (not TLS at all, no common protocol, a bad record...). */
-  private onTlsError(err: Error, s: tls.TLSSocket): void {
-    const key = tupleKey(s);
-    const conn = key === null ? undefined : this.handshaking.get(key);
-    if (!conn || conn.state !== 'pending') return; // its socket is closed by Node either way
-    if (key !== null) this.handshaking.delete(key);
-    // OpenSSL's errors carry a short `reason` ("wrong version number"); the message is long.
-    const e = err as NodeJS.ErrnoException & { reason?: unknown };
-    const why = typeof e.reason === 'string' ? e.reason : e.message.split('\n')[0];
-    this.tally.add('TLS handshake failed', `tcp ${conn.peer}: TLS handshake failed (${e.code ? `${e.code}: ` : ''}${why})`, conn.addr);
-    this.refuse(conn, 'tls-failed', '', true);
-  }
-
-  /** Sends the password prompt and reads the answer (inside TLS when it is on). */
-  private askPassword(conn: Conn): void {
-    const sock = conn.sock;
-    sock.on('data', (chunk: Buffer) => this.onAuthData(conn, chunk));
-    sock.on('end', () => {
-      // EOF before a whole password line (e.g. `printf pw | nc -N host port`): it cannot be
-      // a correct password, and it is told so (unless its write side closed too: TLS).
-      if (conn.state === 'pending') this.refuse(conn, 'closed-before-auth', sock.writable ? AUTH_FAILED : '');
-    });
-    sock.write(PASSWORD_PROMPT);
-  }
-
-  private onAuthData(conn: Conn, chunk: Buffer): void {
-    if (conn.state !== 'pending' || !conn.line) return;
-    const start = conn.line.length;
-    const buf = start === 0 ? chunk : Buffer.concat([conn.line, chunk]);
-    const nl = buf.indexOf(0x0a, start);
-    if (nl < 0) {
-      // Room for the longest line and a "\r" before its "\n".
-      if (buf.length > MAX_PASSWORD_BYTES + 1) return this.queueCheck(conn, null, EMPTY);
-      conn.line = buf;
-      return;
-    }
-    let end = nl;
-    if (end > 0 && buf[end - 1] === 0x0d) end--;
-    if (end > MAX_PASSWORD_BYTES) return this.queueCheck(conn, null, EMPTY);
-    // (Copies: the chunk's memory is not kept, and the copy is wiped once checked.)
-    this.queueCheck(conn, Buffer.from(buf.subarray(0, end)), Buffer.from(buf.subarray(nl + 1)));
-  }
-
-  /**
-   * A password line came in time (`given`; null: longer than any password): it waits for its
-   * turn to be checked (AuthGate), at most CHECK_WAIT_MAX_MS. An over-long line waits too,
-   * as a wrong password does: it is one, and must not be a faster way to spend the budget.
-   * `rest` is what followed it (the start of a request line).
-   */
-  private queueCheck(conn: Conn, given: Buffer | null, rest: Buffer): void {
-    conn.line = null;
-    conn.sock.pause();
-    conn.sock.removeAllListeners('data');
-    if (conn.timer) clearTimeout(conn.timer);
-    conn.timer = setTimeout(() => {
-      conn.timer = null;
-      if (conn.state === 'pending') this.refuse(conn, 'auth-timeout', AUTH_TIMEOUT);
-    }, CHECK_WAIT_MAX_MS);
-    let granted = false;
-    const cancel = this.gate.wait(conn.addr, () => {
-      granted = true;
-      conn.cancelCheck = null;
-      this.checkPassword(conn, given, rest);
-    });
-    if (!granted) conn.cancelCheck = cancel;
-  }
-
-  private checkPassword(conn: Conn, given: Buffer | null, rest: Buffer): void {
-    if (conn.state !== 'pending') return;
-    if (given === null) return this.authFailed(conn, 'line-too-long');
-    const h = (b: Buffer) => crypto.createHmac('sha256', this.hmacKey).update(b).digest();
-    const ok = crypto.timingSafeEqual(h(given), h(this.password as Buffer));
-    given.fill(0);
-    this.counters.passwordChecks++;
-    if (!ok) return this.authFailed(conn, 'auth-failed');
-    this.gate.succeeded(conn.addr);
-    this.leavePending(conn);
-    conn.sock.removeAllListeners('data');
-    conn.sock.removeAllListeners('end');
-    if (!this.admitClient(conn)) return;
-    conn.sock.write(AUTH_SUCCESS);
-    this.startStreaming(conn, rest);
-  }
-
-  private authFailed(conn: Conn, reason: 'auth-failed' | 'line-too-long'): void {
-    conn.state = 'verifying';
-    conn.failed = reason;
-    conn.line = null;
-    conn.sock.pause();
-    conn.sock.removeAllListeners('data');
-    if (conn.timer) clearTimeout(conn.timer);
-    conn.timer = null;
-    const { count, delay, prefix } = this.gate.failed(conn.addr);
-    this.counters.passwordFailures++;
-    const what = reason === 'line-too-long' ? 'password line too long' : 'wrong password';
-    this.tally.add(what, `tcp ${conn.peer}: ${what} (failure ${count} from ${prefix}${delay ? `, answered after ${delay} ms` : ''})`, conn.addr);
-    const answer = () => {
-      conn.timer = null;
-      if (conn.state === 'verifying') this.refuse(conn, reason, AUTH_FAILED, true);
-    };
-    if (delay === 0) answer();
-    else {
-      conn.timer = setTimeout(answer, delay);
-      conn.timer.unref();
-    }
-  }
-
+  /** Out of pending (TCP: its admission slot and password check given up); its timer stopped. */
   private leavePending(conn: Conn): void {
-    if (conn.state === 'pending' || conn.state === 'verifying') {
-      this.pendingCount--;
-      const set = this.pendingByPrefix.get(conn.prefix);
-      if (set) {
-        set.delete(conn);
-        if (set.size === 0) this.pendingByPrefix.delete(conn.prefix);
-      }
-      conn.state = 'closing';
-    }
-    if (conn.cancelCheck) conn.cancelCheck();
-    conn.cancelCheck = null;
+    if (this.admission) return this.admission.leave(conn);
     if (conn.timer) clearTimeout(conn.timer);
     conn.timer = null;
   }
@@ -2030,8 +1116,10 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     return {
       ...this.counters,
       clients: this.streaming.size,
-      pending: this.pendingCount,
-      passwordWaiting: this.gate.waiting,
+      pending: this.admission?.pendingCount ?? 0,
+      passwordChecks: this.admission?.checks ?? 0,
+      passwordFailures: this.admission?.failures ?? 0,
+      passwordWaiting: this.admission?.waiting ?? 0,
       rejected: { ...this.rejected },
       perClient,
       seq: this.ring.next - 1,
@@ -2062,7 +1150,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     this.paced.clear();
     this.tally.close();
     this.connTally.close();
-    this.gate.close();
+    this.admission?.close();
     const gone: Promise<void>[] = [];
     for (const conn of this.conns) {
       if (conn.announced && !conn.reason) conn.reason = 'server-close';
@@ -2115,27 +1203,4 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
  */
 export function createBroadcastServer(options: BroadcastServerOptions): BroadcastServer {
   return new BroadcastServer(options);
-}
-
-/** The soft limit on open files of this process (/proc/self/limits), or Infinity. */
-function softFdLimit(): number {
-  let text: string;
-  try {
-    text = fs.readFileSync('/proc/self/limits', 'utf8');
-  } catch {
-    return Infinity;
-  }
-  const m = /^Max open files\s+(\S+)/m.exec(text);
-  const n = m ? Number(m[1]) : NaN; // "unlimited" is NaN
-  return Number.isSafeInteger(n) && n > 0 ? n : Infinity;
-}
-
-/** Descriptors open in this process; Infinity when not even one is free to count them; -1 without /proc. */
-function openFds(): number {
-  try {
-    return fs.readdirSync('/proc/self/fd').length - 1; // not the one reading the directory
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return code === 'EMFILE' || code === 'ENFILE' ? Infinity : -1;
-  }
 }
