@@ -7,8 +7,14 @@ const path = require('node:path');
 
 const ROOT = path.join(__dirname, '..');
 
-/** setpriv arguments that run a command as nobody without capabilities. */
-const NOBODY = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'];
+/**
+ * What runs a command as another user: setpriv, with NODE_V8_COVERAGE dropped (a coverage run
+ * sets it, and a node that cannot write its report there would fail for that alone).
+ */
+const AS_USER = ['env', '-u', 'NODE_V8_COVERAGE', 'setpriv'];
+
+/** Arguments that run a command as nobody without capabilities. */
+const NOBODY = [...AS_USER, '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'];
 
 /**
  * setpriv arguments that run a command as nobody with only the given capabilities (names as
@@ -16,7 +22,7 @@ const NOBODY = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'
  */
 function nobodyWith(...caps) {
   const list = caps.map((c) => `+${c}`).join(',');
-  return ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', `--inh-caps=-all,${list}`, `--ambient-caps=${list}`, `--bounding-set=-all,${list}`];
+  return [...AS_USER, '--reuid=nobody', '--regid=nogroup', '--clear-groups', `--inh-caps=-all,${list}`, `--ambient-caps=${list}`, `--bounding-set=-all,${list}`];
 }
 
 /** Least privilege: nobody with CAP_NET_ADMIN alone. */
@@ -52,4 +58,4 @@ function tryStart(wrap) {
 /** Does this kernel let a process without privileges (nobody, no capabilities) subscribe? */
 const unprivileged = () => tryStart(NOBODY);
 
-module.exports = { NOBODY, NET_ADMIN_ONLY, nobodyWith, REFUSES_UNPRIVILEGED, tryStart, unprivileged };
+module.exports = { AS_USER, NOBODY, NET_ADMIN_ONLY, nobodyWith, REFUSES_UNPRIVILEGED, tryStart, unprivileged };

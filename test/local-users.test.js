@@ -10,7 +10,7 @@ const path = require('node:path');
 const { tooManyForUserLine, tooManyClientsLine } = require('..');
 const { IdResolver } = require('../dist/server/accounts');
 const { tmpDir, serve, FakeSource, rawConnect, until, events, checkAccounting, feeder } = require('./server-helpers');
-const { NOBODY } = require('./kernel');
+const { AS_USER, NOBODY } = require('./kernel');
 
 const PEER = path.join(__dirname, 'fixtures', 'local-peer.js');
 const NOBODY_UID = Number(childProcess.execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
@@ -343,8 +343,8 @@ test("subordinate uids (/etc/subuid) count as their owner: a rootless container 
   const as = (uid) =>
     new Promise((resolve, reject) => {
       childProcess.execFile(
-        'setpriv',
-        [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, PEER, p, 'hold', '2', '1000'],
+        AS_USER[0],
+        [...AS_USER.slice(1), `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, PEER, p, 'hold', '2', '1000'],
         { encoding: 'utf8', timeout: 30000 },
         (err, out, errText) => (err ? reject(new Error(`${err.message}\n${errText}`)) : resolve(JSON.parse(out))),
       );
@@ -354,8 +354,11 @@ test("subordinate uids (/etc/subuid) count as their owner: a rootless container 
   assert.equal(srv.stats().rejected['too-many-for-user'], 1);
   // A uid outside every range is its own account.
   const other = await new Promise((resolve, reject) =>
-    childProcess.execFile('setpriv', ['--reuid=300001', '--regid=300001', '--clear-groups', process.execPath, PEER, p, 'hold', '3', '500'], { encoding: 'utf8' }, (err, out) =>
-      err ? reject(err) : resolve(JSON.parse(out)),
+    childProcess.execFile(
+      AS_USER[0],
+      [...AS_USER.slice(1), '--reuid=300001', '--regid=300001', '--clear-groups', process.execPath, PEER, p, 'hold', '3', '500'],
+      { encoding: 'utf8' },
+      (err, out) => (err ? reject(err) : resolve(JSON.parse(out))),
     ),
   );
   assert.ok(
