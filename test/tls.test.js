@@ -301,6 +301,26 @@ test('connections in their TLS handshake count against the pending limits', asyn
   assert.deepEqual(reasons, ['too-many-pending', 'closed-before-auth', 'closed-before-auth']);
 });
 
+test('pending slots full of handshakes from other networks: a TLS newcomer from a quiet network takes the place of the oldest, which is closed without a word', async (t) => {
+  const srv = await serve(t, { source: new FakeSource(), tcp: { port: 0, host: '127.0.0.1', password: PW, tls: serverTls() }, maxPending: 2, authTimeoutMs: 30000 });
+  const port = srv.address().tcp.port;
+  const reasons = [];
+  srv.on('reject', (r) => reasons.push(r.reason));
+  // Two silent connections, each from a network of its own, in their TLS handshake.
+  const first = rawConnect({ port, localAddress: '127.0.5.1' });
+  await until(() => srv.stats().pending === 1, 5000, 'one handshake pending');
+  const second = rawConnect({ port, localAddress: '127.0.6.1' });
+  t.after(() => [first, second].forEach((h) => h.sock.destroy()));
+  await until(() => srv.stats().pending === 2, 5000, 'two handshakes pending');
+  const ok = connect({ port, password: PW, tls: { ca: pki.read('ca.crt') } });
+  await ok.ready();
+  await ok.close();
+  await first.closedP;
+  assert.equal(first.text(), '', 'nothing is said in clear to a connection in its TLS handshake');
+  assert.equal(second.closed, false, 'the younger one keeps its place');
+  assert.deepEqual(reasons, ['too-many-pending']);
+});
+
 test('a client that verifies against another CA refuses the server', async (t) => {
   const srv = await serve(t, { source: new FakeSource(), tcp: { port: 0, host: '127.0.0.1', password: PW, tls: serverTls() } });
   const port = srv.address().tcp.port;
