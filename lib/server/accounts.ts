@@ -69,8 +69,6 @@ export class IdResolver {
   private readonly inFlight = new Map<string, Promise<number | null>>();
   private readonly queue: (() => void)[] = [];
   private running = 0;
-  /** Lookups made (not answered from the cache), for tests and stats. */
-  lookups = 0;
 
   constructor(private readonly lookup: (db: IdDb, name: string) => Promise<number | null> = defaultLookup) {}
 
@@ -111,7 +109,6 @@ export class IdResolver {
     return new Promise<T>((resolve, reject) => {
       const run = () => {
         this.running++;
-        this.lookups++;
         fn()
           .then(resolve, reject)
           .finally(() => {
