@@ -47,7 +47,8 @@ test("the seed README's client command lines, against its daemon command lines (
   const a = client(t, ['--socket', sock]);
   await unix.saw(/unix: client \d+ connected/);
   const pa = await marked('seed-readme-unix');
-  await until(() => a.out.includes('seed-readme-unix'), 10000, `the exec on the client's output: ${a.out}${a.err}`);
+  // The exit comes after the exec, possibly in a later read: wait for it, then look for both.
+  await until(() => new RegExp(`exit +${pa} `).test(a.out), 10000, `the exit on the client's output: ${a.out}${a.err}`);
   assert.match(a.out, new RegExp(`exec +${pa} root +/bin/sh -c sleep 0\\.05 sh seed-readme-unix`));
   assert.match(a.out, new RegExp(`exit +${pa} root +code 0`));
   assert.equal((await unix.stop('SIGTERM', 5000)).code, 0);
