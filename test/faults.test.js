@@ -500,7 +500,7 @@ test('accept() failing with EMFILE on either listener: no crash, one log line a 
   // (lib/net.js, onconnection): 'error' on the net.Server, "accept EMFILE"; its handle keeps
   // listening. Nobody listens for the BroadcastServer's 'error' here (the daemon does not).
   const emfile = () => Object.assign(new Error('accept EMFILE'), { errno: -24, code: 'EMFILE', syscall: 'accept' });
-  const listeners = [srv.unixServer, srv.tcpServer];
+  const listeners = [srv.sockets.unixServer, srv.sockets.tcpServer]; // (private: the server's listening sockets)
   for (const s of listeners) for (let i = 0; i < 500; i++) s.emit('error', emfile());
   let logged = lines.filter((l) => l.includes('EMFILE'));
   assert.deepEqual(logged, ['server error: accept EMFILE (out of file descriptors; still listening)']);

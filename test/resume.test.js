@@ -381,7 +381,7 @@ test('procMonitor-client --events/--users ask the server to filter; --resume rec
   source.batch(10);
   await until(() => lines().length === 10);
   // The server cuts it off (its socket, from the server side): it comes back for the rest.
-  for (const c of srv.conns) c.sock.destroy();
+  for (const c of srv.conns.all) c.sock.destroy(); // (private: every connection of the server)
   source.batch(10); // while it is away
   await until(() => lines().length === 20, 10000, `20 lines (${out.length} bytes, stderr: ${err})`);
   assert.deepEqual(

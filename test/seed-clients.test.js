@@ -227,15 +227,17 @@ test('paced client: gone while lines wait for it, or the server closed under it:
   const { srv, source, c } = await pacedClient(t);
   source.batch(300);
   await until(() => c.chunks.length > 5, 10000, 'a few lines');
-  assert.notEqual(srv.pacer, null, 'pacing');
+  // (The server's private fan-out: its Pacer's timer and the clients it paces.)
+  const pacer = (s) => s.fanout.pacer;
+  assert.equal(pacer(srv).running, true, 'pacing');
   c.sock.destroy();
-  await until(() => srv.pacer === null && srv.paced.size === 0, 10000, 'the pacer to stop');
+  await until(() => !pacer(srv).running && pacer(srv).size === 0, 10000, 'the pacer to stop');
   const again = await pacedClient(t);
   again.source.batch(300);
   await until(() => again.c.chunks.length > 5, 10000, 'a few lines');
   const t0 = Date.now();
   await again.srv.close();
   assert.ok(Date.now() - t0 < 2000, 'closed promptly');
-  assert.equal(again.srv.pacer, null);
-  assert.equal(again.srv.paced.size, 0);
+  assert.equal(pacer(again.srv).running, false);
+  assert.equal(pacer(again.srv).size, 0);
 });

@@ -2,6 +2,7 @@
 // budgets it spends, whether it is privileged.
 import type * as net from 'node:net';
 import { loadBinding } from '../native';
+import { prefixOf } from './auth-gate';
 import type { Filter } from './replay';
 import type { ClientCloseReason, ClientInfo } from './types';
 
@@ -91,6 +92,51 @@ export interface Conn extends ClientInfo {
 }
 
 export const EMPTY = Buffer.alloc(0);
+
+/** A new connection's record: who it is as far as its socket tells, nothing sent yet. */
+export function makeConn(id: number, sock: net.Socket, transport: ClientInfo['transport']): Conn {
+  const addr = transport === 'tcp' ? (sock.remoteAddress ?? '?').replace(/^::ffff:/, '') : 'unix';
+  const peer = transport === 'tcp' ? (addr.includes(':') ? `[${addr}]:${sock.remotePort}` : `${addr}:${sock.remotePort}`) : 'unix';
+  return {
+    id,
+    transport,
+    peer,
+    sock,
+    addr,
+    prefix: transport === 'tcp' ? prefixOf(addr) : 'unix',
+    uid: null,
+    pid: null,
+    account: 'uid ?',
+    accountUid: -1,
+    only: null,
+    failed: null,
+    busy: false,
+    cancelCheck: null,
+    state: 'new',
+    announced: false,
+    line: null,
+    timer: null,
+    sent: 0,
+    bytes: 0,
+    dropped: 0,
+    mode: 'live',
+    nextSeq: 0,
+    slack: 0,
+    filter: null,
+    req: null,
+    own: null,
+    ownBytes: 0,
+    owed: 0,
+    flushWatch: false,
+    doneMark: 0,
+    queueMark: 0,
+    stallSince: 0,
+    peerEnded: false,
+    perLine: false,
+    lineAt: 0,
+    reason: null,
+  };
+}
 /**
  * Least time between two lines to a client that reads each read as one event (perLine): a
  * reader that takes its time over one line still finds the next in a read of its own.

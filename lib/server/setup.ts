@@ -1,13 +1,17 @@
 // Options of the broadcast server checked and resolved once, at construction: ids, the TCP
 // password, the TLS set-up.
 import type * as crypto from 'node:crypto';
+import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { checkKeyPair, parseCertificates, parsePrivateKey, subjectName } from '../pem';
 import { readSecretFile } from '../secret';
 import { intOption as intOptionOf } from '../options';
 import { MAX_PASSWORD_BYTES } from '../protocol';
 import { lookupIdSync } from './accounts';
-import { BroadcastServerError, type TcpTlsOptions, type TcpTransportOptions } from './types';
+import { isEventSource, type EventSource } from '../source';
+import type { AdmissionOptions } from './admission';
+import type { PeerVisibility } from './visibility';
+import { BroadcastServerError, type BroadcastServerOptions, type TcpTlsOptions, type TcpTransportOptions } from './types';
 
 export function groupId(group: string | number): number {
   try {
@@ -108,4 +112,115 @@ export function resolveTls(t: TcpTlsOptions): TlsSetup {
     throw new BroadcastServerError('EINVAL', `tcp.tls: ${(err as Error).message}`, { cause: err });
   }
   return { options, requireCert, summary };
+}
+
+/** A BroadcastServer's options, checked, with their defaults. */
+export interface ServerSetup {
+  source: EventSource;
+  log: (line: string) => void;
+  /** The socket file ('' for none), its mode and group (null: unchanged). */
+  unix: { path: string; mode: number; gid: number | null };
+  tcp: { port: number; host: string } | null;
+  /** TCP: the password, TLS and the bounds of admission (null without TCP). */
+  admission: AdmissionOptions | null;
+  maxClients: number;
+  reservedClients: number;
+  maxPerUser: number;
+  visibility: PeerVisibility;
+  subordinateIds: string;
+  requestsPerSecond: number;
+  answerBytesPerSecond: number;
+  bufferBytes: number;
+  graceMs: number;
+  stallTimeoutMs: number;
+  policy: 'drop' | 'disconnect';
+  replayEvents: number;
+  replayBytes: number;
+  requestWaitMs: number;
+}
+
+/** Checks a BroadcastServer's options, in the order they are documented; throws a BroadcastServerError (EINVAL, ENOPASSWORD) on the first bad one. */
+export function resolveServerOptions(options: BroadcastServerOptions): ServerSetup {
+  if (!options || typeof options !== 'object') throw new BroadcastServerError('EINVAL', 'createBroadcastServer needs an options object');
+  if (!isEventSource(options.source)) {
+    throw new BroadcastServerError('EINVAL', 'options.source must be an EventEmitter of "batch" events (e.g. a ProcConnector)');
+  }
+  if (!options.unix && !options.tcp) throw new BroadcastServerError('EINVAL', 'give options.unix, options.tcp or both');
+  const logFn = options.log;
+  const log = (line: string) => {
+    try {
+      if (typeof logFn === 'function') logFn(line);
+    } catch {
+      /* a failing logger must not break the server */
+    }
+  };
+  let unix: ServerSetup['unix'] = { path: '', mode: 0, gid: null };
+  if (options.unix) {
+    const p = options.unix.path;
+    if (typeof p !== 'string' || p === '') throw new BroadcastServerError('EINVAL', 'unix.path must be a non-empty string');
+    unix = {
+      path: path.resolve(p),
+      mode: intOption(options.unix.mode, 'unix.mode', 0o666, 0, 0o777),
+      gid: options.unix.group === undefined ? null : groupId(options.unix.group),
+    };
+  }
+  let tcp: ServerSetup['tcp'] = null;
+  let admission: AdmissionOptions | null = null;
+  if (options.tcp) {
+    tcp = { port: intOption(options.tcp.port, 'tcp.port', -1, 0, 65535), host: options.tcp.host ?? '0.0.0.0' };
+    if (tcp.port < 0) throw new BroadcastServerError('EINVAL', 'tcp.port is required (0 picks a free port)');
+    const password = resolvePassword(options.tcp, log);
+    admission = {
+      password,
+      tls: options.tcp.tls !== undefined ? resolveTls(options.tcp.tls) : null,
+      maxPending: intOption(options.maxPending, 'maxPending', 128, 1),
+      authTimeoutMs: intOption(options.authTimeoutMs, 'authTimeoutMs', 3000, 1),
+      authFailureDelayMs: intOption(options.authFailureDelayMs, 'authFailureDelayMs', 250, 0),
+      authFailureRate: intOption(options.authFailureRate, 'authFailureRate', 5, 0, 1000000),
+    };
+  }
+  const maxClients = intOption(options.maxClients, 'maxClients', 10, 1);
+  const reservedClients = intOption(options.reservedClients, 'reservedClients', Math.min(2, maxClients - 1), 0, maxClients - 1);
+  const visibility = options.peerVisibility ?? 'host';
+  if (visibility !== 'host' && visibility !== 'all' && visibility !== 'own') {
+    throw new BroadcastServerError('EINVAL', `peerVisibility must be "host", "all" or "own", got ${String(visibility)}`);
+  }
+  if (options.subordinateIds !== undefined && (typeof options.subordinateIds !== 'string' || options.subordinateIds === '')) {
+    throw new BroadcastServerError('EINVAL', 'subordinateIds must be a file path');
+  }
+  const requestsPerSecond = intOption(options.requestsPerSecond, 'requestsPerSecond', 2, 1);
+  const answerBytesPerSecond = intOption(options.answerBytesPerSecond, 'answerBytesPerSecond', 16 << 20, 1024);
+  const maxPerUser = intOption(options.maxClientsPerUser, 'maxClientsPerUser', Math.ceil(maxClients / 4), 1);
+  const bufferBytes = intOption(options.clientBufferBytes, 'clientBufferBytes', 4 << 20, 1);
+  const graceMs = intOption(options.closeGraceMs, 'closeGraceMs', 200, 0);
+  const stallTimeoutMs = intOption(options.stallTimeoutMs, 'stallTimeoutMs', 60000, 0);
+  const policy = options.slowClient ?? 'drop';
+  if (policy !== 'drop' && policy !== 'disconnect') {
+    throw new BroadcastServerError('EINVAL', `slowClient must be "drop" or "disconnect", got ${String(policy)}`);
+  }
+  const replayEvents = intOption(options.replayEvents, 'replayEvents', 65536, 0);
+  const replayBytes = intOption(options.replayBytes, 'replayBytes', 64 << 20, 1);
+  // Without a ring, a client waiting to send its request would miss events: no requests.
+  const requestWaitMs = replayEvents === 0 ? 0 : intOption(options.requestWaitMs, 'requestWaitMs', 100, 0, 60000);
+  return {
+    source: options.source,
+    log,
+    unix,
+    tcp,
+    admission,
+    maxClients,
+    reservedClients,
+    maxPerUser,
+    visibility,
+    subordinateIds: options.subordinateIds ?? '/etc/subuid',
+    requestsPerSecond,
+    answerBytesPerSecond,
+    bufferBytes,
+    graceMs,
+    stallTimeoutMs,
+    policy,
+    replayEvents,
+    replayBytes,
+    requestWaitMs,
+  };
 }
