@@ -81,6 +81,16 @@ test('options: the password can come from a file or an environment variable', as
   rb.sock.destroy();
 });
 
+test('options: a password file others can read is taken, with a warning through options.log', async (t) => {
+  const file = path.join(tmpDir(t), 'pw');
+  fs.writeFileSync(file, 'readable-by-all\n', { mode: 0o644 });
+  fs.chmodSync(file, 0o644);
+  const lines = [];
+  const srv = createBroadcastServer({ source: new FakeSource(), tcp: { port: 0, host: '127.0.0.1', passwordFile: file }, log: (l) => lines.push(l) });
+  t.after(() => srv.close());
+  assert.deepEqual(lines, [`warning: the password file ${file} can be read by its group and every user (mode 0644): chmod 600 ${file}`]);
+});
+
 // ------------------------------------------------------------------ socket file
 
 test('unix: default mode 0666, and the file is removed on close', async (t) => {
