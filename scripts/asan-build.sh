@@ -3,8 +3,8 @@
 # of the package, build/asan/pkg/, so that the normal build/Release and prebuilds/ are
 # left alone and the unchanged tests and lib/ load the sanitized addon from there:
 #   build/asan/pkg/build/Release/procmonitor.node   the sanitized addon (g++, -O1 -g)
-#   build/asan/pkg/{package.json,README.md,dist,esm,bin,test,contrib}   copies (the CLI test
-#   compares the README's --help); node_modules: a link
+#   build/asan/pkg/{package.json,README.md,docs,dist,esm,bin,test,contrib}   copies (the CLI test
+#   compares docs/cli.md's --help); node_modules: a link
 # node-gyp-build(pkg) finds no prebuilds/ there, so it loads build/Release. Node itself is
 # not sanitized: run it with LD_PRELOAD of GCC's libasan (scripts/asan.sh does).
 #   bash scripts/asan-build.sh
@@ -24,7 +24,7 @@ NAPI_INC="$(node -p "require('node-addon-api').include_dir")"
 
 rm -rf "$PKG"
 mkdir -p "$PKG/build/Release" "$PKG/asan" build/asan/obj
-cp -r package.json README.md dist esm bin test "$PKG/"
+cp -r package.json README.md docs dist esm bin test "$PKG/"
 [ -d contrib ] && cp -r contrib "$PKG/"
 ln -s "$ROOT/node_modules" "$PKG/node_modules"
 

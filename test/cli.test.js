@@ -48,12 +48,12 @@ test('--help lists every flag the parser knows, each with its default, and the s
   assert.ok(help.includes('procMonitor --clients 20 --socket /tmp/procMonitor.sock -e exec,fork,exit'));
   assert.ok(help.includes('procMonitor --tcp 8080 --auth mysecretpassword --clients 50 -e exec,fork,exit'));
   assert.ok(help.includes('procMonitor --direct -e exec,fork,exit'));
-  // The README shows it verbatim.
-  const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
+  // docs/cli.md shows it verbatim.
+  const doc = fs.readFileSync(path.join(__dirname, '..', 'docs', 'cli.md'), 'utf8');
   const head = '## The `procMonitor` command\n\n```\n';
-  const at = readme.indexOf(head) + head.length;
-  assert.ok(at > head.length, 'the README has the section');
-  assert.equal(readme.slice(at, readme.indexOf('```\n', at)), help, "the README's copy of --help is the output of --help");
+  const at = doc.indexOf(head) + head.length;
+  assert.ok(at > head.length, 'docs/cli.md has the section');
+  assert.equal(doc.slice(at, doc.indexOf('```\n', at)), help, "docs/cli.md's copy of --help is the output of --help");
   const v = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' });
   assert.equal(v.status, 0);
   assert.match(v.stdout, /^procMonitor \d+\.\d+\.\d+\n$/);

@@ -11,7 +11,7 @@ const { spawn, spawnSync, execFileSync } = require('node:child_process');
 
 const ROOT = path.join(__dirname, '..');
 const PKG = require('../package.json');
-const MAX_PACKED = 352 * 1024; // bytes of the .tgz: two prebuilds (~380 KB unpacked), the README (~100 KB), dist/ (321 KiB as of the threat-model work)
+const MAX_PACKED = 352 * 1024; // bytes of the .tgz: two prebuilds (~380 KB unpacked), the README and docs/*.md (~115 KB), dist/ (321 KiB as of the threat-model work)
 const MAX_UNPACKED = 1024 * 1024;
 const MAX_FILES = 100; // (87 as of the split of lib/ into folders: each module is a .js and a .d.ts)
 
@@ -59,6 +59,7 @@ test('npm pack: only what users need, small', (t) => {
   const allowed = [
     /^package\.json$/,
     /^README\.md$/,
+    /^docs\/[\w-]+\.md$/, // the reference the README links to
     /^LICENSE$/,
     /^dist\/((cli|outputs|server)\/)?[\w-]+\.(js|d\.ts)$/,
     /^esm\/index\.mjs$/,
@@ -83,6 +84,8 @@ test('npm pack: only what users need, small', (t) => {
     'native/addon.cc',
     'prebuilds/linux-x64/procmonitor.glibc.node',
     'prebuilds/linux-arm64/procmonitor.glibc.node',
+    // Every doc, so that the README's links work in an installed copy too.
+    ...fs.readdirSync(path.join(ROOT, 'docs')).map((f) => `docs/${f}`),
   ]) {
     assert.ok(files.includes(need), `${need} missing from the tarball`);
   }

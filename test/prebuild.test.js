@@ -21,7 +21,7 @@ const PREBUILDS = {
 // Highest symbol versions a prebuild may need: glibc 2.17 (CentOS 7, Debian 8, Ubuntu 14.04 and
 // every later one) and the libstdc++ of GCC 6 (GLIBCXX_3.4.22, CXXABI_1.3.9). Node.js >= 18's own
 // Linux builds need glibc 2.28 (and GLIBCXX_3.4.21); the distributions that have it (Debian 10,
-// RHEL 8, Ubuntu 18.10 and later) ship the libstdc++ of GCC 8 or later (README: Platforms).
+// RHEL 8, Ubuntu 18.10 and later) ship the libstdc++ of GCC 8 or later (docs/deployment.md: Platforms).
 const MAX = { GLIBC: '2.17', GLIBCXX: '3.4.22', CXXABI: '1.3.9' };
 
 // The environment of a child that runs a test file itself: without NODE_TEST_CONTEXT, which would
@@ -247,7 +247,7 @@ test('node-gyp-build picks the prebuild that fits: napi, any runtime (Electron t
   assert.ok(load.matchTags('electron', '125')(tags));
 });
 
-test('the prebuild script uses the toolchains named in .ci/run and the README', () => {
+test('the prebuild script uses the toolchains named in .ci/run and docs/deployment.md (test/docs.test.js checks the doc)', () => {
   // Only a static check: `npm run prebuilds` takes a cross compiler and is not run by the tests.
   const script = fs.readFileSync(path.join(ROOT, 'scripts', 'prebuild.sh'), 'utf8');
   assert.match(script, /prebuildify" --napi --strip --tag-libc/);
