@@ -26,8 +26,9 @@ cd "$ROOT"
 # ancestors, cgroups) and the library, daemon and client paths over the real connector
 # (the replay ring and resume, the server, the client, the CLI, the ESM entry).
 TESTS=(test/asan.test.js test/parser.test.js test/connector.test.js test/worker.test.js
-       test/process-model.test.js test/resume.test.js test/server.test.js test/client.test.js
-       test/cli.test.js test/esm.test.mjs)
+       test/process-model.test.js test/resume.test.js test/server-options.test.js
+       test/socket-file.test.js test/handshake.test.js test/fanout.test.js test/kernel-e2e.test.js
+       test/client.test.js test/cli.test.js test/esm.test.mjs)
 if [ $# -gt 0 ]; then tests=("$@"); else tests=("${TESTS[@]}"); fi
 missing=0
 for t in "${tests[@]}"; do

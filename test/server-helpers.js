@@ -23,6 +23,27 @@ async function serve(t, opts) {
   return srv;
 }
 
+/** Runs a command to its end; resolves with its pid. */
+function spawnAndWait(cmd, args) {
+  return new Promise((resolve, reject) => {
+    const cp = require('node:child_process').spawn(cmd, args, { stdio: 'ignore' });
+    cp.on('error', reject);
+    cp.on('exit', () => resolve(cp.pid));
+  });
+}
+
+/** Resolves with the next `name` event of `emitter` for which `pred` holds. */
+function waitFor(emitter, name, pred = () => true) {
+  return new Promise((resolve) => {
+    const on = (x) => {
+      if (!pred(x)) return;
+      emitter.off(name, on);
+      resolve(x);
+    };
+    emitter.on(name, on);
+  });
+}
+
 /** An EventEmitter source of numbered synthetic events: each has `n` (0, 1, 2, ...). */
 class FakeSource extends EventEmitter {
   constructor() {
@@ -140,4 +161,4 @@ function feeder(source) {
   return { stop: () => ((stop = true), done) };
 }
 
-module.exports = { tmpDir, serve, FakeSource, rawConnect, until, tcpAuth, events, checkAccounting, feeder };
+module.exports = { tmpDir, serve, waitFor, spawnAndWait, FakeSource, rawConnect, until, tcpAuth, events, checkAccounting, feeder };

@@ -1,4 +1,4 @@
-"""A procMonitor client in a process of its own, for the storm tests in server.test.js.
+"""A procMonitor client in a process of its own, for the storm tests in kernel-e2e.test.js.
 
     python3 stalled-client.py stall|read /path/to/socket
     python3 stalled-client.py stall|read 127.0.0.1:PORT PASSWORD
