@@ -9,7 +9,6 @@ import { AUTH_FAILED, AUTH_TIMEOUT, CLIENT_CERT_REFUSED, MAX_PASSWORD_BYTES, PAS
 import { AuthGate } from './auth-gate';
 import { CHECK_WAIT_MAX_MS, EMPTY, tupleKey, type Conn } from './conn';
 import type { LogTally } from './log-tally';
-import type { TlsSetup } from './setup';
 import type { RejectReason } from './types';
 
 /** What admission needs of the server. */
@@ -24,6 +23,13 @@ export interface AdmissionHooks {
   socketError(conn: Conn, err: NodeJS.ErrnoException): void;
   /** Lines a peer can cause at will. */
   tally: LogTally;
+}
+
+/** The TLS set-up of a TCP server: options checked, and a line for the log. */
+export interface TlsSetup {
+  options: tls.TlsOptions;
+  requireCert: boolean;
+  summary: string;
 }
 
 export interface AdmissionOptions {

@@ -180,13 +180,14 @@ export class AuthGate {
   private drain(): void {
     if (this.draining) return;
     this.draining = true;
+    const granting = new Set<string>();
     try {
       for (;;) {
         const now = this.now();
         const budgetOk = !this.budget || this.budget.tokens('') >= 1;
         let best: Waiter | null = null;
         let bestKey: [number, number, number] | null = null;
-        const granting = new Set<string>();
+        granting.clear();
         for (const w of this.waiters) {
           if (granting.has(w.prefix) || this.readyAt(w.prefix, now) > now) continue;
           granting.add(w.prefix); // one per prefix per turn: its outcome decides the next

@@ -9,7 +9,7 @@ import { intOption as intOptionOf } from '../options';
 import { MAX_PASSWORD_BYTES } from '../protocol';
 import { lookupIdSync } from './accounts';
 import { isEventSource, type EventSource } from '../source';
-import type { AdmissionOptions } from './admission';
+import type { AdmissionOptions, TlsSetup } from './admission';
 import type { PeerVisibility } from './visibility';
 import { BroadcastServerError, type BroadcastServerOptions, type TcpTlsOptions, type TcpTransportOptions } from './types';
 
@@ -66,13 +66,6 @@ export function resolvePassword(tcp: TcpTransportOptions, warn: (line: string) =
     throw new BroadcastServerError('EINVAL', `the TCP password is longer than ${MAX_PASSWORD_BYTES} bytes`);
   }
   return buf;
-}
-
-/** The TLS set-up of a TCP server: options checked, and a line for the log. */
-export interface TlsSetup {
-  options: tls.TlsOptions;
-  requireCert: boolean;
-  summary: string;
 }
 
 /** Checks `tcp.tls` (PEM strings or Buffers) and says clearly what is wrong with it. */
