@@ -32,15 +32,18 @@ export function isEventSource(v: unknown): v is EventSource {
   return !!s && typeof s.on === 'function' && typeof s.off === 'function';
 }
 
-/** Calls `fn` with each batch of `src` as lines; returns what stops it. */
-export function subscribeLines(src: EventSource, fn: (lines: LineBatch) => void): () => void {
+/**
+ * Calls `fn` with each batch of `src` as lines (and, from a `BatchSource`, the events they were
+ * made of); returns what stops it.
+ */
+export function subscribeLines(src: EventSource, fn: (lines: LineBatch, events?: readonly ProcEvent[]) => void): () => void {
   if ((src as Partial<LineSource>).emitsLines === true) {
     const s = src as LineSource;
     s.on('lines', fn);
     return () => s.off('lines', fn);
   }
   const s = src as BatchSource;
-  const onBatch = (batch: ProcEvent[]) => fn(linesOf(batch));
+  const onBatch = (batch: ProcEvent[]) => fn(linesOf(batch), batch);
   s.on('batch', onBatch);
   return () => s.off('batch', onBatch);
 }

@@ -2,7 +2,7 @@
  * The daemon's syslog output (`--syslog`): its own log lines and, optionally, every event,
  * as RFC 5424 messages (`<PRI>1 TIMESTAMP HOSTNAME procMonitor PID - - MSG`).
  *
- * Targets:
+ * Targets (the transports: syslog-transport.ts):
  * - `unix:PATH` (default `unix:/dev/log`): the local syslog socket. It is a datagram socket
  *   under rsyslog, syslog-ng and journald, which Node.js cannot open without a native module;
  *   so a long-lived `logger` (util-linux; `--rfc5424 --prio-prefix`) is fed one line per
@@ -16,15 +16,13 @@
  * are dropped and counted (`stats().dropped`); the daemon never waits for syslog. Problems
  * with syslog itself are reported through `report` (stderr), once per episode, never to syslog.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import * as dgram from 'node:dgram';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import { CodedError, KIND_NAMES, type LineBatch, type ProcEvent } from '../events';
+import { loggerProblem, openTransport, targetText, type SyslogTarget, type Transport } from './syslog-transport';
+
+export { targetText, type SyslogTarget } from './syslog-transport';
 
 const LOST_KIND = KIND_NAMES.indexOf('lost');
-
-export type SyslogTarget = { kind: 'unix'; path: string } | { kind: 'udp' | 'tcp'; host: string; port: number };
 
 /** Syslog facilities by name (RFC 5424 table 1). */
 export const FACILITIES: Readonly<Record<string, number>> = {
@@ -72,15 +70,9 @@ const RETRY_MAX_MS = 30000;
 const REPORT_EVERY_MS = 60000;
 /** A connection up this long is taken as working (retry delay reset, trouble over). */
 const STABLE_MS = 2000;
-/** logger connects to the socket before it reads a line; alive this long means it did. */
-const LOGGER_SETTLE_MS = 100;
 
 /** A syslog setup problem (`ENOLOGGER`: no usable logger(1) for a unix target). */
 export class SyslogError extends CodedError {}
-
-export function targetText(t: SyslogTarget): string {
-  return t.kind === 'unix' ? `unix:${t.path}` : `${t.kind}://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`;
-}
 
 export interface SyslogOptions {
   target: SyslogTarget;
@@ -144,30 +136,15 @@ function rfcHostname(): string {
   return h || '-';
 }
 
-/** Checks that logger(1) can do what the unix target needs; throws a SyslogError. */
-function checkLogger(): void {
-  const r = spawnSync('logger', ['--help'], { encoding: 'utf8', timeout: 5000, env: { ...process.env, LC_ALL: 'C' } });
-  if (r.error) {
-    throw new SyslogError(
-      'ENOLOGGER',
-      `--syslog to a unix socket needs logger(1) from util-linux: ${(r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found on the PATH' : r.error.message}`,
-    );
-  }
-  const help = `${r.stdout}${r.stderr}`;
-  if (!help.includes('--rfc5424') || !help.includes('--prio-prefix')) {
-    throw new SyslogError('ENOLOGGER', '--syslog to a unix socket needs logger(1) from util-linux 2.26 or later (with --rfc5424 and --prio-prefix); this one is another');
-  }
-}
-
-interface Transport {
-  /** Whether messages may be handed over now. */
-  ready(): boolean;
-  /** Bytes handed over and not yet taken by the other side (pipe or socket buffer). */
-  backlog(): number;
-  /** Hands one message over; `done(false)` if it failed. */
-  write(msg: Buffer, done: (ok: boolean) => void): void;
-  /** Ends it; what is not taken within `waitMs` is abandoned (a stuck logger is killed). */
-  close(waitMs: number): Promise<void>;
+/**
+ * A message as the transport takes it. logger(1) writes the header itself from a `<PRI>`
+ * prefix (one line each); for sockets the RFC 5424 header is ours, octet-counted over TCP
+ * (RFC 6587: `LEN SP MSG`).
+ */
+function frame(kind: SyslogTarget['kind'], pri: number, msg: string, hostname: string): Buffer {
+  if (kind === 'unix') return Buffer.from(`<${pri}>${msg}\n`, 'utf8');
+  const buf = Buffer.from(`<${pri}>1 ${new Date().toISOString()} ${hostname} ${APP_NAME} ${process.pid} - - ${msg}`, 'utf8');
+  return kind === 'tcp' ? Buffer.concat([Buffer.from(`${buf.length} `), buf]) : buf;
 }
 
 /** Sends the daemon's log lines and events to syslog without ever waiting for it. */
@@ -199,7 +176,8 @@ export class SyslogSender {
     this.eventFacility = options.eventFacility ?? (FACILITIES[DEFAULT_EVENT_FACILITY] as number);
     this.report = options.report ?? (() => undefined);
     this.name = `syslog ${targetText(this.target)}`;
-    if (this.target.kind === 'unix') checkLogger();
+    const noLogger = this.target.kind === 'unix' ? loggerProblem() : null;
+    if (noLogger) throw new SyslogError('ENOLOGGER', noLogger);
     this.connect();
   }
 
@@ -276,10 +254,7 @@ export class SyslogSender {
 
   private enqueue(pri: number, msg: string): void {
     if (this.closed) return;
-    // logger(1) writes the header itself from the <PRI> prefix; for sockets it is ours.
-    const text = this.target.kind === 'unix' ? `<${pri}>${msg}\n` : `<${pri}>1 ${new Date().toISOString()} ${this.hostname} ${APP_NAME} ${process.pid} - - ${msg}`;
-    let buf = Buffer.from(text, 'utf8');
-    if (this.target.kind === 'tcp') buf = Buffer.concat([Buffer.from(`${buf.length} `), buf]);
+    const buf = frame(this.target.kind, pri, msg, this.hostname);
     if (this.queuedBytes + buf.length > QUEUE_BYTES) {
       if (!this.problem) this.setProblem('slow', `not keeping up (${QUEUE_BYTES >> 10} KiB waiting); dropping messages until it does`);
       this.drop(1);
@@ -370,178 +345,7 @@ export class SyslogSender {
       this.retryTimer.unref();
       this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
     };
-    const events = { onReady, onDown, onDrain: () => this.pump() };
-    const t: Transport =
-      this.target.kind === 'unix'
-        ? loggerTransport(this.target.path, events)
-        : this.target.kind === 'tcp'
-          ? tcpTransport(this.target.host, this.target.port, events)
-          : udpTransport(this.target.host, this.target.port, events);
+    const t = openTransport(this.target, { tag: APP_NAME, maxBytes: MAX_MESSAGE_BYTES }, { onReady, onDown, onDrain: () => this.pump() });
     this.transport = t;
   }
-}
-
-interface TransportEvents {
-  onReady(): void;
-  onDown(why: string): void;
-  onDrain(): void;
-}
-
-/** logger(1) on a unix socket, fed one `<PRI>message` line at a time. */
-function loggerTransport(socketPath: string, ev: TransportEvents): Transport {
-  const args = ['--rfc5424=notq', '--prio-prefix', '-t', APP_NAME, `--id=${process.pid}`, '-u', socketPath, '--socket-errors=on', '--size', String(MAX_MESSAGE_BYTES)];
-  let child: ChildProcess | null = null;
-  let ready = false;
-  let down = false;
-  let stderr = '';
-  const fail = (why: string): void => {
-    if (down) return;
-    down = true;
-    ready = false;
-    ev.onDown(why);
-  };
-  try {
-    child = spawn('logger', args, { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
-  } catch (err) {
-    setImmediate(() => fail(`cannot run logger: ${(err as Error).message}`));
-  }
-  const cp = child;
-  let settle: NodeJS.Timeout | null = null;
-  if (cp) {
-    cp.stderr?.setEncoding('utf8');
-    cp.stderr?.on('data', (d: string) => {
-      stderr = (stderr + d).slice(-1000);
-    });
-    cp.stdin?.on('error', () => undefined); // EPIPE when it died: 'exit' tells
-    cp.stdin?.on('drain', () => ev.onDrain());
-    cp.on('error', (err) => fail(`cannot run logger: ${err.message}`));
-    cp.on('exit', (code, signal) => {
-      if (settle) clearTimeout(settle);
-      const said = stderr.trim().split('\n').pop();
-      fail(said ? said.replace(/^logger: /, '') : `logger exited (${signal ?? `status ${code}`})`);
-    });
-    settle = setTimeout(() => {
-      settle = null;
-      if (down) return;
-      ready = true;
-      ev.onReady();
-    }, LOGGER_SETTLE_MS);
-    settle.unref();
-  }
-  return {
-    ready: () => ready,
-    backlog: () => cp?.stdin?.writableLength ?? 0,
-    write(msg, done) {
-      const stdin = cp?.stdin;
-      if (!stdin || stdin.destroyed) return done(false);
-      stdin.write(msg, (err) => done(!err));
-    },
-    close(waitMs) {
-      ready = false;
-      down = true;
-      if (settle) clearTimeout(settle);
-      if (!cp || cp.exitCode !== null || cp.signalCode !== null) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        // It exits once it has read everything; a logger stuck on a stalled syslog is killed.
-        const kill = setTimeout(() => cp.kill('SIGKILL'), waitMs);
-        cp.once('exit', () => {
-          clearTimeout(kill);
-          resolve();
-        });
-        cp.stdin?.end();
-      });
-    },
-  };
-}
-
-/** RFC 6587 octet-counted frames over TCP. */
-function tcpTransport(host: string, port: number, ev: TransportEvents): Transport {
-  let ready = false;
-  let down = false;
-  const sock = net.createConnection({ host, port });
-  sock.setNoDelay(true);
-  sock.setTimeout(5000); // connecting
-  sock.on('connect', () => {
-    sock.setTimeout(0);
-    sock.setKeepAlive(true, 60000);
-    ready = true;
-    ev.onReady();
-  });
-  sock.on('timeout', () => sock.destroy(new Error('connection timed out')));
-  sock.on('drain', () => ev.onDrain());
-  sock.on('data', () => undefined); // a syslog server says nothing; whatever it says is ignored
-  let why = '';
-  sock.on('error', (err: NodeJS.ErrnoException) => (why ||= err.code ?? err.message));
-  sock.on('end', () => sock.end());
-  sock.on('close', () => {
-    ready = false;
-    if (down) return;
-    down = true;
-    ev.onDown(`connection ${why ? `failed: ${why}` : 'closed'}`);
-  });
-  return {
-    ready: () => ready,
-    backlog: () => sock.writableLength,
-    write(msg, done) {
-      if (!sock.writable) return done(false);
-      sock.write(msg, (err) => done(!err));
-    },
-    close(waitMs) {
-      ready = false;
-      down = true;
-      if (sock.destroyed) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        const kill = setTimeout(() => sock.destroy(), waitMs);
-        sock.once('close', () => {
-          clearTimeout(kill);
-          resolve();
-        });
-        sock.end();
-      });
-    },
-  };
-}
-
-/** One datagram per message (no delivery guarantee: a refusal is only known a send later). */
-function udpTransport(host: string, port: number, ev: TransportEvents): Transport {
-  let ready = false;
-  let down = false;
-  let inFlight = 0;
-  const sock = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
-  const fail = (err: NodeJS.ErrnoException): void => {
-    ready = false;
-    if (down) return;
-    down = true;
-    try {
-      sock.close();
-    } catch {
-      /* closed already */
-    }
-    ev.onDown(err.code ?? err.message);
-  };
-  sock.on('error', fail);
-  sock.connect(port, host, () => {
-    ready = true;
-    ev.onReady();
-  });
-  sock.unref();
-  return {
-    ready: () => ready,
-    backlog: () => inFlight,
-    write(msg, done) {
-      inFlight += msg.length;
-      sock.send(msg, (err) => {
-        inFlight -= msg.length;
-        done(!err);
-        if (err) fail(err);
-        else if (inFlight === 0) ev.onDrain();
-      });
-    },
-    close() {
-      ready = false;
-      if (down) return Promise.resolve();
-      down = true;
-      return new Promise<void>((resolve) => sock.close(() => resolve()));
-    },
-  };
 }
