@@ -268,6 +268,8 @@ export const KIND_NAMES: readonly (EventName | 'lost')[] = Object.freeze([...EVE
 const KIND_CODE = new Map<string, number>(KIND_NAMES.map((k, i) => [k, i]));
 /** Kind code of a line whose event this version does not know. */
 export const OTHER_KIND = 31;
+/** Kind code of a `lost` line. */
+export const LOST_KIND = KIND_NAMES.indexOf('lost');
 
 /**
  * A batch of events as NDJSON bytes: `toLine(ev)` of each event, in order (what `'batch'`

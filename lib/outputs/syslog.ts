@@ -17,12 +17,10 @@
  * with syslog itself are reported through `report` (stderr), once per episode, never to syslog.
  */
 import * as os from 'node:os';
-import { CodedError, KIND_NAMES, type LineBatch, type ProcEvent } from '../events';
+import { CodedError, LOST_KIND, type LineBatch, type ProcEvent } from '../events';
 import { loggerProblem, openTransport, targetText, type SyslogTarget, type Transport } from './syslog-transport';
 
 export { targetText, type SyslogTarget } from './syslog-transport';
-
-const LOST_KIND = KIND_NAMES.indexOf('lost');
 
 /** Syslog facilities by name (RFC 5424 table 1). */
 export const FACILITIES: Readonly<Record<string, number>> = {

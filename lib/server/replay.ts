@@ -4,9 +4,7 @@
  * holds (a resume, a catch-up after falling behind), and per-client filters that pick lines
  * out of those bytes without serialising anything again.
  */
-import { EVENT_NAMES, KIND_NAMES, type EventName, type LineBatch } from '../events';
-
-const LOST = KIND_NAMES.indexOf('lost');
+import { EVENT_NAMES, KIND_NAMES, LOST_KIND, type EventName, type LineBatch } from '../events';
 
 /** One batch as it went on the wire. */
 export interface Chunk extends LineBatch {
@@ -49,14 +47,14 @@ export interface Filter {
 /** A filter from event names and uids (either may be absent: everything). */
 export function makeFilter(events: readonly EventName[] | null, uids: readonly number[] | null): Filter | null {
   if (!events && !uids) return null;
-  let kinds = 1 << LOST;
+  let kinds = 1 << LOST_KIND;
   for (const name of events ?? EVENT_NAMES) kinds |= 1 << KIND_NAMES.indexOf(name);
   return { kinds, uids: uids ? new Set(uids) : null };
 }
 
 function passes(c: Chunk, i: number, f: Filter): boolean {
   const k = c.kinds[i] as number;
-  if (k === LOST) return true;
+  if (k === LOST_KIND) return true;
   if (!(f.kinds & (1 << k))) return false;
   return f.uids === null || f.uids.has(c.uids[i] as number);
 }
