@@ -11,6 +11,17 @@ export function who(conn: Conn): string {
   return conn.transport === 'tcp' ? `tcp ${conn.peer}` : 'unix';
 }
 
+/**
+ * One connection. Its life has two layers, each written by one part of the server:
+ * - `state`, its lifecycle: `new` → `pending` (TCP: waiting for its password; admission.ts) →
+ *   `verifying` (a wrong password, its answer delayed) → `streaming` (it holds a slot) →
+ *   `closing`. Connections (connections.ts) and the server (index.ts) end it.
+ * - `mode`, how a streaming client is fed: `request` (its request window; requests.ts) →
+ *   `catch-up` ⇄ `live` (fanout.ts). Meaningless before `streaming`.
+ * The other fields are grouped the same way: who it is (peers.ts), its password (admission.ts),
+ * its request and answer (requests.ts), its place in the stream (fanout.ts), its write
+ * progress (stalls.ts).
+ */
 export interface Conn extends ClientInfo {
   sock: net.Socket;
   /** Remote address (no port). */
