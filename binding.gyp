@@ -12,8 +12,12 @@
           "sources": [
             "native/accounts.cc",
             "native/addon.cc",
+            "native/loss.cc",
             "native/monitor.cc",
+            "native/netlink.cc",
             "native/parser.cc",
+            "native/process_store.cc",
+            "native/process_table.cc",
             "native/procfs.cc",
             "native/wire.cc"
           ],

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "monitor.h"
+#include "events.h"
 
 namespace pm {
 
