@@ -39,14 +39,39 @@ int64_t Now(clockid_t c) {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
 }
 
+// Sets the calling thread's nice value (0: leave it); returns the one in effect.
+int Renice(int nice) {
+  pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
+  if (nice != 0) setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice);
+  errno = 0;
+  int now = getpriority(PRIO_PROCESS, static_cast<id_t>(tid));
+  return errno == 0 ? now : 0;
+}
+
+// A short-lived process may be gone a moment after its exec: read what it loses first
+// (argv, then exe) for every exec of the batch before anything else.
+void ReadAhead(const std::vector<RawEvent>& raw, std::vector<ProcInfo>& execs) {
+  execs.clear();
+  for (const RawEvent& ev : raw) {
+    if (ev.what == kExec) execs.emplace_back();
+  }
+  size_t k = 0;
+  for (const RawEvent& ev : raw) {
+    if (ev.what == kExec) ReadArgv(ev.tgid, execs[k++]);
+  }
+  k = 0;
+  for (const RawEvent& ev : raw) {
+    if (ev.what != kExec) continue;
+    ProcInfo& info = execs[k++];
+    if (!info.gone) ReadExe(ev.tgid, info);  // the table keeps it too
+  }
+}
+
 }  // namespace
 
 Monitor::Monitor(std::function<void()> notify) : notify_(std::move(notify)) {}
 
-Monitor::~Monitor() {
-  Stop();
-  pthread_cond_destroy(&seeded_cv_);
-}
+Monitor::~Monitor() { Stop(); }
 
 bool Monitor::Start(const Options& opts, StartError* err) {
   if (running_) return true;
@@ -57,20 +82,13 @@ bool Monitor::Start(const Options& opts, StartError* err) {
   read_errno_ = 0;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    fatal_.clear();
     injected_.clear();
   }
   std::string boot = ReadBootId();
-  {
-    std::lock_guard<std::mutex> lk(table_mu_);
-    table_.Reset(opts, std::move(boot));
-    seeded_ = !opts.seed;
-  }
+  shared_.Reset(opts, std::move(boot));
+  handoff_.Reset(opts.queue_max);
   {
     std::lock_guard<std::mutex> lk(mu_);
-    queue_.clear();
-    queue_dropped_ = 0;
-    notified_ = false;
     stats_ = Stats();
   }
   // Bookkeeping: the process table (exec ids, ancestry, what exited, snapshot()) follows
@@ -97,7 +115,7 @@ bool Monitor::Start(const Options& opts, StartError* err) {
     Close();
     return false;
   }
-  table_.SetClockOffset(Now(CLOCK_REALTIME) - Now(CLOCK_MONOTONIC));
+  shared_.table().SetClockOffset(Now(CLOCK_REALTIME) - Now(CLOCK_MONOTONIC));
   running_ = true;
   thread_ = std::thread([this] { Run(); });
   return true;
@@ -119,7 +137,7 @@ void Monitor::Stop() {
   // Everything already in the socket still counts: read it before unsubscribing.
   std::vector<OutEvent> rest;
   ReadBatch(rest);
-  Push(rest);
+  handoff_.Push(rest);
   socket_.Unsubscribe();
   Close();
   running_ = false;
@@ -129,7 +147,7 @@ void Monitor::Run() {
   std::vector<OutEvent> batch;
   Begin(batch);
   Pacer pacer(static_cast<int64_t>(opts_.batch_interval_us) * 1000);
-  if (pacer.Wake(Push(batch), Now(CLOCK_MONOTONIC))) notify_();
+  if (pacer.Wake(handoff_.Push(batch), Now(CLOCK_MONOTONIC))) notify_();
   pollfd fds[2] = {{socket_.fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
   while (!stop_) {
     timespec ts;
@@ -164,33 +182,30 @@ void Monitor::Begin(std::vector<OutEvent>& batch) {
   // ahead of ordinary work where the system lets it (CAP_SYS_NICE). It sleeps in poll()
   // otherwise, so this costs nothing when idle.
   prctl(PR_SET_NAME, "procmon-reader", 0, 0, 0);  // this thread's name (old-glibc safe)
-  pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
-  if (opts_.nice != 0) setpriority(PRIO_PROCESS, static_cast<id_t>(tid), opts_.nice);
-  errno = 0;
-  int nice_now = getpriority(PRIO_PROCESS, static_cast<id_t>(tid));
+  int nice_now = Renice(opts_.nice);
   {
     std::lock_guard<std::mutex> lk(mu_);
-    stats_.nice = errno == 0 ? nice_now : 0;
+    stats_.nice = nice_now;
   }
-  if (opts_.seed) Seed();  // takes the table lock per process
+  if (opts_.seed) shared_.Seed(stop_);  // takes the table lock per process
   {
-    std::lock_guard<std::mutex> lk(table_mu_);
+    auto lk = shared_.Lock();
     for (RawEvent& ev : early_) Feed(ev, batch, nullptr);
   }
   early_.clear();
 }
 
 bool Monitor::Step(std::vector<OutEvent>& batch, bool* more) {
-  table_.SetClockOffset(Now(CLOCK_REALTIME) - Now(CLOCK_MONOTONIC));
+  shared_.table().SetClockOffset(Now(CLOCK_REALTIME) - Now(CLOCK_MONOTONIC));
   batch.clear();
   ReadBatch(batch);
   // Only this thread changes flush_due(): it may look without the lock.
-  if (lost_ || table_.flush_due()) {
-    std::lock_guard<std::mutex> lk(table_mu_);
-    table_.FlushDeferred(batch);
+  if (lost_ || shared_.table().flush_due()) {
+    auto lk = shared_.Lock();
+    shared_.table().FlushDeferred(batch);
     lost_ = false;
   }
-  *more = Push(batch);
+  *more = handoff_.Push(batch);
   if (read_errno_ != 0) {
     notify_();  // what was read before the failure goes first
     Fail(std::string("reading the netlink socket failed: ") + std::strerror(read_errno_));
@@ -200,18 +215,8 @@ bool Monitor::Step(std::vector<OutEvent>& batch, bool* more) {
 }
 
 void Monitor::Fail(const std::string& why) {
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    fatal_ = why;
-  }
+  handoff_.SetFatal(why);
   notify_();
-}
-
-std::string Monitor::TakeFatal() {
-  std::lock_guard<std::mutex> lk(mu_);
-  std::string why;
-  why.swap(fatal_);
-  return why;
 }
 
 void Monitor::InjectFault(const std::string& why) {
@@ -244,11 +249,11 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
       Lost(loss_.Drained(out));
       return;  // EAGAIN: drained
     }
-    ReadAhead();
+    ReadAhead(raw_, execs_);
     uint64_t received = 0;
     size_t k = 0;
     {
-      std::lock_guard<std::mutex> lk(table_mu_);
+      auto lk = shared_.Lock();
       for (const RawEvent& ev : raw_) {
         if (ev.what != kNone) received++;
         // Acknowledgements are handled too: they use up sequence numbers.
@@ -267,28 +272,10 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
   }
 }
 
-// A short-lived process may be gone a moment after its exec: read what it loses first
-// (argv, then exe) for every exec of the batch before anything else.
-void Monitor::ReadAhead() {
-  execs_.clear();
-  for (const RawEvent& ev : raw_) {
-    if (ev.what == kExec) execs_.emplace_back();
-  }
-  size_t k = 0;
-  for (const RawEvent& ev : raw_) {
-    if (ev.what == kExec) ReadArgv(ev.tgid, execs_[k++]);
-  }
-  k = 0;
-  for (const RawEvent& ev : raw_) {
-    if (ev.what != kExec) continue;
-    ProcInfo& info = execs_[k++];
-    if (!info.gone) ReadExe(ev.tgid, info);  // the table keeps it too
-  }
-}
-
 void Monitor::Feed(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre) {
-  Lost(loss_.Check(ev, table_.WallMs(ev.ts_ns), out));
-  table_.Handle(ev, out, pre);
+  ProcessTable& table = shared_.table();
+  Lost(loss_.Check(ev, table.WallMs(ev.ts_ns), out));
+  table.Handle(ev, out, pre);
 }
 
 void Monitor::Lost(uint64_t count) {
@@ -298,97 +285,14 @@ void Monitor::Lost(uint64_t count) {
   stats_.lost_kernel += count;
 }
 
-// Learns every process already running, so that their exits say what exited. Runs after
-// the subscription: a process that starts meanwhile is seen by its events as well.
-void Monitor::Seed() {
-  for (int32_t pid : ListPids()) {
-    if (stop_) break;
-    std::lock_guard<std::mutex> lk(table_mu_);  // per process: events are handled between
-    if (!table_.Learn(pid)) break;
-  }
-  std::lock_guard<std::mutex> lk(table_mu_);
-  seeded_ = true;
-  pthread_cond_broadcast(&seeded_cv_);
-}
-
-// Waits for the scan of /proc at start: until it is over, the table lacks processes that
-// are running. The reader thread always ends the scan (Seed() marks it over even when it
-// stops early), and only this (JS) thread could stop it. An untimed wait: a timed one
-// needs pthread_cond_clockwait (glibc 2.30+), which the prebuilds must not.
-void Monitor::WaitSeeded(std::unique_lock<std::mutex>& lk) {
-  while (!seeded_ && running_) pthread_cond_wait(&seeded_cv_, lk.mutex()->native_handle());
-}
-
-void Monitor::Snapshot(std::vector<ProcRecord>& out) {
-  std::unique_lock<std::mutex> lk(table_mu_);
-  out.clear();
-  if (!running_) return;
-  WaitSeeded(lk);
-  table_.Snapshot(out);
-}
-
-bool Monitor::Ancestry(int32_t pid, std::vector<ProcRecord>& out) {
-  std::unique_lock<std::mutex> lk(table_mu_);
-  out.clear();
-  if (!running_) return false;
-  WaitSeeded(lk);
-  table_.Ancestry(pid, out);
-  return !out.empty();
-}
-
-bool Monitor::Push(std::vector<OutEvent>& batch) {
-  if (batch.empty()) return false;
-  bool wake = false;
+Stats Monitor::GetStats() {
+  Stats s;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    for (OutEvent& o : batch) {
-      if (queue_.size() >= opts_.queue_max) {
-        queue_dropped_++;
-        stats_.lost_queue++;
-        continue;
-      }
-      queue_.push_back(std::move(o));
-      stats_.delivered++;
-    }
-    stats_.table_size = table_.size();  // this (the feeding) thread's own count
-    if (!notified_) {
-      notified_ = true;
-      wake = true;
-    }
+    s = stats_;
   }
-  batch.clear();
-  return wake;
-}
-
-void Monitor::Drain(std::vector<OutEvent>& out) {
-  std::lock_guard<std::mutex> lk(mu_);
-  notified_ = false;
-  out.swap(queue_);
-  queue_.clear();
-  if (queue_dropped_ > 0) {
-    // Everything queued came before the drop: the loss report goes last.
-    OutEvent l;
-    l.what = kLost;
-    l.time_ms = static_cast<double>(Now(CLOCK_REALTIME) / 1000000);
-    l.lost_count = queue_dropped_;
-    l.lost_source = kLostQueue;
-    out.push_back(std::move(l));
-    queue_dropped_ = 0;
-  }
-}
-
-Stats Monitor::GetStats() {
-  size_t table_size;
-  uint64_t table_full;
-  {
-    std::lock_guard<std::mutex> lk(table_mu_);  // the size now, not as of the last batch
-    table_size = table_.size();
-    table_full = table_.full_count();
-  }
-  std::lock_guard<std::mutex> lk(mu_);
-  Stats s = stats_;
-  s.table_size = table_size;
-  s.table_full = table_full;
+  handoff_.Counts(&s.delivered, &s.lost_queue);
+  shared_.Sizes(&s.table_size, &s.table_full);  // the size now, not as of the last batch
   return s;
 }
 

@@ -1,9 +1,7 @@
 // The proc connector reader: the reader thread, which reads the socket (netlink.h), counts
 // losses (loss.h), feeds the process table (process_table.h) and hands the events to JS
-// through a queue. Knows nothing of Node-API; one Monitor per ProcConnector, no shared state.
+// through a queue (handoff.h). Knows nothing of Node-API; one Monitor per ProcConnector, no shared state.
 #pragma once
-
-#include <pthread.h>
 
 #include <atomic>
 #include <cstdint>
@@ -14,11 +12,13 @@
 #include <vector>
 
 #include "events.h"
+#include "handoff.h"
 #include "loss.h"
 #include "netlink.h"
 #include "parser.h"
 #include "process_table.h"
 #include "procfs.h"
+#include "shared_table.h"
 
 namespace pm {
 
@@ -50,16 +50,16 @@ class Monitor {
   bool running() const { return running_; }
 
   // Takes every queued event (JS thread).
-  void Drain(std::vector<OutEvent>& out);
+  void Drain(std::vector<OutEvent>& out) { handoff_.Drain(out); }
   // Why the reader thread stopped on its own (a read or poll failure), once; "" if it did not.
-  std::string TakeFatal();
+  std::string TakeFatal() { return handoff_.TakeFatal(); }
   // Test hook: the reader stops as if reading had failed with `why`.
   void InjectFault(const std::string& why);
   Stats GetStats();
   // The live process table (JS thread; empty when not running).
-  void Snapshot(std::vector<ProcRecord>& out);
+  void Snapshot(std::vector<ProcRecord>& out) { shared_.Snapshot(out, running_); }
   // A process and its ancestors, nearest first, up to init; false if pid is unknown.
-  bool Ancestry(int32_t pid, std::vector<ProcRecord>& out);
+  bool Ancestry(int32_t pid, std::vector<ProcRecord>& out) { return shared_.Ancestry(pid, out, running_); }
 
  private:
   void Run();
@@ -68,16 +68,10 @@ class Monitor {
   // One wake-up of the reader: false when it must stop.
   bool Step(std::vector<OutEvent>& batch, bool* more);
   void ReadBatch(std::vector<OutEvent>& out);
-  // Reads /proc ahead for the execs among raw_ (what a short-lived process loses first).
-  void ReadAhead();
-  // One event into the table (table_mu_ held), after its sequence number is checked for a loss.
+  // One event into the table (its lock held), after its sequence number is checked for a loss.
   void Feed(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre);
   // `count` events were lost (0: none).
   void Lost(uint64_t count);
-  // Queues a batch for JS; true if JS must be woken for it.
-  bool Push(std::vector<OutEvent>& batch);
-  void Seed();
-  void WaitSeeded(std::unique_lock<std::mutex>& lk);
   void Close();
   // The reader cannot go on: records why and wakes JS to report it.
   void Fail(const std::string& why);
@@ -95,23 +89,14 @@ class Monitor {
   std::vector<RawEvent> raw_;
   std::vector<ProcInfo> execs_;  // /proc read ahead for the execs of a batch
   LossTracker loss_{socket_};
-  bool lost_ = false;          // events were lost: deferred exits may be due
-  int read_errno_ = 0;         // recvmmsg failed for good (not EAGAIN, EINTR or ENOBUFS)
-  SystemProcReader proc_;      // guarded by table_mu_ (its user name cache)
-  ProcessTable table_{proc_};  // guarded by table_mu_
-  std::mutex table_mu_;        // the reader holds it while it handles a batch; JS for a snapshot
-  // pthread's own condition variable: std::condition_variable::wait needs GLIBCXX_3.4.30
-  // (libstdc++ of GCC 12) in a prebuild that must load with older ones.
-  pthread_cond_t seeded_cv_ = PTHREAD_COND_INITIALIZER;
-  bool seeded_ = false;  // the scan of /proc at start is over (guarded by table_mu_)
+  bool lost_ = false;   // events were lost: deferred exits may be due
+  int read_errno_ = 0;  // recvmmsg failed for good (not EAGAIN, EINTR or ENOBUFS)
 
   // shared with the JS thread
+  SharedTable shared_;  // the process table and its lock
+  Handoff handoff_;     // the events for JS, and why the reader stopped
   std::mutex mu_;
-  std::vector<OutEvent> queue_;
-  uint64_t queue_dropped_ = 0;
-  bool notified_ = false;
-  Stats stats_;
-  std::string fatal_;     // why the reader stopped on its own
+  Stats stats_;           // but delivered, lost_queue, table_size and table_full (GetStats)
   std::string injected_;  // InjectFault's reason, taken by the reader
 };
 
