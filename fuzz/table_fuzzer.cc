@@ -64,62 +64,52 @@ struct Process {
   bool leader_alive = true;
 };
 
-class Scenario {
+// Where the model's events go.
+class Sink {
  public:
-  explicit Scenario(Bytes in) : in_(in), table_(reader_) {}
+  virtual void Feed(const RawEvent& ev, pm::ProcInfo* pre) = 0;
+  // A process starts under pid: a lifetime of its own.
+  virtual void NewLife(int32_t pid) = 0;
 
-  void Play() {
-    int mode = in_.Byte() % 3;
-    strict_ = mode == 0;
-    lossy_ = mode == 1;
-    junk_ = mode == 2;
-    Configure();
-    Populate();
-    while (!in_.empty()) {
-      if (junk_) {
-        Junk();
-      } else {
-        Step();
-      }
+ protected:
+  ~Sink() = default;
+};
+
+// The live processes and threads as the kernel would have them (and as the fake /proc
+// shows them), and the events the kernel would send for what they do next.
+class Model {
+ public:
+  Model(Bytes& in, pm::FakeProcReader& reader, Sink& sink, const bool& junk) : in_(in), reader_(reader), sink_(sink), junk_(junk) {}
+
+  // What one of them does next (op 0..7).
+  void Act(uint8_t op) {
+    switch (op) {
+      case 0:
+      case 1:
+        return Fork();
+      case 2:
+        return Clone();
+      case 3:
+        return Exec();
+      case 4:
+        return ExitThread();
+      case 5:
+        return ExitLeader();
+      case 6:
+        return ExitGroup();
+      default:
+        return Change();
     }
-    Finish();
   }
 
- private:
-  void Configure() {
-    uint8_t flags = in_.Byte();
-    opts_.events = in_.U32() & pm::kAllEvents;
-    if (flags & 1) opts_.events |= pm::kExit;
-    opts_.threads = flags & 2;
-    opts_.cgroups = flags & 4;
-    opts_.seed = flags & 8;
-    if (flags & 16) opts_.redact = {"secret"};
-    opts_.table_max = 1 + in_.Byte() % 32;
-    opts_.ancestor_depth = in_.Byte() % 6 - 1;
-    opts_.ancestor_events = in_.U32() & pm::kAllEvents;
-    table_.Reset(opts_, "0123abcd");
-    table_.SetClockOffset(1700000000000000000LL);
+  // Every process ends.
+  void EndAllProcesses() {
+    std::vector<int32_t> live;
+    for (const auto& kv : procs_) live.push_back(kv.first);
+    for (int32_t tgid : live) EndAll(tgid);
   }
 
-  // The processes running before the events start: init and a few more, learned if asked.
-  void Populate() {
-    AddProc(1, 0);
-    for (int n = in_.Byte() % 6; n > 0; n--) {
-      int32_t pid = FreePid(in_.Byte());
-      if (pid == 0) break;
-      AddProc(pid, junk_ ? static_cast<int32_t>(in_.Byte() % kMaxPid) : 1);
-    }
-    if (junk_) {
-      for (int32_t pid = -2; pid <= kMaxPid; pid++) {
-        if (in_.Byte() % 4 == 0) AddProc(pid, pid - 1);
-      }
-    }
-    if (!opts_.seed) return;
-    for (const auto& kv : reader_.procs) {
-      if (!table_.Learn(kv.first)) break;
-      CHECK(table_.size() <= opts_.table_max);
-    }
-  }
+  uint64_t NextTs() { return ts_++; }
 
   void AddProc(int32_t pid, int32_t parent) {
     uint8_t b = in_.Byte();
@@ -137,7 +127,7 @@ class Scenario {
     p.have_cgroup = b % 6 != 0;
     if (!junk_) {
       procs_[pid].parent = parent;
-      lives_.insert(pid);
+      sink_.NewLife(pid);
     }
   }
 
@@ -150,6 +140,7 @@ class Scenario {
     return 0;
   }
 
+ private:
   // A live process, chosen by the next byte; 0 if there is none to choose from.
   int32_t PickProcess(bool leader_alive, bool not_init) {
     std::vector<int32_t> live;
@@ -171,30 +162,6 @@ class Scenario {
     return ev;
   }
 
-  void Step() {
-    switch (in_.Byte() % 10) {
-      case 0:
-      case 1:
-        return Fork();
-      case 2:
-        return Clone();
-      case 3:
-        return Exec();
-      case 4:
-        return ExitThread();
-      case 5:
-        return ExitLeader();
-      case 6:
-        return ExitGroup();
-      case 7:
-        return Change();
-      case 8:
-        return BatchEnd();
-      default:
-        return Look();
-    }
-  }
-
   void Fork() {
     int32_t parent = PickProcess(false, false);
     int32_t child = FreePid(in_.Byte());
@@ -202,14 +169,14 @@ class Scenario {
     RawEvent ev = Event(pm::kFork, child, child);
     ev.ppid = parent;
     ev.ptgid = parent;
-    NewLife(child);
+    sink_.NewLife(child);
     procs_[child].parent = parent;
     pm::FakeProc p = reader_.procs[parent];
     p.ppid = parent;
     p.start_ns = ev.ts_ns;
     p.readable = in_.Byte() % 4 != 0;
     reader_.procs[child] = p;
-    Feed(ev, nullptr);
+    sink_.Feed(ev, nullptr);
   }
 
   // A new thread in a process.
@@ -222,7 +189,7 @@ class Scenario {
     ev.ptgid = tgid;
     procs_[tgid].threads.insert(tid);
     thread_of_[tid] = tgid;
-    Feed(ev, nullptr);
+    sink_.Feed(ev, nullptr);
   }
 
   // exec ends the other threads first; the main thread runs the new program.
@@ -237,14 +204,14 @@ class Scenario {
     p.comm = "new" + std::to_string(b % 4);
     p.exe = "/bin/new" + std::to_string(b % 4);
     RawEvent ev = Event(pm::kExec, tgid, tgid);
-    if (!(b & 8)) return Feed(ev, nullptr);
+    if (!(b & 8)) return sink_.Feed(ev, nullptr);
     pm::ProcInfo pre;  // read ahead, as the reader does: argv, exe, or the process gone
     pre.gone = b & 16;
     pre.have_argv = !pre.gone && (b & 32);
     if (pre.have_argv) pre.argv = p.argv;
     pre.have_exe = !pre.gone && (b & 64);
     if (pre.have_exe) pre.exe = p.exe;
-    Feed(ev, &pre);
+    sink_.Feed(ev, &pre);
   }
 
   void ExitThread() {
@@ -283,14 +250,14 @@ class Scenario {
     procs_[tgid].threads.erase(tid);
     thread_of_.erase(tid);
     Ended(tgid);
-    Feed(ev, nullptr);
+    sink_.Feed(ev, nullptr);
   }
 
   void EndLeader(int32_t tgid) {
     RawEvent ev = ExitEvent(tgid, tgid);
     procs_[tgid].leader_alive = false;
     Ended(tgid);
-    Feed(ev, nullptr);
+    sink_.Feed(ev, nullptr);
   }
 
   RawEvent ExitEvent(int32_t pid, int32_t tgid) {
@@ -323,7 +290,81 @@ class Scenario {
     ev.a = in_.Byte() % 3 * 1000;
     ev.b = ev.a;
     for (size_t i = 0; i < 16 && (in_.Byte() & 3); i++) ev.comm[i] = static_cast<char>(in_.Byte() | 1);
-    Feed(ev, nullptr);
+    sink_.Feed(ev, nullptr);
+  }
+
+  Bytes& in_;
+  pm::FakeProcReader& reader_;
+  Sink& sink_;
+  const bool& junk_;
+  std::map<int32_t, Process> procs_;      // the live processes
+  std::map<int32_t, int32_t> thread_of_;  // live non-leader threads: tid -> tgid
+  uint64_t ts_ = 1000000000;
+  uint32_t seq_ = 0;
+};
+
+class Scenario : public Sink {
+ public:
+  explicit Scenario(Bytes in) : in_(in), table_(reader_), model_(in_, reader_, *this, junk_) {}
+
+  void Play() {
+    int mode = in_.Byte() % 3;
+    strict_ = mode == 0;
+    lossy_ = mode == 1;
+    junk_ = mode == 2;
+    Configure();
+    Populate();
+    while (!in_.empty()) {
+      if (junk_) {
+        Junk();
+      } else {
+        uint8_t op = in_.Byte() % 10;
+        if (op < 8) {
+          model_.Act(op);
+        } else if (op == 8) {
+          BatchEnd();
+        } else {
+          Look();
+        }
+      }
+    }
+    Finish();
+  }
+
+ private:
+  void Configure() {
+    uint8_t flags = in_.Byte();
+    opts_.events = in_.U32() & pm::kAllEvents;
+    if (flags & 1) opts_.events |= pm::kExit;
+    opts_.threads = flags & 2;
+    opts_.cgroups = flags & 4;
+    opts_.seed = flags & 8;
+    if (flags & 16) opts_.redact = {"secret"};
+    opts_.table_max = 1 + in_.Byte() % 32;
+    opts_.ancestor_depth = in_.Byte() % 6 - 1;
+    opts_.ancestor_events = in_.U32() & pm::kAllEvents;
+    table_.Reset(opts_, "0123abcd");
+    table_.SetClockOffset(1700000000000000000LL);
+  }
+
+  // The processes running before the events start: init and a few more, learned if asked.
+  void Populate() {
+    model_.AddProc(1, 0);
+    for (int n = in_.Byte() % 6; n > 0; n--) {
+      int32_t pid = model_.FreePid(in_.Byte());
+      if (pid == 0) break;
+      model_.AddProc(pid, junk_ ? static_cast<int32_t>(in_.Byte() % kMaxPid) : 1);
+    }
+    if (junk_) {
+      for (int32_t pid = -2; pid <= kMaxPid; pid++) {
+        if (in_.Byte() % 4 == 0) model_.AddProc(pid, pid - 1);
+      }
+    }
+    if (!opts_.seed) return;
+    for (const auto& kv : reader_.procs) {
+      if (!table_.Learn(kv.first)) break;
+      CHECK(table_.size() <= opts_.table_max);
+    }
   }
 
   // The end of a batch: the reader flushes the exits held back when a loss may have hidden
@@ -351,7 +392,7 @@ class Scenario {
     ev.what = in_.Byte() & 0x80 ? in_.U32() : 1u << (in_.Byte() % 32);
     ev.cpu = in_.Byte();
     ev.seq = in_.U32();
-    ev.ts_ns = in_.Byte() & 1 ? ts_++ : static_cast<uint64_t>(in_.U32()) << 16;
+    ev.ts_ns = in_.Byte() & 1 ? model_.NextTs() : static_cast<uint64_t>(in_.U32()) << 16;
     ev.pid = static_cast<int32_t>(in_.Byte() % (kMaxPid + 4)) - 2;
     ev.tgid = in_.Byte() & 1 ? ev.pid : static_cast<int32_t>(in_.Byte() % (kMaxPid + 4)) - 2;
     ev.ppid = static_cast<int32_t>(in_.Byte() % (kMaxPid + 4)) - 2;
@@ -366,7 +407,7 @@ class Scenario {
       if (b & 2) {
         reader_.procs.erase(pid);
       } else {
-        AddProc(pid, ev.ppid);
+        model_.AddProc(pid, ev.ppid);
       }
     }
     if (b & 4) table_.NoteLoss();
@@ -379,7 +420,7 @@ class Scenario {
     Feed(ev, b & 128 ? &pre : nullptr);
   }
 
-  void NewLife(int32_t pid) {
+  void NewLife(int32_t pid) override {
     if (lives_.count(pid)) CheckExits(pid);
     lives_.insert(pid);
     exits_[pid] = 0;
@@ -392,7 +433,7 @@ class Scenario {
     if (strict_) CHECK(exits_[pid] == 1);
   }
 
-  void Feed(const RawEvent& ev, pm::ProcInfo* pre) {
+  void Feed(const RawEvent& ev, pm::ProcInfo* pre) override {
     if (lossy_ && in_.Byte() % 8 == 0) {
       table_.NoteLoss();  // lost on the way
       lost_ = true;
@@ -434,9 +475,7 @@ class Scenario {
   void Finish() {
     if (!junk_) {
       lossy_ = false;  // nothing more is lost (the checks stay those of the mode)
-      std::vector<int32_t> live;
-      for (const auto& kv : procs_) live.push_back(kv.first);
-      for (int32_t tgid : live) EndAll(tgid);
+      model_.EndAllProcesses();
     }
     reader_.procs.clear();
     out_.clear();
@@ -455,13 +494,12 @@ class Scenario {
   pm::Options opts_;
   pm::FakeProcReader reader_;
   pm::ProcessTable table_;
+  Model model_;
   std::map<int32_t, Process> procs_;      // the model's live processes
   std::map<int32_t, int32_t> thread_of_;  // live non-leader threads: tid -> tgid
   std::set<int32_t> lives_;               // pids that have had a process (mode 0, 1)
   std::map<int32_t, int> exits_;          // process exits reported in pid's current lifetime
   std::vector<OutEvent> out_;
-  uint64_t ts_ = 1000000000;
-  uint32_t seq_ = 0;
   bool lost_ = false;
 };
 
