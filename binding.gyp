@@ -12,9 +12,15 @@
           "sources": [
             "native/accounts.cc",
             "native/addon.cc",
+            "native/handoff.cc",
+            "native/loss.cc",
             "native/monitor.cc",
+            "native/netlink.cc",
             "native/parser.cc",
+            "native/process_store.cc",
+            "native/process_table.cc",
             "native/procfs.cc",
+            "native/shared_table.cc",
             "native/wire.cc"
           ],
           "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -6,7 +6,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "accounts.h"
@@ -17,6 +19,25 @@
 namespace {
 
 using pm::OutEvent;
+
+// What an entry point checks an argument with (Napi::Value::IsNumber, ...).
+using ArgCheck = bool (Napi::Value::*)() const;
+
+// True if the call has at least `count` arguments (and as many as `checks`), the first ones
+// passing `checks` in order; else throws a TypeError saying `usage` and returns false, and
+// the entry point returns at once.
+bool RequireArgs(const Napi::CallbackInfo& info, const char* usage, std::initializer_list<ArgCheck> checks, size_t count = 0) {
+  bool ok = info.Length() >= count && info.Length() >= checks.size();
+  size_t i = 0;
+  for (ArgCheck is : checks) ok = ok && (info[i++].*is)();
+  if (!ok) Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
+  return ok;
+}
+
+// Number properties, in this order.
+void SetNumbers(Napi::Object o, std::initializer_list<std::pair<const char*, double>> props) {
+  for (const auto& p : props) o.Set(p.first, p.second);
+}
 
 Napi::String TimeString(Napi::Env env, double ms) { return Napi::String::New(env, pm::TimeText(ms)); }
 
@@ -41,6 +62,12 @@ Napi::Object RecordToJs(Napi::Env env, const pm::ProcRecord& r) {
   o.Set("threads", r.threads);
   o.Set("learned", r.learned);
   return o;
+}
+
+Napi::Array RecordsToJs(Napi::Env env, const std::vector<pm::ProcRecord>& recs) {
+  Napi::Array arr = Napi::Array::New(env, recs.size());
+  for (size_t i = 0; i < recs.size(); i++) arr.Set(static_cast<uint32_t>(i), RecordToJs(env, recs[i]));
+  return arr;
 }
 
 class Connector;
@@ -80,10 +107,7 @@ class Connector : public Napi::ObjectWrap<Connector> {
 
   // new Connector(onBatch: (events: object[]) => void)
   explicit Connector(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Connector>(info), monitor_([this] { Notify(); }) {
-    if (info.Length() < 1 || !info[0].IsFunction()) {
-      Napi::TypeError::New(info.Env(), "Connector needs a callback").ThrowAsJavaScriptException();
-      return;
-    }
+    if (!RequireArgs(info, "Connector needs a callback", {&Napi::Value::IsFunction})) return;
     callback_ = Napi::Persistent(info[0].As<Napi::Function>());
     gate_->owner = this;
     env_ = info.Env();
@@ -123,9 +147,7 @@ class Connector : public Napi::ObjectWrap<Connector> {
     if (gate_->live && gate_->tsfn) gate_->tsfn.NonBlockingCall();
   }
 
-  // The queued events as their NDJSON lines (one Buffer) and, per line, its end offset, the
-  // kernel's kind bit (-1: lost) and the uid of its process (-1: none or unknown), for JS to
-  // route lines without parsing them.
+  // The queued events as their NDJSON lines (one Buffer) and what routes them (pm::AppendBatch).
   struct Lines {
     Napi::Value buf;
     Napi::Value meta;
@@ -137,13 +159,7 @@ class Connector : public Napi::ObjectWrap<Connector> {
     monitor_.Drain(batch_);
     text_.clear();
     meta_.clear();
-    for (const OutEvent& e : batch_) {
-      pm::AppendEventLine(text_, e);
-      meta_.push_back(static_cast<int32_t>(text_.size()));
-      meta_.push_back(static_cast<int32_t>(e.what));
-      bool user = (e.what == pm::kFork || e.what == pm::kExec || e.what == pm::kExit) && !(e.missing & pm::kMissUser);
-      meta_.push_back(user ? static_cast<int32_t>(e.uid & 0x7fffffffu) : -1);
-    }
+    pm::AppendBatch(text_, meta_, batch_);
     Lines l;
     l.count = batch_.size();
     batch_.clear();
@@ -260,7 +276,6 @@ class Connector : public Napi::ObjectWrap<Connector> {
       Napi::Error e = Napi::Error::New(env, err.message);
       e.Set("code", err.code);
       e.ThrowAsJavaScriptException();
-      return env.Undefined();
     }
     return env.Undefined();
   }
@@ -286,33 +301,30 @@ class Connector : public Napi::ObjectWrap<Connector> {
     return rest;
   }
 
-  Napi::Value Ref(const Napi::CallbackInfo& info) {
+  Napi::Value Ref(const Napi::CallbackInfo& info) { return Reference(info.Env(), true); }
+  Napi::Value Unref(const Napi::CallbackInfo& info) { return Reference(info.Env(), false); }
+  // Whether the thread-safe function keeps the event loop alive (ref(), unref()).
+  Napi::Value Reference(Napi::Env env, bool on) {
     std::lock_guard<std::mutex> lk(gate_->mu);
-    referenced_ = true;
-    if (gate_->tsfn) gate_->tsfn.Ref(info.Env());
-    return info.Env().Undefined();
-  }
-
-  Napi::Value Unref(const Napi::CallbackInfo& info) {
-    std::lock_guard<std::mutex> lk(gate_->mu);
-    referenced_ = false;
-    if (gate_->tsfn) gate_->tsfn.Unref(info.Env());
-    return info.Env().Undefined();
+    referenced_ = on;
+    if (gate_->tsfn && on) gate_->tsfn.Ref(env);
+    if (gate_->tsfn && !on) gate_->tsfn.Unref(env);
+    return env.Undefined();
   }
 
   Napi::Value GetStats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     pm::Stats s = monitor_.GetStats();
     Napi::Object o = Napi::Object::New(env);
-    o.Set("received", static_cast<double>(s.received));
-    o.Set("delivered", static_cast<double>(s.delivered));
-    o.Set("lostKernel", static_cast<double>(s.lost_kernel));
-    o.Set("lostQueue", static_cast<double>(s.lost_queue));
-    o.Set("enobufs", static_cast<double>(s.enobufs));
-    o.Set("malformed", static_cast<double>(s.malformed));
-    o.Set("tableSize", static_cast<double>(s.table_size));
-    o.Set("tableFull", static_cast<double>(s.table_full));
-    o.Set("rcvbuf", s.rcvbuf);
+    SetNumbers(o, {{"received", s.received},
+                   {"delivered", s.delivered},
+                   {"lostKernel", s.lost_kernel},
+                   {"lostQueue", s.lost_queue},
+                   {"enobufs", s.enobufs},
+                   {"malformed", s.malformed},
+                   {"tableSize", s.table_size},
+                   {"tableFull", s.table_full},
+                   {"rcvbuf", s.rcvbuf}});
     o.Set("rcvbufForced", s.rcvbuf_forced);
     o.Set("kernelFilter", s.kernel_filter);
     o.Set("nice", s.nice);
@@ -324,23 +336,16 @@ class Connector : public Napi::ObjectWrap<Connector> {
     Napi::Env env = info.Env();
     std::vector<pm::ProcRecord> recs;
     monitor_.Snapshot(recs);
-    Napi::Array arr = Napi::Array::New(env, recs.size());
-    for (size_t i = 0; i < recs.size(); i++) arr.Set(static_cast<uint32_t>(i), RecordToJs(env, recs[i]));
-    return arr;
+    return RecordsToJs(env, recs);
   }
 
   // ancestry(pid): the process and its ancestors, nearest first; null if pid is unknown.
   Napi::Value Ancestry(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsNumber()) {
-      Napi::TypeError::New(env, "ancestry(pid) needs a pid").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
+    if (!RequireArgs(info, "ancestry(pid) needs a pid", {&Napi::Value::IsNumber})) return env.Undefined();
     std::vector<pm::ProcRecord> recs;
     if (!monitor_.Ancestry(info[0].As<Napi::Number>().Int32Value(), recs)) return env.Null();
-    Napi::Array arr = Napi::Array::New(env, recs.size());
-    for (size_t i = 0; i < recs.size(); i++) arr.Set(static_cast<uint32_t>(i), RecordToJs(env, recs[i]));
-    return arr;
+    return RecordsToJs(env, recs);
   }
 
   std::shared_ptr<Gate> gate_ = std::make_shared<Gate>();  // declared first: outlives monitor_
@@ -365,10 +370,7 @@ void CallJs(Napi::Env env, Napi::Function, Gate* gate, void*) {
 // parse(buf: Buffer): the raw events in one datagram, for tests and fuzzing from JS.
 Napi::Value Parse(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsBuffer()) {
-    Napi::TypeError::New(env, "parse(buffer) needs a Buffer").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  if (!RequireArgs(info, "parse(buffer) needs a Buffer", {&Napi::Value::IsBuffer})) return env.Undefined();
   Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
   std::vector<pm::RawEvent> evs;
   pm::ParseStats st;
@@ -380,14 +382,9 @@ Napi::Value Parse(const Napi::CallbackInfo& info) {
     o.Set("what", pm::KindName(r.what));
     o.Set("cpu", r.cpu);
     o.Set("timestampNs", Napi::BigInt::New(env, static_cast<uint64_t>(r.ts_ns)));
-    o.Set("seq", r.seq);
-    o.Set("ack", r.ack);
-    o.Set("pid", r.pid);
-    o.Set("tgid", r.tgid);
-    o.Set("ppid", r.ppid);
-    o.Set("ptgid", r.ptgid);
-    o.Set("a", r.a);
-    o.Set("b", r.b);
+    SetNumbers(
+        o,
+        {{"seq", r.seq}, {"ack", r.ack}, {"pid", r.pid}, {"tgid", r.tgid}, {"ppid", r.ppid}, {"ptgid", r.ptgid}, {"a", r.a}, {"b", r.b}});
     o.Set("hasParent", r.has_parent);
     o.Set("comm", r.comm);
     arr.Set(static_cast<uint32_t>(i), o);
@@ -395,11 +392,8 @@ Napi::Value Parse(const Napi::CallbackInfo& info) {
   Napi::Object res = Napi::Object::New(env);
   res.Set("events", arr);
   Napi::Object s = Napi::Object::New(env);
-  s.Set("messages", st.messages);
-  s.Set("malformed", st.malformed);
-  s.Set("foreign", st.foreign);
-  s.Set("unknown", st.unknown);
-  s.Set("errors", st.errors);
+  SetNumbers(
+      s, {{"messages", st.messages}, {"malformed", st.malformed}, {"foreign", st.foreign}, {"unknown", st.unknown}, {"errors", st.errors}});
   s.Set("overrun", st.overrun);
   res.Set("stats", s);
   return res;
@@ -408,10 +402,7 @@ Napi::Value Parse(const Napi::CallbackInfo& info) {
 // buildRequest(op, withMask, mask, seq, portid): the subscription datagram, for tests.
 Napi::Value BuildRequest(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 6) {
-    Napi::TypeError::New(env, "buildRequest(op, withMask, mask, seq, ack, portid)").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  if (!RequireArgs(info, "buildRequest(op, withMask, mask, seq, ack, portid)", {}, 6)) return env.Undefined();
   uint8_t buf[64];
   size_t n = pm::BuildMcastRequest(buf, sizeof buf, info[0].ToNumber().Uint32Value(), info[1].ToBoolean().Value(),
                                    info[2].ToNumber().Uint32Value(), info[3].ToNumber().Uint32Value(), info[4].ToNumber().Uint32Value(),
@@ -422,10 +413,7 @@ Napi::Value BuildRequest(const Napi::CallbackInfo& info) {
 // cgroup(text): the path picked out of /proc/PID/cgroup text and its container id, for tests.
 Napi::Value Cgroup(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) {
-    Napi::TypeError::New(env, "cgroup(text) needs a string").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  if (!RequireArgs(info, "cgroup(text) needs a string", {&Napi::Value::IsString})) return env.Undefined();
   std::string text = info[0].As<Napi::String>().Utf8Value();
   std::string path;
   if (!pm::ParseCgroup(text.data(), text.size(), path)) return env.Null();
@@ -464,8 +452,7 @@ class LookupWorker : public Napi::AsyncWorker {
 
 Napi::Value LookupId(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) {
-    Napi::TypeError::New(env, "lookupId(\"passwd\" | \"group\", name)").ThrowAsJavaScriptException();
+  if (!RequireArgs(info, "lookupId(\"passwd\" | \"group\", name)", {&Napi::Value::IsString, &Napi::Value::IsString})) {
     return env.Undefined();
   }
   std::string db = info[0].As<Napi::String>().Utf8Value();
@@ -482,10 +469,7 @@ Napi::Value LookupId(const Napi::CallbackInfo& info) {
 // peerCred(fd): { pid, uid, gid } of a connected Unix socket's peer, or null if unknown.
 Napi::Value PeerCredOf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) {
-    Napi::TypeError::New(env, "peerCred(fd) needs a file descriptor").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  if (!RequireArgs(info, "peerCred(fd) needs a file descriptor", {&Napi::Value::IsNumber})) return env.Undefined();
   pm::PeerCred c;
   if (pm::ReadPeerCred(info[0].As<Napi::Number>().Int32Value(), &c) != 0) return env.Null();
   Napi::Object o = Napi::Object::New(env);
@@ -498,19 +482,13 @@ Napi::Value PeerCredOf(const Napi::CallbackInfo& info) {
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports) {
-    DefineAddon(
-        exports,
-        {InstanceValue("Connector", Connector::Init(env), napi_enumerable), InstanceMethod<&Addon::ParseM>("parse", napi_enumerable),
-         InstanceMethod<&Addon::BuildM>("buildRequest", napi_enumerable), InstanceMethod<&Addon::CgroupM>("cgroup", napi_enumerable),
-         InstanceMethod<&Addon::LookupM>("lookupId", napi_enumerable), InstanceMethod<&Addon::PeerCredM>("peerCred", napi_enumerable)});
+    // Each function a read-only, enumerable property of the exports, named as it is called.
+    auto fn = [&](const char* name, Napi::Function::Callback cb) {
+      return InstanceValue(name, Napi::Function::New(env, cb, name), napi_enumerable);
+    };
+    DefineAddon(exports, {InstanceValue("Connector", Connector::Init(env), napi_enumerable), fn("parse", Parse),
+                          fn("buildRequest", BuildRequest), fn("cgroup", Cgroup), fn("lookupId", LookupId), fn("peerCred", PeerCredOf)});
   }
-
- private:
-  Napi::Value ParseM(const Napi::CallbackInfo& info) { return Parse(info); }
-  Napi::Value BuildM(const Napi::CallbackInfo& info) { return BuildRequest(info); }
-  Napi::Value CgroupM(const Napi::CallbackInfo& info) { return Cgroup(info); }
-  Napi::Value LookupM(const Napi::CallbackInfo& info) { return LookupId(info); }
-  Napi::Value PeerCredM(const Napi::CallbackInfo& info) { return PeerCredOf(info); }
 };
 
 }  // namespace

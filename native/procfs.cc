@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -350,5 +351,7 @@ const std::string& UserCache::Name(uint32_t uid) {
   }
   return names_.emplace(uid, std::move(name)).first->second;
 }
+
+bool SystemProcReader::Gone(int32_t pid) { return kill(pid, 0) < 0 && errno == ESRCH; }
 
 }  // namespace pm

@@ -77,4 +77,37 @@ class UserCache {
   std::unordered_map<uint32_t, std::string> names_;
 };
 
+// What the process table learns from outside its events: /proc, whether a pid is still in
+// use, user names. An interface so that the table can be run against a fake (unit tests,
+// fuzzing) and stays pure there. Not thread-safe, like UserCache.
+class ProcReader {
+ public:
+  virtual ~ProcReader() = default;
+  // As ReadProc, ReadStatus, ReadComm, ReadStartNs and ReadCgroup.
+  virtual bool Read(int32_t pid, bool want_exe, ProcInfo& out) = 0;
+  virtual bool Status(int32_t pid, ProcInfo& out) = 0;
+  virtual bool Comm(int32_t pid, ProcInfo& out) = 0;
+  virtual uint64_t StartNs(int32_t pid) = 0;
+  virtual bool Cgroup(int32_t pid, std::string& out) = 0;
+  // True if no process (thread group) has this pid any more: kill(pid, 0) fails with ESRCH.
+  virtual bool Gone(int32_t pid) = 0;
+  // The user name of uid (UserCache::Name).
+  virtual const std::string& UserName(uint32_t uid) = 0;
+};
+
+// The real one: the functions above and a UserCache.
+class SystemProcReader : public ProcReader {
+ public:
+  bool Read(int32_t pid, bool want_exe, ProcInfo& out) override { return ReadProc(pid, want_exe, out); }
+  bool Status(int32_t pid, ProcInfo& out) override { return ReadStatus(pid, out); }
+  bool Comm(int32_t pid, ProcInfo& out) override { return ReadComm(pid, out); }
+  uint64_t StartNs(int32_t pid) override { return ReadStartNs(pid); }
+  bool Cgroup(int32_t pid, std::string& out) override { return ReadCgroup(pid, out); }
+  bool Gone(int32_t pid) override;
+  const std::string& UserName(uint32_t uid) override { return users_.Name(uid); }
+
+ private:
+  UserCache users_;
+};
+
 }  // namespace pm

@@ -420,4 +420,14 @@ void AppendEventLine(std::string& out, const OutEvent& e) {
   out += "}\n";
 }
 
+void AppendBatch(std::string& text, std::vector<int32_t>& meta, const std::vector<OutEvent>& events) {
+  for (const OutEvent& e : events) {
+    AppendEventLine(text, e);
+    meta.push_back(static_cast<int32_t>(text.size()));
+    meta.push_back(static_cast<int32_t>(e.what));
+    bool user = (e.what == kFork || e.what == kExec || e.what == kExit) && !(e.missing & kMissUser);
+    meta.push_back(user ? static_cast<int32_t>(e.uid & 0x7fffffffu) : -1);
+  }
+}
+
 }  // namespace pm

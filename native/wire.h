@@ -6,8 +6,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
-#include "monitor.h"
+#include "events.h"
 
 namespace pm {
 
@@ -31,5 +32,10 @@ std::string SignalName(int sig);
 
 // Appends the event's line, "\n"-terminated, fields in wire order ("event" first).
 void AppendEventLine(std::string& out, const OutEvent& e);
+
+// Appends the events' lines to `text` and, per line, three numbers to `meta`: the offset of its
+// end in `text`, the kernel's kind bit (kLost: -1) and the uid of its process (-1: none or
+// unknown), for JS to route lines without parsing them.
+void AppendBatch(std::string& text, std::vector<int32_t>& meta, const std::vector<OutEvent>& events);
 
 }  // namespace pm

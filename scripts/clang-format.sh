@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# clang-format (.clang-format) over the C++ of native/ and fuzz/: rewrites the files, or with
-# --check lists those that differ and fails.
+# clang-format (.clang-format) over the C++ of native/, fuzz/ and test/native/: rewrites the
+# files, or with --check lists those that differ and fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-files=(native/*.cc native/*.h fuzz/*.cc)
+files=(native/*.cc native/*.h fuzz/*.cc fuzz/*.h test/native/*.cc)
 if [ "${1:-}" = "--check" ]; then
   bad=0
   for f in "${files[@]}"; do

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Line/branch coverage of the native parsers by the fuzz corpora (committed seeds plus
+# Line/branch coverage of the native parsers and the process table by the fuzz corpora (committed seeds plus
 # what scripts/fuzz.sh found in build/fuzz/corpus-*): clang source-based coverage.
 #   bash scripts/fuzz-coverage.sh [--seeds-only]
 set -euo pipefail
@@ -13,15 +13,17 @@ llvmcov=$(command -v llvm-cov-"$ver" || command -v llvm-cov)
 flags=(-std=c++17 -O0 -g -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping)
 "$cxx" "${flags[@]}" fuzz/datagram_fuzzer.cc native/parser.cc -o "$out/datagram"
 "$cxx" "${flags[@]}" fuzz/status_fuzzer.cc native/procfs.cc -o "$out/status"
-for t in datagram status; do
+"$cxx" "${flags[@]}" fuzz/table_fuzzer.cc native/process_table.cc native/process_store.cc native/procfs.cc native/wire.cc -o "$out/table"
+for t in datagram status table; do
   dirs=("fuzz/corpus/$t")
   if [ "${1:-}" != --seeds-only ] && [ -d "build/fuzz/corpus-$t" ]; then dirs+=("build/fuzz/corpus-$t"); fi
   n=$(find "${dirs[@]}" -type f | wc -l)
   LLVM_PROFILE_FILE="$out/$t.profraw" "$out/$t" -runs=0 "${dirs[@]}" >/dev/null 2>&1
   "$profdata" merge -sparse "$out/$t.profraw" -o "$out/$t.profdata"
   echo "== $t: $n inputs"
-  src=native/parser.cc
-  [ "$t" = status ] && src=native/procfs.cc
-  "$llvmcov" report "$out/$t" -instr-profile="$out/$t.profdata" -show-functions "$src" |
+  src=(native/parser.cc)
+  [ "$t" = status ] && src=(native/procfs.cc)
+  [ "$t" = table ] && src=(native/process_table.cc native/process_store.cc)
+  "$llvmcov" report "$out/$t" -instr-profile="$out/$t.profdata" -show-functions "${src[@]}" |
     sed -n '1,40p'
 done

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Fuzzes the pure native parsers with libFuzzer (clang), under ASan and UBSan:
+# Fuzzes the pure native code with libFuzzer (clang), under ASan and UBSan:
 #   fuzz/datagram_fuzzer.cc  pm::ParseDatagram / BuildMcastRequest (netlink datagrams)
 #   fuzz/status_fuzzer.cc    pm::ParseStatus (/proc/PID/status text)
 #   fuzz/wire_fuzzer.cc      pm::AppendJsonString / AppendEventLine (the NDJSON writer)
+#   fuzz/table_fuzzer.cc     pm::ProcessTable fed event sequences, against a fake /proc
+#                            (fuzz/fake_proc_reader.h): invariants of the table and its exits
 #
 #   bash scripts/fuzz.sh [SECONDS]     default 1800 (npm run fuzz); CI runs 60
 # Env: FUZZ_JOBS=N parallel workers per target (default 1); FUZZ_CXX=clang++-NN.
@@ -26,25 +28,29 @@ if [ -z "$cxx" ]; then
   exit 2
 fi
 
-mkdir -p "$out/artifacts" "$out/corpus-datagram" "$out/corpus-status" "$out/corpus-wire" fuzz/corpus/wire
+mkdir -p "$out/artifacts" "$out/corpus-datagram" "$out/corpus-status" "$out/corpus-wire" "$out/corpus-table" fuzz/corpus/wire
 flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=all)
 echo "fuzz: building with $("$cxx" --version | head -1)"
 "$cxx" "${flags[@]}" fuzz/datagram_fuzzer.cc native/parser.cc -o "$out/datagram_fuzzer"
 "$cxx" "${flags[@]}" fuzz/status_fuzzer.cc native/procfs.cc -o "$out/status_fuzzer"
 "$cxx" "${flags[@]}" fuzz/wire_fuzzer.cc native/wire.cc -o "$out/wire_fuzzer"
+"$cxx" "${flags[@]}" fuzz/table_fuzzer.cc native/process_table.cc native/process_store.cc native/procfs.cc native/wire.cc \
+  -o "$out/table_fuzzer"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-# Half of the time for the datagram parser, a quarter each for the status parser and the
-# wire writer.
-t_dgram=$(( total / 2 ))
-t_status=$(( total / 4 ))
-t_wire=$(( total - t_dgram - t_status ))
+# Two fifths of the time for the datagram parser, a fifth each for the status parser, the
+# wire writer and the process table.
+t_dgram=$(( total * 2 / 5 ))
+t_status=$(( total / 5 ))
+t_wire=$(( total / 5 ))
+t_table=$(( total - t_dgram - t_status - t_wire ))
 [ "$t_dgram" -ge 1 ] || t_dgram=1
 [ "$t_status" -ge 1 ] || t_status=1
 [ "$t_wire" -ge 1 ] || t_wire=1
+[ "$t_table" -ge 1 ] || t_table=1
 
 run() {  # name seconds extra-args...
   local name=$1 secs=$2; shift 2
@@ -66,5 +72,6 @@ status=0
 run datagram "$t_dgram" -dict=fuzz/datagram.dict -max_len=4096 || status=1
 run status "$t_status" -max_len=8192 || status=1
 run wire "$t_wire" -max_len=4096 || status=1
+run table "$t_table" -max_len=4096 || status=1
 [ "$status" -eq 0 ] && echo "fuzz: clean (${total}s)"
 exit "$status"

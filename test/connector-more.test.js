@@ -168,7 +168,7 @@ test("a main thread that ends before its threads: one process exit, with the las
   }
 });
 
-// Known bug (native/monitor.cc, Monitor::Handle, case kExit of a leader): whether the
+// Known bug (native/process_table.cc, ProcessTable::OnExit, of a leader): whether the
 // process lives on after its main thread is decided by kill(tgid, 0) when the main
 // thread's exit is read, not from the events. A reader that gets there after the whole
 // process has ended and been reaped reports the main thread's status as the process's
@@ -455,7 +455,7 @@ test('processes gone (reaped, or zombies) before the reader gets to them: argv m
   }
 });
 
-// Known bug (native/monitor.cc, Monitor::Handle, case kExec, and FillProcess): when the
+// Known bug (native/process_table.cc, ProcessTable::OnExec, and ProcStore::FillProcess): when the
 // process is gone before its exec is read, the table keeps the name it had before the
 // exec (its parent's, copied at fork: "pmtool", or "node" when pmtool's own exec was read
 // too late), and exec and exit then carry that stale name in `comm` although `missing`

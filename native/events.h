@@ -1,0 +1,94 @@
+// What the reader reports and how it is configured: the types the process table, the
+// monitor, the wire writer and the addon share. Plain data, no behaviour.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "parser.h"
+
+namespace pm {
+
+constexpr uint32_t kLost = 0xffffffffu;  // OutEvent.what for a loss report
+
+enum LostSource : uint8_t { kLostKernel = 0, kLostQueue = 1 };
+
+// Bits of OutEvent.missing: fields that could not be learned.
+enum Missing : uint32_t {
+  kMissArgv = 1u << 0,
+  kMissCmdline = 1u << 1,
+  kMissComm = 1u << 2,
+  kMissExe = 1u << 3,
+  kMissUser = 1u << 4,
+  kMissPpid = 1u << 5,
+  kMissDuration = 1u << 6,
+  kMissExecId = 1u << 7,
+  kMissParentExecId = 1u << 8,
+  kMissAncestors = 1u << 9,  // the chain breaks before init: a parent is unknown
+  kMissCgroup = 1u << 10,
+};
+constexpr uint32_t kMissingNames = 11;
+
+// One process as the table knows it: an ancestor on an event, or a snapshot entry.
+struct ProcRecord {
+  int32_t pid = 0;
+  int32_t ppid = 0;
+  std::string exec_id, parent_exec_id;
+  std::string comm, exe, cmdline, user, cgroup, container_id;
+  uint32_t uid = 0;
+  bool have_uid = false, have_comm = false, have_exe = false, have_cmd = false;
+  bool have_cgroup = false;
+  bool learned = false;  // running before the connector started: learned from /proc
+  double start_ms = -1;  // wall-clock time the process started (-1: unknown)
+  double exec_ms = -1;   // wall-clock time its current program started
+  uint32_t threads = 0;  // live threads besides the main one, as far as seen
+};
+
+// An ancestor on an event: what identifies it.
+struct Ancestor {
+  int32_t pid = 0;
+  std::string exec_id, comm, exe;
+  bool have_exe = false;
+};
+
+struct OutEvent {
+  uint32_t what = 0;
+  double time_ms = 0;  // wall-clock time of the kernel's timestamp
+  RawEvent raw;
+  bool thread = false;
+  int32_t pid = 0;   // process (tgid) the event is about (fork: the child)
+  int32_t ppid = 0;  // parent process (fork: parent tgid)
+  uint32_t uid = 0;
+  std::string user, comm, cmdline, exe;
+  std::vector<std::string> argv;
+  double duration_ms = -1;
+  uint32_t missing = 0;
+  std::string exec_id, parent_exec_id;  // this program run, and its parent's
+  std::vector<Ancestor> ancestors;
+  bool with_ancestors = false;
+  std::string cgroup, container_id;
+  bool with_cgroup = false;
+  bool learned = false;
+  uint64_t lost_count = 0;
+  uint8_t lost_source = kLostKernel;
+};
+
+struct Options {
+  uint32_t events = kFork | kExec | kExit;  // what to report
+  bool threads = false;                     // report non-leader threads too
+  int rcvbuf = 8 << 20;                     // socket receive buffer, bytes (0: leave as is)
+  bool kernel_filter = true;                // use the Linux 6.6+ event filter when it helps
+  size_t queue_max = 65536;                 // events buffered for JS at most
+  size_t table_max = 65536;                 // processes remembered at most
+  int ack_timeout_ms = 1000;                // wait for the kernel's acknowledgement
+  int nice = -10;                           // reader thread's nice value, where permitted
+  bool seed = true;                         // learn the running processes from /proc at start
+  int batch_interval_us = 1000;             // wake JS at most this often (0: for every read)
+  uint32_t ancestor_events = kExec;         // events that carry their ancestors
+  int ancestor_depth = 16;                  // ancestors listed at most
+  bool cgroups = true;                      // cgroup and container id on events
+  std::vector<std::string> redact;          // secrets shown as "*****" wherever argv holds them
+};
+
+}  // namespace pm

@@ -1,0 +1,336 @@
+// Unit tests of the process table (native/process_table.h) and the reader's pacing
+// (native/pacer.h), fed sequences of events against a fake /proc (fuzz/fake_proc_reader.h):
+// no kernel, no Node. Built and run by test/process-table.test.js, which makes each case a
+// node:test subtest; prints "ok - NAME" or "not ok - NAME: LINE: EXPRESSION" per case and
+// exits 1 if any failed.
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../../fuzz/fake_proc_reader.h"
+#include "../../native/pacer.h"
+#include "../../native/process_table.h"
+
+namespace {
+
+using pm::OutEvent;
+using pm::RawEvent;
+
+int failures_in_case = 0;
+std::string first_failure;
+
+#define EXPECT(c)                                                                              \
+  do {                                                                                         \
+    if (!(c) && failures_in_case++ == 0) first_failure = std::to_string(__LINE__) + ": " + #c; \
+  } while (0)
+
+const char kBoot[] = "0123abcd";
+const uint64_t kT0 = 5000000000;  // 5 s after boot
+
+std::string Id(int32_t pid, uint64_t ts) { return std::string(kBoot) + ":" + std::to_string(pid) + ":" + std::to_string(ts); }
+
+// A table over a fake /proc in which init (1) and a shell (100, uid 1000) run.
+pm::Options AllEvents() {
+  pm::Options o;
+  o.events = pm::kAllEvents;
+  return o;
+}
+
+struct Harness {
+  pm::FakeProcReader reader;
+  pm::ProcessTable table{reader};
+  pm::Options opts;
+  std::vector<OutEvent> out;
+  uint64_t ts = kT0;
+
+  // Every kind of event is reported unless the case says otherwise.
+  explicit Harness(pm::Options o = AllEvents()) : opts(std::move(o)) {
+    table.Reset(opts, kBoot);
+    Add(1, 0, "init", {"/sbin/init"}, 0);
+    Add(100, 1, "bash", {"bash", "-l"}, 1000);
+  }
+  pm::FakeProc& Add(int32_t pid, int32_t ppid, const std::string& comm, std::vector<std::string> argv, uint32_t uid) {
+    pm::FakeProc& p = reader.procs[pid];
+    p.comm = comm;
+    p.argv = std::move(argv);
+    p.exe = "/usr/bin/" + comm;
+    p.ppid = ppid;
+    p.uid = uid;
+    p.start_ns = 1000;
+    p.cgroup = "/user.slice/user-1000.slice";
+    return p;
+  }
+  RawEvent Ev(uint32_t what, int32_t pid, int32_t tgid) {
+    RawEvent ev;
+    ev.what = what;
+    ev.ts_ns = ts += 1000000;  // 1 ms apart
+    ev.pid = pid;
+    ev.tgid = tgid;
+    return ev;
+  }
+  std::vector<OutEvent>& Feed(const RawEvent& ev, pm::ProcInfo* pre = nullptr) {
+    out.clear();
+    table.Handle(ev, out, pre);
+    return out;
+  }
+  std::vector<OutEvent>& Fork(int32_t parent, int32_t child) {
+    RawEvent ev = Ev(pm::kFork, child, child);
+    ev.ppid = ev.ptgid = parent;
+    return Feed(ev);
+  }
+  std::vector<OutEvent>& Thread(int32_t tgid, int32_t tid) {
+    RawEvent ev = Ev(pm::kFork, tid, tgid);
+    ev.ppid = ev.ptgid = tgid;
+    return Feed(ev);
+  }
+  std::vector<OutEvent>& Exit(int32_t pid, int32_t tgid, uint32_t code) {
+    RawEvent ev = Ev(pm::kExit, pid, tgid);
+    ev.a = code;
+    return Feed(ev);
+  }
+  std::vector<pm::ProcRecord> Snapshot() {
+    std::vector<pm::ProcRecord> recs;
+    table.Snapshot(recs);
+    return recs;
+  }
+};
+
+void ForkInheritsTheParentsProgram() {
+  Harness h;
+  auto& out = h.Fork(100, 200);
+  EXPECT(out.size() == 1);
+  const OutEvent& f = out[0];
+  EXPECT(f.what == pm::kFork && f.pid == 200 && f.ppid == 100 && !f.thread);
+  EXPECT(f.exec_id == Id(200, h.ts));
+  EXPECT(f.parent_exec_id == Id(100, 1000));  // learned: its start stands for its exec
+  EXPECT(f.comm == "bash" && f.cmdline == "bash -l" && f.user == "user1000" && f.uid == 1000);
+  EXPECT(f.missing == 0);
+  EXPECT(f.with_cgroup && f.cgroup == "/user.slice/user-1000.slice");
+  EXPECT(h.table.size() == 2);  // the shell, learned, and its child
+}
+
+void ExecReadsProcAndStartsARun() {
+  Harness h;
+  h.table.Learn(1);
+  h.Fork(100, 200);
+  uint64_t forked = h.ts;
+  h.Add(200, 100, "ls", {"ls", "-la"}, 1000);
+  auto& out = h.Feed(h.Ev(pm::kExec, 200, 200));
+  uint64_t execd = h.ts;
+  EXPECT(out.size() == 1);
+  const OutEvent& e = out[0];
+  EXPECT(e.what == pm::kExec && e.pid == 200 && e.ppid == 100);
+  EXPECT(e.argv == std::vector<std::string>({"ls", "-la"}) && e.cmdline == "ls -la" && e.exe == "/usr/bin/ls");
+  EXPECT(e.comm == "ls" && e.user == "user1000");
+  EXPECT(e.exec_id == Id(200, execd) && e.parent_exec_id == Id(100, 1000));
+  EXPECT(e.with_ancestors && e.ancestors.size() == 2 && e.ancestors[0].pid == 100 && e.ancestors[1].pid == 1);
+  auto& x = h.Exit(200, 200, 0);
+  EXPECT(x.size() == 1 && x[0].what == pm::kExit && x[0].comm == "ls" && x[0].exec_id == Id(200, execd));
+  EXPECT(x[0].duration_ms == static_cast<double>((h.ts - forked) / 1000) / 1000.0);
+  EXPECT(h.table.size() == 2);  // init and the shell: the exit forgot it
+}
+
+void ExitWaitsForTheLastThread() {
+  Harness h;
+  h.Fork(100, 200);
+  h.Thread(200, 201);
+  h.Thread(200, 202);
+  EXPECT(h.Exit(200, 200, 0).empty());  // the main thread: the process runs on
+  EXPECT(h.Exit(201, 200, 0).empty());
+  auto& out = h.Exit(202, 200, 3 << 8);
+  EXPECT(out.size() == 1);
+  EXPECT(out[0].pid == 200 && !out[0].thread && out[0].raw.a == (3u << 8));  // the last thread's status
+  EXPECT(h.table.size() == 1);
+}
+
+void ThreadsReportedWhenAskedFor() {
+  pm::Options o = AllEvents();
+  o.threads = true;
+  Harness h(o);
+  h.Fork(100, 200);
+  auto& t = h.Thread(200, 201);
+  EXPECT(t.size() == 1 && t[0].thread && t[0].pid == 201 && t[0].ppid == 200);
+  EXPECT(h.Exit(200, 200, 0).empty());
+  auto& out = h.Exit(201, 200, 0);
+  EXPECT(out.size() == 2);
+  EXPECT(out[0].thread && out[0].pid == 201);
+  EXPECT(!out[1].thread && out[1].pid == 200);
+}
+
+void DeferredExitFlushedOnceGone() {
+  Harness h;
+  h.Fork(100, 200);
+  h.Thread(200, 201);
+  h.Exit(200, 200, 5 << 8);
+  h.out.clear();
+  h.table.NoteLoss();  // the thread's exit was lost
+  EXPECT(h.table.flush_due());
+  h.reader.procs[200];  // still running: nothing yet
+  h.table.FlushDeferred(h.out);
+  EXPECT(h.out.empty() && !h.table.flush_due());
+  h.reader.procs.erase(200);  // gone
+  h.table.FlushDeferred(h.out);
+  EXPECT(h.out.size() == 1 && h.out[0].pid == 200 && h.out[0].raw.a == (5u << 8));
+  EXPECT(h.table.size() == 1);
+}
+
+void UnknownProcessExit() {
+  Harness h;
+  RawEvent ev = h.Ev(pm::kExit, 300, 300);
+  ev.has_parent = true;
+  ev.ppid = ev.ptgid = 100;
+  auto& out = h.Feed(ev);
+  EXPECT(out.size() == 1 && out[0].user == "unknown" && out[0].ppid == 100);
+  EXPECT(out[0].missing & pm::kMissUser);
+  EXPECT(out[0].missing & pm::kMissDuration);
+  EXPECT(!(out[0].missing & pm::kMissPpid));
+  EXPECT(h.table.size() == 0);
+}
+
+void SeededAndLearnedProcesses() {
+  Harness h;
+  EXPECT(h.table.Learn(1) && h.table.Learn(100));
+  auto recs = h.Snapshot();
+  EXPECT(recs.size() == 2);
+  for (const auto& r : recs) EXPECT(r.learned && r.have_comm && r.have_exe && r.start_ms >= 0);
+  h.Fork(100, 200);
+  std::vector<pm::ProcRecord> chain;
+  h.table.Ancestry(200, chain);
+  EXPECT(chain.size() == 3 && chain[0].pid == 200 && chain[1].pid == 100 && chain[2].pid == 1);
+  EXPECT(!chain[0].learned && chain[0].threads == 0);
+  chain.clear();
+  h.table.Ancestry(999, chain);
+  EXPECT(chain.empty());
+}
+
+void AncestorChainBreaksAtAnUnknownParent() {
+  Harness h;
+  h.reader.procs[100].ppid = 50;  // 50 is not in /proc
+  h.Fork(100, 200);
+  auto& out = h.Feed(h.Ev(pm::kExec, 200, 200));
+  EXPECT(out.size() == 1 && out[0].ancestors.size() == 1 && out[0].ancestors[0].pid == 100);
+  EXPECT(out[0].missing & pm::kMissAncestors);
+}
+
+void FullTableCountsAndSweeps() {
+  pm::Options o = AllEvents();
+  o.table_max = 2;
+  Harness h(o);
+  h.Fork(100, 200);  // 100 learned, 200 inserted: the table is full
+  h.reader.procs[200];
+  auto& out = h.Fork(100, 201);
+  EXPECT(h.table.size() == 2 && h.table.full_count() == 1);
+  EXPECT(out.size() == 1 && out[0].exec_id == Id(201, h.ts));  // reported, not remembered
+  EXPECT(out[0].missing & pm::kMissCgroup);
+  h.reader.procs.erase(200);  // 200 ended unseen: the next insert sweeps it out
+  h.Fork(100, 202);
+  EXPECT(h.table.size() == 2 && h.table.full_count() == 1);
+  std::vector<pm::ProcRecord> chain;
+  h.table.Ancestry(202, chain);
+  EXPECT(chain.size() == 2);
+}
+
+void UidAndCommChangeTheTable() {
+  Harness h;
+  h.Fork(100, 200);
+  RawEvent uid = h.Ev(pm::kUid, 200, 200);
+  uid.a = uid.b = 0;
+  auto& u = h.Feed(uid);
+  EXPECT(u.size() == 1 && u[0].exec_id == Id(200, h.ts - 1000000));
+  RawEvent comm = h.Ev(pm::kComm, 200, 200);
+  std::snprintf(comm.comm, sizeof comm.comm, "worker");
+  auto& c = h.Feed(comm);
+  EXPECT(c.size() == 1 && c[0].comm == "worker");
+  auto& x = h.Exit(200, 200, 0);
+  EXPECT(x.size() == 1 && x[0].user == "root" && x[0].uid == 0 && x[0].comm == "worker");
+}
+
+void ExecOfAProcessAlreadyGone() {
+  Harness h;
+  h.Fork(100, 200);
+  pm::ProcInfo pre;
+  pre.gone = true;
+  unsigned reads = h.reader.reads;
+  auto& out = h.Feed(h.Ev(pm::kExec, 200, 200), &pre);
+  EXPECT(h.reader.reads == reads);  // nothing more read under a reaped pid
+  EXPECT(out.size() == 1);
+  EXPECT(out[0].comm.empty() && (out[0].missing & pm::kMissComm));  // not the name from before
+  EXPECT((out[0].missing & pm::kMissArgv) && (out[0].missing & pm::kMissExe));
+  EXPECT(out[0].user == "user1000");  // exec keeps the user
+}
+
+void SecretsRedacted() {
+  pm::Options o = AllEvents();
+  o.redact = {"hunter2"};
+  Harness h(o);
+  h.Fork(100, 200);
+  h.Add(200, 100, "mysql", {"mysql", "--password=hunter2"}, 1000);
+  auto& out = h.Feed(h.Ev(pm::kExec, 200, 200));
+  EXPECT(out.size() == 1 && out[0].argv[1] == "--password=*****" && out[0].cmdline == "mysql --password=*****");
+}
+
+void UnreportedKindsStillKeepTheTable() {
+  pm::Options o;
+  o.events = pm::kExec;
+  Harness h(o);
+  EXPECT(h.Fork(100, 200).empty());
+  EXPECT(h.table.size() == 2);
+  EXPECT(h.Exit(200, 200, 0).empty());
+  EXPECT(h.table.size() == 1);
+}
+
+void PacerWakesAtMostOncePerInterval() {
+  pm::Pacer p(1000000);  // 1 ms
+  timespec ts;
+  EXPECT(p.Timeout(0, &ts) == nullptr);
+  EXPECT(p.Wake(true, 5000000));   // the first wake-up at once
+  EXPECT(!p.Wake(true, 5400000));  // 0.4 ms later: held back
+  const timespec* t = p.Timeout(5400000, &ts);
+  EXPECT(t != nullptr && t->tv_sec == 0 && t->tv_nsec == 600000);
+  EXPECT(!p.Wake(false, 5900000));  // still due, not yet
+  EXPECT(p.Wake(false, 6000000));   // the interval is over
+  EXPECT(p.Timeout(6000000, &ts) == nullptr);
+  pm::Pacer every(0);  // no interval: every read wakes
+  EXPECT(every.Wake(true, 1) && every.Wake(true, 1) && !every.Wake(false, 2));
+}
+
+struct Case {
+  const char* name;
+  void (*fn)();
+};
+
+const Case kCases[] = {
+    {"fork: the child runs its parent's program; exec ids of the child and the parent", ForkInheritsTheParentsProgram},
+    {"exec: argv, exe, comm and user from /proc, a new run; the exit carries it", ExecReadsProcAndStartsARun},
+    {"a process whose main thread ends first ends with its last thread, with that thread's status", ExitWaitsForTheLastThread},
+    {"threads: their forks and exits are reported when asked for, before the process's exit", ThreadsReportedWhenAskedFor},
+    {"after a loss, a held-back exit is reported once the process is gone", DeferredExitFlushedOnceGone},
+    {"the exit of a process the table never knew: the kernel's parent, the rest missing", UnknownProcessExit},
+    {"processes learned from /proc: snapshot and ancestry", SeededAndLearnedProcesses},
+    {"ancestors stop at a parent the table does not know", AncestorChainBreaksAtAnUnknownParent},
+    {"a full table: counted, reported all the same; gone processes swept out for new ones", FullTableCountsAndSweeps},
+    {"uid and comm events change the user and the name on later events", UidAndCommChangeTheTable},
+    {"exec of a process already reaped: nothing read, no stale name", ExecOfAProcessAlreadyGone},
+    {"secrets in argv are redacted in argv and cmdline", SecretsRedacted},
+    {"events that are not reported still keep the table", UnreportedKindsStillKeepTheTable},
+    {"pacer: JS woken at most once per interval, ppoll's timeout until then", PacerWakesAtMostOncePerInterval},
+};
+
+}  // namespace
+
+int main() {
+  int failed = 0;
+  for (const Case& c : kCases) {
+    failures_in_case = 0;
+    c.fn();
+    if (failures_in_case == 0) {
+      std::printf("ok - %s\n", c.name);
+    } else {
+      std::printf("not ok - %s: line %s\n", c.name, first_failure.c_str());
+      failed++;
+    }
+  }
+  return failed == 0 ? 0 : 1;
+}
