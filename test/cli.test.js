@@ -139,7 +139,7 @@ test('warnings once up, even with --quiet: a password file others may read, a pa
   assert.equal(
     cp.err,
     `procMonitor: warning: --auth-file ${pwFile} can be read by its group and every user (mode 0644): chmod 600 ${pwFile}\n` +
-      "procMonitor: warning: the TCP password is 10 characters long: at the 5 guesses a second an attacker gets at most, use 12 or more (see the README's threat model)\n",
+      'procMonitor: warning: the TCP password is 10 characters long: at the 5 guesses a second an attacker gets at most, use 12 or more (see docs/threat-model.md)\n',
   );
   assert.equal((await cp.stop('SIGTERM', 5000)).code, 0);
   // Every interface, no TLS: the password crosses the network in clear.

@@ -329,7 +329,7 @@ function tcpFlags(flags: Flags, env: NodeJS.ProcessEnv, warnings: string[]): Dae
   const password = auth ?? filePassword ?? env.PROCMONITOR_AUTH ?? '';
   if ([...password].length < 12) {
     warnings.push(
-      `warning: the TCP password is ${[...password].length} characters long: at the 5 guesses a second an attacker gets at most, use 12 or more (see the README's threat model)`,
+      `warning: the TCP password is ${[...password].length} characters long: at the 5 guesses a second an attacker gets at most, use 12 or more (see docs/threat-model.md)`,
     );
   }
   if (!tls && !isLoopback(bind ?? '0.0.0.0')) {

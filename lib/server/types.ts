@@ -104,8 +104,8 @@ export interface BroadcastServerOptions {
    */
   subordinateIds?: string;
   /**
-   * TCP connections waiting to authenticate at most (shared fairly between networks: see the
-   * README's threat model). Default 128.
+   * TCP connections waiting to authenticate at most (shared fairly between networks: see
+   * docs/threat-model.md). Default 128.
    */
   maxPending?: number;
   /**
