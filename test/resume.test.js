@@ -283,6 +283,25 @@ test('connect({ resume: true }): after the connection drops it resumes; the stre
   }
 });
 
+test("close() called from a 'reconnecting' listener: the client closes at once and never reconnects", async (t) => {
+  const p = path.join(tmpDir(t), 'pm.sock');
+  const srv = await serve(t, { source: new FakeSource(), unix: { path: p } });
+  const client = connect({ path: p, resume: { delayMs: 50 } });
+  await client.ready();
+  await until(() => srv.stats().clients === 1);
+  let closing = null;
+  client.on('reconnecting', () => (closing ??= client.close()));
+  let closed = 0;
+  client.on('close', () => closed++);
+  client.sock.destroy();
+  await until(() => closing !== null, 5000, 'the reconnecting event');
+  const done = await Promise.race([closing.then(() => 'closed'), new Promise((r) => setTimeout(() => r('still open after 2 s'), 2000))]);
+  assert.equal(done, 'closed');
+  assert.equal(closed, 1);
+  await new Promise((r) => setTimeout(r, 200)); // past the reconnect delay
+  assert.equal(srv.stats().clients, 0, 'no reconnection');
+});
+
 test('a daemon killed mid-storm and its client resuming against the real connector: the same stream as a client that stayed', async (t) => {
   const p = path.join(tmpDir(t), 'pm.sock');
   const conn = new ProcConnector({ events: 'fork,exec,exit' }).start();

@@ -150,10 +150,11 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
     if (this.resumer.enabled && !this.closing && !this.failure) {
       const next = this.resumer.next();
       conn.stopTimer();
-      this.emit('reconnecting', next);
+      // The wait is set before listeners hear of it: one that calls close() cancels it.
       this.resumer.wait(next.delayMs, () => {
         if (!this.closing) this.open();
       });
+      this.emit('reconnecting', next);
       return;
     }
     this.finish();
