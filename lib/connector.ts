@@ -9,6 +9,7 @@ import {
   EVENT_NAMES,
   KIND_NAMES,
   OTHER_KIND,
+  lostEvent,
   parseLines,
   type LineBatch,
   type LostEvent,
@@ -388,7 +389,7 @@ function iterate(conn: ProcConnector, options: EventsOptions): AsyncIterableIter
       if (buf.length - head >= max) dropped++;
       else {
         if (dropped) {
-          buf.push({ event: 'lost', time: ev.time, count: dropped, source: 'client' });
+          buf.push(lostEvent(dropped, 'client', ev.time));
           dropped = 0;
         }
         buf.push(ev);
@@ -421,7 +422,7 @@ function iterate(conn: ProcConnector, options: EventsOptions): AsyncIterableIter
           return { value: ev, done: false };
         }
         if (dropped) {
-          const lost: LostEvent = { event: 'lost', time: new Date().toISOString(), count: dropped, source: 'client' };
+          const lost = lostEvent(dropped, 'client');
           dropped = 0;
           return { value: lost, done: false };
         }

@@ -187,6 +187,11 @@ export interface LostEvent {
   source: 'kernel' | 'queue' | 'client' | 'nats';
 }
 
+/** A `lost` event: `count` events from `source` will never come (time: now unless given). */
+export function lostEvent(count: number, source: LostEvent['source'], time: string = new Date().toISOString()): LostEvent {
+  return { event: 'lost', time, count, source };
+}
+
 export type ProcEvent = ForkEvent | ExecEvent | ExitEvent | UidEvent | GidEvent | SidEvent | PtraceEvent | CommEvent | CoredumpEvent | LostEvent;
 
 export type EventName = Exclude<ProcEvent['event'], 'lost'>;

@@ -4,7 +4,7 @@
  * its parser, and how a client tells one refusal from another. Imported by the server and the
  * client alike.
  */
-import { parseEventList, type EventName } from './events';
+import { parseEventList, type EventName, type ProcessRecord } from './events';
 
 // ---------------------------------------------------------------------------------------------
 // Wire strings. The handshake is the seed daemon's, byte for byte; the other lines are ours and
@@ -52,6 +52,28 @@ export function tooManyPendingLine(max: number): string {
  * file descriptors: fewer than `FD_RESERVE` are left under its soft `RLIMIT_NOFILE`.
  */
 export const TOO_MANY_FILES = 'Too many open files on the server, try later. Disconnecting.\n';
+
+// ---------------------------------------------------------------------------------------------
+// The answer to a request: JSON lines before the stream (hello, then a snapshot if asked).
+// ---------------------------------------------------------------------------------------------
+
+/** The kinds of the lines that answer a request, before the stream: they are not events of it. */
+export const ANSWER_KINDS = Object.freeze(['hello', 'process', 'snapshot'] as const);
+
+/** The first line of every answer: which stream this is and its last seq so far (`time`: now unless given). */
+export function helloLine(stream: string, lastSeq: number, time: string = new Date().toISOString()): string {
+  return `${JSON.stringify({ event: 'hello', time, stream, last_seq: lastSeq })}\n`;
+}
+
+/** One process of a snapshot (`{"snapshot": true}`): its record as `{"event":"process",...}`. */
+export function processLine(p: ProcessRecord): string {
+  return `${JSON.stringify({ event: 'process', ...p })}\n`;
+}
+
+/** The end of a snapshot, with how many process lines it had. */
+export function snapshotLine(count: number, time: string = new Date().toISOString()): string {
+  return `${JSON.stringify({ event: 'snapshot', time, count })}\n`;
+}
 
 /** A client's request line, validated. */
 export interface ClientRequest {

@@ -45,35 +45,68 @@ test(`no TypeScript class is over ${MAX_CLASS_LINES} lines`, () => {
   assert.deepEqual(long, []);
 });
 
-/** Lines of each C++ class: its definition in a header plus its member functions defined out of line. */
+/** C++ text without comments and string or character literals (their braces do not count). */
+function codeOnly(text) {
+  return text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'/g, (m) => m.replace(/[^\n]/g, ' '));
+}
+
+/** The line after the block whose `{` is the first one at or after `from` (null when a `;` comes first: a declaration). */
+function blockEnd(lines, from) {
+  let depth = 0;
+  let opened = false;
+  for (let i = from; i < lines.length; i++) {
+    for (const ch of lines[i]) {
+      if (!opened && ch === ';') return null;
+      if (ch === '{') {
+        depth++;
+        opened = true;
+      } else if (ch === '}' && --depth === 0 && opened) return i + 1;
+    }
+  }
+  return null;
+}
+
+/**
+ * Lines of each C++ class: its definition (`class`/`struct` NAME ... { ... }) plus every member
+ * defined out of line (`NAME::member(`, `NAME<T>::member(`, constructors, destructors,
+ * operators, one-liners), each counted brace by brace.
+ */
 function cppClassLines() {
   const sizes = new Map();
-  const add = (name, n) => sizes.set(name, (sizes.get(name) ?? 0) + n);
-  for (const f of CPP) {
-    const lines = read(f).split('\n');
+  const files = CPP.map((f) => codeOnly(read(f)).split('\n'));
+  for (const lines of files) {
     for (let i = 0; i < lines.length; i++) {
-      // A class body (clang-format: `class Name ... {` at any indent, closed by `};` at the same indent),
-      // or a member defined out of line (`... Name::member(...) ... {` at column 0, closed by `}` there).
-      const cls = /^(\s*)(?:class|struct)\s+(\w+)[^;]*\{\s*$/.exec(lines[i]);
-      const member = /^[A-Za-z].*?\b(\w+)::~?\w+\(.*\{\s*$/.exec(lines[i]) ?? /^[A-Za-z].*?\b(\w+)::~?\w+\([^;]*$/.exec(lines[i]);
-      if (cls) {
-        const end = lines.findIndex((l, j) => j > i && l.startsWith(`${cls[1]}};`));
-        if (end > i) add(cls[2], end - i + 1);
-      } else if (member) {
-        const end = lines.findIndex((l, j) => j >= i && l === '}');
-        if (end >= i) {
-          add(member[1], end - i + 1);
-          i = end;
-        }
-      }
+      const m = /^\s*(?:template\s*<[^>]*>\s*)?(?:class|struct)\s+(?:\[\[\w+\]\]\s*)?(\w+)\b(?!\s*;)/.exec(lines[i]);
+      if (!m) continue;
+      const end = blockEnd(lines, i);
+      if (end !== null) sizes.set(m[1], (sizes.get(m[1]) ?? 0) + end - i);
+    }
+  }
+  const member = /^(?:[\w:<>,*&\s]*?\s)?(\w+)(?:<[^>]*>)?::(~?\w+|operator\s*\S+?)\s*\(/;
+  for (const lines of files) {
+    for (let i = 0; i < lines.length; i++) {
+      if (/^\s/.test(lines[i])) continue; // definitions start at column 0 (clang-format)
+      const m = member.exec(lines[i]);
+      if (!m || !sizes.has(m[1])) continue;
+      const end = blockEnd(lines, i);
+      if (end === null) continue;
+      sizes.set(m[1], sizes.get(m[1]) + end - i);
+      i = end - 1;
     }
   }
   return sizes;
 }
 
-test(`no C++ class (its definition and its members) is over ${MAX_CLASS_LINES} lines`, () => {
+test(`no C++ class (its definition and its members) is over ${MAX_CLASS_LINES} lines`, (t) => {
   const sizes = cppClassLines();
-  assert.ok(sizes.size > 0, 'classes found');
+  t.diagnostic(
+    `largest: ${[...sizes]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 6)
+      .map(([c, n]) => `${c} ${n}`)
+      .join(', ')}`,
+  );
+  for (const known of ['Monitor', 'ProcessTable', 'ConnectorSocket']) assert.ok((sizes.get(known) ?? 0) > 50, `${known} found: ${sizes.get(known)}`);
   const long = [...sizes].filter(([, n]) => n > MAX_CLASS_LINES).map(([c, n]) => `${c}: ${n} lines`);
   assert.deepEqual(long, []);
 });
@@ -125,4 +158,42 @@ test('library modules never import command-line code (lib/cli/)', () => {
 test('only native/addon.cc touches Node-API', () => {
   const touching = CPP.filter((f) => /#include\s*[<"](napi|node_api|js_native_api)\.h[>"]|\bnapi_\w+\(/.test(read(f)));
   assert.deepEqual(touching, [path.join('native', 'addon.cc')]);
+});
+
+/** The README's "How the code is laid out" section, and its bullets (each with its sub-bullets). */
+function layoutSection() {
+  const readme = read('README.md');
+  const start = readme.indexOf('## How the code is laid out');
+  assert.ok(start >= 0, 'the README has the section');
+  const end = readme.indexOf('\n## ', start + 5);
+  const text = readme.slice(start, end < 0 ? undefined : end);
+  const bullets = text.split(/\n(?=- )/).filter((b) => b.startsWith('- '));
+  return { text, bullets };
+}
+
+test("the README's layout section names every file of lib/ (in its folder's bullet) and native/, and nothing that is not there", () => {
+  const { text, bullets } = layoutSection();
+  const missing = [];
+  for (const f of TS) {
+    const parts = f.split(path.sep); // lib, [folder,] file
+    if (parts.length === 2) {
+      if (!text.includes(`lib/${parts[1]}`) && !text.includes(`\`${parts[1]}\``)) missing.push(f);
+      continue;
+    }
+    const bullet = bullets.find((b) => b.startsWith(`- \`lib/${parts[1]}/\``));
+    if (!bullet || !bullet.includes(parts[2])) missing.push(f);
+  }
+  for (const f of CPP) {
+    const name = path.basename(f);
+    const stem = name.replace(/\.(cc|h)$/, '');
+    if (!text.includes(name) && !text.includes(`${stem}.cc`)) missing.push(f);
+  }
+  assert.deepEqual(missing, []);
+  // Every source file it names exists.
+  const names = new Set([...TS, ...CPP].map((f) => path.basename(f)));
+  const named = [...text.matchAll(/\b([\w-]+\.(?:ts|cc|h))\b/g)].map((m) => m[1]);
+  assert.deepEqual(
+    named.filter((n) => !names.has(n)),
+    [],
+  );
 });

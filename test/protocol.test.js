@@ -41,3 +41,13 @@ test('refusalCode: each refusal line the server sends, by its code', () => {
   assert.equal(pm.refusalCode('HTTP/1.1 400 Bad Request'), 'EPROTO');
   assert.equal(pm.refusalCode(pm.AUTH_SUCCESS), 'EPROTO');
 });
+
+test('the answer lines: hello, process, snapshot as the server has always written them, and lostEvent', () => {
+  const { helloLine, processLine, snapshotLine, ANSWER_KINDS, lostEvent } = require('..');
+  assert.equal(helloLine('ab12cd34', 41, 'T'), '{"event":"hello","time":"T","stream":"ab12cd34","last_seq":41}\n');
+  assert.equal(processLine({ pid: 7, ppid: 1, comm: 'sh' }), '{"event":"process","pid":7,"ppid":1,"comm":"sh"}\n');
+  assert.equal(snapshotLine(3, 'T'), '{"event":"snapshot","time":"T","count":3}\n');
+  assert.match(helloLine('s', 0), /^\{"event":"hello","time":"\d{4}-\d\d-\d\dT[\d:.]+Z","stream":"s","last_seq":0\}\n$/);
+  assert.deepEqual([...ANSWER_KINDS], ['hello', 'process', 'snapshot']);
+  assert.deepEqual(lostEvent(5, 'nats', 'T'), { event: 'lost', time: 'T', count: 5, source: 'nats' });
+});

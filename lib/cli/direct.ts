@@ -3,7 +3,7 @@
  * --format text (coloured on a terminal).
  */
 import type { ProcConnector } from '../connector';
-import { toLine, type ProcEvent } from '../events';
+import { lostEvent, toLine, type ProcEvent } from '../events';
 import { formatEvent } from './format';
 
 const COLORS: Record<string, string> = { fork: '\x1b[36m', exec: '\x1b[32m', exit: '\x1b[33m', lost: '\x1b[31;1m' };
@@ -45,7 +45,7 @@ export function directWriter(conn: ProcConnector, format: 'json' | 'text', log: 
       return;
     }
     if (dropped) {
-      out.write(line({ event: 'lost', time: new Date().toISOString(), count: dropped, source: 'client' }));
+      out.write(line(lostEvent(dropped, 'client')));
       dropped = 0;
     }
     out.write(chunk());

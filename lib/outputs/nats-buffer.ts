@@ -3,7 +3,7 @@
  * (the bound was reached, or publishing failed) and owed in one `lost` message, published
  * once the server has caught up. Also the interface of what publishes (nats-core.ts, nats-jetstream.ts).
  */
-import { toLine, type LostEvent } from '../events';
+import { lostEvent, toLine, type LostEvent } from '../events';
 import type { Link, NatsModule, NcConnection } from './nats-link';
 
 export interface Msg {
@@ -184,7 +184,7 @@ export class PendingBuffer {
   /** Publishes the `lost` message owed, if any, when connected and caught up. */
   private report(): void {
     if (this.unreported === 0 || !this.sink.ready() || this.dropping || this.head < this.queue.length) return;
-    const ev: LostEvent = { event: 'lost', time: new Date().toISOString(), count: this.unreported, source: 'nats' };
+    const ev = lostEvent(this.unreported, 'nats');
     this.unreported = 0;
     this.lostReports++;
     this.sink.log(`reporting ${ev.count} lost events`);

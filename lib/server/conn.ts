@@ -12,15 +12,17 @@ export function who(conn: Conn): string {
 }
 
 /**
- * One connection. Its life has two layers, each written by one part of the server:
+ * One connection. Its life has two layers:
  * - `state`, its lifecycle: `new` → `pending` (TCP: waiting for its password; admission.ts) →
- *   `verifying` (a wrong password, its answer delayed) → `streaming` (it holds a slot) →
- *   `closing`. Connections (connections.ts) and the server (index.ts) end it.
+ *   `verifying` (a wrong password, its answer delayed) → `streaming` (it holds a slot;
+ *   index.ts) → `closing`, set wherever it is ended: a refusal (connections.ts), a bad request
+ *   (requests.ts), too slow or stalled (fanout.ts), the server closing.
  * - `mode`, how a streaming client is fed: `request` (its request window; requests.ts) →
  *   `catch-up` ⇄ `live` (fanout.ts). Meaningless before `streaming`.
  * The other fields are grouped the same way: who it is (peers.ts), its password (admission.ts),
  * its request and answer (requests.ts), its place in the stream (fanout.ts), its write
- * progress (stalls.ts).
+ * progress (stalls.ts). `timer` is admission's, then the request window's; the fan-out has
+ * `feedTimer` of its own.
  */
 export interface Conn extends ClientInfo {
   sock: net.Socket;
@@ -51,6 +53,8 @@ export interface Conn extends ClientInfo {
   announced: boolean;
   line: Buffer | null;
   timer: NodeJS.Timeout | null;
+  /** The fan-out's wait for its peer's answer budget (see Fanout.charge). */
+  feedTimer: NodeJS.Timeout | null;
   sent: number;
   bytes: number;
   dropped: number;
@@ -127,6 +131,7 @@ export function makeConn(id: number, sock: net.Socket, transport: ClientInfo['tr
     announced: false,
     line: null,
     timer: null,
+    feedTimer: null,
     sent: 0,
     bytes: 0,
     dropped: 0,

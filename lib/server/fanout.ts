@@ -3,7 +3,7 @@
 // (from the ring as its socket drains: it resumed, it asked for a snapshot, or it fell
 // behind), or paced one line at a time (a client written for the seed). A slow client only
 // ever loses its own events, as one `lost` line with the exact count.
-import { toLine, type LineBatch, type LostEvent } from '../events';
+import { lostEvent, toLine, type LineBatch } from '../events';
 import { EMPTY, LINE_GAP_MS, PACED_MAX_BEHIND, peerKey, who, type Conn } from './conn';
 import { Pacer } from './pacer';
 import { lineOffset, numberLines, select, type ReplayRing } from './replay';
@@ -32,7 +32,7 @@ export type FanoutCounters = Pick<BroadcastStats, 'batches' | 'events' | 'sentEv
 
 export class Fanout {
   /** Every streaming client (its request window included). */
-  readonly clients = new Set<Conn>();
+  private readonly members = new Set<Conn>();
   readonly ring: ReplayRing;
   readonly counters: FanoutCounters = { batches: 0, events: 0, sentEvents: 0, sentBytes: 0, droppedEvents: 0, slowDisconnects: 0, stallDisconnects: 0 };
   private readonly bufferBytes: number;
@@ -51,6 +51,21 @@ export class Fanout {
     this.answerBudget = o.answerBudget;
   }
 
+  /** The streaming clients (read only: they come and go through add and remove). */
+  get clients(): ReadonlySet<Conn> {
+    return this.members;
+  }
+
+  /** A client starts streaming (its request window first: see Requests). */
+  add(conn: Conn): void {
+    this.members.add(conn);
+  }
+
+  /** A client stops streaming (closed, or being closed); false if it was not. */
+  remove(conn: Conn): boolean {
+    return this.members.delete(conn);
+  }
+
   /** Numbers a batch, keeps it in the ring and sends it to every live client. */
   broadcast(lines: LineBatch): void {
     const n = lines.ends.length;
@@ -61,7 +76,7 @@ export class Fanout {
     const chunk = numberLines(lines, this.ring.next);
     this.ring.push(chunk);
     const bound = this.bufferBytes;
-    for (const conn of this.clients) {
+    for (const conn of this.members) {
       if (conn.mode === 'catch-up' && this.policy === 'disconnect' && !conn.perLine) {
         const behind = this.behind(conn);
         if (behind > bound + conn.slack) {
@@ -177,9 +192,9 @@ export class Fanout {
   private charge(conn: Conn, n: number): boolean {
     const wait = this.answerBudget.take(peerKey(conn), n);
     if (wait > 0) {
-      if (!conn.timer) {
-        conn.timer = setTimeout(() => {
-          conn.timer = null;
+      if (!conn.feedTimer) {
+        conn.feedTimer = setTimeout(() => {
+          conn.feedTimer = null;
           this.pump(conn);
         }, wait);
       }
@@ -192,8 +207,7 @@ export class Fanout {
   /** Gives up a client's backlog before seq `to` (the ring no longer holds it): one `lost` line with the exact count. */
   private writeLost(conn: Conn, to = this.ring.first): void {
     const missed = to - conn.nextSeq;
-    const lost: LostEvent = { event: 'lost', time: new Date().toISOString(), count: missed, source: 'client' };
-    this.writeOwn(conn, toLine(lost));
+    this.writeOwn(conn, toLine(lostEvent(missed, 'client')));
     conn.dropped += missed;
     this.counters.droppedEvents += missed;
     conn.nextSeq = to;
@@ -265,13 +279,13 @@ export class Fanout {
     conn.reason = reason;
     this.hooks.log(`${who(conn)}: client ${conn.id} ${why}, disconnecting`);
     conn.state = 'closing';
-    this.clients.delete(conn);
+    this.members.delete(conn);
     conn.sock.destroy();
   }
 
   /** Each client's figures. */
   clientStats(): ClientStats[] {
-    return [...this.clients].map((c) => ({
+    return [...this.members].map((c) => ({
       id: c.id,
       transport: c.transport,
       peer: c.peer,

@@ -214,7 +214,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
   private startStreaming(conn: Conn, early: Buffer = EMPTY): void {
     conn.state = 'streaming';
     conn.announced = true;
-    this.fanout.clients.add(conn);
+    this.fanout.add(conn);
     this.totalClients++;
     const sock = conn.sock;
     sock.on('end', () => {
@@ -244,9 +244,10 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
       return;
     }
     if (conn.timer) clearTimeout(conn.timer);
-    conn.timer = null;
+    if (conn.feedTimer) clearTimeout(conn.feedTimer);
+    conn.timer = conn.feedTimer = null;
     this.requests.forget(conn);
-    this.fanout.clients.delete(conn);
+    this.fanout.remove(conn);
     if (!conn.announced) return;
     const reason: ClientCloseReason = conn.reason ?? 'end';
     const info: ClientCloseInfo = { id: conn.id, transport: conn.transport, peer: conn.peer, reason, sent: conn.sent, dropped: conn.dropped };
@@ -301,7 +302,7 @@ export class BroadcastServer extends EventEmitter<BroadcastServerEvents> {
     this.tally.close();
     this.connTally.close();
     this.admission?.close();
-    await Promise.all([this.sockets.close(), this.conns.closeAll()]);
+    await Promise.all([this.conns.closeAll(), this.sockets.close()]); // (connections ended first, as before the split)
     this.state = 'closed';
     if (wasListening) this.log('closed');
   }

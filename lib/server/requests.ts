@@ -4,8 +4,8 @@
 // thread, and a peer has one costly answer (names, a snapshot) under way at a time. The
 // answer (hello, the snapshot) is handed to the fan-out, which writes it before the stream.
 import * as tls from 'node:tls';
-import { toLine, type ProcessRecord, type ProcEvent } from '../events';
-import { badRequestLine, MAX_REQUEST_BYTES, parseRequest, type ClientRequest } from '../protocol';
+import type { ProcessRecord } from '../events';
+import { badRequestLine, helloLine, MAX_REQUEST_BYTES, parseRequest, processLine, snapshotLine, type ClientRequest } from '../protocol';
 import { IdResolver } from './accounts';
 import { TokenBuckets } from './buckets';
 import { BUSY_RETRY_MS, EMPTY, isPrivileged, peerKey, who, type Conn } from './conn';
@@ -116,7 +116,7 @@ export class Requests {
     if (conn.timer) clearTimeout(conn.timer);
     conn.timer = null;
     conn.state = 'closing';
-    this.fanout.clients.delete(conn);
+    this.fanout.remove(conn);
     this.hooks.endConn(conn, badRequestLine(why));
   }
 
@@ -217,11 +217,11 @@ export class Requests {
   private answerLines(last: number, procs: ProcessRecord[] | null): Buffer[] {
     const pieceBytes = Math.max(1, Math.min(this.o.bufferBytes >> 1, 64 * 1024));
     const own: Buffer[] = [];
-    let text = toLine({ event: 'hello', time: new Date().toISOString(), stream: this.o.stream, last_seq: last } as unknown as ProcEvent);
+    let text = helloLine(this.o.stream, last);
     if (procs) {
       let bytes = Buffer.byteLength(text);
       for (const p of procs) {
-        const line = toLine({ event: 'process', ...p } as unknown as ProcEvent);
+        const line = processLine(p);
         text += line;
         bytes += Buffer.byteLength(line);
         if (bytes >= pieceBytes) {
@@ -230,7 +230,7 @@ export class Requests {
           bytes = 0;
         }
       }
-      text += toLine({ event: 'snapshot', time: new Date().toISOString(), count: procs.length } as unknown as ProcEvent);
+      text += snapshotLine(procs.length);
     }
     own.push(Buffer.from(text));
     return own;

@@ -25,7 +25,7 @@ export class Slots {
   constructor(
     private readonly limits: SlotLimits,
     /** The clients holding slots. */
-    private readonly clients: Set<Conn>,
+    private readonly clients: ReadonlySet<Conn>,
     /** Lets a client go at once (its slot free now, not when its socket's close comes). */
     private readonly letGo: (conn: Conn) => void,
   ) {}
