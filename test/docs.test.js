@@ -108,8 +108,8 @@ test("the README's map of the docs lists every docs/*.md, and only those that ex
   assert.ok(section.includes('](BENCHMARKS.md)'), 'the map lists BENCHMARKS.md');
 });
 
-test('every public export of the package is documented in docs/library.md, docs/server-and-client.md or docs/nats.md', () => {
-  const api = ['docs/library.md', 'docs/server-and-client.md', 'docs/nats.md'].map(read).join('\n');
+test('every public export of the package is documented in docs/library.md, docs/server-and-client.md, docs/nats.md or docs/trace.md', () => {
+  const api = ['docs/library.md', 'docs/server-and-client.md', 'docs/nats.md', 'docs/trace.md'].map(read).join('\n');
   const exported = Object.keys(require('../dist/index.js'));
   assert.ok(exported.length > 30, 'dist/index.js exports the API');
   const undocumented = exported.filter((name) => !new RegExp('`' + name + '\\b').test(api));
@@ -127,27 +127,29 @@ function helpFlags(help) {
   return out;
 }
 
-test('every option of procMonitor and procMonitor-client is in docs/cli.md, whose copies of --help are their output', () => {
-  const doc = read('docs/cli.md');
-  for (const [bin, heading] of [
-    ['procMonitor', '## The `procMonitor` command'],
-    ['procMonitor-client', '## `procMonitor-client`'],
+test('every option of procMonitor, procMonitor trace and procMonitor-client is in docs/cli.md or docs/trace.md, whose copies of --help are their output', () => {
+  for (const [bin, sub, file, heading, least] of [
+    ['procMonitor', [], 'docs/cli.md', '## The `procMonitor` command', 15],
+    ['procMonitor-client', [], 'docs/cli.md', '## `procMonitor-client`', 15],
+    ['procMonitor', ['trace'], 'docs/trace.md', '## `procMonitor trace`', 5],
   ]) {
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', bin), '--help'], { encoding: 'utf8' });
+    const doc = read(file);
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', bin), ...sub, '--help'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const help = r.stdout;
     const head = heading + '\n\n```\n';
     const at = doc.indexOf(head);
-    assert.ok(at >= 0, `docs/cli.md has the section ${heading}`);
+    assert.ok(at >= 0, `${file} has the section ${heading}`);
     const copy = doc.slice(at + head.length, doc.indexOf('```\n', at + head.length));
-    assert.equal(copy, help, `docs/cli.md's copy of ${bin} --help is the output of ${bin} --help`);
+    assert.equal(copy, help, `${file}'s copy of ${bin} ${sub.join(' ')} --help is its output`);
     const flags = helpFlags(help);
-    assert.ok(flags.length > 15, `${bin} --help: the flags are found`);
+    assert.ok(flags.length > least, `${bin} ${sub.join(' ')} --help: the flags are found`);
     for (const { long, short } of flags) {
-      assert.ok(doc.includes(`--${long}`), `${bin} --${long} in docs/cli.md`);
-      if (short) assert.ok(doc.includes(`-${short}, --${long}`), `${bin} -${short} in docs/cli.md`);
+      assert.ok(doc.includes(`--${long}`), `${bin} --${long} in ${file}`);
+      if (short) assert.ok(doc.includes(`-${short}, --${long}`), `${bin} -${short} in ${file}`);
     }
   }
+  const doc = read('docs/cli.md');
   // Every flag the daemon's parser knows (cli.test.js checks --help lists them all).
   const { DAEMON_FLAGS } = require('../dist/cli/daemon');
   for (const flag of [...DAEMON_FLAGS.string, ...DAEMON_FLAGS.boolean]) assert.ok(doc.includes(`--${flag}`), `--${flag} in docs/cli.md`);

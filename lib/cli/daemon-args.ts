@@ -35,10 +35,11 @@ function option(label: string, text: string): string {
 }
 
 export const USAGE = `Usage: ${NAME} [options]
+       ${NAME} trace [options] -- COMMAND [ARGS...]   (see ${NAME} trace --help)
 
 Linux process events (fork, exec, exit, ...) from the kernel's proc connector, served to
 clients as JSON lines over a Unix socket (the default), over TCP with a password, or
-printed on stdout.
+printed on stdout. \`trace\` runs a command and reports every process it ran.
 
 Options:
 ${option('-e, --events LIST', `events to report, comma-separated: ${EVENT_NAMES.join(', ')}, or all (default: ${DEFAULT_EVENTS})`)}

@@ -14,6 +14,7 @@ import { createNatsPublisher, type NatsPublisher } from '../outputs/nats';
 import { NAME, parseArgs, USAGE, type DaemonOptions } from './daemon-args';
 import { directWriter } from './direct';
 import { Shutdown } from './shutdown';
+import { traceMain } from './trace';
 
 export { DAEMON_FLAGS, DEFAULT_SOCKET, parseArgs, USAGE, USAGE_WIDTH, type DaemonOptions } from './daemon-args';
 export { useColor } from './direct';
@@ -77,6 +78,7 @@ function remedy(e: BroadcastServerError, o: DaemonOptions, env: NodeJS.ProcessEn
 
 /** Runs the daemon until SIGINT/SIGTERM; resolves with the exit status. */
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'trace') return traceMain(argv.slice(1));
   let opts: ReturnType<typeof parseArgs>;
   try {
     opts = parseArgs(argv);

@@ -1,0 +1,153 @@
+// `procMonitor trace [options] -- COMMAND [ARGS...]`: runs a command, follows every process it
+// starts, prints the tree on stderr and exits with the command's own status.
+import * as fs from 'node:fs';
+import { toLine } from '../events';
+import { summaryText, trace, type JobSummary, type LeftoverPolicy, type TraceOptions } from '../trace';
+import { useColor } from './direct';
+
+const NAME = 'procMonitor trace';
+
+export const TRACE_USAGE = `Usage: procMonitor trace [options] [--] COMMAND [ARGS...]
+
+Runs COMMAND with the terminal's stdin, stdout and stderr, follows every process it starts
+(by fork lineage: double-forked daemons stay in the job) and exits with its exit status
+(128 + the signal's number when it was killed). Needs what the connector needs: root or
+CAP_NET_ADMIN, or a kernel that admits unprivileged subscribers.
+
+Options:
+      --leftovers P      what to do with the job's processes still running when COMMAND
+                         ends: report (default), wait (for them to end), kill (SIGTERM,
+                         then SIGKILL after --kill-grace)
+      --kill-grace MS    ms between SIGTERM and SIGKILL with --leftovers kill (default 2000)
+      --ndjson FILE      write every event of the job to FILE (NDJSON, the wire format)
+      --json FILE        write the summary to FILE as one JSON document (the tree, a record
+                         per process, the leftovers)
+  -q, --quiet            no summary on stderr
+  -h, --help             this text`;
+
+export interface TraceArgs {
+  command: string[];
+  leftovers: LeftoverPolicy;
+  killGraceMs: number;
+  ndjson: string | null;
+  json: string | null;
+  quiet: boolean;
+}
+
+/** Parses `trace`'s arguments: options up to `--` or the first argument that is not one; the rest is the command. */
+export function parseTraceArgs(argv: readonly string[]): TraceArgs | 'help' {
+  const o: TraceArgs = { command: [], leftovers: 'report', killGraceMs: 2000, ndjson: null, json: null, quiet: false };
+  let i = 0;
+  const value = (flag: string): string => {
+    const v = argv[++i];
+    if (v === undefined) throw new Error(`${flag} needs a value`);
+    return v;
+  };
+  for (; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--') {
+      i++;
+      break;
+    }
+    if (!a.startsWith('-') || a === '-') break;
+    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const take = () => inline ?? value(flag);
+    switch (flag) {
+      case '-h':
+      case '--help':
+        return 'help';
+      case '-q':
+      case '--quiet':
+        o.quiet = true;
+        break;
+      case '--leftovers': {
+        const p = take();
+        if (p !== 'report' && p !== 'wait' && p !== 'kill') throw new Error(`--leftovers must be report, wait or kill, got ${p}`);
+        o.leftovers = p;
+        break;
+      }
+      case '--kill-grace': {
+        const v = take();
+        const n = Number(v);
+        if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) throw new Error(`--kill-grace must be a whole number of ms, got ${v}`);
+        o.killGraceMs = n;
+        break;
+      }
+      case '--ndjson':
+        o.ndjson = take();
+        break;
+      case '--json':
+        o.json = take();
+        break;
+      default:
+        throw new Error(`unknown option ${a} (see procMonitor trace --help)`);
+    }
+  }
+  o.command = argv.slice(i);
+  if (o.command.length === 0) throw new Error('give the command to trace: procMonitor trace [options] -- COMMAND [ARGS...]');
+  return o;
+}
+
+/** Opens an output file at once, so that a bad path is an error before the command runs. */
+function openOut(file: string): number {
+  try {
+    return fs.openSync(file, 'w', 0o644);
+  } catch (err) {
+    throw new Error(`cannot write ${file}: ${(err as Error).message}`);
+  }
+}
+
+export async function traceMain(argv: readonly string[]): Promise<number> {
+  let o: TraceArgs | 'help';
+  let ndjson: fs.WriteStream | null = null;
+  let jsonFd: number | null = null;
+  try {
+    o = parseTraceArgs(argv);
+    if (o === 'help') {
+      process.stdout.write(`${TRACE_USAGE}\n`);
+      return 0;
+    }
+    if (o.ndjson) ndjson = fs.createWriteStream('', { fd: openOut(o.ndjson) });
+    if (o.json) jsonFd = openOut(o.json);
+  } catch (err) {
+    process.stderr.write(`${NAME}: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const options: TraceOptions = { leftovers: o.leftovers, killGraceMs: o.killGraceMs };
+  const [command, ...args] = o.command as [string, ...string[]];
+  let summary: JobSummary;
+  // The terminal's ^C and ^\ reach the command itself (same process group): the tracer waits
+  // for it to end; a SIGTERM or SIGHUP sent to the tracer alone is passed on to it.
+  const ignore = () => {};
+  const passOn: Partial<Record<NodeJS.Signals, () => void>> = {};
+  try {
+    const job = trace(command, args, options);
+    if (ndjson) {
+      const out = ndjson;
+      job.on('event', (ev) => out.write(toLine(ev)));
+    }
+    process.on('SIGINT', ignore).on('SIGQUIT', ignore);
+    for (const sig of ['SIGTERM', 'SIGHUP'] as const) {
+      const fn = () => job.processes[0] && process.kill(job.processes[0].pid, sig);
+      passOn[sig] = fn;
+      process.on(sig, fn);
+    }
+    summary = await job.done;
+  } catch (err) {
+    process.stderr.write(`${NAME}: ${(err as Error).message}\n`);
+    // As a shell says it: 127 for a command not found, 126 for one that cannot be run.
+    const cause = (err as { cause?: { code?: string } }).cause?.code;
+    return cause === 'ENOENT' ? 127 : cause === 'EACCES' ? 126 : 1;
+  } finally {
+    process.off('SIGINT', ignore).off('SIGQUIT', ignore);
+    for (const [sig, fn] of Object.entries(passOn)) process.off(sig, fn);
+  }
+  const events = ndjson;
+  if (events) await new Promise<void>((resolve) => events.end(resolve));
+  if (jsonFd !== null) {
+    fs.writeSync(jsonFd, `${JSON.stringify(summary, null, 2)}\n`);
+    fs.closeSync(jsonFd);
+  }
+  if (!o.quiet) process.stderr.write(summaryText(summary, { width: process.stderr.columns || 100, color: useColor(process.stderr.isTTY === true) }));
+  return summary.status;
+}
