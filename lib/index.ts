@@ -29,6 +29,10 @@ export {
 export {
   trace,
   traceProcess,
+  chromeTrace,
+  htmlReport,
+  type ChromeTrace,
+  type ChromeTraceEvent,
   statusOf,
   summaryText,
   formatDuration,

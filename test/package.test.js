@@ -85,7 +85,10 @@ test('npm pack: only what users need, small', (t) => {
     'prebuilds/linux-x64/procmonitor.glibc.node',
     'prebuilds/linux-arm64/procmonitor.glibc.node',
     // Every doc, so that the README's links work in an installed copy too.
-    ...fs.readdirSync(path.join(ROOT, 'docs')).map((f) => `docs/${f}`),
+    ...fs
+      .readdirSync(path.join(ROOT, 'docs'))
+      .filter((f) => f.endsWith('.md')) // (images are for the repository's pages, not the package)
+      .map((f) => `docs/${f}`),
   ]) {
     assert.ok(files.includes(need), `${need} missing from the tarball`);
   }

@@ -2,7 +2,7 @@
 // starts, prints the tree on stderr and exits with the command's own status.
 import * as fs from 'node:fs';
 import { toLine } from '../events';
-import { summaryText, trace, type JobSummary, type LeftoverPolicy, type TraceOptions } from '../trace';
+import { chromeTrace, htmlReport, summaryText, trace, type JobSummary, type LeftoverPolicy, type TraceOptions } from '../trace';
 import { useColor } from './direct';
 
 const NAME = 'procMonitor trace';
@@ -22,6 +22,11 @@ Options:
       --ndjson FILE      write every event of the job to FILE (NDJSON, the wire format)
       --json FILE        write the summary to FILE as one JSON document (the tree, a record
                          per process, the leftovers)
+      --chrome-trace FILE
+                         write the job to FILE as Chrome trace events (open it in Perfetto
+                         or chrome://tracing): a lane per process, nested by the tree
+      --html FILE        write a self-contained HTML report to FILE: a zoomable timeline, the
+                         tree with search, a process's details on click
   -q, --quiet            no summary on stderr
   -h, --help             this text`;
 
@@ -31,12 +36,14 @@ export interface TraceArgs {
   killGraceMs: number;
   ndjson: string | null;
   json: string | null;
+  chrome: string | null;
+  html: string | null;
   quiet: boolean;
 }
 
 /** Parses `trace`'s arguments: options up to `--` or the first argument that is not one; the rest is the command. */
 export function parseTraceArgs(argv: readonly string[]): TraceArgs | 'help' {
-  const o: TraceArgs = { command: [], leftovers: 'report', killGraceMs: 2000, ndjson: null, json: null, quiet: false };
+  const o: TraceArgs = { command: [], leftovers: 'report', killGraceMs: 2000, ndjson: null, json: null, chrome: null, html: null, quiet: false };
   let i = 0;
   const value = (flag: string): string => {
     const v = argv[++i];
@@ -79,6 +86,12 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs | 'help' {
       case '--json':
         o.json = take();
         break;
+      case '--chrome-trace':
+        o.chrome = take();
+        break;
+      case '--html':
+        o.html = take();
+        break;
       default:
         throw new Error(`unknown option ${a} (see procMonitor trace --help)`);
     }
@@ -101,6 +114,8 @@ export async function traceMain(argv: readonly string[]): Promise<number> {
   let o: TraceArgs | 'help';
   let ndjson: fs.WriteStream | null = null;
   let jsonFd: number | null = null;
+  let chromeFd: number | null = null;
+  let htmlFd: number | null = null;
   try {
     o = parseTraceArgs(argv);
     if (o === 'help') {
@@ -109,6 +124,8 @@ export async function traceMain(argv: readonly string[]): Promise<number> {
     }
     if (o.ndjson) ndjson = fs.createWriteStream('', { fd: openOut(o.ndjson) });
     if (o.json) jsonFd = openOut(o.json);
+    if (o.chrome) chromeFd = openOut(o.chrome);
+    if (o.html) htmlFd = openOut(o.html);
   } catch (err) {
     process.stderr.write(`${NAME}: ${(err as Error).message}\n`);
     return 2;
@@ -144,9 +161,14 @@ export async function traceMain(argv: readonly string[]): Promise<number> {
   }
   const events = ndjson;
   if (events) await new Promise<void>((resolve) => events.end(resolve));
-  if (jsonFd !== null) {
-    fs.writeSync(jsonFd, `${JSON.stringify(summary, null, 2)}\n`);
-    fs.closeSync(jsonFd);
+  for (const [fd, text] of [
+    [jsonFd, () => JSON.stringify(summary, null, 2)],
+    [chromeFd, () => JSON.stringify(chromeTrace(summary))],
+    [htmlFd, () => htmlReport(summary)],
+  ] as const) {
+    if (fd === null) continue;
+    fs.writeSync(fd, `${text()}\n`);
+    fs.closeSync(fd);
   }
   if (!o.quiet) process.stderr.write(summaryText(summary, { width: process.stderr.columns || 100, color: useColor(process.stderr.isTTY === true) }));
   return summary.status;

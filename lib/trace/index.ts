@@ -12,6 +12,8 @@ import { JobTracker, type TracedProcess } from './job';
 import { argvOf, summarize, type JobSummary, type Leftover } from './summary';
 
 export { failed, type TracedExec, type TracedProcess } from './job';
+export { chromeTrace, type ChromeTrace, type ChromeTraceEvent } from './chrome';
+export { htmlReport } from './html';
 export { formatDuration, shellLine, summaryText, type JobSummary, type Leftover, type TextOptions, type TreeNode } from './summary';
 
 export type LeftoverPolicy = 'report' | 'wait' | 'kill';
