@@ -341,3 +341,17 @@ test('procMonitor trace as a user the kernel refuses: a clear error, not a hang'
   assert.match(r.stderr, /^procMonitor trace: /);
   assert.ok(r.stderr.includes(probe.message.split('\n')[0].slice(0, 30)), `${r.stderr} vs ${probe.message}`);
 });
+
+test('events lost while the job runs: counted, the summary says the tree may be incomplete, never a silent gap', async () => {
+  // A tiny queue between the reader and JS, and JS kept busy while the job forks 300 times:
+  // the reader drops what JS cannot take and says how many ('lost', source 'queue').
+  const job = trace('/bin/sh', ['-c', 'i=0; while [ $i -lt 300 ]; do /bin/true & i=$((i+1)); done; wait'], { stdio: 'ignore', connector: { queueMax: 16 } });
+  const until = Date.now() + 1500;
+  while (Date.now() < until); // (the JS thread busy: nothing is taken from the queue)
+  const s = await job.done;
+  assert.ok(s.lost > 0, `lost ${s.lost}`);
+  assert.equal(s.complete, false);
+  const text = summaryText(s);
+  assert.match(text, new RegExp(`, ${s.lost} events lost\\n`));
+  assert.match(text, /\d+ events were lost while the job ran \(dropped by the kernel or the reader\): this tree may be incomplete/);
+});

@@ -134,7 +134,7 @@ export function summaryText(s: JobSummary, o: TextOptions = {}): string {
     `trace: ${shellLine(s.command)}: ${outcome({ end: s.end, code: s.code, signal: s.signal, core: false })} after ${formatDuration(s.duration_ms)}; ` +
     `${s.processes} process${s.processes === 1 ? '' : 'es'}, ${s.failed} failed, ${s.leftovers.length} left running, ${s.lost} events lost`;
   lines.push(head);
-  if (!s.complete) lines.push(red(`trace: the kernel dropped ${s.lost} events while the job ran: this tree may be incomplete`));
+  if (!s.complete) lines.push(red(`trace: ${s.lost} events were lost while the job ran (dropped by the kernel or the reader): this tree may be incomplete`));
   const walk = (n: TreeNode, depth: number) => {
     const left = `${formatDuration(n.duration_ms).padStart(10)}  ${outcome(n).padEnd(12)} ${String(n.pid).padStart(7)} ${'  '.repeat(depth)}`;
     let cmd = shellLine(n.argv);
