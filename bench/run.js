@@ -5,7 +5,7 @@
  *
  *   npm run bench [-- --quick] [-- --n 20000 --p 2 --n1ms 5000 --p1ms 8 --clients 1,10,100
  *                  --stalled 1 --reps 3 --rates 500,1000 --rate-secs 5 --seed-rate 50 --seed-clients 10
- *                  --only forkstat,direct,k1,k10,k100,latency,seed]
+ *                  --only forkstat,direct,k1,k10,k100,latency,seed,trace]
  *
  * Builds the C load generator, children and socket clients (gcc) into bench/build/, then for each
  * configuration starts the target (forkstat, our --direct mode, our daemon with K reading
@@ -899,6 +899,8 @@ async function main() {
       spawns_per_s_direct_vs_forkstat: r(dA, fsA, (x) => x.spawns_per_s),
     };
   }
+  // procMonitor trace against an untraced job, strace and forkstat (bench/trace.js).
+  const traceResult = want('trace') ? await require('./trace').benchTrace({ quick: opts.quick, reps: opts.reps }) : null;
   const tbl = table(aggs);
   process.stdout.write('\n' + tbl + '\n\nRatios: ' + JSON.stringify(ratios) + '\n\nTargets (issue 5):\n');
   for (const x of v) process.stdout.write(`  ${x.met ? 'MET   ' : 'MISSED'} ${x.target}: ${x.detail}\n`);
@@ -916,6 +918,7 @@ async function main() {
     targets: v,
     summary: aggs,
     runs: runs.map((r) => ({ ...r })),
+    trace: traceResult,
   };
   fs.mkdirSync(path.dirname(opts.out), { recursive: true });
   fs.writeFileSync(opts.out, JSON.stringify(result, null, 1) + '\n');

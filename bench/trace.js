@@ -1,0 +1,144 @@
+'use strict';
+/*
+ * What `procMonitor trace` costs a real multi-process job, side by side in one run: `make -j2`
+ * of a generated tree of small C files (cc, cc1, as per file; ar at the end), run untraced,
+ * under `procMonitor trace`, under `strace -f -e trace=process`, and with forkstat running
+ * beside it; every mode in each round, rounds interleaved. Wall time and CPU (the job and its
+ * tracer: bash's `time` over the whole command; forkstat's own CPU added), and completeness:
+ * the trace must hold every compile the Makefile ran (one `cc -c` per file).
+ *
+ *   node bench/trace.js [--files 300] [--reps 3] [--quick]   (also: npm run bench -- --only trace)
+ */
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { execFileSync, spawn, spawnSync } = require('child_process');
+
+const ROOT = path.resolve(__dirname, '..');
+const BIN = path.join(ROOT, 'bin', 'procMonitor');
+
+function has(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+
+/** A directory with `n` small C files and a Makefile that compiles them into one archive. */
+function makeTree(dir, n) {
+  fs.mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < n; i++) fs.writeFileSync(path.join(dir, `f${i}.c`), `int f${i}(int x) { int s = 0; for (int j = 0; j < x; j++) s += j * ${i + 1}; return s; }\n`);
+  fs.writeFileSync(
+    path.join(dir, 'Makefile'),
+    'SRCS := $(wildcard f*.c)\nOBJS := $(SRCS:.c=.o)\nlib.a: $(OBJS)\n\tar rcs $@ $^\n%.o: %.c\n\tcc -O1 -c $< -o $@\nclean:\n\trm -f *.o lib.a\n',
+  );
+}
+
+/** Runs `cmd` under bash's `time`: { wall, user, sys } in seconds. */
+function timed(cmd, cwd) {
+  const r = spawnSync('bash', ['-c', `TIMEFORMAT='%R %U %S'; time ( ${cmd} >/dev/null 2>/tmp/pm-bench-trace.err )`], { cwd, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd}: status ${r.status}: ${fs.readFileSync('/tmp/pm-bench-trace.err', 'utf8').slice(-500)} ${r.stderr}`);
+  const [wall, user, sys] = r.stderr.trim().split('\n').at(-1).split(' ').map(Number);
+  return { wall, user, sys };
+}
+
+/** CPU seconds a process has used so far (utime + stime from /proc). */
+function cpuOf(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+async function run(mode, dir, json) {
+  execFileSync('make', ['-s', 'clean'], { cwd: dir });
+  const make = 'make -s -j2';
+  if (mode === 'plain') return timed(make, dir);
+  if (mode === 'trace') return timed(`${process.execPath} ${BIN} trace -q --json ${json} -- ${make}`, dir);
+  if (mode === 'strace') return timed(`strace -f -e trace=process -o /dev/null ${make}`, dir);
+  // forkstat beside the job, its own CPU added.
+  const fsProc = spawn('forkstat', ['-e', 'fork,exec,exit'], { stdio: ['ignore', 'ignore', 'ignore'] });
+  await new Promise((r) => setTimeout(r, 300));
+  const c0 = cpuOf(fsProc.pid);
+  const t = timed(make, dir);
+  const extra = cpuOf(fsProc.pid) - c0;
+  fsProc.kill('SIGINT');
+  await new Promise((r) => fsProc.on('exit', r));
+  return { ...t, user: t.user + extra, sys: t.sys };
+}
+
+/** The benchmark; returns its results (and prints a table). */
+async function benchTrace(o = {}) {
+  const files = o.files ?? (o.quick ? 80 : 300);
+  const reps = o.reps ?? 3;
+  const modes = ['plain', 'trace', ...(has('strace') ? ['strace'] : []), ...(has('forkstat') ? ['forkstat'] : [])];
+  for (const m of ['strace', 'forkstat']) if (!modes.includes(m)) process.stderr.write(`warning: ${m} not installed (apt-get install ${m}): skipped\n`);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-bench-trace-'));
+  const dir = path.join(tmp, 'src');
+  makeTree(dir, files);
+  const json = path.join(tmp, 'trace.json');
+  const runs = [];
+  let complete = [];
+  process.stderr.write(`trace bench: make -j2 of ${files} C files; ${modes.join(', ')}; ${reps} rounds, interleaved\n`);
+  for (let rep = 0; rep < reps; rep++) {
+    for (const mode of modes) {
+      const r = await run(mode, dir, json);
+      r.cpu = r.user + r.sys;
+      runs.push({ mode, rep, ...r });
+      if (mode === 'trace') {
+        const s = JSON.parse(fs.readFileSync(json, 'utf8'));
+        const all = [];
+        (function walk(n) {
+          all.push(n);
+          n.children.forEach(walk);
+        })(s.tree);
+        const compiles = all.filter((n) => n.argv[0] === 'cc' && n.argv.includes('-c')).length;
+        complete.push({ compiles, files, processes: s.processes, lost: s.lost, status: s.status });
+      }
+      process.stderr.write(`[${rep + 1}/${reps}] ${mode.padEnd(9)} wall ${r.wall.toFixed(2)} s, CPU ${r.cpu.toFixed(2)} s\n`);
+    }
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+  const agg = Object.fromEntries(
+    modes.map((m) => [m, { wall: median(runs.filter((r) => r.mode === m).map((r) => r.wall)), cpu: median(runs.filter((r) => r.mode === m).map((r) => r.cpu)) }]),
+  );
+  const over = (m, k) => (agg[m] ? agg[m][k] / agg.plain[k] - 1 : null);
+  const pct = (x) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
+  const lines = [
+    '| mode | wall s (median) | CPU s (median) | wall overhead | CPU overhead |',
+    '|:--|--:|--:|--:|--:|',
+    ...modes.map(
+      (m) => `| ${m} | ${agg[m].wall.toFixed(2)} | ${agg[m].cpu.toFixed(2)} | ${m === 'plain' ? '-' : pct(over(m, 'wall'))} | ${m === 'plain' ? '-' : pct(over(m, 'cpu'))} |`,
+    ),
+  ];
+  const ratio = agg.strace ? Math.round(((agg.trace.wall - agg.plain.wall) / (agg.strace.wall - agg.plain.wall)) * 100) / 100 : null;
+  const allComplete = complete.every((c) => c.compiles === c.files && c.status === 0);
+  const result = {
+    files,
+    reps,
+    modes,
+    runs,
+    median: agg,
+    trace_wall_overhead: over('trace', 'wall'),
+    trace_vs_strace_overhead: ratio,
+    completeness: complete,
+    complete: allComplete,
+  };
+  process.stdout.write(`\n${lines.join('\n')}\n\n`);
+  process.stdout.write(
+    `trace: wall overhead ${pct(result.trace_wall_overhead)} (target < 3%); its overhead / strace's: ${ratio ?? '-'} (target < 0.1); every compile in the trace: ${allComplete ? 'yes' : 'NO'} (${complete.map((c) => `${c.compiles}/${c.files}`).join(', ')}; ${complete[0]?.processes} processes)\n`,
+  );
+  return result;
+}
+
+module.exports = { benchTrace };
+
+if (require.main === module) {
+  const args = process.argv.slice(2);
+  const get = (k) => (args.includes(k) ? Number(args[args.indexOf(k) + 1]) : undefined);
+  benchTrace({ files: get('--files'), reps: get('--reps'), quick: args.includes('--quick') }).catch((e) => {
+    process.stderr.write(`bench: ${e.stack || e}\n`);
+    process.exit(1);
+  });
+}
