@@ -146,7 +146,10 @@ const SCRIPT = [
   'sh -c "sleep 0.05; exit 4"',
   'sh -c "sleep 0.05" pm-arg "b c"',
   // A daemon: double fork, the middle one exits at once; the grandchild outlives the command.
+  // (The command lingers a moment so that the daemon has exec'd when it ends: a leftover is
+  // reported with the program it runs then.)
   'sh -c "sleep 2.5 & exit 0"',
+  'sleep 0.1',
   'exit 3',
 ].join('; ');
 
@@ -224,7 +227,8 @@ test('trace(): nothing of the host outside the job, however busy it is', async (
 for (const policy of ['wait', 'kill']) {
   test(`trace({ leftovers: '${policy}' }): the double-forked daemon is ${policy === 'wait' ? 'waited for' : 'killed'}`, async () => {
     const t0 = Date.now();
-    const s = await trace('/bin/sh', ['-c', 'sh -c "sleep 0.8 & exit 0"; exit 0'], { stdio: 'ignore', leftovers: policy, killGraceMs: 5000 }).done;
+    // (It lingers 0.1 s so that the daemon has exec'd sleep before it is killed.)
+    const s = await trace('/bin/sh', ['-c', 'sh -c "sleep 0.8 & exit 0"; sleep 0.1; exit 0'], { stdio: 'ignore', leftovers: policy, killGraceMs: 5000 }).done;
     const took = Date.now() - t0;
     assert.equal(s.leftovers.length, 1);
     const [l] = s.leftovers;

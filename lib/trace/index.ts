@@ -143,7 +143,9 @@ async function settleLeftovers(job: Job, policy: LeftoverPolicy, graceMs: number
   // comes (lost) is looked at in /proc.
   for (const [i, p] of left.entries()) {
     while (!(await job.ended(p, 1000)) && running(p.pid));
-    (out[i] as Leftover).fate = policy === 'kill' && p.signal !== null ? 'killed' : 'exited';
+    const l = out[i] as Leftover;
+    l.fate = policy === 'kill' && p.signal !== null ? 'killed' : 'exited';
+    l.argv = argvOf(p); // (it may have exec'd since the command ended)
   }
   return out;
 }
