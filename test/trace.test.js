@@ -248,7 +248,7 @@ for (const policy of ['wait', 'kill']) {
 }
 
 test('traceProcess(pid): a process already running and what it starts from now on, until it ends', async () => {
-  const cp = spawn('/bin/sh', ['-c', 'read x; /bin/true after; exit 5'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  const cp = spawn('/bin/sh', ['-c', 'read x; sleep 0.05; exit 5'], { stdio: ['pipe', 'ignore', 'ignore'] });
   await new Promise((r) => cp.on('spawn', r));
   const job = traceProcess(cp.pid);
   cp.stdin.end('go\n');
@@ -257,7 +257,7 @@ test('traceProcess(pid): a process already running and what it starts from now o
   assert.equal(s.code, 5);
   assert.deepEqual(
     s.tree.children.map((c) => c.argv),
-    [['/bin/true', 'after']],
+    [['sleep', '0.05']],
   );
   assert.throws(() => traceProcess(0x7ffffff0), { code: 'ENOPROC' });
 });
