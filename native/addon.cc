@@ -248,6 +248,7 @@ class Connector : public Napi::ObjectWrap<Connector> {
       opts.ancestor_events = static_cast<uint32_t>(Num(o, "ancestorEvents", opts.ancestor_events));
       opts.ancestor_depth = static_cast<int>(Num(o, "ancestorDepth", opts.ancestor_depth));
       opts.cgroups = Bool(o, "cgroups", opts.cgroups);
+      opts.cost = static_cast<uint8_t>(Num(o, "cost", 0));  // CostMode: 0 off, 1 taskstats else /proc, 2 /proc
       Napi::Value r = o.Get("redact");
       if (r.IsArray()) {
         Napi::Array list = r.As<Napi::Array>();
@@ -324,10 +325,16 @@ class Connector : public Napi::ObjectWrap<Connector> {
                    {"malformed", s.malformed},
                    {"tableSize", s.table_size},
                    {"tableFull", s.table_full},
-                   {"rcvbuf", s.rcvbuf}});
+                   {"rcvbuf", s.rcvbuf},
+                   {"costTaskstats", s.cost_taskstats},
+                   {"costProc", s.cost_proc},
+                   {"costUnknown", s.cost_unknown},
+                   {"costDropped", s.cost_dropped}});
     o.Set("rcvbufForced", s.rcvbuf_forced);
     o.Set("kernelFilter", s.kernel_filter);
     o.Set("nice", s.nice);
+    o.Set("costSource", s.cost_source == pm::kCostTaskstats ? "taskstats" : s.cost_source == pm::kCostProc ? "proc" : "none");
+    o.Set("costReason", s.cost_reason);
     return o;
   }
 

@@ -1,0 +1,167 @@
+#include "exit_cost.h"
+
+#include <poll.h>
+#include <time.h>
+
+namespace pm {
+namespace {
+
+int64_t MonoNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+}
+
+}  // namespace
+
+uint8_t ExitCost::Start(uint8_t mode) {
+  Stop();
+  mode_ = mode;
+  source_ = kCostNone;
+  reason_.clear();
+  from_taskstats = from_proc = unknown = dropped = malformed = 0;
+  if (mode == kCostOff) return source_;
+  source_ = kCostProc;
+  if (mode == kCostProcOnly) {
+    reason_ = "asked for";
+  } else if (socket_.Open(&reason_)) {
+    source_ = kCostTaskstats;
+  }
+  return source_;
+}
+
+void ExitCost::Stop() {
+  socket_.Close();
+  pending_.clear();
+  order_.clear();
+  partial_.clear();
+}
+
+void ExitCost::Drain(int64_t now_ns) {
+  if (socket_.fd() < 0) return;
+  records_.clear();
+  bool overflow = false;
+  uint64_t bad = 0;
+  socket_.Receive(records_, &overflow, &bad);
+  if (overflow) {
+    // Some tasks' records are lost: any process with records waiting may lack some.
+    dropped++;
+    for (const auto& p : pending_) {
+      if (partial_.size() < kMaxPending) partial_.insert(p.first);
+    }
+  }
+  if (bad) malformed += bad;
+  for (const TaskstatsRecord& r : records_) Add(r, now_ns);
+  Expire(now_ns);
+}
+
+void ExitCost::Add(const TaskstatsRecord& r, int64_t now_ns) {
+  if (r.group || r.tgid <= 0) return;  // a group's record has none of the fields; no tgid: whose?
+  auto it = pending_.find(r.tgid);
+  if (it == pending_.end()) {
+    while (pending_.size() >= kMaxPending && !order_.empty()) {
+      auto old = order_.front();
+      order_.pop_front();
+      if (pending_.erase(old.first) && partial_.size() < kMaxPending) partial_.insert(old.first);
+    }
+    it = pending_.emplace(r.tgid, Pending()).first;
+    it->second.first_ns = now_ns;
+    it->second.sum = r.cost;
+    order_.emplace_back(r.tgid, now_ns);
+    return;
+  }
+  // Threads add up; the peak of the memory they share is the largest any saw.
+  Cost& s = it->second.sum;
+  for (int f = 0; f < kCostFields; f++) {
+    CostField field = static_cast<CostField>(f);
+    if (!r.cost.Has(field)) {
+      s.have &= static_cast<uint8_t>(~(1u << f));  // one thread's share unknown: the sum is too
+    } else if (field == kCostMaxRss) {
+      if (r.cost.v[f] > s.v[f]) s.v[f] = r.cost.v[f];
+    } else {
+      s.v[f] += r.cost.v[f];
+    }
+  }
+}
+
+void ExitCost::Expire(int64_t now_ns) {
+  while (!order_.empty()) {
+    auto it = pending_.find(order_.front().first);
+    if (it != pending_.end() && it->second.first_ns != order_.front().second) {
+      order_.pop_front();  // a stale entry of a tgid taken and added again
+      continue;
+    }
+    if (it == pending_.end()) {
+      order_.pop_front();
+      continue;
+    }
+    if (now_ns - it->second.first_ns < kMaxAgeNs) break;
+    if (partial_.size() < kMaxPending) partial_.insert(it->first);
+    pending_.erase(it);
+    order_.pop_front();
+  }
+  if (order_.size() > 4 * kMaxPending) {  // taken entries leave stale ones behind: compact
+    std::deque<std::pair<int32_t, int64_t>> keep;
+    for (const auto& o : order_) {
+      auto it = pending_.find(o.first);
+      if (it != pending_.end() && it->second.first_ns == o.second) keep.push_back(o);
+    }
+    order_.swap(keep);
+  }
+}
+
+bool ExitCost::Take(int32_t tgid, Cost& out) {
+  auto it = pending_.find(tgid);
+  bool partial = partial_.erase(tgid) > 0;
+  if (it == pending_.end()) return false;
+  out = it->second.sum;
+  pending_.erase(it);
+  if (partial) out.have = 0;  // some of its threads' records were lost or expired
+  return !partial;
+}
+
+void ExitCost::Fill(OutEvent& e, bool record_ok) {
+  Cost c;
+  if (record_ok && Take(e.pid, c)) {
+    c.source = kCostTaskstats;
+    from_taskstats++;
+  } else {
+    c = Cost();
+    c.source = kCostProc;
+    if (reader_.CostOf(e.pid, c)) {
+      from_proc++;
+    } else {
+      c.have = 0;
+      unknown++;
+    }
+    c.source = kCostProc;
+  }
+  e.cost = c;
+  for (int f = 0; f < kCostFields; f++) {
+    if (!c.Has(static_cast<CostField>(f))) e.missing |= kMissCostFirst << f;
+  }
+}
+
+void ExitCost::Attach(std::vector<OutEvent>& out, size_t from, int64_t now_ns) {
+  if (source_ == kCostNone) return;
+  bool drained = false, waited = false;
+  for (size_t i = from; i < out.size(); i++) {
+    OutEvent& e = out[i];
+    if (e.what != kExit || e.thread || e.cost.source != kCostNone) continue;
+    if (source_ == kCostTaskstats && pending_.find(e.pid) == pending_.end()) {
+      if (!drained) {
+        Drain(now_ns);
+        drained = true;
+      }
+      if (pending_.find(e.pid) == pending_.end() && !waited) {
+        // Read before its record (it should not be: the kernel queues that first): wait once.
+        waited = true;
+        pollfd p{socket_.fd(), POLLIN, 0};
+        if (poll(&p, 1, kWaitMs) > 0) Drain(MonoNs());
+      }
+    }
+    Fill(e, source_ == kCostTaskstats);
+  }
+}
+
+}  // namespace pm
