@@ -1,0 +1,122 @@
+'use strict';
+// What a process cost, on its exit event (option `cost`): from the kernel's taskstats exit
+// records (root, or CAP_NET_ADMIN) and from /proc of the zombie (forced with cost: 'proc',
+// or where taskstats is refused). Real kernel, real processes: a child that burns ~200 ms of
+// CPU, touches ~50 MB and writes 1 MB to a file; its own exit event is the one looked at.
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn, spawnSync } = require('node:child_process');
+const { ProcConnector } = require('..');
+const { NOBODY, NET_ADMIN_ONLY, unprivileged, REFUSES_UNPRIVILEGED } = require('./kernel');
+
+const ROOT = path.join(__dirname, '..');
+const FIELDS = ['user_ms', 'system_ms', 'max_rss_kb', 'read_bytes', 'write_bytes', 'voluntary_ctxt_switches', 'involuntary_ctxt_switches'];
+
+// On the repository's file system (tmpfs does not count write_bytes: nothing goes to storage).
+function workload(file) {
+  return `const b = []; for (let i = 0; i < 50; i++) b.push(Buffer.alloc(1 << 20, i));
+    const t = process.cpuUsage(); while (process.cpuUsage(t).user < 220000);
+    const fd = require('fs').openSync(${JSON.stringify(file)}, 'w');
+    require('fs').writeSync(fd, Buffer.alloc(1 << 20, 120)); require('fs').fsyncSync(fd); require('fs').closeSync(fd);`;
+}
+
+// Starts a connector with `cost`, runs the workload, resolves to its exit event and stats.
+async function costOf(cost) {
+  const file = path.join(ROOT, `.cost-test-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  const conn = new ProcConnector({ events: 'exit', cost });
+  const seen = new Map();
+  conn.on('exit', (ev) => seen.set(ev.pid, ev));
+  conn.start();
+  try {
+    const child = spawn(process.execPath, ['-e', workload(file)], { stdio: 'ignore' });
+    await new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`workload exit ${code}`)))));
+    for (let i = 0; i < 100 && !seen.has(child.pid); i++) await new Promise((r) => setTimeout(r, 20));
+    const ev = seen.get(child.pid);
+    assert.ok(ev, 'the exit event of the workload');
+    return { ev, stats: conn.stats() };
+  } finally {
+    conn.stop();
+    fs.rmSync(file, { force: true });
+  }
+}
+
+// Every field is a non-negative number or absent and named in missing; nothing else.
+function checkShape(ev) {
+  assert.ok(ev.cost, 'cost on the exit event');
+  for (const f of FIELDS) {
+    const named = (ev.missing ?? []).includes(`cost.${f}`);
+    if (f in ev.cost) {
+      assert.ok(Number.isFinite(ev.cost[f]) && ev.cost[f] >= 0, `${f}: ${ev.cost[f]}`);
+      assert.ok(!named, `${f} present and missing`);
+    } else {
+      assert.ok(named, `${f} absent but not in missing`);
+    }
+  }
+}
+
+test('taskstats (root): the workload cost what it did, from the kernel exit record', async (t) => {
+  if (process.getuid() !== 0) return t.skip('needs root (CAP_NET_ADMIN) for taskstats');
+  const { ev, stats } = await costOf(true);
+  assert.strictEqual(stats.costSource, 'taskstats', stats.costReason);
+  assert.strictEqual(ev.cost.source, 'taskstats');
+  checkShape(ev);
+  // The record was queued before the exit event (do_exit: taskstats_exit, then the proc
+  // connector): every exit found its record, none fell back to /proc.
+  assert.strictEqual(stats.costProc + stats.costUnknown, 0, JSON.stringify(stats));
+  assert.deepStrictEqual(ev.missing ?? [], []);
+  assert.ok(ev.cost.user_ms >= 150 && ev.cost.user_ms < 5000, `user_ms ${ev.cost.user_ms}`);
+  assert.ok(ev.cost.max_rss_kb >= 40000 && ev.cost.max_rss_kb < 4e6, `max_rss_kb ${ev.cost.max_rss_kb}`);
+  assert.ok(ev.cost.write_bytes >= 1000000 && ev.cost.write_bytes < 1e8, `write_bytes ${ev.cost.write_bytes}`);
+  assert.ok(ev.cost.voluntary_ctxt_switches + ev.cost.involuntary_ctxt_switches > 0);
+});
+
+test("/proc forced (cost: 'proc'): the same fields, or marked missing (VmHWM is gone with the zombie's memory)", async () => {
+  const { ev, stats } = await costOf('proc');
+  assert.strictEqual(stats.costSource, 'proc');
+  assert.strictEqual(ev.cost.source, 'proc');
+  checkShape(ev);
+  // Read before the parent reaped it, or nothing at all: never numbers of another process.
+  if ('user_ms' in ev.cost) assert.ok(ev.cost.user_ms >= 150 && ev.cost.user_ms < 5000, `user_ms ${ev.cost.user_ms}`);
+  if ('write_bytes' in ev.cost) assert.ok(ev.cost.write_bytes >= 1000000, `write_bytes ${ev.cost.write_bytes}`);
+  if ('max_rss_kb' in ev.cost) assert.ok(ev.cost.max_rss_kb >= 40000, `max_rss_kb ${ev.cost.max_rss_kb}`);
+});
+
+test('cost off by default: no cost on exits; a bad value is refused', async () => {
+  assert.throws(() => new ProcConnector({ cost: 'yes' }), TypeError);
+  const conn = new ProcConnector({ events: 'exit' });
+  conn.start();
+  const got = [];
+  conn.on('exit', (ev) => got.push(ev));
+  spawnSync('true');
+  await new Promise((r) => setTimeout(r, 100));
+  conn.stop();
+  assert.strictEqual(conn.stats().costSource, 'none');
+  assert.ok(got.every((ev) => ev.cost === undefined));
+});
+
+// Which source a connector with cost: true gets under `wrap`, in a child.
+function sourceUnder(wrap) {
+  const script = `const { ProcConnector } = require(${JSON.stringify(ROOT)});
+    const c = new ProcConnector({ events: 'exit', cost: true, ackTimeout: 500 }); c.start();
+    const s = c.stats(); c.stop(); console.log(JSON.stringify({ source: s.costSource, reason: s.costReason }));`;
+  const p = spawnSync(wrap[0], [...wrap.slice(1), process.execPath, '-e', script], { encoding: 'utf8', timeout: 15000 });
+  assert.strictEqual(p.status, 0, p.stderr);
+  return JSON.parse(p.stdout);
+}
+
+test('nobody with CAP_NET_ADMIN alone: taskstats registration is allowed (GENL_ADMIN_PERM)', (t) => {
+  if (process.getuid() !== 0) return t.skip('needs root to drop to nobody');
+  const r = sourceUnder(NET_ADMIN_ONLY);
+  assert.strictEqual(r.source, 'taskstats', r.reason);
+});
+
+test('nobody without capabilities: /proc, with the kernel refusal as the reason', (t) => {
+  if (process.getuid() !== 0) return t.skip('needs root to drop to nobody');
+  if (!unprivileged().ok) return t.skip(REFUSES_UNPRIVILEGED);
+  const r = sourceUnder(NOBODY);
+  assert.strictEqual(r.source, 'proc');
+  assert.match(r.reason, /registering for exit statistics: Operation not permitted|TASKSTATS/);
+});
