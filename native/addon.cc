@@ -317,23 +317,11 @@ class Connector : public Napi::ObjectWrap<Connector> {
     Napi::Env env = info.Env();
     pm::Stats s = monitor_.GetStats();
     Napi::Object o = Napi::Object::New(env);
-    SetNumbers(o, {{"received", s.received},
-                   {"delivered", s.delivered},
-                   {"lostKernel", s.lost_kernel},
-                   {"lostQueue", s.lost_queue},
-                   {"enobufs", s.enobufs},
-                   {"malformed", s.malformed},
-                   {"tableSize", s.table_size},
-                   {"tableFull", s.table_full},
-                   {"rcvbuf", s.rcvbuf},
-                   {"costTaskstats", s.cost_taskstats},
-                   {"costProc", s.cost_proc},
-                   {"costUnknown", s.cost_unknown},
-                   {"costDropped", s.cost_dropped}});
+    for (const auto& n : s.Numbers()) o.Set(n.first, n.second);
     o.Set("rcvbufForced", s.rcvbuf_forced);
     o.Set("kernelFilter", s.kernel_filter);
     o.Set("nice", s.nice);
-    o.Set("costSource", s.cost_source == pm::kCostTaskstats ? "taskstats" : s.cost_source == pm::kCostProc ? "proc" : "none");
+    o.Set("costSource", s.CostSourceName());
     o.Set("costReason", s.cost_reason);
     return o;
   }

@@ -100,7 +100,8 @@ struct OutEvent {
   bool learned = false;
   uint64_t lost_count = 0;
   uint8_t lost_source = kLostKernel;
-  Cost cost;  // process exits with Options.cost (source kCostNone: none)
+  Cost cost;                     // process exits with Options.cost (source kCostNone: none)
+  bool single_threaded = false;  // no other thread of the process was ever seen (it was seen from its fork)
 };
 
 struct Options {

@@ -19,7 +19,7 @@ uint8_t ExitCost::Start(uint8_t mode) {
   mode_ = mode;
   source_ = kCostNone;
   reason_.clear();
-  from_taskstats = from_proc = unknown = dropped = malformed = 0;
+  from_taskstats = from_proc = unknown = dropped = malformed = waited = 0;
   if (mode == kCostOff) return source_;
   source_ = kCostProc;
   if (mode == kCostProcOnly) {
@@ -129,6 +129,8 @@ void ExitCost::Fill(OutEvent& e, bool record_ok) {
     c = Cost();
     c.source = kCostProc;
     if (reader_.CostOf(e.pid, c)) {
+      // /proc/PID/status counts the main thread's switches only, not the dead threads'.
+      if (!e.single_threaded) c.have &= static_cast<uint8_t>(~((1u << kCostVoluntary) | (1u << kCostInvoluntary)));
       from_proc++;
     } else {
       c.have = 0;
@@ -144,7 +146,7 @@ void ExitCost::Fill(OutEvent& e, bool record_ok) {
 
 void ExitCost::Attach(std::vector<OutEvent>& out, size_t from, int64_t now_ns) {
   if (source_ == kCostNone) return;
-  bool drained = false, waited = false;
+  bool drained = false, slept = false;
   for (size_t i = from; i < out.size(); i++) {
     OutEvent& e = out[i];
     if (e.what != kExit || e.thread || e.cost.source != kCostNone) continue;
@@ -153,11 +155,12 @@ void ExitCost::Attach(std::vector<OutEvent>& out, size_t from, int64_t now_ns) {
         Drain(now_ns);
         drained = true;
       }
-      if (pending_.find(e.pid) == pending_.end() && !waited) {
-        // Read before its record (it should not be: the kernel queues that first): wait once.
-        waited = true;
+      if (pending_.find(e.pid) == pending_.end()) {
+        // Read before its record was queued (the kernel queues that first): wait, once per batch.
+        waited++;
         pollfd p{socket_.fd(), POLLIN, 0};
-        if (poll(&p, 1, kWaitMs) > 0) Drain(MonoNs());
+        if (!slept && poll(&p, 1, kWaitMs) > 0) Drain(MonoNs());
+        slept = true;
       }
     }
     Fill(e, source_ == kCostTaskstats);

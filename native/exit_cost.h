@@ -59,6 +59,7 @@ class ExitCost {
   std::atomic<uint64_t> unknown{0};         // exits whose cost could not be learned at all
   std::atomic<uint64_t> dropped{0};         // taskstats socket overflows (ENOBUFS)
   std::atomic<uint64_t> malformed{0};       // unusable taskstats messages
+  std::atomic<uint64_t> waited{0};          // exits read before their record was queued
 
  private:
   struct Pending {

@@ -311,6 +311,7 @@ Stats Monitor::GetStats() {
   s.cost_proc = cost_.from_proc;
   s.cost_unknown = cost_.unknown;
   s.cost_dropped = cost_.dropped;
+  s.cost_waited = cost_.waited;
   shared_.Sizes(&s.table_size, &s.table_full);  // the size now, not as of the last batch
   return s;
 }

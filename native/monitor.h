@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "events.h"
@@ -39,6 +40,27 @@ struct Stats {
   uint8_t cost_source = kCostNone;  // where exit costs come from (Options.cost)
   std::string cost_reason;          // why not taskstats, when /proc is used
   uint64_t cost_taskstats = 0, cost_proc = 0, cost_unknown = 0, cost_dropped = 0;
+  uint64_t cost_waited = 0;  // exits read before their taskstats record was queued
+
+  // The counters by their names in stats(), in that order.
+  std::vector<std::pair<const char*, double>> Numbers() const {
+    auto d = [](uint64_t v) { return static_cast<double>(v); };
+    return {{"received", d(received)},
+            {"delivered", d(delivered)},
+            {"lostKernel", d(lost_kernel)},
+            {"lostQueue", d(lost_queue)},
+            {"enobufs", d(enobufs)},
+            {"malformed", d(malformed)},
+            {"tableSize", d(table_size)},
+            {"tableFull", d(table_full)},
+            {"rcvbuf", static_cast<double>(rcvbuf)},
+            {"costTaskstats", d(cost_taskstats)},
+            {"costProc", d(cost_proc)},
+            {"costUnknown", d(cost_unknown)},
+            {"costDropped", d(cost_dropped)},
+            {"costWaited", d(cost_waited)}};
+  }
+  const char* CostSourceName() const { return cost_source == kCostTaskstats ? "taskstats" : cost_source == kCostProc ? "proc" : "none"; }
 };
 
 class Monitor {

@@ -120,3 +120,23 @@ test('nobody without capabilities: /proc, with the kernel refusal as the reason'
   assert.strictEqual(r.source, 'proc');
   assert.match(r.reason, /registering for exit statistics: Operation not permitted|TASKSTATS/);
 });
+
+test('taskstats order (root): each exit record is queued before its exit event, for a burst of 200 processes', async (t) => {
+  if (process.getuid() !== 0) return t.skip('needs root (CAP_NET_ADMIN) for taskstats');
+  const conn = new ProcConnector({ events: 'exit', cost: true });
+  const exits = [];
+  conn.on('exit', (ev) => exits.push(ev));
+  conn.start();
+  const sh = spawn('sh', ['-c', 'i=0; while [ $i -lt 200 ]; do /bin/true; i=$((i+1)); done']);
+  await new Promise((r) => sh.on('exit', r));
+  await new Promise((r) => setTimeout(r, 200));
+  conn.stop();
+  const s = conn.stats();
+  const mine = exits.filter((ev) => ev.ppid === sh.pid);
+  assert.strictEqual(mine.length, 200, `${mine.length} exits of the shell's children`);
+  const odd = mine.filter((ev) => ev.cost.source !== 'taskstats' || (ev.missing ?? []).some((m) => m.startsWith('cost.')));
+  assert.deepStrictEqual(odd, []);
+  // Read after the exit event, the record was always in the taskstats socket already.
+  assert.strictEqual(s.costWaited, 0, JSON.stringify(s));
+  assert.strictEqual(s.costDropped, 0);
+});
