@@ -26,6 +26,7 @@ uint8_t ExitCost::Start(uint8_t mode) {
     reason_ = "asked for";
   } else if (socket_.Open(&reason_)) {
     source_ = kCostTaskstats;
+    lost_ns_ = MonoNs();  // the records of threads that ended before are not ours
   }
   return source_;
 }
@@ -34,7 +35,7 @@ void ExitCost::Stop() {
   socket_.Close();
   pending_.clear();
   order_.clear();
-  partial_.clear();
+  lost_ns_ = -1;
 }
 
 void ExitCost::Drain(int64_t now_ns) {
@@ -44,11 +45,9 @@ void ExitCost::Drain(int64_t now_ns) {
   uint64_t bad = 0;
   socket_.Receive(records_, &overflow, &bad);
   if (overflow) {
-    // Some tasks' records are lost: any process with records waiting may lack some.
+    // Some tasks' records are lost: any process running now may lack some.
     dropped++;
-    for (const auto& p : pending_) {
-      if (partial_.size() < kMaxPending) partial_.insert(p.first);
-    }
+    lost_ns_ = now_ns;
   }
   if (bad) malformed += bad;
   for (const TaskstatsRecord& r : records_) Add(r, now_ns);
@@ -62,14 +61,16 @@ void ExitCost::Add(const TaskstatsRecord& r, int64_t now_ns) {
     while (pending_.size() >= kMaxPending && !order_.empty()) {
       auto old = order_.front();
       order_.pop_front();
-      if (pending_.erase(old.first) && partial_.size() < kMaxPending) partial_.insert(old.first);
+      if (pending_.erase(old.first)) lost_ns_ = now_ns;
     }
     it = pending_.emplace(r.tgid, Pending()).first;
     it->second.first_ns = now_ns;
     it->second.sum = r.cost;
+    it->second.foreign = r.foreign;
     order_.emplace_back(r.tgid, now_ns);
     return;
   }
+  it->second.foreign = it->second.foreign || r.foreign;
   // Threads add up; the peak of the memory they share is the largest any saw.
   Cost& s = it->second.sum;
   for (int f = 0; f < kCostFields; f++) {
@@ -96,7 +97,7 @@ void ExitCost::Expire(int64_t now_ns) {
       continue;
     }
     if (now_ns - it->second.first_ns < kMaxAgeNs) break;
-    if (partial_.size() < kMaxPending) partial_.insert(it->first);
+    lost_ns_ = now_ns;
     pending_.erase(it);
     order_.pop_front();
   }
@@ -110,11 +111,13 @@ void ExitCost::Expire(int64_t now_ns) {
   }
 }
 
-bool ExitCost::Take(int32_t tgid, Cost& out) {
+bool ExitCost::Take(int32_t tgid, Cost& out, bool single_threaded, int64_t start_ns) {
   auto it = pending_.find(tgid);
-  bool partial = partial_.erase(tgid) > 0;
   if (it == pending_.end()) return false;
   out = it->second.sum;
+  // Whole only if no record was lost while it ran, none is older than the process (a
+  // previous process's of the same pid), and its threads' records could all be told apart.
+  bool partial = start_ns <= lost_ns_ || it->second.first_ns < start_ns || (it->second.foreign && !single_threaded);
   pending_.erase(it);
   if (partial) out.have = 0;  // some of its threads' records were lost or expired
   return !partial;
@@ -122,7 +125,12 @@ bool ExitCost::Take(int32_t tgid, Cost& out) {
 
 void ExitCost::Fill(OutEvent& e, bool record_ok) {
   Cost c;
-  if (record_ok && Take(e.pid, c)) {
+  // The process's start by the kernel's monotonic clock, as the records' times (0: unknown).
+  int64_t start_ns = 0;
+  if (e.duration_ms >= 0 && !(e.missing & kMissDuration)) {
+    start_ns = static_cast<int64_t>(e.raw.ts_ns) - static_cast<int64_t>(e.duration_ms * 1e6) - 1000000;
+  }
+  if (record_ok && Take(e.pid, c, e.single_threaded, start_ns)) {
     c.source = kCostTaskstats;
     from_taskstats++;
   } else {

@@ -15,7 +15,6 @@
 #include <deque>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -48,9 +47,12 @@ class ExitCost {
   // Puts a cost on every process exit in out[from..]. `now_ns`: CLOCK_MONOTONIC.
   void Attach(std::vector<OutEvent>& out, size_t from, int64_t now_ns);
 
-  // Pure parts, for tests: a task's record in; a process's cost out (false: none waits).
+  // Pure parts, for tests: a task's record in; the cost of a process that started at
+  // start_ns (CLOCK_MONOTONIC; 0: unknown) out. False when no record waits, or when it may
+  // lack some threads' records: records were lost (socket overflow, eviction) since it
+  // started, or the ids were another pid namespace's and it was not `single_threaded`.
   void Add(const TaskstatsRecord& r, int64_t now_ns);
-  bool Take(int32_t tgid, Cost& out);
+  bool Take(int32_t tgid, Cost& out, bool single_threaded = false, int64_t start_ns = 0);
   size_t pending() const { return pending_.size(); }
 
   // Counters (any thread).
@@ -65,6 +67,7 @@ class ExitCost {
   struct Pending {
     Cost sum;
     int64_t first_ns = 0;
+    bool foreign = false;
   };
   void Expire(int64_t now_ns);
   void Fill(OutEvent& e, bool record_ok);
@@ -76,7 +79,7 @@ class ExitCost {
   std::string reason_;
   std::unordered_map<int32_t, Pending> pending_;
   std::deque<std::pair<int32_t, int64_t>> order_;  // (tgid, first_ns), oldest first
-  std::unordered_set<int32_t> partial_;            // records of these were dropped: incomplete
+  int64_t lost_ns_ = -1;                           // when records were last lost: processes started before may lack some
   std::vector<TaskstatsRecord> records_;
 };
 

@@ -74,6 +74,7 @@ bool ParseTaskstatsStruct(const uint8_t* p, size_t len, TaskstatsRecord& out) {
   // ac_pid and ac_tgid are in the exiting task's pid namespace; the record's pid is in the
   // initial one. Where they agree the namespaces do, and ac_tgid is the tgid we know.
   uint32_t ac_pid = 0, ac_tgid = 0;
+  if (U32(p, len, kOffPid, &ac_pid)) out.foreign = static_cast<int32_t>(ac_pid) != out.pid;
   if (U32(p, len, kOffPid, &ac_pid) && U32(p, len, kOffTgid, &ac_tgid) && ac_tgid != 0) {
     if (static_cast<int32_t>(ac_pid) == out.pid) {
       out.tgid = static_cast<int32_t>(ac_tgid);

@@ -20,6 +20,7 @@ struct TaskstatsRecord {
   int32_t pid = 0;   // the task (TASKSTATS_TYPE_PID) or thread group (TGID), init namespace
   int32_t tgid = 0;  // a task's thread group, 0 where the struct does not say it in pid's namespace
   bool group = false;
+  bool foreign = false;  // the task's pid namespace is not the initial one (ac_pid != pid)
   uint16_t version = 0;  // struct taskstats' version
   Cost cost;             // the fields the struct was long enough to hold (source kCostTaskstats)
 };

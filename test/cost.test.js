@@ -140,3 +140,43 @@ test('taskstats order (root): each exit record is queued before its exit event, 
   assert.strictEqual(s.costWaited, 0, JSON.stringify(s));
   assert.strictEqual(s.costDropped, 0);
 });
+
+// taskstats_exit() fills the record with the initial namespace's ids (fill_stats(&init_user_ns,
+// &init_pid_ns, ...)): a container's threads are summed into their process like any other's.
+test('taskstats in a pid namespace (root): single- and multi-threaded processes from their records', async (t) => {
+  if (process.getuid() !== 0) return t.skip('needs root (CAP_NET_ADMIN) for taskstats');
+  const conn = new ProcConnector({ events: 'exit', cost: true });
+  const exits = [];
+  conn.on('exit', (ev) => exits.push(ev));
+  conn.start();
+  const child = spawn('unshare', ['--pid', '--fork', 'sh', '-c', `sh -c 'exit 0'; ${JSON.stringify(process.execPath)} -e 0`]);
+  const code = await new Promise((r) => child.on('exit', r));
+  await new Promise((r) => setTimeout(r, 200));
+  conn.stop();
+  if (code !== 0) return t.skip('unshare --pid is refused here');
+  const inner = exits.filter((ev) => ev.cmdline === "sh -c exit 0");
+  const node = exits.filter((ev) => ev.cmdline === `${process.execPath} -e 0`);
+  assert.strictEqual(inner.length, 1);
+  assert.strictEqual(inner[0].cost.source, 'taskstats');
+  assert.strictEqual(node.length, 1);
+  assert.strictEqual(node[0].cost.source, 'taskstats');
+  assert.deepStrictEqual(node[0].missing ?? [], []);
+  assert.ok(node[0].cost.user_ms + node[0].cost.system_ms >= 10, JSON.stringify(node[0].cost));
+});
+
+test('taskstats (root): a process that started before the connector gets its cost from /proc (earlier threads unseen)', async (t) => {
+  if (process.getuid() !== 0) return t.skip('needs root (CAP_NET_ADMIN) for taskstats');
+  const early = spawn('sleep', ['0.4']);
+  await new Promise((r) => setTimeout(r, 100));
+  const conn = new ProcConnector({ events: 'exit', cost: true });
+  const exits = [];
+  conn.on('exit', (ev) => exits.push(ev));
+  conn.start();
+  await new Promise((r) => early.on('exit', r));
+  await new Promise((r) => setTimeout(r, 100));
+  conn.stop();
+  const ev = exits.find((e) => e.pid === early.pid);
+  assert.ok(ev, 'its exit');
+  assert.strictEqual(ev.cost.source, 'proc');
+  checkShape(ev);
+});

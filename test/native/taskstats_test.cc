@@ -168,6 +168,13 @@ void ThreadsAddUp() {
   cost.Add(Rec(600, 600, 5, 5), 0);
   cost.Add(partial, 0);
   EXPECT(cost.Take(600, c) && !c.Has(pm::kCostWrite) && c.Has(pm::kCostRead));
+  // In another pid namespace: only a process seen single-threaded is whole.
+  pm::TaskstatsRecord foreign = Rec(700, 700, 5, 5);
+  foreign.foreign = true;
+  cost.Add(foreign, 0);
+  EXPECT(!cost.Take(700, c, false));
+  cost.Add(foreign, 0);
+  EXPECT(cost.Take(700, c, true) && c.v[pm::kCostUser] == 5);
 }
 
 void MapIsBounded() {
@@ -177,8 +184,15 @@ void MapIsBounded() {
   for (int32_t i = 1; i <= n; i++) cost.Add(Rec(i, i, 1, 1), i);
   EXPECT(cost.pending() == pm::ExitCost::kMaxPending);
   pm::Cost c;
-  EXPECT(!cost.Take(1, c));  // the oldest went, and its process's cost is not claimed
-  EXPECT(cost.Take(n, c));
+  EXPECT(!cost.Take(1, c));  // the oldest went
+  // Records went up to time n (the clock is the records' here): a process that started
+  // before is not whole, one that started after is.
+  EXPECT(!cost.Take(n - 1, c, true, 5));
+  cost.Add(Rec(n + 5, n + 5, 1, 1), n + 100);
+  EXPECT(cost.Take(n + 5, c, true, n + 50));
+  // A record read before the process started was another process's of the same pid.
+  cost.Add(Rec(5, 5, 1, 1), 1000);
+  EXPECT(!cost.Take(5, c, true, 2000));
 }
 
 // A fake /proc whose zombies have a cost.
@@ -250,7 +264,7 @@ const Case kCases[] = {
     {"taskstats: a real thread group's exit, its last task's record and the group's", RealThreadGroupRecord},
     {"taskstats: fields by offset, only those the struct is long enough to hold", CraftedFieldsByLength},
     {"taskstats: truncated and malformed messages give no record and are counted", MalformedNeverRead},
-    {"exit cost: a process's threads add up, its peak RSS is the largest, a field one lacks is lacking", ThreadsAddUp},
+    {"exit cost: threads add up, peak RSS the largest, a field one lacks is lacking; other pid namespaces", ThreadsAddUp},
     {"exit cost: the map of waiting records is bounded; an evicted process's cost is not claimed", MapIsBounded},
     {"exit cost from /proc: what it cannot know is missing, never guessed; the wire line", ProcFallbackMarksWhatItCannotKnow},
     {"/proc cost parsers: stat (zombies only), status, io", ProcTextParsers},
