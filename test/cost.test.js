@@ -154,8 +154,12 @@ test('taskstats in a pid namespace (root): single- and multi-threaded processes 
   await new Promise((r) => setTimeout(r, 200));
   conn.stop();
   if (code !== 0) return t.skip('unshare --pid is refused here');
-  const inner = exits.filter((ev) => ev.cmdline === "sh -c exit 0");
-  const node = exits.filter((ev) => ev.cmdline === `${process.execPath} -e 0`);
+  // The shell in the namespace and its two children (the first may be gone before its
+  // cmdline is read: found by its parent).
+  const shell = exits.find((ev) => ev.ppid === child.pid);
+  assert.ok(shell, JSON.stringify(exits.map((e) => [e.pid, e.ppid, e.cmdline])));
+  const node = exits.filter((ev) => ev.ppid === shell.pid && ev.cmdline === `${process.execPath} -e 0`);
+  const inner = exits.filter((ev) => ev.ppid === shell.pid && ev.cmdline !== `${process.execPath} -e 0`);
   assert.strictEqual(inner.length, 1);
   assert.strictEqual(inner[0].cost.source, 'taskstats');
   assert.strictEqual(node.length, 1);
