@@ -460,5 +460,5 @@ function costMode(v: unknown): number {
   if (v === undefined || v === false) return 0;
   if (v === true) return 1;
   if (v === 'proc') return 2;
-  throw new TypeError(`cost must be true, false or 'proc', not ${String(v)}`);
+  throw new TypeError(`cost must be true, false or 'proc', not ${JSON.stringify(v) ?? typeof v}`);
 }

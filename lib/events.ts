@@ -6,18 +6,7 @@
 
 /** Fields that could not be learned (the process was gone, or /proc refused). */
 export type MissingField =
-  | 'argv'
-  | 'cmdline'
-  | 'comm'
-  | 'exe'
-  | 'user'
-  | 'ppid'
-  | 'duration_ms'
-  | 'exec_id'
-  | 'parent_exec_id'
-  | 'ancestors'
-  | 'cgroup'
-  | `cost.${Exclude<keyof ProcessCost, 'source'>}`;
+  'argv' | 'cmdline' | 'comm' | 'exe' | 'user' | 'ppid' | 'duration_ms' | 'exec_id' | 'parent_exec_id' | 'ancestors' | 'cgroup' | `cost.${Exclude<keyof ProcessCost, 'source'>}`;
 
 /**
  * What a process cost, on its exit event (ProcConnector option `cost`). A field that could
