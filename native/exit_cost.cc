@@ -61,7 +61,11 @@ void ExitCost::Add(const TaskstatsRecord& r, int64_t now_ns) {
     while (pending_.size() >= kMaxPending && !order_.empty()) {
       auto old = order_.front();
       order_.pop_front();
-      if (pending_.erase(old.first)) lost_ns_ = now_ns;
+      auto o = pending_.find(old.first);
+      if (o != pending_.end() && o->second.first_ns == old.second) {  // else a stale entry of a tgid taken
+        pending_.erase(o);
+        lost_ns_ = now_ns;
+      }
     }
     it = pending_.emplace(r.tgid, Pending()).first;
     it->second.first_ns = now_ns;

@@ -190,6 +190,19 @@ void MapIsBounded() {
   EXPECT(!cost.Take(n - 1, c, true, 5));
   cost.Add(Rec(n + 5, n + 5, 1, 1), n + 100);
   EXPECT(cost.Take(n + 5, c, true, n + 50));
+  // Taken and added again: its first place in line is stale; the size bound evicts the
+  // oldest entry that is still there, not the new one.
+  pm::ExitCost again(reader);
+  again.Add(Rec(9, 9, 1, 1), 1);
+  EXPECT(again.Take(9, c));
+  for (int32_t i = 100; i < 100 + static_cast<int32_t>(pm::ExitCost::kMaxPending) - 1; i++) again.Add(Rec(i, i, 1, 1), 2);
+  again.Add(Rec(9, 9, 2, 2), 3);
+  again.Add(Rec(50, 50, 1, 1), 4);
+  EXPECT(again.pending() == pm::ExitCost::kMaxPending);
+  c = pm::Cost();
+  again.Take(9, c, true, 3);  // not whole (it started before a record was evicted), but found
+  EXPECT(c.v[pm::kCostUser] == 2 && c.have == 0);
+  EXPECT(!again.Take(100, c));
   // A record read before the process started was another process's of the same pid.
   cost.Add(Rec(5, 5, 1, 1), 1000);
   EXPECT(!cost.Take(5, c, true, 2000));
