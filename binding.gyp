@@ -11,6 +11,7 @@
         ["OS=='linux'", {
           "sources": [
             "native/accounts.cc",
+            "native/exit_cost.cc",
             "native/addon.cc",
             "native/handoff.cc",
             "native/loss.cc",
@@ -21,6 +22,7 @@
             "native/process_table.cc",
             "native/procfs.cc",
             "native/shared_table.cc",
+            "native/taskstats.cc",
             "native/wire.cc"
           ],
           "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

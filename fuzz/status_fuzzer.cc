@@ -1,5 +1,6 @@
-// libFuzzer target: the /proc text parsers, pm::ParseStatus (/proc/PID/status) and
-// pm::ParseStatStart (/proc/PID/stat), fed the same bytes. The kernel writes those files,
+// libFuzzer target: the /proc text parsers, pm::ParseStatus (/proc/PID/status),
+// pm::ParseStatStart (/proc/PID/stat) and the exit cost's (ParseCostStat, ParseCostStatus,
+// ParseCostIo), fed the same bytes. The kernel writes those files,
 // but a process chooses its own name (prctl/comm, any bytes but NUL, including ')' and
 // newlines), so the parsers must hold for any input: no read past `len`, no crash.
 #include <cstdint>
@@ -14,6 +15,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (pm::ParseStatStart(text, size, &ticks) && std::memchr(text, ')', size) == nullptr) {
     std::abort();  // a start time is only ever found after the comm's closing ')'
   }
+  pm::Cost cost;
+  if (pm::ParseCostStat(text, size, 100, cost) && std::memchr(text, ')', size) == nullptr) std::abort();
+  pm::ParseCostStatus(text, size, cost);
+  pm::ParseCostIo(text, size, cost);
+  if (cost.have >> pm::kCostFields) std::abort();
   pm::ProcInfo info;
   bool ok = pm::ParseStatus(text, size, info);
   if (ok != info.have_status) std::abort();

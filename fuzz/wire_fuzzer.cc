@@ -98,6 +98,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   e.duration_ms = size > 4 ? (data[4] - 8) * 1234.567 : -1;
   e.time_ms = size > 5 ? data[5] * 1e10 : 0;
   e.lost_count = size > 6 ? data[6] * 0x0101010101010101ull : 0;
+  if (size > 7 && (data[7] & 0x80)) {  // a cost: some fields, from either source
+    e.cost.source = (data[7] & 0x40) ? pm::kCostTaskstats : pm::kCostProc;
+    for (int f = 0; f < pm::kCostFields; f++) {
+      if (data[7] & (1u << f)) e.cost.Set(static_cast<pm::CostField>(f), e.lost_count * static_cast<uint64_t>(f + 1));
+    }
+  }
   e.user = Take(p, end);
   e.comm = Take(p, end);
   e.cmdline = Take(p, end);

@@ -68,6 +68,14 @@ export interface ProcConnectorOptions {
    * At most 64, each 1 to 4096 bytes. Default none.
    */
   redact?: readonly string[];
+  /**
+   * What each process cost, on its `exit` event (not threads'): `cost` with CPU user and
+   * system time, peak RSS, bytes read and written, context switches. `true`: from the
+   * kernel's taskstats exit records where permitted (CAP_NET_ADMIN), else from /proc of the
+   * zombie; `'proc'`: /proc only. A field not learned is absent and named in `missing`
+   * (`cost.FIELD`), never guessed. `stats().costSource` says which is used. Default false.
+   */
+  cost?: boolean | 'proc';
 }
 
 export type ProcConnectorErrorCode = 'EPERM' | 'ENOACK' | 'ENOTHOSTNS' | 'EPROTONOSUPPORT' | 'ESOCKET' | 'ESUBSCRIBE' | 'EPLATFORM' | 'ENOADDON' | 'EREAD';
@@ -138,7 +146,11 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
   /** The event kinds this connector reports. */
   readonly subscribed: readonly EventName[];
   readonly threads: boolean;
-  private readonly opts: Required<Omit<ProcConnectorOptions, 'events' | 'ancestors' | 'redact'>> & { ancestorEvents: number; redact: string[] };
+  private readonly opts: Required<Omit<ProcConnectorOptions, 'events' | 'ancestors' | 'redact' | 'cost'>> & {
+    ancestorEvents: number;
+    redact: string[];
+    cost: number;
+  };
   private native: NativeConnector | null = null;
   private lastStats: ConnectorStats | null = null;
   private referenced = true;
@@ -161,6 +173,7 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
       ancestorDepth: intOption(options.ancestorDepth, 'ancestorDepth', 16, 1, 1024),
       cgroups: options.cgroups ?? true,
       redact: redactList(options.redact),
+      cost: costMode(options.cost),
     };
   }
 
@@ -441,4 +454,11 @@ function iterate(conn: ProcConnector, options: EventsOptions): AsyncIterableIter
     },
   };
   return it;
+}
+
+function costMode(v: unknown): number {
+  if (v === undefined || v === false) return 0;
+  if (v === true) return 1;
+  if (v === 'proc') return 2;
+  throw new TypeError(`cost must be true, false or 'proc', not ${JSON.stringify(v) ?? typeof v}`);
 }

@@ -5,7 +5,29 @@
  */
 
 /** Fields that could not be learned (the process was gone, or /proc refused). */
-export type MissingField = 'argv' | 'cmdline' | 'comm' | 'exe' | 'user' | 'ppid' | 'duration_ms' | 'exec_id' | 'parent_exec_id' | 'ancestors' | 'cgroup';
+export type MissingField =
+  'argv' | 'cmdline' | 'comm' | 'exe' | 'user' | 'ppid' | 'duration_ms' | 'exec_id' | 'parent_exec_id' | 'ancestors' | 'cgroup' | `cost.${Exclude<keyof ProcessCost, 'source'>}`;
+
+/**
+ * What a process cost, on its exit event (ProcConnector option `cost`). A field that could
+ * not be learned is absent, and named in the event's `missing` as `cost.FIELD`.
+ */
+export interface ProcessCost {
+  /** CPU time in user mode, ms (taskstats: to the microsecond; /proc: clock ticks). */
+  user_ms?: number;
+  /** CPU time in the kernel, ms. */
+  system_ms?: number;
+  /** Peak resident set size, KiB (/proc: gone once the zombie's memory is released). */
+  max_rss_kb?: number;
+  /** Bytes the process caused to be read from storage (/proc/PID/io read_bytes). */
+  read_bytes?: number;
+  /** Bytes the process caused to be written to storage (write_bytes). */
+  write_bytes?: number;
+  voluntary_ctxt_switches?: number;
+  involuntary_ctxt_switches?: number;
+  /** 'taskstats': the kernel's exit records; 'proc': /proc of the zombie. */
+  source: 'taskstats' | 'proc';
+}
 
 /** A parent, grandparent, ... of the process an event is about. */
 export interface Ancestor {
@@ -128,6 +150,8 @@ export interface ExitEvent extends Base {
   duration_ms: number | null;
   thread?: true;
   tgid?: number;
+  /** What the process cost (option `cost`; process exits only). */
+  cost?: ProcessCost;
 }
 
 interface ThreadTagged extends Base {

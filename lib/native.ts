@@ -29,6 +29,8 @@ export interface NativeStartOptions {
   ancestorDepth: number;
   cgroups: boolean;
   redact: string[];
+  /** 0 off, 1 taskstats where permitted (else /proc), 2 /proc only. */
+  cost: number;
 }
 
 /** Counters of one connector. */
@@ -57,6 +59,16 @@ export interface ConnectorStats {
   kernelFilter: boolean;
   /** Nice value of the reader thread in effect. */
   nice: number;
+  /** Where exit costs come from (option `cost`): 'taskstats', 'proc', or 'none' when off. */
+  costSource: 'taskstats' | 'proc' | 'none';
+  /** Why /proc rather than taskstats (the kernel's refusal, or "asked for"); "" otherwise. */
+  costReason: string;
+  /** Process exits given a cost from taskstats, from /proc, and none at all (all fields missing). */
+  costTaskstats: number;
+  costProc: number;
+  costUnknown: number;
+  /** Overflows of the taskstats socket (records lost: their processes fall back to /proc). */
+  costDropped: number;
 }
 
 export interface NativeBinding {

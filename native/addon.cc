@@ -248,6 +248,7 @@ class Connector : public Napi::ObjectWrap<Connector> {
       opts.ancestor_events = static_cast<uint32_t>(Num(o, "ancestorEvents", opts.ancestor_events));
       opts.ancestor_depth = static_cast<int>(Num(o, "ancestorDepth", opts.ancestor_depth));
       opts.cgroups = Bool(o, "cgroups", opts.cgroups);
+      opts.cost = static_cast<uint8_t>(Num(o, "cost", 0));  // CostMode: 0 off, 1 taskstats else /proc, 2 /proc
       Napi::Value r = o.Get("redact");
       if (r.IsArray()) {
         Napi::Array list = r.As<Napi::Array>();
@@ -316,18 +317,12 @@ class Connector : public Napi::ObjectWrap<Connector> {
     Napi::Env env = info.Env();
     pm::Stats s = monitor_.GetStats();
     Napi::Object o = Napi::Object::New(env);
-    SetNumbers(o, {{"received", s.received},
-                   {"delivered", s.delivered},
-                   {"lostKernel", s.lost_kernel},
-                   {"lostQueue", s.lost_queue},
-                   {"enobufs", s.enobufs},
-                   {"malformed", s.malformed},
-                   {"tableSize", s.table_size},
-                   {"tableFull", s.table_full},
-                   {"rcvbuf", s.rcvbuf}});
+    for (const auto& n : s.Numbers()) o.Set(n.first, n.second);
     o.Set("rcvbufForced", s.rcvbuf_forced);
     o.Set("kernelFilter", s.kernel_filter);
     o.Set("nice", s.nice);
+    o.Set("costSource", s.CostSourceName());
+    o.Set("costReason", s.cost_reason);
     return o;
   }
 

@@ -27,8 +27,36 @@ enum Missing : uint32_t {
   kMissParentExecId = 1u << 8,
   kMissAncestors = 1u << 9,  // the chain breaks before init: a parent is unknown
   kMissCgroup = 1u << 10,
+  kMissCostFirst = 1u << 11,  // cost.FIELD: kMissCostFirst << CostField
 };
-constexpr uint32_t kMissingNames = 11;
+constexpr uint32_t kMissingNames = 18;
+
+// What a process cost, on its exit event (Options.cost): each field known or not, never
+// guessed. Times in microseconds here, milliseconds on the wire.
+enum CostField : uint8_t {
+  kCostUser = 0,  // user CPU time, us
+  kCostSystem,    // system CPU time, us
+  kCostMaxRss,    // peak resident set, KiB
+  kCostRead,      // bytes read from storage
+  kCostWrite,     // bytes written to storage
+  kCostVoluntary,
+  kCostInvoluntary,
+  kCostFields
+};
+enum CostSource : uint8_t { kCostNone = 0, kCostTaskstats = 1, kCostProc = 2 };
+// Options.cost: off, taskstats where the kernel allows it (else /proc), /proc only.
+enum CostMode : uint8_t { kCostOff = 0, kCostAuto = 1, kCostProcOnly = 2 };
+
+struct Cost {
+  uint64_t v[kCostFields] = {};
+  uint8_t have = 0;  // bit per CostField
+  uint8_t source = kCostNone;
+  void Set(CostField f, uint64_t x) {
+    v[f] = x;
+    have |= static_cast<uint8_t>(1u << f);
+  }
+  bool Has(CostField f) const { return (have >> f) & 1u; }
+};
 
 // One process as the table knows it: an ancestor on an event, or a snapshot entry.
 struct ProcRecord {
@@ -72,6 +100,8 @@ struct OutEvent {
   bool learned = false;
   uint64_t lost_count = 0;
   uint8_t lost_source = kLostKernel;
+  Cost cost;                     // process exits with Options.cost (source kCostNone: none)
+  bool single_threaded = false;  // no other thread of the process was ever seen (it was seen from its fork)
 };
 
 struct Options {
@@ -89,6 +119,7 @@ struct Options {
   int ancestor_depth = 16;                  // ancestors listed at most
   bool cgroups = true;                      // cgroup and container id on events
   std::vector<std::string> redact;          // secrets shown as "*****" wherever argv holds them
+  uint8_t cost = kCostOff;                  // what a process cost, on its exit (CostMode)
 };
 
 }  // namespace pm

@@ -96,7 +96,13 @@ bool Monitor::Start(const Options& opts, StartError* err) {
   // so that exec and exit know the user without reading /proc/PID/status.
   const uint32_t want = (opts.events & kAllEvents) | kFork | kExec | kExit | kComm | kUid;
   Stats st;
-  if (!socket_.Open(opts.rcvbuf, &st.rcvbuf, &st.rcvbuf_forced, err)) return false;
+  // Registered for taskstats first: every exit the connector reports has its record.
+  st.cost_source = cost_.Start((opts.events & kExit) ? opts.cost : static_cast<uint8_t>(kCostOff));
+  st.cost_reason = cost_.reason();
+  if (!socket_.Open(opts.rcvbuf, &st.rcvbuf, &st.rcvbuf_forced, err)) {
+    cost_.Stop();
+    return false;
+  }
   bool overflow = false;
   if (!socket_.Subscribe(want, opts.kernel_filter, opts.ack_timeout_ms, early_, &overflow, &st.kernel_filter, err)) {
     Close();
@@ -123,6 +129,7 @@ bool Monitor::Start(const Options& opts, StartError* err) {
 
 void Monitor::Close() {
   socket_.Close();
+  cost_.Stop();
   if (wake_fd_ >= 0) close(wake_fd_);
   wake_fd_ = -1;
 }
@@ -148,10 +155,10 @@ void Monitor::Run() {
   Begin(batch);
   Pacer pacer(static_cast<int64_t>(opts_.batch_interval_us) * 1000);
   if (pacer.Wake(handoff_.Push(batch), Now(CLOCK_MONOTONIC))) notify_();
-  pollfd fds[2] = {{socket_.fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  pollfd fds[3] = {{socket_.fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}, {cost_.fd(), POLLIN, 0}};
   while (!stop_) {
     timespec ts;
-    int r = ppoll(fds, 2, pacer.Timeout(Now(CLOCK_MONOTONIC), &ts), nullptr);
+    int r = ppoll(fds, 3, pacer.Timeout(Now(CLOCK_MONOTONIC), &ts), nullptr);
     if (r < 0) {
       if (errno == EINTR) continue;
       Fail(std::string("poll on the netlink socket failed: ") + std::strerror(errno));
@@ -171,6 +178,7 @@ void Monitor::Run() {
       Fail("the netlink socket was closed under the reader");
       break;
     }
+    if (fds[2].revents) cost_.Drain(Now(CLOCK_MONOTONIC));
     bool more = false;
     if (r > 0 && fds[0].revents && !Step(batch, &more)) break;
     if (pacer.Wake(more, Now(CLOCK_MONOTONIC))) notify_();
@@ -193,6 +201,7 @@ void Monitor::Begin(std::vector<OutEvent>& batch) {
     for (RawEvent& ev : early_) Feed(ev, batch, nullptr);
   }
   early_.clear();
+  cost_.Attach(batch, 0, Now(CLOCK_MONOTONIC));
 }
 
 bool Monitor::Step(std::vector<OutEvent>& batch, bool* more) {
@@ -201,8 +210,12 @@ bool Monitor::Step(std::vector<OutEvent>& batch, bool* more) {
   ReadBatch(batch);
   // Only this thread changes flush_due(): it may look without the lock.
   if (lost_ || shared_.table().flush_due()) {
-    auto lk = shared_.Lock();
-    shared_.table().FlushDeferred(batch);
+    size_t from = batch.size();
+    {
+      auto lk = shared_.Lock();
+      shared_.table().FlushDeferred(batch);
+    }
+    cost_.Attach(batch, from, Now(CLOCK_MONOTONIC));
     lost_ = false;
   }
   *more = handoff_.Push(batch);
@@ -252,6 +265,7 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
     ReadAhead(raw_, execs_);
     uint64_t received = 0;
     size_t k = 0;
+    size_t from = out.size();
     {
       auto lk = shared_.Lock();
       for (const RawEvent& ev : raw_) {
@@ -260,6 +274,7 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
         Feed(ev, out, ev.what == kExec ? &execs_[k++] : nullptr);
       }
     }
+    cost_.Attach(out, from, Now(CLOCK_MONOTONIC));  // the zombies' /proc, before they are reaped
     {
       std::lock_guard<std::mutex> lk(mu_);
       stats_.received += received;
@@ -292,6 +307,11 @@ Stats Monitor::GetStats() {
     s = stats_;
   }
   handoff_.Counts(&s.delivered, &s.lost_queue);
+  s.cost_taskstats = cost_.from_taskstats;
+  s.cost_proc = cost_.from_proc;
+  s.cost_unknown = cost_.unknown;
+  s.cost_dropped = cost_.dropped;
+  s.cost_waited = cost_.waited;
   shared_.Sizes(&s.table_size, &s.table_full);  // the size now, not as of the last batch
   return s;
 }

@@ -9,9 +9,11 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "events.h"
+#include "exit_cost.h"
 #include "handoff.h"
 #include "loss.h"
 #include "netlink.h"
@@ -30,11 +32,35 @@ struct Stats {
   uint64_t enobufs = 0;      // ENOBUFS errors from the socket
   uint64_t malformed = 0;    // unusable netlink messages
   uint64_t table_size = 0;
-  uint64_t table_full = 0;     // processes not remembered because the table was full
-  int rcvbuf = 0;              // receive buffer the kernel granted
-  bool rcvbuf_forced = false;  // SO_RCVBUFFORCE worked
-  bool kernel_filter = false;  // the kernel filters for us
-  int nice = 0;                // the reader thread's nice value in effect
+  uint64_t table_full = 0;          // processes not remembered because the table was full
+  int rcvbuf = 0;                   // receive buffer the kernel granted
+  bool rcvbuf_forced = false;       // SO_RCVBUFFORCE worked
+  bool kernel_filter = false;       // the kernel filters for us
+  int nice = 0;                     // the reader thread's nice value in effect
+  uint8_t cost_source = kCostNone;  // where exit costs come from (Options.cost)
+  std::string cost_reason;          // why not taskstats, when /proc is used
+  uint64_t cost_taskstats = 0, cost_proc = 0, cost_unknown = 0, cost_dropped = 0;
+  uint64_t cost_waited = 0;  // exits read before their taskstats record was queued
+
+  // The counters by their names in stats(), in that order.
+  std::vector<std::pair<const char*, double>> Numbers() const {
+    auto d = [](uint64_t v) { return static_cast<double>(v); };
+    return {{"received", d(received)},
+            {"delivered", d(delivered)},
+            {"lostKernel", d(lost_kernel)},
+            {"lostQueue", d(lost_queue)},
+            {"enobufs", d(enobufs)},
+            {"malformed", d(malformed)},
+            {"tableSize", d(table_size)},
+            {"tableFull", d(table_full)},
+            {"rcvbuf", static_cast<double>(rcvbuf)},
+            {"costTaskstats", d(cost_taskstats)},
+            {"costProc", d(cost_proc)},
+            {"costUnknown", d(cost_unknown)},
+            {"costDropped", d(cost_dropped)},
+            {"costWaited", d(cost_waited)}};
+  }
+  const char* CostSourceName() const { return cost_source == kCostTaskstats ? "taskstats" : cost_source == kCostProc ? "proc" : "none"; }
 };
 
 class Monitor {
@@ -94,7 +120,9 @@ class Monitor {
 
   // shared with the JS thread
   SharedTable shared_;  // the process table and its lock
-  Handoff handoff_;     // the events for JS, and why the reader stopped
+  SystemProcReader cost_reader_;
+  ExitCost cost_{cost_reader_};  // reader thread (and Start, Stop)
+  Handoff handoff_;              // the events for JS, and why the reader stopped
   std::mutex mu_;
   Stats stats_;           // but delivered, lost_queue, table_size and table_full (GetStats)
   std::string injected_;  // InjectFault's reason, taken by the reader

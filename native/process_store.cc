@@ -176,6 +176,7 @@ void ProcStore::FillProcess(OutEvent& o, const ProcEntry* p) {
   if (!p->have_comm) o.missing |= kMissComm;
   o.cmdline = p->cmdline;
   if (!p->have_cmd) o.missing |= kMissCmdline;
+  o.single_threaded = !p->had_threads && !p->from_proc;
 }
 
 void ProcStore::Identify(OutEvent& o, int32_t pid, const ProcEntry* p, int32_t ppid, uint64_t run_ns) {

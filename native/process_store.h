@@ -32,7 +32,17 @@ struct ProcEntry {
   uint32_t threads = 0;        // live non-leader threads we saw start
   bool leader_exited = false;  // main thread gone, others still running
   bool from_proc = false;      // learned from /proc (running before we started)
+  bool had_threads = false;    // another thread was seen start (history unknown if from_proc)
   RawEvent leader_exit;
+
+  void AddThread() {
+    threads++;
+    had_threads = true;
+  }
+  void NewProcess() {
+    threads = 0;
+    had_threads = false;
+  }
 };
 
 class ProcStore {

@@ -37,7 +37,7 @@ void ProcessTable::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcIn
 // A new thread in process tgid.
 void ProcessTable::OnThreadFork(const RawEvent& ev, bool report, std::vector<OutEvent>& out) {
   ProcEntry* p = store_.Lookup(ev.tgid, report);
-  if (p) p->threads++;
+  if (p) p->AddThread();
   if (!report) return;
   OutEvent o = Make(ev, ev.pid);
   o.ppid = ev.tgid;
@@ -60,7 +60,7 @@ void ProcessTable::OnFork(const RawEvent& ev, bool report, std::vector<OutEvent>
     store_.ReadCgroupOf(ev.tgid, child);
   }
   child.from_proc = false;
-  child.threads = 0;
+  child.NewProcess();
   child.leader_exited = false;
   child.start_ns = ev.ts_ns;
   child.run_ns = ev.ts_ns;  // a new process: a run of its own, until it execs

@@ -193,26 +193,94 @@ bool ReadProc(int32_t pid, bool want_exe, ProcInfo& out) {
   return out.have_status || out.have_argv;
 }
 
-bool ParseStatStart(const char* text, size_t len, uint64_t* ticks) {
-  // "pid (comm) state ppid ...": comm may hold anything, so fields count from the last ')'.
+namespace {
+
+// Field `want` (1-based, as in proc(5)) of /proc/PID/stat: comm may hold anything, so fields
+// count from the last ')'. Numbers only; false if absent or not a number.
+bool StatField(const char* text, size_t len, int want, uint64_t* out) {
   const char* end = text + len;
   const char* p = nullptr;
   for (const char* q = text; q < end; q++) {
     if (*q == ')') p = q;
   }
-  if (p == nullptr) return false;
+  if (p == nullptr || want < 3) return false;
   p++;
-  // starttime is field 22; after ')' come fields 3, 4, ...: skip 19 separators.
-  int field = 2;
-  while (p < end && field < 22) {
+  int field = 2;  // after ')' come fields 3, 4, ...
+  while (p < end && field < want) {
     if (*p == ' ') field++;
     p++;
   }
-  if (field != 22 || p >= end || *p < '0' || *p > '9') return false;
+  if (field != want || p >= end || *p < '0' || *p > '9') return false;
   uint64_t v = 0;
-  while (p < end && *p >= '0' && *p <= '9') v = v * 10 + static_cast<uint64_t>(*p++ - '0');
-  *ticks = v;
+  int digits = 0;
+  while (p < end && *p >= '0' && *p <= '9' && digits++ < 19) v = v * 10 + static_cast<uint64_t>(*p++ - '0');
+  *out = v;
   return true;
+}
+
+// The number after "Key:" in /proc/PID/status or "key: " in /proc/PID/io, at a line start.
+bool KeyNumber(const char* text, size_t len, const char* key, uint64_t* out) {
+  size_t k = std::strlen(key);
+  for (size_t i = 0; i + k < len; i++) {
+    if ((i == 0 || text[i - 1] == '\n') && std::memcmp(text + i, key, k) == 0 && text[i + k] == ':') {
+      size_t j = i + k + 1;
+      while (j < len && (text[j] == ' ' || text[j] == '\t')) j++;
+      if (j >= len || text[j] < '0' || text[j] > '9') return false;
+      uint64_t v = 0;
+      int digits = 0;
+      while (j < len && text[j] >= '0' && text[j] <= '9' && digits++ < 19) v = v * 10 + static_cast<uint64_t>(text[j++] - '0');
+      *out = v;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+bool ParseStatStart(const char* text, size_t len, uint64_t* ticks) { return StatField(text, len, 22, ticks); }
+
+bool ParseCostStat(const char* text, size_t len, long hz, Cost& out) {
+  // Only a zombie is the process that exited: anything else under its pid is another one.
+  const char* close = nullptr;
+  for (const char* q = text; q < text + len; q++) {
+    if (*q == ')') close = q;
+  }
+  if (close == nullptr || close + 2 >= text + len || close[2] != 'Z' || hz <= 0) return false;
+  uint64_t ticks = 0;
+  const uint64_t us_per_tick = 1000000ull / static_cast<uint64_t>(hz);
+  if (StatField(text, len, 14, &ticks)) out.Set(kCostUser, ticks * us_per_tick);
+  if (StatField(text, len, 15, &ticks)) out.Set(kCostSystem, ticks * us_per_tick);
+  return true;
+}
+
+void ParseCostStatus(const char* text, size_t len, Cost& out) {
+  uint64_t v = 0;
+  if (KeyNumber(text, len, "VmHWM", &v)) out.Set(kCostMaxRss, v);  // gone with the mm
+  if (KeyNumber(text, len, "voluntary_ctxt_switches", &v)) out.Set(kCostVoluntary, v);
+  if (KeyNumber(text, len, "nonvoluntary_ctxt_switches", &v)) out.Set(kCostInvoluntary, v);
+}
+
+void ParseCostIo(const char* text, size_t len, Cost& out) {
+  uint64_t v = 0;
+  if (KeyNumber(text, len, "read_bytes", &v)) out.Set(kCostRead, v);
+  if (KeyNumber(text, len, "write_bytes", &v)) out.Set(kCostWrite, v);
+}
+
+bool ReadCost(int32_t pid, Cost& out) {
+  char path[64];
+  std::string buf;
+  ProcPath(path, pid, "stat");
+  if (ReadFile(path, buf, 1 << 14) <= 0 || !ParseCostStat(buf.data(), buf.size(), sysconf(_SC_CLK_TCK), out)) {
+    return false;
+  }
+  ProcPath(path, pid, "status");
+  if (ReadFile(path, buf, 1 << 16) > 0) ParseCostStatus(buf.data(), buf.size(), out);
+  ProcPath(path, pid, "io");
+  if (ReadFile(path, buf, 1 << 12) > 0) ParseCostIo(buf.data(), buf.size(), out);
+  // Read last: if the pid is still the zombie's, what was read above was its own.
+  ProcPath(path, pid, "stat");
+  return ReadFile(path, buf, 1 << 14) > 0 && ParseCostStat(buf.data(), buf.size(), sysconf(_SC_CLK_TCK), out);
 }
 
 uint64_t ReadStartNs(int32_t pid) {

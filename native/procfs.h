@@ -7,6 +7,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "events.h"
+
 namespace pm {
 
 struct ProcInfo {
@@ -36,6 +38,16 @@ uint64_t ReadStartNs(int32_t pid);
 
 // Parses the text of /proc/PID/stat for the start time in clock ticks (pure; for tests).
 bool ParseStatStart(const char* text, size_t len, uint64_t* ticks);
+
+// What a zombie cost (the process's exit event was read, its parent has not reaped it):
+// /proc/PID/stat (utime, stime), /status (VmHWM, context switches), /io (read_bytes,
+// write_bytes); what cannot be read is left unset. False, nothing learned, unless /proc/PID
+// is a zombie both before and after the reads (else it is not, or no longer, that process).
+bool ReadCost(int32_t pid, Cost& out);
+// The pure parts (for tests and fuzzing). ParseCostStat is false unless the state is 'Z'.
+bool ParseCostStat(const char* text, size_t len, long hz, Cost& out);
+void ParseCostStatus(const char* text, size_t len, Cost& out);
+void ParseCostIo(const char* text, size_t len, Cost& out);
 
 // The pids of every process in /proc.
 std::vector<int32_t> ListPids();
@@ -93,6 +105,8 @@ class ProcReader {
   virtual bool Gone(int32_t pid) = 0;
   // The user name of uid (UserCache::Name).
   virtual const std::string& UserName(uint32_t uid) = 0;
+  // As ReadCost (not pure virtual: the table never asks, only ExitCost does).
+  virtual bool CostOf(int32_t /*pid*/, Cost& /*out*/) { return false; }
 };
 
 // The real one: the functions above and a UserCache.
@@ -105,6 +119,7 @@ class SystemProcReader : public ProcReader {
   bool Cgroup(int32_t pid, std::string& out) override { return ReadCgroup(pid, out); }
   bool Gone(int32_t pid) override;
   const std::string& UserName(uint32_t uid) override { return users_.Name(uid); }
+  bool CostOf(int32_t pid, Cost& out) override { return ReadCost(pid, out); }
 
  private:
   UserCache users_;

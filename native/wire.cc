@@ -118,9 +118,45 @@ void AppendStrings(std::string& out, const char* key, const std::vector<std::str
   out.push_back(']');
 }
 
+// "cost":{...}: the fields known, times in ms; the rest are named in missing.
+void AppendCost(std::string& out, const Cost& c) {
+  static const char* const kKeys[kCostFields] = {
+      "user_ms", "system_ms", "max_rss_kb", "read_bytes", "write_bytes", "voluntary_ctxt_switches", "involuntary_ctxt_switches"};
+  out += ",\"cost\":{";
+  for (int f = 0; f < kCostFields; f++) {
+    if (!c.Has(static_cast<CostField>(f))) continue;
+    out.push_back('"');
+    out += kKeys[f];
+    out += "\":";
+    if (f == kCostUser || f == kCostSystem) {
+      AppendMs(out, static_cast<double>(c.v[f]) / 1000.0);
+    } else {
+      AppendUint(out, c.v[f]);
+    }
+    out.push_back(',');
+  }
+  out += c.source == kCostTaskstats ? "\"source\":\"taskstats\"}" : "\"source\":\"proc\"}";
+}
+
 void AppendMissing(std::string& out, uint32_t m) {
-  static const char* const kNames[kMissingNames] = {"argv",        "cmdline", "comm",           "exe",       "user",  "ppid",
-                                                    "duration_ms", "exec_id", "parent_exec_id", "ancestors", "cgroup"};
+  static const char* const kNames[kMissingNames] = {"argv",
+                                                    "cmdline",
+                                                    "comm",
+                                                    "exe",
+                                                    "user",
+                                                    "ppid",
+                                                    "duration_ms",
+                                                    "exec_id",
+                                                    "parent_exec_id",
+                                                    "ancestors",
+                                                    "cgroup",
+                                                    "cost.user_ms",
+                                                    "cost.system_ms",
+                                                    "cost.max_rss_kb",
+                                                    "cost.read_bytes",
+                                                    "cost.write_bytes",
+                                                    "cost.voluntary_ctxt_switches",
+                                                    "cost.involuntary_ctxt_switches"};
   AppendKey(out, "missing");
   out.push_back('[');
   bool first = true;
@@ -372,6 +408,7 @@ void AppendEventLine(std::string& out, const OutEvent& e) {
         out += ",\"thread\":true";
         num("tgid", r.tgid);
       }
+      if (e.cost.source != kCostNone) AppendCost(out, e.cost);
       break;
     }
     case kUid:

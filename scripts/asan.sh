@@ -24,11 +24,12 @@ cd "$ROOT"
 # The one list of tests run under the sanitizers, here and in CI: the addon's own tests (leaks
 # first, the parser, the connector, workers, the process model: snapshot(), ancestry(),
 # ancestors, cgroups) and the library, daemon and client paths over the real connector
-# (the replay ring and resume, the server, the client, the CLI, the ESM entry).
+# (the replay ring and resume, the server, the client, the CLI, the ESM entry), and the exit
+# cost (the taskstats socket and the /proc fallback).
 TESTS=(test/asan.test.js test/parser.test.js test/connector.test.js test/worker.test.js
        test/process-model.test.js test/resume.test.js test/server-options.test.js
        test/socket-file.test.js test/handshake.test.js test/fanout.test.js test/kernel-e2e.test.js
-       test/client.test.js test/cli.test.js test/esm.test.mjs)
+       test/client.test.js test/cli.test.js test/esm.test.mjs test/cost.test.js)
 if [ $# -gt 0 ]; then tests=("$@"); else tests=("${TESTS[@]}"); fi
 missing=0
 for t in "${tests[@]}"; do

@@ -14,7 +14,8 @@ flags=(-std=c++17 -O0 -g -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-m
 "$cxx" "${flags[@]}" fuzz/datagram_fuzzer.cc native/parser.cc -o "$out/datagram"
 "$cxx" "${flags[@]}" fuzz/status_fuzzer.cc native/procfs.cc -o "$out/status"
 "$cxx" "${flags[@]}" fuzz/table_fuzzer.cc native/process_table.cc native/process_store.cc native/procfs.cc native/wire.cc -o "$out/table"
-for t in datagram status table; do
+"$cxx" "${flags[@]}" fuzz/taskstats_fuzzer.cc native/taskstats.cc native/exit_cost.cc native/procfs.cc -o "$out/taskstats"
+for t in datagram status table taskstats; do
   dirs=("fuzz/corpus/$t")
   if [ "${1:-}" != --seeds-only ] && [ -d "build/fuzz/corpus-$t" ]; then dirs+=("build/fuzz/corpus-$t"); fi
   n=$(find "${dirs[@]}" -type f | wc -l)
@@ -24,6 +25,7 @@ for t in datagram status table; do
   src=(native/parser.cc)
   [ "$t" = status ] && src=(native/procfs.cc)
   [ "$t" = table ] && src=(native/process_table.cc native/process_store.cc)
+  [ "$t" = taskstats ] && src=(native/taskstats.cc native/exit_cost.cc)
   "$llvmcov" report "$out/$t" -instr-profile="$out/$t.profdata" -show-functions "${src[@]}" |
     sed -n '1,40p'
 done

@@ -5,6 +5,7 @@
 #   fuzz/wire_fuzzer.cc      pm::AppendJsonString / AppendEventLine (the NDJSON writer)
 #   fuzz/table_fuzzer.cc     pm::ProcessTable fed event sequences, against a fake /proc
 #                            (fuzz/fake_proc_reader.h): invariants of the table and its exits
+#   fuzz/taskstats_fuzzer.cc pm::ParseTaskstats (taskstats exit datagrams) and ExitCost's map
 #
 #   bash scripts/fuzz.sh [SECONDS]     default 1800 (npm run fuzz); CI runs 60
 # Env: FUZZ_JOBS=N parallel workers per target (default 1); FUZZ_CXX=clang++-NN.
@@ -28,7 +29,7 @@ if [ -z "$cxx" ]; then
   exit 2
 fi
 
-mkdir -p "$out/artifacts" "$out/corpus-datagram" "$out/corpus-status" "$out/corpus-wire" "$out/corpus-table" fuzz/corpus/wire
+mkdir -p "$out/artifacts" "$out/corpus-datagram" "$out/corpus-status" "$out/corpus-wire" "$out/corpus-table" "$out/corpus-taskstats" fuzz/corpus/wire
 flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=all)
 echo "fuzz: building with $("$cxx" --version | head -1)"
@@ -37,20 +38,25 @@ echo "fuzz: building with $("$cxx" --version | head -1)"
 "$cxx" "${flags[@]}" fuzz/wire_fuzzer.cc native/wire.cc -o "$out/wire_fuzzer"
 "$cxx" "${flags[@]}" fuzz/table_fuzzer.cc native/process_table.cc native/process_store.cc native/procfs.cc native/wire.cc \
   -o "$out/table_fuzzer"
+"$cxx" "${flags[@]}" fuzz/taskstats_fuzzer.cc native/taskstats.cc native/exit_cost.cc native/procfs.cc \
+  -o "$out/taskstats_fuzzer"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-# Two fifths of the time for the datagram parser, a fifth each for the status parser, the
-# wire writer and the process table.
-t_dgram=$(( total * 2 / 5 ))
-t_status=$(( total / 5 ))
-t_wire=$(( total / 5 ))
-t_table=$(( total - t_dgram - t_status - t_wire ))
+# The same total as before the taskstats parser came: a third for the datagram parser, a
+# sixth each for the status parser, the wire writer, the process table and the taskstats
+# parser.
+t_dgram=$(( total / 3 ))
+t_status=$(( total / 6 ))
+t_wire=$(( total / 6 ))
+t_taskstats=$(( total / 6 ))
+t_table=$(( total - t_dgram - t_status - t_wire - t_taskstats ))
 [ "$t_dgram" -ge 1 ] || t_dgram=1
 [ "$t_status" -ge 1 ] || t_status=1
 [ "$t_wire" -ge 1 ] || t_wire=1
 [ "$t_table" -ge 1 ] || t_table=1
+[ "$t_taskstats" -ge 1 ] || t_taskstats=1
 
 run() {  # name seconds extra-args...
   local name=$1 secs=$2; shift 2
@@ -73,5 +79,6 @@ run datagram "$t_dgram" -dict=fuzz/datagram.dict -max_len=4096 || status=1
 run status "$t_status" -max_len=8192 || status=1
 run wire "$t_wire" -max_len=4096 || status=1
 run table "$t_table" -max_len=4096 || status=1
+run taskstats "$t_taskstats" -max_len=4096 || status=1
 [ "$status" -eq 0 ] && echo "fuzz: clean (${total}s)"
 exit "$status"
