@@ -56,7 +56,7 @@ export function chromeTrace(s: JobSummary): ChromeTrace {
           argv: r.argv,
           exe: r.exe,
           exec_id: r.exec_id,
-          ...(next ? {} : { status: outcome(n), code: n.code, signal: n.signal, duration_ms: n.duration_ms }),
+          ...(next ? {} : { status: outcome(n), code: n.code, signal: n.signal, duration_ms: n.duration_ms, ...(n.cost ? { cost: n.cost } : {}) }),
           ...(r.missing.length > 0 ? { missing: r.missing } : {}),
         },
       });

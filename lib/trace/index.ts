@@ -167,7 +167,8 @@ export function statusOf(code: number | null, sig: string | null): number {
 
 function connectorFor(o: TraceOptions, seed: boolean): ProcConnector {
   // What a trace does not use is not read: no ancestors (the tree is the job's own), no cgroups.
-  return new ProcConnector({ cgroups: false, ...o.connector, events: 'fork,exec,exit', ancestors: 'none', seed });
+  // What each process cost comes with its exit (taskstats where permitted, else /proc).
+  return new ProcConnector({ cgroups: false, cost: true, ...o.connector, events: 'fork,exec,exit', ancestors: 'none', seed });
 }
 
 function checkPolicy(o: TraceOptions): { policy: LeftoverPolicy; grace: number } {

@@ -1,7 +1,7 @@
 // What one job ran: its processes followed by fork lineage from a root, each with every
 // program it ran and how it ended. Fed events (pure: no kernel, no clock of its own), so that
 // the lineage rules are tested directly; trace.ts feeds it from a ProcConnector.
-import type { ExecEvent, ExitEvent, ForkEvent, ProcEvent } from '../events';
+import type { ExecEvent, ExitEvent, ForkEvent, ProcEvent, ProcessCost } from '../events';
 
 /** One program a process ran (each exec). */
 export interface TracedExec {
@@ -36,6 +36,14 @@ export interface TracedProcess {
   code: number | null;
   signal: string | null;
   core: boolean;
+  /**
+   * What it cost (CPU, peak RSS, I/O, context switches: the kernel's taskstats where
+   * permitted, else /proc of the zombie); null while it runs or when its exit was not seen.
+   * A field that could not be learned is absent and named in `missing`.
+   */
+  cost: ProcessCost | null;
+  /** What could not be learned of it at its exit (e.g. `cost.max_rss_kb`). */
+  missing: string[];
   /** Pids of its children in the job, in fork order (each a record of its own). */
   children: number[];
   /** Index of this record in the job's `processes`. */
@@ -168,6 +176,8 @@ export class JobTracker {
     p.code = ev.code;
     p.signal = ev.signal;
     p.core = ev.core;
+    p.cost = ev.cost ?? null;
+    p.missing = (ev.missing ?? []).filter((m) => m.startsWith('cost.'));
     if (ev.comm) p.comm = ev.comm;
     this.seen(ev);
     this.emit('exit', p);
@@ -194,6 +204,8 @@ export class JobTracker {
       code: null,
       signal: null,
       core: false,
+      cost: null,
+      missing: [],
       children: [],
       index: this.processes.length,
       childIndexes: [],

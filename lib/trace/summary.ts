@@ -35,6 +35,10 @@ export interface JobSummary {
   duration_ms: number;
   /** Processes the job ran (the command's included). */
   processes: number;
+  /** CPU time of all of them, user and system, ms (of those whose cost is known: `cost_known`). */
+  cpu_ms: number;
+  /** Processes whose CPU time is known. */
+  cost_known: number;
   /** Of those, ended with a non-zero status or a signal. */
   failed: number;
   /** Events lost while the job ran: the tree may lack processes then (`complete` false). */
@@ -79,6 +83,7 @@ export function summarize(o: SummaryInput): JobSummary {
     .sort((a, b) => (b.duration_ms as number) - (a.duration_ms as number))
     .slice(0, 5)
     .map((p) => ({ pid: p.pid, argv: argvOf(p), duration_ms: p.duration_ms as number }));
+  const known = o.processes.filter((p) => p.cost?.user_ms !== undefined && p.cost?.system_ms !== undefined);
   return {
     command: o.command,
     pid: root.pid,
@@ -89,6 +94,8 @@ export function summarize(o: SummaryInput): JobSummary {
     end: o.end,
     duration_ms: Date.parse(o.end) - Date.parse(root.start),
     processes: o.processes.length,
+    cpu_ms: Math.round(known.reduce((n, p) => n + cpuOf(p), 0)),
+    cost_known: known.length,
     failed: o.processes.filter(failed).length,
     lost: o.lost,
     complete: o.lost === 0,
@@ -96,6 +103,16 @@ export function summarize(o: SummaryInput): JobSummary {
     slowest,
     tree: treeOf(o.processes),
   };
+}
+
+/** CPU time of a process, user and system, ms; null when unknown. */
+export function cpuOf(p: { cost: { user_ms?: number; system_ms?: number } | null }): number {
+  return (p.cost?.user_ms ?? 0) + (p.cost?.system_ms ?? 0);
+}
+
+function cpuText(p: { cost: { user_ms?: number; system_ms?: number } | null; end: string | null }): string {
+  if (p.end === null) return '';
+  return p.cost && p.cost.user_ms !== undefined && p.cost.system_ms !== undefined ? `cpu ${formatDuration(cpuOf(p))}` : 'cpu ?';
 }
 
 /** A duration as people read it: 850 ms, 1.23 s, 2 min 5 s. */
@@ -132,11 +149,12 @@ export function summaryText(s: JobSummary, o: TextOptions = {}): string {
   const lines: string[] = [];
   const head =
     `trace: ${shellLine(s.command)}: ${outcome({ end: s.end, code: s.code, signal: s.signal, core: false })} after ${formatDuration(s.duration_ms)}; ` +
-    `${s.processes} process${s.processes === 1 ? '' : 'es'}, ${s.failed} failed, ${s.leftovers.length} left running, ${s.lost} events lost`;
+    `${s.processes} process${s.processes === 1 ? '' : 'es'}, ${s.failed} failed, ${s.leftovers.length} left running, ${s.lost} events lost; ` +
+    `CPU ${formatDuration(s.cpu_ms)}${s.cost_known < s.processes - s.leftovers.length ? ` (known for ${s.cost_known})` : ''}`;
   lines.push(head);
   if (!s.complete) lines.push(red(`trace: ${s.lost} events were lost while the job ran (dropped by the kernel or the reader): this tree may be incomplete`));
   const walk = (n: TreeNode, depth: number) => {
-    const left = `${formatDuration(n.duration_ms).padStart(10)}  ${outcome(n).padEnd(12)} ${String(n.pid).padStart(7)} ${'  '.repeat(depth)}`;
+    const left = `${formatDuration(n.duration_ms).padStart(10)}  ${cpuText(n).padEnd(14)}${outcome(n).padEnd(12)} ${String(n.pid).padStart(7)} ${'  '.repeat(depth)}`;
     let cmd = shellLine(n.argv);
     const room = width - left.length;
     if (cmd.length > room) cmd = `${cmd.slice(0, Math.max(1, room - 1))}…`;
