@@ -12,19 +12,12 @@
 #include "../../fuzz/fake_proc_reader.h"
 #include "../../native/pacer.h"
 #include "../../native/process_table.h"
+#include "unit.h"
 
 namespace {
 
 using pm::OutEvent;
 using pm::RawEvent;
-
-int failures_in_case = 0;
-std::string first_failure;
-
-#define EXPECT(c)                                                                              \
-  do {                                                                                         \
-    if (!(c) && failures_in_case++ == 0) first_failure = std::to_string(__LINE__) + ": " + #c; \
-  } while (0)
 
 const char kBoot[] = "0123abcd";
 const uint64_t kT0 = 5000000000;  // 5 s after boot
@@ -296,12 +289,7 @@ void PacerWakesAtMostOncePerInterval() {
   EXPECT(every.Wake(true, 1) && every.Wake(true, 1) && !every.Wake(false, 2));
 }
 
-struct Case {
-  const char* name;
-  void (*fn)();
-};
-
-const Case kCases[] = {
+const unit::Case kCases[] = {
     {"fork: the child runs its parent's program; exec ids of the child and the parent", ForkInheritsTheParentsProgram},
     {"exec: argv, exe, comm and user from /proc, a new run; the exit carries it", ExecReadsProcAndStartsARun},
     {"a process whose main thread ends first ends with its last thread, with that thread's status", ExitWaitsForTheLastThread},
@@ -320,17 +308,4 @@ const Case kCases[] = {
 
 }  // namespace
 
-int main() {
-  int failed = 0;
-  for (const Case& c : kCases) {
-    failures_in_case = 0;
-    c.fn();
-    if (failures_in_case == 0) {
-      std::printf("ok - %s\n", c.name);
-    } else {
-      std::printf("not ok - %s: line %s\n", c.name, first_failure.c_str());
-      failed++;
-    }
-  }
-  return failed == 0 ? 0 : 1;
-}
+int main() { return unit::RunCases(kCases); }

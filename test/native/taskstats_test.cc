@@ -16,16 +16,9 @@
 #include "../../fuzz/fake_proc_reader.h"
 #include "../../native/exit_cost.h"
 #include "../../native/wire.h"
+#include "unit.h"
 
 namespace {
-
-int failures_in_case = 0;
-std::string first_failure;
-
-#define EXPECT(c)                                                                              \
-  do {                                                                                         \
-    if (!(c) && failures_in_case++ == 0) first_failure = std::to_string(__LINE__) + ": " + #c; \
-  } while (0)
 
 std::vector<uint8_t> Load(const char* name) {
   std::ifstream f(std::string("fuzz/corpus/taskstats/") + name, std::ios::binary);
@@ -267,12 +260,7 @@ void ProcTextParsers() {
   EXPECT(i.v[pm::kCostRead] == 4096 && i.v[pm::kCostWrite] == 1048576);
 }
 
-struct Case {
-  const char* name;
-  void (*fn)();
-};
-
-const Case kCases[] = {
+const unit::Case kCases[] = {
     {"taskstats: a real single-threaded exit record, every field; another family's is not read", RealSingleTaskRecord},
     {"taskstats: a real thread group's exit, its last task's record and the group's", RealThreadGroupRecord},
     {"taskstats: fields by offset, only those the struct is long enough to hold", CraftedFieldsByLength},
@@ -285,17 +273,4 @@ const Case kCases[] = {
 
 }  // namespace
 
-int main() {
-  int failed = 0;
-  for (const Case& c : kCases) {
-    failures_in_case = 0;
-    c.fn();
-    if (failures_in_case == 0) {
-      std::printf("ok - %s\n", c.name);
-    } else {
-      std::printf("not ok - %s: line %s\n", c.name, first_failure.c_str());
-      failed++;
-    }
-  }
-  return failed == 0 ? 0 : 1;
-}
+int main() { return unit::RunCases(kCases); }
