@@ -77,10 +77,10 @@ export LSAN_OPTIONS="suppressions=$ROOT/build/asan/lsan.supp:print_suppressions=
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$LOGS/ubsan"
 status=0
 if [ "${#leak_tests[@]}" -gt 0 ]; then
-  (cd "$PKG" && ASAN_OPTIONS="detect_leaks=1:$SLOW_UNWIND:$ASAN_BASE" node --test --test-concurrency=1 "${leak_tests[@]}") || status=$?
+  (cd "$PKG" && ASAN_OPTIONS="detect_leaks=1:$SLOW_UNWIND:$ASAN_BASE" node --test --test-concurrency=1 --test-timeout=900000 "${leak_tests[@]}") || status=$?
 fi
 if [ "${#other_tests[@]}" -gt 0 ]; then
-  (cd "$PKG" && ASAN_OPTIONS="detect_leaks=0:$OTHER_UNWIND:$ASAN_BASE" node --test --test-concurrency=1 "${other_tests[@]}") || status=$?
+  (cd "$PKG" && ASAN_OPTIONS="detect_leaks=0:$OTHER_UNWIND:$ASAN_BASE" node --test --test-concurrency=1 --test-timeout=900000 "${other_tests[@]}") || status=$?
 fi
 unset LD_PRELOAD
 present=("${leak_tests[@]}" "${other_tests[@]}")

@@ -107,19 +107,35 @@ async function startDaemon(t, extraArgs) {
   }
 }
 
-/** Runs procMonitor-client; stops it (SIGTERM) once stopWhen(stdout) holds, if given. */
+/**
+ * Runs procMonitor-client; stops it (SIGTERM) once stopWhen(stdout) holds, if given (also
+ * checked by `r.check()`, for a condition that changed without new output). Killed after 30 s
+ * whatever it does: `done` resolves with `timedOut` then, never hangs.
+ */
 function runClient(args, stopWhen) {
   const cp = spawn(process.execPath, [CLIENT, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PROCMONITOR_AUTH: '' } });
-  const r = { cp, out: '', err: '' };
-  cp.stdout.on('data', (d) => {
-    r.out += d;
+  const r = { cp, out: '', err: '', timedOut: false };
+  r.check = () => {
     if (stopWhen && !r.stopped && stopWhen(r.out)) {
       r.stopped = true;
       cp.kill('SIGTERM');
     }
+  };
+  cp.stdout.on('data', (d) => {
+    r.out += d;
+    r.check();
   });
   cp.stderr.on('data', (d) => (r.err += d));
-  r.done = new Promise((resolve) => cp.on('exit', (code, signal) => resolve({ code, signal, out: r.out, err: r.err })));
+  const deadline = setTimeout(() => {
+    r.timedOut = true;
+    cp.kill('SIGKILL');
+  }, 30000);
+  r.done = new Promise((resolve) =>
+    cp.on('exit', (code, signal) => {
+      clearTimeout(deadline);
+      resolve({ code, signal, out: r.out, err: r.err, timedOut: r.timedOut });
+    }),
+  );
   return r;
 }
 
@@ -145,7 +161,10 @@ async function clientSeesChild(daemon, clientArgs) {
   await until(() => (daemon.err.match(/connected \(/g) ?? []).length > before || c.cp.exitCode !== null, 15000, 'the client to be served');
   assert.equal(c.cp.exitCode, null, `the client runs: ${c.err}`);
   pid = (await run('/bin/sh', ['-c', 'exit 5', 'pm-tls-cli'])).pid;
+  // Its lines may all be in already: on a quiet host no more output would come to check them.
+  c.check();
   const r = await c.done;
+  assert.ok(!r.timedOut, `the client printed the exit of ${pid} within 30 s; it printed:\n${r.out}\n${r.err}`);
   assert.equal(r.code, 0, r.err);
   return jsonAbout(r.out, pid);
 }
