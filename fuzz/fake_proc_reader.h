@@ -16,12 +16,13 @@ namespace pm {
 
 struct FakeProc {
   std::vector<std::string> argv;
-  std::string comm, exe, cgroup;
+  std::string comm, exe, cgroup, cwd;
   int32_t ppid = 0;
   uint32_t uid = 0;
   uint64_t start_ns = 0;
   bool readable = true;
   bool have_exe = true;
+  bool have_cwd = true;
   bool have_cgroup = true;
 };
 
@@ -30,7 +31,7 @@ class FakeProcReader : public ProcReader {
   std::map<int32_t, FakeProc> procs;
   unsigned reads = 0;  // calls that read "/proc"
 
-  bool Read(int32_t pid, bool want_exe, ProcInfo& out) override {
+  bool Read(int32_t pid, bool want_cwd, ProcInfo& out) override {
     const FakeProc* p = Readable(pid);
     if (p == nullptr) {
       out.gone = procs.count(pid) == 0;
@@ -38,9 +39,13 @@ class FakeProcReader : public ProcReader {
     }
     out.argv = p->argv;
     out.have_argv = true;
-    if (want_exe && p->have_exe) {
+    if (p->have_exe) {
       out.exe = p->exe;
       out.have_exe = true;
+    }
+    if (want_cwd && p->have_cwd) {
+      out.cwd = p->cwd;
+      out.have_cwd = true;
     }
     return Status(pid, out);
   }

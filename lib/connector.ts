@@ -18,7 +18,7 @@ import {
   type ProcEventMap,
 } from './events';
 import { loadBinding, type ConnectorStats, type NativeConnector } from './native';
-import { intOption } from './options';
+import { boolOption, intOption } from './options';
 
 export type { ConnectorStats } from './native';
 
@@ -62,6 +62,8 @@ export interface ProcConnectorOptions {
   ancestorDepth?: number;
   /** `cgroup` and `container_id` on fork, exec and exit (one read of /proc/PID/cgroup per exec). Default true. */
   cgroups?: boolean;
+  /** `cwd`, the working directory at exec, on exec and exit (one readlink of /proc/PID/cwd per exec). Default true. */
+  cwd?: boolean;
   /**
    * Secrets (passwords, tokens) that must never leave in an event or a snapshot record: every
    * occurrence in any process's argv (and so in `cmdline` and `argv_base64`) shows as `*****`.
@@ -158,20 +160,21 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
   constructor(options: ProcConnectorOptions = {}) {
     super();
     this.subscribed = parseEventList(options.events ?? ['fork', 'exec', 'exit']);
-    this.threads = options.threads ?? false;
+    this.threads = boolOption(options.threads, 'threads', false);
     this.opts = {
       threads: this.threads,
       rcvbuf: intOption(options.rcvbuf, 'rcvbuf', 8 << 20, 0),
-      kernelFilter: options.kernelFilter ?? true,
+      kernelFilter: boolOption(options.kernelFilter, 'kernelFilter', true),
       queueMax: intOption(options.queueMax, 'queueMax', 65536, 1),
       tableMax: intOption(options.tableMax, 'tableMax', 65536, 1),
       ackTimeout: intOption(options.ackTimeout, 'ackTimeout', 1000, 1),
       nice: niceValue(options.nice),
-      seed: options.seed ?? true,
+      seed: boolOption(options.seed, 'seed', true),
       batchInterval: batchInterval(options.batchInterval),
       ancestorEvents: ancestorMask(options.ancestors),
       ancestorDepth: intOption(options.ancestorDepth, 'ancestorDepth', 16, 1, 1024),
-      cgroups: options.cgroups ?? true,
+      cgroups: boolOption(options.cgroups, 'cgroups', true),
+      cwd: boolOption(options.cwd, 'cwd', true),
       redact: redactList(options.redact),
       cost: costMode(options.cost),
     };

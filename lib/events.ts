@@ -6,7 +6,19 @@
 
 /** Fields that could not be learned (the process was gone, or /proc refused). */
 export type MissingField =
-  'argv' | 'cmdline' | 'comm' | 'exe' | 'user' | 'ppid' | 'duration_ms' | 'exec_id' | 'parent_exec_id' | 'ancestors' | 'cgroup' | `cost.${Exclude<keyof ProcessCost, 'source'>}`;
+  | 'argv'
+  | 'cmdline'
+  | 'comm'
+  | 'exe'
+  | 'user'
+  | 'ppid'
+  | 'duration_ms'
+  | 'exec_id'
+  | 'parent_exec_id'
+  | 'ancestors'
+  | 'cgroup'
+  | `cost.${Exclude<keyof ProcessCost, 'source'>}`
+  | 'cwd';
 
 /**
  * What a process cost, on its exit event (ProcConnector option `cost`). A field that could
@@ -54,6 +66,12 @@ interface Base {
   cgroup?: string;
   /** Docker, containerd, CRI-O, Podman or Kubernetes container id, from the cgroup path. */
   container_id?: string;
+  /**
+   * The working directory the process had at its exec (or, for a process that has not
+   * exec'd, its parent's at fork), on exec and exit (option `cwd`). A later chdir() is not
+   * seen: no event tells of it. Absent, and named in `missing`, where it could not be read.
+   */
+  cwd?: string;
   /** Parents up to init, nearest first (on exec by default; option `ancestors`). */
   ancestors?: Ancestor[];
   /** The process was running before the connector started (learned from /proc). */
@@ -82,6 +100,8 @@ export interface ProcessRecord {
   exec_time: string | null;
   cgroup?: string;
   container_id?: string;
+  /** The working directory at its last exec, as read then (option `cwd`). */
+  cwd?: string;
   /** Live threads besides the main one, as far as seen (with `threads` or not). */
   threads: number;
   /** Running before the connector started: learned from /proc, not from its events. */

@@ -28,6 +28,7 @@ export interface NativeStartOptions {
   ancestorEvents: number;
   ancestorDepth: number;
   cgroups: boolean;
+  cwd: boolean;
   redact: string[];
   /** 0 off, 1 taskstats where permitted (else /proc), 2 /proc only. */
   cost: number;

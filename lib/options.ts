@@ -11,6 +11,13 @@ export function intOption(v: unknown, name: string, def: number, min: number, ma
   return v;
 }
 
+/** A true/false option: `def` when not given; anything else is refused. */
+export function boolOption(v: unknown, name: string, def: boolean, fail: (message: string) => Error = (m) => new TypeError(m)): boolean {
+  if (v === undefined) return def;
+  if (typeof v !== 'boolean') throw fail(`${name} must be true or false, got ${shown(v)}`);
+  return v;
+}
+
 /** A value as an error message shows it. */
 function shown(v: unknown): string {
   if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' || v === null) return String(v);

@@ -59,6 +59,7 @@ Napi::Object RecordToJs(Napi::Env env, const pm::ProcRecord& r) {
     o.Set("cgroup", r.cgroup);
     if (!r.container_id.empty()) o.Set("container_id", r.container_id);
   }
+  if (r.have_cwd) o.Set("cwd", r.cwd);
   o.Set("threads", r.threads);
   o.Set("learned", r.learned);
   return o;
@@ -248,6 +249,7 @@ class Connector : public Napi::ObjectWrap<Connector> {
       opts.ancestor_events = static_cast<uint32_t>(Num(o, "ancestorEvents", opts.ancestor_events));
       opts.ancestor_depth = static_cast<int>(Num(o, "ancestorDepth", opts.ancestor_depth));
       opts.cgroups = Bool(o, "cgroups", opts.cgroups);
+      opts.cwd = Bool(o, "cwd", opts.cwd);
       opts.cost = static_cast<uint8_t>(Num(o, "cost", 0));  // CostMode: 0 off, 1 taskstats else /proc, 2 /proc
       Napi::Value r = o.Get("redact");
       if (r.IsArray()) {

@@ -27,9 +27,10 @@ enum Missing : uint32_t {
   kMissParentExecId = 1u << 8,
   kMissAncestors = 1u << 9,  // the chain breaks before init: a parent is unknown
   kMissCgroup = 1u << 10,
-  kMissCostFirst = 1u << 11,  // cost.FIELD: kMissCostFirst << CostField
+  kMissCostFirst = 1u << 11,  // cost.FIELD: kMissCostFirst << CostField (7 fields)
+  kMissCwd = 1u << 18,
 };
-constexpr uint32_t kMissingNames = 18;
+constexpr uint32_t kMissingNames = 19;
 
 // What a process cost, on its exit event (Options.cost): each field known or not, never
 // guessed. Times in microseconds here, milliseconds on the wire.
@@ -63,10 +64,10 @@ struct ProcRecord {
   int32_t pid = 0;
   int32_t ppid = 0;
   std::string exec_id, parent_exec_id;
-  std::string comm, exe, cmdline, user, cgroup, container_id;
+  std::string comm, exe, cmdline, user, cgroup, container_id, cwd;
   uint32_t uid = 0;
   bool have_uid = false, have_comm = false, have_exe = false, have_cmd = false;
-  bool have_cgroup = false;
+  bool have_cgroup = false, have_cwd = false;
   bool learned = false;  // running before the connector started: learned from /proc
   double start_ms = -1;  // wall-clock time the process started (-1: unknown)
   double exec_ms = -1;   // wall-clock time its current program started
@@ -97,6 +98,8 @@ struct OutEvent {
   bool with_ancestors = false;
   std::string cgroup, container_id;
   bool with_cgroup = false;
+  std::string cwd;  // exec and exit with Options.cwd: the working directory at its last exec
+  bool with_cwd = false, have_cwd = false;
   bool learned = false;
   uint64_t lost_count = 0;
   uint8_t lost_source = kLostKernel;
@@ -118,6 +121,7 @@ struct Options {
   uint32_t ancestor_events = kExec;         // events that carry their ancestors
   int ancestor_depth = 16;                  // ancestors listed at most
   bool cgroups = true;                      // cgroup and container id on events
+  bool cwd = true;                          // working directory (at exec) on exec and exit events
   std::vector<std::string> redact;          // secrets shown as "*****" wherever argv holds them
   uint8_t cost = kCostOff;                  // what a process cost, on its exit (CostMode)
 };

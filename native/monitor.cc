@@ -49,8 +49,8 @@ int Renice(int nice) {
 }
 
 // A short-lived process may be gone a moment after its exec: read what it loses first
-// (argv, then exe) for every exec of the batch before anything else.
-void ReadAhead(const std::vector<RawEvent>& raw, std::vector<ProcInfo>& execs) {
+// (argv, then exe and cwd) for every exec of the batch before anything else.
+void ReadAhead(const std::vector<RawEvent>& raw, std::vector<ProcInfo>& execs, bool want_cwd) {
   execs.clear();
   for (const RawEvent& ev : raw) {
     if (ev.what == kExec) execs.emplace_back();
@@ -63,7 +63,9 @@ void ReadAhead(const std::vector<RawEvent>& raw, std::vector<ProcInfo>& execs) {
   for (const RawEvent& ev : raw) {
     if (ev.what != kExec) continue;
     ProcInfo& info = execs[k++];
-    if (!info.gone) ReadExe(ev.tgid, info);  // the table keeps it too
+    if (info.gone) continue;
+    ReadExe(ev.tgid, info);  // the table keeps it too
+    if (want_cwd) ReadCwd(ev.tgid, info);
   }
 }
 
@@ -262,7 +264,7 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
       Lost(loss_.Drained(out));
       return;  // EAGAIN: drained
     }
-    ReadAhead(raw_, execs_);
+    ReadAhead(raw_, execs_, opts_.cwd);
     uint64_t received = 0;
     size_t k = 0;
     size_t from = out.size();

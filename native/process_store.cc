@@ -23,7 +23,7 @@ ProcEntry* ProcStore::Lookup(int32_t tgid, bool learn) {
   if (!learn || tgid <= 0) return nullptr;
   // A process that was running before we started: learn it from /proc.
   ProcInfo info;
-  if (!reader_.Read(tgid, true, info)) return nullptr;
+  if (!reader_.Read(tgid, opts_.cwd, info)) return nullptr;
   Redact(info.argv, opts_.redact);
   ProcEntry p = Learned(info);
   p.start_ns = reader_.StartNs(tgid);
@@ -59,12 +59,18 @@ ProcEntry ProcStore::Learned(const ProcInfo& info) {
   p.have_uid = info.have_status;
   p.comm = info.comm;
   p.have_comm = info.have_status;
-  p.cmdline = info.have_argv ? JoinArgv(info.argv) : std::string();
-  p.have_cmd = info.have_argv;
-  p.exe = info.exe;
-  p.have_exe = info.have_exe;
+  p.TakeProgram(info);
   p.from_proc = true;
   return p;
+}
+
+void ProcEntry::TakeProgram(const ProcInfo& info) {
+  cmdline = info.have_argv ? JoinArgv(info.argv) : std::string();
+  have_cmd = info.have_argv;
+  exe = info.have_exe ? info.exe : std::string();
+  have_exe = info.have_exe;
+  cwd = info.have_cwd ? info.cwd : std::string();
+  have_cwd = info.have_cwd;
 }
 
 // Forgets processes whose exit we never saw (lost events). A gone process whose exit waits
@@ -124,6 +130,8 @@ void ProcStore::Record(int32_t pid, const ProcEntry& p, ProcRecord& r) {
   if (p.have_uid) r.user = reader_.UserName(p.uid);
   r.cgroup = p.cgroup;
   r.have_cgroup = p.have_cgroup;
+  r.cwd = p.cwd;
+  r.have_cwd = p.have_cwd;
   r.container_id = p.container_id;
   r.learned = p.from_proc;
   r.start_ms = p.start_ns != 0 ? WallMs(p.start_ns) : -1;
@@ -189,6 +197,14 @@ void ProcStore::Identify(OutEvent& o, int32_t pid, const ProcEntry* p, int32_t p
   if (p != nullptr) o.learned = p->from_proc;
   o.parent_exec_id = RunOf(ppid);
   if (o.parent_exec_id.empty() && ppid != 0) o.missing |= kMissParentExecId;  // pid 0: the kernel
+  if (opts_.cwd && (o.what == kExec || o.what == kExit)) {
+    o.with_cwd = true;
+    if (p != nullptr && p->have_cwd) {
+      o.cwd = p->cwd;
+      o.have_cwd = true;
+    }
+    if (!o.have_cwd) o.missing |= kMissCwd;
+  }
   if (opts_.cgroups && (o.what == kFork || o.what == kExec || o.what == kExit)) {
     o.with_cgroup = true;
     if (p != nullptr && p->have_cgroup) {

@@ -27,7 +27,8 @@ struct ProcEntry {
   bool have_comm = false;
   bool have_exe = false;
   bool have_cgroup = false;
-  std::string comm, cmdline, exe, cgroup;
+  bool have_cwd = false;
+  std::string comm, cmdline, exe, cgroup, cwd;
   std::string container_id;    // of the cgroup, found when it is read
   uint32_t threads = 0;        // live non-leader threads we saw start
   bool leader_exited = false;  // main thread gone, others still running
@@ -43,6 +44,8 @@ struct ProcEntry {
     threads = 0;
     had_threads = false;
   }
+  // The program an exec started, as /proc told it: command line, exe, working directory.
+  void TakeProgram(const ProcInfo& info);
 };
 
 class ProcStore {

@@ -53,7 +53,7 @@ void ProcessTable::OnFork(const RawEvent& ev, bool report, std::vector<OutEvent>
     child = *parent;  // a forked child runs its parent's program
   } else {
     ProcInfo info;
-    if (reader_.Read(ev.tgid, true, info)) {
+    if (reader_.Read(ev.tgid, opts_.cwd, info)) {
       Redact(info.argv, opts_.redact);
       child = ProcStore::Learned(info);
     }
@@ -92,7 +92,7 @@ void ProcessTable::OnExec(const RawEvent& ev, bool report, std::vector<OutEvent>
 // What /proc says of an exec's process, beyond what was read ahead (`pre`).
 void ProcessTable::ReadExec(int32_t tgid, const ProcEntry* p, ProcInfo* pre, ProcInfo& info) {
   if (!pre) {
-    reader_.Read(tgid, true, info);
+    reader_.Read(tgid, opts_.cwd, info);
   } else if (info.gone) {
     // Reaped already: nothing more to read under this pid (or another process's).
   } else if (p && p->have_uid && p->ppid > 0) {
@@ -118,10 +118,7 @@ void ProcessTable::LearnExec(const RawEvent& ev, ProcEntry& p, const ProcInfo& i
     p.have_comm = false;
     p.comm.clear();  // not the name from before the exec
   }
-  p.cmdline = info.have_argv ? JoinArgv(info.argv) : std::string();
-  p.have_cmd = info.have_argv;
-  p.exe = info.have_exe ? info.exe : std::string();
-  p.have_exe = info.have_exe;
+  p.TakeProgram(info);
   p.run_ns = ev.ts_ns;  // a new program run
   p.from_proc = false;
   if (!info.gone) {
@@ -141,6 +138,8 @@ void ProcessTable::ReportExec(const RawEvent& ev, const ProcEntry* p, ProcInfo& 
     o.comm = info.comm;
     o.ppid = info.ppid;
     o.cmdline = JoinArgv(info.argv);
+    o.cwd = info.cwd;  // (Identify takes it from the table where it has the process)
+    o.have_cwd = info.have_cwd;
     if (!info.have_status) o.missing |= kMissUser | kMissComm | kMissPpid;
     if (!info.have_argv) o.missing |= kMissCmdline;
   }

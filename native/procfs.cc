@@ -154,18 +154,27 @@ bool ReadArgv(int32_t pid, ProcInfo& out) {
   return true;
 }
 
-void ReadExe(int32_t pid, ProcInfo& out) {
+namespace {
+
+// The target of the link /proc/PID/NAME; false (errno set) when it cannot be read.
+bool ReadLink(int32_t pid, const char* name, std::string& out) {
   char path[64];
-  ProcPath(path, pid, "exe");
+  ProcPath(path, pid, name);
   char target[4096];
   ssize_t l = readlink(path, target, sizeof target - 1);
-  if (l >= 0) {
-    out.exe.assign(target, static_cast<size_t>(l));
-    out.have_exe = true;
-  } else {
-    out.exe_errno = errno;
-  }
+  if (l < 0) return false;
+  out.assign(target, static_cast<size_t>(l));
+  return true;
 }
+
+}  // namespace
+
+void ReadExe(int32_t pid, ProcInfo& out) {
+  out.have_exe = ReadLink(pid, "exe", out.exe);
+  if (!out.have_exe) out.exe_errno = errno;
+}
+
+void ReadCwd(int32_t pid, ProcInfo& out) { out.have_cwd = ReadLink(pid, "cwd", out.cwd); }
 
 bool ReadStatus(int32_t pid, ProcInfo& out) {
   char path[64];
@@ -186,9 +195,10 @@ bool ReadComm(int32_t pid, ProcInfo& out) {
   return true;
 }
 
-bool ReadProc(int32_t pid, bool want_exe, ProcInfo& out) {
+bool ReadProc(int32_t pid, bool want_cwd, ProcInfo& out) {
   if (!ReadArgv(pid, out)) return false;
-  if (want_exe) ReadExe(pid, out);
+  ReadExe(pid, out);
+  if (want_cwd) ReadCwd(pid, out);
   ReadStatus(pid, out);
   return out.have_status || out.have_argv;
 }

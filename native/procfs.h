@@ -16,9 +16,11 @@ struct ProcInfo {
   bool have_status = false;
   bool have_exe = false;
   bool have_comm = false;  // comm alone (ReadComm), without the rest of status
+  bool have_cwd = false;
   std::vector<std::string> argv;
   std::string comm;
   std::string exe;
+  std::string cwd;  // the working directory (readlink of /proc/PID/cwd)
   int32_t ppid = 0;
   uint32_t uid = 0;  // real uid
   uint32_t euid = 0;
@@ -28,10 +30,10 @@ struct ProcInfo {
   bool gone = false;
 };
 
-// Reads argv (/proc/PID/cmdline), exe (readlink) and comm/ppid/uid (/proc/PID/status), in
-// that order: what a process loses first when it exits first. `want_exe` false skips the
-// exe lookup. Returns false if the process is already gone.
-bool ReadProc(int32_t pid, bool want_exe, ProcInfo& out);
+// Reads argv (/proc/PID/cmdline), exe and cwd (readlink) and comm/ppid/uid (/proc/PID/status),
+// in that order: what a process loses first when it exits first. `want_cwd` false skips the
+// cwd lookup. Returns false if the process is already gone.
+bool ReadProc(int32_t pid, bool want_cwd, ProcInfo& out);
 
 // Start time of a process in nanoseconds since boot (/proc/PID/stat), 0 if unknown.
 uint64_t ReadStartNs(int32_t pid);
@@ -56,6 +58,7 @@ std::vector<int32_t> ListPids();
 // `gone` when /proc/PID itself is).
 bool ReadArgv(int32_t pid, ProcInfo& out);
 void ReadExe(int32_t pid, ProcInfo& out);
+void ReadCwd(int32_t pid, ProcInfo& out);
 bool ReadStatus(int32_t pid, ProcInfo& out);
 // /proc/PID/comm alone: much cheaper than status when uid and parent are known already.
 bool ReadComm(int32_t pid, ProcInfo& out);
@@ -96,7 +99,7 @@ class ProcReader {
  public:
   virtual ~ProcReader() = default;
   // As ReadProc, ReadStatus, ReadComm, ReadStartNs and ReadCgroup.
-  virtual bool Read(int32_t pid, bool want_exe, ProcInfo& out) = 0;
+  virtual bool Read(int32_t pid, bool want_cwd, ProcInfo& out) = 0;
   virtual bool Status(int32_t pid, ProcInfo& out) = 0;
   virtual bool Comm(int32_t pid, ProcInfo& out) = 0;
   virtual uint64_t StartNs(int32_t pid) = 0;
@@ -112,7 +115,7 @@ class ProcReader {
 // The real one: the functions above and a UserCache.
 class SystemProcReader : public ProcReader {
  public:
-  bool Read(int32_t pid, bool want_exe, ProcInfo& out) override { return ReadProc(pid, want_exe, out); }
+  bool Read(int32_t pid, bool want_cwd, ProcInfo& out) override { return ReadProc(pid, want_cwd, out); }
   bool Status(int32_t pid, ProcInfo& out) override { return ReadStatus(pid, out); }
   bool Comm(int32_t pid, ProcInfo& out) override { return ReadComm(pid, out); }
   uint64_t StartNs(int32_t pid) override { return ReadStartNs(pid); }

@@ -156,7 +156,8 @@ void AppendMissing(std::string& out, uint32_t m) {
                                                     "cost.read_bytes",
                                                     "cost.write_bytes",
                                                     "cost.voluntary_ctxt_switches",
-                                                    "cost.involuntary_ctxt_switches"};
+                                                    "cost.involuntary_ctxt_switches",
+                                                    "cwd"};
   AppendKey(out, "missing");
   out.push_back('[');
   bool first = true;
@@ -180,6 +181,7 @@ void AppendIdentity(std::string& out, const OutEvent& e) {
     AppendStr(out, "cgroup", e.cgroup);
     if (!e.container_id.empty()) AppendStr(out, "container_id", e.container_id);
   }
+  if (e.with_cwd && e.have_cwd) AppendStr(out, "cwd", e.cwd);
   if (e.learned) out += ",\"learned\":true";
   if (e.with_ancestors) {
     AppendKey(out, "ancestors");

@@ -100,6 +100,8 @@ test('bad input: one clear line on stderr, exit status 2', async (t) => {
     [['--slow-client', 'maybe'], /drop or disconnect/],
     [['--stall-timeout', 'soon'], /--stall-timeout must be a whole number from 0/],
     [['--direct', '--format', 'xml'], /json or text/],
+    [['--direct', '--cwd', 'maybe'], /^procMonitor: --cwd must be yes or no, got "maybe"$/],
+    [['--direct', '--cgroups', '0'], /^procMonitor: --cgroups must be yes or no, got "0"$/],
     [['--tcp', String(busyPort), '-a', 'pw', '--quiet'], /in use/i],
     [['--tcp', '8080', '--auth-file', emptyFile], new RegExp(`the password file ${emptyFile} is empty; refusing to serve events unauthenticated$`)],
     [['--tcp', '8080', '--auth-file', path.join(os.tmpdir(), 'pm-surely-no-such-file')], /cannot read --auth-file .*pm-surely-no-such-file: ENOENT/],
@@ -231,7 +233,22 @@ test('direct mode: only events on stdout, logs on stderr; --quiet; --format text
     ['fork', 'exec', 'exit'],
   );
   assert.deepEqual(mine[1].argv, ['/bin/sleep', '0.1']);
+  assert.equal(mine[1].cwd, process.cwd(), 'the working directory, on exec and exit');
+  assert.equal(mine[2].cwd, process.cwd());
   assert.match(cp.err, /watching exec,fork,exit/);
+
+  // --cwd no: none, and not missing either.
+  const nc = daemon(t, ['--direct', '--cwd', 'no', '-e', 'exec']);
+  await nc.ready;
+  const other = await run('/bin/sleep', ['0.1']);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal((await nc.stop('SIGINT')).code, 0);
+  const execOf = nc.out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .find((e) => e.pid === other.pid);
+  assert.ok(execOf && !('cwd' in execOf) && !(execOf.missing ?? []).includes('cwd'), JSON.stringify(execOf));
 
   const q = daemon(t, ['--direct', '--quiet', '--format', 'text', '-e', 'exec']);
   await q.ready;

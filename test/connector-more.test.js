@@ -107,7 +107,17 @@ async function remoteConnector(t, opts) {
   await Promise.race([once(source, 'ready'), once(cp, 'exit').then(() => Promise.reject(new Error('the connector process ended')))]);
   return {
     ...rec,
-    pause: () => process.kill(cp.pid, 'SIGSTOP'),
+    // SIGSTOP takes effect thread by thread, a moment later: the reader thread may still read a
+    // datagram meanwhile. Resolves once every thread of the process is stopped.
+    async pause() {
+      process.kill(cp.pid, 'SIGSTOP');
+      const tasks = () => fs.readdirSync(`/proc/${cp.pid}/task`);
+      const t0 = Date.now();
+      while (!tasks().every((tid) => stateOf(`${cp.pid}/task/${tid}`) === 'T')) {
+        if (Date.now() - t0 > 10000) throw new Error('the connector process did not stop within 10 s');
+        await sleep(2);
+      }
+    },
     resume: () => process.kill(cp.pid, 'SIGCONT'),
   };
 }
@@ -177,7 +187,7 @@ test("a main thread that ends before its threads: one process exit, with the las
 for (const threads of [false, true]) {
   test(`a main thread that ends first, read late (the reader stopped meanwhile; threads: ${threads}): the last thread's status`, async (t) => {
     const mon = await remoteConnector(t, { events: 'fork,exec,exit', threads });
-    mon.pause();
+    await mon.pause();
     let pid;
     try {
       const tool = pmtool(['mainexit', '100', '5']);
@@ -427,7 +437,7 @@ test('processes gone (reaped, or zombies) before the reader gets to them: argv m
   const N = 50;
   let reaped;
   let zombies;
-  mon.pause();
+  await mon.pause();
   const ztool = pmtool(['kids', String(N), 'zombie', STRUE]);
   try {
     const tool = pmtool(['kids', String(N), 'exec', STRUE]);
@@ -462,7 +472,7 @@ test('processes gone (reaped, or zombies) before the reader gets to them: argv m
 // lists "comm"; lib/events.ts says missing fields hold "".
 test('a comm that could not be read is empty, not the name from before the exec', async (t) => {
   const mon = await remoteConnector(t, { events: 'fork,exec,exit' });
-  mon.pause();
+  await mon.pause();
   let kids;
   try {
     const tool = pmtool(['kids', '5', 'exec', STRUE]);
@@ -616,4 +626,48 @@ test('redact: a secret in any argv shows as ***** in exec events, cmdline and sn
   await rec.until(exited(cp.pid));
   assert.throws(() => new ProcConnector({ redact: [''] }), /1 to 4096 bytes/);
   assert.throws(() => new ProcConnector({ redact: 'x' }), /array of at most 64 strings/);
+});
+
+test('cwd: each exec in the directory it ran in (a cd between two execs shows), its exit, the snapshot; cwd: false reads none', async (t) => {
+  const a = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-cwd-a-'));
+  const b = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-cwd-b-'));
+  t.after(() => (fs.rmSync(a, { recursive: true, force: true }), fs.rmSync(b, { recursive: true, force: true })));
+  const c = started(t, { events: 'fork,exec,exit' });
+  const off = started(t, { events: 'fork,exec,exit', cwd: false });
+  const rec = record(c);
+  const recOff = record(off);
+  // The shell starts in a, moves to b once its exec has been seen (cwd is read just after the
+  // exec, with argv: a cd before that read would show), then becomes sleep there.
+  const cp = spawn('/bin/sh', ['-c', `read x; cd '${b}' && exec sleep 0.3`], { stdio: ['pipe', 'ignore', 'ignore'], cwd: a });
+  await rec.until((evs) => evs.some((e) => e.event === 'exec' && e.pid === cp.pid));
+  await recOff.until((evs) => evs.some((e) => e.event === 'exec' && e.pid === cp.pid));
+  cp.stdin.end();
+  await rec.until((evs) => evs.filter((e) => e.event === 'exec' && e.pid === cp.pid).length === 2);
+  const snap = c.snapshot().find((p) => p.pid === cp.pid);
+  assert.equal(snap?.cwd, b, 'the snapshot record has it');
+  const offSnap = off.snapshot().find((p) => p.pid === cp.pid);
+  assert.ok(offSnap && !('cwd' in offSnap), JSON.stringify(offSnap));
+  await rec.until(exited(cp.pid));
+  await recOff.until(exited(cp.pid));
+  const mine = rec.of(cp.pid);
+  assert.deepEqual(
+    mine.map((e) => [e.event, e.cwd]),
+    [
+      ['fork', undefined],
+      ['exec', a],
+      ['exec', b],
+      ['exit', b],
+    ],
+  );
+  const none = recOff.of(cp.pid);
+  assert.deepEqual(
+    none.map((e) => e.event),
+    ['fork', 'exec', 'exec', 'exit'],
+  );
+  for (const e of none) {
+    assert.equal(e.cwd, undefined, JSON.stringify(e));
+    assert.ok(!(e.missing ?? []).includes('cwd'), JSON.stringify(e));
+  }
+  assert.throws(() => new ProcConnector({ cwd: 'yes' }), /^TypeError: cwd must be true or false, got yes$/);
+  assert.throws(() => new ProcConnector({ cgroups: 0 }), /^TypeError: cgroups must be true or false, got 0$/);
 });

@@ -4,6 +4,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const { ProcConnector, ProcConnectorError, toLine } = require('..');
 const { record, run, about, exited, SELF_COMM } = require('./helpers');
@@ -21,9 +22,12 @@ test('fork, exec and exit of a short-lived process, field by field', async (t) =
   t.after(() => c.stop());
   const arg = 'two words é ☃';
   const rec = record(c);
-  // The shell waits for its stdin to close, so /proc still has it when the exec is read.
+  // The shell waits for its stdin to close, so /proc still has it when the exec is read. It
+  // runs in a directory of its own, named with a space and non-ASCII.
   const { spawn } = require('node:child_process');
-  const cp = spawn('/bin/sh', ['-c', 'read x; exit 3', 'sh-name', arg], { stdio: ['pipe', 'ignore', 'ignore'] });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm cwd é-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const cp = spawn('/bin/sh', ['-c', 'read x; exit 3', 'sh-name', arg], { stdio: ['pipe', 'ignore', 'ignore'], cwd: dir });
   const pid = cp.pid;
   const code = await new Promise((resolve) => {
     cp.on('exit', resolve);
@@ -54,7 +58,9 @@ test('fork, exec and exit of a short-lived process, field by field', async (t) =
   assert.equal(exec.user, 'root');
   assert.equal(exec.comm, 'sh');
   assert.equal(exec.exe, fs.realpathSync('/bin/sh'));
+  assert.equal(exec.cwd, dir);
   assert.equal(exec.missing, undefined);
+  assert.equal(fork.cwd, undefined, 'a fork says nothing of it');
 
   assert.equal(exit.pid, pid);
   assert.equal(exit.exit_code, 768);
@@ -65,6 +71,7 @@ test('fork, exec and exit of a short-lived process, field by field', async (t) =
   assert.equal(exit.cmdline, exec.cmdline);
   assert.equal(exit.user, 'root');
   assert.equal(exit.ppid, process.pid);
+  assert.equal(exit.cwd, dir, 'carried to the exit');
   assert.ok(exit.duration_ms > 0 && exit.duration_ms < 60000, String(exit.duration_ms));
   const lag = Date.now() - Date.parse(exit.time);
   assert.ok(lag >= -1000 && lag < 60000, `event time ${exit.time} is close to now`);
@@ -322,12 +329,15 @@ test("least privilege (nobody with CAP_NET_ADMIN alone, as the systemd unit gran
   assert.equal(s.rcvbufForced, true, 'CAP_NET_ADMIN grants SO_RCVBUFFORCE');
   assert.equal(e.exe, '', "reading root's /proc/PID/exe needs CAP_SYS_PTRACE");
   assert.ok(e.missing.includes('exe'));
+  assert.equal(e.cwd, undefined, 'nor its /proc/PID/cwd');
+  assert.ok(e.missing.includes('cwd'));
 });
 
 test("with CAP_NET_ADMIN and CAP_SYS_PTRACE (the systemd unit's pair): other users' exe is read too", async () => {
   const { e } = await seeRootExec(kernel.nobodyWith('net_admin', 'sys_ptrace'));
   assert.equal(e.exe, fs.realpathSync('/bin/sh'));
   assert.ok(!(e.missing ?? []).includes('exe'));
+  assert.equal(e.cwd, process.cwd());
 });
 
 test('in a new user namespace: a clear error naming the namespace, whatever the kernel answers (EPERM or no acknowledgement), no hang', (t) => {

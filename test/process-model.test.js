@@ -196,6 +196,7 @@ test('snapshot(): the live table, seeded from /proc and kept by fork, exec and e
   const self = snap.find((r) => r.pid === process.pid);
   assert.equal(self.learned, true);
   assert.equal(self.exe, fs.realpathSync(process.execPath));
+  assert.equal(self.cwd, process.cwd(), 'learned from /proc: where it is now');
   assert.equal(self.user, 'root');
   assert.ok(Date.parse(self.start_time) <= Date.now());
   const rec = record(c);
@@ -219,6 +220,7 @@ test('snapshot(): the live table, seeded from /proc and kept by fork, exec and e
       start_time: undefined,
       exec_time: undefined,
       cgroup: exec.cgroup,
+      cwd: exec.cwd,
       threads: 0,
       learned: false,
     },

@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
-const { trace, traceProcess, summaryText, statusOf } = require('..');
+const { trace, traceProcess, summaryText, statusOf, chromeTrace } = require('..');
 const { JobTracker } = require('../dist/trace/job');
 const { tmpDir } = require('./server-helpers');
 const { NOBODY, unprivileged } = require('./kernel');
@@ -224,6 +224,31 @@ test("procMonitor trace: what each process cost (CPU, peak RSS, I/O; the kernel'
   assert.equal(s.cost_known, s.processes);
   assert.match(r.stderr, /; CPU \d+ ms\n/);
   assert.match(r.stderr, new RegExp(`cpu \\d+ ms +exit 0 +${root.pid} `));
+});
+
+test('trace(): where each program ran: every exec with its working directory, a cd between two shown; the root where it was started', async (t) => {
+  const dir = tmpDir(t, 'pm-trace-cwd-');
+  fs.mkdirSync(path.join(dir, 'sub'));
+  const s = await trace('/bin/sh', ['-c', 'sleep 0.05; cd sub && sleep 0.05; exit 0'], { stdio: 'ignore', cwd: dir }).done;
+  const root = s.tree;
+  assert.deepEqual(
+    root.execs.map((x) => [x.argv[0], x.cwd]),
+    [['/bin/sh', dir]],
+  );
+  assert.equal(root.cwd, dir);
+  assert.deepEqual(
+    root.children.map((c) => [c.argv.join(' '), c.cwd, c.execs.at(-1).cwd]),
+    [
+      ['sleep 0.05', dir, dir],
+      ['sleep 0.05', path.join(dir, 'sub'), path.join(dir, 'sub')],
+    ],
+  );
+  // In the Chrome trace's slices too.
+  const slices = chromeTrace(s).traceEvents.filter((e) => e.ph === 'X');
+  assert.deepEqual(
+    slices.map((e) => e.args.cwd),
+    [dir, dir, path.join(dir, 'sub')],
+  );
 });
 
 test('trace(): nothing of the host outside the job, however busy it is', async (t) => {

@@ -85,6 +85,7 @@ ${option('-e, --events LIST', `events to report, comma-separated: ${EVENT_NAMES.
                          with pid, exec_id, comm, exe), or none (default: exec)
       --ancestor-depth N ancestors listed at most per event, 1-1024 (default: 16)
       --cgroups yes|no   cgroup and container_id on fork, exec, exit (default: yes)
+      --cwd yes|no       cwd, the working directory at exec, on exec and exit (default: yes)
       --replay N         events kept for clients that resume ({"resume_from": N}) or fall
                          behind (default: 65536); 0 turns request lines off
       --metrics HOST:PORT
@@ -144,6 +145,7 @@ export interface DaemonOptions {
   ancestors: string;
   ancestorDepth: number;
   cgroups: boolean;
+  cwd: boolean;
   /** Said on stderr (and syslog) at start: e.g. a password file others may read. */
   warnings: string[];
 }
@@ -172,6 +174,7 @@ const STRING_FLAGS = [
   'ancestors',
   'ancestor-depth',
   'cgroups',
+  'cwd',
   ...NATS_FLAGS,
 ];
 const TLS_FLAGS = ['tls-cert', 'tls-key', 'tls-ca'];
@@ -269,8 +272,8 @@ function servingFlags(flags: Flags): ServingFlags {
   return { events, clients, clientsPerUser, visibility, direct, format, slowClient, modeText, groupText };
 }
 
-/** What the reader reports and keeps: --stall-timeout, --rcvbuf, --replay, --ancestors, --ancestor-depth, --cgroups. */
-function readerFlags(flags: Flags): Pick<DaemonOptions, 'stallTimeout' | 'rcvbuf' | 'replay' | 'ancestors' | 'ancestorDepth' | 'cgroups'> {
+/** What the reader reports and keeps: --stall-timeout, --rcvbuf, --replay, --ancestors, --ancestor-depth, --cgroups, --cwd. */
+function readerFlags(flags: Flags): Pick<DaemonOptions, 'stallTimeout' | 'rcvbuf' | 'replay' | 'ancestors' | 'ancestorDepth' | 'cgroups' | 'cwd'> {
   const str = (name: string): string | undefined => flags.str(name);
   const stallText = str('stall-timeout');
   const stallTimeout = stallText === undefined ? 60 : wholeNumber(stallText, 'stall-timeout', 0, 86400);
@@ -288,9 +291,13 @@ function readerFlags(flags: Flags): Pick<DaemonOptions, 'stallTimeout' | 'rcvbuf
   }
   const depthText = str('ancestor-depth');
   const ancestorDepth = depthText === undefined ? 16 : wholeNumber(depthText, 'ancestor-depth', 1, 1024);
-  const cgroupsText = str('cgroups');
-  if (cgroupsText !== undefined && cgroupsText !== 'yes' && cgroupsText !== 'no') throw new UsageError(`--cgroups must be yes or no, got "${cgroupsText}"`);
-  return { stallTimeout, rcvbuf, replay, ancestors, ancestorDepth, cgroups: cgroupsText !== 'no' };
+  return { stallTimeout, rcvbuf, replay, ancestors, ancestorDepth, cgroups: yesNo(str('cgroups'), 'cgroups'), cwd: yesNo(str('cwd'), 'cwd') };
+}
+
+/** A yes|no flag, yes when not given. */
+function yesNo(text: string | undefined, name: string): boolean {
+  if (text !== undefined && text !== 'yes' && text !== 'no') throw new UsageError(`--${name} must be yes or no, got "${text}"`);
+  return text !== 'no';
 }
 
 /**

@@ -148,6 +148,7 @@ async function daemon(o: DaemonOptions, logs: Logs, shutdown: Shutdown): Promise
     ancestors: o.ancestors,
     ancestorDepth: o.ancestorDepth,
     cgroups: o.cgroups,
+    cwd: o.cwd,
     redact: secretsOf(o),
   });
   const server = await serve(o, conn, logs);

@@ -37,7 +37,7 @@ export function chromeTrace(s: JobSummary): ChromeTrace {
     ev.push({ name: 'thread_sort_index', ph: 'M', pid: JOB, tid, args: { sort_index: tid } });
     const stop = n.end !== null ? us(n.end) : Math.max(us(n.start), Math.round((end - t0) * 1000));
     // Its programs: what it ran from its fork (its parent's, until its first exec), then each exec.
-    const runs = n.execs.length > 0 ? n.execs : [{ argv: n.argv, time: n.start, exe: null, exec_id: n.exec_id, missing: [] }];
+    const runs = n.execs.length > 0 ? n.execs : [{ argv: n.argv, time: n.start, exe: null, cwd: n.cwd, exec_id: n.exec_id, missing: [] }];
     runs.forEach((r, i) => {
       const from = i === 0 ? us(n.start) : us(r.time);
       const next = runs[i + 1];
@@ -55,6 +55,7 @@ export function chromeTrace(s: JobSummary): ChromeTrace {
           ppid: n.ppid,
           argv: r.argv,
           exe: r.exe,
+          cwd: r.cwd,
           exec_id: r.exec_id,
           ...(next ? {} : { status: outcome(n), code: n.code, signal: n.signal, duration_ms: n.duration_ms, ...(n.cost ? { cost: n.cost } : {}) }),
           ...(r.missing.length > 0 ? { missing: r.missing } : {}),

@@ -70,7 +70,7 @@ var det=document.getElementById('details');
 function pick(i){sel=i;var n=nodes[i];det.textContent='';
  det.appendChild(el('div','', 'pid '+n.pid+', parent '+n.ppid+(n.user?', user '+n.user:'')+(n.exec_id?', run '+n.exec_id:'')));
  det.appendChild(el('div','', outcome(n)+' after '+dur(n.duration_ms)+'; started '+n.start+(n.end?', ended '+n.end:'')));
- n.execs.forEach(function(x,j){det.appendChild(el('div','meta',(x.inherited?"its parent's program":'exec '+(j+1))+(x.exe?' '+x.exe:'')+' at '+x.time+(x.missing.length?' (missing: '+x.missing.join(', ')+')':'')));
+ n.execs.forEach(function(x,j){det.appendChild(el('div','meta',(x.inherited?"its parent's program":'exec '+(j+1))+(x.exe?' '+x.exe:'')+(x.cwd?' in '+x.cwd:'')+' at '+x.time+(x.missing.length?' (missing: '+x.missing.join(', ')+')':'')));
   var ol=el('ol','argv');x.argv.forEach(function(a){ol.appendChild(el('li','',a))});det.appendChild(ol)});
  if(n.cost){var c=n.cost,parts=[];if(c.user_ms!==undefined)parts.push('user '+dur(c.user_ms));if(c.system_ms!==undefined)parts.push('system '+dur(c.system_ms));
   if(c.max_rss_kb!==undefined)parts.push('peak RSS '+(c.max_rss_kb/1024).toFixed(1)+' MiB');if(c.read_bytes!==undefined)parts.push('read '+c.read_bytes+' B');if(c.write_bytes!==undefined)parts.push('written '+c.write_bytes+' B');

@@ -59,9 +59,8 @@ export class Job extends EventEmitter<JobEvents> {
   /** The job's processes so far, in the order they joined. */
   readonly processes: readonly TracedProcess[];
   private readonly tracker: JobTracker;
-  private rootExited = false;
-  private onRootExit: (() => void) | null = null;
-  private readonly exitWaiters = new Map<number, () => void>();
+  /** Who waits for the end of which process record (by index). */
+  private readonly exitWaiters = new Map<number, Set<() => void>>();
 
   /** @internal Use trace() or traceProcess(): `run` starts the job (synchronously, up to its first await) and resolves with its summary. */
   constructor(
@@ -73,11 +72,9 @@ export class Job extends EventEmitter<JobEvents> {
     this.tracker = new JobTracker((name, ...args) => (this.emit as (n: string, ...a: unknown[]) => boolean)(name, ...args));
     this.processes = this.tracker.processes;
     this.on('exit', (p) => {
-      if (p.index === 0) {
-        this.rootExited = true;
-        this.onRootExit?.();
-      }
-      this.exitWaiters.get(p.index)?.();
+      const waiting = this.exitWaiters.get(p.index);
+      this.exitWaiters.delete(p.index);
+      for (const wake of waiting ?? []) wake();
     });
     connector.on('batch', (batch) => {
       for (const ev of batch) this.tracker.take(ev);
@@ -90,40 +87,58 @@ export class Job extends EventEmitter<JobEvents> {
     return this.tracker;
   }
 
-  /** @internal Resolves once the kernel's exit event of the root has been taken (or after `ms`). */
+  /** @internal Resolves once the kernel's exit event of the root has been taken (or after `ms`: false). */
   rootEnded(ms: number): Promise<boolean> {
-    if (this.rootExited) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const t = setTimeout(() => resolve(false), ms);
-      this.onRootExit = () => {
-        clearTimeout(t);
-        resolve(true);
-      };
-    });
+    const root = this.processes[0];
+    return root ? this.ended(root, ms) : Promise.resolve(false);
   }
 
-  /** @internal Resolves once process record `index` has ended (or after `ms`: false). */
+  /** @internal Resolves once process record `p` has ended (true), or after `ms` (false). */
   ended(p: TracedProcess, ms: number): Promise<boolean> {
     if (p.end !== null) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const t = setTimeout(() => resolve(false), ms);
-      this.exitWaiters.set(p.index, () => {
-        clearTimeout(t);
-        this.exitWaiters.delete(p.index);
+      let waiting = this.exitWaiters.get(p.index);
+      if (!waiting) this.exitWaiters.set(p.index, (waiting = new Set()));
+      const wake = () => {
+        clearTimeout(timer);
         resolve(true);
-      });
+      };
+      const timer = setTimeout(() => {
+        waiting.delete(wake);
+        resolve(false);
+      }, ms);
+      waiting.add(wake);
     });
   }
 }
 
+/** Where a process is now, null when /proc will not say. */
+function cwdOf(pid: number): string | null {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return null;
+  }
+}
+
+/** A process's name, state letter and parent from /proc/PID/stat; null if there is no such process. */
+function procStat(pid: number): { comm: string; state: string; ppid: number } | null {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return null;
+  }
+  // The name may hold anything, ')' included: the fields after it count from the last ')'.
+  const close = stat.lastIndexOf(')');
+  const [state = '', ppid = '0'] = stat.slice(close + 2).split(' ', 2);
+  return { comm: stat.slice(stat.indexOf('(') + 1, close), state, ppid: Number(ppid) };
+}
+
 /** Whether a process is alive, and not a zombie (a zombie has ended; its exit event is on its way). */
 function running(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
+  const s = procStat(pid);
+  return s !== null && s.state !== 'Z';
 }
 
 /** What becomes of the job's processes still running when the command has ended. */
@@ -197,7 +212,7 @@ export function trace(command: string, args: readonly string[] = [], options: Tr
     } catch (err) {
       return Promise.reject(new TraceError('ESPAWN', `cannot run ${command}: ${(err as Error).message}`, { cause: err }));
     }
-    if (child.pid !== undefined) job.track().root(child.pid, process.pid, new Date().toISOString(), path.basename(command), argv, true);
+    if (child.pid !== undefined) job.track().root(child.pid, process.pid, new Date().toISOString(), path.basename(command), argv, true, path.resolve(options.cwd ?? '.'));
     return new Promise<JobSummary>((resolve, reject) => {
       child.once('error', (err) => {
         if (child.pid !== undefined) return; // it runs: its exit comes
@@ -223,19 +238,18 @@ export function trace(command: string, args: readonly string[] = [], options: Tr
 export function traceProcess(pid: number, options: TraceOptions = {}): Job {
   if (!Number.isInteger(pid) || pid <= 0) throw new TraceError('EINVAL', `traceProcess(pid) needs a pid, got ${String(pid)}`);
   const { policy, grace } = checkPolicy(options);
-  let stat: string;
+  const stat = procStat(pid);
   let argv: string[];
   try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    if (stat === null) throw new Error('gone');
     argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
   } catch {
     throw new TraceError('ENOPROC', `no process ${pid}`);
   }
-  const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  const { comm, ppid } = stat;
   const connector = connectorFor(options, false).start();
   return new Job(argv, connector, async (job) => {
-    const root = job.track().root(pid, ppid, new Date().toISOString(), comm, argv, false);
+    const root = job.track().root(pid, ppid, new Date().toISOString(), comm, argv, false, cwdOf(pid));
     while (!(await job.rootEnded(1000)) && running(pid));
     const endedAt = root.end ? Date.parse(root.end) : Date.now();
     const leftovers = await settleLeftovers(job, policy, grace, endedAt);

@@ -9,6 +9,11 @@ export interface TracedExec {
   /** Exact argv; empty (with 'argv' in `missing`) when the process was gone before it could be read. */
   argv: string[];
   exe: string | null;
+  /**
+   * The working directory at that exec (a forked child's: its parent's at its exec); null
+   * where it could not be read (then 'cwd' is in `missing`) or the connector's `cwd` is off.
+   */
+  cwd: string | null;
   time: string;
   missing: string[];
   /** The parent's program, which a forked child runs until its first exec (replaced by it). */
@@ -90,11 +95,11 @@ export class JobTracker {
    * Starts the job at `pid`, whose parent `ppid` is not in the job. `start` is when it began as
    * far as the caller knows; with `forkToCome`, its own fork event (the caller just started it)
    * sets its start and run id when it comes. `argv`: what it was asked to run, until its exec
-   * is seen.
+   * is seen; `cwd`: where it was started, as far as the caller knows.
    */
-  root(pid: number, ppid: number, start: string, comm: string, argv: string[], forkToCome: boolean): TracedProcess {
+  root(pid: number, ppid: number, start: string, comm: string, argv: string[], forkToCome: boolean, cwd: string | null = null): TracedProcess {
     const p = this.add(pid, ppid, start, null, comm, null, null);
-    if (argv.length > 0) p.execs.push({ exec_id: null, argv, exe: null, time: start, missing: [], inherited: true });
+    if (argv.length > 0) p.execs.push({ exec_id: null, argv, exe: null, cwd, time: start, missing: [], inherited: true });
     if (forkToCome) this.rootAwaitingFork = p;
     return p;
   }
@@ -157,7 +162,7 @@ export class JobTracker {
     if (!p) return false;
     // A fork's copy of its parent's program is replaced by its first exec.
     if (p.execs.length === 1 && p.execs[0]?.inherited) p.execs.length = 0;
-    p.execs.push({ exec_id: ev.exec_id ?? null, argv: ev.argv, exe: ev.exe || null, time: ev.time, missing: [...(ev.missing ?? [])] });
+    p.execs.push({ exec_id: ev.exec_id ?? null, argv: ev.argv, exe: ev.exe || null, cwd: ev.cwd ?? null, time: ev.time, missing: [...(ev.missing ?? [])] });
     p.exec_id = ev.exec_id ?? p.exec_id;
     p.comm = ev.comm || p.comm;
     if (ev.user) p.user = ev.user;

@@ -17,6 +17,8 @@ export interface Leftover {
 export interface TreeNode extends Omit<TracedProcess, 'children' | 'childIndexes' | 'index'> {
   /** Its argv as last run (its last exec, else its parent's program). */
   argv: string[];
+  /** The working directory of that run (see TracedExec.cwd). */
+  cwd: string | null;
   failed: boolean;
   children: TreeNode[];
 }
@@ -59,7 +61,13 @@ export function argvOf(p: { execs: TracedExec[]; comm: string }): string[] {
 /** The tree under `processes[0]` (the root), built from the records' child indexes. */
 export function treeOf(processes: readonly TracedProcess[], at = 0): TreeNode {
   const p = processes[at] as TracedProcess;
-  const node: TreeNode & { childIndexes?: number[]; index?: number } = { ...p, argv: argvOf(p), failed: failed(p), children: p.childIndexes.map((i) => treeOf(processes, i)) };
+  const node: TreeNode & { childIndexes?: number[]; index?: number } = {
+    ...p,
+    argv: argvOf(p),
+    cwd: p.execs.at(-1)?.cwd ?? null,
+    failed: failed(p),
+    children: p.childIndexes.map((i) => treeOf(processes, i)),
+  };
   delete node.childIndexes;
   delete node.index;
   return node;

@@ -12,6 +12,7 @@
 #include "../../fuzz/fake_proc_reader.h"
 #include "../../native/pacer.h"
 #include "../../native/process_table.h"
+#include "../../native/wire.h"
 #include "unit.h"
 
 namespace {
@@ -53,6 +54,7 @@ struct Harness {
     p.uid = uid;
     p.start_ns = 1000;
     p.cgroup = "/user.slice/user-1000.slice";
+    p.cwd = "/home/u" + std::to_string(pid);
     return p;
   }
   RawEvent Ev(uint32_t what, int32_t pid, int32_t tgid) {
@@ -254,6 +256,57 @@ void ExecOfAProcessAlreadyGone() {
   EXPECT(out[0].user == "user1000");  // exec keeps the user
 }
 
+void CwdReadAtExecInheritedAtForkCarriedToExit() {
+  Harness h;
+  h.Fork(100, 200);
+  h.Add(200, 100, "make", {"make", "-j2"}, 1000).cwd = "/src/proj";
+  std::vector<OutEvent> e = h.Feed(h.Ev(pm::kExec, 200, 200));  // (a copy: Feed reuses its vector)
+  EXPECT(e.size() == 1 && e[0].with_cwd && e[0].have_cwd && e[0].cwd == "/src/proj" && !(e[0].missing & pm::kMissCwd));
+  // Its child runs make until it execs: the table's cwd is inherited, and carried to an exit
+  // that comes before any exec; a fork event says nothing of it.
+  auto& f = h.Fork(200, 201);
+  EXPECT(f.size() == 1 && !f[0].with_cwd && !(f[0].missing & pm::kMissCwd));
+  auto& x = h.Exit(201, 201, 0);
+  EXPECT(x.size() == 1 && x[0].with_cwd && x[0].cwd == "/src/proj");
+  // A chdir() shows at the next exec only: what /proc says then.
+  h.Fork(200, 202);
+  h.Add(202, 200, "cc", {"cc", "-c", "a.c"}, 1000).cwd = "/src/proj/sub";
+  EXPECT(h.Feed(h.Ev(pm::kExec, 202, 202))[0].cwd == "/src/proj/sub");
+  EXPECT(h.Exit(202, 202, 0)[0].cwd == "/src/proj/sub");
+  // Unreadable at exec: absent and named missing, at the exec and at the exit.
+  h.Fork(200, 203);
+  h.Add(203, 200, "ls", {"ls"}, 1000).have_cwd = false;
+  std::vector<OutEvent> u = h.Feed(h.Ev(pm::kExec, 203, 203));
+  EXPECT(u[0].with_cwd && !u[0].have_cwd && (u[0].missing & pm::kMissCwd));
+  EXPECT(h.Exit(203, 203, 0)[0].missing & pm::kMissCwd);
+  // The snapshot has it.
+  bool found = false;
+  for (const auto& r : h.Snapshot()) found = found || (r.pid == 200 && r.have_cwd && r.cwd == "/src/proj");
+  EXPECT(found);
+  // On the wire: "cwd" on exec and exit; "cwd" in missing where it could not be read.
+  std::string line;
+  pm::AppendEventLine(line, e[0]);
+  EXPECT(line.find(",\"cwd\":\"/src/proj\"") != std::string::npos);
+  line.clear();
+  pm::AppendEventLine(line, u[0]);
+  EXPECT(line.find("\"cwd\":") == std::string::npos && line.find("\"cwd\"]}") != std::string::npos);  // the last of missing
+}
+
+void CwdOffReadsNothing() {
+  pm::Options o = AllEvents();
+  o.cwd = false;
+  Harness h(o);
+  h.Fork(100, 200);
+  h.Add(200, 100, "ls", {"ls"}, 1000);
+  auto& e = h.Feed(h.Ev(pm::kExec, 200, 200));
+  EXPECT(e.size() == 1 && !e[0].with_cwd && !(e[0].missing & pm::kMissCwd));
+  std::string line;
+  pm::AppendEventLine(line, e[0]);
+  EXPECT(line.find("cwd") == std::string::npos);
+  EXPECT(!h.Exit(200, 200, 0)[0].with_cwd);
+  for (const auto& r : h.Snapshot()) EXPECT(!r.have_cwd);
+}
+
 void SecretsRedacted() {
   pm::Options o = AllEvents();
   o.redact = {"hunter2"};
@@ -301,6 +354,8 @@ const unit::Case kCases[] = {
     {"a full table: counted, reported all the same; gone processes swept out for new ones", FullTableCountsAndSweeps},
     {"uid and comm events change the user and the name on later events", UidAndCommChangeTheTable},
     {"exec of a process already reaped: nothing read, no stale name", ExecOfAProcessAlreadyGone},
+    {"cwd: read at exec, inherited at fork, carried to the exit; missing where unreadable", CwdReadAtExecInheritedAtForkCarriedToExit},
+    {"cwd off: nothing read, nothing said", CwdOffReadsNothing},
     {"secrets in argv are redacted in argv and cmdline", SecretsRedacted},
     {"events that are not reported still keep the table", UnreportedKindsStillKeepTheTable},
     {"pacer: JS woken at most once per interval, ppoll's timeout until then", PacerWakesAtMostOncePerInterval},
