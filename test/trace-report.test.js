@@ -70,6 +70,20 @@ test('--html in a real headless Chromium: every process drawn, a click shows its
   await page.evaluate('new Promise((r) => (function wait() { document.body.dataset.ready ? r() : setTimeout(wait, 20); })())');
   assert.equal(await page.evaluate('document.body.dataset.ready'), String(s.processes));
   assert.equal(await page.evaluate("document.querySelectorAll('#timeline .bar').length"), s.processes, 'a bar per process');
+  // Bars wide enough are labelled with their program's name (shortened to fit, never past the bar).
+  const labels = await page.evaluate(`[...document.querySelectorAll('#timeline .lbl')].map((l) => {
+    const t = l.getBBox(), mid = t.y + t.height / 2;
+    const inBar = [...document.querySelectorAll('#timeline .bar')].some((b) => { const r = b.getBBox(); return t.x >= r.x && t.x + t.width <= r.x + r.width + 0.5 && mid >= r.y && mid <= r.y + r.height; });
+    return { text: l.textContent, inBar };
+  })`);
+  assert.ok(
+    labels.some((l) => l.text === 'sh'),
+    `the command's bar is labelled: ${JSON.stringify(labels)}`,
+  );
+  for (const l of labels) {
+    assert.match(l.text, /^(sh|sleep|s\S*…)$/, JSON.stringify(labels));
+    assert.ok(l.inBar, `within its bar: ${JSON.stringify(l)}`);
+  }
   assert.equal(await page.evaluate("document.querySelectorAll('#tree .row').length"), s.processes, 'a row per process');
   assert.equal(await page.evaluate('document.body.dataset.pwned ?? null'), null, 'argv is text, never markup');
   // Click the bar of the process that failed (exit 3): its details show its argv, one item per argument.

@@ -365,6 +365,28 @@ test("procMonitor trace: stdin and stdout pass through, its status is the comman
   );
 });
 
+test('procMonitor trace: options end at -- or at the command; the command keeps its own options', () => {
+  const { parseTraceArgs } = require('../dist/cli/trace');
+  const p = (...a) => parseTraceArgs(a);
+  assert.deepEqual(p('--json', 'x.json', 'make', '-j2', '--json', 'y').command, ['make', '-j2', '--json', 'y']);
+  assert.equal(p('--json', 'x.json', 'make').json, 'x.json');
+  assert.deepEqual(p('-q', '--', '-weird', '--help').command, ['-weird', '--help']);
+  assert.deepEqual(p('--html=r.html', '--kill-grace', '0', 'ls'), {
+    command: ['ls'],
+    leftovers: 'report',
+    killGraceMs: 0,
+    ndjson: null,
+    json: null,
+    chrome: null,
+    html: 'r.html',
+    quiet: false,
+  });
+  assert.equal(p('-h'), 'help');
+  assert.equal(p('--quiet', 'true').quiet, true);
+  assert.throws(() => p('--json', 'a', '--json', 'b', 'ls'), /--json given more than once/);
+  assert.throws(() => p('--json'), /--json needs a value/);
+});
+
 test('procMonitor trace: bad options are named (status 2), before the command runs', (t) => {
   const dir = tmpDir(t, 'pm-trace-bad-');
   const marker = path.join(dir, 'ran');

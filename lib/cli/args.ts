@@ -1,8 +1,5 @@
 /** Command-line parsing shared by the procMonitor commands (mri underneath). */
-import type { X509Certificate } from 'node:crypto';
-import * as fs from 'node:fs';
 import mri = require('mri');
-import { checkKeyPair, parseCertificates, parsePrivateKey } from '../pem';
 
 /** Bad usage: the message is the one line printed before exiting with status 2. */
 export class UsageError extends Error {}
@@ -94,53 +91,27 @@ function joinNegativeValues(argv: string[], spec: FlagSpec): string[] {
   return out;
 }
 
+/**
+ * A command line of options then a command (`procMonitor trace [options] [--] COMMAND ARGS`):
+ * the options end at `--` or at the first argument that is neither an option nor the value of
+ * one; everything after is the command's, untouched (its own options included).
+ */
+export function splitCommand(argv: readonly string[], spec: FlagSpec): { options: string[]; command: string[] } {
+  const takesValue = new Set(spec.string);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--') return { options: argv.slice(0, i), command: argv.slice(i + 1) };
+    if (!a.startsWith('-') || a === '-') return { options: argv.slice(0, i), command: argv.slice(i) };
+    const long = a.startsWith('--') ? a.slice(2) : /^-[^-]$/.test(a) ? spec.short[a.slice(1)] : undefined;
+    if (long !== undefined && takesValue.has(long)) i++; // its value, whatever it looks like
+  }
+  return { options: [...argv], command: [] };
+}
+
 /** A whole number from min to max, or a UsageError naming the flag. */
 export function wholeNumber(text: string, flag: string, min: number, max: number): number {
   if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
     throw new UsageError(`--${flag} must be a whole number from ${min} to ${max}, got "${text}"`);
   }
   return Number(text);
-}
-
-/** PEM files named by the `--tls-cert`, `--tls-key` and `--tls-ca` flags, read and checked. */
-export interface TlsFiles {
-  cert?: Buffer;
-  key?: Buffer;
-  ca?: Buffer;
-}
-
-/**
- * Reads `--tls-cert`, `--tls-key` and `--tls-ca` (null when none is given). A file that cannot
- * be read or holds no valid PEM, a cert without its key or a key that is not the cert's, is a
- * UsageError naming the flag and the file.
- */
-export function readTlsFlags(flags: Flags): TlsFiles | null {
-  const names = { cert: flags.str('tls-cert'), key: flags.str('tls-key'), ca: flags.str('tls-ca') };
-  if (names.cert === undefined && names.key === undefined && names.ca === undefined) return null;
-  if ((names.cert === undefined) !== (names.key === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
-  const read = (flag: string, file: string): Buffer => {
-    try {
-      return fs.readFileSync(file);
-    } catch (err) {
-      throw new UsageError(`cannot read --${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-  };
-  const out: TlsFiles = {};
-  try {
-    if (names.cert !== undefined && names.key !== undefined) {
-      const certWhat = `--tls-cert ${names.cert}`;
-      const keyWhat = `--tls-key ${names.key}`;
-      out.cert = read('tls-cert', names.cert);
-      out.key = read('tls-key', names.key);
-      const leaf = parseCertificates(out.cert, certWhat)[0] as X509Certificate;
-      checkKeyPair(leaf, parsePrivateKey(out.key, keyWhat), certWhat, keyWhat);
-    }
-    if (names.ca !== undefined) {
-      out.ca = read('tls-ca', names.ca);
-      parseCertificates(out.ca, `--tls-ca ${names.ca}`);
-    }
-  } catch (err) {
-    throw err instanceof UsageError ? err : new UsageError((err as Error).message);
-  }
-  return out;
 }

@@ -3,7 +3,8 @@ import { parseEventList } from '../events';
 import { formatEvent } from './format';
 
 export { formatEvent };
-import { parseFlags, readTlsFlags, UsageError, wholeNumber } from './args';
+import { parseFlags, UsageError, wholeNumber } from './args';
+import { readTlsFlags } from './tls-flags';
 import { readSecretFile } from '../secret';
 
 const NAME = 'procMonitor-client';

@@ -5,7 +5,8 @@
 import * as net from 'node:net';
 import { EVENT_NAMES, parseEventList } from '../events';
 import type { TcpTlsOptions } from '../server';
-import { parseFlags, readTlsFlags, UsageError, wholeNumber, type FlagSpec, type Flags } from './args';
+import { parseFlags, UsageError, wholeNumber, type FlagSpec, type Flags } from './args';
+import { readTlsFlags } from './tls-flags';
 import type { MetricsAddress } from '../outputs/metrics';
 import { parseMetricsAddress } from './metrics';
 import { syslogConfig, type SyslogConfig } from './syslog';

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import { toLine } from '../events';
 import { chromeTrace, htmlReport, summaryText, trace, type JobSummary, type LeftoverPolicy, type TraceOptions } from '../trace';
+import { parseFlags, splitCommand, UsageError, wholeNumber, type FlagSpec } from './args';
 import { useColor } from './direct';
 
 const NAME = 'procMonitor trace';
@@ -18,7 +19,8 @@ Options:
       --leftovers P      what to do with the job's processes still running when COMMAND
                          ends: report (default), wait (for them to end), kill (SIGTERM,
                          then SIGKILL after --kill-grace)
-      --kill-grace MS    ms between SIGTERM and SIGKILL with --leftovers kill (default 2000)
+      --kill-grace MS    ms between SIGTERM and SIGKILL with --leftovers kill, 0-3600000
+                         (default 2000)
       --ndjson FILE      write every event of the job to FILE (NDJSON, the wire format)
       --json FILE        write the summary to FILE as one JSON document (the tree, a record
                          per process, the leftovers)
@@ -41,63 +43,31 @@ export interface TraceArgs {
   quiet: boolean;
 }
 
+const TRACE_FLAGS: FlagSpec = {
+  string: ['leftovers', 'kill-grace', 'ndjson', 'json', 'chrome-trace', 'html'],
+  boolean: ['quiet', 'help'],
+  short: { q: 'quiet', h: 'help' },
+};
+
 /** Parses `trace`'s arguments: options up to `--` or the first argument that is not one; the rest is the command. */
 export function parseTraceArgs(argv: readonly string[]): TraceArgs | 'help' {
-  const o: TraceArgs = { command: [], leftovers: 'report', killGraceMs: 2000, ndjson: null, json: null, chrome: null, html: null, quiet: false };
-  let i = 0;
-  const value = (flag: string): string => {
-    const v = argv[++i];
-    if (v === undefined) throw new Error(`${flag} needs a value`);
-    return v;
+  const { options, command } = splitCommand(argv, TRACE_FLAGS);
+  const flags = parseFlags(options, TRACE_FLAGS);
+  if (flags.on('help')) return 'help';
+  const leftovers = flags.str('leftovers') ?? 'report';
+  if (leftovers !== 'report' && leftovers !== 'wait' && leftovers !== 'kill') throw new UsageError(`--leftovers must be report, wait or kill, got "${leftovers}"`);
+  const grace = flags.str('kill-grace');
+  const o: TraceArgs = {
+    command,
+    leftovers,
+    killGraceMs: grace === undefined ? 2000 : wholeNumber(grace, 'kill-grace', 0, 3600000),
+    ndjson: flags.str('ndjson') ?? null,
+    json: flags.str('json') ?? null,
+    chrome: flags.str('chrome-trace') ?? null,
+    html: flags.str('html') ?? null,
+    quiet: flags.on('quiet'),
   };
-  for (; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (a === '--') {
-      i++;
-      break;
-    }
-    if (!a.startsWith('-') || a === '-') break;
-    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    const take = () => inline ?? value(flag);
-    switch (flag) {
-      case '-h':
-      case '--help':
-        return 'help';
-      case '-q':
-      case '--quiet':
-        o.quiet = true;
-        break;
-      case '--leftovers': {
-        const p = take();
-        if (p !== 'report' && p !== 'wait' && p !== 'kill') throw new Error(`--leftovers must be report, wait or kill, got ${p}`);
-        o.leftovers = p;
-        break;
-      }
-      case '--kill-grace': {
-        const v = take();
-        const n = Number(v);
-        if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) throw new Error(`--kill-grace must be a whole number of ms, got ${v}`);
-        o.killGraceMs = n;
-        break;
-      }
-      case '--ndjson':
-        o.ndjson = take();
-        break;
-      case '--json':
-        o.json = take();
-        break;
-      case '--chrome-trace':
-        o.chrome = take();
-        break;
-      case '--html':
-        o.html = take();
-        break;
-      default:
-        throw new Error(`unknown option ${a} (see procMonitor trace --help)`);
-    }
-  }
-  o.command = argv.slice(i);
-  if (o.command.length === 0) throw new Error('give the command to trace: procMonitor trace [options] -- COMMAND [ARGS...]');
+  if (command.length === 0) throw new UsageError('give the command to trace: procMonitor trace [options] -- COMMAND [ARGS...]');
   return o;
 }
 

@@ -21,6 +21,7 @@ main{display:flex;height:calc(100vh - 70px)}
 #timeline{flex:1;overflow:hidden;position:relative;border-bottom:1px solid #ddd;cursor:grab}
 #timeline svg{display:block}
 .bar{fill:#4a7fd4}.bar.failed{fill:#d44a4a}.bar.running{fill:#8a8a8a}.bar.sel{stroke:#000;stroke-width:1.5}
+.lbl{font:10px ui-monospace,monospace;fill:#fff;pointer-events:none}
 #details{height:34%;overflow:auto;padding:6px 12px;font-family:ui-monospace,monospace;font-size:12px}
 #details ol{margin:2px 0 6px 1.5em;padding:0}
 `;
@@ -59,7 +60,10 @@ function draw(){var w=tl.clientWidth||800,q=search.value.trim().toLowerCase(),sh
   var b=document.createElementNS(NS,'rect');b.setAttribute('x',Math.max(-1,x));b.setAttribute('y',j*rh+2);b.setAttribute('width',Math.max(1,Math.min(w+1,x2)-Math.max(-1,x)));b.setAttribute('height',rh-3);
   b.setAttribute('class','bar'+(n.failed?' failed':'')+(n.end?'':' running')+(n.i===sel?' sel':''));b.dataset.index=n.i;
   var t=document.createElementNS(NS,'title');t.textContent=n.pid+' '+sh(n.argv)+' ('+dur(n.duration_ms)+', '+outcome(n)+')';b.appendChild(t);
-  b.addEventListener('click',function(){pick(n.i)});svg.appendChild(b);bars.push(b)});
+  b.addEventListener('click',function(){pick(n.i)});svg.appendChild(b);bars.push(b);
+  var room=Math.floor((Math.min(w,x2)-Math.max(0,x)-6)/6.2),name=n.argv[0]?n.argv[0].split('/').pop():n.comm;
+  if(room>=3){var lb=document.createElementNS(NS,'text');lb.setAttribute('x',Math.max(0,x)+3);lb.setAttribute('y',j*rh+11);lb.setAttribute('class','lbl');
+   lb.textContent=name.length>room?name.slice(0,room-1)+'\u2026':name;svg.appendChild(lb)}});
  tl.textContent='';tl.appendChild(svg)}
 tl.addEventListener('wheel',function(e){e.preventDefault();var w=tl.clientWidth||800,at=view.from+(e.offsetX/w)*(view.to-view.from),f=e.deltaY>0?1.25:0.8;
  view.from=at-(at-view.from)*f;view.to=at+(view.to-at)*f;draw()},{passive:false});
