@@ -269,6 +269,16 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
     return this.native ? (this.native.ancestry(pid) as ProcessRecord[] | null) : null;
   }
 
+  /**
+   * Delivers now, before flush() returns, the events the reader has queued for JS, rather than
+   * at its next wake-up (at most every `batchInterval`): for a caller that knows an event has
+   * happened (e.g. a child it reaped) and wants it without the wait. A no-op when stopped.
+   */
+  flush(): this {
+    this.native?.flush();
+    return this;
+  }
+
   /** Counters of the running (or last) subscription; null before the first start(). */
   stats(): ConnectorStats | null {
     return this.native ? this.native.stats() : this.lastStats;

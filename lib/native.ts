@@ -12,6 +12,8 @@ export interface NativeConnector {
   ancestry(pid: number): unknown[] | null;
   /** Test hook: the reader thread stops as if reading had failed with `why`. */
   injectFault(why?: string): void;
+  /** The events queued so far go to the callback now (synchronously), not at the next wake-up. */
+  flush(): void;
 }
 
 export interface NativeStartOptions {

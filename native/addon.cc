@@ -99,11 +99,12 @@ void FinalizeTsfn(Napi::Env, std::shared_ptr<Gate>* ref, Gate*) {
 class Connector : public Napi::ObjectWrap<Connector> {
  public:
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(env, "Connector",
-                       {InstanceMethod<&Connector::Start>("start"), InstanceMethod<&Connector::Stop>("stop"),
-                        InstanceMethod<&Connector::Ref>("ref"), InstanceMethod<&Connector::Unref>("unref"),
-                        InstanceMethod<&Connector::GetStats>("stats"), InstanceMethod<&Connector::Snapshot>("snapshot"),
-                        InstanceMethod<&Connector::Ancestry>("ancestry"), InstanceMethod<&Connector::InjectFault>("injectFault")});
+    return DefineClass(
+        env, "Connector",
+        {InstanceMethod<&Connector::Start>("start"), InstanceMethod<&Connector::Stop>("stop"), InstanceMethod<&Connector::Ref>("ref"),
+         InstanceMethod<&Connector::Unref>("unref"), InstanceMethod<&Connector::GetStats>("stats"),
+         InstanceMethod<&Connector::Snapshot>("snapshot"), InstanceMethod<&Connector::Ancestry>("ancestry"),
+         InstanceMethod<&Connector::InjectFault>("injectFault"), InstanceMethod<&Connector::Flush>("flush")});
   }
 
   // new Connector(onBatch: (events: object[]) => void)
@@ -212,6 +213,12 @@ class Connector : public Napi::ObjectWrap<Connector> {
     napi_value argv[3] = {l.buf, l.meta, why};
     napi_value result;
     napi_call_function(env, Value(), callback_.Value(), 3, argv, &result);
+  }
+
+  // flush(): the events queued so far, to the callback now rather than at the next wake-up.
+  Napi::Value Flush(const Napi::CallbackInfo& info) {
+    Deliver(info.Env());
+    return info.Env().Undefined();
   }
 
   // injectFault(why): test hook; the reader stops as if reading had failed.

@@ -671,3 +671,33 @@ test('cwd: each exec in the directory it ran in (a cd between two execs shows), 
   assert.throws(() => new ProcConnector({ cwd: 'yes' }), /^TypeError: cwd must be true or false, got yes$/);
   assert.throws(() => new ProcConnector({ cgroups: 0 }), /^TypeError: cgroups must be true or false, got 0$/);
 });
+
+test('flush(): what the reader has queued is delivered before flush() returns, not at the next wake-up (batchInterval 1000 ms)', async (t) => {
+  const c = started(t, { events: 'fork,exec,exit', batchInterval: 1000 });
+  const rec = record(c);
+  const exitOf = (pid) => rec.events.find((e) => e.event === 'exit' && e.pid === pid);
+  // A wakes JS (whenever: the first wake-up after a quiet second comes at once); from then on
+  // JS is woken at most once a second.
+  const a = await run('/bin/sh', ['-c', 'exit 7']);
+  await rec.until(() => exitOf(a.pid) !== undefined);
+  // B right after: its exit is held for the next wake-up, most of a second away...
+  const b = await run('/bin/sh', ['-c', 'exit 8']);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(exitOf(b.pid), undefined, 'held by the batch interval (the control)');
+  // ...unless flushed: delivered before flush() returns.
+  c.flush();
+  assert.equal(exitOf(b.pid)?.code, 8, 'delivered by flush()');
+  // C: flushed as soon as it is reaped (its exit is queued within microseconds of that).
+  const c3 = await run('/bin/sh', ['-c', 'exit 9']);
+  const t0 = Date.now();
+  while (exitOf(c3.pid) === undefined && Date.now() - t0 < 500) {
+    c.flush();
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.equal(exitOf(c3.pid)?.code, 9, 'within 500 ms, not at the next wake-up');
+  // Each event once, in order.
+  const exits = rec.events.filter((e) => e.event === 'exit' && [a.pid, b.pid, c3.pid].includes(e.pid)).map((e) => e.pid);
+  assert.deepEqual(exits, [a.pid, b.pid, c3.pid]);
+  c.stop();
+  assert.equal(c.flush(), c, 'a no-op once stopped');
+});

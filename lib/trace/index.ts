@@ -65,7 +65,7 @@ export class Job extends EventEmitter<JobEvents> {
   /** @internal Use trace() or traceProcess(): `run` starts the job (synchronously, up to its first await) and resolves with its summary. */
   constructor(
     readonly command: string[],
-    connector: ProcConnector,
+    private readonly connector: ProcConnector,
     run: (job: Job) => Promise<JobSummary>,
   ) {
     super();
@@ -87,10 +87,23 @@ export class Job extends EventEmitter<JobEvents> {
     return this.tracker;
   }
 
-  /** @internal Resolves once the kernel's exit event of the root has been taken (or after `ms`: false). */
-  rootEnded(ms: number): Promise<boolean> {
+  /**
+   * @internal Resolves once the kernel's exit event of the root has been taken (or after `ms`:
+   * false). `reaped`: its parent has reaped it, so the event is already on its way (the kernel
+   * sends it before the parent can reap): the reader's queue is taken every 2 ms meanwhile
+   * rather than at its next wake-up (the trace's batches are 50 ms apart).
+   */
+  async rootEnded(ms: number, reaped = false): Promise<boolean> {
     const root = this.processes[0];
-    return root ? this.ended(root, ms) : Promise.resolve(false);
+    if (!root) return false;
+    if (!reaped) return this.ended(root, ms);
+    this.connector.flush();
+    const poll = setInterval(() => this.connector.flush(), 2);
+    try {
+      return await this.ended(root, ms);
+    } finally {
+      clearInterval(poll);
+    }
   }
 
   /** @internal Resolves once process record `p` has ended (true), or after `ms` (false). */
@@ -183,7 +196,9 @@ export function statusOf(code: number | null, sig: string | null): number {
 function connectorFor(o: TraceOptions, seed: boolean): ProcConnector {
   // What a trace does not use is not read: no ancestors (the tree is the job's own), no cgroups.
   // What each process cost comes with its exit (taskstats where permitted, else /proc).
-  return new ProcConnector({ cgroups: false, cost: true, ...o.connector, events: 'fork,exec,exit', ancestors: 'none', seed });
+  // Batches of 50 ms: nobody waits on a trace's events but its own end, which is flushed (a
+  // wake-up of JS per event would cost more than everything else the trace does).
+  return new ProcConnector({ cgroups: false, cost: true, batchInterval: 50, ...o.connector, events: 'fork,exec,exit', ancestors: 'none', seed });
 }
 
 function checkPolicy(o: TraceOptions): { policy: LeftoverPolicy; grace: number } {
@@ -222,7 +237,7 @@ export function trace(command: string, args: readonly string[] = [], options: Tr
         const endedAt = Date.now();
         // Node reaped it: the kernel's exit event (with its children's before it) is on its way.
         job
-          .rootEnded(ROOT_EXIT_WAIT_MS)
+          .rootEnded(ROOT_EXIT_WAIT_MS, true)
           .then(() => settleLeftovers(job, policy, grace, endedAt))
           .then((leftovers) => {
             const tracker = job.track();
