@@ -1,13 +1,16 @@
 'use strict';
 /*
- * What `procMonitor trace` costs a real multi-process job, side by side in one run: `make -j2`
- * of a generated tree of small C files (cc, cc1, as per file; ar at the end), run untraced,
- * under `procMonitor trace`, under `strace -f -e trace=process`, and with forkstat running
- * beside it; every mode in each round, rounds interleaved. Wall time and CPU (the job and its
- * tracer: bash's `time` over the whole command; forkstat's own CPU added), and completeness:
- * the trace must hold every compile the Makefile ran (one `cc -c` per file).
+ * What `procMonitor trace` costs a real multi-process job, side by side in one run. Two jobs:
+ * `make -j2` of a generated tree of small C files (cc, cc1, as per file; ar at the end), and
+ * `npm ci` of this project in a clone of it (npm's cache; its install and prepare scripts
+ * run). Each run untraced, under `procMonitor trace`, under `strace -f -e trace=process`, and
+ * with forkstat running beside it; every mode in each round, rounds interleaved. Wall time
+ * and CPU (the job and its tracer: bash's `time` over the whole command; forkstat's own CPU
+ * added), and completeness: the trace must hold every compile the Makefile ran (one `cc -c`
+ * per file), and npm's install script and tsc.
  *
- *   node bench/trace.js [--files 300] [--reps 3] [--quick]   (also: npm run bench -- --only trace)
+ *   node bench/trace.js [--files 300] [--reps 3] [--quick] [--workloads make,npm]
+ *   (also: npm run bench -- --only trace)
  */
 const fs = require('fs');
 const os = require('os');
@@ -51,61 +54,102 @@ function median(xs) {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-async function run(mode, dir, json) {
-  execFileSync('make', ['-s', 'clean'], { cwd: dir });
-  const make = 'make -s -j2';
-  if (mode === 'plain') return timed(make, dir);
-  if (mode === 'trace') return timed(`${process.execPath} ${BIN} trace -q --json ${json} -- ${make}`, dir);
-  if (mode === 'strace') return timed(`strace -f -e trace=process -o /dev/null ${make}`, dir);
+/** Runs `w` once under `mode`: { wall, user, sys } (the job and its tracer). */
+async function run(mode, w, json) {
+  w.reset();
+  const job = w.command;
+  if (mode === 'plain') return timed(job, w.dir);
+  if (mode === 'trace') return timed(`${process.execPath} ${BIN} trace -q --json ${json} -- ${job}`, w.dir);
+  if (mode === 'strace') return timed(`strace -f -e trace=process -o /dev/null ${job}`, w.dir);
   // forkstat beside the job, its own CPU added.
   const fsProc = spawn('forkstat', ['-e', 'fork,exec,exit'], { stdio: ['ignore', 'ignore', 'ignore'] });
   await new Promise((r) => setTimeout(r, 300));
   const c0 = cpuOf(fsProc.pid);
-  const t = timed(make, dir);
+  const t = timed(job, w.dir);
   const extra = cpuOf(fsProc.pid) - c0;
   fsProc.kill('SIGINT');
   await new Promise((r) => fsProc.on('exit', r));
   return { ...t, user: t.user + extra, sys: t.sys };
 }
 
-/** The benchmark; returns its results (and prints a table). */
-async function benchTrace(o = {}) {
-  const files = o.files ?? (o.quick ? 80 : 300);
-  const reps = o.reps ?? 3;
-  const modes = ['plain', 'trace', ...(has('strace') ? ['strace'] : []), ...(has('forkstat') ? ['forkstat'] : [])];
-  for (const m of ['strace', 'forkstat']) if (!modes.includes(m)) process.stderr.write(`warning: ${m} not installed (apt-get install ${m}): skipped\n`);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-bench-trace-'));
-  const dir = path.join(tmp, 'src');
-  makeTree(dir, files);
+/** Every process of a trace's --json summary. */
+function processesOf(json) {
+  const s = JSON.parse(fs.readFileSync(json, 'utf8'));
+  const all = [];
+  (function walk(n) {
+    all.push(n);
+    n.children.forEach(walk);
+  })(s.tree);
+  return { s, all };
+}
+
+/**
+ * The workloads: `make -j2` of `files` generated C files (completeness: one `cc -c` per file in
+ * the trace), and `npm ci` of this project in a clone of it (from npm's cache; its install
+ * script and its prepare script, tsc, run; completeness: both in the trace).
+ */
+function workloads(tmp, files, only) {
+  const out = [];
+  if (!only || only.includes('make')) {
+    const dir = path.join(tmp, 'src');
+    makeTree(dir, files);
+    out.push({
+      name: `make -j2 of ${files} C files`,
+      key: 'make',
+      dir,
+      command: 'make -s -j2',
+      reset: () => execFileSync('make', ['-s', 'clean'], { cwd: dir }),
+      check: (all) => {
+        const compiles = all.filter((n) => n.argv[0] === 'cc' && n.argv.includes('-c')).length;
+        return { ok: compiles === files, what: `${compiles}/${files} compiles` };
+      },
+    });
+  }
+  if (!only || only.includes('npm')) {
+    const dir = path.join(tmp, 'clone');
+    execFileSync('git', ['clone', '-q', ROOT, dir]);
+    out.push({
+      name: 'npm ci of this project (from the cache; install and prepare scripts run)',
+      key: 'npm',
+      dir,
+      command: 'npm ci --prefer-offline --no-audit --no-fund',
+      reset: () => fs.rmSync(path.join(dir, 'node_modules'), { recursive: true, force: true }),
+      check: (all) => {
+        const tsc = all.some((n) => n.argv.some((a) => /typescript\/bin\/tsc$|\btsc$/.test(a)));
+        const gyp = all.some((n) => n.argv.some((a) => a.includes('node-gyp-build')));
+        return { ok: tsc && gyp, what: `install script ${gyp ? 'seen' : 'MISSING'}, tsc ${tsc ? 'seen' : 'MISSING'}` };
+      },
+    });
+  }
+  return out;
+}
+
+/** The benchmark of one workload; returns its results (and prints a table). */
+async function benchWorkload(w, modes, reps, tmp) {
   const json = path.join(tmp, 'trace.json');
   const runs = [];
-  let complete = [];
-  process.stderr.write(`trace bench: make -j2 of ${files} C files; ${modes.join(', ')}; ${reps} rounds, interleaved\n`);
+  const complete = [];
+  process.stderr.write(`trace bench: ${w.name}; ${modes.join(', ')}; ${reps} rounds, interleaved\n`);
   for (let rep = 0; rep < reps; rep++) {
     for (const mode of modes) {
-      const r = await run(mode, dir, json);
+      const r = await run(mode, w, json);
       r.cpu = r.user + r.sys;
       runs.push({ mode, rep, ...r });
       if (mode === 'trace') {
-        const s = JSON.parse(fs.readFileSync(json, 'utf8'));
-        const all = [];
-        (function walk(n) {
-          all.push(n);
-          n.children.forEach(walk);
-        })(s.tree);
-        const compiles = all.filter((n) => n.argv[0] === 'cc' && n.argv.includes('-c')).length;
-        complete.push({ compiles, files, processes: s.processes, lost: s.lost, status: s.status });
+        const { s, all } = processesOf(json);
+        complete.push({ ...w.check(all), processes: s.processes, lost: s.lost, status: s.status });
       }
       process.stderr.write(`[${rep + 1}/${reps}] ${mode.padEnd(9)} wall ${r.wall.toFixed(2)} s, CPU ${r.cpu.toFixed(2)} s\n`);
     }
   }
-  fs.rmSync(tmp, { recursive: true, force: true });
   const agg = Object.fromEntries(
     modes.map((m) => [m, { wall: median(runs.filter((r) => r.mode === m).map((r) => r.wall)), cpu: median(runs.filter((r) => r.mode === m).map((r) => r.cpu)) }]),
   );
   const over = (m, k) => (agg[m] ? agg[m][k] / agg.plain[k] - 1 : null);
   const pct = (x) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
   const lines = [
+    `${w.name}:`,
+    '',
     '| mode | wall s (median) | CPU s (median) | wall overhead | CPU overhead |',
     '|:--|--:|--:|--:|--:|',
     ...modes.map(
@@ -113,9 +157,9 @@ async function benchTrace(o = {}) {
     ),
   ];
   const ratio = agg.strace ? Math.round(((agg.trace.wall - agg.plain.wall) / (agg.strace.wall - agg.plain.wall)) * 100) / 100 : null;
-  const allComplete = complete.every((c) => c.compiles === c.files && c.status === 0);
+  const allComplete = complete.every((c) => c.ok && c.status === 0 && c.lost === 0);
   const result = {
-    files,
+    workload: w.name,
     reps,
     modes,
     runs,
@@ -127,9 +171,25 @@ async function benchTrace(o = {}) {
   };
   process.stdout.write(`\n${lines.join('\n')}\n\n`);
   process.stdout.write(
-    `trace: wall overhead ${pct(result.trace_wall_overhead)} (target < 3%); its overhead / strace's: ${ratio ?? '-'} (target < 0.1); every compile in the trace: ${allComplete ? 'yes' : 'NO'} (${complete.map((c) => `${c.compiles}/${c.files}`).join(', ')}; ${complete[0]?.processes} processes)\n`,
+    `trace: wall overhead ${pct(result.trace_wall_overhead)} (target < 3%); its overhead / strace's: ${ratio ?? '-'} (target < 0.1); complete: ${allComplete ? 'yes' : 'NO'} (${complete.map((c) => c.what).join('; ')}; ${complete[0]?.processes} processes, ${complete[0]?.lost} lost)\n`,
   );
   return result;
+}
+
+/** The benchmark: each workload, its modes interleaved; returns the results by workload. */
+async function benchTrace(o = {}) {
+  const files = o.files ?? (o.quick ? 80 : 300);
+  const reps = o.reps ?? 3;
+  const modes = ['plain', 'trace', ...(has('strace') ? ['strace'] : []), ...(has('forkstat') ? ['forkstat'] : [])];
+  for (const m of ['strace', 'forkstat']) if (!modes.includes(m)) process.stderr.write(`warning: ${m} not installed (apt-get install ${m}): skipped\n`);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-bench-trace-'));
+  try {
+    const out = {};
+    for (const w of workloads(tmp, files, o.workloads)) out[w.key] = await benchWorkload(w, modes, reps, tmp);
+    return out;
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 module.exports = { benchTrace };
@@ -137,7 +197,8 @@ module.exports = { benchTrace };
 if (require.main === module) {
   const args = process.argv.slice(2);
   const get = (k) => (args.includes(k) ? Number(args[args.indexOf(k) + 1]) : undefined);
-  benchTrace({ files: get('--files'), reps: get('--reps'), quick: args.includes('--quick') }).catch((e) => {
+  const only = args.includes('--workloads') ? args[args.indexOf('--workloads') + 1].split(',') : undefined;
+  benchTrace({ files: get('--files'), reps: get('--reps'), quick: args.includes('--quick'), workloads: only }).catch((e) => {
     process.stderr.write(`bench: ${e.stack || e}\n`);
     process.exit(1);
   });
