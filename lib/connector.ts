@@ -154,6 +154,9 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
     cost: number;
   };
   private native: NativeConnector | null = null;
+  /** A batch is being emitted; a flush() asked for meanwhile waits for its end (`flushAfter`). */
+  private delivering = false;
+  private flushAfter = false;
   private lastStats: ConnectorStats | null = null;
   private referenced = true;
 
@@ -273,9 +276,12 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
    * Delivers now, before flush() returns, the events the reader has queued for JS, rather than
    * at its next wake-up (at most every `batchInterval`): for a caller that knows an event has
    * happened (e.g. a child it reaped) and wants it without the wait. A no-op when stopped.
+   * Called from a listener while a batch is being emitted, it takes effect once that batch
+   * has gone out, so that events keep their order.
    */
   flush(): this {
-    this.native?.flush();
+    if (this.delivering) this.flushAfter = true;
+    else this.native?.flush();
     return this;
   }
 
@@ -297,6 +303,19 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
   // The reader's lines go out as they are to 'lines' listeners; objects are made (parsed)
   // only when somebody listens for them.
   private deliver(buf: Buffer, meta: Int32Array): void {
+    this.delivering = true;
+    try {
+      this.emitBatch(buf, meta);
+    } finally {
+      this.delivering = false;
+    }
+    if (this.flushAfter) {
+      this.flushAfter = false;
+      this.native?.flush();
+    }
+  }
+
+  private emitBatch(buf: Buffer, meta: Int32Array): void {
     if (this.listenerCount('lines') > 0) this.emit('lines', linesOfNative(buf, meta));
     if (this.wantsObjects()) {
       this.dispatch(parseLines(buf));

@@ -68,7 +68,8 @@ interface Base {
   container_id?: string;
   /**
    * The working directory the process had at its exec (or, for a process that has not
-   * exec'd, its parent's at fork), on exec and exit (option `cwd`). A later chdir() is not
+   * exec'd, its parent's as last read: at the parent's own exec), on exec and exit (option
+   * `cwd`). A later chdir() is not
    * seen: no event tells of it. Absent, and named in `missing`, where it could not be read.
    */
   cwd?: string;

@@ -156,13 +156,18 @@ bool ReadArgv(int32_t pid, ProcInfo& out) {
 
 namespace {
 
-// The target of the link /proc/PID/NAME; false (errno set) when it cannot be read.
+// The target of the link /proc/PID/NAME; false (errno set) when it cannot be read, or is
+// longer than PATH_MAX (it would be cut: a wrong path is worse than none).
 bool ReadLink(int32_t pid, const char* name, std::string& out) {
   char path[64];
   ProcPath(path, pid, name);
   char target[4096];
-  ssize_t l = readlink(path, target, sizeof target - 1);
+  ssize_t l = readlink(path, target, sizeof target);
   if (l < 0) return false;
+  if (static_cast<size_t>(l) >= sizeof target) {
+    errno = ENAMETOOLONG;
+    return false;
+  }
   out.assign(target, static_cast<size_t>(l));
   return true;
 }

@@ -638,7 +638,8 @@ test('cwd: each exec in the directory it ran in (a cd between two execs shows), 
   const recOff = record(off);
   // The shell starts in a, moves to b once its exec has been seen (cwd is read just after the
   // exec, with argv: a cd before that read would show), then becomes sleep there.
-  const cp = spawn('/bin/sh', ['-c', `read x; cd '${b}' && exec sleep 0.3`], { stdio: ['pipe', 'ignore', 'ignore'], cwd: a });
+  const cp = spawn('/bin/sh', ['-c', `read x; cd '${b}' && exec sleep 30`], { stdio: ['pipe', 'ignore', 'ignore'], cwd: a });
+  t.after(() => cp.kill('SIGKILL'));
   await rec.until((evs) => evs.some((e) => e.event === 'exec' && e.pid === cp.pid));
   await recOff.until((evs) => evs.some((e) => e.event === 'exec' && e.pid === cp.pid));
   cp.stdin.end();
@@ -647,6 +648,7 @@ test('cwd: each exec in the directory it ran in (a cd between two execs shows), 
   assert.equal(snap?.cwd, b, 'the snapshot record has it');
   const offSnap = off.snapshot().find((p) => p.pid === cp.pid);
   assert.ok(offSnap && !('cwd' in offSnap), JSON.stringify(offSnap));
+  cp.kill('SIGTERM');
   await rec.until(exited(cp.pid));
   await recOff.until(exited(cp.pid));
   const mine = rec.of(cp.pid);

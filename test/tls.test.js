@@ -145,6 +145,7 @@ const oneLine = (s) => s.trim().split('\n').length === 1 && !/\n\s+at /.test(s);
 function jsonAbout(out, pid) {
   return out
     .split('\n')
+    .slice(0, -1) // (the last piece is a line still coming, or empty)
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l))
     .filter((e) => e.child_pid === pid || e.pid === pid);

@@ -76,7 +76,7 @@ function joinNegativeValues(argv: string[], spec: FlagSpec): string[] {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     const next = argv[i + 1];
-    const long = a.startsWith('--') ? a.slice(2) : /^-[^-]$/.test(a) ? spec.short[a.slice(1)] : undefined;
+    const long = flagName(a, spec);
     if (a === '--') {
       out.push(...argv.slice(i));
       break;
@@ -91,6 +91,11 @@ function joinNegativeValues(argv: string[], spec: FlagSpec): string[] {
   return out;
 }
 
+/** The long name of a flag as given alone (`--name`, or `-x` for a known short flag); undefined otherwise. */
+function flagName(a: string, spec: FlagSpec): string | undefined {
+  return a.startsWith('--') ? a.slice(2) : /^-[^-]$/.test(a) ? spec.short[a.slice(1)] : undefined;
+}
+
 /**
  * A command line of options then a command (`procMonitor trace [options] [--] COMMAND ARGS`):
  * the options end at `--` or at the first argument that is neither an option nor the value of
@@ -102,7 +107,7 @@ export function splitCommand(argv: readonly string[], spec: FlagSpec): { options
     const a = argv[i] as string;
     if (a === '--') return { options: argv.slice(0, i), command: argv.slice(i + 1) };
     if (!a.startsWith('-') || a === '-') return { options: argv.slice(0, i), command: argv.slice(i) };
-    const long = a.startsWith('--') ? a.slice(2) : /^-[^-]$/.test(a) ? spec.short[a.slice(1)] : undefined;
+    const long = flagName(a, spec);
     if (long !== undefined && takesValue.has(long)) i++; // its value, whatever it looks like
   }
   return { options: [...argv], command: [] };
