@@ -125,20 +125,15 @@ export class Job extends EventEmitter<JobEvents> {
   }
 }
 
-/** Where trace() starts the command, as the kernel names it (symbolic links resolved); null with the connector's `cwd` off. */
-function startDir(o: TraceOptions): string | null {
+/**
+ * The root's working directory as the kernel names it (symbolic links resolved): where trace()
+ * starts the command, or where traceProcess()'s process is when tracing begins; null with the
+ * connector's `cwd` off, or where it cannot be read.
+ */
+function rootDir(o: TraceOptions, pid: number | null): string | null {
   if (o.connector?.cwd === false) return null;
   try {
-    return fs.realpathSync(o.cwd ?? '.');
-  } catch {
-    return null;
-  }
-}
-
-/** Where a process is now (traceProcess: its directory when tracing began), null when /proc will not say. */
-function cwdOf(pid: number): string | null {
-  try {
-    return fs.readlinkSync(`/proc/${pid}/cwd`);
+    return pid === null ? fs.realpathSync(o.cwd ?? '.') : fs.readlinkSync(`/proc/${pid}/cwd`);
   } catch {
     return null;
   }
@@ -237,7 +232,7 @@ export function trace(command: string, args: readonly string[] = [], options: Tr
     } catch (err) {
       return Promise.reject(new TraceError('ESPAWN', `cannot run ${command}: ${(err as Error).message}`, { cause: err }));
     }
-    if (child.pid !== undefined) job.track().root(child.pid, process.pid, new Date().toISOString(), path.basename(command), argv, true, startDir(options));
+    if (child.pid !== undefined) job.track().root(child.pid, process.pid, new Date().toISOString(), path.basename(command), argv, true, rootDir(options, null));
     return new Promise<JobSummary>((resolve, reject) => {
       child.once('error', (err) => {
         if (child.pid !== undefined) return; // it runs: its exit comes
@@ -274,7 +269,7 @@ export function traceProcess(pid: number, options: TraceOptions = {}): Job {
   const { comm, ppid } = stat;
   const connector = connectorFor(options, false).start();
   return new Job(argv, connector, async (job) => {
-    const root = job.track().root(pid, ppid, new Date().toISOString(), comm, argv, false, options.connector?.cwd === false ? null : cwdOf(pid));
+    const root = job.track().root(pid, ppid, new Date().toISOString(), comm, argv, false, rootDir(options, pid));
     while (!(await job.rootEnded(1000)) && running(pid));
     const endedAt = root.end ? Date.parse(root.end) : Date.now();
     const leftovers = await settleLeftovers(job, policy, grace, endedAt);
