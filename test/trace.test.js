@@ -10,6 +10,7 @@ const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
 const { trace, traceProcess, summaryText, statusOf, chromeTrace } = require('..');
 const { JobTracker } = require('../dist/trace/job');
+const { argvOf } = require('../dist/trace/summary');
 const { tmpDir } = require('./server-helpers');
 const { NOBODY, unprivileged } = require('./kernel');
 
@@ -129,6 +130,17 @@ test('lineage: a pid reused within the job is a new process; every exec of a pro
     "a child that never execs runs its parent's program",
   );
   assert.deepEqual(j.processes[0].childIndexes, [1, 2]);
+});
+
+test("lineage: an exec read too late (argv and name missing) does not show the parent's name as the new program's", () => {
+  const j = new JobTracker();
+  j.root(100, 1, T(0), 'sh', ['sh', '-c', 'cat'], false);
+  j.take(fork(100, 200, 1));
+  j.take({ ...exec(200, [], 2), comm: '', exe: '', missing: ['argv', 'comm', 'exe'] });
+  j.take({ ...exit(200, 0, 3), comm: '' });
+  assert.equal(j.processes[1].comm, '');
+  assert.deepEqual(argvOf(j.processes[1]), [], 'no name rather than [sh]');
+  assert.deepEqual(j.processes[1].execs.map((e) => e.missing), [['argv', 'comm', 'exe']]);
 });
 
 test('statusOf: the exit status, or 128 + the signal number, as a shell says it', () => {

@@ -164,7 +164,8 @@ export class JobTracker {
     if (p.execs.length === 1 && p.execs[0]?.inherited) p.execs.length = 0;
     p.execs.push({ exec_id: ev.exec_id ?? null, argv: ev.argv, exe: ev.exe || null, cwd: ev.cwd ?? null, time: ev.time, missing: [...(ev.missing ?? [])] });
     p.exec_id = ev.exec_id ?? p.exec_id;
-    p.comm = ev.comm || p.comm;
+    // The name from before the exec is not this program's: unknown stays unknown (as in the native table).
+    p.comm = ev.comm;
     if (ev.user) p.user = ev.user;
     if (ev.uid !== null) p.uid = ev.uid;
     this.seen(ev);
