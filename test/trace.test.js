@@ -140,7 +140,10 @@ test("lineage: an exec read too late (argv and name missing) does not show the p
   j.take({ ...exit(200, 0, 3), comm: '' });
   assert.equal(j.processes[1].comm, '');
   assert.deepEqual(argvOf(j.processes[1]), [], 'no name rather than [sh]');
-  assert.deepEqual(j.processes[1].execs.map((e) => e.missing), [['argv', 'comm', 'exe']]);
+  assert.deepEqual(
+    j.processes[1].execs.map((e) => e.missing),
+    [['argv', 'comm', 'exe']],
+  );
 });
 
 test('statusOf: the exit status, or 128 + the signal number, as a shell says it', () => {
