@@ -14,6 +14,7 @@
             "native/exit_cost.cc",
             "native/addon.cc",
             "native/handoff.cc",
+            "native/lineage.cc",
             "native/loss.cc",
             "native/monitor.cc",
             "native/netlink.cc",

@@ -7,9 +7,11 @@
  * with forkstat running beside it; every mode in each round, rounds interleaved. Wall time
  * and CPU (the job and its tracer: bash's `time` over the whole command; forkstat's own CPU
  * added), and completeness: the trace must hold every compile the Makefile ran (one `cc -c`
- * per file), and npm's install script and tsc.
+ * per file), and npm's install script and tsc. A third, `host`, is what a busy host costs the
+ * tracer: `sleep 2` traced while another process outside the job spawns /bin/true as fast as
+ * it can (the trace must hold sleep alone; the tracer's CPU is the trace's CPU, sleep's is ~0).
  *
- *   node bench/trace.js [--files 300] [--reps 3] [--quick] [--workloads make,npm]
+ *   node bench/trace.js [--files 300] [--reps 3] [--quick] [--workloads make,npm,host]
  *   (also: npm run bench -- --only trace)
  */
 const fs = require('fs');
@@ -57,6 +59,18 @@ function median(xs) {
 /** Runs `w` once under `mode`: { wall, user, sys } (the job and its tracer). */
 async function run(mode, w, json) {
   w.reset();
+  const storm = w.storm ? spawn('bash', ['-c', 'while :; do /bin/true; done'], { stdio: 'ignore' }) : null;
+  try {
+    return await runJob(mode, w, json);
+  } finally {
+    if (storm) {
+      storm.kill('SIGKILL');
+      await new Promise((r) => storm.on('exit', r));
+    }
+  }
+}
+
+async function runJob(mode, w, json) {
   const job = w.command;
   if (mode === 'plain') return timed(job, w.dir);
   if (mode === 'trace') return timed(`${process.execPath} ${BIN} trace -q --json ${json} -- ${job}`, w.dir);
@@ -121,6 +135,17 @@ function workloads(tmp, files, only) {
       },
     });
   }
+  if (!only || only.includes('host')) {
+    out.push({
+      name: 'sleep 2 on a busy host (a loop outside the job spawning /bin/true)',
+      key: 'host',
+      dir: tmp,
+      command: 'sleep 2',
+      storm: true,
+      reset: () => {},
+      check: (all) => ({ ok: all.length === 1, what: `${all.length} process(es) in the trace` }),
+    });
+  }
   return out;
 }
 
@@ -150,11 +175,12 @@ async function benchWorkload(w, modes, reps, tmp) {
   const lines = [
     `${w.name}:`,
     '',
-    '| mode | wall s (median) | CPU s (median) | wall overhead | CPU overhead |',
-    '|:--|--:|--:|--:|--:|',
-    ...modes.map(
-      (m) => `| ${m} | ${agg[m].wall.toFixed(2)} | ${agg[m].cpu.toFixed(2)} | ${m === 'plain' ? '-' : pct(over(m, 'wall'))} | ${m === 'plain' ? '-' : pct(over(m, 'cpu'))} |`,
-    ),
+    '| mode | wall s (median) | CPU s (median) | wall overhead | CPU overhead | CPU added, s |',
+    '|:--|--:|--:|--:|--:|--:|',
+    ...modes.map((m) => {
+      const added = m === 'plain' ? '-' : (agg[m].cpu - agg.plain.cpu).toFixed(2);
+      return `| ${m} | ${agg[m].wall.toFixed(2)} | ${agg[m].cpu.toFixed(2)} | ${m === 'plain' ? '-' : pct(over(m, 'wall'))} | ${m === 'plain' ? '-' : pct(over(m, 'cpu'))} | ${added} |`;
+    }),
   ];
   const ratio = agg.strace ? Math.round(((agg.trace.wall - agg.plain.wall) / (agg.strace.wall - agg.plain.wall)) * 100) / 100 : null;
   const allComplete = complete.every((c) => c.ok && c.status === 0 && c.lost === 0);

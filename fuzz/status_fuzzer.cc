@@ -1,5 +1,5 @@
 // libFuzzer target: the /proc text parsers, pm::ParseStatus (/proc/PID/status),
-// pm::ParseStatStart (/proc/PID/stat) and the exit cost's (ParseCostStat, ParseCostStatus,
+// pm::ParseStatStart and ParseStatPpid (/proc/PID/stat) and the exit cost's (ParseCostStat, ParseCostStatus,
 // ParseCostIo), fed the same bytes. The kernel writes those files,
 // but a process chooses its own name (prctl/comm, any bytes but NUL, including ')' and
 // newlines), so the parsers must hold for any input: no read past `len`, no crash.
@@ -15,6 +15,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (pm::ParseStatStart(text, size, &ticks) && std::memchr(text, ')', size) == nullptr) {
     std::abort();  // a start time is only ever found after the comm's closing ')'
   }
+  int32_t ppid = -1;
+  if (pm::ParseStatPpid(text, size, &ppid) && (ppid < 0 || std::memchr(text, ')', size) == nullptr)) std::abort();
   pm::Cost cost;
   if (pm::ParseCostStat(text, size, 100, cost) && std::memchr(text, ')', size) == nullptr) std::abort();
   pm::ParseCostStatus(text, size, cost);

@@ -17,70 +17,14 @@ import {
   type ProcEvent,
   type ProcEventMap,
 } from './events';
-import { loadBinding, type ConnectorStats, type NativeConnector } from './native';
-import { boolOption, intOption } from './options';
+import { nativeOptions, type ProcConnectorOptions } from './connector-options';
+import { loadBinding, type ConnectorStats, type NativeConnector, type NativeStartOptions } from './native';
+import { intOption } from './options';
 
 export type { ConnectorStats } from './native';
+export type { ProcConnectorOptions } from './connector-options';
 
-export interface ProcConnectorOptions {
-  /** Events to report: names or a comma list ("exec,fork,exit", "all"). Default fork, exec, exit. */
-  events?: string | readonly string[];
-  /** Report threads (non-leader tasks) too. Default false. */
-  threads?: boolean;
-  /** Socket receive buffer, bytes (SO_RCVBUFFORCE when privileged, else SO_RCVBUF). Default 8 MiB. */
-  rcvbuf?: number;
-  /** Let the kernel filter events (Linux 6.6+) when not all are wanted. Default true. */
-  kernelFilter?: boolean;
-  /** Events buffered between the reader thread and JS at most. Default 65536. */
-  queueMax?: number;
-  /** Processes remembered (for exit enrichment) at most. Default 65536. */
-  tableMax?: number;
-  /** Milliseconds to wait for the kernel's acknowledgement of the subscription. Default 1000. */
-  ackTimeout?: number;
-  /**
-   * Nice value of the reader thread, applied where permitted (CAP_SYS_NICE), so that it reads
-   * /proc before short-lived processes are gone. 0 leaves it alone. Default -10.
-   */
-  nice?: number;
-  /**
-   * Learn the processes already running from /proc at start, so that their exits carry
-   * command, user, parent and lifetime too. Default true.
-   */
-  seed?: boolean;
-  /**
-   * Milliseconds the reader may hold events before waking JS with them (it reads and enriches
-   * at once regardless): fewer, larger batches cost less per event. 0 wakes JS for every read.
-   * Default 1.
-   */
-  batchInterval?: number;
-  /**
-   * Events that carry `ancestors` (the chain of parents up to init): event names, a comma
-   * list, "all" or "none". Default "exec".
-   */
-  ancestors?: string | readonly string[];
-  /** Ancestors listed at most per event (1-1024). Default 16. */
-  ancestorDepth?: number;
-  /** `cgroup` and `container_id` on fork, exec and exit (one read of /proc/PID/cgroup per exec). Default true. */
-  cgroups?: boolean;
-  /** `cwd`, the working directory at exec, on exec and exit (one readlink of /proc/PID/cwd per exec). Default true. */
-  cwd?: boolean;
-  /**
-   * Secrets (passwords, tokens) that must never leave in an event or a snapshot record: every
-   * occurrence in any process's argv (and so in `cmdline` and `argv_base64`) shows as `*****`.
-   * At most 64, each 1 to 4096 bytes. Default none.
-   */
-  redact?: readonly string[];
-  /**
-   * What each process cost, on its `exit` event (not threads'): `cost` with CPU user and
-   * system time, peak RSS, bytes read and written, context switches. `true`: from the
-   * kernel's taskstats exit records where permitted (CAP_NET_ADMIN), else from /proc of the
-   * zombie; `'proc'`: /proc only. A field not learned is absent and named in `missing`
-   * (`cost.FIELD`), never guessed. `stats().costSource` says which is used. Default false.
-   */
-  cost?: boolean | 'proc';
-}
-
-export type ProcConnectorErrorCode = 'EPERM' | 'ENOACK' | 'ENOTHOSTNS' | 'EPROTONOSUPPORT' | 'ESOCKET' | 'ESUBSCRIBE' | 'EPLATFORM' | 'ENOADDON' | 'EREAD';
+export type ProcConnectorErrorCode = 'EPERM' | 'ENOACK' | 'ENOTHOSTNS' | 'EPROTONOSUPPORT' | 'ESOCKET' | 'ESUBSCRIBE' | 'EPLATFORM' | 'ENOADDON' | 'EREAD' | 'ESRCH';
 
 /** A failure to subscribe, with a code and a message that names the remedy. */
 export class ProcConnectorError extends CodedError<ProcConnectorErrorCode> {}
@@ -148,11 +92,7 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
   /** The event kinds this connector reports. */
   readonly subscribed: readonly EventName[];
   readonly threads: boolean;
-  private readonly opts: Required<Omit<ProcConnectorOptions, 'events' | 'ancestors' | 'redact' | 'cost'>> & {
-    ancestorEvents: number;
-    redact: string[];
-    cost: number;
-  };
+  private readonly opts: Omit<NativeStartOptions, 'events'>;
   private native: NativeConnector | null = null;
   /** A batch is being emitted; a flush() asked for meanwhile waits for its end (`flushAfter`). */
   private delivering = false;
@@ -163,24 +103,8 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
   constructor(options: ProcConnectorOptions = {}) {
     super();
     this.subscribed = parseEventList(options.events ?? ['fork', 'exec', 'exit']);
-    this.threads = boolOption(options.threads, 'threads', false);
-    this.opts = {
-      threads: this.threads,
-      rcvbuf: intOption(options.rcvbuf, 'rcvbuf', 8 << 20, 0),
-      kernelFilter: boolOption(options.kernelFilter, 'kernelFilter', true),
-      queueMax: intOption(options.queueMax, 'queueMax', 65536, 1),
-      tableMax: intOption(options.tableMax, 'tableMax', 65536, 1),
-      ackTimeout: intOption(options.ackTimeout, 'ackTimeout', 1000, 1),
-      nice: niceValue(options.nice),
-      seed: boolOption(options.seed, 'seed', true),
-      batchInterval: batchInterval(options.batchInterval),
-      ancestorEvents: ancestorMask(options.ancestors),
-      ancestorDepth: intOption(options.ancestorDepth, 'ancestorDepth', 16, 1, 1024),
-      cgroups: boolOption(options.cgroups, 'cgroups', true),
-      cwd: boolOption(options.cwd, 'cwd', true),
-      redact: redactList(options.redact),
-      cost: costMode(options.cost),
-    };
+    this.opts = nativeOptions(options);
+    this.threads = this.opts.threads;
   }
 
   /** True between start() and stop(). */
@@ -204,6 +128,8 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
         cause: binding,
       });
     }
+    const absent = this.opts.subtree.find((pid) => !isProcess(pid));
+    if (absent !== undefined) throw new ProcConnectorError('ESRCH', `subtree: no process ${absent} is running`);
     const native = new binding.Connector((buf, meta, fatal) => {
       try {
         this.deliver(buf, meta);
@@ -386,37 +312,6 @@ function startFailure(code: ProcConnectorErrorCode, message: string): string {
   );
 }
 
-function batchInterval(v: number | undefined): number {
-  if (v === undefined) return 1;
-  if (typeof v !== 'number' || !(v >= 0 && v <= 1000)) throw new RangeError(`batchInterval must be a number of milliseconds from 0 to 1000, got ${String(v)}`);
-  return v;
-}
-
-function niceValue(v: number | undefined): number {
-  if (v === undefined) return -10;
-  if (!Number.isInteger(v) || v < -20 || v > 19) throw new RangeError(`nice must be an integer from -20 to 19, got ${String(v)}`);
-  return v;
-}
-
-function redactList(v: readonly string[] | undefined): string[] {
-  if (v === undefined) return [];
-  if (!Array.isArray(v) || v.length > 64) throw new TypeError('redact must be an array of at most 64 strings');
-  for (const x of v) {
-    if (typeof x !== 'string' || x.length === 0 || Buffer.byteLength(x) > 4096) throw new TypeError('each redact entry must be a string of 1 to 4096 bytes');
-  }
-  return [...(v as string[])];
-}
-
-function ancestorMask(v: string | readonly string[] | undefined): number {
-  if (v === undefined) return eventMask(['exec']);
-  if (v === 'none' || (Array.isArray(v) && v.length === 0)) return 0;
-  try {
-    return eventMask(parseEventList(v));
-  } catch (err) {
-    throw new RangeError(`ancestors: ${(err as Error).message}, or none`);
-  }
-}
-
 function iterate(conn: ProcConnector, options: EventsOptions): AsyncIterableIterator<ProcEvent> {
   const max = intOption(options.maxBuffered, 'maxBuffered', 65536, 1);
   const buf: ProcEvent[] = [];
@@ -488,9 +383,11 @@ function iterate(conn: ProcConnector, options: EventsOptions): AsyncIterableIter
   return it;
 }
 
-function costMode(v: unknown): number {
-  if (v === undefined || v === false) return 0;
-  if (v === true) return 1;
-  if (v === 'proc') return 2;
-  throw new TypeError(`cost must be true, false or 'proc', not ${JSON.stringify(v) ?? typeof v}`);
+/** A process (a thread group's leader, not another thread) has this pid now. */
+function isProcess(pid: number): boolean {
+  try {
+    return new RegExp(`^Tgid:\\s*${pid}$`, 'm').test(fs.readFileSync(`/proc/${pid}/status`, 'latin1'));
+  } catch {
+    return false;
+  }
 }

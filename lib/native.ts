@@ -34,6 +34,8 @@ export interface NativeStartOptions {
   redact: string[];
   /** 0 off, 1 taskstats where permitted (else /proc), 2 /proc only. */
   cost: number;
+  /** Pids whose subtrees alone are followed; empty: the whole host. */
+  subtree: number[];
 }
 
 /** Counters of one connector. */

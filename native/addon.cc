@@ -192,10 +192,8 @@ class Connector : public Napi::ObjectWrap<Connector> {
   // node-addon-api call that could run JS would fail fatally).
   static bool CanRunJs(napi_env env) {
     napi_value obj, v;
-    if (napi_create_object(env, &obj) != napi_ok || napi_get_boolean(env, true, &v) != napi_ok) {
-      return false;
-    }
-    return napi_set_named_property(env, obj, "probe", v) == napi_ok;
+    return napi_create_object(env, &obj) == napi_ok && napi_get_boolean(env, true, &v) == napi_ok &&
+           napi_set_named_property(env, obj, "probe", v) == napi_ok;
   }
 
   void Deliver(Napi::Env env) {
@@ -235,8 +233,15 @@ class Connector : public Napi::ObjectWrap<Connector> {
     Napi::Value v = o.Get(k);
     return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : def;
   }
+  // The first `max` items of the array o[k] (none if it is not one).
+  static std::vector<Napi::Value> Items(Napi::Object o, const char* k, uint32_t max) {
+    std::vector<Napi::Value> items;
+    Napi::Value v = o.Get(k);
+    for (uint32_t i = 0; v.IsArray() && i < v.As<Napi::Array>().Length() && i < max; i++) items.push_back(v.As<Napi::Array>().Get(i));
+    return items;
+  }
 
-  // start({ events: number (mask), threads, rcvbuf, kernelFilter, queueMax, tableMax, ackTimeout })
+  // start(NativeStartOptions of lib/native.ts)
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (monitor_.running()) return env.Undefined();
@@ -258,13 +263,11 @@ class Connector : public Napi::ObjectWrap<Connector> {
       opts.cgroups = Bool(o, "cgroups", opts.cgroups);
       opts.cwd = Bool(o, "cwd", opts.cwd);
       opts.cost = static_cast<uint8_t>(Num(o, "cost", 0));  // CostMode: 0 off, 1 taskstats else /proc, 2 /proc
-      Napi::Value r = o.Get("redact");
-      if (r.IsArray()) {
-        Napi::Array list = r.As<Napi::Array>();
-        for (uint32_t i = 0; i < list.Length() && i < 64; i++) {
-          Napi::Value v = list.Get(i);
-          if (v.IsString()) opts.redact.push_back(v.As<Napi::String>().Utf8Value());
-        }
+      for (Napi::Value v : Items(o, "redact", 64)) {
+        if (v.IsString()) opts.redact.push_back(v.As<Napi::String>().Utf8Value());
+      }
+      for (Napi::Value v : Items(o, "subtree", 1024)) {
+        if (v.IsNumber()) opts.subtree.push_back(v.As<Napi::Number>().Int32Value());
       }
     }
     {
@@ -329,7 +332,6 @@ class Connector : public Napi::ObjectWrap<Connector> {
     for (const auto& n : s.Numbers()) o.Set(n.first, n.second);
     o.Set("rcvbufForced", s.rcvbuf_forced);
     o.Set("kernelFilter", s.kernel_filter);
-    o.Set("nice", s.nice);
     o.Set("costSource", s.CostSourceName());
     o.Set("costReason", s.cost_reason);
     return o;
@@ -477,9 +479,7 @@ Napi::Value PeerCredOf(const Napi::CallbackInfo& info) {
   pm::PeerCred c;
   if (pm::ReadPeerCred(info[0].As<Napi::Number>().Int32Value(), &c) != 0) return env.Null();
   Napi::Object o = Napi::Object::New(env);
-  o.Set("pid", c.pid);
-  o.Set("uid", c.uid);
-  o.Set("gid", c.gid);
+  SetNumbers(o, {{"pid", c.pid}, {"uid", c.uid}, {"gid", c.gid}});
   return o;
 }
 

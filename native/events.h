@@ -124,6 +124,9 @@ struct Options {
   bool cwd = true;                          // working directory (at exec) on exec and exit events
   std::vector<std::string> redact;          // secrets shown as "*****" wherever argv holds them
   uint8_t cost = kCostOff;                  // what a process cost, on its exit (CostMode)
+  // Only these processes and their descendants (by fork lineage) are followed: nothing of the
+  // rest of the host is read, kept or reported. Empty: the whole host.
+  std::vector<int32_t> subtree;
 };
 
 }  // namespace pm

@@ -49,21 +49,20 @@ int Renice(int nice) {
 }
 
 // A short-lived process may be gone a moment after its exec: read what it loses first
-// (argv, then exe and cwd) for every exec of the batch before anything else.
-void ReadAhead(const std::vector<RawEvent>& raw, std::vector<ProcInfo>& execs, bool want_cwd) {
+// (argv, then exe and cwd) for every exec of the batch followed (`in`, one per exec) before
+// anything else.
+void ReadAhead(const std::vector<RawEvent>& raw, const std::vector<char>& in, std::vector<ProcInfo>& execs, bool want_cwd) {
   execs.clear();
-  for (const RawEvent& ev : raw) {
-    if (ev.what == kExec) execs.emplace_back();
-  }
+  execs.resize(in.size());
   size_t k = 0;
   for (const RawEvent& ev : raw) {
-    if (ev.what == kExec) ReadArgv(ev.tgid, execs[k++]);
+    if (ev.what == kExec && in[k++]) ReadArgv(ev.tgid, execs[k - 1]);
   }
   k = 0;
   for (const RawEvent& ev : raw) {
     if (ev.what != kExec) continue;
-    ProcInfo& info = execs[k++];
-    if (info.gone) continue;
+    ProcInfo& info = execs[k];
+    if (!in[k++] || info.gone) continue;
     ReadExe(ev.tgid, info);  // the table keeps it too
     if (want_cwd) ReadCwd(ev.tgid, info);
   }
@@ -197,7 +196,7 @@ void Monitor::Begin(std::vector<OutEvent>& batch) {
     std::lock_guard<std::mutex> lk(mu_);
     stats_.nice = nice_now;
   }
-  if (opts_.seed) shared_.Seed(stop_);  // takes the table lock per process
+  if (shared_.NeedsSeed()) shared_.Seed(stop_);  // takes the table lock per process
   {
     auto lk = shared_.Lock();
     for (RawEvent& ev : early_) Feed(ev, batch, nullptr);
@@ -264,7 +263,8 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
       Lost(loss_.Drained(out));
       return;  // EAGAIN: drained
     }
-    ReadAhead(raw_, execs_, opts_.cwd);
+    shared_.FollowedExecs(raw_, followed_);
+    ReadAhead(raw_, followed_, execs_, opts_.cwd);
     uint64_t received = 0;
     size_t k = 0;
     size_t from = out.size();

@@ -54,6 +54,7 @@ struct Stats {
             {"tableSize", d(table_size)},
             {"tableFull", d(table_full)},
             {"rcvbuf", static_cast<double>(rcvbuf)},
+            {"nice", static_cast<double>(nice)},
             {"costTaskstats", d(cost_taskstats)},
             {"costProc", d(cost_proc)},
             {"costUnknown", d(cost_unknown)},
@@ -114,6 +115,7 @@ class Monitor {
   std::vector<RawEvent> early_;  // events read while waiting for the acknowledgement
   std::vector<RawEvent> raw_;
   std::vector<ProcInfo> execs_;  // /proc read ahead for the execs of a batch
+  std::vector<char> followed_;   // which of them are of processes followed (Options::subtree)
   LossTracker loss_{socket_};
   bool lost_ = false;   // events were lost: deferred exits may be due
   int read_errno_ = 0;  // recvmmsg failed for good (not EAGAIN, EINTR or ENOBUFS)

@@ -5,6 +5,7 @@
 namespace pm {
 
 void ProcessTable::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre) {
+  if (!lineage_.Follows(ev)) return;
   const bool leader = ev.pid == ev.tgid;
   const bool report = (opts_.events & ev.what) && (leader || opts_.threads);
   switch (ev.what) {

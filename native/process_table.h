@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "events.h"
+#include "lineage.h"
 #include "parser.h"
 #include "process_store.h"
 #include "procfs.h"
@@ -33,6 +34,7 @@ class ProcessTable {
   void Reset(const Options& opts, std::string boot) {
     opts_ = opts;
     store_.Reset(opts, std::move(boot));
+    lineage_.Reset(opts.subtree);
   }
   // realtime - monotonic, in ns: how kernel timestamps become wall-clock times. May be set
   // at any time (an atomic), by the thread that feeds the table.
@@ -41,8 +43,10 @@ class ProcessTable {
   double WallMs(uint64_t ts_ns) const { return store_.WallMs(ts_ns); }
 
   // One event (acknowledgements and all: nothing is reported for them). `pre`: what was read
-  // of /proc ahead for an exec (argv, exe; nullptr: the table reads it now).
+  // of /proc ahead for an exec (argv, exe; nullptr: the table reads it now). With a subtree,
+  // an event about a process outside it is ignored (nothing read, kept or reported).
   void Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre);
+  const Lineage& lineage() const { return lineage_; }  // which processes it follows
   // Learns a process that was running before the events started (the scan of /proc at
   // start). False, and nothing learned, when the table is full.
   bool Learn(int32_t pid) { return store_.Learn(pid); }
@@ -80,6 +84,7 @@ class ProcessTable {
 
   ProcReader& reader_;
   ProcStore store_;
+  Lineage lineage_{store_};
   Options opts_;
 };
 

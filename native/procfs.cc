@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -255,6 +256,13 @@ bool KeyNumber(const char* text, size_t len, const char* key, uint64_t* out) {
 
 bool ParseStatStart(const char* text, size_t len, uint64_t* ticks) { return StatField(text, len, 22, ticks); }
 
+bool ParseStatPpid(const char* text, size_t len, int32_t* ppid) {
+  uint64_t v = 0;
+  if (!StatField(text, len, 4, &v) || v > INT32_MAX) return false;
+  *ppid = static_cast<int32_t>(v);
+  return true;
+}
+
 bool ParseCostStat(const char* text, size_t len, long hz, Cost& out) {
   // Only a zombie is the process that exited: anything else under its pid is another one.
   const char* close = nullptr;
@@ -396,6 +404,42 @@ std::vector<int32_t> ListPids() {
   }
   closedir(d);
   return pids;
+}
+
+std::vector<int32_t> SubtreeOf(const std::vector<int32_t>& roots, const std::vector<std::pair<int32_t, int32_t>>& parents) {
+  // (ppid, pid), sorted: each process's children are a range.
+  std::vector<std::pair<int32_t, int32_t>> by_parent;
+  by_parent.reserve(parents.size());
+  for (const auto& pp : parents) by_parent.emplace_back(pp.second, pp.first);
+  std::sort(by_parent.begin(), by_parent.end());
+  std::vector<int32_t> out;
+  for (int32_t r : roots) {
+    bool running = std::any_of(parents.begin(), parents.end(), [r](const std::pair<int32_t, int32_t>& pp) { return pp.first == r; });
+    if (running && std::find(out.begin(), out.end(), r) == out.end()) out.push_back(r);
+  }
+  // Breadth first, each generation after its parents. Parents read at different moments
+  // could make a loop (a pid reused meanwhile): the list never outgrows the processes.
+  for (size_t i = 0; i < out.size() && out.size() <= parents.size(); i++) {
+    auto range =
+        std::equal_range(by_parent.begin(), by_parent.end(), std::make_pair(out[i], INT32_MIN),
+                         [](const std::pair<int32_t, int32_t>& a, const std::pair<int32_t, int32_t>& b) { return a.first < b.first; });
+    for (auto it = range.first; it != range.second; ++it) {
+      if (it->second != out[i]) out.push_back(it->second);
+    }
+  }
+  return out;
+}
+
+std::vector<int32_t> ListSubtree(const std::vector<int32_t>& roots) {
+  std::vector<std::pair<int32_t, int32_t>> parents;
+  char path[64];
+  std::string buf;
+  for (int32_t pid : ListPids()) {
+    ProcPath(path, pid, "stat");
+    int32_t ppid = 0;
+    if (ReadFile(path, buf, 1 << 14) > 0 && ParseStatPpid(buf.data(), buf.size(), &ppid)) parents.emplace_back(pid, ppid);
+  }
+  return SubtreeOf(roots, parents);
 }
 
 void Redact(std::vector<std::string>& argv, const std::vector<std::string>& secrets) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "events.h"
@@ -53,6 +54,13 @@ void ParseCostIo(const char* text, size_t len, Cost& out);
 
 // The pids of every process in /proc.
 std::vector<int32_t> ListPids();
+// `roots` (those running) and every process now descending from one of them, by the parent
+// each names in /proc/PID/stat: parents before their children.
+std::vector<int32_t> ListSubtree(const std::vector<int32_t>& roots);
+// The pure part: the same of (pid, ppid) pairs (for tests). A root not among them is left out.
+std::vector<int32_t> SubtreeOf(const std::vector<int32_t>& roots, const std::vector<std::pair<int32_t, int32_t>>& parents);
+// Parses the text of /proc/PID/stat for the parent's pid (pure; for tests).
+bool ParseStatPpid(const char* text, size_t len, int32_t* ppid);
 
 // The three parts on their own. ReadArgv returns false if the process is gone (and sets
 // `gone` when /proc/PID itself is).

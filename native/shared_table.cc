@@ -7,12 +7,17 @@ namespace pm {
 void SharedTable::Reset(const Options& opts, std::string boot) {
   std::lock_guard<std::mutex> lk(mu_);
   table_.Reset(opts, std::move(boot));
-  seeded_ = !opts.seed;
+  subtree_ = opts.subtree;
+  seed_ = opts.seed;
+  seeded_ = !NeedsSeed();
 }
 
 // Runs after the subscription: a process that starts meanwhile is seen by its events as well.
 void SharedTable::Seed(const std::atomic<bool>& stop) {
-  for (int32_t pid : ListPids()) {
+  // With a subtree, only its roots (and, seeding, their descendants) are learned: nothing else
+  // is followed.
+  std::vector<int32_t> pids = subtree_.empty() ? ListPids() : seed_ ? ListSubtree(subtree_) : subtree_;
+  for (int32_t pid : pids) {
     if (stop) break;
     std::lock_guard<std::mutex> lk(mu_);  // per process: events are handled between
     if (!table_.Learn(pid)) break;

@@ -25,22 +25,29 @@ class SharedTable {
   SharedTable& operator=(const SharedTable&) = delete;
 
   // Empties the table (before the reader thread starts); the scan at start is to come if
-  // opts.seed says so.
+  // opts.seed says so, or opts.subtree names roots to learn.
   void Reset(const Options& opts, std::string boot);
+  bool NeedsSeed() const { return seed_ || !subtree_.empty(); }
   // The table's lock: the reader holds it while it feeds the table a batch.
   std::unique_lock<std::mutex> Lock() { return std::unique_lock<std::mutex>(mu_); }
   // The table: with the lock held. The thread that feeds it may also read size() and
   // flush_due() without it (only that thread changes them) and set the clock offset.
   ProcessTable& table() { return table_; }
 
-  // The scan at start (reader thread): learns every process already running, so that their
-  // exits say what exited; the lock is taken per process, events are handled between. Ends
+  // The scan at start (reader thread): learns every process already running (with a subtree,
+  // its roots, and their descendants if seeding), so that their exits say what exited; the
+  // lock is taken per process, events are handled between. Ends
   // early when `stop` is set or the table is full; the scan is over then all the same.
   void Seed(const std::atomic<bool>& stop);
   // Every process, once the scan at start is over (JS thread; empty unless `running`).
   void Snapshot(std::vector<ProcRecord>& out, const std::atomic<bool>& running);
   // A process and its ancestors, nearest first, up to init; false if pid is unknown.
   bool Ancestry(int32_t pid, std::vector<ProcRecord>& out, const std::atomic<bool>& running);
+  // Lineage::FollowedExecs, under the lock.
+  void FollowedExecs(const std::vector<RawEvent>& raw, std::vector<char>& in) {
+    std::lock_guard<std::mutex> lk(mu_);
+    table_.lineage().FollowedExecs(raw, in);
+  }
   // The table's size now, and the processes it could not remember.
   void Sizes(uint64_t* size, uint64_t* full);
 
@@ -55,6 +62,8 @@ class SharedTable {
   // (libstdc++ of GCC 12) in a prebuild that must load with older ones.
   pthread_cond_t seeded_cv_ = PTHREAD_COND_INITIALIZER;
   bool seeded_ = false;  // the scan of /proc at start is over
+  bool seed_ = true;
+  std::vector<int32_t> subtree_;
 };
 
 }  // namespace pm

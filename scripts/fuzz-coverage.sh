@@ -13,7 +13,7 @@ llvmcov=$(command -v llvm-cov-"$ver" || command -v llvm-cov)
 flags=(-std=c++17 -O0 -g -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping)
 "$cxx" "${flags[@]}" fuzz/datagram_fuzzer.cc native/parser.cc -o "$out/datagram"
 "$cxx" "${flags[@]}" fuzz/status_fuzzer.cc native/procfs.cc -o "$out/status"
-"$cxx" "${flags[@]}" fuzz/table_fuzzer.cc native/process_table.cc native/process_store.cc native/procfs.cc native/wire.cc -o "$out/table"
+"$cxx" "${flags[@]}" fuzz/table_fuzzer.cc native/process_table.cc native/process_store.cc native/lineage.cc native/procfs.cc native/wire.cc -o "$out/table"
 "$cxx" "${flags[@]}" fuzz/taskstats_fuzzer.cc native/taskstats.cc native/exit_cost.cc native/procfs.cc -o "$out/taskstats"
 for t in datagram status table taskstats; do
   dirs=("fuzz/corpus/$t")
@@ -24,7 +24,7 @@ for t in datagram status table taskstats; do
   echo "== $t: $n inputs"
   src=(native/parser.cc)
   [ "$t" = status ] && src=(native/procfs.cc)
-  [ "$t" = table ] && src=(native/process_table.cc native/process_store.cc)
+  [ "$t" = table ] && src=(native/process_table.cc native/process_store.cc native/lineage.cc)
   [ "$t" = taskstats ] && src=(native/taskstats.cc native/exit_cost.cc)
   "$llvmcov" report "$out/$t" -instr-profile="$out/$t.profdata" -show-functions "${src[@]}" |
     sed -n '1,40p'

@@ -8,5 +8,5 @@ const test = require('node:test');
 const { runNativeUnit } = require('./native-unit');
 
 test('the process table, fed event sequences (C++ unit tests)', { timeout: 300000 }, (t) =>
-  runNativeUnit(t, 'table_test', ['test/native/table_test.cc', 'native/process_table.cc', 'native/process_store.cc', 'native/procfs.cc', 'native/wire.cc']),
+  runNativeUnit(t, 'table_test', ['test/native/table_test.cc', 'native/process_table.cc', 'native/process_store.cc', 'native/lineage.cc', 'native/procfs.cc', 'native/wire.cc']),
 );

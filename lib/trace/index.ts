@@ -30,8 +30,8 @@ export interface TraceOptions {
   leftovers?: LeftoverPolicy;
   /** With `leftovers: 'kill'`: ms between SIGTERM and SIGKILL. Default 2000. */
   killGraceMs?: number;
-  /** Options of the ProcConnector that reads the events (events, ancestors and seed are the trace's own). */
-  connector?: Omit<ProcConnectorOptions, 'events' | 'ancestors' | 'seed'>;
+  /** Options of the ProcConnector that reads the events (events, ancestors, seed and subtree are the trace's own). */
+  connector?: Omit<ProcConnectorOptions, 'events' | 'ancestors' | 'seed' | 'subtree'>;
 }
 
 export type TraceErrorCode = 'EINVAL' | 'ESPAWN' | 'ENOPROC';
@@ -198,12 +198,13 @@ export function statusOf(code: number | null, sig: string | null): number {
   return 128 + (n ?? 0);
 }
 
-function connectorFor(o: TraceOptions, seed: boolean): ProcConnector {
+function connectorFor(o: TraceOptions, root: number): ProcConnector {
   // What a trace does not use is not read: no ancestors (the tree is the job's own), no cgroups.
+  // Only the root's subtree is followed: no /proc read for the rest of the host, however busy.
   // What each process cost comes with its exit (taskstats where permitted, else /proc).
   // Batches of 50 ms: nobody waits on a trace's events but its own end, which is flushed (a
   // wake-up of JS per event would cost more than everything else the trace does).
-  return new ProcConnector({ cgroups: false, cost: true, batchInterval: 50, ...o.connector, events: 'fork,exec,exit', ancestors: 'none', seed });
+  return new ProcConnector({ cgroups: false, cost: true, batchInterval: 50, ...o.connector, events: 'fork,exec,exit', ancestors: 'none', seed: false, subtree: root });
 }
 
 function checkPolicy(o: TraceOptions): { policy: LeftoverPolicy; grace: number } {
@@ -223,7 +224,8 @@ export function trace(command: string, args: readonly string[] = [], options: Tr
   if (typeof command !== 'string' || command === '') throw new TraceError('EINVAL', 'trace() needs a command');
   if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw new TraceError('EINVAL', 'trace() args must be an array of strings');
   const { policy, grace } = checkPolicy(options);
-  const connector = connectorFor(options, false).start();
+  // This process is the subtree's root: the command's fork is seen before its pid is known here.
+  const connector = connectorFor(options, process.pid).start();
   const argv = [command, ...args];
   return new Job(argv, connector, (job) => {
     let child: ChildProcess;
@@ -267,7 +269,14 @@ export function traceProcess(pid: number, options: TraceOptions = {}): Job {
     throw new TraceError('ENOPROC', `no process ${pid}`);
   }
   const { comm, ppid } = stat;
-  const connector = connectorFor(options, false).start();
+  let connector: ProcConnector;
+  try {
+    connector = connectorFor(options, pid).start();
+  } catch (err) {
+    // (Gone since, or the id of a thread rather than a process.)
+    if ((err as { code?: string }).code === 'ESRCH') throw new TraceError('ENOPROC', `no process ${pid}`, { cause: err });
+    throw err;
+  }
   return new Job(argv, connector, async (job) => {
     const root = job.track().root(pid, ppid, new Date().toISOString(), comm, argv, false, rootDir(options, pid));
     while (!(await job.rootEnded(1000)) && running(pid));

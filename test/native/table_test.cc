@@ -327,6 +327,55 @@ void UnreportedKindsStillKeepTheTable() {
   EXPECT(h.table.size() == 1);
 }
 
+pm::RawEvent ForkEv(Harness& h, int32_t parent, int32_t child) {
+  pm::RawEvent ev = h.Ev(pm::kFork, child, child);
+  ev.ppid = ev.ptgid = parent;
+  return ev;
+}
+
+void SubtreeFollowsForkLineageAndReadsNothingElse() {
+  pm::Options o = AllEvents();
+  o.subtree = {100};
+  Harness h(o);
+  h.Add(300, 1, "cron", {"cron"}, 0);
+  EXPECT(h.table.Learn(100) && h.table.size() == 1);  // the root, as the scan at start learns it
+  unsigned reads = h.reader.reads;
+  // The rest of the host: nothing read, kept or reported.
+  EXPECT(h.Fork(300, 301).empty() && h.Feed(h.Ev(pm::kExec, 301, 301)).empty() && h.Exit(301, 301, 0).empty());
+  EXPECT(h.Fork(1, 302).empty() && h.Thread(300, 303).empty());
+  EXPECT(h.reader.reads == reads && h.table.size() == 1);
+  // The root's children and theirs, after their parent is gone (a double fork).
+  EXPECT(h.Fork(100, 200).size() == 1);
+  EXPECT(h.Fork(200, 201).size() == 1);
+  EXPECT(h.Exit(200, 200, 0).size() == 1);
+  h.Add(201, 1, "daemon", {"daemon", "-f"}, 1000);
+  auto& e = h.Feed(h.Ev(pm::kExec, 201, 201));
+  EXPECT(e.size() == 1 && e[0].argv == std::vector<std::string>({"daemon", "-f"}) && e[0].ppid == 1);
+  EXPECT(h.table.size() == 2);
+  // Once a member exits, its pid is a stranger's again.
+  EXPECT(h.Exit(201, 201, 0).size() == 1 && h.Fork(1, 201).empty());
+  // Which execs of a batch to read ahead: the batch's own forks count.
+  std::vector<pm::RawEvent> raw = {ForkEv(h, 100, 210), h.Ev(pm::kExec, 210, 210), h.Ev(pm::kExec, 300, 300), ForkEv(h, 300, 211),
+                                   h.Ev(pm::kExec, 211, 211)};
+  std::vector<char> in;
+  h.table.lineage().FollowedExecs(raw, in);
+  EXPECT(in == std::vector<char>({1, 0, 0}));
+  Harness all;  // without a subtree, every exec
+  all.table.lineage().FollowedExecs(raw, in);
+  EXPECT(in == std::vector<char>({1, 1, 1}));
+}
+
+void SubtreeOfTheParentsInProc() {
+  std::vector<std::pair<int32_t, int32_t>> parents = {{1, 0}, {50, 1}, {60, 50}, {61, 60}, {70, 1}, {62, 50}, {80, 61}};
+  EXPECT(pm::SubtreeOf({50}, parents) == std::vector<int32_t>({50, 60, 62, 61, 80}));  // parents before children
+  EXPECT(pm::SubtreeOf({61, 70, 61}, parents) == std::vector<int32_t>({61, 70, 80}));
+  EXPECT(pm::SubtreeOf({99}, parents).empty());  // not running
+  int32_t ppid = 0;
+  const char stat[] = "4242 (a) b) 4) S 17 4242 4242 0 -1";
+  EXPECT(pm::ParseStatPpid(stat, sizeof stat - 1, &ppid) && ppid == 17);
+  EXPECT(!pm::ParseStatPpid(stat, 12, &ppid));
+}
+
 void PacerWakesAtMostOncePerInterval() {
   pm::Pacer p(1000000);  // 1 ms
   timespec ts;
@@ -358,6 +407,9 @@ const unit::Case kCases[] = {
     {"cwd off: nothing read, nothing said", CwdOffReadsNothing},
     {"secrets in argv are redacted in argv and cmdline", SecretsRedacted},
     {"events that are not reported still keep the table", UnreportedKindsStillKeepTheTable},
+    {"subtree: followed by fork lineage (a double fork too); the rest of the host neither read nor kept",
+     SubtreeFollowsForkLineageAndReadsNothingElse},
+    {"subtree at start: the roots running and their descendants, parents first; ppid of /proc/PID/stat", SubtreeOfTheParentsInProc},
     {"pacer: JS woken at most once per interval, ppoll's timeout until then", PacerWakesAtMostOncePerInterval},
 };
 

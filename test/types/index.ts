@@ -52,6 +52,11 @@ conn.on('spawn', () => {});
 new ProcConnector({ rcvbuf: 'big' });
 // @ts-expect-error redact is a list of strings
 new ProcConnector({ redact: 'secret' });
+// A subtree is a pid or a list of them.
+new ProcConnector({ subtree: process.pid });
+new ProcConnector({ subtree: [1, process.pid] as const });
+// @ts-expect-error pids are numbers
+new ProcConnector({ subtree: '1' });
 
 // A ProcConnector is a LineSource: the server and NATS take its bytes.
 const src: LineSource = conn;

@@ -1,0 +1,141 @@
+// The options of a ProcConnector, and their checks: what the native reader is started with.
+import { eventMask, parseEventList } from './events';
+import type { NativeStartOptions } from './native';
+import { boolOption, intOption } from './options';
+
+export interface ProcConnectorOptions {
+  /** Events to report: names or a comma list ("exec,fork,exit", "all"). Default fork, exec, exit. */
+  events?: string | readonly string[];
+  /** Report threads (non-leader tasks) too. Default false. */
+  threads?: boolean;
+  /** Socket receive buffer, bytes (SO_RCVBUFFORCE when privileged, else SO_RCVBUF). Default 8 MiB. */
+  rcvbuf?: number;
+  /** Let the kernel filter events (Linux 6.6+) when not all are wanted. Default true. */
+  kernelFilter?: boolean;
+  /** Events buffered between the reader thread and JS at most. Default 65536. */
+  queueMax?: number;
+  /** Processes remembered (for exit enrichment) at most. Default 65536. */
+  tableMax?: number;
+  /** Milliseconds to wait for the kernel's acknowledgement of the subscription. Default 1000. */
+  ackTimeout?: number;
+  /**
+   * Nice value of the reader thread, applied where permitted (CAP_SYS_NICE), so that it reads
+   * /proc before short-lived processes are gone. 0 leaves it alone. Default -10.
+   */
+  nice?: number;
+  /**
+   * Learn the processes already running from /proc at start, so that their exits carry
+   * command, user, parent and lifetime too. Default true.
+   */
+  seed?: boolean;
+  /**
+   * Milliseconds the reader may hold events before waking JS with them (it reads and enriches
+   * at once regardless): fewer, larger batches cost less per event. 0 wakes JS for every read.
+   * Default 1.
+   */
+  batchInterval?: number;
+  /**
+   * Events that carry `ancestors` (the chain of parents up to init): event names, a comma
+   * list, "all" or "none". Default "exec".
+   */
+  ancestors?: string | readonly string[];
+  /** Ancestors listed at most per event (1-1024). Default 16. */
+  ancestorDepth?: number;
+  /** `cgroup` and `container_id` on fork, exec and exit (one read of /proc/PID/cgroup per exec). Default true. */
+  cgroups?: boolean;
+  /** `cwd`, the working directory at exec, on exec and exit (one readlink of /proc/PID/cwd per exec). Default true. */
+  cwd?: boolean;
+  /**
+   * Secrets (passwords, tokens) that must never leave in an event or a snapshot record: every
+   * occurrence in any process's argv (and so in `cmdline` and `argv_base64`) shows as `*****`.
+   * At most 64, each 1 to 4096 bytes. Default none.
+   */
+  redact?: readonly string[];
+  /**
+   * What each process cost, on its `exit` event (not threads'): `cost` with CPU user and
+   * system time, peak RSS, bytes read and written, context switches. `true`: from the
+   * kernel's taskstats exit records where permitted (CAP_NET_ADMIN), else from /proc of the
+   * zombie; `'proc'`: /proc only. A field not learned is absent and named in `missing`
+   * (`cost.FIELD`), never guessed. `stats().costSource` says which is used. Default false.
+   */
+  cost?: boolean | 'proc';
+  /**
+   * Follow only these processes (pids, at most 1024, each running at start()) and their
+   * descendants, by fork lineage: a child forked by one followed is followed, wherever it is
+   * reparented, until it exits. Nothing of the rest of the host is read from /proc, kept or
+   * reported, so the cost follows the subtree's activity, not the host's. With `seed`, the
+   * descendants running at start are followed too; else only those forked from then on. A
+   * child forked while events were lost (a `lost` event says so) is not followed. Default:
+   * the whole host.
+   */
+  subtree?: number | readonly number[];
+}
+
+/** The options checked (a TypeError or RangeError naming the bad one), as the addon takes them (all but `events`). */
+export function nativeOptions(options: ProcConnectorOptions): Omit<NativeStartOptions, 'events'> {
+  return {
+    threads: boolOption(options.threads, 'threads', false),
+    rcvbuf: intOption(options.rcvbuf, 'rcvbuf', 8 << 20, 0),
+    kernelFilter: boolOption(options.kernelFilter, 'kernelFilter', true),
+    queueMax: intOption(options.queueMax, 'queueMax', 65536, 1),
+    tableMax: intOption(options.tableMax, 'tableMax', 65536, 1),
+    ackTimeout: intOption(options.ackTimeout, 'ackTimeout', 1000, 1),
+    nice: niceValue(options.nice),
+    seed: boolOption(options.seed, 'seed', true),
+    batchInterval: batchInterval(options.batchInterval),
+    ancestorEvents: ancestorMask(options.ancestors),
+    ancestorDepth: intOption(options.ancestorDepth, 'ancestorDepth', 16, 1, 1024),
+    cgroups: boolOption(options.cgroups, 'cgroups', true),
+    cwd: boolOption(options.cwd, 'cwd', true),
+    redact: redactList(options.redact),
+    cost: costMode(options.cost),
+    subtree: subtreeList(options.subtree),
+  };
+}
+
+function batchInterval(v: number | undefined): number {
+  if (v === undefined) return 1;
+  if (typeof v !== 'number' || !(v >= 0 && v <= 1000)) throw new RangeError(`batchInterval must be a number of milliseconds from 0 to 1000, got ${String(v)}`);
+  return v;
+}
+
+function niceValue(v: number | undefined): number {
+  if (v === undefined) return -10;
+  if (!Number.isInteger(v) || v < -20 || v > 19) throw new RangeError(`nice must be an integer from -20 to 19, got ${String(v)}`);
+  return v;
+}
+
+function redactList(v: readonly string[] | undefined): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.length > 64) throw new TypeError('redact must be an array of at most 64 strings');
+  for (const x of v) {
+    if (typeof x !== 'string' || x.length === 0 || Buffer.byteLength(x) > 4096) throw new TypeError('each redact entry must be a string of 1 to 4096 bytes');
+  }
+  return [...(v as string[])];
+}
+
+function ancestorMask(v: string | readonly string[] | undefined): number {
+  if (v === undefined) return eventMask(['exec']);
+  if (v === 'none' || (Array.isArray(v) && v.length === 0)) return 0;
+  try {
+    return eventMask(parseEventList(v));
+  } catch (err) {
+    throw new RangeError(`ancestors: ${(err as Error).message}, or none`);
+  }
+}
+
+function costMode(v: unknown): number {
+  if (v === undefined || v === false) return 0;
+  if (v === true) return 1;
+  if (v === 'proc') return 2;
+  throw new TypeError(`cost must be true, false or 'proc', not ${JSON.stringify(v) ?? typeof v}`);
+}
+
+function subtreeList(v: number | readonly number[] | undefined): number[] {
+  if (v === undefined) return [];
+  const list = typeof v === 'number' ? [v] : v;
+  if (!Array.isArray(list) || list.length === 0 || list.length > 1024)
+    throw new TypeError(`subtree must be a pid or an array of 1 to 1024 pids, got ${JSON.stringify(v) ?? typeof v}`);
+  for (const pid of list) intOption(pid, 'each subtree pid', 0, 1, 0x3fffff);
+  return [...new Set(list as number[])];
+}
