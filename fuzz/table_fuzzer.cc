@@ -10,8 +10,8 @@
 // Checked: no crash, leak or undefined behaviour (ASan, UBSan); the table never holds more
 // than table_max processes; ancestry is bounded; every event it reports has sane fields and
 // can be written as its line; and, where exits are reported, a process that ends yields one
-// exit event: exactly one when nothing is lost, never two. Half the inputs follow init's
-// subtree only (Options::subtree).
+// exit event: exactly one when nothing is lost, never two. In modes 1 and 2, half the inputs
+// follow init's subtree only (Options::subtree).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -341,11 +341,9 @@ class Scenario : public Sink {
     opts_.cgroups = flags & 4;
     opts_.seed = flags & 8;
     if (flags & 16) opts_.redact = {"secret"};
-    // Init's subtree: every process the model makes descends from it (junk aside). Not every
-    // exit is reported then (those of processes running before, unseeded; of children the
-    // full table could not keep): only "never two" holds.
-    if (flags & 32) opts_.subtree = {1};
-    if (flags & 32) strict_ = false;
+    // Init's subtree, in the modes that are not strict (not every exit is reported then:
+    // those of processes running before, unseeded; of children a full table could not keep).
+    if ((flags & 32) && !strict_) opts_.subtree = {1};
     opts_.table_max = 1 + in_.Byte() % 32;
     opts_.ancestor_depth = in_.Byte() % 6 - 1;
     opts_.ancestor_events = in_.U32() & pm::kAllEvents;

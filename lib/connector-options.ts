@@ -133,9 +133,15 @@ function costMode(v: unknown): number {
 
 function subtreeList(v: number | readonly number[] | undefined): number[] {
   if (v === undefined) return [];
-  const list = typeof v === 'number' ? [v] : v;
+  const list: readonly unknown[] = typeof v === 'number' ? [v] : v;
   if (!Array.isArray(list) || list.length === 0 || list.length > 1024)
     throw new TypeError(`subtree must be a pid or an array of 1 to 1024 pids, got ${JSON.stringify(v) ?? typeof v}`);
-  for (const pid of list) intOption(pid, 'each subtree pid', 0, 1, 0x3fffff);
-  return [...new Set(list as number[])];
+  const pids: number[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const pid: unknown = list[i]; // (a hole in a sparse array is undefined: refused too)
+    if (typeof pid !== 'number' || !Number.isInteger(pid) || pid < 1 || pid > 0x3fffff)
+      throw new RangeError(`subtree: each pid must be an integer from 1 to 4194303, got ${String(pid)}`);
+    pids.push(pid);
+  }
+  return [...new Set(pids)];
 }

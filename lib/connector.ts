@@ -128,8 +128,8 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
         cause: binding,
       });
     }
-    const absent = this.opts.subtree.find((pid) => !isProcess(pid));
-    if (absent !== undefined) throw new ProcConnectorError('ESRCH', `subtree: no process ${absent} is running`);
+    const absent = this.opts.subtree.findIndex((pid) => !isProcess(pid));
+    if (absent >= 0) throw new ProcConnectorError('ESRCH', `subtree: no process ${this.opts.subtree[absent]} is running`);
     const native = new binding.Connector((buf, meta, fatal) => {
       try {
         this.deliver(buf, meta);
@@ -383,10 +383,11 @@ function iterate(conn: ProcConnector, options: EventsOptions): AsyncIterableIter
   return it;
 }
 
-/** A process (a thread group's leader, not another thread) has this pid now. */
+/** A process (a thread group's leader, not another thread) runs under this pid now (not a zombie). */
 function isProcess(pid: number): boolean {
   try {
-    return new RegExp(`^Tgid:\\s*${pid}$`, 'm').test(fs.readFileSync(`/proc/${pid}/status`, 'latin1'));
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'latin1');
+    return new RegExp(`^Tgid:\\s*${pid}$`, 'm').test(status) && !/^State:\s*Z/m.test(status);
   } catch {
     return false;
   }

@@ -115,6 +115,13 @@ void ExitCost::Expire(int64_t now_ns) {
   }
 }
 
+void ExitCost::Forget(std::vector<int32_t>& tgids, int64_t now_ns) {
+  if (tgids.empty()) return;
+  Drain(now_ns);  // their records were queued before their exit events: they are here now
+  for (int32_t tgid : tgids) pending_.erase(tgid);
+  tgids.clear();
+}
+
 bool ExitCost::Take(int32_t tgid, Cost& out, bool single_threaded, int64_t start_ns) {
   auto it = pending_.find(tgid);
   if (it == pending_.end()) return false;

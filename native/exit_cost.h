@@ -46,6 +46,9 @@ class ExitCost {
   void Drain(int64_t now_ns);
   // Puts a cost on every process exit in out[from..]. `now_ns`: CLOCK_MONOTONIC.
   void Attach(std::vector<OutEvent>& out, size_t from, int64_t now_ns);
+  // Drops the records of processes whose exits were read but are not followed (a subtree),
+  // so that they never fill the map and pass for lost records of followed ones; empties tgids.
+  void Forget(std::vector<int32_t>& tgids, int64_t now_ns);
 
   // Pure parts, for tests: a task's record in; the cost of a process that started at
   // start_ns (CLOCK_MONOTONIC; 0: unknown) out. False when no record waits, or when it may

@@ -1,22 +1,36 @@
 #include "lineage.h"
 
-#include <algorithm>
+#include <utility>
 
 namespace pm {
 
-bool Lineage::Follows(const RawEvent& ev) const {
+bool Lineage::Admit(const RawEvent& ev) {
   if (!scoped_) return true;
   const bool new_process = ev.what == kFork && ev.pid == ev.tgid;
-  return store_.Find(new_process ? ev.ptgid : ev.tgid) != nullptr;
+  if (store_.Find(new_process ? ev.ptgid : ev.tgid) != nullptr) return true;
+  if (new_process) store_.entries().erase(ev.tgid);
+  return false;
 }
 
 void Lineage::FollowedExecs(const std::vector<RawEvent>& raw, std::vector<char>& in) const {
   in.clear();
-  std::vector<int32_t> born;  // forked earlier in the batch by a process followed
-  auto known = [&](int32_t pid) { return store_.Find(pid) != nullptr || std::find(born.begin(), born.end(), pid) != born.end(); };
+  if (!scoped_) {
+    for (const RawEvent& ev : raw) {
+      if (ev.what == kExec) in.push_back(1);
+    }
+    return;
+  }
+  // Forked earlier in the batch: followed or not (a pid reused by a stranger is not), latest last.
+  std::vector<std::pair<int32_t, bool>> forked;
+  auto known = [&](int32_t pid) {
+    for (auto it = forked.rbegin(); it != forked.rend(); ++it) {
+      if (it->first == pid) return it->second;
+    }
+    return store_.Find(pid) != nullptr;
+  };
   for (const RawEvent& ev : raw) {
-    if (ev.what == kExec) in.push_back(!scoped_ || known(ev.tgid));
-    if (ev.what == kFork && ev.pid == ev.tgid && scoped_ && known(ev.ptgid)) born.push_back(ev.tgid);
+    if (ev.what == kExec) in.push_back(known(ev.tgid));
+    if (ev.what == kFork && ev.pid == ev.tgid) forked.emplace_back(ev.tgid, known(ev.ptgid));
   }
 }
 

@@ -15,17 +15,20 @@ namespace pm {
 
 class Lineage {
  public:
-  explicit Lineage(const ProcStore& store) : store_(store) {}
+  explicit Lineage(ProcStore& store) : store_(store) {}
   void Reset(const std::vector<int32_t>& subtree) { scoped_ = !subtree.empty(); }
+  bool scoped() const { return scoped_; }
 
-  // Whether the event is about a process followed (a fork: whether its parent is).
-  bool Follows(const RawEvent& ev) const;
+  // Whether the event is about a process followed (a fork: whether its parent is). A stranger's
+  // child makes the table forget an entry under its pid: a process gone, its exit lost.
+  bool Admit(const RawEvent& ev);
   // For each exec of a batch, in order, whether its process is followed as of the batch's
   // forks before it: whether its /proc is worth reading ahead (`in` gets one entry per exec).
+  // Reads the table without its lock: only the reader thread, which calls it, changes it.
   void FollowedExecs(const std::vector<RawEvent>& raw, std::vector<char>& in) const;
 
  private:
-  const ProcStore& store_;
+  ProcStore& store_;
   bool scoped_ = false;
 };
 

@@ -273,10 +273,11 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
       for (const RawEvent& ev : raw_) {
         if (ev.what != kNone) received++;
         // Acknowledgements are handled too: they use up sequence numbers.
-        Feed(ev, out, ev.what == kExec ? &execs_[k++] : nullptr);
+        if (!Feed(ev, out, ev.what == kExec ? &execs_[k++] : nullptr) && ev.what == kExit && ev.pid == ev.tgid) ignored_.push_back(ev.tgid);
       }
     }
     cost_.Attach(out, from, Now(CLOCK_MONOTONIC));  // the zombies' /proc, before they are reaped
+    cost_.Forget(ignored_, Now(CLOCK_MONOTONIC));
     {
       std::lock_guard<std::mutex> lk(mu_);
       stats_.received += received;
@@ -289,10 +290,10 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
   }
 }
 
-void Monitor::Feed(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre) {
+bool Monitor::Feed(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre) {
   ProcessTable& table = shared_.table();
   Lost(loss_.Check(ev, table.WallMs(ev.ts_ns), out));
-  table.Handle(ev, out, pre);
+  return table.Handle(ev, out, pre);
 }
 
 void Monitor::Lost(uint64_t count) {

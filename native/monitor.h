@@ -95,8 +95,8 @@ class Monitor {
   // One wake-up of the reader: false when it must stop.
   bool Step(std::vector<OutEvent>& batch, bool* more);
   void ReadBatch(std::vector<OutEvent>& out);
-  // One event into the table (its lock held), after its sequence number is checked for a loss.
-  void Feed(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre);
+  // One event into the table (lock held), its seq checked for a loss; false: not followed.
+  bool Feed(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre);
   // `count` events were lost (0: none).
   void Lost(uint64_t count);
   void Close();
@@ -114,8 +114,9 @@ class Monitor {
   // reader-thread state
   std::vector<RawEvent> early_;  // events read while waiting for the acknowledgement
   std::vector<RawEvent> raw_;
-  std::vector<ProcInfo> execs_;  // /proc read ahead for the execs of a batch
-  std::vector<char> followed_;   // which of them are of processes followed (Options::subtree)
+  std::vector<ProcInfo> execs_;   // /proc read ahead for the execs of a batch
+  std::vector<char> followed_;    // which of them are of processes followed (Options::subtree)
+  std::vector<int32_t> ignored_;  // exits of processes not followed (ExitCost::Forget)
   LossTracker loss_{socket_};
   bool lost_ = false;   // events were lost: deferred exits may be due
   int read_errno_ = 0;  // recvmmsg failed for good (not EAGAIN, EINTR or ENOBUFS)

@@ -4,8 +4,8 @@
 
 namespace pm {
 
-void ProcessTable::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre) {
-  if (!lineage_.Follows(ev)) return;
+bool ProcessTable::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre) {
+  if (!lineage_.Admit(ev)) return false;
   const bool leader = ev.pid == ev.tgid;
   const bool report = (opts_.events & ev.what) && (leader || opts_.threads);
   switch (ev.what) {
@@ -33,6 +33,7 @@ void ProcessTable::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcIn
     default:
       break;
   }
+  return true;
 }
 
 // A new thread in process tgid.

@@ -42,10 +42,9 @@ class ProcessTable {
   // Wall-clock milliseconds of a kernel timestamp.
   double WallMs(uint64_t ts_ns) const { return store_.WallMs(ts_ns); }
 
-  // One event (acknowledgements and all: nothing is reported for them). `pre`: what was read
-  // of /proc ahead for an exec (argv, exe; nullptr: the table reads it now). With a subtree,
-  // an event about a process outside it is ignored (nothing read, kept or reported).
-  void Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre);
+  // One event (acknowledgements too: nothing reported). `pre`: /proc read ahead for an exec
+  // (nullptr: the table reads it now). False: not about a process followed (a subtree): ignored.
+  bool Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre);
   const Lineage& lineage() const { return lineage_; }  // which processes it follows
   // Learns a process that was running before the events started (the scan of /proc at
   // start). False, and nothing learned, when the table is full.

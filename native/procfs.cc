@@ -407,25 +407,30 @@ std::vector<int32_t> ListPids() {
 }
 
 std::vector<int32_t> SubtreeOf(const std::vector<int32_t>& roots, const std::vector<std::pair<int32_t, int32_t>>& parents) {
-  // (ppid, pid), sorted: each process's children are a range.
-  std::vector<std::pair<int32_t, int32_t>> by_parent;
-  by_parent.reserve(parents.size());
-  for (const auto& pp : parents) by_parent.emplace_back(pp.second, pp.first);
-  std::sort(by_parent.begin(), by_parent.end());
-  std::vector<int32_t> out;
-  for (int32_t r : roots) {
-    bool running = std::any_of(parents.begin(), parents.end(), [r](const std::pair<int32_t, int32_t>& pp) { return pp.first == r; });
-    if (running && std::find(out.begin(), out.end(), r) == out.end()) out.push_back(r);
+  using Pair = std::pair<int32_t, int32_t>;
+  std::vector<int32_t> pids;    // every process, sorted: a pid's index marks it listed
+  std::vector<Pair> by_parent;  // (ppid, pid), sorted: each process's children are a range
+  for (const Pair& pp : parents) {
+    pids.push_back(pp.first);
+    by_parent.emplace_back(pp.second, pp.first);
   }
-  // Breadth first, each generation after its parents. Parents read at different moments
-  // could make a loop (a pid reused meanwhile): the list never outgrows the processes.
-  for (size_t i = 0; i < out.size() && out.size() <= parents.size(); i++) {
-    auto range =
-        std::equal_range(by_parent.begin(), by_parent.end(), std::make_pair(out[i], INT32_MIN),
-                         [](const std::pair<int32_t, int32_t>& a, const std::pair<int32_t, int32_t>& b) { return a.first < b.first; });
-    for (auto it = range.first; it != range.second; ++it) {
-      if (it->second != out[i]) out.push_back(it->second);
-    }
+  std::sort(pids.begin(), pids.end());
+  pids.erase(std::unique(pids.begin(), pids.end()), pids.end());
+  std::sort(by_parent.begin(), by_parent.end());
+  std::vector<char> listed(pids.size(), 0);
+  std::vector<int32_t> out;
+  auto add = [&](int32_t pid) {
+    auto it = std::lower_bound(pids.begin(), pids.end(), pid);
+    if (it == pids.end() || *it != pid || listed[it - pids.begin()]) return;
+    listed[it - pids.begin()] = 1;
+    out.push_back(pid);
+  };
+  for (int32_t r : roots) add(r);
+  // Breadth first: each generation after its parents. Each pid once, whatever the parents
+  // read at different moments say (a pid reused meanwhile could make a loop).
+  for (size_t i = 0; i < out.size(); i++) {
+    auto first = std::lower_bound(by_parent.begin(), by_parent.end(), Pair(out[i], INT32_MIN));
+    for (auto it = first; it != by_parent.end() && it->first == out[i]; ++it) add(it->second);
   }
   return out;
 }

@@ -43,11 +43,8 @@ class SharedTable {
   void Snapshot(std::vector<ProcRecord>& out, const std::atomic<bool>& running);
   // A process and its ancestors, nearest first, up to init; false if pid is unknown.
   bool Ancestry(int32_t pid, std::vector<ProcRecord>& out, const std::atomic<bool>& running);
-  // Lineage::FollowedExecs, under the lock.
-  void FollowedExecs(const std::vector<RawEvent>& raw, std::vector<char>& in) {
-    std::lock_guard<std::mutex> lk(mu_);
-    table_.lineage().FollowedExecs(raw, in);
-  }
+  // Lineage::FollowedExecs (reader thread: without the lock, as the table's only writer).
+  void FollowedExecs(const std::vector<RawEvent>& raw, std::vector<char>& in) { table_.lineage().FollowedExecs(raw, in); }
   // The table's size now, and the processes it could not remember.
   void Sizes(uint64_t* size, uint64_t* full);
 

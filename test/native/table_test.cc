@@ -354,15 +354,21 @@ void SubtreeFollowsForkLineageAndReadsNothingElse() {
   EXPECT(h.table.size() == 2);
   // Once a member exits, its pid is a stranger's again.
   EXPECT(h.Exit(201, 201, 0).size() == 1 && h.Fork(1, 201).empty());
+  // A member whose exit was lost: a stranger's child under its pid is not taken for it.
+  EXPECT(h.Fork(100, 220).size() == 1 && h.table.size() == 2);
+  EXPECT(h.Fork(300, 220).empty() && h.table.size() == 1);
+  h.Add(220, 300, "intruder", {"intruder"}, 0);
+  EXPECT(h.Feed(h.Ev(pm::kExec, 220, 220)).empty() && h.Fork(220, 221).empty());
   // Which execs of a batch to read ahead: the batch's own forks count.
-  std::vector<pm::RawEvent> raw = {ForkEv(h, 100, 210), h.Ev(pm::kExec, 210, 210), h.Ev(pm::kExec, 300, 300), ForkEv(h, 300, 211),
-                                   h.Ev(pm::kExec, 211, 211)};
+  std::vector<pm::RawEvent> raw = {
+      ForkEv(h, 100, 210),       h.Ev(pm::kExec, 210, 210), h.Ev(pm::kExec, 300, 300), ForkEv(h, 300, 211),
+      h.Ev(pm::kExec, 211, 211), ForkEv(h, 300, 100),       h.Ev(pm::kExec, 100, 100)};  // the root's pid reused by a stranger's child
   std::vector<char> in;
   h.table.lineage().FollowedExecs(raw, in);
-  EXPECT(in == std::vector<char>({1, 0, 0}));
+  EXPECT(in == std::vector<char>({1, 0, 0, 0}));
   Harness all;  // without a subtree, every exec
   all.table.lineage().FollowedExecs(raw, in);
-  EXPECT(in == std::vector<char>({1, 1, 1}));
+  EXPECT(in == std::vector<char>({1, 1, 1, 1}));
 }
 
 void SubtreeOfTheParentsInProc() {
@@ -370,6 +376,10 @@ void SubtreeOfTheParentsInProc() {
   EXPECT(pm::SubtreeOf({50}, parents) == std::vector<int32_t>({50, 60, 62, 61, 80}));  // parents before children
   EXPECT(pm::SubtreeOf({61, 70, 61}, parents) == std::vector<int32_t>({61, 70, 80}));
   EXPECT(pm::SubtreeOf({99}, parents).empty());  // not running
+  // Nested roots: each process once, the deepest reached.
+  EXPECT(pm::SubtreeOf({1, 60}, parents) == std::vector<int32_t>({1, 60, 50, 70, 61, 62, 80}));
+  // Parents read at different moments may loop (a pid reused meanwhile): each once, it ends.
+  EXPECT(pm::SubtreeOf({5}, {{5, 6}, {6, 5}, {7, 6}}) == std::vector<int32_t>({5, 6, 7}));
   int32_t ppid = 0;
   const char stat[] = "4242 (a) b) 4) S 17 4242 4242 0 -1";
   EXPECT(pm::ParseStatPpid(stat, sizeof stat - 1, &ppid) && ppid == 17);

@@ -201,6 +201,20 @@ void MapIsBounded() {
   EXPECT(!cost.Take(5, c, true, 2000));
 }
 
+void RecordsOfProcessesNotFollowedGo() {
+  pm::FakeProcReader reader;
+  pm::ExitCost cost(reader);
+  cost.Add(Rec(501, 500, 1, 1), 10);
+  cost.Add(Rec(500, 500, 1, 1), 10);
+  cost.Add(Rec(600, 600, 7, 7), 10);
+  std::vector<int32_t> gone = {500, 999};  // 999: no record, nothing to drop
+  cost.Forget(gone, 20);
+  EXPECT(cost.pending() == 1 && gone.empty());
+  pm::Cost c;
+  EXPECT(cost.Take(600, c, true, 5) && c.v[pm::kCostUser] == 7);  // whole: nothing was lost
+  EXPECT(!cost.Take(500, c));
+}
+
 // A fake /proc whose zombies have a cost.
 struct CostReader : pm::FakeProcReader {
   bool CostOf(int32_t pid, pm::Cost& out) override {
@@ -268,6 +282,7 @@ const unit::Case kCases[] = {
     {"exit cost: threads add up, peak RSS the largest, a field one lacks is lacking; other pid namespaces", ThreadsAddUp},
     {"exit cost: the map of waiting records is bounded; an evicted process's cost is not claimed", MapIsBounded},
     {"exit cost from /proc: what it cannot know is missing, never guessed; the wire line", ProcFallbackMarksWhatItCannotKnow},
+    {"exit cost: the records of processes not followed (a subtree) are dropped, not counted as lost", RecordsOfProcessesNotFollowedGo},
     {"/proc cost parsers: stat (zombies only), status, io", ProcTextParsers},
 };
 
