@@ -57,6 +57,21 @@ test('a client that sends nothing gets every event from its connect on, even dur
   assert.ok(!c.text().includes('hello'), 'no answer to a request it did not send');
 });
 
+test('a request line that came within its window is answered even when the event loop was busy past the window', async (t) => {
+  const source = new FakeSource();
+  const p = path.join(tmpDir(t), 'pm.sock');
+  const srv = await serve(t, { source, unix: { path: p }, requestWaitMs: 50 });
+  const c = rawConnect(p);
+  await until(() => srv.stats().perClient.some((x) => x.mode === 'request'));
+  c.sock.write('{"resume_from":0}\n');
+  // The server runs in this process: block its loop well past the window (as a big snapshot
+  // being built for another client would), the line already in its socket.
+  const until150 = Date.now() + 150;
+  while (Date.now() < until150);
+  await until(() => c.text().includes('"event":"hello"'), 5000);
+  assert.equal(srv.stats().perClient[0].mode === 'request', false);
+});
+
 test('resume_from: everything after N still in the ring, then live, no duplicate, no gap (Unix and TCP)', async (t) => {
   const source = new FakeSource();
   const p = path.join(tmpDir(t), 'pm.sock');

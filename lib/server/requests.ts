@@ -63,10 +63,16 @@ export class Requests {
     conn.req = EMPTY;
     conn.timer = setTimeout(() => {
       conn.timer = null;
-      // Nothing at all came after the password: a client written for the seed, which
-      // parses each read as one event, may be at the other end.
-      conn.perLine = conn.req !== null && conn.req.length === 0 && !conn.peerEnded && conn.transport === 'tcp' && !(sock instanceof tls.TLSSocket);
-      this.release(conn, null);
+      // The window is over only after the bytes that came within it are read: when the event
+      // loop was busy past it (another client's snapshot), timers run before the reads of
+      // this turn; setImmediate runs after them.
+      setImmediate(() => {
+        if (conn.mode !== 'request' || conn.state !== 'streaming') return;
+        // Nothing at all came after the password: a client written for the seed, which
+        // parses each read as one event, may be at the other end.
+        conn.perLine = conn.req !== null && conn.req.length === 0 && !conn.peerEnded && conn.transport === 'tcp' && !(sock instanceof tls.TLSSocket);
+        this.release(conn, null);
+      });
     }, this.o.waitMs);
     sock.on('data', (chunk: Buffer) => this.onData(conn, chunk));
     if (early.length > 0) this.onData(conn, early);
