@@ -65,4 +65,27 @@ function exited(pid) {
   return (evs) => evs.some((e) => e.event === 'exit' && e.pid === pid && !e.thread);
 }
 
-module.exports = { record, run, about, exited, SELF_COMM };
+/**
+ * A busy host: spawns /bin/true (with `tag` as its argument) over and over until stop(); `pids`
+ * holds every pid it made.
+ */
+function busyHost(tag) {
+  let stopped = false;
+  const pids = [];
+  const loop = (async () => {
+    while (!stopped) {
+      const p = spawn('/bin/true', [tag], { stdio: 'ignore' });
+      pids.push(p.pid);
+      await new Promise((r) => p.on('exit', r));
+    }
+  })();
+  return {
+    pids,
+    stop: async () => {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+module.exports = { record, run, about, exited, busyHost, SELF_COMM };

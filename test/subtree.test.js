@@ -10,39 +10,12 @@ const fs = require('node:fs');
 const { once } = require('node:events');
 const readline = require('node:readline');
 const { ProcConnector, ProcConnectorError } = require('..');
-const { record, exited } = require('./helpers');
-
-/** Spawns /bin/true over and over until the returned stop() is called; the pids it made. */
-function busyHost() {
-  let stop = false;
-  const pids = [];
-  const loop = (async () => {
-    while (!stop) {
-      const p = spawn('/bin/true', ['pm-outside-the-subtree'], { stdio: 'ignore' });
-      pids.push(p.pid);
-      await once(p, 'exit');
-    }
-  })();
-  return {
-    pids,
-    stop: async () => {
-      stop = true;
-      await loop;
-    },
-  };
-}
+const { record, exited, busyHost } = require('./helpers');
+const { until } = require('./server-helpers');
 
 /** Waits until pid runs `comm` (its exec done). */
-async function execd(pid, comm) {
-  for (let i = 0; i < 500; i++) {
-    try {
-      if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === comm) return;
-    } catch {
-      break;
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`${pid} never ran ${comm}`);
+function execd(pid, comm) {
+  return until(() => fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === comm, 5000, `${pid} to run ${comm}`);
 }
 
 /** The pids of `events` that descend from `root` by the forks among them (the root included). */
@@ -59,7 +32,7 @@ test('subtree: the root, a child it had at start (seed), and all it forks since,
   const [line] = await once(readline.createInterface({ input: root.stdout }), 'line');
   const before = Number(line);
   await execd(before, 'sleep');
-  const host = busyHost();
+  const host = busyHost('pm-outside-the-subtree');
   t.after(() => host.stop());
   const c = new ProcConnector({ subtree: root.pid, seed: true, cost: true }).start();
   t.after(() => c.stop());
@@ -148,6 +121,6 @@ test('subtree: bad values are a TypeError or RangeError at once; a pid that is n
   t.after(() => parent.kill());
   const [line] = await once(readline.createInterface({ input: parent.stdout }), 'line');
   const zombie = Number(line);
-  for (let i = 0; i < 500 && !/^State:\s*Z/m.test(fs.readFileSync(`/proc/${zombie}/status`, 'latin1')); i++) await new Promise((r) => setTimeout(r, 10));
+  await until(() => /^State:\s*Z/m.test(fs.readFileSync(`/proc/${zombie}/status`, 'latin1')), 5000, `${zombie} to be a zombie`);
   startFails(zombie);
 });

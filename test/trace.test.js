@@ -12,6 +12,7 @@ const { trace, traceProcess, summaryText, statusOf, chromeTrace } = require('..'
 const { JobTracker } = require('../dist/trace/job');
 const { argvOf } = require('../dist/trace/summary');
 const { tmpDir } = require('./server-helpers');
+const { busyHost } = require('./helpers');
 const { NOBODY, unprivileged } = require('./kernel');
 
 const BIN = path.join(__dirname, '..', 'bin', 'procMonitor');
@@ -267,19 +268,11 @@ test('trace(): where each program ran: every exec with its working directory, a 
 });
 
 test('trace(): nothing of the host outside the job, however busy it is', async (t) => {
-  let stop = false;
-  const others = [];
-  const busy = (async () => {
-    while (!stop) {
-      const p = spawn('/bin/true', ['pm-not-in-job']);
-      others.push(p.pid);
-      await new Promise((r) => p.on('exit', r));
-    }
-  })();
-  t.after(() => (stop = true));
+  const host = busyHost('pm-not-in-job');
+  const others = host.pids;
+  t.after(() => host.stop());
   const s = await trace('/bin/sh', ['-c', 'for i in 1 2 3 4 5; do sh -c "sleep 0.03" in-job; done'], { stdio: 'ignore' }).done;
-  stop = true;
-  await busy;
+  await host.stop();
   const all = flat(s.tree);
   assert.ok(others.length > 5, `${others.length} processes outside the job meanwhile`);
   assert.equal(all.filter((n) => n.argv.includes('pm-not-in-job') || others.includes(n.pid)).length, 0);
