@@ -10,8 +10,16 @@
  * per file), and npm's install script and tsc. A third, `host`, is what a busy host costs the
  * tracer: `sleep 2` traced while another process outside the job spawns /bin/true as fast as
  * it can (the trace must hold sleep alone; the tracer's CPU is the trace's CPU, sleep's is ~0).
+ * `sleep` (only when asked) is `sleep 1` traced: what a trace costs whatever the job, its start-up
+ * and its end. A traced run's `inside` is the command's own lifetime as the trace saw it: the wall
+ * time minus it is the trace's start-up and end.
  *
- *   node bench/trace.js [--files 300] [--reps 3] [--quick] [--workloads make,npm,host]
+ * Each round runs every mode once, one after the other, so a round's trace/untraced ratio is
+ * taken side by side (the machine's speed drifts between rounds): the ratios' median is printed
+ * with the medians of the rounds.
+ *
+ *   node bench/trace.js [--files 300] [--reps 3] [--quick] [--workloads make,npm,host,sleep]
+ *                       [--modes plain,trace,strace,forkstat]
  *   (also: npm run bench -- --only trace)
  */
 const fs = require('fs');
@@ -135,6 +143,16 @@ function workloads(tmp, files, only) {
       },
     });
   }
+  if (only && only.includes('sleep')) {
+    out.push({
+      name: 'sleep 1 (what a trace costs whatever the job: start-up and end)',
+      key: 'sleep',
+      dir: tmp,
+      command: 'sleep 1',
+      reset: () => {},
+      check: (all) => ({ ok: all.length === 1, what: `${all.length} process(es) in the trace` }),
+    });
+  }
   if (!only || only.includes('host')) {
     out.push({
       name: 'sleep 2 on a busy host (a loop outside the job spawning /bin/true)',
@@ -163,14 +181,31 @@ async function benchWorkload(w, modes, reps, tmp) {
       if (mode === 'trace') {
         const { s, all } = processesOf(json);
         complete.push({ ...w.check(all), processes: s.processes, lost: s.lost, status: s.status });
+        r.inside = s.tree.duration_ms / 1000;
       }
-      process.stderr.write(`[${rep + 1}/${reps}] ${mode.padEnd(9)} wall ${r.wall.toFixed(2)} s, CPU ${r.cpu.toFixed(2)} s\n`);
+      const inside = r.inside === undefined ? '' : ` (the command ${r.inside.toFixed(2)} s of it)`;
+      process.stderr.write(`[${rep + 1}/${reps}] ${mode.padEnd(9)} wall ${r.wall.toFixed(2)} s${inside}, CPU ${r.cpu.toFixed(2)} s\n`);
     }
   }
   const agg = Object.fromEntries(
     modes.map((m) => [m, { wall: median(runs.filter((r) => r.mode === m).map((r) => r.wall)), cpu: median(runs.filter((r) => r.mode === m).map((r) => r.cpu)) }]),
   );
   const over = (m, k) => (agg[m] ? agg[m][k] / agg.plain[k] - 1 : null);
+  // Each round's trace/plain ratio, side by side: the machine's drift between rounds cancels.
+  const paired = (ratio) => {
+    const rs = [];
+    for (let rep = 0; rep < reps; rep++) {
+      const p = runs.find((r) => r.rep === rep && r.mode === 'plain');
+      const t = runs.find((r) => r.rep === rep && r.mode === 'trace');
+      if (p && t) rs.push(ratio(t, p));
+    }
+    return rs.length ? { median: median(rs), min: Math.min(...rs), max: Math.max(...rs) } : null;
+  };
+  const pairedWall = paired((t, p) => t.wall / p.wall);
+  const pairedCpu = paired((t, p) => t.cpu / p.cpu);
+  // The command's own time under the trace against the whole untraced run: what the trace
+  // costs while the job runs, its start-up and end left out.
+  const pairedInside = paired((t, p) => t.inside / p.wall);
   const pct = (x) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
   const lines = [
     `${w.name}:`,
@@ -191,6 +226,9 @@ async function benchWorkload(w, modes, reps, tmp) {
     runs,
     median: agg,
     trace_wall_overhead: over('trace', 'wall'),
+    trace_paired_wall_ratio: pairedWall,
+    trace_paired_cpu_ratio: pairedCpu,
+    trace_paired_inside_ratio: pairedInside,
     trace_vs_strace_overhead: ratio,
     completeness: complete,
     complete: allComplete,
@@ -199,6 +237,11 @@ async function benchWorkload(w, modes, reps, tmp) {
   process.stdout.write(
     `trace: wall overhead ${pct(result.trace_wall_overhead)} (target < 3%); its overhead / strace's: ${ratio ?? '-'} (target < 0.1); complete: ${allComplete ? 'yes' : 'NO'} (${complete.map((c) => c.what).join('; ')}; ${complete[0]?.processes} processes, ${complete[0]?.lost} lost)\n`,
   );
+  const r3 = (x) => x.toFixed(3);
+  if (pairedWall)
+    process.stdout.write(
+      `trace/untraced, round by round (${reps} rounds): wall ratio median ${r3(pairedWall.median)} (${r3(pairedWall.min)} to ${r3(pairedWall.max)}), CPU ratio median ${r3(pairedCpu.median)} (${r3(pairedCpu.min)} to ${r3(pairedCpu.max)}); the command's own time under the trace / the untraced run: median ${r3(pairedInside.median)} (${r3(pairedInside.min)} to ${r3(pairedInside.max)})\n`,
+    );
   return result;
 }
 
@@ -206,8 +249,11 @@ async function benchWorkload(w, modes, reps, tmp) {
 async function benchTrace(o = {}) {
   const files = o.files ?? (o.quick ? 80 : 300);
   const reps = o.reps ?? 3;
-  const modes = ['plain', 'trace', ...(has('strace') ? ['strace'] : []), ...(has('forkstat') ? ['forkstat'] : [])];
-  for (const m of ['strace', 'forkstat']) if (!modes.includes(m)) process.stderr.write(`warning: ${m} not installed (apt-get install ${m}): skipped\n`);
+  const wanted = o.modes ?? ['plain', 'trace', 'strace', 'forkstat'];
+  for (const m of wanted) if (!['plain', 'trace', 'strace', 'forkstat'].includes(m)) throw new Error(`unknown mode ${m} (plain, trace, strace, forkstat)`);
+  if (!wanted.includes('plain') || !wanted.includes('trace')) throw new Error('--modes must include plain and trace');
+  const modes = wanted.filter((m) => !['strace', 'forkstat'].includes(m) || has(m));
+  for (const m of wanted) if (!modes.includes(m)) process.stderr.write(`warning: ${m} not installed (apt-get install ${m}): skipped\n`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-bench-trace-'));
   try {
     const out = {};
@@ -224,7 +270,8 @@ if (require.main === module) {
   const args = process.argv.slice(2);
   const get = (k) => (args.includes(k) ? Number(args[args.indexOf(k) + 1]) : undefined);
   const only = args.includes('--workloads') ? args[args.indexOf('--workloads') + 1].split(',') : undefined;
-  benchTrace({ files: get('--files'), reps: get('--reps'), quick: args.includes('--quick'), workloads: only }).catch((e) => {
+  const modes = args.includes('--modes') ? args[args.indexOf('--modes') + 1].split(',') : undefined;
+  benchTrace({ files: get('--files'), reps: get('--reps'), quick: args.includes('--quick'), workloads: only, modes }).catch((e) => {
     process.stderr.write(`bench: ${e.stack || e}\n`);
     process.exit(1);
   });

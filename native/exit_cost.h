@@ -40,9 +40,9 @@ class ExitCost {
   void Stop();
   uint8_t source() const { return source_; }
   const std::string& reason() const { return reason_; }
-  int fd() const { return socket_.fd(); }
 
-  // Reads the taskstats socket (when it polls readable).
+  // Reads the taskstats socket (without waiting). The reader calls it whenever it has read the
+  // connector's socket: every record is followed there by its task's exit event.
   void Drain(int64_t now_ns);
   // Puts a cost on every process exit in out[from..]. `now_ns`: CLOCK_MONOTONIC.
   void Attach(std::vector<OutEvent>& out, size_t from, int64_t now_ns);

@@ -156,10 +156,10 @@ void Monitor::Run() {
   Begin(batch);
   Pacer pacer(static_cast<int64_t>(opts_.batch_interval_us) * 1000);
   if (pacer.Wake(handoff_.Push(batch), Now(CLOCK_MONOTONIC))) notify_();
-  pollfd fds[3] = {{socket_.fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}, {cost_.fd(), POLLIN, 0}};
+  pollfd fds[2] = {{socket_.fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
   while (!stop_) {
     timespec ts;
-    int r = ppoll(fds, 3, pacer.Timeout(Now(CLOCK_MONOTONIC), &ts), nullptr);
+    int r = ppoll(fds, 2, pacer.Timeout(Now(CLOCK_MONOTONIC), &ts), nullptr);
     if (r < 0) {
       if (errno == EINTR) continue;
       Fail(std::string("poll on the netlink socket failed: ") + std::strerror(errno));
@@ -179,7 +179,6 @@ void Monitor::Run() {
       Fail("the netlink socket was closed under the reader");
       break;
     }
-    if (fds[2].revents) cost_.Drain(Now(CLOCK_MONOTONIC));
     bool more = false;
     if (r > 0 && fds[0].revents && !Step(batch, &more)) break;
     if (pacer.Wake(more, Now(CLOCK_MONOTONIC))) notify_();
@@ -187,9 +186,8 @@ void Monitor::Run() {
 }
 
 void Monitor::Begin(std::vector<OutEvent>& batch) {
-  // A short-lived process must still be in /proc when its exec is read: the reader wakes
-  // ahead of ordinary work where the system lets it (CAP_SYS_NICE). It sleeps in poll()
-  // otherwise, so this costs nothing when idle.
+  // A short-lived process must still be in /proc when its exec is read: the reader wakes ahead
+  // of ordinary work where the system lets it (CAP_SYS_NICE); idle, it sleeps in poll().
   prctl(PR_SET_NAME, "procmon-reader", 0, 0, 0);  // this thread's name (old-glibc safe)
   int nice_now = Renice(opts_.nice);
   {
@@ -209,6 +207,9 @@ bool Monitor::Step(std::vector<OutEvent>& batch, bool* more) {
   shared_.table().SetClockOffset(Now(CLOCK_REALTIME) - Now(CLOCK_MONOTONIC));
   batch.clear();
   ReadBatch(batch);
+  // The taskstats socket is not polled (one wake-up per exit, not two): each record precedes
+  // its exit event (exit_cost.h), so it is read here, threads' records too.
+  cost_.Drain(Now(CLOCK_MONOTONIC));
   // Only this thread changes flush_due(): it may look without the lock.
   if (lost_ || shared_.table().flush_due()) {
     size_t from = batch.size();

@@ -120,7 +120,6 @@ class Monitor {
   LossTracker loss_{socket_};
   bool lost_ = false;   // events were lost: deferred exits may be due
   int read_errno_ = 0;  // recvmmsg failed for good (not EAGAIN, EINTR or ENOBUFS)
-
   // shared with the JS thread
   SharedTable shared_;  // the process table and its lock
   SystemProcReader cost_reader_;
