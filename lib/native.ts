@@ -27,6 +27,7 @@ export interface NativeStartOptions {
   nice: number;
   seed: boolean;
   batchInterval: number;
+  readInterval: number;
   ancestorEvents: number;
   ancestorDepth: number;
   cgroups: boolean;

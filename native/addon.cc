@@ -258,6 +258,7 @@ class Connector : public Napi::ObjectWrap<Connector> {
       opts.nice = static_cast<int>(Num(o, "nice", opts.nice));
       opts.seed = Bool(o, "seed", opts.seed);
       opts.batch_interval_us = static_cast<int>(Num(o, "batchInterval", opts.batch_interval_us / 1000.0) * 1000);
+      opts.read_interval_us = static_cast<int>(Num(o, "readInterval", 0) * 1000);
       opts.ancestor_events = static_cast<uint32_t>(Num(o, "ancestorEvents", opts.ancestor_events));
       opts.ancestor_depth = static_cast<int>(Num(o, "ancestorDepth", opts.ancestor_depth));
       opts.cgroups = Bool(o, "cgroups", opts.cgroups);
@@ -293,8 +294,7 @@ class Connector : public Napi::ObjectWrap<Connector> {
     return env.Undefined();
   }
 
-  // stop(): events that were still queued are returned ([buf, meta] as for the callback),
-  // not lost.
+  // stop(): events that were still queued are returned ([buf, meta] as for the callback), not lost.
   Napi::Value Stop(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     {

@@ -118,6 +118,7 @@ struct Options {
   int nice = -10;                           // reader thread's nice value, where permitted
   bool seed = true;                         // learn the running processes from /proc at start
   int batch_interval_us = 1000;             // wake JS at most this often (0: for every read)
+  int read_interval_us = 0;                 // read the socket at most this often (0: as events come)
   uint32_t ancestor_events = kExec;         // events that carry their ancestors
   int ancestor_depth = 16;                  // ancestors listed at most
   bool cgroups = true;                      // cgroup and container id on events

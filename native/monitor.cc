@@ -39,6 +39,13 @@ int64_t Now(clockid_t c) {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
 }
 
+// Wakes the reader thread from its poll (an eventfd).
+void Poke(int fd) {
+  uint64_t one = 1;
+  ssize_t w = write(fd, &one, sizeof one);
+  (void)w;
+}
+
 // Sets the calling thread's nice value (0: leave it); returns the one in effect.
 int Renice(int nice) {
   pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
@@ -138,9 +145,7 @@ void Monitor::Close() {
 void Monitor::Stop() {
   if (!running_) return;
   stop_ = true;
-  uint64_t one = 1;
-  ssize_t w = write(wake_fd_, &one, sizeof one);
-  (void)w;
+  Poke(wake_fd_);
   if (thread_.joinable()) thread_.join();
   // Everything already in the socket still counts: read it before unsubscribing.
   std::vector<OutEvent> rest;
@@ -154,19 +159,21 @@ void Monitor::Stop() {
 void Monitor::Run() {
   std::vector<OutEvent> batch;
   Begin(batch);
-  Pacer pacer(static_cast<int64_t>(opts_.batch_interval_us) * 1000);
+  Pacer pacer(static_cast<int64_t>(opts_.batch_interval_us) * 1000, static_cast<int64_t>(opts_.read_interval_us) * 1000);
   if (pacer.Wake(handoff_.Push(batch), Now(CLOCK_MONOTONIC))) notify_();
-  pollfd fds[2] = {{socket_.fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {socket_.fd(), POLLIN, 0}};
   while (!stop_) {
     timespec ts;
-    int r = ppoll(fds, 2, pacer.Timeout(Now(CLOCK_MONOTONIC), &ts), nullptr);
+    int64_t now = Now(CLOCK_MONOTONIC);
+    fds[1].revents = 0;  // the socket is left out of the poll while it rests
+    int r = ppoll(fds, pacer.Resting(now) ? 1 : 2, pacer.Timeout(now, &ts), nullptr);
     if (r < 0) {
       if (errno == EINTR) continue;
       Fail(std::string("poll on the netlink socket failed: ") + std::strerror(errno));
       break;
     }
     if (stop_) break;
-    if (fds[1].revents) {
+    if (fds[0].revents) {
       std::string why;
       {
         std::lock_guard<std::mutex> lk(mu_);
@@ -175,12 +182,13 @@ void Monitor::Run() {
       if (!why.empty()) Fail(why);
       break;
     }
-    if (fds[0].revents & POLLNVAL) {
+    if (fds[1].revents & POLLNVAL) {
       Fail("the netlink socket was closed under the reader");
       break;
     }
     bool more = false;
-    if (r > 0 && fds[0].revents && !Step(batch, &more)) break;
+    if (fds[1].revents && !Step(batch, &more)) break;
+    if (fds[1].revents) pacer.Read(Now(CLOCK_MONOTONIC));  // a rest begins (if any)
     if (pacer.Wake(more, Now(CLOCK_MONOTONIC))) notify_();
   }
 }
@@ -240,9 +248,7 @@ void Monitor::InjectFault(const std::string& why) {
     std::lock_guard<std::mutex> lk(mu_);
     injected_ = why.empty() ? std::string("injected fault") : why;
   }
-  uint64_t one = 1;
-  ssize_t w = write(wake_fd_, &one, sizeof one);
-  (void)w;
+  Poke(wake_fd_);
 }
 
 // Reads every datagram waiting in the socket, a batch per syscall.

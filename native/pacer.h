@@ -1,6 +1,9 @@
 // How often the reader thread wakes JS: at most once per interval. Events read meanwhile (at
 // once, for /proc's sake) wait in the queue and go over together, which saves a wake-up and a
-// write per client for each of them. Pure: the caller passes the time (CLOCK_MONOTONIC, ns).
+// write per client for each of them. And, where asked (Options.read_interval_us), how long the
+// reader leaves the socket alone after a read: events arriving meanwhile wait in the socket and
+// are read together, so that a busy host wakes the reader at most once per rest. Pure: the
+// caller passes the time (CLOCK_MONOTONIC, ns).
 #pragma once
 
 #include <time.h>
@@ -11,7 +14,12 @@ namespace pm {
 
 class Pacer {
  public:
-  explicit Pacer(int64_t interval_ns) : interval_(interval_ns) {}
+  explicit Pacer(int64_t interval_ns, int64_t rest_ns = 0) : interval_(interval_ns), rest_(rest_ns) {}
+
+  // After a read of the socket: it is left alone for the rest (none without one).
+  void Read(int64_t now) { rest_until_ = now + rest_; }
+  // Whether the socket is left alone now.
+  bool Resting(int64_t now) const { return now < rest_until_; }
 
   // After a read: `more` says JS has new events to be woken for. True if JS must be woken
   // now (then it counts as woken at `now`); else a wake-up stays due, if one was.
@@ -24,11 +32,13 @@ class Pacer {
   }
 
   // How long the reader may sleep in ppoll(): nullptr (until something happens) when no
-  // wake-up is due, else until the interval since the last one is over (ts filled in).
+  // wake-up is due and it is not resting, else until the interval since the last wake-up or
+  // the rest is over, whichever comes first (ts filled in).
   const timespec* Timeout(int64_t now, timespec* ts) const {
-    if (!due_) return nullptr;
-    int64_t left = last_wake_ + interval_ - now;
-    if (left < 0) left = 0;
+    int64_t left = -1;
+    if (due_) left = last_wake_ + interval_ - now > 0 ? last_wake_ + interval_ - now : 0;
+    if (Resting(now) && (left < 0 || rest_until_ - now < left)) left = rest_until_ - now;
+    if (left < 0) return nullptr;
     ts->tv_sec = static_cast<time_t>(left / 1000000000);
     ts->tv_nsec = static_cast<long>(left % 1000000000);
     return ts;
@@ -36,6 +46,8 @@ class Pacer {
 
  private:
   int64_t interval_;
+  int64_t rest_;
+  int64_t rest_until_ = 0;
   int64_t last_wake_ = 0;
   bool due_ = false;
 };

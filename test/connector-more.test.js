@@ -703,3 +703,87 @@ test('flush(): what the reader has queued is delivered before flush() returns, n
   c.stop();
   assert.equal(c.flush(), c, 'a no-op once stopped');
 });
+
+// readInterval: the hazard is the reader's wake-ups on a busy host (each interrupts a busy
+// process); the risk in cutting them is losing or reordering events. Two connectors watch one
+// burst: one reads as events come (the control), one rests 25 ms after each read.
+function readerSwitches() {
+  const out = new Map();
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      if (fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() !== 'procmon-reader') continue;
+      out.set(tid, Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(fs.readFileSync(`/proc/self/task/${tid}/status`, 'utf8'))[1]));
+    } catch {
+      /* a thread gone meanwhile */
+    }
+  }
+  return out;
+}
+
+test('readInterval: a burst wakes the resting reader far less often, and every event still comes, once, in order', async (t) => {
+  // A new reader thread names itself as it starts: wait for it.
+  const newReader = async (not) => {
+    for (let i = 0; i < 200; i++) {
+      const tid = [...readerSwitches().keys()].find((k) => !not.has(k));
+      if (tid) return tid;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return undefined;
+  };
+  const before = readerSwitches();
+  const eager = started(t, { events: 'fork,exec,exit' });
+  const eagerTid = await newReader(before);
+  const rested = started(t, { events: 'fork,exec,exit', readInterval: 25 });
+  const restedTid = await newReader(new Map([...before, [eagerTid, 0]]));
+  assert.ok(eagerTid && restedTid && eagerTid !== restedTid, 'the two reader threads');
+  const recE = record(eager);
+  const recR = record(rested);
+  const s0 = readerSwitches();
+  const sh = spawn('sh', ['-c', `i=0; while [ $i -lt 300 ]; do ${STRUE}; i=$((i+1)); done`], { stdio: 'ignore' });
+  await once(sh, 'exit');
+  for (const rec of [recE, recR]) await rec.until((evs) => evs.some((e) => e.event === 'exit' && e.pid === sh.pid));
+  const s1 = readerSwitches();
+  const woken = (tid) => s1.get(tid) - s0.get(tid);
+  // The children of the shell, as each connector saw them: fork, exec, exit, in that order.
+  const kids = (rec) => {
+    const byPid = new Map();
+    for (const e of rec.events) {
+      const pid = e.event === 'fork' ? e.child_pid : e.pid;
+      if (e.event === 'fork' ? e.parent_pid !== sh.pid : e.ppid !== sh.pid) continue;
+      if (!byPid.has(pid)) byPid.set(pid, []);
+      byPid.get(pid).push(e.event);
+    }
+    return byPid;
+  };
+  for (const [name, rec] of [
+    ['eager', recE],
+    ['rested', recR],
+  ]) {
+    const k = kids(rec);
+    assert.equal(k.size, 300, `${name}: 300 children`);
+    for (const [pid, evs] of k) assert.deepEqual(evs, ['fork', 'exec', 'exit'], `${name}: ${pid}`);
+  }
+  // The same events, in the same order (the processes' own; others ran too).
+  const ids = (rec) => rec.events.filter((e) => (e.event === 'fork' ? e.parent_pid : e.ppid) === sh.pid).map((e) => `${e.event}:${e.pid}:${e.child_pid ?? ''}`);
+  assert.deepEqual(ids(recR), ids(recE));
+  // Voluntary switches of each reader thread over the burst: one per sleep.
+  const e = woken(eagerTid);
+  const r = woken(restedTid);
+  t.diagnostic(`reader wake-ups over 300 processes: ${e} reading as events come, ${r} resting 25 ms`);
+  assert.ok(e >= 300, `the eager reader woke ${e} times`);
+  assert.ok(r * 4 < e, `the rested reader woke ${r} times, the eager one ${e}`);
+  assert.throws(() => new ProcConnector({ readInterval: 101 }), /^RangeError: readInterval must be a number of milliseconds from 0 to 100, got 101$/);
+  assert.throws(() => new ProcConnector({ readInterval: -1 }), /^RangeError: readInterval must be a number of milliseconds from 0 to 100, got -1$/);
+  assert.throws(() => new ProcConnector({ readInterval: '5' }), /^RangeError: readInterval must be a number/);
+});
+
+test('readInterval: stop() during a rest wakes the reader (no hang) and keeps what it had read, in order', async () => {
+  const c = new ProcConnector({ events: 'fork,exec,exit', readInterval: 100 }).start();
+  const rec = record(c);
+  const a = await run(STRUE, []);
+  await new Promise((r) => setTimeout(r, 10)); // within the reader's rest after the first read
+  c.stop();
+  // Whatever the reader had read came out of stop(); the rest of a's events may still have been in the socket.
+  const mine = rec.events.filter((e) => e.pid === a.pid || e.child_pid === a.pid).map((e) => e.event);
+  assert.ok(['fork', 'exec', 'exit'].slice(0, mine.length).join() === mine.join(), mine.join());
+});

@@ -384,6 +384,7 @@ test('procMonitor trace: options end at -- or at the command; the command keeps 
     command: ['ls'],
     leftovers: 'report',
     killGraceMs: 0,
+    readInterval: 1,
     ndjson: null,
     json: null,
     chrome: null,
@@ -392,6 +393,8 @@ test('procMonitor trace: options end at -- or at the command; the command keeps 
   });
   assert.equal(p('-h'), 'help');
   assert.equal(p('--quiet', 'true').quiet, true);
+  assert.equal(p('--read-interval', '0', 'true').readInterval, 0);
+  assert.equal(p('--read-interval=2.5', 'true').readInterval, 2.5);
   assert.throws(() => p('--json', 'a', '--json', 'b', 'ls'), /--json given more than once/);
   assert.throws(() => p('--json'), /--json needs a value/);
 });
@@ -403,6 +406,9 @@ test('procMonitor trace: bad options are named (status 2), before the command ru
     [[], /give the command/],
     [['--leftovers', 'maybe', 'true'], /--leftovers must be report, wait or kill/],
     [['--kill-grace', '1.5', 'true'], /--kill-grace must be a whole number/],
+    [['--read-interval', '101', 'true'], /--read-interval must be a number from 0 to 100, got "101"/],
+    [['--read-interval', '-1', 'true'], /--read-interval must be a number from 0 to 100, got "-1"/],
+    [['--read-interval', '1e1', 'true'], /--read-interval must be a number from 0 to 100/],
     [['--bogus', 'true'], /unknown option --bogus/],
     [['--json', '/nonexistent/dir/x.json', 'touch', marker], /cannot write \/nonexistent\/dir\/x\.json/],
   ]) {

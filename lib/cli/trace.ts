@@ -2,8 +2,8 @@
 // starts, prints the tree on stderr and exits with the command's own status.
 import * as fs from 'node:fs';
 import { toLine } from '../events';
-import { chromeTrace, htmlReport, summaryText, trace, type JobSummary, type LeftoverPolicy, type TraceOptions } from '../trace';
-import { parseFlags, splitCommand, UsageError, wholeNumber, type FlagSpec } from './args';
+import { chromeTrace, htmlReport, summaryText, trace, TRACE_READ_INTERVAL_MS, type JobSummary, type LeftoverPolicy, type TraceOptions } from '../trace';
+import { decimalNumber, parseFlags, splitCommand, UsageError, wholeNumber, type FlagSpec } from './args';
 import { useColor } from './direct';
 
 const NAME = 'procMonitor trace';
@@ -29,6 +29,11 @@ Options:
                          or chrome://tracing): a lane per process, nested by the tree
       --html FILE        write a self-contained HTML report to FILE: a zoomable timeline, the
                          tree with search, a process's details on click
+      --read-interval MS ms (0-100, fractions allowed) the reader rests after each read of
+                         the kernel's events: a busy job wakes it at most once per interval.
+                         Each wake-up interrupts one of the job's processes; a process that
+                         execs and ends within a rest has no argv. 0: read as events come
+                         (default ${TRACE_READ_INTERVAL_MS})
   -q, --quiet            no summary on stderr
   -h, --help             this text`;
 
@@ -36,6 +41,7 @@ export interface TraceArgs {
   command: string[];
   leftovers: LeftoverPolicy;
   killGraceMs: number;
+  readInterval: number;
   ndjson: string | null;
   json: string | null;
   chrome: string | null;
@@ -44,7 +50,7 @@ export interface TraceArgs {
 }
 
 const TRACE_FLAGS: FlagSpec = {
-  string: ['leftovers', 'kill-grace', 'ndjson', 'json', 'chrome-trace', 'html'],
+  string: ['leftovers', 'kill-grace', 'read-interval', 'ndjson', 'json', 'chrome-trace', 'html'],
   boolean: ['quiet', 'help'],
   short: { q: 'quiet', h: 'help' },
 };
@@ -57,10 +63,12 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs | 'help' {
   const leftovers = flags.str('leftovers') ?? 'report';
   if (leftovers !== 'report' && leftovers !== 'wait' && leftovers !== 'kill') throw new UsageError(`--leftovers must be report, wait or kill, got "${leftovers}"`);
   const grace = flags.str('kill-grace');
+  const rest = flags.str('read-interval');
   const o: TraceArgs = {
     command,
     leftovers,
     killGraceMs: grace === undefined ? 2000 : wholeNumber(grace, 'kill-grace', 0, 3600000),
+    readInterval: rest === undefined ? TRACE_READ_INTERVAL_MS : decimalNumber(rest, 'read-interval', 0, 100),
     ndjson: flags.str('ndjson') ?? null,
     json: flags.str('json') ?? null,
     chrome: flags.str('chrome-trace') ?? null,
@@ -100,7 +108,7 @@ export async function traceMain(argv: readonly string[]): Promise<number> {
     process.stderr.write(`${NAME}: ${(err as Error).message}\n`);
     return 2;
   }
-  const options: TraceOptions = { leftovers: o.leftovers, killGraceMs: o.killGraceMs };
+  const options: TraceOptions = { leftovers: o.leftovers, killGraceMs: o.killGraceMs, connector: { readInterval: o.readInterval } };
   const [command, ...args] = o.command as [string, ...string[]];
   let summary: JobSummary;
   // The terminal's ^C and ^\ reach the command itself (same process group): the tracer waits

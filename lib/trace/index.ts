@@ -30,7 +30,7 @@ export interface TraceOptions {
   leftovers?: LeftoverPolicy;
   /** With `leftovers: 'kill'`: ms between SIGTERM and SIGKILL. Default 2000. */
   killGraceMs?: number;
-  /** Options of the ProcConnector that reads the events (events, ancestors, seed and subtree are the trace's own). */
+  /** Options of the ProcConnector that reads the events (events, ancestors, seed and subtree are the trace's own; readInterval defaults to TRACE_READ_INTERVAL_MS here). */
   connector?: Omit<ProcConnectorOptions, 'events' | 'ancestors' | 'seed' | 'subtree'>;
 }
 
@@ -198,13 +198,33 @@ export function statusOf(code: number | null, sig: string | null): number {
   return 128 + (n ?? 0);
 }
 
+/**
+ * The rest of a trace's reader after each read (the connector's `readInterval`), ms. Measured
+ * (BENCHMARKS.md): reading as events come, each wake-up of the reader interrupts one of the
+ * job's processes (a make -j2 took ~10% longer on a 2-core VM; resting 1 ms, ~3%; 2 ms, not
+ * measurably), while a shell loop's tiny processes kept their argv as often as at 0 (at 2 ms,
+ * 6 in 10 of them: a process that execs and ends within a rest has no argv).
+ */
+export const TRACE_READ_INTERVAL_MS = 1;
+
 function connectorFor(o: TraceOptions, root: number): ProcConnector {
   // What a trace does not use is not read: no ancestors (the tree is the job's own), no cgroups.
   // Only the root's subtree is followed: no /proc read for the rest of the host, however busy.
   // What each process cost comes with its exit (taskstats where permitted, else /proc).
   // Batches of 50 ms: nobody waits on a trace's events but its own end, which is flushed (a
-  // wake-up of JS per event would cost more than everything else the trace does).
-  return new ProcConnector({ cgroups: false, cost: true, batchInterval: 50, ...o.connector, events: 'fork,exec,exit', ancestors: 'none', seed: false, subtree: root });
+  // wake-up of JS per event would cost more than everything else the trace does). The reader
+  // rests TRACE_READ_INTERVAL_MS after each read.
+  return new ProcConnector({
+    cgroups: false,
+    cost: true,
+    batchInterval: 50,
+    readInterval: TRACE_READ_INTERVAL_MS,
+    ...o.connector,
+    events: 'fork,exec,exit',
+    ancestors: 'none',
+    seed: false,
+    subtree: root,
+  });
 }
 
 function checkPolicy(o: TraceOptions): { policy: LeftoverPolicy; grace: number } {

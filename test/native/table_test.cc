@@ -401,6 +401,27 @@ void PacerWakesAtMostOncePerInterval() {
   EXPECT(every.Wake(true, 1) && every.Wake(true, 1) && !every.Wake(false, 2));
 }
 
+void PacerRestsTheSocketAfterARead() {
+  timespec ts;
+  pm::Pacer none(1000000);  // no rest: the socket is never left out
+  none.Read(5000000);
+  EXPECT(!none.Resting(5000000));
+  EXPECT(none.Timeout(5000000, &ts) == nullptr);
+  pm::Pacer p(10000000, 2000000);  // JS at most every 10 ms; the socket rests 2 ms after a read
+  p.Read(20000000);
+  EXPECT(p.Resting(20000000) && p.Resting(21999999) && !p.Resting(22000000));
+  const timespec* t = p.Timeout(20500000, &ts);  // no wake-up due: until the rest is over
+  EXPECT(t != nullptr && t->tv_sec == 0 && t->tv_nsec == 1500000);
+  EXPECT(p.Wake(true, 20500000));  // JS woken now; the next one not before 30.5 ms
+  p.Read(20600000);
+  EXPECT(!p.Wake(true, 20700000));  // due, held back
+  t = p.Timeout(20700000, &ts);     // the rest (to 22.6 ms) ends first
+  EXPECT(t != nullptr && t->tv_nsec == 1900000);
+  t = p.Timeout(23000000, &ts);  // rested: until the wake-up due at 30.5 ms
+  EXPECT(t != nullptr && t->tv_nsec == 7500000);
+  EXPECT(p.Timeout(40000000, &ts)->tv_nsec == 0);  // overdue: at once
+}
+
 const unit::Case kCases[] = {
     {"fork: the child runs its parent's program; exec ids of the child and the parent", ForkInheritsTheParentsProgram},
     {"exec: argv, exe, comm and user from /proc, a new run; the exit carries it", ExecReadsProcAndStartsARun},
@@ -421,6 +442,7 @@ const unit::Case kCases[] = {
      SubtreeFollowsForkLineageAndReadsNothingElse},
     {"subtree at start: the roots running and their descendants, parents first; ppid of /proc/PID/stat", SubtreeOfTheParentsInProc},
     {"pacer: JS woken at most once per interval, ppoll's timeout until then", PacerWakesAtMostOncePerInterval},
+    {"pacer: the socket left alone for the rest after a read; ppoll's timeout the earlier end", PacerRestsTheSocketAfterARead},
 };
 
 }  // namespace

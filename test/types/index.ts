@@ -57,6 +57,10 @@ new ProcConnector({ subtree: process.pid });
 new ProcConnector({ subtree: [1, process.pid] as const });
 // @ts-expect-error pids are numbers
 new ProcConnector({ subtree: '1' });
+// The reader's rest after a read, ms.
+new ProcConnector({ readInterval: 0.5 });
+// @ts-expect-error a number of ms
+new ProcConnector({ readInterval: '1' });
 
 // A ProcConnector is a LineSource: the server and NATS take its bytes.
 const src: LineSource = conn;
