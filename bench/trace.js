@@ -19,7 +19,8 @@
  * with the medians of the rounds.
  *
  *   node bench/trace.js [--files 300] [--reps 3] [--quick] [--workloads make,npm,host,sleep]
- *                       [--modes plain,trace,strace,forkstat]
+ *                       [--modes plain,trace,strace,forkstat,listener,listener-idle,listener-rest]
+ *                       [--trace-args '--read-interval 0']
  *   (also: npm run bench -- --only trace)
  */
 const fs = require('fs');
@@ -43,6 +44,20 @@ function makeTree(dir, n) {
     'SRCS := $(wildcard f*.c)\nOBJS := $(SRCS:.c=.o)\nlib.a: $(OBJS)\n\tar rcs $@ $^\n%.o: %.c\n\tcc -O1 -c $< -o $@\nclean:\n\trm -f *.o lib.a\n',
   );
 }
+
+/**
+ * The modes that run something beside the job: forkstat, and bench/cn-listener.py, a minimal
+ * proc connector listener that reads every message (`listener`), never reads (`listener-idle`),
+ * or rests 5 ms after each read (`listener-rest`): what listening itself costs the job.
+ */
+const LISTENER = path.join(__dirname, 'cn-listener.py');
+const BESIDE = {
+  forkstat: ['forkstat', '-e', 'fork,exec,exit'],
+  listener: ['python3', LISTENER, 'read'],
+  'listener-idle': ['python3', LISTENER, 'sleep'],
+  'listener-rest': ['python3', LISTENER, 'rest:5'],
+};
+const MODES = ['plain', 'trace', 'strace', ...Object.keys(BESIDE)];
 
 /** Runs `cmd` under bash's `time`: { wall, user, sys } in seconds. */
 function timed(cmd, cwd) {
@@ -81,10 +96,11 @@ async function run(mode, w, json) {
 async function runJob(mode, w, json) {
   const job = w.command;
   if (mode === 'plain') return timed(job, w.dir);
-  if (mode === 'trace') return timed(`${process.execPath} ${BIN} trace -q --json ${json} -- ${job}`, w.dir);
+  if (mode === 'trace') return timed(`${process.execPath} ${BIN} trace -q --json ${json} ${w.traceArgs} -- ${job}`, w.dir);
   if (mode === 'strace') return timed(`strace -f -e trace=process -o /dev/null ${job}`, w.dir);
-  // forkstat beside the job, its own CPU added.
-  const fsProc = spawn('forkstat', ['-e', 'fork,exec,exit'], { stdio: ['ignore', 'ignore', 'ignore'] });
+  // forkstat (or a minimal listener, bench/cn-listener.py) beside the job, its own CPU added.
+  const beside = BESIDE[mode];
+  const fsProc = spawn(beside[0], beside.slice(1), { stdio: ['ignore', 'ignore', 'ignore'] });
   await new Promise((r) => setTimeout(r, 300));
   const c0 = cpuOf(fsProc.pid);
   const t = timed(job, w.dir);
@@ -177,12 +193,12 @@ async function benchWorkload(w, modes, reps, tmp) {
     for (const mode of modes) {
       const r = await run(mode, w, json);
       r.cpu = r.user + r.sys;
-      runs.push({ mode, rep, ...r });
       if (mode === 'trace') {
         const { s, all } = processesOf(json);
         complete.push({ ...w.check(all), processes: s.processes, lost: s.lost, status: s.status });
         r.inside = s.tree.duration_ms / 1000;
       }
+      runs.push({ mode, rep, ...r });
       const inside = r.inside === undefined ? '' : ` (the command ${r.inside.toFixed(2)} s of it)`;
       process.stderr.write(`[${rep + 1}/${reps}] ${mode.padEnd(9)} wall ${r.wall.toFixed(2)} s${inside}, CPU ${r.cpu.toFixed(2)} s\n`);
     }
@@ -191,21 +207,30 @@ async function benchWorkload(w, modes, reps, tmp) {
     modes.map((m) => [m, { wall: median(runs.filter((r) => r.mode === m).map((r) => r.wall)), cpu: median(runs.filter((r) => r.mode === m).map((r) => r.cpu)) }]),
   );
   const over = (m, k) => (agg[m] ? agg[m][k] / agg.plain[k] - 1 : null);
-  // Each round's trace/plain ratio, side by side: the machine's drift between rounds cancels.
-  const paired = (ratio) => {
+  // Each round's MODE/plain ratio, side by side: the machine's drift between rounds cancels.
+  const paired = (mode, ratio) => {
     const rs = [];
     for (let rep = 0; rep < reps; rep++) {
       const p = runs.find((r) => r.rep === rep && r.mode === 'plain');
-      const t = runs.find((r) => r.rep === rep && r.mode === 'trace');
+      const t = runs.find((r) => r.rep === rep && r.mode === mode);
       if (p && t) rs.push(ratio(t, p));
     }
     return rs.length ? { median: median(rs), min: Math.min(...rs), max: Math.max(...rs) } : null;
   };
-  const pairedWall = paired((t, p) => t.wall / p.wall);
-  const pairedCpu = paired((t, p) => t.cpu / p.cpu);
-  // The command's own time under the trace against the whole untraced run: what the trace
-  // costs while the job runs, its start-up and end left out.
-  const pairedInside = paired((t, p) => t.inside / p.wall);
+  const pairs = Object.fromEntries(
+    modes
+      .filter((m) => m !== 'plain')
+      .map((m) => [
+        m,
+        {
+          wall: paired(m, (t, p) => t.wall / p.wall),
+          cpu: paired(m, (t, p) => t.cpu / p.cpu),
+          // The command's own time under the trace against the whole untraced run: what the
+          // trace costs while the job runs, its start-up and end left out.
+          inside: m === 'trace' ? paired(m, (t, p) => t.inside / p.wall) : null,
+        },
+      ]),
+  );
   const pct = (x) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
   const lines = [
     `${w.name}:`,
@@ -226,9 +251,7 @@ async function benchWorkload(w, modes, reps, tmp) {
     runs,
     median: agg,
     trace_wall_overhead: over('trace', 'wall'),
-    trace_paired_wall_ratio: pairedWall,
-    trace_paired_cpu_ratio: pairedCpu,
-    trace_paired_inside_ratio: pairedInside,
+    paired_ratios: pairs,
     trace_vs_strace_overhead: ratio,
     completeness: complete,
     complete: allComplete,
@@ -238,10 +261,11 @@ async function benchWorkload(w, modes, reps, tmp) {
     `trace: wall overhead ${pct(result.trace_wall_overhead)} (target < 3%); its overhead / strace's: ${ratio ?? '-'} (target < 0.1); complete: ${allComplete ? 'yes' : 'NO'} (${complete.map((c) => c.what).join('; ')}; ${complete[0]?.processes} processes, ${complete[0]?.lost} lost)\n`,
   );
   const r3 = (x) => x.toFixed(3);
-  if (pairedWall)
-    process.stdout.write(
-      `trace/untraced, round by round (${reps} rounds): wall ratio median ${r3(pairedWall.median)} (${r3(pairedWall.min)} to ${r3(pairedWall.max)}), CPU ratio median ${r3(pairedCpu.median)} (${r3(pairedCpu.min)} to ${r3(pairedCpu.max)}); the command's own time under the trace / the untraced run: median ${r3(pairedInside.median)} (${r3(pairedInside.min)} to ${r3(pairedInside.max)})\n`,
-    );
+  const spread = (x) => `median ${r3(x.median)} (${r3(x.min)} to ${r3(x.max)})`;
+  for (const [m, x] of Object.entries(pairs)) {
+    const inside = x.inside ? `; the command's own time under it / the untraced run: ${spread(x.inside)}` : '';
+    process.stdout.write(`${m}/untraced, round by round (${reps} rounds): wall ratio ${spread(x.wall)}, CPU ratio ${spread(x.cpu)}${inside}\n`);
+  }
   return result;
 }
 
@@ -250,14 +274,15 @@ async function benchTrace(o = {}) {
   const files = o.files ?? (o.quick ? 80 : 300);
   const reps = o.reps ?? 3;
   const wanted = o.modes ?? ['plain', 'trace', 'strace', 'forkstat'];
-  for (const m of wanted) if (!['plain', 'trace', 'strace', 'forkstat'].includes(m)) throw new Error(`unknown mode ${m} (plain, trace, strace, forkstat)`);
+  for (const m of wanted) if (!MODES.includes(m)) throw new Error(`unknown mode ${m} (${MODES.join(', ')})`);
   if (!wanted.includes('plain') || !wanted.includes('trace')) throw new Error('--modes must include plain and trace');
   const modes = wanted.filter((m) => !['strace', 'forkstat'].includes(m) || has(m));
   for (const m of wanted) if (!modes.includes(m)) process.stderr.write(`warning: ${m} not installed (apt-get install ${m}): skipped\n`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-bench-trace-'));
   try {
     const out = {};
-    for (const w of workloads(tmp, files, o.workloads)) out[w.key] = await benchWorkload(w, modes, reps, tmp);
+    // (--trace-args: more options for procMonitor trace, e.g. "--read-interval 0".)
+    for (const w of workloads(tmp, files, o.workloads)) out[w.key] = await benchWorkload({ ...w, traceArgs: o.traceArgs ?? '' }, modes, reps, tmp);
     return out;
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -271,7 +296,8 @@ if (require.main === module) {
   const get = (k) => (args.includes(k) ? Number(args[args.indexOf(k) + 1]) : undefined);
   const only = args.includes('--workloads') ? args[args.indexOf('--workloads') + 1].split(',') : undefined;
   const modes = args.includes('--modes') ? args[args.indexOf('--modes') + 1].split(',') : undefined;
-  benchTrace({ files: get('--files'), reps: get('--reps'), quick: args.includes('--quick'), workloads: only, modes }).catch((e) => {
+  const traceArgs = args.includes('--trace-args') ? args[args.indexOf('--trace-args') + 1] : undefined;
+  benchTrace({ files: get('--files'), reps: get('--reps'), quick: args.includes('--quick'), workloads: only, modes, traceArgs }).catch((e) => {
     process.stderr.write(`bench: ${e.stack || e}\n`);
     process.exit(1);
   });

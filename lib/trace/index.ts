@@ -199,11 +199,10 @@ export function statusOf(code: number | null, sig: string | null): number {
 }
 
 /**
- * The rest of a trace's reader after each read (the connector's `readInterval`), ms. Measured
- * (BENCHMARKS.md): reading as events come, each wake-up of the reader interrupts one of the
- * job's processes (a make -j2 took ~10% longer on a 2-core VM; resting 1 ms, ~3%; 2 ms, not
- * measurably), while a shell loop's tiny processes kept their argv as often as at 0 (at 2 ms,
- * 6 in 10 of them: a process that execs and ends within a rest has no argv).
+ * The rest of a trace's reader after each read (the connector's `readInterval`), ms. Each
+ * wake-up of the reader interrupts one of the job's processes (BENCHMARKS.md); at 1 ms a make
+ * -j2 wakes it about a fifth less often, and a shell loop's tiny processes keep their argv as
+ * often as at 0 (at 2 ms, 6 in 10 of them: a process that execs and ends within a rest has none).
  */
 export const TRACE_READ_INTERVAL_MS = 1;
 
