@@ -35,13 +35,15 @@ export interface ProcConnectorOptions {
    */
   batchInterval?: number;
   /**
-   * Milliseconds (0-100) the reader leaves the socket alone after reading it: events that
-   * arrive meanwhile wait there and are read together, so a busy host wakes the reader at
-   * most once per interval. Every wake-up of the reader interrupts one of the host's busy
-   * processes, which on a virtual machine costs them more than the reader's own work. The
-   * price: a process that execs and ends within the interval has no argv, exe or cwd (its
-   * exec says so in `missing`). The first event after a quiet spell is read at once. 0 (the
-   * default): the reader reads as events come.
+   * Milliseconds (0-100) the reader leaves the socket alone after a read in a burst (one that
+   * came within an interval of the previous read): events that arrive meanwhile wait there and
+   * are read together, so a burst wakes the reader at most about once per interval. A lone
+   * event is read at once and costs one wake-up. Every wake-up of the reader interrupts one of
+   * the host's busy processes, which on a virtual machine costs them more than the reader's
+   * own work. The price: what /proc tells of a process is gone when it has ended, so a process
+   * that execs and ends within a rest has no argv, exe, cwd or cgroup (its exec says so in
+   * `missing`), and with `cost: 'proc'` (or without taskstats) one that ends and is reaped
+   * within a rest has no cost. 0 (the default): the reader reads as events come.
    */
   readInterval?: number;
   /**

@@ -169,7 +169,9 @@ void ExitCost::Attach(std::vector<OutEvent>& out, size_t from, int64_t now_ns) {
   for (size_t i = from; i < out.size(); i++) {
     OutEvent& e = out[i];
     if (e.what != kExit || e.thread || e.cost.source != kCostNone) continue;
-    if (source_ == kCostTaskstats && pending_.find(e.pid) == pending_.end()) {
+    if (source_ == kCostTaskstats) {
+      // Its tasks' records were queued before this event: read them all, the last one too (a
+      // process whose other threads ended earlier already has an entry without it).
       if (!drained) {
         Drain(now_ns);
         drained = true;

@@ -1,9 +1,10 @@
 // How often the reader thread wakes JS: at most once per interval. Events read meanwhile (at
 // once, for /proc's sake) wait in the queue and go over together, which saves a wake-up and a
 // write per client for each of them. And, where asked (Options.read_interval_us), how long the
-// reader leaves the socket alone after a read: events arriving meanwhile wait in the socket and
-// are read together, so that a busy host wakes the reader at most once per rest. Pure: the
-// caller passes the time (CLOCK_MONOTONIC, ns).
+// reader leaves the socket alone after a read in a burst (one that came within the rest of the
+// previous read): events arriving meanwhile wait in the socket and are read together, so that a
+// burst wakes the reader at most once per rest, while a lone event costs one wake-up, not a
+// second one at the rest's end. Pure: the caller passes the time (CLOCK_MONOTONIC, ns).
 #pragma once
 
 #include <time.h>
@@ -16,8 +17,13 @@ class Pacer {
  public:
   explicit Pacer(int64_t interval_ns, int64_t rest_ns = 0) : interval_(interval_ns), rest_(rest_ns) {}
 
-  // After a read of the socket: it is left alone for the rest (none without one).
-  void Read(int64_t now) { rest_until_ = now + rest_; }
+  // After a read of the socket: in a burst (a read within one rest of the previous read, or of
+  // the end of the rest after it), the socket is left alone for the rest (none without one).
+  void Read(int64_t now) {
+    int64_t since = now - (rest_until_ > last_read_ ? rest_until_ : last_read_);
+    rest_until_ = rest_ > 0 && since < rest_ ? now + rest_ : 0;
+    last_read_ = now;
+  }
   // Whether the socket is left alone now.
   bool Resting(int64_t now) const { return now < rest_until_; }
 
@@ -48,6 +54,7 @@ class Pacer {
   int64_t interval_;
   int64_t rest_;
   int64_t rest_until_ = 0;
+  int64_t last_read_ = INT64_MIN / 2;  // none yet: the first read is no burst
   int64_t last_wake_ = 0;
   bool due_ = false;
 };

@@ -29,11 +29,11 @@ Options:
                          or chrome://tracing): a lane per process, nested by the tree
       --html FILE        write a self-contained HTML report to FILE: a zoomable timeline, the
                          tree with search, a process's details on click
-      --read-interval MS ms (0-100, fractions allowed) the reader rests after each read of
-                         the kernel's events: a busy job wakes it at most once per interval.
-                         Each wake-up interrupts one of the job's processes; a process that
-                         execs and ends within a rest has no argv. 0: read as events come
-                         (default ${TRACE_READ_INTERVAL_MS})
+      --read-interval MS ms (0-100, fractions allowed) the reader rests after a read of
+                         the kernel's events in a burst: a busy job wakes it about once per
+                         interval at most. Each wake-up interrupts one of the job's
+                         processes; a process that execs and ends within a rest has no argv.
+                         0: read as events come (default ${TRACE_READ_INTERVAL_MS})
   -q, --quiet            no summary on stderr
   -h, --help             this text`;
 

@@ -405,21 +405,29 @@ void PacerRestsTheSocketAfterARead() {
   timespec ts;
   pm::Pacer none(1000000);  // no rest: the socket is never left out
   none.Read(5000000);
-  EXPECT(!none.Resting(5000000));
-  EXPECT(none.Timeout(5000000, &ts) == nullptr);
-  pm::Pacer p(10000000, 2000000);  // JS at most every 10 ms; the socket rests 2 ms after a read
-  p.Read(20000000);
-  EXPECT(p.Resting(20000000) && p.Resting(21999999) && !p.Resting(22000000));
-  const timespec* t = p.Timeout(20500000, &ts);  // no wake-up due: until the rest is over
+  none.Read(5000001);
+  EXPECT(!none.Resting(5000001));
+  EXPECT(none.Timeout(5000001, &ts) == nullptr);
+  pm::Pacer p(10000000, 2000000);  // JS at most every 10 ms; the socket rests 2 ms in a burst
+  p.Read(10000000);
+  EXPECT(!p.Resting(10000000));  // a lone read: no rest (a lone event costs one wake-up)
+  p.Read(17000000);
+  EXPECT(!p.Resting(17000000));  // 7 ms later: still no burst
+  p.Read(18000000);              // 1 ms later: a burst
+  EXPECT(p.Resting(18000000) && p.Resting(19999999) && !p.Resting(20000000));
+  const timespec* t = p.Timeout(18500000, &ts);  // no wake-up due: until the rest is over
   EXPECT(t != nullptr && t->tv_sec == 0 && t->tv_nsec == 1500000);
-  EXPECT(p.Wake(true, 20500000));  // JS woken now; the next one not before 30.5 ms
-  p.Read(20600000);
-  EXPECT(!p.Wake(true, 20700000));  // due, held back
-  t = p.Timeout(20700000, &ts);     // the rest (to 22.6 ms) ends first
+  EXPECT(p.Wake(true, 18500000));  // JS woken now; the next one not before 28.5 ms
+  p.Read(20100000);                // at the rest's end, events were waiting: the burst goes on
+  EXPECT(p.Resting(22099999) && !p.Resting(22100000));
+  EXPECT(!p.Wake(true, 20200000));  // due, held back
+  t = p.Timeout(20200000, &ts);     // the rest (to 22.1 ms) ends first
   EXPECT(t != nullptr && t->tv_nsec == 1900000);
-  t = p.Timeout(23000000, &ts);  // rested: until the wake-up due at 30.5 ms
-  EXPECT(t != nullptr && t->tv_nsec == 7500000);
+  t = p.Timeout(23000000, &ts);  // rested: until the wake-up due at 28.5 ms
+  EXPECT(t != nullptr && t->tv_nsec == 5500000);
   EXPECT(p.Timeout(40000000, &ts)->tv_nsec == 0);  // overdue: at once
+  p.Read(40000000);                                // long after the rest's end: a lone read again
+  EXPECT(!p.Resting(40000000));
 }
 
 const unit::Case kCases[] = {
