@@ -115,9 +115,8 @@ void ExitCost::Expire(int64_t now_ns) {
   }
 }
 
-void ExitCost::Forget(std::vector<int32_t>& tgids, int64_t now_ns) {
-  if (tgids.empty()) return;
-  Drain(now_ns);  // their records were queued before their exit events: they are here now
+void ExitCost::Forget(std::vector<int32_t>& tgids) {
+  // Their records were queued before their exit events: the chunk's Drain has read them.
   for (int32_t tgid : tgids) pending_.erase(tgid);
   tgids.clear();
 }
@@ -163,19 +162,15 @@ void ExitCost::Fill(OutEvent& e, bool record_ok) {
   }
 }
 
-void ExitCost::Attach(std::vector<OutEvent>& out, size_t from, int64_t now_ns) {
+void ExitCost::Attach(std::vector<OutEvent>& out, size_t from) {
   if (source_ == kCostNone) return;
-  bool drained = false, slept = false;
+  bool slept = false;
   for (size_t i = from; i < out.size(); i++) {
     OutEvent& e = out[i];
     if (e.what != kExit || e.thread || e.cost.source != kCostNone) continue;
     if (source_ == kCostTaskstats) {
-      // Its tasks' records were queued before this event: read them all, the last one too (a
-      // process whose other threads ended earlier already has an entry without it).
-      if (!drained) {
-        Drain(now_ns);
-        drained = true;
-      }
+      // Its tasks' records, the last one too, were queued before this event and read by the
+      // Drain that followed the read of its chunk.
       if (pending_.find(e.pid) == pending_.end()) {
         // Read before its record was queued (the kernel queues that first): wait, once per batch.
         waited++;

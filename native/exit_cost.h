@@ -7,7 +7,7 @@
 // proc_exit_connector() queue the exit event on the connector's: once an exit event has
 // been read, its task's record is already waiting. The two sockets are read separately, so
 // records wait for their exit events in a map bounded in size and age; an exit read with no
-// record drains the taskstats socket and, once per batch, waits for it a short bounded time.
+// record (read before the kernel queued it) waits for it, once per batch, a short bounded time.
 #pragma once
 
 #include <atomic>
@@ -41,14 +41,15 @@ class ExitCost {
   uint8_t source() const { return source_; }
   const std::string& reason() const { return reason_; }
 
-  // Reads the taskstats socket (without waiting). The reader calls it whenever it has read the
-  // connector's socket: every record is followed there by its task's exit event.
+  // Reads the taskstats socket (without waiting); `now_ns`: CLOCK_MONOTONIC. The reader calls
+  // it once per chunk read from the connector's socket, before Attach and Forget: every
+  // record is followed there by its task's exit event, so the chunk's exits' records are in.
   void Drain(int64_t now_ns);
-  // Puts a cost on every process exit in out[from..]. `now_ns`: CLOCK_MONOTONIC.
-  void Attach(std::vector<OutEvent>& out, size_t from, int64_t now_ns);
+  // Puts a cost on every process exit in out[from..].
+  void Attach(std::vector<OutEvent>& out, size_t from);
   // Drops the records of processes whose exits were read but are not followed (a subtree),
   // so that they never fill the map and pass for lost records of followed ones; empties tgids.
-  void Forget(std::vector<int32_t>& tgids, int64_t now_ns);
+  void Forget(std::vector<int32_t>& tgids);
 
   // Pure parts, for tests: a task's record in; the cost of a process that started at
   // start_ns (CLOCK_MONOTONIC; 0: unknown) out. False when no record waits, or when it may

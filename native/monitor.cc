@@ -208,16 +208,14 @@ void Monitor::Begin(std::vector<OutEvent>& batch) {
     for (RawEvent& ev : early_) Feed(ev, batch, nullptr);
   }
   early_.clear();
-  cost_.Attach(batch, 0, Now(CLOCK_MONOTONIC));
+  cost_.Drain(Now(CLOCK_MONOTONIC));
+  cost_.Attach(batch, 0);
 }
 
 bool Monitor::Step(std::vector<OutEvent>& batch, bool* more) {
   shared_.table().SetClockOffset(Now(CLOCK_REALTIME) - Now(CLOCK_MONOTONIC));
   batch.clear();
   ReadBatch(batch);
-  // The taskstats socket is not polled (one wake-up per exit, not two): each record precedes
-  // its exit event (exit_cost.h), so it is read here, threads' records too.
-  cost_.Drain(Now(CLOCK_MONOTONIC));
   // Only this thread changes flush_due(): it may look without the lock.
   if (lost_ || shared_.table().flush_due()) {
     size_t from = batch.size();
@@ -225,7 +223,7 @@ bool Monitor::Step(std::vector<OutEvent>& batch, bool* more) {
       auto lk = shared_.Lock();
       shared_.table().FlushDeferred(batch);
     }
-    cost_.Attach(batch, from, Now(CLOCK_MONOTONIC));
+    cost_.Attach(batch, from);  // (their records were read with their chunks)
     lost_ = false;
   }
   *more = handoff_.Push(batch);
@@ -283,8 +281,11 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
         if (!Feed(ev, out, ev.what == kExec ? &execs_[k++] : nullptr) && ev.what == kExit && ev.pid == ev.tgid) ignored_.push_back(ev.tgid);
       }
     }
-    cost_.Attach(out, from, Now(CLOCK_MONOTONIC));  // the zombies' /proc, before they are reaped
-    cost_.Forget(ignored_, Now(CLOCK_MONOTONIC));
+    // The taskstats socket is not polled (one wake-up per exit, not two): each record precedes
+    // its exit event (exit_cost.h), so the records of this chunk's exits, threads' too, are in.
+    cost_.Drain(Now(CLOCK_MONOTONIC));
+    cost_.Attach(out, from);  // the zombies' /proc, before they are reaped
+    cost_.Forget(ignored_);
     {
       std::lock_guard<std::mutex> lk(mu_);
       stats_.received += received;

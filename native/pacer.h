@@ -9,6 +9,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <cstdint>
 
 namespace pm {
@@ -42,7 +43,7 @@ class Pacer {
   // the rest is over, whichever comes first (ts filled in).
   const timespec* Timeout(int64_t now, timespec* ts) const {
     int64_t left = -1;
-    if (due_) left = last_wake_ + interval_ - now > 0 ? last_wake_ + interval_ - now : 0;
+    if (due_) left = std::max<int64_t>(0, last_wake_ + interval_ - now);
     if (Resting(now) && (left < 0 || rest_until_ - now < left)) left = rest_until_ - now;
     if (left < 0) return nullptr;
     ts->tv_sec = static_cast<time_t>(left / 1000000000);

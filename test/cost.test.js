@@ -97,6 +97,15 @@ test('cost off by default: no cost on exits; a bad value is refused', async () =
   assert.ok(got.every((ev) => ev.cost === undefined));
 });
 
+// A connector with cost: true, started, and the exits it has given so far.
+function costExits() {
+  const conn = new ProcConnector({ events: 'exit', cost: true });
+  const exits = [];
+  conn.on('exit', (ev) => exits.push(ev));
+  conn.start();
+  return { conn, exits };
+}
+
 // Which source a connector with cost: true gets under `wrap`, in a child.
 function sourceUnder(wrap) {
   const script = `const { ProcConnector } = require(${JSON.stringify(ROOT)});
@@ -123,10 +132,7 @@ test('nobody without capabilities: /proc, with the kernel refusal as the reason'
 
 test('taskstats order (root): each exit record is queued before its exit event, for a burst of 200 processes', async (t) => {
   if (process.getuid() !== 0) return t.skip('needs root (CAP_NET_ADMIN) for taskstats');
-  const conn = new ProcConnector({ events: 'exit', cost: true });
-  const exits = [];
-  conn.on('exit', (ev) => exits.push(ev));
-  conn.start();
+  const { conn, exits } = costExits();
   const sh = spawn('sh', ['-c', 'i=0; while [ $i -lt 200 ]; do /bin/true; i=$((i+1)); done']);
   await new Promise((r) => sh.on('exit', r));
   await new Promise((r) => setTimeout(r, 200));
@@ -147,10 +153,7 @@ test('taskstats order (root): each exit record is queued before its exit event, 
 // of them would fill the socket (4 MiB) several times over if they waited for the process's end.
 test('taskstats (root): 20,000 threads started and ended by one process, none of their records dropped', async (t) => {
   if (process.getuid() !== 0) return t.skip('needs root (CAP_NET_ADMIN) for taskstats');
-  const conn = new ProcConnector({ events: 'exit', cost: true });
-  const exits = [];
-  conn.on('exit', (ev) => exits.push(ev));
-  conn.start();
+  const { conn, exits } = costExits();
   // (A process forked within 1 ms of the start counts as maybe older than the connector, whose
   // records may lack its earlier threads': the cost then comes from /proc. Not this test's case.)
   await new Promise((r) => setTimeout(r, 20));
@@ -184,10 +187,7 @@ test('taskstats (root): 20,000 threads started and ended by one process, none of
 // &init_pid_ns, ...)): a container's threads are summed into their process like any other's.
 test('taskstats in a pid namespace (root): single- and multi-threaded processes from their records', async (t) => {
   if (process.getuid() !== 0) return t.skip('needs root (CAP_NET_ADMIN) for taskstats');
-  const conn = new ProcConnector({ events: 'exit', cost: true });
-  const exits = [];
-  conn.on('exit', (ev) => exits.push(ev));
-  conn.start();
+  const { conn, exits } = costExits();
   const child = spawn('unshare', ['--pid', '--fork', 'sh', '-c', `sh -c 'exit 0'; ${JSON.stringify(process.execPath)} -e 0`]);
   const code = await new Promise((r) => child.on('exit', r));
   await new Promise((r) => setTimeout(r, 200));
@@ -211,10 +211,7 @@ test('taskstats (root): a process that started before the connector gets its cos
   if (process.getuid() !== 0) return t.skip('needs root (CAP_NET_ADMIN) for taskstats');
   const early = spawn('sleep', ['0.4']);
   await new Promise((r) => setTimeout(r, 100));
-  const conn = new ProcConnector({ events: 'exit', cost: true });
-  const exits = [];
-  conn.on('exit', (ev) => exits.push(ev));
-  conn.start();
+  const { conn, exits } = costExits();
   await new Promise((r) => early.on('exit', r));
   await new Promise((r) => setTimeout(r, 100));
   conn.stop();

@@ -147,6 +147,16 @@ test("lineage: an exec read too late (argv and name missing) does not show the p
   );
 });
 
+test('shellLine: arguments a shell would take back; a lone [comm] (argv not read) shown as ps shows it', () => {
+  const { shellLine } = require('..');
+  assert.equal(shellLine(['sh', '-c', "echo 'a b'", '', 'x=1']), `sh -c 'echo '\\''a b'\\''' '' x=1`);
+  assert.equal(shellLine(['[cat]']), '[cat]');
+  assert.equal(shellLine(['[kworker/0:1 x]']), '[kworker/0:1 x]');
+  assert.equal(shellLine(['[a', 'b]']), "'[a' 'b]'");
+  assert.equal(shellLine(["[it's]"]), `'[it'\\''s]'`);
+  assert.equal(shellLine(['echo', '[cat]']), "echo '[cat]'");
+});
+
 test('statusOf: the exit status, or 128 + the signal number, as a shell says it', () => {
   assert.equal(statusOf(3, null), 3);
   assert.equal(statusOf(null, 'SIGTERM'), 143);
@@ -384,7 +394,7 @@ test('procMonitor trace: options end at -- or at the command; the command keeps 
     command: ['ls'],
     leftovers: 'report',
     killGraceMs: 0,
-    readInterval: 1,
+    readInterval: undefined,
     ndjson: null,
     json: null,
     chrome: null,

@@ -113,18 +113,10 @@ export function splitCommand(argv: readonly string[], spec: FlagSpec): { options
   return { options: [...argv], command: [] };
 }
 
-/** A number from min to max, fractions allowed ("0.5"), or a UsageError naming the flag. */
-export function decimalNumber(text: string, flag: string, min: number, max: number): number {
-  if (!/^\d+(\.\d+)?$/.test(text) || Number(text) < min || Number(text) > max) {
-    throw new UsageError(`--${flag} must be a number from ${min} to ${max}, got "${text}"`);
-  }
-  return Number(text);
-}
-
-/** A whole number from min to max, or a UsageError naming the flag. */
-export function wholeNumber(text: string, flag: string, min: number, max: number): number {
-  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-    throw new UsageError(`--${flag} must be a whole number from ${min} to ${max}, got "${text}"`);
+/** A whole number from min to max (with `fractions`, any number: "0.5"), or a UsageError naming the flag. */
+export function wholeNumber(text: string, flag: string, min: number, max: number, o: { fractions?: boolean } = {}): number {
+  if (!(o.fractions ? /^\d+(\.\d+)?$/ : /^\d+$/).test(text) || Number(text) < min || Number(text) > max) {
+    throw new UsageError(`--${flag} must be a ${o.fractions ? '' : 'whole '}number from ${min} to ${max}, got "${text}"`);
   }
   return Number(text);
 }

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import { toLine } from '../events';
 import { chromeTrace, htmlReport, summaryText, trace, TRACE_READ_INTERVAL_MS, type JobSummary, type LeftoverPolicy, type TraceOptions } from '../trace';
-import { decimalNumber, parseFlags, splitCommand, UsageError, wholeNumber, type FlagSpec } from './args';
+import { parseFlags, splitCommand, UsageError, wholeNumber, type FlagSpec } from './args';
 import { useColor } from './direct';
 
 const NAME = 'procMonitor trace';
@@ -41,7 +41,8 @@ export interface TraceArgs {
   command: string[];
   leftovers: LeftoverPolicy;
   killGraceMs: number;
-  readInterval: number;
+  /** undefined: the trace's default, TRACE_READ_INTERVAL_MS. */
+  readInterval: number | undefined;
   ndjson: string | null;
   json: string | null;
   chrome: string | null;
@@ -68,7 +69,7 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs | 'help' {
     command,
     leftovers,
     killGraceMs: grace === undefined ? 2000 : wholeNumber(grace, 'kill-grace', 0, 3600000),
-    readInterval: rest === undefined ? TRACE_READ_INTERVAL_MS : decimalNumber(rest, 'read-interval', 0, 100),
+    readInterval: rest === undefined ? undefined : wholeNumber(rest, 'read-interval', 0, 100, { fractions: true }),
     ndjson: flags.str('ndjson') ?? null,
     json: flags.str('json') ?? null,
     chrome: flags.str('chrome-trace') ?? null,

@@ -199,7 +199,7 @@ export function statusOf(code: number | null, sig: string | null): number {
 }
 
 /**
- * The rest of a trace's reader after each read (the connector's `readInterval`), ms. Each
+ * The rest of a trace's reader after each read in a burst (the connector's `readInterval`), ms. Each
  * wake-up of the reader interrupts one of the job's processes (BENCHMARKS.md); at 1 ms a make
  * -j2 wakes it about a fifth less often, and a shell loop's tiny processes keep their argv as
  * often as at 0 (at 2 ms, 6 in 10 of them: a process that execs and ends within a rest has none).
@@ -211,14 +211,14 @@ function connectorFor(o: TraceOptions, root: number): ProcConnector {
   // Only the root's subtree is followed: no /proc read for the rest of the host, however busy.
   // What each process cost comes with its exit (taskstats where permitted, else /proc).
   // Batches of 50 ms: nobody waits on a trace's events but its own end, which is flushed (a
-  // wake-up of JS per event would cost more than everything else the trace does). The reader
-  // rests TRACE_READ_INTERVAL_MS after each read.
+  // wake-up of JS per event would cost more than everything else the trace does). In a burst,
+  // the reader rests TRACE_READ_INTERVAL_MS after each read unless told otherwise.
   return new ProcConnector({
     cgroups: false,
     cost: true,
     batchInterval: 50,
-    readInterval: TRACE_READ_INTERVAL_MS,
     ...o.connector,
+    readInterval: o.connector?.readInterval ?? TRACE_READ_INTERVAL_MS,
     events: 'fork,exec,exit',
     ancestors: 'none',
     seed: false,

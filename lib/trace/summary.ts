@@ -138,8 +138,13 @@ export function outcome(p: { end: string | null; code: number | null; signal: st
   return `exit ${p.code ?? '?'}`;
 }
 
-/** An argv as one line a shell would take back (arguments with spaces or quotes quoted). */
+/**
+ * An argv as one line a shell would take back (arguments with spaces or quotes quoted). A lone
+ * `[comm]`, what argvOf() gives for a process whose argv could not be read, is shown as it is,
+ * as ps shows one.
+ */
 export function shellLine(argv: readonly string[]): string {
+  if (argv.length === 1 && /^\[[\w@%+=:,./ -]*\]$/.test(argv[0] as string)) return argv[0] as string;
   return argv.map((a) => (a === '' ? "''" : /[^\w@%+=:,./-]/.test(a) ? `'${a.replace(/'/g, `'\\''`)}'` : a)).join(' ');
 }
 

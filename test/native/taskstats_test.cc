@@ -208,7 +208,7 @@ void RecordsOfProcessesNotFollowedGo() {
   cost.Add(Rec(500, 500, 1, 1), 10);
   cost.Add(Rec(600, 600, 7, 7), 10);
   std::vector<int32_t> gone = {500, 999};  // 999: no record, nothing to drop
-  cost.Forget(gone, 20);
+  cost.Forget(gone);
   EXPECT(cost.pending() == 1 && gone.empty());
   pm::Cost c;
   EXPECT(cost.Take(600, c, true, 5) && c.v[pm::kCostUser] == 7);  // whole: nothing was lost
@@ -238,7 +238,7 @@ void ProcFallbackMarksWhatItCannotKnow() {
   out[0].single_threaded = true;
   out[1].pid = 77;  // threads were seen (or not known): /status's switches are the main thread's
   out[2].pid = 78;  // reaped already
-  cost.Attach(out, 0, 0);
+  cost.Attach(out, 0);
   EXPECT(out[0].cost.source == pm::kCostProc && out[0].cost.Has(pm::kCostVoluntary));
   EXPECT(out[0].missing == ((pm::kMissCostFirst << pm::kCostMaxRss) | (pm::kMissCostFirst << pm::kCostRead)));
   EXPECT(!out[1].cost.Has(pm::kCostVoluntary) && (out[1].missing & (pm::kMissCostFirst << pm::kCostInvoluntary)));
