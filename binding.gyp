@@ -11,6 +11,7 @@
         ["OS=='linux'", {
           "sources": [
             "native/accounts.cc",
+            "native/context.cc",
             "native/exit_cost.cc",
             "native/addon.cc",
             "native/handoff.cc",
@@ -21,10 +22,12 @@
             "native/parser.cc",
             "native/process_store.cc",
             "native/process_table.cc",
+            "native/proc_dir.cc",
             "native/procfs.cc",
             "native/shared_table.cc",
             "native/taskstats.cc",
-            "native/wire.cc"
+            "native/wire.cc",
+            "native/wire_fields.cc"
           ],
           "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
           "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -24,6 +24,15 @@ struct FakeProc {
   bool have_exe = true;
   bool have_cwd = true;
   bool have_cgroup = true;
+  // No login uid, no session, no terminal, the namespaces of 1, nspid its pid: all readable.
+  pm::Context ctx = [] {
+    pm::Context c;
+    c.pidns = 4026531836;
+    c.mntns = 4026531832;
+    c.netns = 4026531833;
+    c.have = pm::kCtxAll;
+    return c;
+  }();
 };
 
 class FakeProcReader : public ProcReader {
@@ -31,7 +40,7 @@ class FakeProcReader : public ProcReader {
   std::map<int32_t, FakeProc> procs;
   unsigned reads = 0;  // calls that read "/proc"
 
-  bool Read(int32_t pid, bool want_cwd, ProcInfo& out) override {
+  bool Read(int32_t pid, const Options& o, ProcInfo& out) override {
     const FakeProc* p = Readable(pid);
     if (p == nullptr) {
       out.gone = procs.count(pid) == 0;
@@ -43,11 +52,20 @@ class FakeProcReader : public ProcReader {
       out.exe = p->exe;
       out.have_exe = true;
     }
-    if (want_cwd && p->have_cwd) {
+    if (o.cwd && p->have_cwd) {
       out.cwd = p->cwd;
       out.have_cwd = true;
     }
+    out.ctx = p->ctx;
+    out.ctx.have &= ContextWanted(o.context, !o.env.empty()) & ~kMissNspid;  // (nspid: from status)
     return Status(pid, out);
+  }
+  void Context(int32_t pid, uint32_t groups, ProcInfo& out) override {
+    const FakeProc* p = Readable(pid);
+    if (p == nullptr) return;
+    pm::Context c = p->ctx;
+    c.have &= ContextWanted(groups, false) & ~kMissNspid;
+    out.ctx = c;  // (a fresh ProcInfo's)
   }
   bool Status(int32_t pid, ProcInfo& out) override {
     const FakeProc* p = Readable(pid);
@@ -56,6 +74,10 @@ class FakeProcReader : public ProcReader {
     out.ppid = p->ppid;
     out.uid = p->uid;
     out.euid = p->uid;
+    if (p->ctx.Has(kMissNspid)) {
+      out.ctx.nspid = p->ctx.nspid != 0 ? p->ctx.nspid : pid;
+      out.ctx.have |= kMissNspid;
+    }
     out.have_status = true;
     return true;
   }

@@ -1,12 +1,17 @@
 // libFuzzer target: the /proc text parsers, pm::ParseStatus (/proc/PID/status),
 // pm::ParseStatStart and ParseStatPpid (/proc/PID/stat) and the exit cost's (ParseCostStat, ParseCostStatus,
-// ParseCostIo), fed the same bytes. The kernel writes those files,
+// ParseCostIo), and the context's (context.h: ParseId, ParseNsLink, ParseNspid, ParseStatTty,
+// ParseEnviron, TtyNameOf), fed the same bytes. The kernel writes those files,
 // but a process chooses its own name (prctl/comm, any bytes but NUL, including ')' and
 // newlines), so the parsers must hold for any input: no read past `len`, no crash.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include "../native/context.h"
 #include "../native/procfs.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -22,6 +27,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   pm::ParseCostStatus(text, size, cost);
   pm::ParseCostIo(text, size, cost);
   if (cost.have >> pm::kCostFields) std::abort();
+  uint32_t id = 0;
+  if (pm::ParseId(text, size, &id) && (size == 0 || text[0] < '0' || text[0] > '9')) std::abort();
+  uint64_t ino = 0;
+  pm::ParseNsLink(std::string(text, size), &ino);
+  int32_t nspid = -1;
+  if (pm::ParseNspid(text, size, &nspid) && nspid < 0) std::abort();
+  uint32_t dev = 0;
+  if (pm::ParseStatTty(text, size, &dev)) {
+    if (std::memchr(text, ')', size) == nullptr) std::abort();
+    pm::TtyNameOf(dev);
+  }
+  if (pm::ParseDevName(text, size).size() > size) std::abort();
+  std::vector<std::pair<std::string, std::string>> env;
+  pm::ParseEnviron(text, size, {"PATH", "A", "", "PATH"}, env);
+  if (env.size() > 3) std::abort();
+  for (const auto& kv : env) {
+    if (kv.second.size() > size) std::abort();
+  }
   pm::ProcInfo info;
   bool ok = pm::ParseStatus(text, size, info);
   if (ok != info.have_status) std::abort();

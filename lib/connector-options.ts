@@ -58,6 +58,28 @@ export interface ProcConnectorOptions {
   /** `cwd`, the working directory at exec, on exec and exit (one readlink of /proc/PID/cwd per exec). Default true. */
   cwd?: boolean;
   /**
+   * `auid` (the login uid: the user who logged in, kept across `su` and `sudo`; absent when
+   * the process has none, as daemons started at boot), its `login_user`, and `sessionid`
+   * (the audit session; absent when none), on fork, exec and exit (reads of
+   * /proc/PID/loginuid and sessionid per exec). Default true.
+   */
+  login?: boolean;
+  /** `tty`, the controlling terminal ("pts/3"; null when none), on fork, exec and exit (one read of /proc/PID/stat per exec). Default true. */
+  tty?: boolean;
+  /**
+   * `pidns`, `mntns` and `netns` (the namespaces' inode numbers, as `ls -l /proc/PID/ns`
+   * shows them) and `nspid` (the pid inside its own pid namespace), on fork, exec and exit
+   * (three readlinks and /proc/PID/status per exec, and per fork). Default false.
+   */
+  namespaces?: boolean;
+  /**
+   * Environment variables to report, by name (at most 64): `env` on fork, exec and exit, an
+   * object of those the program was started with (/proc/PID/environ at exec; a variable it
+   * lacks is left out). Read where permitted (root, or the process's own user); where not,
+   * `env` is absent and named in `missing`. Default none.
+   */
+  env?: readonly string[];
+  /**
    * Secrets (passwords, tokens) that must never leave in an event or a snapshot record: every
    * occurrence in any process's argv (and so in `cmdline` and `argv_base64`) shows as `*****`.
    * At most 64, each 1 to 4096 bytes. Default none.
@@ -100,10 +122,27 @@ export function nativeOptions(options: ProcConnectorOptions): Omit<NativeStartOp
     ancestorDepth: intOption(options.ancestorDepth, 'ancestorDepth', 16, 1, 1024),
     cgroups: boolOption(options.cgroups, 'cgroups', true),
     cwd: boolOption(options.cwd, 'cwd', true),
+    context:
+      (boolOption(options.login, 'login', true) ? CONTEXT.login : 0) |
+      (boolOption(options.tty, 'tty', true) ? CONTEXT.tty : 0) |
+      (boolOption(options.namespaces, 'namespaces', false) ? CONTEXT.namespaces : 0),
+    env: envList(options.env),
     redact: redactList(options.redact),
     cost: costMode(options.cost),
     subtree: subtreeList(options.subtree),
   };
+}
+
+/** The addon's context groups (ContextGroup, native/events.h). */
+const CONTEXT = { login: 1, tty: 2, namespaces: 4 } as const;
+
+function envList(v: readonly string[] | undefined): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.length > 64) throw new TypeError('env must be an array of at most 64 variable names');
+  for (const x of v) {
+    if (typeof x !== 'string' || !/^[^=\0]{1,256}$/.test(x)) throw new TypeError(`env: each name must be 1 to 256 characters without "=", got ${JSON.stringify(x) ?? typeof x}`);
+  }
+  return [...new Set(v as string[])];
 }
 
 function interval(v: number | undefined, name: string, dflt: number, max: number): number {

@@ -186,7 +186,7 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
    * exit), in no particular order. Empty when not running.
    */
   snapshot(): ProcessRecord[] {
-    return this.native ? (this.native.snapshot() as ProcessRecord[]) : [];
+    return this.native ? (JSON.parse(this.native.snapshot()) as ProcessRecord[]) : [];
   }
 
   /**
@@ -195,7 +195,8 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
    */
   ancestry(pid: number): ProcessRecord[] | null {
     if (!Number.isInteger(pid) || pid <= 0 || pid > 0x7fffffff) throw new RangeError(`ancestry(pid) needs a pid, got ${String(pid)}`);
-    return this.native ? (this.native.ancestry(pid) as ProcessRecord[] | null) : null;
+    const text = this.native ? this.native.ancestry(pid) : null;
+    return text === null ? null : (JSON.parse(text) as ProcessRecord[]);
   }
 
   /**

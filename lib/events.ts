@@ -18,7 +18,39 @@ export type MissingField =
   | 'ancestors'
   | 'cgroup'
   | `cost.${Exclude<keyof ProcessCost, 'source'>}`
-  | 'cwd';
+  | 'cwd'
+  | 'auid'
+  | 'sessionid'
+  | 'tty'
+  | 'pidns'
+  | 'mntns'
+  | 'netns'
+  | 'nspid'
+  | 'env';
+
+/**
+ * Who a process is beyond its uid, and where (options `login`, `tty`, `namespaces`, `env`):
+ * read from /proc at its exec, its parent's from its fork until then (but nspid, its own).
+ * A field asked for that could not be read is absent and named in `missing`.
+ */
+export interface ProcessContext {
+  /** The login uid (audit): the user who logged in, kept across su and sudo. Absent when unset (a daemon started at boot). */
+  auid?: number;
+  /** The user name of `auid` ("unknown" when the user database has none, as `user`). */
+  login_user?: string;
+  /** The audit session. Absent when unset. */
+  sessionid?: number;
+  /** The controlling terminal, "pts/3", "tty1", "ttyS0"; null when the process has none. */
+  tty?: string | null;
+  /** Inode numbers of its pid, mount and network namespaces (`ls -l /proc/PID/ns`: "pid:[4026531836]"). */
+  pidns?: number;
+  mntns?: number;
+  netns?: number;
+  /** Its pid inside its own pid namespace (a container's view of it). */
+  nspid?: number;
+  /** The variables of option `env` its program was started with (those it lacks left out). */
+  env?: Record<string, string>;
+}
 
 /**
  * What a process cost, on its exit event (ProcConnector option `cost`). A field that could
@@ -50,7 +82,7 @@ export interface Ancestor {
   exe?: string;
 }
 
-interface Base {
+interface Base extends ProcessContext {
   /** The kernel's timestamp of the event, RFC 3339 UTC with milliseconds. */
   time: string;
   /**
@@ -84,7 +116,7 @@ interface Base {
 }
 
 /** One process of the live table: `connector.snapshot()`, `connector.ancestry(pid)`. */
-export interface ProcessRecord {
+export interface ProcessRecord extends ProcessContext {
   pid: number;
   ppid: number;
   exec_id?: string;

@@ -8,8 +8,9 @@ export interface NativeConnector {
   ref(): void;
   unref(): void;
   stats(): ConnectorStats;
-  snapshot(): unknown[];
-  ancestry(pid: number): unknown[] | null;
+  /** The records' JSON array (wire_fields.h). */
+  snapshot(): string;
+  ancestry(pid: number): string | null;
   /** Test hook: the reader thread stops as if reading had failed with `why`. */
   injectFault(why?: string): void;
   /** The events queued so far go to the callback now (synchronously), not at the next wake-up. */
@@ -32,6 +33,9 @@ export interface NativeStartOptions {
   ancestorDepth: number;
   cgroups: boolean;
   cwd: boolean;
+  /** Context groups: 1 login identity, 2 tty, 4 namespaces. */
+  context: number;
+  env: string[];
   redact: string[];
   /** 0 off, 1 taskstats where permitted (else /proc), 2 /proc only. */
   cost: number;

@@ -15,6 +15,7 @@
 #include "monitor.h"
 #include "parser.h"
 #include "wire.h"
+#include "wire_fields.h"
 
 namespace {
 
@@ -39,36 +40,11 @@ void SetNumbers(Napi::Object o, std::initializer_list<std::pair<const char*, dou
   for (const auto& p : props) o.Set(p.first, p.second);
 }
 
-Napi::String TimeString(Napi::Env env, double ms) { return Napi::String::New(env, pm::TimeText(ms)); }
-
-// A process of the table (snapshot(), ancestry()).
-Napi::Object RecordToJs(Napi::Env env, const pm::ProcRecord& r) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("pid", r.pid);
-  o.Set("ppid", r.ppid);
-  if (!r.exec_id.empty()) o.Set("exec_id", r.exec_id);
-  if (!r.parent_exec_id.empty()) o.Set("parent_exec_id", r.parent_exec_id);
-  o.Set("comm", r.have_comm ? Napi::Value(Napi::String::New(env, r.comm)) : env.Null());
-  o.Set("exe", r.have_exe ? Napi::Value(Napi::String::New(env, r.exe)) : env.Null());
-  o.Set("cmdline", r.have_cmd ? Napi::Value(Napi::String::New(env, r.cmdline)) : env.Null());
-  o.Set("user", r.have_uid ? Napi::Value(Napi::String::New(env, r.user)) : env.Null());
-  o.Set("uid", r.have_uid ? Napi::Value(Napi::Number::New(env, r.uid)) : env.Null());
-  o.Set("start_time", r.start_ms >= 0 ? Napi::Value(TimeString(env, r.start_ms)) : env.Null());
-  o.Set("exec_time", r.exec_ms >= 0 ? Napi::Value(TimeString(env, r.exec_ms)) : env.Null());
-  if (r.have_cgroup) {
-    o.Set("cgroup", r.cgroup);
-    if (!r.container_id.empty()) o.Set("container_id", r.container_id);
-  }
-  if (r.have_cwd) o.Set("cwd", r.cwd);
-  o.Set("threads", r.threads);
-  o.Set("learned", r.learned);
-  return o;
-}
-
-Napi::Array RecordsToJs(Napi::Env env, const std::vector<pm::ProcRecord>& recs) {
-  Napi::Array arr = Napi::Array::New(env, recs.size());
-  for (size_t i = 0; i < recs.size(); i++) arr.Set(static_cast<uint32_t>(i), RecordToJs(env, recs[i]));
-  return arr;
+// Processes of the table (snapshot(), ancestry()) as the JSON text of their array.
+Napi::String RecordsToJs(Napi::Env env, const std::vector<pm::ProcRecord>& recs) {
+  std::string text;
+  pm::AppendRecords(text, recs);
+  return Napi::String::New(env, text);
 }
 
 class Connector;
@@ -263,7 +239,11 @@ class Connector : public Napi::ObjectWrap<Connector> {
       opts.ancestor_depth = static_cast<int>(Num(o, "ancestorDepth", opts.ancestor_depth));
       opts.cgroups = Bool(o, "cgroups", opts.cgroups);
       opts.cwd = Bool(o, "cwd", opts.cwd);
-      opts.cost = static_cast<uint8_t>(Num(o, "cost", 0));  // CostMode: 0 off, 1 taskstats else /proc, 2 /proc
+      opts.cost = static_cast<uint8_t>(Num(o, "cost", 0));                    // CostMode: 0 off, 1 taskstats else /proc, 2 /proc
+      opts.context = static_cast<uint32_t>(Num(o, "context", opts.context));  // ContextGroup bits
+      for (Napi::Value v : Items(o, "env", 64)) {
+        if (v.IsString()) opts.env.push_back(v.As<Napi::String>().Utf8Value());
+      }
       for (Napi::Value v : Items(o, "redact", 64)) {
         if (v.IsString()) opts.redact.push_back(v.As<Napi::String>().Utf8Value());
       }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "parser.h"
@@ -29,8 +30,39 @@ enum Missing : uint32_t {
   kMissCgroup = 1u << 10,
   kMissCostFirst = 1u << 11,  // cost.FIELD: kMissCostFirst << CostField (7 fields)
   kMissCwd = 1u << 18,
+  kMissAuid = 1u << 19,  // and login_user
+  kMissSessionid = 1u << 20,
+  kMissTty = 1u << 21,
+  kMissPidns = 1u << 22,
+  kMissMntns = 1u << 23,
+  kMissNetns = 1u << 24,
+  kMissNspid = 1u << 25,
+  kMissEnv = 1u << 26,
 };
-constexpr uint32_t kMissingNames = 19;
+constexpr uint32_t kMissingNames = 27;
+
+// What else is read of a process at its exec (Options.context): groups of Context's fields.
+enum ContextGroup : uint32_t {
+  kCtxLogin = 1u << 0,  // auid (and its login_user), sessionid: /proc/PID/loginuid, sessionid
+  kCtxTty = 1u << 1,    // the controlling terminal: /proc/PID/stat
+  kCtxNs = 1u << 2,     // pid, mount and network namespaces (/proc/PID/ns), nspid (status)
+};
+constexpr uint32_t kNoId = 0xffffffffu;  // loginuid and sessionid when unset
+
+// Who the process is beyond its uid, and where: each field is either read (its bit in
+// `have`, Missing's bit order from kMissAuid) or not. Inherited at fork, read again at exec.
+struct Context {
+  uint32_t auid = kNoId;                                 // the login uid (audit): a human's, kept across su and sudo
+  uint32_t sessionid = kNoId;                            // the audit session
+  uint32_t tty = 0;                                      // the controlling terminal's device number (0: none)
+  std::string tty_name;                                  // its name, "pts/3" ("" for none)
+  uint64_t pidns = 0, mntns = 0, netns = 0;              // namespaces' inode numbers
+  int32_t nspid = 0;                                     // the pid in its own pid namespace
+  std::vector<std::pair<std::string, std::string>> env;  // Options.env's names it has, in that order
+  uint32_t have = 0;                                     // Missing bits (kMissAuid ... kMissEnv) of the fields read
+  bool Has(uint32_t miss_bit) const { return (have & miss_bit) != 0; }
+};
+constexpr uint32_t kCtxAll = kMissAuid | kMissSessionid | kMissTty | kMissPidns | kMissMntns | kMissNetns | kMissNspid | kMissEnv;
 
 // What a process cost, on its exit event (Options.cost): each field known or not, never
 // guessed. Times in microseconds here, milliseconds on the wire.
@@ -69,9 +101,12 @@ struct ProcRecord {
   bool have_uid = false, have_comm = false, have_exe = false, have_cmd = false;
   bool have_cgroup = false, have_cwd = false;
   bool learned = false;  // running before the connector started: learned from /proc
-  double start_ms = -1;  // wall-clock time the process started (-1: unknown)
-  double exec_ms = -1;   // wall-clock time its current program started
-  uint32_t threads = 0;  // live threads besides the main one, as far as seen
+  Context ctx;
+  uint32_t with_ctx = 0;   // Missing bits of the context's fields asked for
+  std::string login_user;  // the user name of ctx.auid
+  double start_ms = -1;    // wall-clock time the process started (-1: unknown)
+  double exec_ms = -1;     // wall-clock time its current program started
+  uint32_t threads = 0;    // live threads besides the main one, as far as seen
 };
 
 // An ancestor on an event: what identifies it.
@@ -100,6 +135,9 @@ struct OutEvent {
   bool with_cgroup = false;
   std::string cwd;  // exec and exit with Options.cwd: the working directory at its last exec
   bool with_cwd = false, have_cwd = false;
+  Context ctx;             // fork, exec and exit: the fields Options.context and env ask for
+  uint32_t with_ctx = 0;   // Missing bits of the fields asked for
+  std::string login_user;  // the user name of ctx.auid
   bool learned = false;
   uint64_t lost_count = 0;
   uint8_t lost_source = kLostKernel;
@@ -123,6 +161,8 @@ struct Options {
   int ancestor_depth = 16;                  // ancestors listed at most
   bool cgroups = true;                      // cgroup and container id on events
   bool cwd = true;                          // working directory (at exec) on exec and exit events
+  uint32_t context = kCtxLogin | kCtxTty;   // what else is read at exec (ContextGroup)
+  std::vector<std::string> env;             // environment variables read at exec (where permitted)
   std::vector<std::string> redact;          // secrets shown as "*****" wherever argv holds them
   uint8_t cost = kCostOff;                  // what a process cost, on its exit (CostMode)
   // Only these processes and their descendants (by fork lineage) are followed: nothing of the

@@ -56,9 +56,9 @@ int Renice(int nice) {
 }
 
 // A short-lived process may be gone a moment after its exec: read what it loses first
-// (argv, then exe and cwd) for every exec of the batch followed (`in`, one per exec) before
+// (argv, then exe, cwd and the context) for every exec of the batch followed (`in`, one per exec) before
 // anything else.
-void ReadAhead(const std::vector<RawEvent>& raw, const std::vector<char>& in, std::vector<ProcInfo>& execs, bool want_cwd) {
+void ReadAhead(const std::vector<RawEvent>& raw, const std::vector<char>& in, std::vector<ProcInfo>& execs, const Options& o) {
   execs.clear();
   execs.resize(in.size());
   size_t k = 0;
@@ -71,7 +71,8 @@ void ReadAhead(const std::vector<RawEvent>& raw, const std::vector<char>& in, st
     ProcInfo& info = execs[k];
     if (!in[k++] || info.gone) continue;
     ReadExe(ev.tgid, info);  // the table keeps it too
-    if (want_cwd) ReadCwd(ev.tgid, info);
+    if (o.cwd) ReadCwd(ev.tgid, info);
+    ReadContext(ev.tgid, o.context, o.env, info.dir, info.ctx);
   }
 }
 
@@ -269,7 +270,7 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
       return;  // EAGAIN: drained
     }
     shared_.FollowedExecs(raw_, followed_);
-    ReadAhead(raw_, followed_, execs_, opts_.cwd);
+    ReadAhead(raw_, followed_, execs_, opts_);
     uint64_t received = 0;
     size_t k = 0;
     size_t from = out.size();
@@ -281,8 +282,8 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
         if (!Feed(ev, out, ev.what == kExec ? &execs_[k++] : nullptr) && ev.what == kExit && ev.pid == ev.tgid) ignored_.push_back(ev.tgid);
       }
     }
-    // The taskstats socket is not polled (one wake-up per exit, not two): each record precedes
-    // its exit event (exit_cost.h), so the records of this chunk's exits, threads' too, are in.
+    execs_.clear();  // (closes their /proc directories)
+    // Not polled (one wake-up per exit): every record precedes its exit event (exit_cost.h).
     cost_.Drain(Now(CLOCK_MONOTONIC));
     cost_.Attach(out, from);  // the zombies' /proc, before they are reaped
     cost_.Forget(ignored_);

@@ -7,6 +7,7 @@ namespace pm {
 
 void ProcStore::Reset(const Options& opts, std::string boot) {
   opts_ = opts;
+  wanted_ = ContextWanted(opts.context, !opts.env.empty());
   boot_ = std::move(boot);
   table_.clear();
   full_count_ = 0;
@@ -23,7 +24,7 @@ ProcEntry* ProcStore::Lookup(int32_t tgid, bool learn) {
   if (!learn || tgid <= 0) return nullptr;
   // A process that was running before we started: learn it from /proc.
   ProcInfo info;
-  if (!reader_.Read(tgid, opts_.cwd, info)) return nullptr;
+  if (!reader_.Read(tgid, opts_, info)) return nullptr;
   Redact(info.argv, opts_.redact);
   ProcEntry p = Learned(info);
   p.start_ns = reader_.StartNs(tgid);
@@ -71,6 +72,22 @@ void ProcEntry::TakeProgram(const ProcInfo& info) {
   have_exe = info.have_exe;
   cwd = info.have_cwd ? info.cwd : std::string();
   have_cwd = info.have_cwd;
+  MergeContext(ctx, info.ctx, true);
+}
+
+void MergeContext(Context& ctx, const Context& read, bool exec) {
+  if (read.Has(kMissAuid)) ctx.auid = read.auid;
+  if (read.Has(kMissSessionid)) ctx.sessionid = read.sessionid;
+  if (read.Has(kMissTty)) ctx.tty = read.tty;
+  if (read.Has(kMissPidns)) ctx.pidns = read.pidns;
+  if (read.Has(kMissMntns)) ctx.mntns = read.mntns;
+  if (read.Has(kMissNetns)) ctx.netns = read.netns;
+  if (read.Has(kMissNspid)) ctx.nspid = read.nspid;
+  if (exec) {
+    ctx.env = read.env;
+    ctx.have &= ~kMissEnv;
+  }
+  ctx.have |= read.have;
 }
 
 // Forgets processes whose exit we never saw (lost events). A gone process whose exit waits
@@ -133,6 +150,9 @@ void ProcStore::Record(int32_t pid, const ProcEntry& p, ProcRecord& r) {
   r.cwd = p.cwd;
   r.have_cwd = p.have_cwd;
   r.container_id = p.container_id;
+  r.ctx = p.ctx;
+  r.with_ctx = wanted_;
+  ShowContext(r.ctx, r.login_user);
   r.learned = p.from_proc;
   r.start_ms = p.start_ns != 0 ? WallMs(p.start_ns) : -1;
   r.exec_ms = p.run_ns != 0 ? WallMs(p.run_ns) : -1;
@@ -158,6 +178,23 @@ void ProcStore::Ancestry(int32_t pid, std::vector<ProcRecord>& out) {
     if (next == 1) break;
     next = p->ppid;
   }
+}
+
+// A new process has its parent's context, but a pid of its own in its namespace, and maybe
+// new namespaces (clone with CLONE_NEWPID, CLONE_NEWNS, ...): read where they are asked for.
+void ProcStore::ForkContext(int32_t tgid, Context& ctx) {
+  ctx.have &= ~kMissNspid;
+  if (!(opts_.context & kCtxNs)) return;
+  ProcInfo info;
+  reader_.Context(tgid, kCtxNs, info);
+  reader_.Status(tgid, info);
+  ctx.have &= ~(kMissPidns | kMissMntns | kMissNetns);
+  MergeContext(ctx, info.ctx, false);
+}
+
+void ProcStore::ShowContext(Context& c, std::string& login_user) {
+  if (c.Has(kMissAuid) && c.auid != kNoId) login_user = reader_.UserName(c.auid);
+  if (c.Has(kMissTty) && c.tty != 0) c.tty_name = reader_.TtyName(c.tty);
 }
 
 void ProcStore::ReadCgroupOf(int32_t pid, ProcEntry& p) {
@@ -204,6 +241,12 @@ void ProcStore::Identify(OutEvent& o, int32_t pid, const ProcEntry* p, int32_t p
       o.have_cwd = true;
     }
     if (!o.have_cwd) o.missing |= kMissCwd;
+  }
+  if (wanted_ != 0 && (o.what == kFork || o.what == kExec || o.what == kExit)) {
+    o.with_ctx = wanted_;
+    if (p != nullptr) o.ctx = p->ctx;  // (else what ReportExec read)
+    o.missing |= wanted_ & ~o.ctx.have;
+    ShowContext(o.ctx, o.login_user);
   }
   if (opts_.cgroups && (o.what == kFork || o.what == kExec || o.what == kExit)) {
     o.with_cgroup = true;

@@ -30,6 +30,7 @@ struct ProcEntry {
   bool have_cwd = false;
   std::string comm, cmdline, exe, cgroup, cwd;
   std::string container_id;    // of the cgroup, found when it is read
+  Context ctx;                 // inherited at fork, read again at exec
   uint32_t threads = 0;        // live non-leader threads we saw start
   bool leader_exited = false;  // main thread gone, others still running
   bool from_proc = false;      // learned from /proc (running before we started)
@@ -40,13 +41,22 @@ struct ProcEntry {
     threads++;
     had_threads = true;
   }
+  // A forked child's own: no threads yet, its main thread alive, seen from its fork.
   void NewProcess() {
     threads = 0;
     had_threads = false;
+    leader_exited = false;
+    from_proc = false;
   }
-  // The program an exec started, as /proc told it: command line, exe, working directory.
+  // The program an exec started, as /proc told it: command line, exe, working directory, and
+  // the context read (a field not read keeps what the process had: exec changes none of them
+  // but the environment, which is dropped then).
   void TakeProgram(const ProcInfo& info);
 };
+
+// Takes the context's fields `read` has into ctx; the others keep what the process had. At
+// an exec (`exec`), the environment is the new program's: read, or none.
+void MergeContext(Context& ctx, const Context& read, bool exec);
 
 class ProcStore {
  public:
@@ -74,6 +84,9 @@ class ProcStore {
   bool Learn(int32_t pid);
   // What /proc says of a process, as an entry.
   static ProcEntry Learned(const ProcInfo& info);
+  // A forked child's context: its parent's (ctx), but a pid of its own in its namespace, and
+  // the namespaces read again where they are asked for (clone may have made new ones).
+  void ForkContext(int32_t tgid, Context& ctx);
   // Reads the cgroup of pid into p (when cgroups are asked for).
   void ReadCgroupOf(int32_t pid, ProcEntry& p);
   Map& entries() { return table_; }
@@ -99,9 +112,12 @@ class ProcStore {
   void Sweep();
   void Record(int32_t pid, const ProcEntry& p, ProcRecord& r);
   void AddAncestors(OutEvent& o, int32_t ppid) const;
+  // The names of a context's login uid and terminal, for showing it.
+  void ShowContext(Context& c, std::string& login_user);
 
   ProcReader& reader_;
   Options opts_;
+  uint32_t wanted_ = 0;  // the context's fields asked for (ContextWanted)
   std::string boot_ = "00000000";
   std::atomic<int64_t> clock_offset_ns_{0};
   Map table_;

@@ -55,15 +55,14 @@ void ProcessTable::OnFork(const RawEvent& ev, bool report, std::vector<OutEvent>
     child = *parent;  // a forked child runs its parent's program
   } else {
     ProcInfo info;
-    if (reader_.Read(ev.tgid, opts_.cwd, info)) {
+    if (reader_.Read(ev.tgid, opts_, info)) {
       Redact(info.argv, opts_.redact);
       child = ProcStore::Learned(info);
     }
     store_.ReadCgroupOf(ev.tgid, child);
   }
-  child.from_proc = false;
   child.NewProcess();
-  child.leader_exited = false;
+  store_.ForkContext(ev.tgid, child.ctx);
   child.start_ns = ev.ts_ns;
   child.run_ns = ev.ts_ns;  // a new process: a run of its own, until it execs
   child.ppid = ev.ptgid;
@@ -94,10 +93,10 @@ void ProcessTable::OnExec(const RawEvent& ev, bool report, std::vector<OutEvent>
 // What /proc says of an exec's process, beyond what was read ahead (`pre`).
 void ProcessTable::ReadExec(int32_t tgid, const ProcEntry* p, ProcInfo* pre, ProcInfo& info) {
   if (!pre) {
-    reader_.Read(tgid, opts_.cwd, info);
+    reader_.Read(tgid, opts_, info);
   } else if (info.gone) {
     // Reaped already: nothing more to read under this pid (or another process's).
-  } else if (p && p->have_uid && p->ppid > 0) {
+  } else if (p && p->have_uid && p->ppid > 0 && (!(opts_.context & kCtxNs) || p->ctx.Has(kMissNspid))) {
     // exec keeps the real uid and the parent, which we know: only the name is new.
     reader_.Comm(tgid, info);
   } else {
@@ -140,8 +139,9 @@ void ProcessTable::ReportExec(const RawEvent& ev, const ProcEntry* p, ProcInfo& 
     o.comm = info.comm;
     o.ppid = info.ppid;
     o.cmdline = JoinArgv(info.argv);
-    o.cwd = info.cwd;  // (Identify takes it from the table where it has the process)
+    o.cwd = info.cwd;  // (Identify takes it and the context from the table where it has the process)
     o.have_cwd = info.have_cwd;
+    o.ctx = info.ctx;
     if (!info.have_status) o.missing |= kMissUser | kMissComm | kMissPpid;
     if (!info.have_argv) o.missing |= kMissCmdline;
   }

@@ -15,58 +15,6 @@
 namespace pm {
 namespace {
 
-// "/proc/PID/LEAF" into path (64 bytes): no printf on the reader's hot path.
-void ProcPath(char* path, int32_t pid, const char* leaf) {
-  char digits[12];
-  int n = 0;
-  uint32_t v = pid < 0 ? 0 : static_cast<uint32_t>(pid);
-  do {
-    digits[n++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  char* p = path;
-  std::memcpy(p, "/proc/", 6);
-  p += 6;
-  while (n > 0) *p++ = digits[--n];
-  *p++ = '/';
-  size_t l = std::strlen(leaf);
-  if (l > 40) l = 40;
-  std::memcpy(p, leaf, l);
-  p[l] = '\0';
-}
-
-// Reads a whole small /proc file into `buf` (see below for which). Returns bytes read or -1
-// (errno set).
-ssize_t ReadFile(const char* path, std::string& buf, size_t limit) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  buf.resize(limit < 4096 ? limit : 4096);
-  size_t got = 0;
-  for (;;) {
-    if (got == buf.size()) {
-      if (buf.size() >= limit) break;
-      buf.resize(buf.size() * 2 > limit ? limit : buf.size() * 2);
-    }
-    ssize_t n = read(fd, &buf[got], buf.size() - got);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      close(fd);
-      errno = e;
-      return -1;
-    }
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-    // The files read here (cmdline, and the single-record seq files comm, status, stat,
-    // cgroup) return everything that fits in one read: a short read is the end, and the
-    // read that would return 0 is saved.
-    if (got < buf.size()) break;
-  }
-  close(fd);
-  buf.resize(got);
-  return static_cast<ssize_t>(got);
-}
-
 // Value of "Key:\t..." in status text, or nullptr.
 const char* Field(const char* text, size_t len, const char* key, size_t* vlen) {
   size_t klen = std::strlen(key);
@@ -125,15 +73,14 @@ bool ParseStatus(const char* text, size_t len, ProcInfo& out) {
   char* rest = nullptr;
   out.uid = static_cast<uint32_t>(std::strtoul(ids.c_str(), &rest, 10));
   out.euid = static_cast<uint32_t>(std::strtoul(rest, nullptr, 10));
+  if (ParseNspid(text, len, &out.ctx.nspid)) out.ctx.have |= kMissNspid;
   out.have_status = true;
   return true;
 }
 
 bool ReadArgv(int32_t pid, ProcInfo& out) {
-  char path[64];
   std::string buf;
-  ProcPath(path, pid, "cmdline");
-  ssize_t n = ReadFile(path, buf, 1 << 20);
+  ssize_t n = out.dir.Read(pid, "cmdline", buf, 1 << 20);
   if (n < 0) {
     out.gone = errno == ENOENT || errno == ESRCH;
     return false;
@@ -155,65 +102,40 @@ bool ReadArgv(int32_t pid, ProcInfo& out) {
   return true;
 }
 
-namespace {
-
-// The target of the link /proc/PID/NAME; false (errno set) when it cannot be read, or is
-// longer than PATH_MAX (it would be cut: a wrong path is worse than none).
-bool ReadLink(int32_t pid, const char* name, std::string& out) {
-  char path[64];
-  ProcPath(path, pid, name);
-  char target[4096];
-  ssize_t l = readlink(path, target, sizeof target);
-  if (l < 0) return false;
-  if (static_cast<size_t>(l) >= sizeof target) {
-    errno = ENAMETOOLONG;
-    return false;
-  }
-  out.assign(target, static_cast<size_t>(l));
-  return true;
-}
-
-}  // namespace
-
 void ReadExe(int32_t pid, ProcInfo& out) {
-  out.have_exe = ReadLink(pid, "exe", out.exe);
+  out.have_exe = out.dir.Link(pid, "exe", out.exe);
   if (!out.have_exe) out.exe_errno = errno;
 }
 
-void ReadCwd(int32_t pid, ProcInfo& out) { out.have_cwd = ReadLink(pid, "cwd", out.cwd); }
+void ReadCwd(int32_t pid, ProcInfo& out) { out.have_cwd = out.dir.Link(pid, "cwd", out.cwd); }
 
 bool ReadStatus(int32_t pid, ProcInfo& out) {
-  char path[64];
   std::string buf;
-  ProcPath(path, pid, "status");
-  ssize_t n = ReadFile(path, buf, 1 << 16);
+  ssize_t n = out.dir.Read(pid, "status", buf, 1 << 16);
   return n > 0 && ParseStatus(buf.data(), buf.size(), out);
 }
 
 bool ReadComm(int32_t pid, ProcInfo& out) {
-  char path[64];
   std::string buf;
-  ProcPath(path, pid, "comm");
-  if (ReadFile(path, buf, 64) <= 0) return false;
+  if (out.dir.Read(pid, "comm", buf, 64) <= 0) return false;
   if (!buf.empty() && buf.back() == '\n') buf.pop_back();
   out.comm = buf;
   out.have_comm = true;
   return true;
 }
 
-bool ReadProc(int32_t pid, bool want_cwd, ProcInfo& out) {
+bool ReadProc(int32_t pid, const Options& o, ProcInfo& out) {
   if (!ReadArgv(pid, out)) return false;
   ReadExe(pid, out);
-  if (want_cwd) ReadCwd(pid, out);
+  if (o.cwd) ReadCwd(pid, out);
+  ReadContext(pid, o.context, o.env, out.dir, out.ctx);
   ReadStatus(pid, out);
   return out.have_status || out.have_argv;
 }
 
-namespace {
-
 // Field `want` (1-based, as in proc(5)) of /proc/PID/stat: comm may hold anything, so fields
 // count from the last ')'. Numbers only; false if absent or not a number.
-bool StatField(const char* text, size_t len, int want, uint64_t* out) {
+bool ParseStatField(const char* text, size_t len, int want, uint64_t* out) {
   const char* end = text + len;
   const char* p = nullptr;
   for (const char* q = text; q < end; q++) {
@@ -233,6 +155,8 @@ bool StatField(const char* text, size_t len, int want, uint64_t* out) {
   *out = v;
   return true;
 }
+
+namespace {
 
 // The number after "Key:" in /proc/PID/status or "key: " in /proc/PID/io, at a line start.
 bool KeyNumber(const char* text, size_t len, const char* key, uint64_t* out) {
@@ -254,11 +178,11 @@ bool KeyNumber(const char* text, size_t len, const char* key, uint64_t* out) {
 
 }  // namespace
 
-bool ParseStatStart(const char* text, size_t len, uint64_t* ticks) { return StatField(text, len, 22, ticks); }
+bool ParseStatStart(const char* text, size_t len, uint64_t* ticks) { return ParseStatField(text, len, 22, ticks); }
 
 bool ParseStatPpid(const char* text, size_t len, int32_t* ppid) {
   uint64_t v = 0;
-  if (!StatField(text, len, 4, &v) || v > INT32_MAX) return false;
+  if (!ParseStatField(text, len, 4, &v) || v > INT32_MAX) return false;
   *ppid = static_cast<int32_t>(v);
   return true;
 }
@@ -272,8 +196,8 @@ bool ParseCostStat(const char* text, size_t len, long hz, Cost& out) {
   if (close == nullptr || close + 2 >= text + len || close[2] != 'Z' || hz <= 0) return false;
   uint64_t ticks = 0;
   const uint64_t us_per_tick = 1000000ull / static_cast<uint64_t>(hz);
-  if (StatField(text, len, 14, &ticks)) out.Set(kCostUser, ticks * us_per_tick);
-  if (StatField(text, len, 15, &ticks)) out.Set(kCostSystem, ticks * us_per_tick);
+  if (ParseStatField(text, len, 14, &ticks)) out.Set(kCostUser, ticks * us_per_tick);
+  if (ParseStatField(text, len, 15, &ticks)) out.Set(kCostSystem, ticks * us_per_tick);
   return true;
 }
 
@@ -291,27 +215,21 @@ void ParseCostIo(const char* text, size_t len, Cost& out) {
 }
 
 bool ReadCost(int32_t pid, Cost& out) {
-  char path[64];
+  ProcDir dir;  // (every read is the zombie's, or fails once it is reaped)
   std::string buf;
-  ProcPath(path, pid, "stat");
-  if (ReadFile(path, buf, 1 << 14) <= 0 || !ParseCostStat(buf.data(), buf.size(), sysconf(_SC_CLK_TCK), out)) {
+  if (dir.Read(pid, "stat", buf, 1 << 14) <= 0 || !ParseCostStat(buf.data(), buf.size(), sysconf(_SC_CLK_TCK), out)) {
     return false;
   }
-  ProcPath(path, pid, "status");
-  if (ReadFile(path, buf, 1 << 16) > 0) ParseCostStatus(buf.data(), buf.size(), out);
-  ProcPath(path, pid, "io");
-  if (ReadFile(path, buf, 1 << 12) > 0) ParseCostIo(buf.data(), buf.size(), out);
-  // Read last: if the pid is still the zombie's, what was read above was its own.
-  ProcPath(path, pid, "stat");
-  return ReadFile(path, buf, 1 << 14) > 0 && ParseCostStat(buf.data(), buf.size(), sysconf(_SC_CLK_TCK), out);
+  if (dir.Read(pid, "status", buf, 1 << 16) > 0) ParseCostStatus(buf.data(), buf.size(), out);
+  if (dir.Read(pid, "io", buf, 1 << 12) > 0) ParseCostIo(buf.data(), buf.size(), out);
+  // Read last: still a zombie (not reaped while read), what was read above was its end.
+  return dir.Read(pid, "stat", buf, 1 << 14) > 0 && ParseCostStat(buf.data(), buf.size(), sysconf(_SC_CLK_TCK), out);
 }
 
 uint64_t ReadStartNs(int32_t pid) {
-  char path[64];
   std::string buf;
-  ProcPath(path, pid, "stat");
   uint64_t ticks = 0;
-  if (ReadFile(path, buf, 1 << 14) <= 0 || !ParseStatStart(buf.data(), buf.size(), &ticks)) return 0;
+  if (ReadProcFile(pid, "stat", buf, 1 << 14) <= 0 || !ParseStatStart(buf.data(), buf.size(), &ticks)) return 0;
   long hz = sysconf(_SC_CLK_TCK);
   return hz > 0 ? ticks * (1000000000ull / static_cast<uint64_t>(hz)) : 0;
 }
@@ -345,10 +263,8 @@ bool ParseCgroup(const char* text, size_t len, std::string& out) {
 }
 
 bool ReadCgroup(int32_t pid, std::string& out) {
-  char path[64];
   std::string buf;
-  ProcPath(path, pid, "cgroup");
-  if (ReadFile(path, buf, 1 << 16) <= 0) return false;
+  if (ReadProcFile(pid, "cgroup", buf, 1 << 16) <= 0) return false;
   return ParseCgroup(buf.data(), buf.size(), out);
 }
 
@@ -437,12 +353,10 @@ std::vector<int32_t> SubtreeOf(const std::vector<int32_t>& roots, const std::vec
 
 std::vector<int32_t> ListSubtree(const std::vector<int32_t>& roots) {
   std::vector<std::pair<int32_t, int32_t>> parents;
-  char path[64];
   std::string buf;
   for (int32_t pid : ListPids()) {
-    ProcPath(path, pid, "stat");
     int32_t ppid = 0;
-    if (ReadFile(path, buf, 1 << 14) > 0 && ParseStatPpid(buf.data(), buf.size(), &ppid)) parents.emplace_back(pid, ppid);
+    if (ReadProcFile(pid, "stat", buf, 1 << 14) > 0 && ParseStatPpid(buf.data(), buf.size(), &ppid)) parents.emplace_back(pid, ppid);
   }
   return SubtreeOf(roots, parents);
 }
@@ -482,6 +396,11 @@ const std::string& UserCache::Name(uint32_t uid) {
     name = "unknown";
   }
   return names_.emplace(uid, std::move(name)).first->second;
+}
+
+std::string ProcReader::TtyName(uint32_t dev) {
+  std::string name = TtyNameOf(dev);
+  return name.empty() ? TtyNumberText(dev) : name;
 }
 
 bool SystemProcReader::Gone(int32_t pid) { return kill(pid, 0) < 0 && errno == ESRCH; }

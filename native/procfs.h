@@ -8,7 +8,9 @@
 #include <utility>
 #include <vector>
 
+#include "context.h"
 #include "events.h"
+#include "proc_dir.h"
 
 namespace pm {
 
@@ -29,16 +31,20 @@ struct ProcInfo {
   // /proc/PID was gone when argv was read: the process has been reaped, and whatever else
   // is read under its pid now is nothing, or another process that reused the pid.
   bool gone = false;
+  Context ctx;  // login identity, tty, namespaces, environment (Options.context, Options.env)
+  ProcDir dir;  // every read of this process goes through it (ReadArgv opens it)
 };
 
-// Reads argv (/proc/PID/cmdline), exe and cwd (readlink) and comm/ppid/uid (/proc/PID/status),
-// in that order: what a process loses first when it exits first. `want_cwd` false skips the
-// cwd lookup. Returns false if the process is already gone.
-bool ReadProc(int32_t pid, bool want_cwd, ProcInfo& out);
+// Reads argv (/proc/PID/cmdline), exe and cwd (readlink), the context (ReadContext) and
+// comm/ppid/uid/nspid (/proc/PID/status), in that order: what a process loses first when it
+// exits first; cwd and the context as `o` asks. Returns false if the process is already gone.
+bool ReadProc(int32_t pid, const Options& o, ProcInfo& out);
 
 // Start time of a process in nanoseconds since boot (/proc/PID/stat), 0 if unknown.
 uint64_t ReadStartNs(int32_t pid);
 
+// Field `want` (1-based, as in proc(5)) of the text of /proc/PID/stat, a number (pure).
+bool ParseStatField(const char* text, size_t len, int want, uint64_t* out);
 // Parses the text of /proc/PID/stat for the start time in clock ticks (pure; for tests).
 bool ParseStatStart(const char* text, size_t len, uint64_t* ticks);
 
@@ -107,7 +113,7 @@ class ProcReader {
  public:
   virtual ~ProcReader() = default;
   // As ReadProc, ReadStatus, ReadComm, ReadStartNs and ReadCgroup.
-  virtual bool Read(int32_t pid, bool want_cwd, ProcInfo& out) = 0;
+  virtual bool Read(int32_t pid, const Options& o, ProcInfo& out) = 0;
   virtual bool Status(int32_t pid, ProcInfo& out) = 0;
   virtual bool Comm(int32_t pid, ProcInfo& out) = 0;
   virtual uint64_t StartNs(int32_t pid) = 0;
@@ -118,12 +124,16 @@ class ProcReader {
   virtual const std::string& UserName(uint32_t uid) = 0;
   // As ReadCost (not pure virtual: the table never asks, only ExitCost does).
   virtual bool CostOf(int32_t /*pid*/, Cost& /*out*/) { return false; }
+  // As ReadContext of `groups` alone, without the environment (a forked child's namespaces).
+  virtual void Context(int32_t /*pid*/, uint32_t /*groups*/, ProcInfo& /*out*/) {}
+  // The name of a terminal (TtyNames::Name; here TtyNameOf, else "MAJOR:MINOR").
+  virtual std::string TtyName(uint32_t dev);
 };
 
 // The real one: the functions above and a UserCache.
 class SystemProcReader : public ProcReader {
  public:
-  bool Read(int32_t pid, bool want_cwd, ProcInfo& out) override { return ReadProc(pid, want_cwd, out); }
+  bool Read(int32_t pid, const Options& o, ProcInfo& out) override { return ReadProc(pid, o, out); }
   bool Status(int32_t pid, ProcInfo& out) override { return ReadStatus(pid, out); }
   bool Comm(int32_t pid, ProcInfo& out) override { return ReadComm(pid, out); }
   uint64_t StartNs(int32_t pid) override { return ReadStartNs(pid); }
@@ -131,9 +141,12 @@ class SystemProcReader : public ProcReader {
   bool Gone(int32_t pid) override;
   const std::string& UserName(uint32_t uid) override { return users_.Name(uid); }
   bool CostOf(int32_t pid, Cost& out) override { return ReadCost(pid, out); }
+  void Context(int32_t pid, uint32_t groups, ProcInfo& out) override { ReadContext(pid, groups, {}, out.dir, out.ctx); }
+  std::string TtyName(uint32_t dev) override { return ttys_.Name(dev); }
 
  private:
   UserCache users_;
+  TtyNames ttys_;
 };
 
 }  // namespace pm

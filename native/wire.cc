@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "wire_fields.h"
+
 namespace pm {
 namespace {
 
@@ -37,49 +39,6 @@ size_t Utf8Seq(const unsigned char* p, size_t n, bool* ok) {
   }
   *ok = true;
   return need + 1;
-}
-
-void AppendKey(std::string& out, const char* key) {
-  out += ",\"";
-  out += key;
-  out += "\":";
-}
-
-void AppendInt(std::string& out, int64_t v) {
-  char buf[24];
-  int n = std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
-  out.append(buf, static_cast<size_t>(n));
-}
-
-void AppendUint(std::string& out, uint64_t v) {
-  char buf[24];
-  int n = std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(v));
-  out.append(buf, static_cast<size_t>(n));
-}
-
-// A duration in milliseconds with microseconds (what the reader computes): the shortest form
-// that reads back as the same double, as JS prints it ("12.5", "3", "0.001").
-void AppendMs(std::string& out, double ms) {
-  if (!(ms >= 0) || ms >= 1e12) {  // not produced by the reader; printed plainly
-    char buf[40];
-    int n = std::snprintf(buf, sizeof buf, "%.0f", std::isfinite(ms) ? ms : 0.0);
-    out.append(buf, static_cast<size_t>(n));
-    return;
-  }
-  int64_t us = static_cast<int64_t>(ms * 1000 + 0.5);  // ms >= 0 here; no libm (llround)
-  AppendInt(out, us / 1000);
-  int frac = static_cast<int>(us % 1000);
-  if (frac == 0) return;
-  char buf[8];
-  std::snprintf(buf, sizeof buf, ".%03d", frac);
-  size_t len = 4;
-  while (buf[len - 1] == '0') len--;
-  out.append(buf, len);
-}
-
-void AppendStr(std::string& out, const char* key, const std::string& v) {
-  AppendKey(out, key);
-  AppendJsonString(out, v);
 }
 
 void AppendBase64(std::string& out, const std::string& s) {
@@ -116,87 +75,6 @@ void AppendStrings(std::string& out, const char* key, const std::vector<std::str
     }
   }
   out.push_back(']');
-}
-
-// "cost":{...}: the fields known, times in ms; the rest are named in missing.
-void AppendCost(std::string& out, const Cost& c) {
-  static const char* const kKeys[kCostFields] = {
-      "user_ms", "system_ms", "max_rss_kb", "read_bytes", "write_bytes", "voluntary_ctxt_switches", "involuntary_ctxt_switches"};
-  out += ",\"cost\":{";
-  for (int f = 0; f < kCostFields; f++) {
-    if (!c.Has(static_cast<CostField>(f))) continue;
-    out.push_back('"');
-    out += kKeys[f];
-    out += "\":";
-    if (f == kCostUser || f == kCostSystem) {
-      AppendMs(out, static_cast<double>(c.v[f]) / 1000.0);
-    } else {
-      AppendUint(out, c.v[f]);
-    }
-    out.push_back(',');
-  }
-  out += c.source == kCostTaskstats ? "\"source\":\"taskstats\"}" : "\"source\":\"proc\"}";
-}
-
-void AppendMissing(std::string& out, uint32_t m) {
-  static const char* const kNames[kMissingNames] = {"argv",
-                                                    "cmdline",
-                                                    "comm",
-                                                    "exe",
-                                                    "user",
-                                                    "ppid",
-                                                    "duration_ms",
-                                                    "exec_id",
-                                                    "parent_exec_id",
-                                                    "ancestors",
-                                                    "cgroup",
-                                                    "cost.user_ms",
-                                                    "cost.system_ms",
-                                                    "cost.max_rss_kb",
-                                                    "cost.read_bytes",
-                                                    "cost.write_bytes",
-                                                    "cost.voluntary_ctxt_switches",
-                                                    "cost.involuntary_ctxt_switches",
-                                                    "cwd"};
-  AppendKey(out, "missing");
-  out.push_back('[');
-  bool first = true;
-  for (uint32_t i = 0; i < kMissingNames; i++) {
-    if (!(m & (1u << i))) continue;
-    if (!first) out.push_back(',');
-    first = false;
-    out.push_back('"');
-    out += kNames[i];
-    out.push_back('"');
-  }
-  out.push_back(']');
-}
-
-// What identifies the process an event is about: its run, its parent's, where it runs,
-// and (where asked for) its ancestors.
-void AppendIdentity(std::string& out, const OutEvent& e) {
-  if (!e.exec_id.empty()) AppendStr(out, "exec_id", e.exec_id);
-  if (!e.parent_exec_id.empty()) AppendStr(out, "parent_exec_id", e.parent_exec_id);
-  if (e.with_cgroup && !(e.missing & kMissCgroup)) {
-    AppendStr(out, "cgroup", e.cgroup);
-    if (!e.container_id.empty()) AppendStr(out, "container_id", e.container_id);
-  }
-  if (e.with_cwd && e.have_cwd) AppendStr(out, "cwd", e.cwd);
-  if (e.learned) out += ",\"learned\":true";
-  if (e.with_ancestors) {
-    AppendKey(out, "ancestors");
-    out.push_back('[');
-    for (size_t i = 0; i < e.ancestors.size(); i++) {
-      const Ancestor& an = e.ancestors[i];
-      out += i ? ",{\"pid\":" : "{\"pid\":";
-      AppendInt(out, an.pid);
-      if (!an.exec_id.empty()) AppendStr(out, "exec_id", an.exec_id);
-      AppendStr(out, "comm", an.comm);
-      if (an.have_exe) AppendStr(out, "exe", an.exe);
-      out.push_back('}');
-    }
-    out.push_back(']');
-  }
 }
 
 }  // namespace

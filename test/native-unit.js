@@ -31,4 +31,16 @@ async function runNativeUnit(t, name, sources) {
   assert.equal(run.status, 0, run.stderr);
 }
 
-module.exports = { runNativeUnit };
+/** What the process table is built from (with a test's own .cc). */
+const TABLE_SOURCES = [
+  'native/process_table.cc',
+  'native/process_store.cc',
+  'native/lineage.cc',
+  'native/procfs.cc',
+  'native/proc_dir.cc',
+  'native/context.cc',
+  'native/wire.cc',
+  'native/wire_fields.cc',
+];
+
+module.exports = { runNativeUnit, TABLE_SOURCES };

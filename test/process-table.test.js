@@ -5,8 +5,6 @@
 // AddressSanitizer and UndefinedBehaviorSanitizer (leaks checked at its exit); each of its
 // cases is a subtest.
 const test = require('node:test');
-const { runNativeUnit } = require('./native-unit');
+const { runNativeUnit, TABLE_SOURCES } = require('./native-unit');
 
-test('the process table, fed event sequences (C++ unit tests)', { timeout: 300000 }, (t) =>
-  runNativeUnit(t, 'table_test', ['test/native/table_test.cc', 'native/process_table.cc', 'native/process_store.cc', 'native/lineage.cc', 'native/procfs.cc', 'native/wire.cc']),
-);
+test('the process table, fed event sequences (C++ unit tests)', { timeout: 300000 }, (t) => runNativeUnit(t, 'table_test', ['test/native/table_test.cc', ...TABLE_SOURCES]));

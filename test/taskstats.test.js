@@ -8,5 +8,14 @@ const test = require('node:test');
 const { runNativeUnit } = require('./native-unit');
 
 test('taskstats records, the exit cost map, /proc cost parsers (C++ unit tests)', { timeout: 300000 }, (t) =>
-  runNativeUnit(t, 'taskstats_test', ['test/native/taskstats_test.cc', 'native/taskstats.cc', 'native/exit_cost.cc', 'native/procfs.cc', 'native/wire.cc']),
+  runNativeUnit(t, 'taskstats_test', [
+    'test/native/taskstats_test.cc',
+    'native/taskstats.cc',
+    'native/exit_cost.cc',
+    'native/procfs.cc',
+    'native/proc_dir.cc',
+    'native/context.cc',
+    'native/wire.cc',
+    'native/wire_fields.cc',
+  ]),
 );

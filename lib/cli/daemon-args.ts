@@ -87,6 +87,15 @@ ${option('-e, --events LIST', `events to report, comma-separated: ${EVENT_NAMES.
       --ancestor-depth N ancestors listed at most per event, 1-1024 (default: 16)
       --cgroups yes|no   cgroup and container_id on fork, exec, exit (default: yes)
       --cwd yes|no       cwd, the working directory at exec, on exec and exit (default: yes)
+      --login yes|no     auid, login_user (the user who logged in, kept across su and
+                         sudo) and sessionid on fork, exec and exit (default: yes)
+      --tty yes|no       tty, the controlling terminal (pts/3; null: none) on fork, exec
+                         and exit (default: yes)
+      --namespaces yes|no
+                         pidns, mntns, netns (namespace inode numbers) and nspid (the pid
+                         in its own pid namespace) on fork, exec and exit (default: no)
+      --env LIST         environment variables, by name, to report as env on fork, exec
+                         and exit, e.g. CI_JOB_ID,KUBERNETES_SERVICE_HOST (default: none)
       --replay N         events kept for clients that resume ({"resume_from": N}) or fall
                          behind (default: 65536); 0 turns request lines off
       --metrics HOST:PORT
@@ -147,6 +156,10 @@ export interface DaemonOptions {
   ancestorDepth: number;
   cgroups: boolean;
   cwd: boolean;
+  login: boolean;
+  tty: boolean;
+  namespaces: boolean;
+  env: string[];
   /** Said on stderr (and syslog) at start: e.g. a password file others may read. */
   warnings: string[];
 }
@@ -176,6 +189,10 @@ const STRING_FLAGS = [
   'ancestor-depth',
   'cgroups',
   'cwd',
+  'login',
+  'tty',
+  'namespaces',
+  'env',
   ...NATS_FLAGS,
 ];
 const TLS_FLAGS = ['tls-cert', 'tls-key', 'tls-ca'];
@@ -273,8 +290,10 @@ function servingFlags(flags: Flags): ServingFlags {
   return { events, clients, clientsPerUser, visibility, direct, format, slowClient, modeText, groupText };
 }
 
-/** What the reader reports and keeps: --stall-timeout, --rcvbuf, --replay, --ancestors, --ancestor-depth, --cgroups, --cwd. */
-function readerFlags(flags: Flags): Pick<DaemonOptions, 'stallTimeout' | 'rcvbuf' | 'replay' | 'ancestors' | 'ancestorDepth' | 'cgroups' | 'cwd'> {
+/** What the reader reports and keeps: --stall-timeout, --rcvbuf, --replay, --ancestors, --ancestor-depth, --cgroups, --cwd, --login, --tty, --namespaces, --env. */
+function readerFlags(
+  flags: Flags,
+): Pick<DaemonOptions, 'stallTimeout' | 'rcvbuf' | 'replay' | 'ancestors' | 'ancestorDepth' | 'cgroups' | 'cwd' | 'login' | 'tty' | 'namespaces' | 'env'> {
   const str = (name: string): string | undefined => flags.str(name);
   const stallText = str('stall-timeout');
   const stallTimeout = stallText === undefined ? 60 : wholeNumber(stallText, 'stall-timeout', 0, 86400);
@@ -292,13 +311,28 @@ function readerFlags(flags: Flags): Pick<DaemonOptions, 'stallTimeout' | 'rcvbuf
   }
   const depthText = str('ancestor-depth');
   const ancestorDepth = depthText === undefined ? 16 : wholeNumber(depthText, 'ancestor-depth', 1, 1024);
-  return { stallTimeout, rcvbuf, replay, ancestors, ancestorDepth, cgroups: yesNo(str('cgroups'), 'cgroups'), cwd: yesNo(str('cwd'), 'cwd') };
+  const envText = str('env');
+  const env = envText === undefined ? [] : envText.split(',');
+  if (env.length > 64 || env.some((n) => !/^[^=\0]{1,256}$/.test(n))) throw new UsageError(`--env must be a comma list of at most 64 variable names (no "="), got "${envText}"`);
+  return {
+    stallTimeout,
+    rcvbuf,
+    replay,
+    ancestors,
+    ancestorDepth,
+    cgroups: yesNo(str('cgroups'), 'cgroups'),
+    cwd: yesNo(str('cwd'), 'cwd'),
+    login: yesNo(str('login'), 'login'),
+    tty: yesNo(str('tty'), 'tty'),
+    namespaces: yesNo(str('namespaces'), 'namespaces', false),
+    env: [...new Set(env)],
+  };
 }
 
-/** A yes|no flag, yes when not given. */
-function yesNo(text: string | undefined, name: string): boolean {
+/** A yes|no flag, `dflt` (yes) when not given. */
+function yesNo(text: string | undefined, name: string, dflt = true): boolean {
   if (text !== undefined && text !== 'yes' && text !== 'no') throw new UsageError(`--${name} must be yes or no, got "${text}"`);
-  return text !== 'no';
+  return text === undefined ? dflt : text === 'yes';
 }
 
 /**

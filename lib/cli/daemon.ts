@@ -149,6 +149,10 @@ async function daemon(o: DaemonOptions, logs: Logs, shutdown: Shutdown): Promise
     ancestorDepth: o.ancestorDepth,
     cgroups: o.cgroups,
     cwd: o.cwd,
+    login: o.login,
+    tty: o.tty,
+    namespaces: o.namespaces,
+    env: o.env,
     redact: secretsOf(o),
   });
   const server = await serve(o, conn, logs);
