@@ -1,7 +1,7 @@
 // libFuzzer target: the /proc text parsers, pm::ParseStatus (/proc/PID/status),
 // pm::ParseStatStart and ParseStatPpid (/proc/PID/stat) and the exit cost's (ParseCostStat, ParseCostStatus,
 // ParseCostIo), and the context's (context.h: ParseId, ParseNsLink, ParseNspid, ParseStatTty,
-// ParseEnviron, TtyNameOf), fed the same bytes. The kernel writes those files,
+// ParseEnviron, TtyNameOf) and a filter's patterns (pattern.h), fed the same bytes. The kernel writes those files,
 // but a process chooses its own name (prctl/comm, any bytes but NUL, including ')' and
 // newlines), so the parsers must hold for any input: no read past `len`, no crash.
 #include <cstdint>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../native/context.h"
+#include "../native/pattern.h"
 #include "../native/procfs.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -44,6 +45,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (env.size() > 3) std::abort();
   for (const auto& kv : env) {
     if (kv.second.size() > size) std::abort();
+  }
+  // A filter's pattern is untrusted too (a client's request, a file): the first half of the
+  // bytes compiled, run on the second half.
+  pm::Pattern pattern;
+  std::string why;
+  if (pattern.Compile(std::string(text, size / 2), &why)) {
+    pattern.Match(text + size / 2, size - size / 2);
+  } else if (why.empty()) {
+    std::abort();  // a refusal always says why
   }
   pm::ProcInfo info;
   bool ok = pm::ParseStatus(text, size, info);

@@ -1,5 +1,6 @@
 // The options of a ProcConnector, and their checks: what the native reader is started with.
 import { eventMask, parseEventList } from './events';
+import { compileFilter, patternError, type EventFilter } from './filter';
 import type { NativeStartOptions } from './native';
 import { boolOption, intOption } from './options';
 
@@ -86,6 +87,21 @@ export interface ProcConnectorOptions {
    */
   redact?: readonly string[];
   /**
+   * Patterns (globs, or regular expressions between slashes, as in `filter`), at most 64:
+   * in each argument of any process (and each `NAME=value` of `env`) that matches one, what
+   * follows the first `=` shows as `***` (`--db-pass=***`), or all of it when there is no
+   * `=`. Default none.
+   */
+  redactPatterns?: readonly string[];
+  /**
+   * Hide the secrets command lines carry in practice: values of arguments named like one
+   * (`--password=`, `--token VALUE`, `--api-key=`, ...), `-pSECRET` to the MySQL clients,
+   * `Authorization:` headers, `NAME=value` assignments whose name says secret
+   * (`AWS_SECRET_ACCESS_KEY`, `GITHUB_TOKEN`, `DB_PASSWORD`, ...) and passwords in URLs
+   * (`scheme://user:***@host`); in `env` values too. Default false.
+   */
+  redactDefaults?: boolean;
+  /**
    * What each process cost, on its `exit` event (not threads'): `cost` with CPU user and
    * system time, peak RSS, bytes read and written, context switches. `true`: from the
    * kernel's taskstats exit records where permitted (CAP_NET_ADMIN), else from /proc of the
@@ -103,6 +119,13 @@ export interface ProcConnectorOptions {
    * the whole host.
    */
   subtree?: number | readonly number[];
+  /**
+   * Which events are passed on (docs/library.md, "Filters"): `{ match: {...},
+   * exclude: {...} }`, checked at once (a TypeError naming the rule at fault) and run by the
+   * reader before an event is serialised: one filtered out costs no JavaScript.
+   * `stats().filtered` counts them. Default: every event.
+   */
+  filter?: EventFilter;
 }
 
 /** The options checked (a TypeError or RangeError naming the bad one), as the addon takes them (all but `events`). */
@@ -128,9 +151,21 @@ export function nativeOptions(options: ProcConnectorOptions): Omit<NativeStartOp
       (boolOption(options.namespaces, 'namespaces', false) ? CONTEXT.namespaces : 0),
     env: envList(options.env),
     redact: redactList(options.redact),
+    redactPatterns: redactPatterns(options.redactPatterns),
+    redactDefaults: boolOption(options.redactDefaults, 'redactDefaults', false),
     cost: costMode(options.cost),
-    subtree: subtreeList(options.subtree),
+    ...filterOptions(options),
   };
+}
+
+// The filter's rules; its subtree joins the connector's own.
+function filterOptions(options: ProcConnectorOptions): { filter: string[]; subtree: number[] } {
+  const f = compileFilter(options.filter);
+  if (options.login === false && (f.keys.has('auid') || f.keys.has('login_user'))) throw new TypeError('filter: auid and login_user need the login option');
+  const subtree = subtreeList(options.subtree);
+  if (f.subtree.length > 0) subtree.push(...f.subtree.filter((p) => !subtree.includes(p)));
+  if (subtree.length > 1024) throw new TypeError("subtree: at most 1024 pids, the filter's included");
+  return { filter: f.rules, subtree };
 }
 
 /** The addon's context groups (ContextGroup, native/events.h). */
@@ -143,6 +178,18 @@ function envList(v: readonly string[] | undefined): string[] {
     if (typeof x !== 'string' || !/^[^=\0]{1,256}$/.test(x)) throw new TypeError(`env: each name must be 1 to 256 characters without "=", got ${JSON.stringify(x) ?? typeof x}`);
   }
   return [...new Set(v as string[])];
+}
+
+function redactPatterns(v: readonly string[] | undefined): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.length > 64) throw new TypeError('redactPatterns must be an array of at most 64 patterns');
+  for (const p of v) {
+    if (typeof p !== 'string' || p === '' || Buffer.byteLength(p) > 1024)
+      throw new TypeError(`redactPatterns: each must be a pattern of 1 to 1024 bytes, got ${JSON.stringify(p) ?? typeof p}`);
+    const why = patternError(p); // (the filter's engine: native/pattern.h)
+    if (why !== null) throw new TypeError(`redactPatterns: ${p}: ${why}`);
+  }
+  return [...(v as string[])];
 }
 
 function interval(v: number | undefined, name: string, dflt: number, max: number): number {

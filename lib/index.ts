@@ -8,6 +8,7 @@ export {
   type EventsOptions,
   type ConnectorStats,
 } from './connector';
+export { FILTER_KEYS, type EventFilter, type FilterKey, type FilterTerms, type FilterValue } from './filter';
 export * from './protocol';
 export * from './server';
 export * from './client';

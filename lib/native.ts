@@ -36,6 +36,10 @@ export interface NativeStartOptions {
   /** Context groups: 1 login identity, 2 tty, 4 namespaces. */
   context: number;
   env: string[];
+  redactPatterns: string[];
+  redactDefaults: boolean;
+  /** The filter's rules, [side, key, value] flattened (lib/filter.ts). */
+  filter: string[];
   redact: string[];
   /** 0 off, 1 taskstats where permitted (else /proc), 2 /proc only. */
   cost: number;
@@ -53,6 +57,8 @@ export interface ConnectorStats {
   lostKernel: number;
   /** Events dropped because the JS thread fell too far behind. */
   lostQueue: number;
+  /** Events the connector's filter kept back (option `filter`). */
+  filtered: number;
   /** ENOBUFS errors (socket overflows). */
   enobufs: number;
   /** Unusable netlink messages. */
@@ -89,11 +95,12 @@ export interface NativeBinding {
   Connector: new (onBatch: (lines: Buffer, meta: Int32Array, fatal?: string) => void) => NativeConnector;
   parse(buf: Buffer): { events: Record<string, unknown>[]; stats: Record<string, number | boolean> };
   buildRequest(op: number, withMask: boolean, mask: number, seq: number, ack: number, portid: number): Buffer;
-  cgroup(text: string): { cgroup: string; container_id: string | null } | null;
   /** The uid/gid of a name, from the system's account database (NSS) on the thread pool; null: no such name. */
   lookupId(db: 'passwd' | 'group', name: string): Promise<number | null>;
   /** The credentials of a connected Unix socket's peer (SO_PEERCRED); null if unknown. */
   peerCred(fd: number): { pid: number; uid: number; gid: number } | null;
+  /** Why a filter rule is not valid (native/filter.h), or null. */
+  filterError(side: string, key: string, value: string): string | null;
 }
 
 let cached: NativeBinding | Error | undefined;

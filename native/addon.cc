@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "accounts.h"
+#include "filter.h"
 #include "monitor.h"
 #include "parser.h"
 #include "wire.h"
@@ -34,6 +35,8 @@ bool RequireArgs(const Napi::CallbackInfo& info, const char* usage, std::initial
   if (!ok) Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
   return ok;
 }
+
+std::string Str(const Napi::Value& v) { return v.As<Napi::String>().Utf8Value(); }
 
 // Number properties, in this order.
 void SetNumbers(Napi::Object o, std::initializer_list<std::pair<const char*, double>> props) {
@@ -197,7 +200,7 @@ class Connector : public Napi::ObjectWrap<Connector> {
 
   // injectFault(why): test hook; the reader stops as if reading had failed.
   Napi::Value InjectFault(const Napi::CallbackInfo& info) {
-    monitor_.InjectFault(info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "");
+    monitor_.InjectFault(info.Length() > 0 && info[0].IsString() ? Str(info[0]) : "");
     return info.Env().Undefined();
   }
 
@@ -217,6 +220,15 @@ class Connector : public Napi::ObjectWrap<Connector> {
     return items;
   }
 
+  // The strings among the first `max` items of o[k].
+  static std::vector<std::string> Strs(Napi::Object o, const char* k, uint32_t max) {
+    std::vector<std::string> out;
+    for (Napi::Value v : Items(o, k, max)) {
+      if (v.IsString()) out.push_back(Str(v));
+    }
+    return out;
+  }
+
   // start(NativeStartOptions of lib/native.ts)
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -225,28 +237,30 @@ class Connector : public Napi::ObjectWrap<Connector> {
     if (info.Length() > 0 && info[0].IsObject()) {
       Napi::Object o = info[0].As<Napi::Object>();
       opts.events = static_cast<uint32_t>(Num(o, "events", opts.events));
-      opts.threads = Bool(o, "threads", opts.threads);
       opts.rcvbuf = static_cast<int>(Num(o, "rcvbuf", opts.rcvbuf));
-      opts.kernel_filter = Bool(o, "kernelFilter", opts.kernel_filter);
       opts.queue_max = static_cast<size_t>(Num(o, "queueMax", static_cast<double>(opts.queue_max)));
       opts.table_max = static_cast<size_t>(Num(o, "tableMax", static_cast<double>(opts.table_max)));
       opts.ack_timeout_ms = static_cast<int>(Num(o, "ackTimeout", opts.ack_timeout_ms));
       opts.nice = static_cast<int>(Num(o, "nice", opts.nice));
-      opts.seed = Bool(o, "seed", opts.seed);
       opts.batch_interval_us = static_cast<int>(Num(o, "batchInterval", opts.batch_interval_us / 1000.0) * 1000);
       opts.read_interval_us = static_cast<int>(Num(o, "readInterval", 0) * 1000);
       opts.ancestor_events = static_cast<uint32_t>(Num(o, "ancestorEvents", opts.ancestor_events));
       opts.ancestor_depth = static_cast<int>(Num(o, "ancestorDepth", opts.ancestor_depth));
-      opts.cgroups = Bool(o, "cgroups", opts.cgroups);
-      opts.cwd = Bool(o, "cwd", opts.cwd);
+      for (auto b : {std::pair<const char*, bool*>{"threads", &opts.threads},
+                     {"kernelFilter", &opts.kernel_filter},
+                     {"seed", &opts.seed},
+                     {"cgroups", &opts.cgroups},
+                     {"cwd", &opts.cwd},
+                     {"redactDefaults", &opts.redact_defaults}}) {
+        *b.second = Bool(o, b.first, *b.second);
+      }
       opts.cost = static_cast<uint8_t>(Num(o, "cost", 0));                    // CostMode: 0 off, 1 taskstats else /proc, 2 /proc
       opts.context = static_cast<uint32_t>(Num(o, "context", opts.context));  // ContextGroup bits
-      for (Napi::Value v : Items(o, "env", 64)) {
-        if (v.IsString()) opts.env.push_back(v.As<Napi::String>().Utf8Value());
-      }
-      for (Napi::Value v : Items(o, "redact", 64)) {
-        if (v.IsString()) opts.redact.push_back(v.As<Napi::String>().Utf8Value());
-      }
+      opts.env = Strs(o, "env", 64);
+      opts.redact = Strs(o, "redact", 64);
+      opts.redact_patterns = Strs(o, "redactPatterns", 64);
+      std::vector<std::string> f = Strs(o, "filter", 3 * 1024);  // [side, key, value, side, ...]
+      for (size_t i = 0; i + 2 < f.size(); i += 3) opts.filter.push_back({f[i] == "exclude", f[i + 1], f[i + 2]});
       for (Napi::Value v : Items(o, "subtree", 1024)) {
         if (v.IsNumber()) opts.subtree.push_back(v.As<Napi::Number>().Int32Value());
       }
@@ -396,18 +410,15 @@ Napi::Value BuildRequest(const Napi::CallbackInfo& info) {
   return Napi::Buffer<uint8_t>::Copy(env, buf, n);
 }
 
-// cgroup(text): the path picked out of /proc/PID/cgroup text and its container id, for tests.
-Napi::Value Cgroup(const Napi::CallbackInfo& info) {
+// filterError(side, key, value): why the filter rule is not valid (filter.h), or null.
+Napi::Value FilterError(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!RequireArgs(info, "cgroup(text) needs a string", {&Napi::Value::IsString})) return env.Undefined();
-  std::string text = info[0].As<Napi::String>().Utf8Value();
-  std::string path;
-  if (!pm::ParseCgroup(text.data(), text.size(), path)) return env.Null();
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("cgroup", path);
-  std::string id = pm::ContainerIdOf(path);
-  o.Set("container_id", id.empty() ? env.Null() : Napi::Value(Napi::String::New(env, id)));
-  return o;
+  const ArgCheck str = &Napi::Value::IsString;
+  if (!RequireArgs(info, "filterError(side, key, value) needs three strings", {str, str, str})) return env.Undefined();
+  pm::FilterRule r{Str(info[0]) == "exclude", Str(info[1]), Str(info[2])};
+  pm::EventFilter f;
+  std::string why;
+  return f.Compile({r}, &why) ? env.Null() : Napi::Value(Napi::String::New(env, why));
 }
 
 // lookupId(db, name): a Promise of the uid ("passwd") or gid ("group") of a name, or null when
@@ -441,12 +452,12 @@ Napi::Value LookupId(const Napi::CallbackInfo& info) {
   if (!RequireArgs(info, "lookupId(\"passwd\" | \"group\", name)", {&Napi::Value::IsString, &Napi::Value::IsString})) {
     return env.Undefined();
   }
-  std::string db = info[0].As<Napi::String>().Utf8Value();
+  std::string db = Str(info[0]);
   if (db != "passwd" && db != "group") {
     Napi::TypeError::New(env, "lookupId: the database is \"passwd\" or \"group\"").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  auto* w = new LookupWorker(env, db == "passwd" ? pm::IdDb::kUser : pm::IdDb::kGroup, info[1].As<Napi::String>().Utf8Value());
+  auto* w = new LookupWorker(env, db == "passwd" ? pm::IdDb::kUser : pm::IdDb::kGroup, Str(info[1]));
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
@@ -470,8 +481,9 @@ class Addon : public Napi::Addon<Addon> {
     auto fn = [&](const char* name, Napi::Function::Callback cb) {
       return InstanceValue(name, Napi::Function::New(env, cb, name), napi_enumerable);
     };
-    DefineAddon(exports, {InstanceValue("Connector", Connector::Init(env), napi_enumerable), fn("parse", Parse),
-                          fn("buildRequest", BuildRequest), fn("cgroup", Cgroup), fn("lookupId", LookupId), fn("peerCred", PeerCredOf)});
+    DefineAddon(exports,
+                {InstanceValue("Connector", Connector::Init(env), napi_enumerable), fn("parse", Parse), fn("buildRequest", BuildRequest),
+                 fn("lookupId", LookupId), fn("peerCred", PeerCredOf), fn("filterError", FilterError)});
   }
 };
 

@@ -9,6 +9,7 @@ namespace pm {
 namespace {
 
 constexpr size_t kEnvironMax = 1 << 20;  // read of /proc/PID/environ, bytes at most
+constexpr size_t kEnvValueMax = 4096;    // a value reported, bytes at most
 constexpr size_t kTtyNamesMax = 4096;    // terminals remembered at most
 
 unsigned Major(uint32_t dev) { return (dev >> 8) & 0xfff; }
@@ -99,19 +100,23 @@ void ParseEnviron(const char* text, size_t len, const std::vector<std::string>& 
   out.clear();
   std::vector<const char*> at(names.size(), nullptr);
   std::vector<size_t> vlen(names.size(), 0);
+  // One hash lookup per entry, however many names: a crafted environment of many tiny entries
+  // costs its length, not its length times the names.
+  std::unordered_map<std::string, size_t> index;
+  for (size_t j = 0; j < names.size(); j++) index.emplace(names[j], j);
+  std::string name;
   for (size_t i = 0; i < len;) {
     const char* s = text + i;
     const char* z = static_cast<const char*>(memchr(s, '\0', len - i));
     size_t n = z ? static_cast<size_t>(z - s) : len - i;
     const char* eq = static_cast<const char*>(memchr(s, '=', n));
     if (eq != nullptr) {
-      size_t k = static_cast<size_t>(eq - s);
-      for (size_t j = 0; j < names.size(); j++) {
-        // The first definition is the one getenv() returns.
-        if (at[j] == nullptr && names[j].size() == k && std::memcmp(names[j].data(), s, k) == 0) {
-          at[j] = eq + 1;
-          vlen[j] = n - k - 1;
-        }
+      name.assign(s, static_cast<size_t>(eq - s));
+      auto it = index.find(name);
+      // The first definition is the one getenv() returns.
+      if (it != index.end() && at[it->second] == nullptr) {
+        at[it->second] = eq + 1;
+        vlen[it->second] = n - name.size() - 1;
       }
     }
     i += n + 1;
@@ -176,11 +181,19 @@ void ReadContext(int32_t pid, uint32_t groups, const std::vector<std::string>& e
   if (!env.empty()) {
     // Not permitted (another user's, for a reader not root): -1. Empty: a zombie's (its
     // memory is gone; its cmdline reads empty too), or an empty environment (env -i).
+    // Cut at the bound, or a value over kEnvValueMax: not known whole, so not reported (a
+    // process orders its own environment: padding must not hide a variable).
     ssize_t n = dir.Read(pid, "environ", buf, kEnvironMax);
     std::string probe;
-    if (n > 0 || (n == 0 && dir.Read(pid, "cmdline", probe, 1) > 0)) {
+    if ((n > 0 && static_cast<size_t>(n) < kEnvironMax) || (n == 0 && dir.Read(pid, "cmdline", probe, 1) > 0)) {
       ParseEnviron(buf.data(), buf.size(), env, ctx.env);
-      ctx.have |= kMissEnv;
+      bool whole = true;
+      for (const auto& kv : ctx.env) whole = whole && kv.second.size() <= kEnvValueMax;
+      if (whole) {
+        ctx.have |= kMissEnv;
+      } else {
+        ctx.env.clear();
+      }
     }
   }
 }

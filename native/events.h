@@ -145,26 +145,35 @@ struct OutEvent {
   bool single_threaded = false;  // no other thread of the process was ever seen (it was seen from its fork)
 };
 
+// One term of Options.filter (filter.h): "match" or "exclude" KEY=VALUE.
+struct FilterRule {
+  bool exclude = false;
+  std::string key, value;
+};
+
 struct Options {
-  uint32_t events = kFork | kExec | kExit;  // what to report
-  bool threads = false;                     // report non-leader threads too
-  int rcvbuf = 8 << 20;                     // socket receive buffer, bytes (0: leave as is)
-  bool kernel_filter = true;                // use the Linux 6.6+ event filter when it helps
-  size_t queue_max = 65536;                 // events buffered for JS at most
-  size_t table_max = 65536;                 // processes remembered at most
-  int ack_timeout_ms = 1000;                // wait for the kernel's acknowledgement
-  int nice = -10;                           // reader thread's nice value, where permitted
-  bool seed = true;                         // learn the running processes from /proc at start
-  int batch_interval_us = 1000;             // wake JS at most this often (0: for every read)
-  int read_interval_us = 0;                 // read the socket at most this often (0: as events come)
-  uint32_t ancestor_events = kExec;         // events that carry their ancestors
-  int ancestor_depth = 16;                  // ancestors listed at most
-  bool cgroups = true;                      // cgroup and container id on events
-  bool cwd = true;                          // working directory (at exec) on exec and exit events
-  uint32_t context = kCtxLogin | kCtxTty;   // what else is read at exec (ContextGroup)
-  std::vector<std::string> env;             // environment variables read at exec (where permitted)
-  std::vector<std::string> redact;          // secrets shown as "*****" wherever argv holds them
-  uint8_t cost = kCostOff;                  // what a process cost, on its exit (CostMode)
+  uint32_t events = kFork | kExec | kExit;   // what to report
+  bool threads = false;                      // report non-leader threads too
+  int rcvbuf = 8 << 20;                      // socket receive buffer, bytes (0: leave as is)
+  bool kernel_filter = true;                 // use the Linux 6.6+ event filter when it helps
+  size_t queue_max = 65536;                  // events buffered for JS at most
+  size_t table_max = 65536;                  // processes remembered at most
+  int ack_timeout_ms = 1000;                 // wait for the kernel's acknowledgement
+  int nice = -10;                            // reader thread's nice value, where permitted
+  bool seed = true;                          // learn the running processes from /proc at start
+  int batch_interval_us = 1000;              // wake JS at most this often (0: for every read)
+  int read_interval_us = 0;                  // read the socket at most this often (0: as events come)
+  uint32_t ancestor_events = kExec;          // events that carry their ancestors
+  int ancestor_depth = 16;                   // ancestors listed at most
+  bool cgroups = true;                       // cgroup and container id on events
+  bool cwd = true;                           // working directory (at exec) on exec and exit events
+  uint32_t context = kCtxLogin | kCtxTty;    // what else is read at exec (ContextGroup)
+  std::vector<std::string> env;              // environment variables read at exec (where permitted)
+  std::vector<std::string> redact;           // secrets shown as "*****" wherever argv holds them
+  std::vector<std::string> redact_patterns;  // arguments whose value shows as "***" (redact.h)
+  bool redact_defaults = false;              // the secrets command lines carry in practice
+  std::vector<FilterRule> filter;            // which events go out (EventFilter); empty: all
+  uint8_t cost = kCostOff;                   // what a process cost, on its exit (CostMode)
   // Only these processes and their descendants (by fork lineage) are followed: nothing of the
   // rest of the host is read, kept or reported. Empty: the whole host.
   std::vector<int32_t> subtree;

@@ -6,15 +6,17 @@
 
 namespace pm {
 
-void Handoff::Reset(size_t queue_max) {
+bool Handoff::Reset(size_t queue_max, const std::vector<FilterRule>& filter, std::string* why) {
   std::lock_guard<std::mutex> lk(mu_);
   queue_max_ = queue_max;
+  filtered_ = 0;
   queue_.clear();
   queue_dropped_ = 0;
   delivered_ = 0;
   lost_ = 0;
   notified_ = false;
   fatal_.clear();
+  return filter_.Compile(filter, why);
 }
 
 bool Handoff::Push(std::vector<OutEvent>& batch) {
@@ -22,7 +24,13 @@ bool Handoff::Push(std::vector<OutEvent>& batch) {
   bool wake = false;
   {
     std::lock_guard<std::mutex> lk(mu_);
+    size_t admitted = 0;
     for (OutEvent& o : batch) {
+      if (!filter_.Admit(o)) {
+        filtered_++;
+        continue;
+      }
+      admitted++;
       if (queue_.size() >= queue_max_) {
         queue_dropped_++;
         lost_++;
@@ -31,7 +39,7 @@ bool Handoff::Push(std::vector<OutEvent>& batch) {
       queue_.push_back(std::move(o));
       delivered_++;
     }
-    if (!notified_) {
+    if (!notified_ && admitted > 0) {  // (nothing for JS: no wake-up)
       notified_ = true;
       wake = true;
     }
@@ -59,10 +67,11 @@ void Handoff::Drain(std::vector<OutEvent>& out) {
   }
 }
 
-void Handoff::Counts(uint64_t* delivered, uint64_t* dropped) {
+void Handoff::Counts(uint64_t* delivered, uint64_t* dropped, uint64_t* filtered) {
   std::lock_guard<std::mutex> lk(mu_);
   *delivered = delivered_;
   *dropped = lost_;
+  *filtered = filtered_;
 }
 
 void Handoff::SetFatal(const std::string& why) {

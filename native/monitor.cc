@@ -95,15 +95,15 @@ bool Monitor::Start(const Options& opts, StartError* err) {
   }
   std::string boot = ReadBootId();
   shared_.Reset(opts, std::move(boot));
-  handoff_.Reset(opts.queue_max);
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    stats_ = Stats();
+  std::string why;
+  if (!handoff_.Reset(opts.queue_max, opts.filter, &why)) {
+    *err = StartError{"EINVAL", "filter: " + why};
+    return false;
   }
   // Bookkeeping: the process table (exec ids, ancestry, what exited, snapshot()) follows
   // fork, exec, exit and comm whatever is reported, and uid changes (setuid() and friends)
   // so that exec and exit know the user without reading /proc/PID/status.
-  const uint32_t want = (opts.events & kAllEvents) | kFork | kExec | kExit | kComm | kUid;
+  const uint32_t want = (opts.events & kAllEvents) | kFork | kExec | kExit | kComm | kUid | ((opts.context & kCtxTty) ? kSid : 0u);
   Stats st;
   // Registered for taskstats first: every exit the connector reports has its record.
   st.cost_source = cost_.Start((opts.events & kExit) ? opts.cost : static_cast<uint8_t>(kCostOff));
@@ -318,7 +318,7 @@ Stats Monitor::GetStats() {
     std::lock_guard<std::mutex> lk(mu_);
     s = stats_;
   }
-  handoff_.Counts(&s.delivered, &s.lost_queue);
+  handoff_.Counts(&s.delivered, &s.lost_queue, &s.filtered);
   s.cost_taskstats = cost_.from_taskstats;
   s.cost_proc = cost_.from_proc;
   s.cost_unknown = cost_.unknown;

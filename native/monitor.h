@@ -29,6 +29,7 @@ struct Stats {
   uint64_t delivered = 0;    // events queued for JS
   uint64_t lost_kernel = 0;  // events the kernel dropped (seq gaps, ENOBUFS estimate)
   uint64_t lost_queue = 0;   // events dropped because JS fell behind
+  uint64_t filtered = 0;     // events the filter (Options.filter) kept from JS
   uint64_t enobufs = 0;      // ENOBUFS errors from the socket
   uint64_t malformed = 0;    // unusable netlink messages
   uint64_t table_size = 0;
@@ -45,21 +46,14 @@ struct Stats {
   // The counters by their names in stats(), in that order.
   std::vector<std::pair<const char*, double>> Numbers() const {
     auto d = [](uint64_t v) { return static_cast<double>(v); };
-    return {{"received", d(received)},
-            {"delivered", d(delivered)},
-            {"lostKernel", d(lost_kernel)},
-            {"lostQueue", d(lost_queue)},
-            {"enobufs", d(enobufs)},
-            {"malformed", d(malformed)},
-            {"tableSize", d(table_size)},
-            {"tableFull", d(table_full)},
-            {"rcvbuf", static_cast<double>(rcvbuf)},
-            {"nice", static_cast<double>(nice)},
-            {"costTaskstats", d(cost_taskstats)},
-            {"costProc", d(cost_proc)},
-            {"costUnknown", d(cost_unknown)},
-            {"costDropped", d(cost_dropped)},
-            {"costWaited", d(cost_waited)}};
+    return {{"received", d(received)},           {"delivered", d(delivered)},
+            {"lostKernel", d(lost_kernel)},      {"lostQueue", d(lost_queue)},
+            {"filtered", d(filtered)},           {"enobufs", d(enobufs)},
+            {"malformed", d(malformed)},         {"tableSize", d(table_size)},
+            {"tableFull", d(table_full)},        {"rcvbuf", static_cast<double>(rcvbuf)},
+            {"nice", static_cast<double>(nice)}, {"costTaskstats", d(cost_taskstats)},
+            {"costProc", d(cost_proc)},          {"costUnknown", d(cost_unknown)},
+            {"costDropped", d(cost_dropped)},    {"costWaited", d(cost_waited)}};
   }
   const char* CostSourceName() const { return cost_source == kCostTaskstats ? "taskstats" : cost_source == kCostProc ? "proc" : "none"; }
 };
@@ -126,7 +120,7 @@ class Monitor {
   ExitCost cost_{cost_reader_};  // reader thread (and Start, Stop)
   Handoff handoff_;              // the events for JS, and why the reader stopped
   std::mutex mu_;
-  Stats stats_;           // but delivered, lost_queue, table_size and table_full (GetStats)
+  Stats stats_;           // but delivered, lost_queue, filtered, table_size and table_full (GetStats)
   std::string injected_;  // InjectFault's reason, taken by the reader
 };
 

@@ -3,11 +3,16 @@
 #include <cstdio>
 #include <utility>
 
+#include "process_context.h"
+
 namespace pm {
 
 void ProcStore::Reset(const Options& opts, std::string boot) {
   opts_ = opts;
   wanted_ = ContextWanted(opts.context, !opts.env.empty());
+  filtered_ = !opts.filter.empty();
+  std::string why;  // (the patterns were checked before: lib/connector-options.ts)
+  redactor_.Reset(opts.redact, opts.redact_patterns, opts.redact_defaults, &why);
   boot_ = std::move(boot);
   table_.clear();
   full_count_ = 0;
@@ -25,7 +30,7 @@ ProcEntry* ProcStore::Lookup(int32_t tgid, bool learn) {
   // A process that was running before we started: learn it from /proc.
   ProcInfo info;
   if (!reader_.Read(tgid, opts_, info)) return nullptr;
-  Redact(info.argv, opts_.redact);
+  Redact(info);
   ProcEntry p = Learned(info);
   p.start_ns = reader_.StartNs(tgid);
   p.run_ns = p.start_ns;  // when it last exec'd is not known: its start stands for it
@@ -65,6 +70,18 @@ ProcEntry ProcStore::Learned(const ProcInfo& info) {
   return p;
 }
 
+void ProcEntry::Change(const RawEvent& ev) {
+  if (ev.what == kUid) {
+    uid = ev.a;
+    have_uid = true;
+  } else if (ev.what == kComm) {
+    comm = ev.comm;
+    have_comm = true;
+  } else if (ev.what == kSid) {
+    ctx.tty = 0;
+  }
+}
+
 void ProcEntry::TakeProgram(const ProcInfo& info) {
   cmdline = info.have_argv ? JoinArgv(info.argv) : std::string();
   have_cmd = info.have_argv;
@@ -73,21 +90,6 @@ void ProcEntry::TakeProgram(const ProcInfo& info) {
   cwd = info.have_cwd ? info.cwd : std::string();
   have_cwd = info.have_cwd;
   MergeContext(ctx, info.ctx, true);
-}
-
-void MergeContext(Context& ctx, const Context& read, bool exec) {
-  if (read.Has(kMissAuid)) ctx.auid = read.auid;
-  if (read.Has(kMissSessionid)) ctx.sessionid = read.sessionid;
-  if (read.Has(kMissTty)) ctx.tty = read.tty;
-  if (read.Has(kMissPidns)) ctx.pidns = read.pidns;
-  if (read.Has(kMissMntns)) ctx.mntns = read.mntns;
-  if (read.Has(kMissNetns)) ctx.netns = read.netns;
-  if (read.Has(kMissNspid)) ctx.nspid = read.nspid;
-  if (exec) {
-    ctx.env = read.env;
-    ctx.have &= ~kMissEnv;
-  }
-  ctx.have |= read.have;
 }
 
 // Forgets processes whose exit we never saw (lost events). A gone process whose exit waits
@@ -152,7 +154,7 @@ void ProcStore::Record(int32_t pid, const ProcEntry& p, ProcRecord& r) {
   r.container_id = p.container_id;
   r.ctx = p.ctx;
   r.with_ctx = wanted_;
-  ShowContext(r.ctx, r.login_user);
+  ShowContext(reader_, r.ctx, r.login_user);
   r.learned = p.from_proc;
   r.start_ms = p.start_ns != 0 ? WallMs(p.start_ns) : -1;
   r.exec_ms = p.run_ns != 0 ? WallMs(p.run_ns) : -1;
@@ -178,23 +180,6 @@ void ProcStore::Ancestry(int32_t pid, std::vector<ProcRecord>& out) {
     if (next == 1) break;
     next = p->ppid;
   }
-}
-
-// A new process has its parent's context, but a pid of its own in its namespace, and maybe
-// new namespaces (clone with CLONE_NEWPID, CLONE_NEWNS, ...): read where they are asked for.
-void ProcStore::ForkContext(int32_t tgid, Context& ctx) {
-  ctx.have &= ~kMissNspid;
-  if (!(opts_.context & kCtxNs)) return;
-  ProcInfo info;
-  reader_.Context(tgid, kCtxNs, info);
-  reader_.Status(tgid, info);
-  ctx.have &= ~(kMissPidns | kMissMntns | kMissNetns);
-  MergeContext(ctx, info.ctx, false);
-}
-
-void ProcStore::ShowContext(Context& c, std::string& login_user) {
-  if (c.Has(kMissAuid) && c.auid != kNoId) login_user = reader_.UserName(c.auid);
-  if (c.Has(kMissTty) && c.tty != 0) c.tty_name = reader_.TtyName(c.tty);
 }
 
 void ProcStore::ReadCgroupOf(int32_t pid, ProcEntry& p) {
@@ -246,7 +231,7 @@ void ProcStore::Identify(OutEvent& o, int32_t pid, const ProcEntry* p, int32_t p
     o.with_ctx = wanted_;
     if (p != nullptr) o.ctx = p->ctx;  // (else what ReportExec read)
     o.missing |= wanted_ & ~o.ctx.have;
-    ShowContext(o.ctx, o.login_user);
+    ShowContext(reader_, o.ctx, o.login_user);
   }
   if (opts_.cgroups && (o.what == kFork || o.what == kExec || o.what == kExit)) {
     o.with_cgroup = true;
@@ -257,6 +242,7 @@ void ProcStore::Identify(OutEvent& o, int32_t pid, const ProcEntry* p, int32_t p
       o.missing |= kMissCgroup;
     }
   }
+  if (filtered_) FilterFields(reader_, o, p);
   if (opts_.ancestor_depth <= 0 || !(opts_.ancestor_events & o.what)) return;
   o.with_ancestors = true;
   AddAncestors(o, ppid);

@@ -13,6 +13,7 @@
 #include "events.h"
 #include "parser.h"
 #include "procfs.h"
+#include "redact.h"
 
 namespace pm {
 
@@ -48,15 +49,12 @@ struct ProcEntry {
     leader_exited = false;
     from_proc = false;
   }
+  // A uid change, a new name, or setsid() (which leaves it without a terminal).
+  void Change(const RawEvent& ev);
   // The program an exec started, as /proc told it: command line, exe, working directory, and
-  // the context read (a field not read keeps what the process had: exec changes none of them
-  // but the environment, which is dropped then).
+  // the context read (MergeContext).
   void TakeProgram(const ProcInfo& info);
 };
-
-// Takes the context's fields `read` has into ctx; the others keep what the process had. At
-// an exec (`exec`), the environment is the new program's: read, or none.
-void MergeContext(Context& ctx, const Context& read, bool exec);
 
 class ProcStore {
  public:
@@ -84,9 +82,11 @@ class ProcStore {
   bool Learn(int32_t pid);
   // What /proc says of a process, as an entry.
   static ProcEntry Learned(const ProcInfo& info);
-  // A forked child's context: its parent's (ctx), but a pid of its own in its namespace, and
-  // the namespaces read again where they are asked for (clone may have made new ones).
-  void ForkContext(int32_t tgid, Context& ctx);
+  // Hides the secrets in what /proc said of a process (Options.redact...), before it is kept.
+  void Redact(ProcInfo& info) const {
+    redactor_.Apply(info.argv);
+    redactor_.ApplyEnv(info.ctx.env);
+  }
   // Reads the cgroup of pid into p (when cgroups are asked for).
   void ReadCgroupOf(int32_t pid, ProcEntry& p);
   Map& entries() { return table_; }
@@ -112,12 +112,12 @@ class ProcStore {
   void Sweep();
   void Record(int32_t pid, const ProcEntry& p, ProcRecord& r);
   void AddAncestors(OutEvent& o, int32_t ppid) const;
-  // The names of a context's login uid and terminal, for showing it.
-  void ShowContext(Context& c, std::string& login_user);
 
   ProcReader& reader_;
   Options opts_;
-  uint32_t wanted_ = 0;  // the context's fields asked for (ContextWanted)
+  uint32_t wanted_ = 0;    // the context's fields asked for (ContextWanted)
+  bool filtered_ = false;  // events are filtered: FilterFields
+  Redactor redactor_;
   std::string boot_ = "00000000";
   std::atomic<int64_t> clock_offset_ns_{0};
   Map table_;

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "process_context.h"
+
 namespace pm {
 
 bool ProcessTable::Handle(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre) {
@@ -56,13 +58,13 @@ void ProcessTable::OnFork(const RawEvent& ev, bool report, std::vector<OutEvent>
   } else {
     ProcInfo info;
     if (reader_.Read(ev.tgid, opts_, info)) {
-      Redact(info.argv, opts_.redact);
+      store_.Redact(info);
       child = ProcStore::Learned(info);
     }
     store_.ReadCgroupOf(ev.tgid, child);
   }
   child.NewProcess();
-  store_.ForkContext(ev.tgid, child.ctx);
+  ForkContext(reader_, opts_, ev.tgid, child.ctx);
   child.start_ns = ev.ts_ns;
   child.run_ns = ev.ts_ns;  // a new process: a run of its own, until it execs
   child.ppid = ev.ptgid;
@@ -80,7 +82,7 @@ void ProcessTable::OnExec(const RawEvent& ev, bool report, std::vector<OutEvent>
   ProcInfo& info = pre ? *pre : own;
   ProcEntry* p = store_.Lookup(ev.tgid, false);
   ReadExec(ev.tgid, p, pre, info);
-  Redact(info.argv, opts_.redact);
+  store_.Redact(info);
   if (p == nullptr) {
     ProcEntry np;
     np.start_ns = 0;
@@ -187,17 +189,12 @@ void ProcessTable::OnExit(const RawEvent& ev, bool leader, bool report, std::vec
   if (p) store_.entries().erase(ev.tgid);
 }
 
-// uid, gid, comm, sid, ptrace, coredump: the table keeps the user and the name.
+// uid, gid, comm, sid, ptrace, coredump: the table keeps the user and the name, and (setsid()
+// leaves the process without one) the terminal.
 void ProcessTable::OnChange(const RawEvent& ev, bool leader, bool report, std::vector<OutEvent>& out) {
-  if (leader && (ev.what == kUid || ev.what == kComm)) {
+  if (leader && (ev.what == kUid || ev.what == kComm || ev.what == kSid)) {
     ProcEntry* p = store_.Lookup(ev.tgid, false);
-    if (p && ev.what == kUid) {
-      p->uid = ev.a;
-      p->have_uid = true;
-    } else if (p) {
-      p->comm = ev.comm;
-      p->have_comm = true;
-    }
+    if (p) p->Change(ev);
   }
   if (!report) return;
   OutEvent o = About(ev);

@@ -361,15 +361,6 @@ std::vector<int32_t> ListSubtree(const std::vector<int32_t>& roots) {
   return SubtreeOf(roots, parents);
 }
 
-void Redact(std::vector<std::string>& argv, const std::vector<std::string>& secrets) {
-  for (const std::string& secret : secrets) {
-    if (secret.empty()) continue;
-    for (std::string& a : argv) {
-      for (size_t at = a.find(secret); at != std::string::npos; at = a.find(secret, at + 5)) a.replace(at, secret.size(), "*****");
-    }
-  }
-}
-
 std::string JoinArgv(const std::vector<std::string>& argv) {
   std::string s;
   for (size_t i = 0; i < argv.size(); i++) {
@@ -382,6 +373,8 @@ std::string JoinArgv(const std::vector<std::string>& argv) {
 const std::string& UserCache::Name(uint32_t uid) {
   auto it = names_.find(uid);
   if (it != names_.end()) return it->second;
+  // Bounded: a process whose login uid is unset may set it to any number, once.
+  if (names_.size() >= kMax) names_.clear();
   struct passwd pw;
   struct passwd* res = nullptr;
   std::string buf(16384, '\0');

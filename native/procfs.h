@@ -88,18 +88,17 @@ bool ParseCgroup(const char* text, size_t len, std::string& out);
 // Podman and Kubernetes (systemd and cgroupfs drivers): the 64-hex-digit id, or "".
 std::string ContainerIdOf(const std::string& cgroup);
 
-// Every occurrence of each secret (non-empty) in argv becomes "*****" (pure).
-void Redact(std::vector<std::string>& argv, const std::vector<std::string>& secrets);
-
 // argv joined by single spaces, no trailing space.
 std::string JoinArgv(const std::vector<std::string>& argv);
 
 // Parses the text of /proc/PID/status (pure; exposed for tests).
 bool ParseStatus(const char* text, size_t len, ProcInfo& out);
 
-// uid -> user name from the system's user database, cached. Not thread-safe: one per reader.
+// uid -> user name from the system's user database, cached (at most kMax). Not thread-safe:
+// one per reader. The name returned is good until the next call.
 class UserCache {
  public:
+  static constexpr size_t kMax = 4096;
   const std::string& Name(uint32_t uid);
 
  private:

@@ -12,8 +12,8 @@ profdata=$(command -v llvm-profdata-"$ver" || command -v llvm-profdata)
 llvmcov=$(command -v llvm-cov-"$ver" || command -v llvm-cov)
 flags=(-std=c++17 -O0 -g -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping)
 "$cxx" "${flags[@]}" fuzz/datagram_fuzzer.cc native/parser.cc -o "$out/datagram"
-"$cxx" "${flags[@]}" fuzz/status_fuzzer.cc native/procfs.cc native/proc_dir.cc native/context.cc -o "$out/status"
-"$cxx" "${flags[@]}" fuzz/table_fuzzer.cc native/process_table.cc native/process_store.cc native/lineage.cc native/procfs.cc native/proc_dir.cc native/context.cc native/wire.cc native/wire_fields.cc -o "$out/table"
+"$cxx" "${flags[@]}" fuzz/status_fuzzer.cc native/procfs.cc native/proc_dir.cc native/context.cc native/pattern.cc native/pattern_parse.cc -o "$out/status"
+"$cxx" "${flags[@]}" fuzz/table_fuzzer.cc native/process_table.cc native/process_store.cc native/process_context.cc native/lineage.cc native/redact.cc native/pattern.cc native/pattern_parse.cc native/procfs.cc native/proc_dir.cc native/context.cc native/wire.cc native/wire_fields.cc -o "$out/table"
 "$cxx" "${flags[@]}" fuzz/taskstats_fuzzer.cc native/taskstats.cc native/exit_cost.cc native/procfs.cc native/proc_dir.cc native/context.cc -o "$out/taskstats"
 for t in datagram status table taskstats; do
   dirs=("fuzz/corpus/$t")
@@ -23,8 +23,8 @@ for t in datagram status table taskstats; do
   "$profdata" merge -sparse "$out/$t.profraw" -o "$out/$t.profdata"
   echo "== $t: $n inputs"
   src=(native/parser.cc)
-  [ "$t" = status ] && src=(native/procfs.cc native/proc_dir.cc native/context.cc)
-  [ "$t" = table ] && src=(native/process_table.cc native/process_store.cc native/lineage.cc)
+  [ "$t" = status ] && src=(native/procfs.cc native/proc_dir.cc native/context.cc native/pattern.cc native/pattern_parse.cc)
+  [ "$t" = table ] && src=(native/process_table.cc native/process_store.cc native/process_context.cc native/lineage.cc)
   [ "$t" = taskstats ] && src=(native/taskstats.cc native/exit_cost.cc)
   "$llvmcov" report "$out/$t" -instr-profile="$out/$t.profdata" -show-functions "${src[@]}" |
     sed -n '1,40p'

@@ -34,9 +34,9 @@ flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undef
        -fno-sanitize-recover=all)
 echo "fuzz: building with $("$cxx" --version | head -1)"
 "$cxx" "${flags[@]}" fuzz/datagram_fuzzer.cc native/parser.cc -o "$out/datagram_fuzzer"
-"$cxx" "${flags[@]}" fuzz/status_fuzzer.cc native/procfs.cc native/proc_dir.cc native/context.cc -o "$out/status_fuzzer"
+"$cxx" "${flags[@]}" fuzz/status_fuzzer.cc native/procfs.cc native/proc_dir.cc native/context.cc native/pattern.cc native/pattern_parse.cc -o "$out/status_fuzzer"
 "$cxx" "${flags[@]}" fuzz/wire_fuzzer.cc native/wire.cc native/wire_fields.cc -o "$out/wire_fuzzer"
-"$cxx" "${flags[@]}" fuzz/table_fuzzer.cc native/process_table.cc native/process_store.cc native/lineage.cc native/procfs.cc native/proc_dir.cc native/context.cc native/wire.cc native/wire_fields.cc \
+"$cxx" "${flags[@]}" fuzz/table_fuzzer.cc native/process_table.cc native/process_store.cc native/process_context.cc native/lineage.cc native/redact.cc native/pattern.cc native/pattern_parse.cc native/procfs.cc native/proc_dir.cc native/context.cc native/wire.cc native/wire_fields.cc \
   -o "$out/table_fuzzer"
 "$cxx" "${flags[@]}" fuzz/taskstats_fuzzer.cc native/taskstats.cc native/exit_cost.cc native/procfs.cc native/proc_dir.cc native/context.cc \
   -o "$out/taskstats_fuzzer"

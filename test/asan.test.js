@@ -78,7 +78,38 @@ test('start/stop cycles with ancestors on every event, cgroups, threads, snapsho
   const binding = require(ADDON);
   const { EVENT_BITS, parseLines } = require(path.join(ROOT, 'dist', 'events'));
   const ALL = Object.values(EVENT_BITS).reduce((m, b) => (m | b) >>> 0, 0);
-  const opts = { ...START, events: ALL, threads: true, ancestorEvents: ALL, ancestorDepth: 64, cgroups: true, seed: true };
+  // (With every context group, an environment variable and a filter that passes nearly all.)
+  const opts = {
+    ...START,
+    events: ALL,
+    threads: true,
+    ancestorEvents: ALL,
+    ancestorDepth: 64,
+    cgroups: true,
+    seed: true,
+    context: 7,
+    env: ['PATH'],
+    filter: [
+      'exclude',
+      'argv',
+      '/^pm-never-[0-9]+$/',
+      'match',
+      'event',
+      'fork',
+      'match',
+      'event',
+      'exec',
+      'match',
+      'event',
+      'exit',
+      'match',
+      'event',
+      'uid',
+      'match',
+      'event',
+      'comm',
+    ],
+  };
   const seen = { events: 0, ancestors: 0, cgroup: 0, thread: 0, records: 0, chains: 0 };
   const count = (buf) => {
     for (const e of parseLines(buf)) {
@@ -98,13 +129,14 @@ test('start/stop cycles with ancestors on every event, cgroups, threads, snapsho
     c.start(opts);
     if (i % 10 === 0) execFileSync('python3', churn, plain);
     for (let j = 0; j < 3; j++) {
-      const table = c.snapshot();
+      const table = JSON.parse(c.snapshot());
       assert.ok(
         table.some((p) => p.pid === process.pid),
         'this process is in the live table',
       );
       seen.records += table.length;
-      const chain = c.ancestry(process.pid);
+      const text = c.ancestry(process.pid);
+      const chain = text && JSON.parse(text);
       assert.ok(chain && chain[0].pid === process.pid, 'ancestry() starts at the process asked for');
       seen.chains += chain.length;
       assert.equal(c.ancestry(0x7ffffffe), null); // a pid the table does not know

@@ -12,6 +12,7 @@ const { ProcConnector } = require('..');
 const { record, exited } = require('./helpers');
 const { runNativeUnit, TABLE_SOURCES } = require('./native-unit');
 const { BIN, daemon } = require('./daemon');
+const { until } = require('./server-helpers');
 
 test('context parsers and the table (test/native/context_test.cc)', (t) => runNativeUnit(t, 'context_test', ['test/native/context_test.cc', ...TABLE_SOURCES]));
 
@@ -42,7 +43,7 @@ function byMarker(events, marker) {
 }
 
 test('login identity (root): a login uid set in a child is the auid and login_user of it and all it starts, with a session of its own, across a change of uid', async (t) => {
-  if (process.getuid() !== 0) return t.skip('needs root (CAP_AUDIT_CONTROL) to set a login uid');
+  if (process.getuid() !== 0) return t.skip('needs root: setting a login uid once set needs CAP_AUDIT_CONTROL');
   const probe = spawnSync('sh', ['-c', 'echo 1000 > /proc/self/loginuid'], { encoding: 'utf8' });
   if (probe.status !== 0) return t.skip(`this kernel refuses to set a login uid: ${probe.stderr.trim()}`);
   const name = spawnSync('getent', ['passwd', '1000'], { encoding: 'utf8' }).stdout.split(':')[0] || 'unknown';
@@ -135,8 +136,9 @@ test('defaults: login identity and tty on, namespaces and env off; each turned o
 test('snapshot() and ancestry(): the table holds the context read', async () => {
   const c = new ProcConnector({ namespaces: true, env: ['PM_CTX_SNAP'] }).start();
   try {
+    const rec0 = record(c);
     const child = spawn('sleep', ['5'], { env: { ...process.env, PM_CTX_SNAP: 'yes' } });
-    await new Promise((r) => setTimeout(r, 300));
+    await rec0.until((evs) => evs.some((e) => e.event === 'exec' && e.pid === child.pid));
     const [rec] = c.ancestry(child.pid);
     child.kill();
     assert.equal(rec.pid, child.pid);
@@ -156,7 +158,7 @@ test('procMonitor --direct --namespaces yes --env LIST: the fields on the wire; 
   await cp.ready;
   const child = spawn('sh', ['-c', ': pm-ctx-cli; sleep 0.05; exit 0'], { env: { ...process.env, PM_CTX_CLI: '1' } });
   await new Promise((r) => child.on('exit', r));
-  await new Promise((r) => setTimeout(r, 300));
+  await until(() => cp.out.includes('pm-ctx-cli'), 10000, 'the exec on stdout');
   assert.equal((await cp.stop('SIGINT')).code, 0);
   const line = cp.out.split('\n').find((l) => l.includes('pm-ctx-cli'));
   assert.ok(line, cp.out);

@@ -35,8 +35,12 @@ async function runNativeUnit(t, name, sources) {
 const TABLE_SOURCES = [
   'native/process_table.cc',
   'native/process_store.cc',
+  'native/process_context.cc',
   'native/lineage.cc',
   'native/procfs.cc',
+  'native/redact.cc',
+  'native/pattern.cc',
+  'native/pattern_parse.cc',
   'native/proc_dir.cc',
   'native/context.cc',
   'native/wire.cc',

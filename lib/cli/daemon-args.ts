@@ -12,6 +12,8 @@ import { parseMetricsAddress } from './metrics';
 import { syslogConfig, type SyslogConfig } from './syslog';
 import { natsCliOptions, NATS_FLAGS, NATS_USAGE, type NatsCliOptions } from './nats';
 import { readSecretFile, type SecretFile } from '../secret';
+import { patternError, type EventFilter } from '../filter';
+import { filterFlags, FILTER_BOOLEAN_FLAGS, FILTER_STRING_FLAGS, FILTER_USAGE } from './filter-flags';
 
 export const NAME = 'procMonitor';
 export const DEFAULT_SOCKET = '/var/run/procMonitor.sock';
@@ -96,6 +98,12 @@ ${option('-e, --events LIST', `events to report, comma-separated: ${EVENT_NAMES.
                          in its own pid namespace) on fork, exec and exit (default: no)
       --env LIST         environment variables, by name, to report as env on fork, exec
                          and exit, e.g. CI_JOB_ID,KUBERNETES_SERVICE_HOST (default: none)
+${FILTER_USAGE}
+      --redact PATTERN   in each argument (and env value) that matches, show what follows
+                         '=' (or all of it) as *** (repeatable; default: none)
+      --redact-defaults  hide the secrets command lines carry in practice: --password=,
+                         --token VALUE, mysql -pSECRET, Authorization:, *_TOKEN=,
+                         AWS_SECRET_ACCESS_KEY=, URL passwords (default: off)
       --replay N         events kept for clients that resume ({"resume_from": N}) or fall
                          behind (default: 65536); 0 turns request lines off
       --metrics HOST:PORT
@@ -160,6 +168,11 @@ export interface DaemonOptions {
   tty: boolean;
   namespaces: boolean;
   env: string[];
+  /** --match, --exclude, --subtree, --failed; null: every event. */
+  filter: EventFilter | null;
+  /** --redact (each checked when the connector is made), --redact-defaults. */
+  redactPatterns: string[];
+  redactDefaults: boolean;
   /** Said on stderr (and syslog) at start: e.g. a password file others may read. */
   warnings: string[];
 }
@@ -193,10 +206,12 @@ const STRING_FLAGS = [
   'tty',
   'namespaces',
   'env',
+  'redact',
+  ...FILTER_STRING_FLAGS,
   ...NATS_FLAGS,
 ];
 const TLS_FLAGS = ['tls-cert', 'tls-key', 'tls-ca'];
-const BOOLEAN_FLAGS = ['direct', 'threads', 'quiet', 'version', 'help', 'syslog', 'syslog-events'];
+const BOOLEAN_FLAGS = ['direct', 'threads', 'quiet', 'version', 'help', 'syslog', 'syslog-events', 'redact-defaults', ...FILTER_BOOLEAN_FLAGS];
 const SHORT: Record<string, string> = { e: 'events', c: 'clients', s: 'socket', t: 'tcp', a: 'auth', d: 'direct', h: 'help', q: 'quiet', v: 'version' };
 /** Every flag the daemon knows (each documented in USAGE). */
 export const DAEMON_FLAGS: FlagSpec = { string: [...STRING_FLAGS, ...TLS_FLAGS], boolean: BOOLEAN_FLAGS, short: SHORT };
@@ -236,6 +251,9 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     threads: flags.on('threads'),
     slowClient: serving.slowClient,
     ...reader,
+    filter: filterFlags(flags),
+    redactPatterns: redactFlags(flags),
+    redactDefaults: flags.on('redact-defaults'),
     quiet: flags.on('quiet'),
     metrics,
     syslog,
@@ -327,6 +345,17 @@ function readerFlags(
     namespaces: yesNo(str('namespaces'), 'namespaces', false),
     env: [...new Set(env)],
   };
+}
+
+/** --redact, each a pattern (a UsageError naming the bad one). */
+function redactFlags(flags: Flags): string[] {
+  const list = flags.list('redact');
+  if (list.length > 64) throw new UsageError('--redact given more than 64 times');
+  for (const p of list) {
+    const why = patternError(p);
+    if (why !== null) throw new UsageError(`--redact ${p}: ${why}`);
+  }
+  return list;
 }
 
 /** A yes|no flag, `dflt` (yes) when not given. */

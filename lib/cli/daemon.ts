@@ -153,7 +153,10 @@ async function daemon(o: DaemonOptions, logs: Logs, shutdown: Shutdown): Promise
     tty: o.tty,
     namespaces: o.namespaces,
     env: o.env,
+    ...(o.filter ? { filter: o.filter } : {}),
     redact: secretsOf(o),
+    redactPatterns: o.redactPatterns,
+    redactDefaults: o.redactDefaults,
   });
   const server = await serve(o, conn, logs);
   if (typeof server === 'number') return server;

@@ -1,0 +1,178 @@
+'use strict';
+// The filter model (option `filter`, --match/--exclude/--subtree/--failed): its patterns and
+// rules on their own (C++), then real processes through filtered connectors and a filtered
+// daemon, checked against ground truth: an unfiltered connector's events about the same
+// processes, filtered here by the rule as documented. The hazards: an event that matches
+// left out, one that does not let through, a pattern that backtracks for ever, a bad filter
+// taken silently.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { ProcConnector } = require('..');
+const { runNativeUnit } = require('./native-unit');
+const { BIN, daemon, ndjsonClient } = require('./daemon');
+const { tmpDir, until } = require('./server-helpers');
+
+test('patterns: globs, regular expressions, refusals, linear time (test/native/pattern_test.cc)', (t) =>
+  runNativeUnit(t, 'pattern_test', ['test/native/pattern_test.cc', 'native/pattern.cc', 'native/pattern_parse.cc']));
+
+test('the event filter on its own (test/native/filter_test.cc)', (t) =>
+  runNativeUnit(t, 'filter_test', ['test/native/filter_test.cc', 'native/filter.cc', 'native/pattern.cc', 'native/pattern_parse.cc']));
+
+/** Runs `sh -c SCRIPT` (as `opts`), resolves once it has ended: { pid, code }. */
+function sh(script, opts = {}) {
+  return new Promise((resolve) => {
+    const cp = spawn('sh', ['-c', script], { stdio: 'ignore', ...opts });
+    cp.on('exit', (code) => resolve({ pid: cp.pid, code }));
+  });
+}
+
+/** Every pid in the lineage of roots, by the forks among events. */
+function lineage(roots, events) {
+  const pids = new Set(roots);
+  for (const e of events) if (e.event === 'fork' && pids.has(e.parent_pid)) pids.add(e.child_pid);
+  return pids;
+}
+
+const key = (e) => `${e.event} ${e.event === 'fork' ? e.child_pid : e.pid}`;
+
+test('filtered connectors against ground truth: each gets exactly the events of the workload that match, in order', async (t) => {
+  const dir = tmpDir(t, 'pm-filter-');
+  const filters = {
+    // what each filter passes, by the documented rule, of an event as the unfiltered connector saw it
+    nobody: [{ match: { user: 'nobody', event: ['exec', 'exit'] } }, (e) => e.user === 'nobody' && (e.event === 'exec' || e.event === 'exit')],
+    marked: [{ match: { argv: '/pm-flt-[ab];/' }, exclude: { event: 'fork' } }, (e) => /pm-flt-[ab];/.test(e.cmdline) && e.event !== 'fork'],
+    failed: [{ match: { failed: true } }, (e) => e.event === 'exit' && e.exit_code !== 0],
+    // (a fork is matched by what the table knows of its process: the child has its parent's cwd)
+    where: [{ match: { cwd: `${dir}*` } }, (e) => (e.event === 'fork' ? cwdOf(e.parent_pid) : (e.cwd ?? '')).startsWith(dir)],
+    noSleep: [{ exclude: { comm: 'sleep' } }, (e) => e.comm !== 'sleep'],
+  };
+  const truth = new ProcConnector({ events: 'fork,exec,exit' }).start();
+  t.after(() => truth.stop());
+  const all = [];
+  const cwdOf = (pid) => all.find((e) => e.event === 'exec' && e.pid === pid)?.cwd ?? '';
+  truth.on('event', (e) => all.push(e));
+  const got = {};
+  for (const [name, [filter]] of Object.entries(filters)) {
+    const c = new ProcConnector({ events: 'fork,exec,exit', filter }).start();
+    t.after(() => c.stop());
+    got[name] = [];
+    c.on('event', (e) => got[name].push(e));
+  }
+  const roots = [];
+  // (Each shell lives 50 ms: long enough for every connector to read its argv.)
+  roots.push((await sh(': pm-flt-a; sleep 0.05; exit 0', { cwd: dir })).pid);
+  roots.push((await sh(': pm-flt-b; sleep 0.05; exit 3')).pid);
+  roots.push((await sh(': pm-flt-c; sleep 0.05; kill -TERM $$')).pid);
+  const nobody = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'sh', '-c', ': pm-flt-nobody; sleep 0.05; exit 0']);
+  assert.equal(nobody.status, 0, String(nobody.stderr));
+  roots.push(nobody.pid);
+  await new Promise((r) => setTimeout(r, 300));
+  const mine = (evs) => {
+    const pids = lineage(roots, all);
+    return evs.filter((e) => pids.has(e.event === 'fork' ? e.child_pid : e.pid)).filter((e) => roots.includes(e.pid) || roots.includes(e.child_pid) || e.ppid !== process.pid);
+  };
+  const seen = mine(all);
+  assert.ok(seen.length >= 20, `${seen.length} events of the workload`);
+  for (const [name, [, passes]] of Object.entries(filters)) {
+    const want = seen.filter(passes).map(key);
+    assert.ok(want.length > 0, `${name}: the workload has events that match`);
+    assert.ok(want.length < seen.length, `${name}: and events that do not`);
+    assert.deepEqual(mine(got[name]).map(key), want, name);
+  }
+});
+
+test('subtree in a filter: the pid running at start and what it starts, nothing else; stats().filtered counts the rest', async (t) => {
+  const root = spawn('sh', ['-c', 'read go; sh -c ": pm-flt-sub; sleep 0.05"; exit 0'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  await until(() => fs.readFileSync(`/proc/${root.pid}/comm`, 'utf8').trim() === 'sh', 5000, 'the root to run sh');
+  const c = new ProcConnector({ events: 'fork,exec,exit', filter: { match: { subtree: root.pid, event: ['exec', 'exit'] } } }).start();
+  t.after(() => c.stop());
+  const evs = [];
+  c.on('event', (e) => evs.push(e));
+  await sh('sleep 0.02'); // outside
+  root.stdin.end('go\n');
+  await new Promise((r) => root.on('exit', r));
+  await until(() => evs.some((e) => e.event === 'exit' && e.pid === root.pid), 5000, 'the root to exit');
+  assert.ok(evs.length >= 4, JSON.stringify(evs.map(key)));
+  for (const e of evs) assert.ok(e.event === 'exec' || e.event === 'exit', key(e));
+  const pids = new Set([root.pid, ...evs.filter((e) => e.ppid === root.pid || e.pid === root.pid).map((e) => e.pid)]);
+  for (const e of evs) assert.ok(pids.has(e.pid) || pids.has(e.ppid), `in the subtree: ${key(e)}`);
+  assert.ok(c.stats().filtered > 0, 'its forks were filtered out');
+});
+
+test('bad filters: a TypeError naming the rule, at once', () => {
+  for (const [filter, re] of [
+    [{ match: { colour: 'red' } }, /^filter: unknown key "colour" \(event, user/],
+    [{ match: { argv: '/(?=x)/' } }, /^filter: match argv=\/\(\?=x\)\/: lookaround and named groups are not supported$/],
+    [{ exclude: { comm: '/a{2000}/' } }, /a repeat count over 1000/],
+    [{ match: { exe: '[ab' } }, /missing '\]'/],
+    [{ match: { uid: -1 } }, /^filter\.match\.uid: a uid is a whole number/],
+    [{ match: { failed: 'yes' } }, /^filter\.match\.failed: true or false/],
+    [{ exclude: { subtree: 1 } }, /^filter: subtree can be matched, not excluded$/],
+    [{ match: { comm: [] } }, /^filter\.match\.comm: no value$/],
+    [{ include: {} }, /^filter: "include" is neither match nor exclude$/],
+    [[], /^filter must be an object/],
+  ]) {
+    assert.throws(
+      () => new ProcConnector({ filter }),
+      (err) => err instanceof TypeError && re.test(err.message),
+      JSON.stringify(filter),
+    );
+  }
+  assert.throws(() => new ProcConnector({ login: false, filter: { match: { login_user: 'alice' } } }), /auid and login_user need the login option/);
+});
+
+test('procMonitor with --match, --exclude, --failed: stdout (--direct) and a socket client get the same filtered events; bad rules exit 2', async (t) => {
+  const dir = tmpDir(t, 'pm-filter-cli-');
+  const sock = path.join(dir, 'pm.sock');
+  const args = ['-e', 'fork,exec,exit', '--match', 'argv=*pm-flt-cli*', '--exclude', 'event=fork'];
+  const served = daemon(t, ['--socket', sock, ...args]);
+  await served.ready;
+  const client = await ndjsonClient(t, sock);
+  const direct = daemon(t, ['--direct', ...args]);
+  await direct.ready;
+  const ok = await sh(': pm-flt-cli; sleep 0.05; exit 0');
+  const bad = await sh(': pm-flt-cli; sleep 0.05; exit 4');
+  await sh(': other; sleep 0.05');
+  const want = [`exec ${ok.pid}`, `exit ${ok.pid}`, `exec ${bad.pid}`, `exit ${bad.pid}`];
+  // (The second daemon's own exec matches too: its argv has the pattern. Only the shells count here.)
+  const ours = (evs) => evs.filter((e) => [ok.pid, bad.pid].includes(e.pid ?? e.child_pid) || / other;/.test(e.cmdline ?? '')).map(key);
+  await client.until((evs) => ours(evs).length >= 4);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal((await direct.stop('SIGINT')).code, 0);
+  const lines = direct.out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  // (the sleeps' execs are children of the marked shells: their argv is sleep's, not marked)
+  assert.deepEqual(ours(client.events), want);
+  assert.deepEqual(ours(lines), want);
+  assert.equal((await served.stop('SIGTERM')).code, 0);
+
+  const failed = daemon(t, ['--direct', '-e', 'exit', '--failed', '--match', 'argv=*pm-flt-fail*']);
+  await failed.ready;
+  const f0 = await sh(': pm-flt-fail; sleep 0.05; exit 0');
+  const f1 = await sh(': pm-flt-fail; sleep 0.05; exit 1');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal((await failed.stop('SIGINT')).code, 0);
+  const exits = failed.out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((e) => [f0.pid, f1.pid].includes(e.pid));
+  assert.deepEqual(exits.map(key), [`exit ${f1.pid}`]);
+
+  for (const [flags, re] of [
+    [['--match', 'colour=red'], /^procMonitor: filter: unknown key "colour"/],
+    [['--match', 'argv=/(a+)\\1/'], /^procMonitor: filter: match argv=\/\(a\+\)\\1\/: \\1 is not supported$/],
+    [['--exclude', 'nokey'], /^procMonitor: --exclude takes KEY=PATTERN, got "nokey"$/],
+    [['--subtree', 'x'], /^procMonitor: --subtree takes a pid, got "x"$/],
+    [['--failed', '--failed'], /^procMonitor: --failed given more than once$/],
+  ]) {
+    const r = spawnSync(process.execPath, [BIN, '--direct', ...flags], { encoding: 'utf8', timeout: 10000 });
+    assert.equal(r.status, 2, `${flags.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr.trim(), re);
+  }
+});
