@@ -41,6 +41,13 @@ bool Plain(const std::string& s) {
   return s.find_first_of("*?[\\") == std::string::npos && !(s.size() >= 2 && s[0] == '/' && s.back() == '/');
 }
 
+bool AnyNumber(const std::vector<uint32_t>& ns, uint32_t n) {
+  for (uint32_t x : ns) {
+    if (x == n) return true;
+  }
+  return false;
+}
+
 bool AnyPattern(const std::vector<Pattern>& ps, const std::string& text) {
   for (const Pattern& p : ps) {
     if (p.Match(text)) return true;
@@ -118,17 +125,9 @@ bool EventFilter::Passes(const Term& t, const OutEvent& e) {
     case kEvent:
       return (t.kinds & e.what) != 0;
     case kUid:
-      if ((e.missing & kMissUser) || e.user.empty()) return false;  // (empty: not known)
-      for (uint32_t n : t.numbers) {
-        if (n == e.uid) return true;
-      }
-      return false;
+      return !(e.missing & kMissUser) && !e.user.empty() && AnyNumber(t.numbers, e.uid);  // (empty: not known)
     case kAuid:
-      if (!e.ctx.Has(kMissAuid) || e.ctx.auid == kNoId) return false;
-      for (uint32_t n : t.numbers) {
-        if (n == e.ctx.auid) return true;
-      }
-      return false;
+      return e.ctx.Has(kMissAuid) && e.ctx.auid != kNoId && AnyNumber(t.numbers, e.ctx.auid);
     case kUser:
       return !(e.missing & kMissUser) && !e.user.empty() && AnyPattern(t.patterns, e.user);
     case kLoginUser:

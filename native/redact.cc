@@ -18,6 +18,13 @@ bool IsMysql(const std::string& argv0) {
          base == "mysqlcheck" || base == "mariadb" || base == "mariadb-dump" || base == "mariadb-admin";
 }
 
+// Every occurrence of each literal secret becomes "*****".
+void HideSecrets(const std::vector<std::string>& secrets, std::string& s) {
+  for (const std::string& secret : secrets) {
+    for (size_t at = s.find(secret); at != std::string::npos; at = s.find(secret, at + 5)) s.replace(at, secret.size(), "*****");
+  }
+}
+
 }  // namespace
 
 std::string HideUrlPassword(const std::string& arg) {
@@ -95,11 +102,7 @@ void Redactor::Apply(std::vector<std::string>& argv) const {
       }
     }
   }
-  for (const std::string& secret : secrets_) {
-    for (std::string& a : argv) {
-      for (size_t at = a.find(secret); at != std::string::npos; at = a.find(secret, at + 5)) a.replace(at, secret.size(), "*****");
-    }
-  }
+  for (std::string& a : argv) HideSecrets(secrets_, a);
 }
 
 void Redactor::ApplyEnv(std::vector<std::pair<std::string, std::string>>& env) const {
@@ -110,10 +113,7 @@ void Redactor::ApplyEnv(std::vector<std::pair<std::string, std::string>>& env) c
     } else if (defaults_) {
       kv.second = HideUrlPassword(kv.second);
     }
-    for (const std::string& secret : secrets_) {
-      for (size_t at = kv.second.find(secret); at != std::string::npos; at = kv.second.find(secret, at + 5))
-        kv.second.replace(at, secret.size(), "*****");
-    }
+    HideSecrets(secrets_, kv.second);
   }
 }
 

@@ -1,6 +1,7 @@
 'use strict';
 // The procMonitor command (bin/procMonitor) as the tests run it, and what they run beside it:
 // a free port, NDJSON clients of its socket, a nats-server of their own.
+const assert = require('node:assert/strict');
 const { spawn, spawnSync } = require('node:child_process');
 const net = require('node:net');
 const path = require('node:path');
@@ -177,4 +178,32 @@ async function natsServer(t, port, extra = []) {
   return cp;
 }
 
-module.exports = { BIN, NOBODY, NET_ADMIN_ONLY, daemon, freePort, connectTo, ndjsonReader, ndjsonClient, NATS_SERVER, natsServer };
+/** procMonitor --direct with args refused as bad usage: status 2, one line on stderr matching re. */
+function refusedUsage(args, re) {
+  const r = spawnSync(process.execPath, [BIN, '--direct', ...args], { encoding: 'utf8', timeout: 10000 });
+  assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+  assert.match(r.stderr.trim(), re);
+}
+
+/** The JSON lines a daemon printed on stdout, as objects. */
+function outEvents(cp) {
+  return cp.out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+}
+
+module.exports = {
+  refusedUsage,
+  outEvents,
+  BIN,
+  NOBODY,
+  NET_ADMIN_ONLY,
+  daemon,
+  freePort,
+  connectTo,
+  ndjsonReader,
+  ndjsonClient,
+  NATS_SERVER,
+  natsServer,
+};

@@ -12,7 +12,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { ProcConnector } = require('..');
 const { runNativeUnit } = require('./native-unit');
-const { BIN, daemon, ndjsonClient } = require('./daemon');
+const { daemon, ndjsonClient, outEvents, refusedUsage } = require('./daemon');
 const { tmpDir, until } = require('./server-helpers');
 
 test('patterns: globs, regular expressions, refusals, linear time (test/native/pattern_test.cc)', (t) =>
@@ -142,10 +142,7 @@ test('procMonitor with --match, --exclude, --failed: stdout (--direct) and a soc
   await client.until((evs) => ours(evs).length >= 4);
   await new Promise((r) => setTimeout(r, 300));
   assert.equal((await direct.stop('SIGINT')).code, 0);
-  const lines = direct.out
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l));
+  const lines = outEvents(direct);
   // (the sleeps' execs are children of the marked shells: their argv is sleep's, not marked)
   assert.deepEqual(ours(client.events), want);
   assert.deepEqual(ours(lines), want);
@@ -157,11 +154,7 @@ test('procMonitor with --match, --exclude, --failed: stdout (--direct) and a soc
   const f1 = await sh(': pm-flt-fail; sleep 0.05; exit 1');
   await new Promise((r) => setTimeout(r, 300));
   assert.equal((await failed.stop('SIGINT')).code, 0);
-  const exits = failed.out
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l))
-    .filter((e) => [f0.pid, f1.pid].includes(e.pid));
+  const exits = outEvents(failed).filter((e) => [f0.pid, f1.pid].includes(e.pid));
   assert.deepEqual(exits.map(key), [`exit ${f1.pid}`]);
 
   for (const [flags, re] of [
@@ -170,9 +163,6 @@ test('procMonitor with --match, --exclude, --failed: stdout (--direct) and a soc
     [['--exclude', 'nokey'], /^procMonitor: --exclude takes KEY=PATTERN, got "nokey"$/],
     [['--subtree', 'x'], /^procMonitor: --subtree takes a pid, got "x"$/],
     [['--failed', '--failed'], /^procMonitor: --failed given more than once$/],
-  ]) {
-    const r = spawnSync(process.execPath, [BIN, '--direct', ...flags], { encoding: 'utf8', timeout: 10000 });
-    assert.equal(r.status, 2, `${flags.join(' ')}: ${r.stderr}`);
-    assert.match(r.stderr.trim(), re);
-  }
+  ])
+    refusedUsage(flags, re);
 });
