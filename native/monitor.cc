@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -55,15 +56,33 @@ int Renice(int nice) {
   return errno == 0 ? now : 0;
 }
 
+// An exec followed in the same batch by another exec of its process (setpriv, su, env and
+// sudo exec again at once) or by a new process under its pid: /proc shows that later program
+// or process, never this one, so nothing is read for it (it counts as gone).
+void MarkSuperseded(const std::vector<RawEvent>& raw, std::vector<ProcInfo>& execs) {
+  std::vector<int32_t> later;  // pids exec'd or forked after the event looked at (a batch is small)
+  size_t k = execs.size();
+  for (auto it = raw.rbegin(); it != raw.rend(); ++it) {
+    const RawEvent& ev = *it;
+    const bool exec = ev.what == kExec;
+    if (!exec && !(ev.what == kFork && ev.pid == ev.tgid)) continue;
+    const bool seen = std::find(later.begin(), later.end(), ev.tgid) != later.end();
+    if (exec && seen) execs[k - 1].gone = true;
+    if (exec) k--;
+    if (!seen) later.push_back(ev.tgid);
+  }
+}
+
 // A short-lived process may be gone a moment after its exec: read what it loses first
 // (argv, then exe, cwd and the context) for every exec of the batch followed (`in`, one per exec) before
 // anything else.
 void ReadAhead(const std::vector<RawEvent>& raw, const std::vector<char>& in, std::vector<ProcInfo>& execs, const Options& o) {
   execs.clear();
   execs.resize(in.size());
+  MarkSuperseded(raw, execs);
   size_t k = 0;
   for (const RawEvent& ev : raw) {
-    if (ev.what == kExec && in[k++]) ReadArgv(ev.tgid, execs[k - 1]);
+    if (ev.what == kExec && in[k++] && !execs[k - 1].gone) ReadArgv(ev.tgid, execs[k - 1]);
   }
   k = 0;
   for (const RawEvent& ev : raw) {
@@ -204,13 +223,11 @@ void Monitor::Begin(std::vector<OutEvent>& batch) {
     stats_.nice = nice_now;
   }
   if (shared_.NeedsSeed()) shared_.Seed(stop_);  // takes the table lock per process
-  {
-    auto lk = shared_.Lock();
-    for (RawEvent& ev : early_) Feed(ev, batch, nullptr);
-  }
+  FeedBatch(early_, batch);
   early_.clear();
   cost_.Drain(Now(CLOCK_MONOTONIC));
   cost_.Attach(batch, 0);
+  cost_.Forget(ignored_);
 }
 
 bool Monitor::Step(std::vector<OutEvent>& batch, bool* more) {
@@ -269,20 +286,8 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
       Lost(loss_.Drained(out));
       return;  // EAGAIN: drained
     }
-    shared_.FollowedExecs(raw_, followed_);
-    ReadAhead(raw_, followed_, execs_, opts_);
-    uint64_t received = 0;
-    size_t k = 0;
     size_t from = out.size();
-    {
-      auto lk = shared_.Lock();
-      for (const RawEvent& ev : raw_) {
-        if (ev.what != kNone) received++;
-        // Acknowledgements are handled too: they use up sequence numbers.
-        if (!Feed(ev, out, ev.what == kExec ? &execs_[k++] : nullptr) && ev.what == kExit && ev.pid == ev.tgid) ignored_.push_back(ev.tgid);
-      }
-    }
-    execs_.clear();  // (closes their /proc directories)
+    uint64_t received = FeedBatch(raw_, out);
     // Not polled (one wake-up per exit): every record precedes its exit event (exit_cost.h).
     cost_.Drain(Now(CLOCK_MONOTONIC));
     cost_.Attach(out, from);  // the zombies' /proc, before they are reaped
@@ -299,10 +304,26 @@ void Monitor::ReadBatch(std::vector<OutEvent>& out) {
   }
 }
 
-bool Monitor::Feed(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre) {
+// The events of one read, in order, each exec with what /proc said of it read ahead; the
+// exits of processes not followed go to ignored_. Returns how many were kernel events.
+uint64_t Monitor::FeedBatch(const std::vector<RawEvent>& raw, std::vector<OutEvent>& out) {
+  shared_.FollowedExecs(raw, followed_);
+  ReadAhead(raw, followed_, execs_, opts_);
   ProcessTable& table = shared_.table();
-  Lost(loss_.Check(ev, table.WallMs(ev.ts_ns), out));
-  return table.Handle(ev, out, pre);
+  uint64_t received = 0;
+  size_t k = 0;
+  {
+    auto lk = shared_.Lock();
+    for (const RawEvent& ev : raw) {
+      if (ev.what != kNone) received++;
+      // Acknowledgements are handled too: they use up sequence numbers.
+      Lost(loss_.Check(ev, table.WallMs(ev.ts_ns), out));
+      if (!table.Handle(ev, out, ev.what == kExec ? &execs_[k++] : nullptr) && ev.what == kExit && ev.pid == ev.tgid)
+        ignored_.push_back(ev.tgid);
+    }
+  }
+  execs_.clear();  // (closes their /proc directories)
+  return received;
 }
 
 void Monitor::Lost(uint64_t count) {

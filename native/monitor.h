@@ -89,8 +89,8 @@ class Monitor {
   // One wake-up of the reader: false when it must stop.
   bool Step(std::vector<OutEvent>& batch, bool* more);
   void ReadBatch(std::vector<OutEvent>& out);
-  // One event into the table (lock held), its seq checked for a loss; false: not followed.
-  bool Feed(const RawEvent& ev, std::vector<OutEvent>& out, ProcInfo* pre);
+  // One read's events into the table, in order, each seq checked for a loss (FeedBatch in monitor.cc).
+  uint64_t FeedBatch(const std::vector<RawEvent>& raw, std::vector<OutEvent>& out);
   // `count` events were lost (0: none).
   void Lost(uint64_t count);
   void Close();

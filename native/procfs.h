@@ -29,7 +29,9 @@ struct ProcInfo {
   uint32_t euid = 0;
   int exe_errno = 0;  // why exe is missing (EACCES: not ours, ENOENT: gone or kernel thread)
   // /proc/PID was gone when argv was read: the process has been reaped, and whatever else
-  // is read under its pid now is nothing, or another process that reused the pid.
+  // is read under its pid now is nothing, or another process that reused the pid. Also set,
+  // before any read, for an exec superseded in its batch (a later exec, or a new process under
+  // its pid): /proc would show the later one.
   bool gone = false;
   Context ctx;  // login identity, tty, namespaces, environment (Options.context, Options.env)
   ProcDir dir;  // every read of this process goes through it (ReadArgv opens it)

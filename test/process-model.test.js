@@ -53,6 +53,28 @@ test('exec_id: a program run of its own at fork and at each exec; parent_exec_id
   assert.equal(EXEC_ID.exec(shExec.parent_exec_id)[1], String(process.pid));
 });
 
+test('an exec followed at once by another (env env env sh) never shows the later program: read from /proc only when it is still the one there', async (t) => {
+  // The reader rests 100 ms after a read, so the chain's four execs come in one batch, read
+  // after all four ran: /proc shows only the last. setpriv, su, sudo and env exec at once too.
+  const c = started({ events: 'fork,exec,exit', readInterval: 100 });
+  t.after(() => c.stop());
+  const rec = record(c);
+  const last = ['sh', '-c', ': pm-chain; sleep 0.3'];
+  const { pid } = await run('/bin/sh', ['-c', `sleep 0.02; exec env env env sh -c '${last[2]}'`]);
+  await rec.until(exited(pid));
+  const execs = rec.events.filter((e) => e.event === 'exec' && e.pid === pid);
+  const truth = [['env', 'env', 'env', ...last], ['env', 'env', ...last], ['env', ...last], last];
+  assert.equal(execs.length, 5, JSON.stringify(execs));
+  execs.slice(1).forEach((e, i) => {
+    if (!e.missing?.includes('argv')) assert.deepEqual(e.argv, truth[i], `exec ${i + 1} of the chain shows its own program or none`);
+    else assert.ok(e.argv.length === 0 && e.missing.includes('exe') && !e.exe, JSON.stringify(e));
+    if (e.exe) assert.equal(path.basename(e.exe), i < 3 ? 'env' : path.basename(fs.realpathSync('/bin/sh')));
+  });
+  assert.deepEqual(execs[4].argv, last, 'the last exec, alive while read, has its argv');
+  const superseded = execs.slice(1, 4).filter((e) => e.missing?.includes('argv')).length;
+  t.diagnostic(`${superseded} of the chain's first three execs came in the last one's batch (argv missing, not borrowed)`);
+});
+
 test('pid reuse (forced through ns_last_pid): two runs with one pid keep distinct exec_ids', async (t) => {
   const LAST = '/proc/sys/kernel/ns_last_pid';
   const c = started({ events: 'fork,exec,exit' });
