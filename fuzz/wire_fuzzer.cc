@@ -1,12 +1,15 @@
-// libFuzzer target: the wire writer, pm::AppendJsonString and pm::AppendEventLine. Every
-// string of an event comes from a process (argv, comm, exe, cgroup: any bytes), so for any
-// input the line must be one line of valid UTF-8 JSON with nothing unescaped, and a string
-// that was valid UTF-8 must read back exactly.
+// libFuzzer target: the wire writer, pm::AppendJsonString and pm::AppendEventLine, and the
+// line reader that runs clients' filters on its lines (pm::ReadEventLine, pm::LineFilter).
+// Every string of an event comes from a process (argv, comm, exe, cgroup: any bytes), so for
+// any input the line must be one line of valid UTF-8 JSON with nothing unescaped, and a string
+// that was valid UTF-8 must read back exactly, by the line reader too. The input itself, read
+// as a line (a client's or a file's bytes are anything), must never crash it.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
+#include "../native/line_filter.h"
 #include "../native/wire.h"
 
 namespace {
@@ -126,5 +129,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(line.size() >= 3 && line.compare(0, 10, "{\"event\":\"") == 0);
   Check(line[line.size() - 2] == '}' && line.back() == '\n');
   for (size_t i = 0; i + 1 < line.size(); i++) Check(static_cast<unsigned char>(line[i]) >= 0x20);
+
+  // The line reads back: its kind, and each string the line carries that was valid UTF-8.
+  pm::LineEvent read_back;
+  Check(pm::ReadEventLine(line.data(), line.size(), read_back));
+  Check(read_back.e.what == e.what);
+  if (e.what != pm::kLost) {
+    for (const auto& f : {std::make_pair(&e.user, &read_back.e.user), std::make_pair(&e.comm, &read_back.e.comm),
+                          std::make_pair(&e.cmdline, &read_back.e.cmdline), std::make_pair(&e.exe, &read_back.e.exe)}) {
+      if (pm::ValidUtf8(f.first->data(), f.first->size())) Check(*f.first == *f.second);
+    }
+  }
+  // Any bytes as a line, through a filter with a subtree: no crash, no leak, nothing kept that
+  // is not an event.
+  pm::LineFilter filter;
+  std::string why;
+  Check(filter.Compile({pm::FilterRule{false, "argv", "*a*"}}, {1}, &why));
+  pm::LineEvent any;
+  const bool read = pm::ReadEventLine(text, size, any);
+  if (filter.Keep(text, size)) Check(read && any.e.what != 0);
   return 0;
 }

@@ -54,9 +54,9 @@ export interface ProcConnectorOptions {
   ancestors?: string | readonly string[];
   /** Ancestors listed at most per event (1-1024). Default 16. */
   ancestorDepth?: number;
-  /** `cgroup` and `container_id` on fork, exec and exit (one read of /proc/PID/cgroup per exec). Default true. */
+  /** `cgroup` and `container_id` on every event (one read of /proc/PID/cgroup per exec). Default true. */
   cgroups?: boolean;
-  /** `cwd`, the working directory at exec, on exec and exit (one readlink of /proc/PID/cwd per exec). Default true. */
+  /** `cwd`, the working directory at its process's last exec, on every event (one readlink of /proc/PID/cwd per exec). Default true. */
   cwd?: boolean;
   /**
    * `auid` (the login uid: the user who logged in, kept across `su` and `sudo`; absent when
@@ -161,7 +161,13 @@ export function nativeOptions(options: ProcConnectorOptions): Omit<NativeStartOp
 // The filter's rules; its subtree joins the connector's own.
 function filterOptions(options: ProcConnectorOptions): { filter: string[]; subtree: number[] } {
   const f = compileFilter(options.filter);
+  if (f.runs.length > 0) {
+    throw new TypeError("filter: subtree by exec id is for a running stream (connector.events({ filter }), a client's request line); the connector's own filter takes pids");
+  }
+  // The filter reads what an event says: a field turned off cannot be filtered on.
   if (options.login === false && (f.keys.has('auid') || f.keys.has('login_user'))) throw new TypeError('filter: auid and login_user need the login option');
+  if (options.cwd === false && f.keys.has('cwd')) throw new TypeError('filter: cwd needs the cwd option');
+  if (options.cgroups === false && (f.keys.has('container') || f.keys.has('cgroup'))) throw new TypeError('filter: container and cgroup need the cgroups option');
   const subtree = subtreeList(options.subtree);
   if (f.subtree.length > 0) subtree.push(...f.subtree.filter((p) => !subtree.includes(p)));
   if (subtree.length > 1024) throw new TypeError("subtree: at most 1024 pids, the filter's included");

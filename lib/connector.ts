@@ -18,7 +18,8 @@ import {
   type ProcEventMap,
 } from './events';
 import { nativeOptions, type ProcConnectorOptions } from './connector-options';
-import { loadBinding, type ConnectorStats, type NativeConnector, type NativeStartOptions } from './native';
+import { compileFilter, lineFilter, pickLines, type EventFilter } from './filter';
+import { loadBinding, type ConnectorStats, type NativeConnector, type NativeLineFilter, type NativeStartOptions } from './native';
 import { intOption } from './options';
 
 export type { ConnectorStats } from './native';
@@ -54,6 +55,12 @@ export interface ProcConnectorEvents extends ProcEventMap {
 
 export interface EventsOptions {
   signal?: AbortSignal;
+  /**
+   * Only the events this filter keeps (the connector's own filter model: `match`, `exclude`,
+   * a `subtree` of pids or exec ids followed from now), run on the lines by the addon before
+   * any object is made. A TypeError at once if it is not valid.
+   */
+  filter?: EventFilter;
   /** Events buffered for a slow consumer at most; beyond, a `lost` event (source "client"). Default 65536. */
   maxBuffered?: number;
 }
@@ -325,6 +332,11 @@ function iterate(conn: ProcConnector, options: EventsOptions): AsyncIterableIter
     wake = null;
     w?.();
   };
+  const lines = options.filter === undefined ? null : lineFilter(compileFilter(options.filter), () => conn.snapshot());
+  const onLines = (lb: LineBatch) => {
+    const keep = (lines as NativeLineFilter).keep(lb.buf, lb.ends);
+    onBatch(parseLines(pickLines(lb.buf, lb.ends, 0, (i) => keep[i] === 1).buf));
+  };
   const onBatch = (batch: ProcEvent[]) => {
     for (const ev of batch) {
       if (buf.length - head >= max) dropped++;
@@ -342,11 +354,13 @@ function iterate(conn: ProcConnector, options: EventsOptions): AsyncIterableIter
     if (done) return;
     done = true;
     conn.off('batch', onBatch);
+    conn.off('lines', onLines);
     conn.off('close', finish);
     options.signal?.removeEventListener('abort', finish);
     notify();
   };
-  conn.on('batch', onBatch);
+  if (lines) conn.on('lines', onLines);
+  else conn.on('batch', onBatch);
   conn.on('close', finish);
   if (options.signal?.aborted) finish();
   else options.signal?.addEventListener('abort', finish, { once: true });

@@ -94,14 +94,14 @@ interface Base extends ProcessContext {
   exec_id?: string;
   /** The run of the parent process, as the table knows it now. */
   parent_exec_id?: string;
-  /** The process's cgroup (v2 path), on fork, exec and exit (option `cgroups`). */
+  /** The process's cgroup (v2 path), on every event about a process (option `cgroups`). */
   cgroup?: string;
   /** Docker, containerd, CRI-O, Podman or Kubernetes container id, from the cgroup path. */
   container_id?: string;
   /**
    * The working directory the process had at its exec (or, for a process that has not
-   * exec'd, its parent's as last read: at the parent's own exec), on exec and exit (option
-   * `cwd`). A later chdir() is not
+   * exec'd, its parent's as last read: at the parent's own exec), on every event about a
+   * process (option `cwd`). A later chdir() is not
    * seen: no event tells of it. Absent, and named in `missing`, where it could not be read.
    */
   cwd?: string;
@@ -153,6 +153,8 @@ export interface ForkEvent extends Base {
   comm: string;
   /** The child's command line at fork time (its parent's program). */
   cmdline: string;
+  /** Its program, its parent's ("" and `missing: ["exe"]` when not known). */
+  exe: string;
   /** Only for threads (with `threads: true`). */
   thread?: true;
   child_tgid?: number;
@@ -196,6 +198,8 @@ export interface ExitEvent extends Base {
   core: boolean;
   comm: string;
   cmdline: string;
+  /** Its program ("" and `missing: ["exe"]` when not known). */
+  exe: string;
   ppid: number;
   /** The process's (real) uid, null where the user is not known. */
   uid: number | null;
@@ -207,8 +211,16 @@ export interface ExitEvent extends Base {
   cost?: ProcessCost;
 }
 
+/** The events but fork, exec and exit: who the process is and what it runs, as the table knows it then. */
 interface ThreadTagged extends Base {
   pid: number;
+  user: string;
+  /** null where the user is not known (`missing` names "user"); after a `uid` event, the new real uid. */
+  uid: number | null;
+  /** Its name (a `comm` event: the new one). */
+  comm: string;
+  cmdline: string;
+  exe: string;
   /** Set when the event is about a non-leader thread (only with `threads: true`). */
   thread?: true;
   tid?: number;

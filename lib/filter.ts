@@ -2,7 +2,8 @@
 // the daemon built on it sends (stdout, the socket, TCP, NATS, syslog). Checked here, where a
 // mistake is a clear error at once; run by the reader (native/filter.h), before an event is
 // serialised: an event filtered out costs no JavaScript at all.
-import { loadBinding } from './native';
+import type { ProcessRecord } from './events';
+import { loadBinding, type NativeLineFilter } from './native';
 
 /** The keys a filter can name. */
 export const FILTER_KEYS = ['event', 'user', 'uid', 'login_user', 'auid', 'comm', 'exe', 'argv', 'cwd', 'container', 'cgroup', 'failed', 'subtree'] as const;
@@ -18,20 +19,25 @@ export type FilterTerms = { readonly [K in FilterKey]?: FilterValue | readonly F
  * (`"/^python[0-9.]*$/"`, `"/ssh/i"`: anywhere in it), matched in linear time; a container id
  * or cgroup path given plainly also matches as a prefix (a short id; a cgroup and those below
  * it). `event`: kinds; `uid`, `auid`: numbers; `failed`: true for exits with a non-zero status
- * or a signal; `subtree`: pids whose descendants (by fork lineage) alone are followed (match
- * only, the connector's `subtree`). Loss reports always pass.
+ * or a signal; `subtree`: pids (or, on a running stream, exec ids) whose descendants (by fork
+ * lineage) alone are followed (match only; the connector's `subtree`). Loss reports always pass.
  */
 export interface EventFilter {
   match?: FilterTerms;
   exclude?: FilterTerms;
 }
 
-/** The filter as the addon takes it: [side, key, value] flattened, and the subtree's pids. */
+/** The filter as the addon takes it: [side, key, value] flattened, and the subtree's pids and exec ids. */
 export interface CompiledFilter {
   rules: string[];
   subtree: number[];
+  /** Exec ids in subtree (a program run: "8 hex digits:pid:ns"), resolved on a running stream. */
+  runs: string[];
   keys: Set<FilterKey>;
 }
+
+/** An exec id (a program run), as events carry it. */
+const EXEC_ID = /^[0-9a-f]{8}:([1-9][0-9]{0,6}):[0-9]{1,20}$/;
 
 const MAX_RULES = 1024;
 
@@ -44,7 +50,7 @@ export function patternError(pattern: string): string | null {
 
 /** Checks a filter (a TypeError naming the rule at fault) and compiles it for the addon. */
 export function compileFilter(filter: EventFilter | undefined): CompiledFilter {
-  const out: CompiledFilter = { rules: [], subtree: [], keys: new Set() };
+  const out: CompiledFilter = { rules: [], subtree: [], runs: [], keys: new Set() };
   if (filter === undefined) return out;
   if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) throw new TypeError('filter must be an object: { match?: {...}, exclude?: {...} }');
   for (const side of Object.keys(filter)) {
@@ -62,7 +68,8 @@ export function compileFilter(filter: EventFilter | undefined): CompiledFilter {
       for (const v of values) {
         const text = valueText(side, key as FilterKey, v);
         if (key === 'subtree') {
-          out.subtree.push(Number(text));
+          if (EXEC_ID.test(text)) out.runs.push(text);
+          else out.subtree.push(Number(text));
         } else {
           const why = binding instanceof Error ? null : binding.filterError(side, key, text);
           if (why !== null) throw new TypeError(`filter: ${why}`);
@@ -90,10 +97,82 @@ function valueText(side: string, key: FilterKey, v: unknown): string {
       return String(v);
     case 'subtree':
       if (side === 'exclude') throw new TypeError('filter: subtree can be matched, not excluded');
-      if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 0x3fffff) throw new TypeError(`${where}: a pid from 1 to 4194303, got ${JSON.stringify(v)}`);
+      if (typeof v === 'string' && EXEC_ID.test(v)) return v;
+      if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 0x3fffff) {
+        throw new TypeError(`${where}: a pid from 1 to 4194303 or an exec id, got ${JSON.stringify(v)}`);
+      }
       return String(v);
     default:
       if (typeof v !== 'string' || v === '' || Buffer.byteLength(v) > 1024) throw new TypeError(`${where}: a pattern of 1 to 1024 bytes, got ${JSON.stringify(v)}`);
       return v;
   }
+}
+
+/**
+ * The processes a subtree follows from now: its pids, the processes of its exec ids (each must
+ * be running that program run), and what they started that runs (`records`: the live table).
+ * Empty when the filter has no subtree. Throws an Error saying which exec id runs no more.
+ */
+export function followedNow(f: CompiledFilter, records: readonly ProcessRecord[]): number[] {
+  if (f.subtree.length === 0 && f.runs.length === 0) return [];
+  const roots = new Set(f.subtree);
+  for (const run of f.runs) {
+    const p = records.find((r) => r.exec_id === run);
+    if (!p) throw new Error(`filter: subtree ${run}: no process runs that program run now (it ended or ran another program)`);
+    roots.add(p.pid);
+  }
+  const children = new Map<number, number[]>();
+  for (const r of records) {
+    const list = children.get(r.ppid);
+    if (list) list.push(r.pid);
+    else children.set(r.ppid, [r.pid]);
+  }
+  const followed = [...roots];
+  for (let i = 0; i < followed.length; i++) {
+    for (const c of children.get(followed[i] as number) ?? []) {
+      if (roots.has(c)) continue;
+      roots.add(c);
+      followed.push(c);
+    }
+  }
+  return followed;
+}
+
+/**
+ * A stream's own filter on its lines (a client's request, connector.events({filter})): the
+ * same rules the reader runs, on what each line says; null when it filters nothing. `records`:
+ * the live table, for a subtree (called only when there is one).
+ */
+export function lineFilter(f: CompiledFilter, records: () => readonly ProcessRecord[]): NativeLineFilter | null {
+  if (f.rules.length === 0 && f.subtree.length === 0 && f.runs.length === 0) return null;
+  const binding = loadBinding();
+  if (binding instanceof Error) throw binding;
+  const followed = f.subtree.length > 0 || f.runs.length > 0 ? followedNow(f, records()) : [];
+  return new binding.LineFilter(f.rules, followed);
+}
+
+/**
+ * The lines of `buf` (ending at `ends`) from index `from` on for which `pass(i)` holds, as
+ * one buffer (no copy when all of them do), and how many.
+ */
+export function pickLines(buf: Buffer, ends: Uint32Array, from: number, pass: (i: number) => boolean): { buf: Buffer; count: number } {
+  const n = ends.length;
+  const start = from === 0 ? 0 : (ends[from - 1] as number);
+  const parts: Buffer[] = [];
+  let count = 0;
+  let runStart = -1; // byte offset where the current run of passing lines began
+  let lineStart = start;
+  for (let i = from; i < n; i++) {
+    const end = ends[i] as number;
+    if (pass(i)) {
+      if (runStart < 0) runStart = lineStart;
+      count++;
+    } else if (runStart >= 0) {
+      parts.push(buf.subarray(runStart, lineStart));
+      runStart = -1;
+    }
+    lineStart = end;
+  }
+  if (runStart >= 0) parts.push(buf.subarray(runStart, lineStart));
+  return { buf: parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts), count };
 }

@@ -101,6 +101,17 @@ export interface NativeBinding {
   peerCred(fd: number): { pid: number; uid: number; gid: number } | null;
   /** Why a filter rule is not valid (native/filter.h), or null. */
   filterError(side: string, key: string, value: string): string | null;
+  /**
+   * A stream's own filter, run on its lines (native/line_filter.h): the rules as `filterError`
+   * takes them, flattened, and the pids a subtree follows from the start (none: no subtree).
+   * Throws a TypeError naming a rule that is not valid.
+   */
+  LineFilter: new (rules: string[], followed: number[]) => NativeLineFilter;
+}
+
+/** keep(): per line of `buf` (each ending at its `ends` offset, in order, each seen once), 1 if it goes out. */
+export interface NativeLineFilter {
+  keep(buf: Buffer, ends: Uint32Array): Uint8Array;
 }
 
 let cached: NativeBinding | Error | undefined;

@@ -5,6 +5,7 @@
  * client alike.
  */
 import { parseEventList, type EventName, type ProcessRecord } from './events';
+import { compileFilter, type CompiledFilter, type FilterTerms } from './filter';
 
 // ---------------------------------------------------------------------------------------------
 // Wire strings. The handshake is the seed daemon's, byte for byte; the other lines are ours and
@@ -87,12 +88,21 @@ export interface ClientRequest {
   events?: EventName[];
   /** Only events of these users (names or uids). */
   users?: (string | number)[];
+  /** Only the events that match every key of these terms (the filter model, lib/filter.ts). */
+  match?: FilterTerms;
+  /** Not the events that match every key of these. */
+  exclude?: FilterTerms;
 }
 
-const REQUEST_KEYS = new Set(['resume_from', 'stream', 'snapshot', 'events', 'users']);
+/** A request, validated, with its filter (match, exclude) checked and compiled. */
+export interface ParsedRequest extends ClientRequest {
+  filter?: CompiledFilter;
+}
+
+const REQUEST_KEYS = new Set(['resume_from', 'stream', 'snapshot', 'events', 'users', 'match', 'exclude']);
 
 /** Parses a request line; throws an Error whose message says what is wrong. */
-export function parseRequest(line: string): ClientRequest {
+export function parseRequest(line: string): ParsedRequest {
   let v: unknown;
   try {
     v = JSON.parse(line);
@@ -104,7 +114,17 @@ export function parseRequest(line: string): ClientRequest {
   for (const k of Object.keys(o)) {
     if (!REQUEST_KEYS.has(k)) throw new Error(`unknown request field "${k.slice(0, 40)}" (known: ${[...REQUEST_KEYS].join(', ')})`);
   }
-  const req: ClientRequest = {};
+  const req: ParsedRequest = {};
+  if (o.match !== undefined || o.exclude !== undefined) {
+    const filter = { match: o.match as FilterTerms | undefined, exclude: o.exclude as FilterTerms | undefined };
+    try {
+      req.filter = compileFilter(Object.fromEntries(Object.entries(filter).filter(([, v]) => v !== undefined)));
+    } catch (err) {
+      throw new Error((err as Error).message);
+    }
+    if (filter.match) req.match = filter.match;
+    if (filter.exclude) req.exclude = filter.exclude;
+  }
   if (o.resume_from !== undefined) {
     if (typeof o.resume_from !== 'number' || !Number.isSafeInteger(o.resume_from) || o.resume_from < 0) {
       throw new Error('resume_from must be a whole number (the last seq received; 0 for everything held)');

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "accounts.h"
+#include "addon_lines.h"
 #include "filter.h"
 #include "monitor.h"
 #include "parser.h"
@@ -481,9 +482,9 @@ class Addon : public Napi::Addon<Addon> {
     auto fn = [&](const char* name, Napi::Function::Callback cb) {
       return InstanceValue(name, Napi::Function::New(env, cb, name), napi_enumerable);
     };
-    DefineAddon(exports,
-                {InstanceValue("Connector", Connector::Init(env), napi_enumerable), fn("parse", Parse), fn("buildRequest", BuildRequest),
-                 fn("lookupId", LookupId), fn("peerCred", PeerCredOf), fn("filterError", FilterError)});
+    DefineAddon(exports, {InstanceValue("Connector", Connector::Init(env), napi_enumerable), fn("parse", Parse),
+                          fn("buildRequest", BuildRequest), fn("lookupId", LookupId), fn("peerCred", PeerCredOf),
+                          fn("filterError", FilterError), InstanceValue("LineFilter", pm_addon::LineFilterClass(env), napi_enumerable)});
   }
 };
 

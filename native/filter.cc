@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "wire.h"
+
 namespace pm {
 namespace {
 
@@ -13,16 +15,6 @@ struct KeyName {
 // (In the order of EventFilter::Key.)
 const KeyName kKeys[] = {{"event", 0}, {"user", 1}, {"uid", 2}, {"login_user", 3}, {"auid", 4},    {"comm", 5},
                          {"exe", 6},   {"argv", 7}, {"cwd", 8}, {"container", 9},  {"cgroup", 10}, {"failed", 11}};
-
-uint32_t KindOf(const std::string& name) {
-  static const std::pair<const char*, uint32_t> kKinds[] = {{"fork", kFork},     {"exec", kExec}, {"exit", kExit},
-                                                            {"uid", kUid},       {"gid", kGid},   {"sid", kSid},
-                                                            {"ptrace", kPtrace}, {"comm", kComm}, {"coredump", kCoredump}};
-  for (const auto& k : kKinds) {
-    if (name == k.first) return k.second;
-  }
-  return 0;
-}
 
 bool Number(const std::string& s, uint32_t* out) {
   if (s.empty() || s.size() > 10) return false;
@@ -92,8 +84,9 @@ bool EventFilter::Add(const FilterRule& r, std::string* error) {
   }
   switch (t->key) {
     case kEvent: {
-      uint32_t kind = KindOf(r.value);
-      if (kind == 0) return *error = where + "not an event kind (fork, exec, exit, uid, gid, sid, ptrace, comm, coredump)", false;
+      uint32_t kind = KindNamed(r.value);
+      if (kind == 0 || kind == kLost)
+        return *error = where + "not an event kind (fork, exec, exit, uid, gid, sid, ptrace, comm, coredump)", false;
       t->kinds |= kind;
       return true;
     }

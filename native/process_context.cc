@@ -1,6 +1,5 @@
 // The process table's keeping of each process's context (Context, events.h): what a fork
-// inherits, what an exec's read replaces, how a context is shown on an event, and the fields a
-// filter may ask of an event that its line does not show.
+// inherits, what an exec's read replaces, how a context is shown on an event.
 #include "process_context.h"
 
 namespace pm {
@@ -32,33 +31,6 @@ void ForkContext(ProcReader& reader, const Options& opts, int32_t tgid, Context&
   reader.Status(tgid, info);
   ctx.have &= ~(kMissPidns | kMissMntns | kMissNetns);
   MergeContext(ctx, info.ctx, false);
-}
-
-// Never written out: the wire writes a field only where the event's kind and the options say so
-// (user and uid on fork, exec and exit; exe on exec; cwd, cgroup and the context as asked).
-void FilterFields(ProcReader& reader, OutEvent& o, const ProcEntry* p) {
-  if (p == nullptr) return;
-  if (o.what != kFork && o.what != kExec && o.what != kExit) {
-    if (p->have_uid) {
-      o.uid = p->uid;
-      o.user = reader.UserName(p->uid);
-    }
-    if (p->have_comm) o.comm = p->comm;
-    if (p->have_cmd) o.cmdline = p->cmdline;
-  }
-  if (o.what != kExec && p->have_exe) o.exe = p->exe;
-  if (!o.with_cwd && p->have_cwd) {
-    o.cwd = p->cwd;
-    o.have_cwd = true;
-  }
-  if (!o.with_cgroup && p->have_cgroup) {
-    o.cgroup = p->cgroup;
-    o.container_id = p->container_id;
-  }
-  if (o.with_ctx == 0) {
-    o.ctx = p->ctx;
-    ShowContext(reader, o.ctx, o.login_user);
-  }
 }
 
 void ShowContext(ProcReader& reader, Context& c, std::string& login_user) {

@@ -18,7 +18,5 @@ void MergeContext(Context& ctx, const Context& read, bool exec);
 void ForkContext(ProcReader& reader, const Options& opts, int32_t tgid, Context& ctx);
 // The names of a context's login uid and terminal, for showing it.
 void ShowContext(ProcReader& reader, Context& c, std::string& login_user);
-// What a filter may ask of an event that its line does not show (Options.filter).
-void FilterFields(ProcReader& reader, OutEvent& o, const ProcEntry* p);
 
 }  // namespace pm

@@ -10,7 +10,6 @@ namespace pm {
 void ProcStore::Reset(const Options& opts, std::string boot) {
   opts_ = opts;
   wanted_ = ContextWanted(opts.context, !opts.env.empty());
-  filtered_ = !opts.filter.empty();
   std::string why;  // (the patterns were checked before: lib/connector-options.ts)
   redactor_.Reset(opts.redact, opts.redact_patterns, opts.redact_defaults, &why);
   boot_ = std::move(boot);
@@ -219,7 +218,16 @@ void ProcStore::Identify(OutEvent& o, int32_t pid, const ProcEntry* p, int32_t p
   if (p != nullptr) o.learned = p->from_proc;
   o.parent_exec_id = RunOf(ppid);
   if (o.parent_exec_id.empty() && ppid != 0) o.missing |= kMissParentExecId;  // pid 0: the kernel
-  if (opts_.cwd && (o.what == kExec || o.what == kExit)) {
+  // Every event says what is known of its process (so a filter, here or on a client's line,
+  // reads it from the event itself): its program, where it ran it, its context, its cgroup.
+  if (o.what != kExec) {
+    if (p != nullptr && p->have_exe) {
+      o.exe = p->exe;
+    } else {
+      o.missing |= kMissExe;
+    }
+  }
+  if (opts_.cwd) {
     o.with_cwd = true;
     if (p != nullptr && p->have_cwd) {
       o.cwd = p->cwd;
@@ -227,13 +235,13 @@ void ProcStore::Identify(OutEvent& o, int32_t pid, const ProcEntry* p, int32_t p
     }
     if (!o.have_cwd) o.missing |= kMissCwd;
   }
-  if (wanted_ != 0 && (o.what == kFork || o.what == kExec || o.what == kExit)) {
+  if (wanted_ != 0) {
     o.with_ctx = wanted_;
     if (p != nullptr) o.ctx = p->ctx;  // (else what ReportExec read)
     o.missing |= wanted_ & ~o.ctx.have;
     ShowContext(reader_, o.ctx, o.login_user);
   }
-  if (opts_.cgroups && (o.what == kFork || o.what == kExec || o.what == kExit)) {
+  if (opts_.cgroups) {
     o.with_cgroup = true;
     if (p != nullptr && p->have_cgroup) {
       o.cgroup = p->cgroup;
@@ -242,7 +250,6 @@ void ProcStore::Identify(OutEvent& o, int32_t pid, const ProcEntry* p, int32_t p
       o.missing |= kMissCgroup;
     }
   }
-  if (filtered_) FilterFields(reader_, o, p);
   if (opts_.ancestor_depth <= 0 || !(opts_.ancestor_events & o.what)) return;
   o.with_ancestors = true;
   AddAncestors(o, ppid);

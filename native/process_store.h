@@ -115,8 +115,7 @@ class ProcStore {
 
   ProcReader& reader_;
   Options opts_;
-  uint32_t wanted_ = 0;    // the context's fields asked for (ContextWanted)
-  bool filtered_ = false;  // events are filtered: FilterFields
+  uint32_t wanted_ = 0;  // the context's fields asked for (ContextWanted)
   Redactor redactor_;
   std::string boot_ = "00000000";
   std::atomic<int64_t> clock_offset_ns_{0};

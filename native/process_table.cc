@@ -213,11 +213,13 @@ OutEvent ProcessTable::Make(const RawEvent& ev, int32_t pid) const {
   return o;
 }
 
-// An event about a process that changes nothing the table keeps (or only a field): what
-// identifies the process comes from the table.
+// An event about a process that changes nothing the table keeps (or only a field): who the
+// process is and what it runs come from the table.
 OutEvent ProcessTable::About(const RawEvent& ev) {
   OutEvent o = Make(ev, ev.tgid);
   const ProcEntry* p = store_.Find(ev.tgid);
+  store_.FillProcess(o, p);
+  if (p == nullptr) o.missing &= ~kMissPpid;  // (no ppid on these lines)
   store_.Identify(o, ev.tgid, p, p ? p->ppid : 0, 0);
   return o;
 }

@@ -108,6 +108,14 @@ const char* KindName(uint32_t what) {
   }
 }
 
+uint32_t KindNamed(const std::string& name) {
+  for (uint32_t k : {uint32_t{kFork}, uint32_t{kExec}, uint32_t{kExit}, uint32_t{kUid}, uint32_t{kGid}, uint32_t{kSid}, uint32_t{kPtrace},
+                     uint32_t{kComm}, uint32_t{kCoredump}, kLost}) {
+    if (name == KindName(k)) return k;
+  }
+  return 0;
+}
+
 bool ValidUtf8(const char* s, size_t n) {
   const unsigned char* p = reinterpret_cast<const unsigned char*>(s);
   size_t i = 0;
@@ -237,6 +245,7 @@ void AppendEventLine(std::string& out, const OutEvent& e) {
       uid();
       AppendStr(out, "comm", e.comm);
       AppendStr(out, "cmdline", e.cmdline);
+      AppendStr(out, "exe", e.exe);
       if (e.thread) {
         out += ",\"thread\":true";
         num("child_tgid", r.tgid);
@@ -276,6 +285,7 @@ void AppendEventLine(std::string& out, const OutEvent& e) {
       out += (status & 0x80) ? ",\"core\":true" : ",\"core\":false";
       AppendStr(out, "comm", e.comm);
       AppendStr(out, "cmdline", e.cmdline);
+      AppendStr(out, "exe", e.exe);
       num("ppid", e.ppid);
       uid();
       AppendKey(out, "duration_ms");
@@ -328,6 +338,14 @@ void AppendEventLine(std::string& out, const OutEvent& e) {
     default:
       break;
   }
+  if (e.what != kFork && e.what != kExec && e.what != kExit && e.what != kLost) {
+    // Who the process is and what it runs, as for the others.
+    AppendStr(out, "user", e.user);
+    uid();
+    if (e.what != kComm) AppendStr(out, "comm", e.comm);
+    AppendStr(out, "cmdline", e.cmdline);
+    AppendStr(out, "exe", e.exe);
+  }
   if (e.thread && e.what != kFork && e.what != kExit) {
     out += ",\"thread\":true";
     num("tid", r.pid);
@@ -342,7 +360,7 @@ void AppendBatch(std::string& text, std::vector<int32_t>& meta, const std::vecto
     AppendEventLine(text, e);
     meta.push_back(static_cast<int32_t>(text.size()));
     meta.push_back(static_cast<int32_t>(e.what));
-    bool user = (e.what == kFork || e.what == kExec || e.what == kExit) && !(e.missing & kMissUser);
+    bool user = e.what != kLost && !(e.missing & kMissUser);
     meta.push_back(user ? static_cast<int32_t>(e.uid & 0x7fffffffu) : -1);
   }
 }

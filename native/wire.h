@@ -26,6 +26,8 @@ std::string TimeText(double ms);
 
 // The name of an event kind ("fork", ..., "lost"; "none" for an acknowledgement).
 const char* KindName(uint32_t what);
+// The kind of a name KindName gives (an event's or "lost"); 0 for any other.
+uint32_t KindNamed(const std::string& name);
 
 // The name of signal `sig` ("SIGKILL", "SIGRT34").
 std::string SignalName(int sig);

@@ -70,34 +70,44 @@ void AppendCost(std::string& out, const Cost& c) {
   out += c.source == kCostTaskstats ? "\"source\":\"taskstats\"}" : "\"source\":\"proc\"}";
 }
 
+namespace {
+const char* const kMissNames[kMissingNames] = {"argv",
+                                               "cmdline",
+                                               "comm",
+                                               "exe",
+                                               "user",
+                                               "ppid",
+                                               "duration_ms",
+                                               "exec_id",
+                                               "parent_exec_id",
+                                               "ancestors",
+                                               "cgroup",
+                                               "cost.user_ms",
+                                               "cost.system_ms",
+                                               "cost.max_rss_kb",
+                                               "cost.read_bytes",
+                                               "cost.write_bytes",
+                                               "cost.voluntary_ctxt_switches",
+                                               "cost.involuntary_ctxt_switches",
+                                               "cwd",
+                                               "auid",
+                                               "sessionid",
+                                               "tty",
+                                               "pidns",
+                                               "mntns",
+                                               "netns",
+                                               "nspid",
+                                               "env"};
+}  // namespace
+
+uint32_t MissingBit(const std::string& name) {
+  for (uint32_t i = 0; i < kMissingNames; i++) {
+    if (name == kMissNames[i]) return 1u << i;
+  }
+  return 0;
+}
+
 void AppendMissing(std::string& out, uint32_t m) {
-  static const char* const kNames[kMissingNames] = {"argv",
-                                                    "cmdline",
-                                                    "comm",
-                                                    "exe",
-                                                    "user",
-                                                    "ppid",
-                                                    "duration_ms",
-                                                    "exec_id",
-                                                    "parent_exec_id",
-                                                    "ancestors",
-                                                    "cgroup",
-                                                    "cost.user_ms",
-                                                    "cost.system_ms",
-                                                    "cost.max_rss_kb",
-                                                    "cost.read_bytes",
-                                                    "cost.write_bytes",
-                                                    "cost.voluntary_ctxt_switches",
-                                                    "cost.involuntary_ctxt_switches",
-                                                    "cwd",
-                                                    "auid",
-                                                    "sessionid",
-                                                    "tty",
-                                                    "pidns",
-                                                    "mntns",
-                                                    "netns",
-                                                    "nspid",
-                                                    "env"};
   AppendKey(out, "missing");
   out.push_back('[');
   bool first = true;
@@ -106,7 +116,7 @@ void AppendMissing(std::string& out, uint32_t m) {
     if (!first) out.push_back(',');
     first = false;
     out.push_back('"');
-    out += kNames[i];
+    out += kMissNames[i];
     out.push_back('"');
   }
   out.push_back(']');

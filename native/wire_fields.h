@@ -24,6 +24,8 @@ void AppendStr(std::string& out, const char* key, const std::string& v);
 void AppendCost(std::string& out, const Cost& c);
 // "missing":[...]: the names of the bits of m.
 void AppendMissing(std::string& out, uint32_t m);
+// The bit of a name in "missing" (0: not one).
+uint32_t MissingBit(const std::string& name);
 // The context's fields of `with` (Missing bits) that were read: "auid" and "login_user"
 // (absent when the login uid is unset), "sessionid" (absent when unset), "tty" (null: none),
 // "pidns", "mntns", "netns", "nspid", "env" ({NAME: value}).

@@ -14,8 +14,9 @@ flags=(-std=c++17 -O0 -g -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-m
 "$cxx" "${flags[@]}" fuzz/datagram_fuzzer.cc native/parser.cc -o "$out/datagram"
 "$cxx" "${flags[@]}" fuzz/status_fuzzer.cc native/procfs.cc native/proc_dir.cc native/context.cc native/pattern.cc native/pattern_parse.cc -o "$out/status"
 "$cxx" "${flags[@]}" fuzz/table_fuzzer.cc native/process_table.cc native/process_store.cc native/process_context.cc native/lineage.cc native/redact.cc native/pattern.cc native/pattern_parse.cc native/procfs.cc native/proc_dir.cc native/context.cc native/wire.cc native/wire_fields.cc -o "$out/table"
+"$cxx" "${flags[@]}" fuzz/wire_fuzzer.cc native/wire.cc native/wire_fields.cc native/line_reader.cc native/line_filter.cc native/filter.cc native/pattern.cc native/pattern_parse.cc -o "$out/wire"
 "$cxx" "${flags[@]}" fuzz/taskstats_fuzzer.cc native/taskstats.cc native/exit_cost.cc native/procfs.cc native/proc_dir.cc native/context.cc -o "$out/taskstats"
-for t in datagram status table taskstats; do
+for t in datagram status table taskstats wire; do
   dirs=("fuzz/corpus/$t")
   if [ "${1:-}" != --seeds-only ] && [ -d "build/fuzz/corpus-$t" ]; then dirs+=("build/fuzz/corpus-$t"); fi
   n=$(find "${dirs[@]}" -type f | wc -l)
@@ -26,6 +27,7 @@ for t in datagram status table taskstats; do
   [ "$t" = status ] && src=(native/procfs.cc native/proc_dir.cc native/context.cc native/pattern.cc native/pattern_parse.cc)
   [ "$t" = table ] && src=(native/process_table.cc native/process_store.cc native/process_context.cc native/lineage.cc)
   [ "$t" = taskstats ] && src=(native/taskstats.cc native/exit_cost.cc)
+  [ "$t" = wire ] && src=(native/wire.cc native/wire_fields.cc native/line_reader.cc native/line_filter.cc)
   "$llvmcov" report "$out/$t" -instr-profile="$out/$t.profdata" -show-functions "${src[@]}" |
     sed -n '1,40p'
 done

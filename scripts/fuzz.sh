@@ -2,7 +2,8 @@
 # Fuzzes the pure native code with libFuzzer (clang), under ASan and UBSan:
 #   fuzz/datagram_fuzzer.cc  pm::ParseDatagram / BuildMcastRequest (netlink datagrams)
 #   fuzz/status_fuzzer.cc    pm::ParseStatus (/proc/PID/status text)
-#   fuzz/wire_fuzzer.cc      pm::AppendJsonString / AppendEventLine (the NDJSON writer)
+#   fuzz/wire_fuzzer.cc      pm::AppendJsonString / AppendEventLine (the NDJSON writer), and
+#                            pm::ReadEventLine / LineFilter (its lines read back, any bytes)
 #   fuzz/table_fuzzer.cc     pm::ProcessTable fed event sequences, against a fake /proc
 #                            (fuzz/fake_proc_reader.h): invariants of the table and its exits
 #   fuzz/taskstats_fuzzer.cc pm::ParseTaskstats (taskstats exit datagrams) and ExitCost's map
@@ -35,7 +36,7 @@ flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undef
 echo "fuzz: building with $("$cxx" --version | head -1)"
 "$cxx" "${flags[@]}" fuzz/datagram_fuzzer.cc native/parser.cc -o "$out/datagram_fuzzer"
 "$cxx" "${flags[@]}" fuzz/status_fuzzer.cc native/procfs.cc native/proc_dir.cc native/context.cc native/pattern.cc native/pattern_parse.cc -o "$out/status_fuzzer"
-"$cxx" "${flags[@]}" fuzz/wire_fuzzer.cc native/wire.cc native/wire_fields.cc -o "$out/wire_fuzzer"
+"$cxx" "${flags[@]}" fuzz/wire_fuzzer.cc native/wire.cc native/wire_fields.cc native/line_reader.cc native/line_filter.cc native/filter.cc native/pattern.cc native/pattern_parse.cc -o "$out/wire_fuzzer"
 "$cxx" "${flags[@]}" fuzz/table_fuzzer.cc native/process_table.cc native/process_store.cc native/process_context.cc native/lineage.cc native/redact.cc native/pattern.cc native/pattern_parse.cc native/procfs.cc native/proc_dir.cc native/context.cc native/wire.cc native/wire_fields.cc \
   -o "$out/table_fuzzer"
 "$cxx" "${flags[@]}" fuzz/taskstats_fuzzer.cc native/taskstats.cc native/exit_cost.cc native/procfs.cc native/proc_dir.cc native/context.cc \

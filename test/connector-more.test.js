@@ -655,7 +655,7 @@ test('cwd: each exec in the directory it ran in (a cd between two execs shows), 
   assert.deepEqual(
     mine.map((e) => [e.event, e.cwd]),
     [
-      ['fork', undefined],
+      ['fork', process.cwd()], // (its parent's: this process's, at its start)
       ['exec', a],
       ['exec', b],
       ['exit', b],

@@ -60,7 +60,9 @@ test('fork, exec and exit of a short-lived process, field by field', async (t) =
   assert.equal(exec.exe, fs.realpathSync('/bin/sh'));
   assert.equal(exec.cwd, dir);
   assert.equal(exec.missing, undefined);
-  assert.equal(fork.cwd, undefined, 'a fork says nothing of it');
+  // The fork says what the child runs until it execs: its parent's program, where it ran it.
+  assert.equal(fork.cwd, process.cwd(), "the fork: its parent's (this process's, learned from /proc)");
+  assert.equal(fork.exe, process.execPath);
 
   assert.equal(exit.pid, pid);
   assert.equal(exit.exit_code, 768);
@@ -72,6 +74,7 @@ test('fork, exec and exit of a short-lived process, field by field', async (t) =
   assert.equal(exit.user, 'root');
   assert.equal(exit.ppid, process.pid);
   assert.equal(exit.cwd, dir, 'carried to the exit');
+  assert.equal(exit.exe, exec.exe);
   assert.ok(exit.duration_ms > 0 && exit.duration_ms < 60000, String(exit.duration_ms));
   const lag = Date.now() - Date.parse(exit.time);
   assert.ok(lag >= -1000 && lag < 60000, `event time ${exit.time} is close to now`);

@@ -10,16 +10,27 @@ const assert = require('node:assert/strict');
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { ProcConnector } = require('..');
+const { ProcConnector, connect } = require('..');
 const { runNativeUnit } = require('./native-unit');
 const { daemon, ndjsonClient, outEvents, refusedUsage } = require('./daemon');
-const { tmpDir, until } = require('./server-helpers');
+const { rawConnect, serve, tmpDir, until } = require('./server-helpers');
+
+const CLIENT_BIN = path.join(__dirname, '..', 'bin', 'procMonitor-client');
 
 test('patterns: globs, regular expressions, refusals, linear time (test/native/pattern_test.cc)', (t) =>
   runNativeUnit(t, 'pattern_test', ['test/native/pattern_test.cc', 'native/pattern.cc', 'native/pattern_parse.cc']));
 
-test('the event filter on its own (test/native/filter_test.cc)', (t) =>
-  runNativeUnit(t, 'filter_test', ['test/native/filter_test.cc', 'native/filter.cc', 'native/pattern.cc', 'native/pattern_parse.cc']));
+test('the event filter on its own and on lines (test/native/filter_test.cc)', (t) =>
+  runNativeUnit(t, 'filter_test', [
+    'test/native/filter_test.cc',
+    'native/filter.cc',
+    'native/line_filter.cc',
+    'native/line_reader.cc',
+    'native/pattern.cc',
+    'native/pattern_parse.cc',
+    'native/wire.cc',
+    'native/wire_fields.cc',
+  ]));
 
 /** Runs `sh -c SCRIPT` (as `opts`), resolves once it has ended: { pid, code }. */
 function sh(script, opts = {}) {
@@ -38,29 +49,55 @@ function lineage(roots, events) {
 
 const key = (e) => `${e.event} ${e.event === 'fork' ? e.child_pid : e.pid}`;
 
-test('filtered connectors against ground truth: each gets exactly the events of the workload that match, in order', async (t) => {
+test("one filter, four places: filtered connectors, events({filter}), a client's request line and procMonitor-client each get exactly the events of the workload that match, in order", async (t) => {
   const dir = tmpDir(t, 'pm-filter-');
   const filters = {
     // what each filter passes, by the documented rule, of an event as the unfiltered connector saw it
     nobody: [{ match: { user: 'nobody', event: ['exec', 'exit'] } }, (e) => e.user === 'nobody' && (e.event === 'exec' || e.event === 'exit')],
     marked: [{ match: { argv: '/pm-flt-[ab];/' }, exclude: { event: 'fork' } }, (e) => /pm-flt-[ab];/.test(e.cmdline) && e.event !== 'fork'],
     failed: [{ match: { failed: true } }, (e) => e.event === 'exit' && e.exit_code !== 0],
-    // (a fork is matched by what the table knows of its process: the child has its parent's cwd)
-    where: [{ match: { cwd: `${dir}*` } }, (e) => (e.event === 'fork' ? cwdOf(e.parent_pid) : (e.cwd ?? '')).startsWith(dir)],
-    noSleep: [{ exclude: { comm: 'sleep' } }, (e) => e.comm !== 'sleep'],
+    // (a fork says what the table knows of its process: the child has its parent's cwd and exe)
+    where: [{ match: { cwd: `${dir}*` } }, (e) => (e.cwd ?? '').startsWith(dir)],
+    noSleep: [{ exclude: { exe: '*/sleep' } }, (e) => !(e.exe ?? '').endsWith('/sleep')],
   };
   const truth = new ProcConnector({ events: 'fork,exec,exit' }).start();
   t.after(() => truth.stop());
   const all = [];
-  const cwdOf = (pid) => all.find((e) => e.event === 'exec' && e.pid === pid)?.cwd ?? '';
   truth.on('event', (e) => all.push(e));
+  const sockPath = path.join(dir, 'srv.sock');
+  const srv = await serve(t, { source: truth, unix: { path: sockPath }, tcp: { port: 0, host: '127.0.0.1', password: 'pw' } });
   const got = {};
+  const iterated = {};
+  const clients = {};
+  const aborts = new AbortController();
+  t.after(() => aborts.abort());
   for (const [name, [filter]] of Object.entries(filters)) {
     const c = new ProcConnector({ events: 'fork,exec,exit', filter }).start();
     t.after(() => c.stop());
     got[name] = [];
     c.on('event', (e) => got[name].push(e));
+    iterated[name] = [];
+    (async () => {
+      for await (const e of truth.events({ filter, signal: aborts.signal })) iterated[name].push(e);
+    })();
+    const client = connect({ path: sockPath, request: filter });
+    t.after(() => client.close());
+    clients[name] = [];
+    client.on('event', (e) => clients[name].push(e));
+    await client.ready();
   }
+  // Over TCP too (the same request window, after the password).
+  const overTcp = connect({ port: srv.address().tcp.port, password: 'pw', request: filters.marked[0] });
+  t.after(() => overTcp.close());
+  const tcpEvents = [];
+  overTcp.on('event', (e) => tcpEvents.push(e));
+  await overTcp.ready();
+  // procMonitor-client with the same filter as flags.
+  const cli = spawn(process.execPath, [CLIENT_BIN, '-s', sockPath, '-j', '--match', 'argv=/pm-flt-[ab];/', '--exclude', 'event=fork'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => cli.kill());
+  let cliOut = '';
+  cli.stdout.on('data', (d) => (cliOut += d));
+  await until(() => srv.stats().clients === Object.keys(filters).length + 2, 10000, 'every client to be streaming');
   const roots = [];
   // (Each shell lives 50 ms: long enough for every connector to read its argv.)
   roots.push((await sh(': pm-flt-a; sleep 0.05; exit 0', { cwd: dir })).pid);
@@ -80,8 +117,35 @@ test('filtered connectors against ground truth: each gets exactly the events of 
     const want = seen.filter(passes).map(key);
     assert.ok(want.length > 0, `${name}: the workload has events that match`);
     assert.ok(want.length < seen.length, `${name}: and events that do not`);
-    assert.deepEqual(mine(got[name]).map(key), want, name);
+    assert.deepEqual(mine(got[name]).map(key), want, `${name}: the reader's filter`);
+    await until(() => mine(clients[name]).length >= want.length, 10000, `${name}: the client's events`);
+    assert.deepEqual(mine(iterated[name]).map(key), want, `${name}: events({filter})`);
+    assert.deepEqual(mine(clients[name]).map(key), want, `${name}: a client's request line`);
   }
+  const want = seen.filter(filters.marked[1]).map(key);
+  await until(() => mine(tcpEvents).length >= want.length, 10000, 'the TCP client');
+  assert.deepEqual(mine(tcpEvents).map(key), want, 'a TCP client');
+  await until(
+    () =>
+      mine(
+        cliOut
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l)),
+      ).length >= want.length,
+    10000,
+    'procMonitor-client',
+  );
+  assert.deepEqual(
+    mine(
+      cliOut
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l)),
+    ).map(key),
+    want,
+    'procMonitor-client --match --exclude',
+  );
 });
 
 test('subtree in a filter: the pid running at start and what it starts, nothing else; stats().filtered counts the rest', async (t) => {
@@ -122,6 +186,49 @@ test('bad filters: a TypeError naming the rule, at once', () => {
     );
   }
   assert.throws(() => new ProcConnector({ login: false, filter: { match: { login_user: 'alice' } } }), /auid and login_user need the login option/);
+  assert.throws(() => new ProcConnector({ cwd: false, filter: { match: { cwd: '/tmp' } } }), /^TypeError: filter: cwd needs the cwd option$/);
+  assert.throws(() => new ProcConnector({ cgroups: false, filter: { exclude: { container: 'ab' } } }), /container and cgroup need the cgroups option/);
+  assert.throws(() => new ProcConnector({ filter: { match: { subtree: 'e9b5ac0a:7214:42983521471712' } } }), /subtree by exec id is for a running stream/);
+  assert.throws(() => new ProcConnector().events({ filter: { match: { colour: 'red' } } }), /^TypeError: filter: unknown key "colour"/);
+});
+
+test("a client's own filter: a subtree by exec id, followed from its request on; a bad filter or a run that is over: Bad request, Disconnecting", async (t) => {
+  const dir = tmpDir(t, 'pm-filter-');
+  const truth = new ProcConnector({ events: 'fork,exec,exit' }).start();
+  t.after(() => truth.stop());
+  const sockPath = path.join(dir, 'srv.sock');
+  await serve(t, { source: truth, unix: { path: sockPath } });
+  const root = spawn('sh', ['-c', 'read go; sh -c ": pm-flt-rsub; sleep 0.05"; exit 0'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  const seen = [];
+  truth.on('exec', (e) => seen.push(e));
+  const run = await until(() => seen.find((e) => e.pid === root.pid)?.exec_id, 5000, "the root's exec");
+  const client = connect({ path: sockPath, request: { match: { subtree: [run], event: ['exec', 'exit'] } } });
+  t.after(() => client.close());
+  const evs = [];
+  client.on('event', (e) => evs.push(e));
+  await client.ready();
+  const outside = await sh(': pm-flt-outside; sleep 0.02');
+  root.stdin.end('go\n');
+  await new Promise((r) => root.on('exit', r));
+  await until(() => evs.some((e) => e.event === 'exit' && e.pid === root.pid), 10000, "the root's exit");
+  const names = evs.map((e) => `${e.event} ${e.event === 'exec' ? e.argv[0] : e.comm}`);
+  assert.deepEqual(names, ['exec sh', 'exec sleep', 'exit sleep', 'exit sh', 'exit sh'], JSON.stringify(evs));
+  assert.ok(!evs.some((e) => e.pid === outside.pid));
+  // Refused with the reason, then the connection is closed.
+  const refused = async (request) => {
+    const raw = rawConnect(sockPath);
+    await raw.connected;
+    raw.sock.write(`${JSON.stringify(request)}\n`);
+    await raw.closedP;
+    return raw.text();
+  };
+  assert.match(await refused({ match: { colour: 'red' } }), /^Bad request: filter: unknown key "colour" \(event, user, .*\)\. Disconnecting\.\n$/);
+  assert.match(await refused({ match: { argv: '/(a)\\1/' } }), /^Bad request: filter: match argv=\/\(a\)\\1\/: \\1 is not supported.*Disconnecting\.\n$/);
+  assert.match(await refused({ exclude: { subtree: 1 } }), /^Bad request: filter: subtree can be matched, not excluded\. Disconnecting\.\n$/);
+  assert.match(
+    await refused({ match: { subtree: [run] } }),
+    new RegExp(`^Bad request: filter: subtree ${run}: no process runs that program run now \\(it ended or ran another program\\)\\. Disconnecting\\.\\n$`),
+  );
 });
 
 test('procMonitor with --match, --exclude, --failed: stdout (--direct) and a socket client get the same filtered events; bad rules exit 2', async (t) => {

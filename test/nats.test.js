@@ -238,6 +238,33 @@ test('core NATS: fork, exec and exit of a child on procmon.HOST.EVENT, the same 
   assert.match(cp.err, /nats: closed/);
 });
 
+test('--match, --exclude and --redact-defaults with NATS: only the events that match are published, their secrets redacted', T, async () => {
+  const port = await freePort();
+  await startNats(port);
+  const nc = await client(port);
+  const all = await record(nc, 'procmon.>');
+  const args = ['--nats', `nats://127.0.0.1:${port}`, '--direct', '-e', 'fork,exec,exit', '--match', 'argv=*pm-nats-flt*', '--exclude', 'event=fork', '--redact-defaults'];
+  const cp = await daemon(FILE, args).ready;
+  await cp.saw(/nats: connected to 127\.0\.0\.1:\d+/);
+  // Each shell waits for its stdin to close, so /proc still has its argv when its exec is read.
+  const start = (name) => spawn('/bin/sh', ['-c', 'read x; exit 0', name, '--password=hunter2'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  const other = start('pm-nats-other');
+  const kept = start('pm-nats-flt');
+  await until(() => kinds(all.msgs, kept.pid).length === 1, WAIT, `exec of ${kept.pid} on NATS`);
+  // The other ends first: by the time the kept one's exit is published, its events would be.
+  other.stdin.end();
+  await new Promise((r) => other.on('exit', r));
+  kept.stdin.end();
+  await until(() => kinds(all.msgs, kept.pid).includes('exit'), WAIT, `exit of ${kept.pid} on NATS`);
+  assert.deepEqual(kinds(all.msgs, kept.pid), ['exec', 'exit']);
+  assert.deepEqual(kinds(all.msgs, other.pid), []);
+  const exec = all.msgs.find((m) => m.ev.event === 'exec' && m.ev.pid === kept.pid).ev;
+  assert.deepEqual(exec.argv, ['/bin/sh', '-c', 'read x; exit 0', 'pm-nats-flt', '--password=***']);
+  assert.ok(!all.msgs.some((m) => m.text.includes('hunter2')), 'no secret on NATS');
+  assert.ok(!cp.out.includes('hunter2'), 'nor on stdout');
+  assert.equal((await cp.stop()).code, 0);
+});
+
 test('--nats-subject and --nats-name; --nats repeated and comma-separated with a dead server in the list', T, async () => {
   const port = await freePort();
   const dead = await freePort();

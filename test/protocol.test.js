@@ -14,10 +14,17 @@ test('parseRequest: every field, and a clear message for each mistake', () => {
     users: ['root', 0],
   });
   assert.deepEqual(pm.parseRequest('{"events":"exec,fork"}').events, ['exec', 'fork']);
+  const filtered = pm.parseRequest('{"match":{"comm":["ssh","scp"],"failed":true},"exclude":{"user":"root"}}');
+  assert.deepEqual(filtered.match, { comm: ['ssh', 'scp'], failed: true });
+  assert.deepEqual(filtered.exclude, { user: 'root' });
+  assert.deepEqual(filtered.filter.rules, ['match', 'comm', 'ssh', 'match', 'comm', 'scp', 'match', 'failed', 'true', 'exclude', 'user', 'root']);
   const bad = [
     ['nope', /not JSON/],
     ['[1]', /must be a JSON object/],
-    ['{"x":1}', /unknown request field "x" \(known: resume_from, stream, snapshot, events, users\)/],
+    ['{"x":1}', /unknown request field "x" \(known: resume_from, stream, snapshot, events, users, match, exclude\)/],
+    ['{"match":{"colour":"red"}}', /filter: unknown key "colour"/],
+    ['{"exclude":{"argv":"/(?=x)/"}}', /filter: exclude argv=\/\(\?=x\)\/: lookaround/],
+    ['{"match":[]}', /filter\.match must be an object/],
     ['{"resume_from":-1}', /resume_from must be a whole number/],
     ['{"resume_from":1.5}', /resume_from must be a whole number/],
     ['{"stream":""}', /stream must be the id from a hello line/],

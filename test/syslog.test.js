@@ -161,6 +161,34 @@ test('--syslog to a unix socket (logger): log lines as daemon.info / daemon.err,
   assert.doesNotMatch(cp.err, /syslog unix:/, 'no syslog trouble reported');
 });
 
+test('--syslog-events with --match, --exclude and --redact-defaults: only the events that match are logged, their secrets redacted', opts, async (t) => {
+  const dir = tmpDir(t, 'pm-syslog-');
+  const rs = await rsyslogd(t, dir);
+  const sockPath = path.join(dir, 'pm.sock');
+  const args = ['--socket', sockPath, '-e', 'fork,exec,exit', '--syslog', '--syslog-socket', rs.socket, '--syslog-events'];
+  const cp = daemon(t, [...args, '--match', 'argv=*pm-syslog-flt*', '--exclude', 'event=fork', '--redact-defaults']);
+  await cp.ready;
+  const event = (m) => (m.rfc5424?.msg.startsWith('{') ? JSON.parse(m.rfc5424.msg) : null);
+  // The other runs first: by the time the kept one's exit is logged, its events would be.
+  const other = await run('/bin/sh', ['-c', 'sleep 0.1', 'pm-syslog-other', '--token', 'hunter2']);
+  const kept = await run('/bin/sh', ['-c', 'sleep 0.1', 'pm-syslog-flt', '--token', 'hunter2']);
+  const exec = await rs.waitFor((m) => event(m)?.event === 'exec' && event(m).pid === kept.pid, `the exec of ${kept.pid}`);
+  await rs.waitFor((m) => event(m)?.event === 'exit' && event(m).pid === kept.pid, `the exit of ${kept.pid}`);
+  assert.deepEqual(event(exec).argv, ['/bin/sh', '-c', 'sleep 0.1', 'pm-syslog-flt', '--token', '***']);
+  const logged = rs.messages().map(event).filter(Boolean);
+  assert.deepEqual(
+    logged.filter((e) => e.pid === kept.pid || e.child_pid === kept.pid).map((e) => e.event),
+    ['exec', 'exit'],
+  );
+  assert.deepEqual(
+    logged.filter((e) => e.pid === other.pid || e.child_pid === other.pid),
+    [],
+  );
+  assert.ok(!rs.messages().some((m) => (m.rfc5424?.msg ?? '').includes('hunter2')), 'no secret in syslog');
+  cp.kill('SIGTERM');
+  assert.deepEqual(await cp.exited, { code: 0, signal: null });
+});
+
 test('--syslog-target tcp:// (octet-counted) and udp://, with --syslog-facility', opts, async (t) => {
   const dir = tmpDir(t, 'pm-syslog-');
   const udpPort = await freeUdpPort();

@@ -4,6 +4,7 @@ import { formatEvent } from './format';
 
 export { formatEvent };
 import { parseFlags, UsageError, wholeNumber } from './args';
+import { filterFlags, filterUsage, FILTER_BOOLEAN_FLAGS, FILTER_STRING_FLAGS } from './filter-flags';
 import { readTlsFlags } from './tls-flags';
 import { readSecretFile } from '../secret';
 
@@ -36,6 +37,8 @@ the seed's processClient.js (-s, -t, -H, -p, -a) with its defaults: its command 
   -e, --events LIST     only these events (comma list: fork,exec,exit,...; default all);
                         the server is asked to send only those
   -u, --users LIST      only events of these users (comma list of names or uids)
+  The server runs this filter for this client (as the daemon's own flags do for all):
+${filterUsage(true)}
   -r, --resume          when the connection drops, reconnect and go on after the last
                         event received (no gap while the server's replay ring reaches back)
   -j, --json            print the raw NDJSON lines
@@ -45,8 +48,8 @@ Environment: PROCMONITOR_AUTH holds the TCP password when neither --auth nor --a
 Exit status: 0 after SIGINT/SIGTERM, 1 when the connection fails or the server closes it,
 2 on bad options.`;
 
-const STRING_FLAGS = ['socket', 'host', 'port', 'auth', 'auth-file', 'events', 'users', 'tls-ca', 'tls-cert', 'tls-key', 'tls-servername'];
-const BOOLEAN_FLAGS = ['tcp', 'json', 'help', 'tls', 'insecure', 'resume'];
+const STRING_FLAGS = ['socket', 'host', 'port', 'auth', 'auth-file', 'events', 'users', 'tls-ca', 'tls-cert', 'tls-key', 'tls-servername', ...FILTER_STRING_FLAGS];
+const BOOLEAN_FLAGS = ['tcp', 'json', 'help', 'tls', 'insecure', 'resume', ...FILTER_BOOLEAN_FLAGS];
 const SHORT: Record<string, string> = { s: 'socket', t: 'tcp', H: 'host', p: 'port', a: 'auth', e: 'events', u: 'users', r: 'resume', j: 'json', h: 'help' };
 
 export interface ClientCliOptions {
@@ -81,11 +84,13 @@ export function parseClientArgs(argv: string[], env: NodeJS.ProcessEnv = process
   const users = usersText === undefined ? undefined : usersText.split(',').map((u) => u.trim());
   if (users && (users.length === 0 || users.some((u) => u === ''))) throw new UsageError('--users needs a comma list of user names or uids');
   // What the server is asked (its filters spare the bytes), and whether to resume.
+  const filter = filterFlags(flags, true);
   const extra: Pick<ConnectOptions, 'request' | 'resume'> = {};
-  if (events || users) {
+  if (events || users || filter) {
     extra.request = {
       ...(events ? { events: [...events].filter((e) => e !== 'lost') as NonNullable<NonNullable<ConnectOptions['request']>['events']> } : {}),
       ...(users ? { users: users.map((u) => (/^\d+$/.test(u) ? Number(u) : u)) } : {}),
+      ...filter,
     };
   }
   if (flags.on('resume')) extra.resume = true;

@@ -13,7 +13,7 @@ import { syslogConfig, type SyslogConfig } from './syslog';
 import { natsCliOptions, NATS_FLAGS, NATS_USAGE, type NatsCliOptions } from './nats';
 import { readSecretFile, type SecretFile } from '../secret';
 import { patternError, type EventFilter } from '../filter';
-import { filterFlags, FILTER_BOOLEAN_FLAGS, FILTER_STRING_FLAGS, FILTER_USAGE } from './filter-flags';
+import { filterFlags, filterUsage, FILTER_BOOLEAN_FLAGS, FILTER_STRING_FLAGS } from './filter-flags';
 
 export const NAME = 'procMonitor';
 export const DEFAULT_SOCKET = '/var/run/procMonitor.sock';
@@ -98,7 +98,7 @@ ${option('-e, --events LIST', `events to report, comma-separated: ${EVENT_NAMES.
                          in its own pid namespace) on fork, exec and exit (default: no)
       --env LIST         environment variables, by name, to report as env on fork, exec
                          and exit, e.g. CI_JOB_ID,KUBERNETES_SERVICE_HOST (default: none)
-${FILTER_USAGE}
+${filterUsage(false)}
       --redact PATTERN   in each argument (and env value) that matches, show what follows
                          '=' (or all of it) as *** (repeatable; default: none)
       --redact-defaults  hide the secrets command lines carry in practice: --password=,

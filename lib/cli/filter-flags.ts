@@ -7,8 +7,19 @@ import { UsageError, type Flags } from './args';
 export const FILTER_STRING_FLAGS = ['match', 'exclude', 'subtree'] as const;
 export const FILTER_BOOLEAN_FLAGS = ['failed'] as const;
 
-/** Their part of --help. */
-export const FILTER_USAGE = `      --match KEY=PATTERN
+/** Their part of --help (`execIds`: --subtree also takes exec ids, as a client's request does). */
+export function filterUsage(execIds: boolean): string {
+  return execIds ? FILTER_USAGE.replace(SUBTREE_USAGE, CLIENT_SUBTREE_USAGE) : FILTER_USAGE;
+}
+
+const SUBTREE_USAGE = `      --subtree PID      follow only PID and its descendants, by fork lineage (repeatable;
+                         default: the whole host)`;
+const CLIENT_SUBTREE_USAGE = `      --subtree PID|EXEC_ID
+                         follow only PID (or the process of the program run EXEC_ID, which
+                         must be running) and its descendants, by fork lineage, from the
+                         request on (repeatable; default: every process)`;
+
+const FILTER_USAGE = `      --match KEY=PATTERN
                          pass only events that match (repeatable: AND across keys, OR
                          within one); keys: event, user, uid, login_user, auid, comm, exe,
                          argv, cwd, container, cgroup, failed; PATTERN a glob (/usr/bin/*)
@@ -21,7 +32,7 @@ export const FILTER_USAGE = `      --match KEY=PATTERN
       --failed           pass only exits with a non-zero status or a signal (default: off)`;
 
 /** The filter the flags give, checked (a UsageError naming the rule at fault); null: none. */
-export function filterFlags(flags: Flags): EventFilter | null {
+export function filterFlags(flags: Flags, execIds = false): EventFilter | null {
   const match: Record<string, FilterValue[]> = {};
   const exclude: Record<string, FilterValue[]> = {};
   const add = (side: Record<string, FilterValue[]>, flag: string, text: string) => {
@@ -33,8 +44,9 @@ export function filterFlags(flags: Flags): EventFilter | null {
   for (const t of flags.list('match')) add(match, 'match', t);
   for (const t of flags.list('exclude')) add(exclude, 'exclude', t);
   for (const t of flags.list('subtree')) {
-    if (!/^\d+$/.test(t)) throw new UsageError(`--subtree takes a pid, got "${t}"`);
-    (match.subtree ??= []).push(Number(t));
+    if (execIds && /^[0-9a-f]{8}:\d+:\d+$/.test(t)) (match.subtree ??= []).push(t);
+    else if (/^\d+$/.test(t)) (match.subtree ??= []).push(Number(t));
+    else throw new UsageError(`--subtree takes a pid${execIds ? ' or an exec id' : ''}, got "${t}"`);
   }
   if (flags.on('failed')) (match.failed ??= []).push(true);
   const filter: EventFilter = {

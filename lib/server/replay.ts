@@ -5,6 +5,8 @@
  * out of those bytes without serialising anything again.
  */
 import { EVENT_NAMES, KIND_NAMES, LOST_KIND, type EventName, type LineBatch } from '../events';
+import { pickLines } from '../filter';
+import type { NativeLineFilter } from '../native';
 
 /** One batch as it went on the wire. */
 export interface Chunk extends LineBatch {
@@ -36,27 +38,52 @@ export function numberLines(lines: LineBatch, first: number): Chunk {
   return { first, at: 0, buf: out.subarray(0, dst), ends: newEnds, kinds: lines.kinds, uids: lines.uids };
 }
 
-/** What a client asked to receive: some event kinds, some users. `lost` always passes. */
+/** What a client asked to receive: some event kinds, some users, its own filter. `lost` always passes. */
 export interface Filter {
   /** Bit per KIND_NAMES index. */
   kinds: number;
   /** uids, or null for every user. */
   uids: Set<number> | null;
+  /** Its request's match, exclude and subtree, run on the lines; or null. */
+  lines: LineSelector | null;
 }
 
-/** A filter from event names and uids (either may be absent: everything). */
-export function makeFilter(events: readonly EventName[] | null, uids: readonly number[] | null): Filter | null {
-  if (!events && !uids) return null;
+/**
+ * A client's own filter on the stream's lines (native/line_filter.h). A subtree changes with
+ * each fork and exit it sees, so each line is offered to it once, in order: what it decided
+ * for a chunk is kept while the client may still be given that chunk (a live client that falls
+ * behind is fed the same chunk from the ring).
+ */
+export class LineSelector {
+  private readonly masks = new Map<number, Uint8Array>(); // chunk.first -> 1 per line kept
+  constructor(private readonly filter: NativeLineFilter) {}
+
+  /** Per line of `c`, 1 if it goes out. Chunks come in order; those before `c` are done with. */
+  mask(c: Chunk): Uint8Array {
+    for (const first of this.masks.keys()) if (first < c.first) this.masks.delete(first);
+    let m = this.masks.get(c.first);
+    if (!m) {
+      m = this.filter.keep(c.buf, c.ends);
+      this.masks.set(c.first, m);
+    }
+    return m;
+  }
+}
+
+/** A filter from event names and uids (either may be absent: everything), and the client's own on lines. */
+export function makeFilter(events: readonly EventName[] | null, uids: readonly number[] | null, lines: NativeLineFilter | null = null): Filter | null {
+  if (!events && !uids && !lines) return null;
   let kinds = 1 << LOST_KIND;
   for (const name of events ?? EVENT_NAMES) kinds |= 1 << KIND_NAMES.indexOf(name);
-  return { kinds, uids: uids ? new Set(uids) : null };
+  return { kinds, uids: uids ? new Set(uids) : null, lines: lines ? new LineSelector(lines) : null };
 }
 
-function passes(c: Chunk, i: number, f: Filter): boolean {
+function passes(c: Chunk, i: number, f: Filter, mask: Uint8Array | null): boolean {
   const k = c.kinds[i] as number;
   if (k === LOST_KIND) return true;
   if (!(f.kinds & (1 << k))) return false;
-  return f.uids === null || f.uids.has(c.uids[i] as number);
+  if (f.uids !== null && !f.uids.has(c.uids[i] as number)) return false;
+  return mask === null || mask[i] === 1;
 }
 
 /** Byte offset in `c.buf` where line `i` starts. */
@@ -66,26 +93,9 @@ export function lineOffset(c: Chunk, i: number): number {
 
 /** The lines of `c` from index `from` on that pass `f` (no copy when all of them do). */
 export function select(c: Chunk, from: number, f: Filter | null): { buf: Buffer; count: number } {
-  const n = c.ends.length;
-  const start = lineOffset(c, from);
-  if (!f) return { buf: from === 0 ? c.buf : c.buf.subarray(start), count: n - from };
-  const parts: Buffer[] = [];
-  let count = 0;
-  let runStart = -1; // byte offset where the current run of passing lines began
-  let lineStart = start;
-  for (let i = from; i < n; i++) {
-    const end = c.ends[i] as number;
-    if (passes(c, i, f)) {
-      if (runStart < 0) runStart = lineStart;
-      count++;
-    } else if (runStart >= 0) {
-      parts.push(c.buf.subarray(runStart, lineStart));
-      runStart = -1;
-    }
-    lineStart = end;
-  }
-  if (runStart >= 0) parts.push(c.buf.subarray(runStart, lineStart));
-  return { buf: parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts), count };
+  if (!f) return { buf: from === 0 ? c.buf : c.buf.subarray(lineOffset(c, from)), count: c.ends.length - from };
+  const mask = f.lines ? f.lines.mask(c) : null;
+  return pickLines(c.buf, c.ends, from, (i) => passes(c, i, f, mask));
 }
 
 /** The last `maxEvents` events (and at most `maxBytes` bytes of them) as they went on the wire. */

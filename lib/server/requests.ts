@@ -5,7 +5,9 @@
 // answer (hello, the snapshot) is handed to the fan-out, which writes it before the stream.
 import * as tls from 'node:tls';
 import type { ProcessRecord } from '../events';
-import { badRequestLine, helloLine, MAX_REQUEST_BYTES, parseRequest, processLine, snapshotLine, type ClientRequest } from '../protocol';
+import { lineFilter } from '../filter';
+import type { NativeLineFilter } from '../native';
+import { badRequestLine, helloLine, MAX_REQUEST_BYTES, parseRequest, processLine, snapshotLine, type ParsedRequest } from '../protocol';
 import { IdResolver } from './accounts';
 import { TokenBuckets } from './buckets';
 import { BUSY_RETRY_MS, EMPTY, isPrivileged, peerKey, who, type Conn } from './conn';
@@ -106,7 +108,7 @@ export class Requests {
     if (nl > MAX_REQUEST_BYTES) return this.badRequest(conn, `the request line is longer than ${MAX_REQUEST_BYTES} bytes`);
     const line = buf.toString('utf8', 0, nl).replace(/\r$/, '');
     if (line.trim() === '') return this.release(conn, null); // an empty line: the plain stream
-    let req: ClientRequest;
+    let req: ParsedRequest;
     try {
       req = parseRequest(line);
     } catch (err) {
@@ -127,7 +129,7 @@ export class Requests {
   }
 
   /** Ends the request phase: answers the request (if any), then feeds it from the ring. */
-  private release(conn: Conn, req: ClientRequest | null): void {
+  private release(conn: Conn, req: ParsedRequest | null): void {
     if (conn.mode !== 'request' || conn.state !== 'streaming') return;
     if (conn.timer) clearTimeout(conn.timer);
     conn.timer = null;
@@ -138,7 +140,7 @@ export class Requests {
   }
 
   /** Runs whenAllowed again after `ms` (the client's events wait in the ring meanwhile). */
-  private retry(conn: Conn, req: ClientRequest, ms: number): void {
+  private retry(conn: Conn, req: ParsedRequest, ms: number): void {
     conn.timer = setTimeout(() => {
       conn.timer = null;
       this.whenAllowed(conn, req);
@@ -149,13 +151,14 @@ export class Requests {
    * A request is answered once its peer (a local user, a network) has a token for it: 2 a
    * second, 10 at once. Meanwhile its events wait in the ring, as during the request window.
    */
-  private whenAllowed(conn: Conn, req: ClientRequest): void {
+  private whenAllowed(conn: Conn, req: ParsedRequest): void {
     if (conn.mode !== 'request' || conn.state !== 'streaming') return;
     const key = peerKey(conn);
     const privileged = isPrivileged(conn);
     // One costly answer at a time per peer (names being looked up, a snapshot not yet
     // written): the next waits for it, so that one peer never holds many tables or lookups.
-    if (!privileged && (req.users || req.snapshot) && (this.busy.get(key) ?? 0) > 0) return this.retry(conn, req, BUSY_RETRY_MS);
+    const subtree = req.filter !== undefined && (req.filter.subtree.length > 0 || req.filter.runs.length > 0); // (reads the table)
+    if (!privileged && (req.users || req.snapshot || subtree) && (this.busy.get(key) ?? 0) > 0) return this.retry(conn, req, BUSY_RETRY_MS);
     const wait = privileged ? 0 : this.budget.take(key, 1);
     if (wait > 0) {
       this.hooks.tally.add('requests slowed', `${who(conn)}: client ${conn.id}: too many requests from ${key}, answered in ${wait} ms`, key);
@@ -188,13 +191,19 @@ export class Requests {
   }
 
   /** Answers a request (hello, a snapshot) and sets where its stream starts. */
-  private answer(conn: Conn, req: ClientRequest, uids: number[] | null): void {
+  private answer(conn: Conn, req: ParsedRequest, uids: number[] | null): void {
     if (conn.mode !== 'request' || conn.state !== 'streaming') return;
     const snapshot = this.o.snapshot;
     if (req.snapshot && !snapshot) return this.badRequest(conn, 'this server keeps no process table (its source has no snapshot())');
     // A peer that sees only its own processes asks for those of others in vain.
     if (conn.only !== null) uids = (uids ?? [conn.only]).filter((u) => u === conn.only);
-    conn.filter = makeFilter(req.events ?? null, uids);
+    let lines: NativeLineFilter | null = null;
+    try {
+      lines = req.filter ? lineFilter(req.filter, () => (snapshot ? snapshot() : [])) : null;
+    } catch (err) {
+      return this.badRequest(conn, (err as Error).message);
+    }
+    conn.filter = makeFilter(req.events ?? null, uids, lines);
     const ring = this.fanout.ring;
     const last = ring.next - 1;
     conn.own = this.answerLines(last, req.snapshot && snapshot ? snapshot().filter((p) => !uids || (p.uid !== null && uids.includes(p.uid))) : null);

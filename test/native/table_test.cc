@@ -196,10 +196,10 @@ void CwdReadAtExecInheritedAtForkCarriedToExit() {
   h.Add(200, 100, "make", {"make", "-j2"}, 1000).cwd = "/src/proj";
   std::vector<OutEvent> e = h.Feed(h.Ev(pm::kExec, 200, 200));  // (a copy: Feed reuses its vector)
   EXPECT(e.size() == 1 && e[0].with_cwd && e[0].have_cwd && e[0].cwd == "/src/proj" && !(e[0].missing & pm::kMissCwd));
-  // Its child runs make until it execs: the table's cwd is inherited, and carried to an exit
-  // that comes before any exec; a fork event says nothing of it.
+  // Its child runs make until it execs: the table's cwd is inherited, shown on its fork, and
+  // carried to an exit that comes before any exec.
   auto& f = h.Fork(200, 201);
-  EXPECT(f.size() == 1 && !f[0].with_cwd && !(f[0].missing & pm::kMissCwd));
+  EXPECT(f.size() == 1 && f[0].with_cwd && f[0].cwd == "/src/proj" && !(f[0].missing & pm::kMissCwd));
   auto& x = h.Exit(201, 201, 0);
   EXPECT(x.size() == 1 && x[0].with_cwd && x[0].cwd == "/src/proj");
   // A chdir() shows at the next exec only: what /proc says then.

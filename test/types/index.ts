@@ -90,3 +90,12 @@ connect({ path: '/tmp/pm.sock', request: { snapshot: 'yes' } });
 const req: ClientRequest = parseRequest('{"resume_from": 1}');
 const code: RefusalCode = refusalCode('Too many clients (max 1). Disconnecting.\n');
 (void req, code);
+
+// A stream's own filter: connector.events({ filter }) and a client's request take the one model.
+void (async () => {
+  for await (const ev of conn.events({ filter: { match: { exe: '/usr/bin/*', subtree: ['e9b5ac0a:1:2', 1] }, exclude: { failed: false } } })) void ev.event;
+})();
+// @ts-expect-error a filter names keys of FILTER_KEYS only
+void conn.events({ filter: { match: { colour: 'red' } } });
+const filtered: ClientRequest = { match: { failed: true }, exclude: { user: 'root' } };
+void filtered;
