@@ -1,6 +1,6 @@
 // The options of a ProcConnector, and their checks: what the native reader is started with.
 import { eventMask, parseEventList } from './events';
-import { compileFilter, patternError, type EventFilter } from './filter';
+import { compileFilter, patternError, type EventFilter, type FilterKey } from './filter';
 import type { NativeStartOptions } from './native';
 import { boolOption, intOption } from './options';
 
@@ -158,16 +158,23 @@ export function nativeOptions(options: ProcConnectorOptions): Omit<NativeStartOp
   };
 }
 
+/**
+ * The filter reads what an event says: a key on a field the events do not carry (its option
+ * off) is refused, rather than match nothing (or, in exclude, exclude nothing).
+ */
+export function checkFilterFields(keys: ReadonlySet<FilterKey>, on: { login: boolean; cwd: boolean; cgroups: boolean }): void {
+  if (!on.login && (keys.has('auid') || keys.has('login_user'))) throw new TypeError('filter: auid and login_user need the login option');
+  if (!on.cwd && keys.has('cwd')) throw new TypeError('filter: cwd needs the cwd option');
+  if (!on.cgroups && (keys.has('container') || keys.has('cgroup'))) throw new TypeError('filter: container and cgroup need the cgroups option');
+}
+
 // The filter's rules; its subtree joins the connector's own.
 function filterOptions(options: ProcConnectorOptions): { filter: string[]; subtree: number[] } {
   const f = compileFilter(options.filter);
   if (f.runs.length > 0) {
     throw new TypeError("filter: subtree by exec id is for a running stream (connector.events({ filter }), a client's request line); the connector's own filter takes pids");
   }
-  // The filter reads what an event says: a field turned off cannot be filtered on.
-  if (options.login === false && (f.keys.has('auid') || f.keys.has('login_user'))) throw new TypeError('filter: auid and login_user need the login option');
-  if (options.cwd === false && f.keys.has('cwd')) throw new TypeError('filter: cwd needs the cwd option');
-  if (options.cgroups === false && (f.keys.has('container') || f.keys.has('cgroup'))) throw new TypeError('filter: container and cgroup need the cgroups option');
+  checkFilterFields(f.keys, { login: options.login !== false, cwd: options.cwd !== false, cgroups: options.cgroups !== false });
   const subtree = subtreeList(options.subtree);
   if (f.subtree.length > 0) subtree.push(...f.subtree.filter((p) => !subtree.includes(p)));
   if (subtree.length > 1024) throw new TypeError("subtree: at most 1024 pids, the filter's included");
@@ -176,6 +183,8 @@ function filterOptions(options: ProcConnectorOptions): { filter: string[]; subtr
 
 /** The addon's context groups (ContextGroup, native/events.h). */
 const CONTEXT = { login: 1, tty: 2, namespaces: 4 } as const;
+/** The login group's bit in NativeStartOptions.context. */
+export const CONTEXT_LOGIN = CONTEXT.login;
 
 function envList(v: readonly string[] | undefined): string[] {
   if (v === undefined) return [];

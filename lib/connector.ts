@@ -17,7 +17,7 @@ import {
   type ProcEvent,
   type ProcEventMap,
 } from './events';
-import { nativeOptions, type ProcConnectorOptions } from './connector-options';
+import { checkFilterFields, CONTEXT_LOGIN, nativeOptions, type ProcConnectorOptions } from './connector-options';
 import { compileFilter, lineFilter, pickLines, type EventFilter } from './filter';
 import { loadBinding, type ConnectorStats, type NativeConnector, type NativeLineFilter, type NativeStartOptions } from './native';
 import { intOption } from './options';
@@ -58,7 +58,8 @@ export interface EventsOptions {
   /**
    * Only the events this filter keeps (the connector's own filter model: `match`, `exclude`,
    * a `subtree` of pids or exec ids followed from now), run on the lines by the addon before
-   * any object is made. A TypeError at once if it is not valid.
+   * any object is made. A TypeError at once if it is not valid (or names a field this
+   * connector's options turn off); an Error if an exec id in `subtree` runs no more.
    */
   filter?: EventFilter;
   /** Events buffered for a slow consumer at most; beyond, a `lost` event (source "client"). Default 65536. */
@@ -284,7 +285,13 @@ export class ProcConnector extends EventEmitter<ProcConnectorEvents> {
    * (source "client") in place of what it missed.
    */
   events(options: EventsOptions = {}): AsyncIterableIterator<ProcEvent> {
-    return iterate(this, options);
+    let lines: NativeLineFilter | null = null;
+    if (options.filter !== undefined) {
+      const f = compileFilter(options.filter);
+      checkFilterFields(f.keys, { login: (this.opts.context & CONTEXT_LOGIN) !== 0, cwd: this.opts.cwd, cgroups: this.opts.cgroups });
+      lines = lineFilter(f, () => this.snapshot());
+    }
+    return iterate(this, options, lines);
   }
 
   [Symbol.asyncIterator](): AsyncIterableIterator<ProcEvent> {
@@ -320,7 +327,7 @@ function startFailure(code: ProcConnectorErrorCode, message: string): string {
   );
 }
 
-function iterate(conn: ProcConnector, options: EventsOptions): AsyncIterableIterator<ProcEvent> {
+function iterate(conn: ProcConnector, options: EventsOptions, lines: NativeLineFilter | null = null): AsyncIterableIterator<ProcEvent> {
   const max = intOption(options.maxBuffered, 'maxBuffered', 65536, 1);
   const buf: ProcEvent[] = [];
   let head = 0;
@@ -332,7 +339,6 @@ function iterate(conn: ProcConnector, options: EventsOptions): AsyncIterableIter
     wake = null;
     w?.();
   };
-  const lines = options.filter === undefined ? null : lineFilter(compileFilter(options.filter), () => conn.snapshot());
   const onLines = (lb: LineBatch) => {
     const keep = (lines as NativeLineFilter).keep(lb.buf, lb.ends);
     onBatch(parseLines(pickLines(lb.buf, lb.ends, 0, (i) => keep[i] === 1).buf));

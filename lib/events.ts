@@ -211,16 +211,19 @@ export interface ExitEvent extends Base {
   cost?: ProcessCost;
 }
 
-/** The events but fork, exec and exit: who the process is and what it runs, as the table knows it then. */
+/**
+ * The events but fork, exec and exit: who the process is and what it runs, as the table knows
+ * it then (since issue 18; absent on lines from older servers and the seed daemon).
+ */
 interface ThreadTagged extends Base {
   pid: number;
-  user: string;
+  user?: string;
   /** null where the user is not known (`missing` names "user"); after a `uid` event, the new real uid. */
-  uid: number | null;
+  uid?: number | null;
   /** Its name (a `comm` event: the new one). */
-  comm: string;
-  cmdline: string;
-  exe: string;
+  comm?: string;
+  cmdline?: string;
+  exe?: string;
   /** Set when the event is about a non-leader thread (only with `threads: true`). */
   thread?: true;
   tid?: number;

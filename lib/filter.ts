@@ -79,7 +79,7 @@ export function compileFilter(filter: EventFilter | undefined): CompiledFilter {
       }
     }
   }
-  if (out.rules.length / 3 > MAX_RULES) throw new TypeError(`filter: more than ${MAX_RULES} values`);
+  if (out.rules.length / 3 + out.subtree.length + out.runs.length > MAX_RULES) throw new TypeError(`filter: more than ${MAX_RULES} values`);
   return out;
 }
 
@@ -111,15 +111,18 @@ function valueText(side: string, key: FilterKey, v: unknown): string {
 /**
  * The processes a subtree follows from now: its pids, the processes of its exec ids (each must
  * be running that program run), and what they started that runs (`records`: the live table).
- * Empty when the filter has no subtree. Throws an Error saying which exec id runs no more.
+ * Empty when the filter has no subtree. Throws an Error saying which exec id runs no more,
+ * unless `ended` (a client that resumes: its backlog may hold that run): then its pid.
+ * Descendants are found by their parent now (a process reparented to init is not found).
  */
-export function followedNow(f: CompiledFilter, records: readonly ProcessRecord[]): number[] {
+export function followedNow(f: CompiledFilter, records: readonly ProcessRecord[], ended = false): number[] {
   if (f.subtree.length === 0 && f.runs.length === 0) return [];
   const roots = new Set(f.subtree);
+  const byRun = new Map(records.map((r) => [r.exec_id, r.pid]));
   for (const run of f.runs) {
-    const p = records.find((r) => r.exec_id === run);
-    if (!p) throw new Error(`filter: subtree ${run}: no process runs that program run now (it ended or ran another program)`);
-    roots.add(p.pid);
+    const pid = byRun.get(run) ?? (ended ? Number(EXEC_ID.exec(run)?.[1]) : undefined);
+    if (pid === undefined) throw new Error(`filter: subtree ${run}: no process runs that program run now (it ended or ran another program)`);
+    roots.add(pid);
   }
   const children = new Map<number, number[]>();
   for (const r of records) {
@@ -143,11 +146,11 @@ export function followedNow(f: CompiledFilter, records: readonly ProcessRecord[]
  * same rules the reader runs, on what each line says; null when it filters nothing. `records`:
  * the live table, for a subtree (called only when there is one).
  */
-export function lineFilter(f: CompiledFilter, records: () => readonly ProcessRecord[]): NativeLineFilter | null {
+export function lineFilter(f: CompiledFilter, records: () => readonly ProcessRecord[], ended = false): NativeLineFilter | null {
   if (f.rules.length === 0 && f.subtree.length === 0 && f.runs.length === 0) return null;
   const binding = loadBinding();
   if (binding instanceof Error) throw binding;
-  const followed = f.subtree.length > 0 || f.runs.length > 0 ? followedNow(f, records()) : [];
+  const followed = f.subtree.length > 0 || f.runs.length > 0 ? followedNow(f, records(), ended) : [];
   return new binding.LineFilter(f.rules, followed);
 }
 

@@ -25,19 +25,23 @@ class LineFilterObject : public Napi::ObjectWrap<LineFilterObject> {
     }
     Napi::Array rules = info[0].As<Napi::Array>();
     Napi::Array followed = info[1].As<Napi::Array>();
-    std::vector<pm::FilterRule> rs;
-    for (uint32_t i = 0; i + 2 < rules.Length(); i += 3) {
-      Napi::Value side = rules[i], key = rules[i + 1], value = rules[i + 2];
-      if (!side.IsString() || !key.IsString() || !value.IsString()) {
+    // (An element read may throw: a getter, a Proxy. Then the exception stands, and we return.)
+    std::vector<std::string> texts;
+    for (uint32_t i = 0; i < rules.Length(); i++) {
+      Napi::Value v = rules.Get(i);
+      if (env.IsExceptionPending()) return;
+      if (!v.IsString()) {
         Napi::TypeError::New(env, "LineFilter: rules are strings").ThrowAsJavaScriptException();
         return;
       }
-      rs.push_back(pm::FilterRule{side.As<Napi::String>().Utf8Value() == "exclude", key.As<Napi::String>().Utf8Value(),
-                                  value.As<Napi::String>().Utf8Value()});
+      texts.push_back(v.As<Napi::String>().Utf8Value());
     }
+    std::vector<pm::FilterRule> rs;
+    for (size_t i = 0; i + 2 < texts.size(); i += 3) rs.push_back(pm::FilterRule{texts[i] == "exclude", texts[i + 1], texts[i + 2]});
     std::vector<int32_t> pids;
     for (uint32_t i = 0; i < followed.Length(); i++) {
-      Napi::Value v = followed[i];
+      Napi::Value v = followed.Get(i);
+      if (env.IsExceptionPending()) return;
       if (v.IsNumber()) pids.push_back(v.As<Napi::Number>().Int32Value());
     }
     std::string why;
@@ -57,17 +61,16 @@ class LineFilterObject : public Napi::ObjectWrap<LineFilterObject> {
     Napi::Buffer<char> buf = info[0].As<Napi::Buffer<char>>();
     Napi::Uint32Array ends = info[1].As<Napi::Uint32Array>();
     const size_t n = ends.ElementLength();
-    Napi::Uint8Array out = Napi::Uint8Array::New(env, n);
-    size_t start = 0;
-    for (size_t i = 0; i < n; i++) {
-      const size_t end = ends[i];
-      if (end < start || end > buf.Length()) {
+    // Checked whole before any line is offered: the filter's subtree changes with each.
+    for (size_t i = 0, start = 0; i < n; start = ends[i++]) {
+      if (ends[i] < start || ends[i] > buf.Length()) {
         Napi::RangeError::New(env, "keep: a line ends outside the buffer").ThrowAsJavaScriptException();
         return env.Undefined();
       }
-      out[i] = filter_.Keep(buf.Data() + start, end - start) ? 1 : 0;
-      start = end;
     }
+    Napi::Uint8Array out = Napi::Uint8Array::New(env, n);
+    if (env.IsExceptionPending()) return env.Undefined();
+    for (size_t i = 0, start = 0; i < n; start = ends[i++]) out[i] = filter_.Keep(buf.Data() + start, ends[i] - start) ? 1 : 0;
     return out;
   }
 

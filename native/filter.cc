@@ -40,7 +40,10 @@ bool AnyNumber(const std::vector<uint32_t>& ns, uint32_t n) {
   return false;
 }
 
+// Text is matched as the event's line shows it (bytes that are not UTF-8 read as U+FFFD), so
+// that a filter run on the lines (line_filter.h) keeps the same events.
 bool AnyPattern(const std::vector<Pattern>& ps, const std::string& text) {
+  if (!ValidUtf8(text.data(), text.size())) return AnyPattern(ps, ShownUtf8(text.data(), text.size()));
   for (const Pattern& p : ps) {
     if (p.Match(text)) return true;
   }
@@ -135,8 +138,10 @@ bool EventFilter::Passes(const Term& t, const OutEvent& e) {
       return e.have_cwd && AnyPattern(t.patterns, e.cwd);
     case kContainer:
     case kCgroup: {
-      const std::string& v = t.key == kContainer ? e.container_id : e.cgroup;
-      if (v.empty()) return false;
+      const std::string& raw = t.key == kContainer ? e.container_id : e.cgroup;
+      if (raw.empty()) return false;
+      std::string shown;  // (as the line shows it: see AnyPattern)
+      const std::string& v = ValidUtf8(raw.data(), raw.size()) ? raw : (shown = ShownUtf8(raw.data(), raw.size()));
       for (const std::string& pre : t.prefixes) {
         // A container id by any prefix (docker ps shows 12 digits); a cgroup and those below it.
         if (v.compare(0, pre.size(), pre) == 0 &&

@@ -24,15 +24,19 @@ class LineFilter {
   // and those of their descendants that run. False with why in `error` if a rule is not valid.
   bool Compile(const std::vector<FilterRule>& rules, const std::vector<int32_t>& followed, std::string* error);
   // Whether a line goes out. A loss report always does; a line that is not an event never.
-  // Followed: a fork of a followed process adds the child, its exit ends it.
+  // Followed: a child of a followed process is (by its fork line, else its exec or exit line's
+  // ppid), and its exit ends it.
   bool Keep(const char* p, size_t n);
   size_t followed() const { return tree_.size(); }
 
  private:
+  bool Follow(const OutEvent& e);
+
   EventFilter filter_;
   bool scoped_ = false;
-  std::unordered_set<int32_t> tree_;
-  LineEvent line_;  // (reused: its strings keep their capacity)
+  std::unordered_set<int32_t> tree_;    // followed now
+  std::unordered_set<int32_t> pinned_;  // followed from the start, until their exit
+  LineEvent line_;                      // (reused: its strings keep their capacity)
 };
 
 }  // namespace pm

@@ -1,6 +1,7 @@
 #include "line_reader.h"
 
 #include <climits>
+#include <cstring>
 
 #include "wire.h"
 #include "wire_fields.h"
@@ -8,13 +9,59 @@
 namespace pm {
 namespace {
 
+// The members a filter reads (the text ones first, in the order of Member's texts).
+enum Field : uint8_t {
+  kUser,
+  kComm,
+  kExe,
+  kCmdline,
+  kCwd,
+  kCgroup,
+  kContainerId,
+  kLoginUser,
+  kEvent,
+  kThread,
+  kMissing,
+  kPid,  // the numbers, from here (pids first, in the order of Reader::pids)
+  kChildPid,
+  kChildTgid,
+  kTgid,
+  kParentPid,
+  kPpid,
+  kUid,
+  kAuid,
+  kExitCode,
+  kOther
+};
+
+Field FieldNamed(const std::string& k) {
+  struct Name {
+    const char* text;
+    size_t size;
+  };
+#define PM_NAME(s) \
+  { s, sizeof(s) - 1 }
+  static const Name kNames[] = {PM_NAME("user"),      PM_NAME("comm"),       PM_NAME("exe"),          PM_NAME("cmdline"),
+                                PM_NAME("cwd"),       PM_NAME("cgroup"),     PM_NAME("container_id"), PM_NAME("login_user"),
+                                PM_NAME("event"),     PM_NAME("thread"),     PM_NAME("missing"),      PM_NAME("pid"),
+                                PM_NAME("child_pid"), PM_NAME("child_tgid"), PM_NAME("tgid"),         PM_NAME("parent_pid"),
+                                PM_NAME("ppid"),      PM_NAME("uid"),        PM_NAME("auid"),         PM_NAME("exit_code")};
+#undef PM_NAME
+  static_assert(sizeof kNames / sizeof kNames[0] == kOther, "a name per field");
+  for (uint8_t i = 0; i < kOther; i++) {
+    if (k.size() == kNames[i].size && std::memcmp(k.data(), kNames[i].text, k.size()) == 0) return static_cast<Field>(i);
+  }
+  return kOther;
+}
+
 // The JSON grammar (RFC 8259) over one object, keeping some of its members.
 class Reader {
  public:
   Reader(const char* p, size_t n) : p_(p), end_(p + n) {}
 
-  int32_t pids[4] = {0, 0, 0, 0};  // pid, child_pid, child_tgid, tgid
-  bool uid_seen = false;           // a uid (not null)
+  int32_t pids[6] = {0, 0, 0, 0, 0, 0};  // pid, child_pid, child_tgid, tgid, parent_pid, ppid
+  bool uid_seen = false;                 // a uid (not null)
+  bool cmdline_seen = false;
 
   bool Line(LineEvent& out) {
     Ws();
@@ -22,13 +69,12 @@ class Reader {
     Ws();
     if (!Eat('}')) {
       for (;;) {
-        std::string key;
         Ws();
-        if (!String(&key)) return false;
+        if (!String(&key_)) return false;
         Ws();
         if (!Eat(':')) return false;
         Ws();
-        if (!Member(key, out)) return false;
+        if (!Member(FieldNamed(key_), out)) return false;
         Ws();
         if (Eat('}')) break;
         if (!Eat(',')) return false;
@@ -55,54 +101,40 @@ class Reader {
   }
 
   // A member: the keys a filter reads are taken, the rest skipped.
-  bool Member(const std::string& key, LineEvent& out) {
+  bool Member(Field f, LineEvent& out) {
     OutEvent& e = out.e;
-    std::string* text = nullptr;
-    if (key == "user") text = &e.user;
-    if (key == "comm") text = &e.comm;
-    if (key == "exe") text = &e.exe;
-    if (key == "cmdline") text = &e.cmdline;
-    if (key == "cwd") text = &e.cwd;
-    if (key == "cgroup") text = &e.cgroup;
-    if (key == "container_id") text = &e.container_id;
-    if (key == "login_user") text = &e.login_user;
-    if (text != nullptr && p_ != end_ && *p_ == '"') {
-      if (!String(text)) return false;
-      if (key == "cwd") e.have_cwd = true;
-      if (key == "cmdline") e.missing &= ~kMissCmdline;
+    std::string* const texts[] = {&e.user, &e.comm, &e.exe, &e.cmdline, &e.cwd, &e.cgroup, &e.container_id, &e.login_user};
+    const bool quoted = p_ != end_ && *p_ == '"';
+    if (f <= kLoginUser && quoted) {
+      if (!String(texts[f])) return false;
+      if (f == kCwd) e.have_cwd = true;
+      if (f == kCmdline) cmdline_seen = true;
       return true;
     }
-    if (key == "event" && p_ != end_ && *p_ == '"') {
-      std::string name;
-      if (!String(&name)) return false;
-      e.what = KindNamed(name);
+    if (f == kEvent && quoted) {
+      if (!String(&key_)) return false;
+      e.what = KindNamed(key_);
       return true;
     }
-    if (key == "thread" && p_ != end_ && *p_ == 't') return e.thread = Word("true");
-    if (key == "missing" && p_ != end_ && *p_ == '[') return Missing(e.missing);
-    static const char* const kNumbers[] = {"pid", "child_pid", "child_tgid", "tgid", "parent_pid", "uid", "auid", "exit_code"};
-    int which = -1;
-    for (int i = 0; i < 8; i++) {
-      if (key == kNumbers[i]) which = i;
-    }
-    if (which < 0 || p_ == end_ || !(*p_ == '-' || (*p_ >= '0' && *p_ <= '9'))) return Skip(1);
+    if (f == kThread && p_ != end_ && *p_ == 't') return e.thread = Word("true");
+    if (f == kMissing && p_ != end_ && *p_ == '[') return Missing(e.missing);
+    if (f < kPid || p_ == end_ || !(*p_ == '-' || (*p_ >= '0' && *p_ <= '9'))) return Skip(1);
     int64_t v = 0;
     bool integer = false;
     if (!Number(&v, &integer)) return false;
     if (!integer) return true;  // (not one of ours: the field tells nothing)
     const uint32_t id = v >= 0 && v < kNoId ? static_cast<uint32_t>(v) : kNoId;
     const int32_t pid = v > 0 && v <= INT32_MAX ? static_cast<int32_t>(v) : 0;
-    if (which < 4) pids[which] = pid;
-    if (which == 4) out.parent_tgid = pid;
-    if (which == 5) {
+    if (f <= kPpid) pids[f - kPid] = pid;
+    if (f == kUid) {
       e.uid = id;
       uid_seen = id != kNoId;
     }
-    if (which == 6 && id != kNoId) {
+    if (f == kAuid && id != kNoId) {
       e.ctx.auid = id;
       e.ctx.have |= kMissAuid;
     }
-    if (which == 7) e.raw.a = static_cast<uint32_t>(v);
+    if (f == kExitCode) e.raw.a = static_cast<uint32_t>(v);
     return true;
   }
 
@@ -111,10 +143,9 @@ class Reader {
     Ws();
     if (Eat(']')) return true;
     for (;;) {
-      std::string name;
       Ws();
-      if (!String(&name)) return false;
-      bits |= MissingBit(name);
+      if (!String(&key_)) return false;
+      bits |= MissingBit(key_);
       Ws();
       if (Eat(']')) return true;
       if (!Eat(',')) return false;
@@ -233,14 +264,14 @@ class Reader {
     if (!Eat('"')) return false;
     if (out) out->clear();
     for (;;) {
+      // A run that needs no decoding, at once.
+      const char* run = p_;
+      while (p_ != end_ && *p_ != '"' && *p_ != '\\' && static_cast<unsigned char>(*p_) >= 0x20) p_++;
+      if (out) out->append(run, static_cast<size_t>(p_ - run));
       if (p_ == end_) return false;
       const char c = *p_++;
       if (c == '"') return true;
-      if (static_cast<unsigned char>(c) < 0x20) return false;
-      if (c != '\\') {
-        if (out) out->push_back(c);
-        continue;
-      }
+      if (c != '\\') return false;  // (a control character)
       if (p_ == end_) return false;
       const char esc = *p_++;
       uint32_t cp = 0;
@@ -289,24 +320,41 @@ class Reader {
 
   const char* p_;
   const char* end_;
+  std::string key_;  // (a member's key, an event name, a missing field's name)
 };
+
+// Empties `out` for the next line; its strings keep their capacity.
+void Reset(LineEvent& out) {
+  OutEvent& e = out.e;
+  for (std::string* s : {&e.user, &e.comm, &e.exe, &e.cmdline, &e.cwd, &e.cgroup, &e.container_id, &e.login_user}) s->clear();
+  e.what = 0;
+  e.thread = false;
+  e.uid = 0;
+  e.missing = 0;
+  e.have_cwd = false;
+  e.ctx.auid = kNoId;
+  e.ctx.have = 0;
+  e.raw.a = 0;
+  out.tgid = 0;
+  out.parent_tgid = 0;
+}
 
 }  // namespace
 
 bool ReadEventLine(const char* p, size_t n, LineEvent& out) {
-  out = LineEvent();
+  Reset(out);
   if (n > kMaxLineBytes) return false;
-  out.e.missing = kMissCmdline;  // (until the line shows one)
   Reader r(p, n);
   if (!r.Line(out)) return false;
   OutEvent& e = out.e;
-  if (!r.uid_seen) e.missing |= kMissUser;  // (null, or none: who it is is not known)
+  if (!r.uid_seen) e.missing |= kMissUser;         // (null, or none: who it is is not known)
+  if (!r.cmdline_seen) e.missing |= kMissCmdline;  // (none: its command line is not known)
   if (e.what == kFork) {
     out.tgid = e.thread ? r.pids[2] : r.pids[1];
-  } else if (e.what == kExit && e.thread) {
-    out.tgid = r.pids[3];
+    out.parent_tgid = r.pids[4];
   } else {
-    out.tgid = r.pids[0];
+    out.tgid = e.what == kExit && e.thread ? r.pids[3] : r.pids[0];
+    out.parent_tgid = r.pids[5];  // (exec and exit: ppid)
   }
   return true;
 }

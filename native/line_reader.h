@@ -16,10 +16,11 @@ namespace pm {
 struct LineEvent {
   OutEvent e;               // what, thread, user, uid, comm, exe, cmdline, cwd, cgroup, container, auid, exit status, missing
   int32_t tgid = 0;         // the process the event is about (fork: the child's)
-  int32_t parent_tgid = 0;  // fork: the parent
+  int32_t parent_tgid = 0;  // its parent (fork: parent_pid; exec and exit: ppid; else 0)
 };
 
-constexpr size_t kMaxLineBytes = 16u << 20;
+// Beyond the longest line the wire writes (1 MiB of argv escaped six-fold, cmdline, env).
+constexpr size_t kMaxLineBytes = 64u << 20;
 constexpr int kMaxLineDepth = 64;
 
 // Reads a line (without or with its trailing "\n"). False if it is not one JSON object

@@ -95,6 +95,16 @@ void ReadAhead(const std::vector<RawEvent>& raw, const std::vector<char>& in, st
   }
 }
 
+// Calls feed() with `slice` holding each read's worth of `all` (kBatch events) in turn: a
+// read's execs hold their /proc directories and argv at once, a read's worth at a time.
+template <typename F>
+void InSlices(const std::vector<RawEvent>& all, std::vector<RawEvent>& slice, F feed) {
+  for (size_t i = 0; i < all.size(); i += ConnectorSocket::kBatch) {
+    slice.assign(all.begin() + i, all.begin() + std::min(all.size(), i + ConnectorSocket::kBatch));
+    feed();
+  }
+}
+
 }  // namespace
 
 Monitor::Monitor(std::function<void()> notify) : notify_(std::move(notify)) {}
@@ -217,13 +227,12 @@ void Monitor::Begin(std::vector<OutEvent>& batch) {
   // A short-lived process must still be in /proc when its exec is read: the reader wakes ahead
   // of ordinary work where the system lets it (CAP_SYS_NICE); idle, it sleeps in poll().
   prctl(PR_SET_NAME, "procmon-reader", 0, 0, 0);  // this thread's name (old-glibc safe)
-  int nice_now = Renice(opts_.nice);
   {
     std::lock_guard<std::mutex> lk(mu_);
-    stats_.nice = nice_now;
+    stats_.nice = Renice(opts_.nice);
   }
   if (shared_.NeedsSeed()) shared_.Seed(stop_);  // takes the table lock per process
-  FeedBatch(early_, batch);
+  InSlices(early_, raw_, [&] { FeedBatch(raw_, batch); });
   early_.clear();
   cost_.Drain(Now(CLOCK_MONOTONIC));
   cost_.Attach(batch, 0);

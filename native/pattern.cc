@@ -1,6 +1,7 @@
 #include "pattern.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "pattern_parse.h"
 
@@ -111,7 +112,28 @@ bool Pattern::Compile(const std::string& text, std::string* error) {
   }
   mark_.assign(prog_.size(), 0);
   gen_ = 0;
+  FindShape(text);
   return true;
+}
+
+void Pattern::FindShape(const std::string& text) {
+  shape_ = kNfa;
+  literal_.clear();
+  if (text.size() >= 2 && text[0] == '/' && text.back() == '/') {
+    const std::string body = text.substr(1, text.size() - 2);
+    if (!body.empty() && body.find_first_of(".[]()*+?{}|^$\\/") == std::string::npos) {
+      shape_ = kAnywhere;
+      literal_ = body;
+    }
+    return;
+  }
+  if (!text.empty() && text[0] == '/' && text.size() >= 3 && text.compare(text.size() - 2, 2, "/i") == 0) return;  // (case-blind)
+  const bool lead = !text.empty() && text[0] == '*';
+  const bool trail = text.size() > (lead ? 1u : 0u) && text.back() == '*';
+  const std::string body = text.substr(lead ? 1 : 0, text.size() - (lead ? 1 : 0) - (trail ? 1 : 0));
+  if (body.find_first_of("*?[\\") != std::string::npos) return;
+  shape_ = lead && trail ? kAnywhere : lead ? kEnd : trail ? kStart : kWhole;
+  literal_ = body;
 }
 
 // Adds the thread at pc, following jumps, splits and anchors at pos, to the list of those
@@ -151,6 +173,19 @@ bool Pattern::AddThread(std::vector<int>& list, int pc, size_t pos, size_t n) co
 
 bool Pattern::Match(const char* s, size_t n) const {
   if (prog_.empty()) return false;
+  const size_t k = literal_.size();
+  switch (shape_) {
+    case kWhole:
+      return n == k && (k == 0 || std::memcmp(s, literal_.data(), k) == 0);
+    case kStart:
+      return n >= k && (k == 0 || std::memcmp(s, literal_.data(), k) == 0);
+    case kEnd:
+      return n >= k && (k == 0 || std::memcmp(s + n - k, literal_.data(), k) == 0);
+    case kAnywhere:
+      return k == 0 || (n >= k && std::search(s, s + n, literal_.begin(), literal_.end()) != s + n);
+    case kNfa:
+      break;
+  }
   clist_.clear();
   if (++gen_ == 0) {
     std::fill(mark_.begin(), mark_.end(), 0);

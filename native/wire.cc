@@ -41,6 +41,19 @@ size_t Utf8Seq(const unsigned char* p, size_t n, bool* ok) {
   return need + 1;
 }
 
+// Appends the UTF-8 sequence at p, or U+FFFD for its maximal invalid subpart; returns the
+// bytes of p it stood for.
+size_t AppendUtf8Seq(std::string& out, const unsigned char* p, size_t n) {
+  bool ok;
+  size_t len = Utf8Seq(p, n, &ok);
+  if (ok) {
+    out.append(reinterpret_cast<const char*>(p), len);
+  } else {
+    out += "\xef\xbf\xbd";  // U+FFFD
+  }
+  return len;
+}
+
 void AppendBase64(std::string& out, const std::string& s) {
   static const char kDigits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   out.push_back('"');
@@ -131,6 +144,21 @@ bool ValidUtf8(const char* s, size_t n) {
   return true;
 }
 
+std::string ShownUtf8(const char* s, size_t n) {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(s);
+  std::string out;
+  out.reserve(n);
+  size_t i = 0;
+  while (i < n) {
+    if (p[i] < 0x80) {
+      out.push_back(s[i++]);
+    } else {
+      i += AppendUtf8Seq(out, p + i, n - i);
+    }
+  }
+  return out;
+}
+
 void AppendJsonString(std::string& out, const char* s, size_t n) {
   const unsigned char* p = reinterpret_cast<const unsigned char*>(s);
   out.push_back('"');
@@ -144,14 +172,7 @@ void AppendJsonString(std::string& out, const char* s, size_t n) {
     if (i >= n) break;
     unsigned c = p[i];
     if (c >= 0x80) {
-      bool ok;
-      size_t len = Utf8Seq(p + i, n - i, &ok);
-      if (ok) {
-        out.append(s + i, len);
-      } else {
-        out += "\xef\xbf\xbd";  // U+FFFD
-      }
-      i += len;
+      i += AppendUtf8Seq(out, p + i, n - i);
       continue;
     }
     switch (c) {

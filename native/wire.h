@@ -20,6 +20,9 @@ inline void AppendJsonString(std::string& out, const std::string& s) { AppendJso
 
 // True if s is well-formed UTF-8: a JS string carries it without replacement characters.
 bool ValidUtf8(const char* s, size_t n);
+// s as its line shows it: each maximal invalid subsequence replaced by U+FFFD (as
+// AppendJsonString writes it), so that what is matched on a line matches on the event too.
+std::string ShownUtf8(const char* s, size_t n);
 
 // Milliseconds since the epoch as RFC 3339 UTC with milliseconds: "2026-11-27T08:01:49.123Z".
 std::string TimeText(double ms);

@@ -190,6 +190,29 @@ test('bad filters: a TypeError naming the rule, at once', () => {
   assert.throws(() => new ProcConnector({ cgroups: false, filter: { exclude: { container: 'ab' } } }), /container and cgroup need the cgroups option/);
   assert.throws(() => new ProcConnector({ filter: { match: { subtree: 'e9b5ac0a:7214:42983521471712' } } }), /subtree by exec id is for a running stream/);
   assert.throws(() => new ProcConnector().events({ filter: { match: { colour: 'red' } } }), /^TypeError: filter: unknown key "colour"/);
+  assert.throws(() => new ProcConnector({ cwd: false }).events({ filter: { exclude: { cwd: '/secret/*' } } }), /^TypeError: filter: cwd needs the cwd option$/);
+});
+
+test('events({filter}) with a subtree made as the job starts (its fork line comes later), and on a stream without fork lines: the job, its children, nothing else', async (t) => {
+  for (const events of ['fork,exec,exit', 'exec,exit']) {
+    const c = new ProcConnector({ events }).start();
+    t.after(() => c.stop());
+    const aborts = new AbortController();
+    t.after(() => aborts.abort());
+    const job = spawn('sh', ['-c', 'sh -c ": pm-flt-job; sleep 0.05"; sleep 0.05; exit 0'], { stdio: 'ignore' });
+    const got = [];
+    const done = (async () => {
+      for await (const e of c.events({ filter: { match: { subtree: [job.pid], event: ['exec', 'exit'] } }, signal: aborts.signal })) {
+        got.push(e);
+        if (e.event === 'exit' && e.pid === job.pid) break;
+      }
+    })();
+    const outside = await sh(': pm-flt-not-the-job; sleep 0.05');
+    await done;
+    const names = got.map((e) => `${e.event} ${e.event === 'exec' ? e.argv[0] : e.comm}`);
+    assert.deepEqual(names, ['exec sh', 'exec sh', 'exec sleep', 'exit sleep', 'exit sh', 'exec sleep', 'exit sleep', 'exit sh'], `${events}: ${JSON.stringify(got)}`);
+    assert.ok(!got.some((e) => e.pid === outside.pid));
+  }
 });
 
 test("a client's own filter: a subtree by exec id, followed from its request on; a bad filter or a run that is over: Bad request, Disconnecting", async (t) => {
@@ -225,6 +248,20 @@ test("a client's own filter: a subtree by exec id, followed from its request on;
   assert.match(await refused({ match: { colour: 'red' } }), /^Bad request: filter: unknown key "colour" \(event, user, .*\)\. Disconnecting\.\n$/);
   assert.match(await refused({ match: { argv: '/(a)\\1/' } }), /^Bad request: filter: match argv=\/\(a\)\\1\/: \\1 is not supported.*Disconnecting\.\n$/);
   assert.match(await refused({ exclude: { subtree: 1 } }), /^Bad request: filter: subtree can be matched, not excluded\. Disconnecting\.\n$/);
+  // A client that resumes may name the run that has ended since: its backlog holds it.
+  const resumed = rawConnect(sockPath);
+  await resumed.connected;
+  resumed.sock.write(`${JSON.stringify({ resume_from: 0, match: { subtree: [run], event: 'exit' } })}\n`);
+  await until(() => resumed.lines().some((l) => l.includes(`"pid":${root.pid},`)), 10000, "the root's exit from the backlog");
+  const backlog = resumed
+    .lines()
+    .map((l) => JSON.parse(l))
+    .filter((e) => e.event === 'exit');
+  assert.deepEqual(
+    backlog.map((e) => e.comm),
+    ['sleep', 'sh', 'sh'],
+  );
+  resumed.sock.destroy();
   assert.match(
     await refused({ match: { subtree: [run] } }),
     new RegExp(`^Bad request: filter: subtree ${run}: no process runs that program run now \\(it ended or ran another program\\)\\. Disconnecting\\.\\n$`),

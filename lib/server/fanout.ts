@@ -76,6 +76,8 @@ export class Fanout {
     const chunk = numberLines(lines, this.ring.next);
     this.ring.push(chunk);
     const bound = this.bufferBytes;
+    // A client's own filter sees every chunk, in order, whatever the client's state.
+    for (const conn of this.members) conn.filter?.lines?.offer(chunk, this.ring.first);
     for (const conn of this.members) {
       if (conn.mode === 'catch-up' && this.policy === 'disconnect' && !conn.perLine) {
         const behind = this.behind(conn);

@@ -50,23 +50,30 @@ export interface Filter {
 
 /**
  * A client's own filter on the stream's lines (native/line_filter.h). A subtree changes with
- * each fork and exit it sees, so each line is offered to it once, in order: what it decided
- * for a chunk is kept while the client may still be given that chunk (a live client that falls
- * behind is fed the same chunk from the ring).
+ * each fork and exit it sees, so every chunk of the stream is offered to it once, in order,
+ * from its request on, whether the client is live, behind, or skipping what the ring let go
+ * (Fanout.broadcast; Requests.answer offers the backlog first); what it decided for a chunk is
+ * kept while the ring holds the chunk and the client has not gone past it.
  */
 export class LineSelector {
   private readonly masks = new Map<number, Uint8Array>(); // chunk.first -> 1 per line kept
+  private offered = 0; // seq of the next line to offer
+
   constructor(private readonly filter: NativeLineFilter) {}
 
-  /** Per line of `c`, 1 if it goes out. Chunks come in order; those before `c` are done with. */
+  /** Offers the next chunk of the stream (one offered already is not again); lets go of the decisions on chunks before `held` (the ring's first seq). */
+  offer(c: Chunk, held: number): void {
+    for (const [first, m] of this.masks) if (first + m.length <= held) this.masks.delete(first);
+    if (c.first < this.offered) return;
+    this.masks.set(c.first, this.filter.keep(c.buf, c.ends));
+    this.offered = c.first + c.ends.length;
+  }
+
+  /** Per line of `c`, 1 if it goes out; the client takes chunks in order, so those before `c` are done with. */
   mask(c: Chunk): Uint8Array {
     for (const first of this.masks.keys()) if (first < c.first) this.masks.delete(first);
-    let m = this.masks.get(c.first);
-    if (!m) {
-      m = this.filter.keep(c.buf, c.ends);
-      this.masks.set(c.first, m);
-    }
-    return m;
+    if (!this.masks.has(c.first)) this.offer(c, c.first); // (every chunk is offered first: see above)
+    return this.masks.get(c.first) ?? new Uint8Array(c.ends.length);
   }
 }
 
@@ -149,6 +156,13 @@ export class ReplayRing {
     const at = this.find(seq);
     if (!at) return Infinity;
     return this.total - at.chunk.at - (at.index > 0 ? (at.chunk.ends[at.index - 1] as number) : 0);
+  }
+
+  /** The chunks held from the one holding `seq` (or the oldest, if seq is older) on, in order. */
+  chunksFrom(seq: number): Chunk[] {
+    const at = this.find(Math.max(seq, this.first));
+    if (!at) return [];
+    return this.chunks.slice(this.chunks.indexOf(at.chunk, this.head));
   }
 
   /** The chunk holding `seq` and the line's index in it, or null if not held. */

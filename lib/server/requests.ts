@@ -199,7 +199,8 @@ export class Requests {
     if (conn.only !== null) uids = (uids ?? [conn.only]).filter((u) => u === conn.only);
     let lines: NativeLineFilter | null = null;
     try {
-      lines = req.filter ? lineFilter(req.filter, () => (snapshot ? snapshot() : [])) : null;
+      // (A client that resumes may follow a run that has ended meanwhile: its backlog has it.)
+      lines = req.filter ? lineFilter(req.filter, () => (snapshot ? snapshot() : []), req.resume_from !== undefined) : null;
     } catch (err) {
       return this.badRequest(conn, (err as Error).message);
     }
@@ -215,6 +216,8 @@ export class Requests {
       const other = (req.stream !== undefined && req.stream !== this.o.stream) || req.resume_from > last;
       conn.nextSeq = other ? 1 : req.resume_from + 1;
     }
+    // Its own filter is offered what it will be given from the ring first, in order.
+    if (conn.filter?.lines) for (const c of ring.chunksFrom(conn.nextSeq)) conn.filter.lines.offer(c, ring.first);
     const what = [req.resume_from !== undefined ? `resume after ${req.resume_from}` : '', req.snapshot ? 'snapshot' : '', conn.filter ? 'filtered' : ''].filter(Boolean);
     this.hooks.clientLog(conn, `${who(conn)}: client ${conn.id} asked for ${what.join(', ') || 'the stream'}`);
     // What it asked for beyond the live stream (its snapshot, the backlog it resumed from)

@@ -94,6 +94,18 @@ void EachKey() {
   EXPECT(!Admits({M("failed", "true")}, e));  // an exec has no outcome
 }
 
+void TextAsTheLineShowsIt() {
+  // Bytes that are not UTF-8 show as U+FFFD on the line: the reader matches them so too.
+  OutEvent e = Exec("x", "x", 0, "root");
+  e.exe = "/srv/caf\xe9/bin/x";
+  e.comm = "\xff\xfe";
+  // (Patterns match bytes: U+FFFD is three, so "?" is not one of them, on the line as here.)
+  EXPECT(Admits({M("exe", "/srv/caf\xef\xbf\xbd/bin/*")}, e) && !Admits({M("exe", "/srv/caf?/bin/*")}, e));
+  EXPECT(!Admits({X("comm", "\xef\xbf\xbd\xef\xbf\xbd")}, e) && Admits({X("comm", "??")}, e));
+  e.cgroup = "/a\xff/b";
+  EXPECT(Admits({M("cgroup", "/a\xef\xbf\xbd")}, e));
+}
+
 void AndAcrossKeysOrWithinOne() {
   OutEvent e = Exec("ssh", "ssh host", 1000, "alice");
   EXPECT(Admits({M("comm", "ssh"), M("comm", "scp")}, e));
@@ -184,6 +196,12 @@ void SubtreeFollowedThroughForks() {
   EXPECT(!Keeps(f, "{\"event\":\"exec\",\"pid\":102}"));
   // A new process under a followed pid whose exit was lost: not followed either.
   EXPECT(!Keeps(f, "{\"event\":\"fork\",\"child_pid\":101,\"parent_pid\":300}") && f.followed() == 1);
+  // Those followed from the start stay followed when their own fork line comes after the
+  // filter was made (lines reach a filter later than the table that named them).
+  EXPECT(Keeps(f, "{\"event\":\"fork\",\"child_pid\":100,\"parent_pid\":50}") && f.followed() == 1);
+  // Without fork lines (a stream of exec and exit only), a child is known by its ppid.
+  EXPECT(Keeps(f, "{\"event\":\"exec\",\"pid\":103,\"ppid\":100}") && f.followed() == 2);
+  EXPECT(Keeps(f, "{\"event\":\"exit\",\"pid\":104,\"ppid\":103,\"exit_code\":0}") && f.followed() == 2);
   // Loss reports always; lines that are not events never; the filter's own rules still apply.
   EXPECT(Keeps(f, "{\"event\":\"lost\",\"count\":3}") && !Keeps(f, "not json") && !Keeps(f, "{\"event\":\"comm\",\"pid\":100}"));
   // Bounded: beyond kMaxFollowed processes, new ones are not followed.
@@ -199,6 +217,7 @@ void SubtreeFollowedThroughForks() {
 
 const unit::Case kCases[] = {
     {"each key: event, user, uid, login_user, auid, comm, exe, argv, cwd, container, cgroup, failed", EachKey},
+    {"text as the line shows it: bytes that are not UTF-8 match as U+FFFD", TextAsTheLineShowsIt},
     {"AND across keys, OR within one; exclude drops what matches all of its keys", AndAcrossKeysOrWithinOne},
     {"what an event cannot tell matches nothing; loss reports always pass", WhatAnEventCannotTell},
     {"bad rules: named, with why", BadRulesNamed},

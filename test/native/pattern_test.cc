@@ -77,11 +77,31 @@ void LinearTimeWhateverThePattern() {
   EXPECT(!M("*a*a*a*a*a*a*b", as));
 }
 
+void PlainTextsAsTheNfaWould() {
+  // A plain text found whole, at the start, at the end or anywhere is matched without the NFA:
+  // each verdict is the one the NFA gives for the same pattern written so it cannot take the
+  // short way ("[x]" for the first byte x).
+  const std::string texts[] = {"", "a", "ab", "abc", "xabc", "abcx", "xabcx", "ababc", "ABC", "/usr/bin/python3"};
+  const std::pair<std::string, std::string> same[] = {{"abc", "[a]bc"},
+                                                      {"abc*", "[a]bc*"},
+                                                      {"*abc", "*[a]bc"},
+                                                      {"*abc*", "*[a]bc*"},
+                                                      {"/abc/", "/[a]bc/"},
+                                                      {"a", "[a]"},
+                                                      {"/usr/bin/*", "[/]usr/bin/*"},
+                                                      {"*python3", "*[p]ython3"}};
+  for (const auto& p : same) {
+    for (const std::string& t : texts) EXPECT(M(p.first, t) == M(p.second, t));
+  }
+  EXPECT(M("*", "") && M("**", "anything") && !M("abc", "ab") && !M("*abc", "bc") && M("/bc/", "abcd") && !M("/bc/", "b"));
+}
+
 const unit::Case kCases[] = {
     {"globs: the whole text; * ? [a-z] [!a-z] and escapes", Globs},
     {"regular expressions: found anywhere, as RegExp.test; anchors, groups, sets, repeats, /i", RegularExpressions},
     {"refused with a reason: lookaround, backreferences, bad syntax, too long, too large, too deep", RefusedWithAReason},
     {"linear time: (a+)+, (a|aa)*, (a*)*, many stars, on 100,000 bytes", LinearTimeWhateverThePattern},
+    {"plain texts (x, x*, *x, *x*, /x/) matched without the NFA, as the NFA would", PlainTextsAsTheNfaWould},
 };
 
 }  // namespace
