@@ -274,9 +274,11 @@ export interface LostEvent {
   /**
    * "kernel": the kernel dropped them (socket overflow); "queue": this process's JS thread
    * fell too far behind the reader; "client": this client read too slowly; "nats": the NATS
-   * publisher could not deliver them (server down or too slow; see createNatsPublisher).
+   * publisher could not deliver them (server down or too slow; see createNatsPublisher);
+   * "file": the file output could not write them (a full disk, a failing or slow one; in the
+   * file itself, where they are missing).
    */
-  source: 'kernel' | 'queue' | 'client' | 'nats';
+  source: 'kernel' | 'queue' | 'client' | 'nats' | 'file';
 }
 
 /** A `lost` event: `count` events from `source` will never come (time: now unless given). */

@@ -27,6 +27,7 @@ export {
   type NatsPublisherErrorCode,
   type NatsServerAddress,
 } from './outputs/nats';
+export { createFileOutput, FileOutput, FileOutputError, type FileOutputOptions, type FileOutputStats, type FileOutputErrorCode } from './outputs/file';
 export {
   trace,
   traceProcess,

@@ -10,6 +10,7 @@ import { readTlsFlags } from './tls-flags';
 import type { MetricsAddress } from '../outputs/metrics';
 import { parseMetricsAddress } from './metrics';
 import { syslogConfig, type SyslogConfig } from './syslog';
+import { outputConfig, OUTPUT_FLAGS, OUTPUT_USAGE, type OutputConfig } from './output';
 import { natsCliOptions, NATS_FLAGS, NATS_USAGE, type NatsCliOptions } from './nats';
 import { readSecretFile, type SecretFile } from '../secret';
 import { patternError, type EventFilter } from '../filter';
@@ -52,7 +53,8 @@ ${option('-e, --events LIST', `events to report, comma-separated: ${EVENT_NAMES.
                          daemon's own may have at once; such users together always leave
                          2 of --clients to root (default: --clients / 4, rounded up)
   -s, --socket PATH      serve a Unix domain socket at PATH (default: ${DEFAULT_SOCKET};
-                         served when none of --tcp, --direct, --nats is given, or when given)
+                         served when none of --tcp, --direct, --nats, --output is given, or
+                         when given)
       --socket-mode MODE file mode of the socket, octal (default: 0666)
       --socket-group GRP group of the socket file (name or gid; default: unchanged)
       --peer-visibility V
@@ -87,17 +89,18 @@ ${option('-e, --events LIST', `events to report, comma-separated: ${EVENT_NAMES.
       --ancestors LIST   events that carry their ancestors (parents up to init, each
                          with pid, exec_id, comm, exe), or none (default: exec)
       --ancestor-depth N ancestors listed at most per event, 1-1024 (default: 16)
-      --cgroups yes|no   cgroup and container_id on fork, exec, exit (default: yes)
-      --cwd yes|no       cwd, the working directory at exec, on exec and exit (default: yes)
+      --cgroups yes|no   cgroup and container_id on every event (default: yes)
+      --cwd yes|no       cwd, the working directory at its last exec, on every event
+                         (default: yes)
       --login yes|no     auid, login_user (the user who logged in, kept across su and
-                         sudo) and sessionid on fork, exec and exit (default: yes)
-      --tty yes|no       tty, the controlling terminal (pts/3; null: none) on fork, exec
-                         and exit (default: yes)
+                         sudo) and sessionid on every event (default: yes)
+      --tty yes|no       tty, the controlling terminal (pts/3; null: none) on every event
+                         (default: yes)
       --namespaces yes|no
                          pidns, mntns, netns (namespace inode numbers) and nspid (the pid
-                         in its own pid namespace) on fork, exec and exit (default: no)
-      --env LIST         environment variables, by name, to report as env on fork, exec
-                         and exit, e.g. CI_JOB_ID,KUBERNETES_SERVICE_HOST (default: none)
+                         in its own pid namespace) on every event (default: no)
+      --env LIST         environment variables, by name, to report as env on every event,
+                         e.g. CI_JOB_ID,KUBERNETES_SERVICE_HOST (default: none)
 ${filterUsage(false)}
       --redact PATTERN   in each argument (and env value) that matches, show what follows
                          '=' (or all of it) as *** (repeatable; default: none)
@@ -120,6 +123,7 @@ ${filterUsage(false)}
       --syslog-facility F
                          facility of --syslog-events (default: local0)
 ${NATS_USAGE}
+${OUTPUT_USAGE}
   -q, --quiet            no log lines on stderr (errors are still printed; default: off)
   -v, --version          print the version and exit
   -h, --help             print this help and exit
@@ -159,6 +163,8 @@ export interface DaemonOptions {
   metrics: MetricsAddress | null;
   syslog: SyslogConfig | null;
   nats: NatsCliOptions | null;
+  /** --output, --output-max-size, --output-keep; null: no file. */
+  output: OutputConfig | null;
   replay: number;
   ancestors: string;
   ancestorDepth: number;
@@ -209,6 +215,7 @@ const STRING_FLAGS = [
   'redact',
   ...FILTER_STRING_FLAGS,
   ...NATS_FLAGS,
+  ...OUTPUT_FLAGS,
 ];
 const TLS_FLAGS = ['tls-cert', 'tls-key', 'tls-ca'];
 const BOOLEAN_FLAGS = ['direct', 'threads', 'quiet', 'version', 'help', 'syslog', 'syslog-events', 'redact-defaults', ...FILTER_BOOLEAN_FLAGS];
@@ -231,9 +238,10 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   const warnings: string[] = [];
   const tcp = tcpFlags(flags, env, warnings);
   const nats = natsCliOptions(flags);
+  const output = outputConfig(flags);
   const { direct, modeText, groupText } = serving;
-  // The Unix socket is served by default, or when asked for next to --tcp / --direct / --nats.
-  const socket = flags.str('socket') ?? (!direct && !tcp && !nats ? DEFAULT_SOCKET : null);
+  // The Unix socket is served by default, or when asked for next to --tcp / --direct / --nats / --output.
+  const socket = flags.str('socket') ?? (!direct && !tcp && !nats && !output ? DEFAULT_SOCKET : null);
   if (!socket && (modeText !== undefined || groupText !== undefined)) {
     throw new UsageError('--socket-mode and --socket-group need a Unix socket (--socket PATH)');
   }
@@ -258,6 +266,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     metrics,
     syslog,
     nats,
+    output,
     warnings,
   };
 }

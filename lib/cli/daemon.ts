@@ -11,6 +11,7 @@ import { BroadcastServerError, createBroadcastServer, type BroadcastServer, type
 import { startMetrics, type MetricsServer } from '../outputs/metrics';
 import { SyslogSender, targetText } from '../outputs/syslog';
 import { createNatsPublisher, type NatsPublisher } from '../outputs/nats';
+import { FileOutput } from '../outputs/file';
 import { NAME, parseArgs, USAGE, type DaemonOptions } from './daemon-args';
 import { directWriter } from './direct';
 import { Shutdown } from './shutdown';
@@ -172,6 +173,18 @@ async function daemon(o: DaemonOptions, logs: Logs, shutdown: Shutdown): Promise
     log(`metrics at ${metrics.url}`);
   }
   if (sys && o.syslog?.events) subscribeLines(conn, sys.lines); // (the reader's lines as they are)
+  let file: FileOutput | null = null;
+  if (o.output) {
+    try {
+      file = new FileOutput({ source: conn, path: o.output.path, maxBytes: o.output.maxBytes, keep: o.output.keep, log }).start();
+    } catch (err) {
+      fail((err as Error).message);
+      await Promise.all([server?.close(), metrics?.close()]);
+      return 1;
+    }
+    const f = file;
+    shutdown.onHangup = () => void f.reopen().catch((err: Error) => fail(err.message));
+  }
   if (o.direct) directWriter(conn, o.format, log);
   conn.on('lost', (ev) => log(`lost ${ev.count} events (${ev.source})`));
   // The reader thread failing (the socket broke under it) is fatal: say why, stop as on a
@@ -185,7 +198,7 @@ async function daemon(o: DaemonOptions, logs: Logs, shutdown: Shutdown): Promise
     conn.start();
   } catch (err) {
     fail(err instanceof ProcConnectorError ? err.message : `cannot subscribe: ${(err as Error).message}`);
-    await Promise.all([server?.close(), metrics?.close()]);
+    await Promise.all([server?.close(), metrics?.close(), file?.close()]);
     return 1;
   }
   // NATS never stops the daemon: a server that is down is retried forever (see lib/outputs/nats.ts).
@@ -195,13 +208,13 @@ async function daemon(o: DaemonOptions, logs: Logs, shutdown: Shutdown): Promise
   } catch (err) {
     fail((err as Error).message);
     conn.stop();
-    await server?.close();
+    await Promise.all([server?.close(), file?.close()]);
     return 1;
   }
   started(o, server, nats, logs);
   return shutdown.stopped(() => {
     conn.stop();
-    return Promise.all([server?.close(), metrics?.close(), nats?.close()]);
+    return Promise.all([server?.close(), metrics?.close(), nats?.close(), file?.close(300)]);
   }, sys !== null);
 }
 
@@ -242,6 +255,7 @@ function started(o: DaemonOptions, server: BroadcastServer | null, nats: NatsPub
     o.tcp ? `tcp${o.tcp.tls ? '+tls' : ''}:${o.tcp.host}:${server?.address().tcp?.port ?? o.tcp.port}` : null,
     o.direct ? 'stdout' : null,
     nats ? `nats:${nats.servers.join(',')}` : null,
+    o.output ? `file:${o.output.path}` : null,
   ].filter(Boolean);
   log(`watching ${o.events.join(',')}${o.threads ? ' (with threads)' : ''}, serving ${where.join(' and ')}${server ? `, ${o.clients} clients at most` : ''}`);
   // Warnings are said once it is up (a start that fails says only why), even with --quiet:

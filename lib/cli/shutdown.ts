@@ -1,6 +1,7 @@
 /**
  * How the daemon stops: SIGINT and SIGTERM (or the reader failing) stop it once, within
- * SHUTDOWN_MS in all; SIGHUP never kills it. Holds when the stop began and the exit status.
+ * SHUTDOWN_MS in all; SIGHUP never kills it (it reopens the --output file, if any). Holds
+ * when the stop began and the exit status.
  */
 
 /**
@@ -27,8 +28,11 @@ export class Shutdown {
   listen(): void {
     process.on('SIGINT', () => this.stop('SIGINT'));
     process.on('SIGTERM', () => this.stop('SIGTERM'));
-    process.on('SIGHUP', () => this.log('SIGHUP ignored (SIGINT or SIGTERM stop the daemon)'));
+    process.on('SIGHUP', () => (this.onHangup ? this.onHangup() : this.log('SIGHUP ignored (SIGINT or SIGTERM stop the daemon)')));
   }
+
+  /** What SIGHUP does (reopen the --output file, as logrotate expects); otherwise it is ignored. */
+  onHangup: (() => void) | null = null;
 
   /** Stops the daemon (the first time), saying why. */
   stop(why: string): void {

@@ -1,0 +1,319 @@
+/**
+ * Events to a file, as NDJSON: the source's lines as they are, appended (O_APPEND, so that a
+ * logrotate `copytruncate` leaves no hole), rotated by size if asked (each rotated file
+ * gzipped, the oldest deleted), reopened on demand (SIGHUP: logrotate's `create`). Writing
+ * never holds anything up: one write at a time on libuv's threads, the rest waiting in a
+ * bounded queue; what a full disk, a slow filesystem or a failing one cannot take is dropped,
+ * counted, and said in the file with one `{"event":"lost","source":"file","count":N}` once
+ * writing works again.
+ */
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import * as zlib from 'node:zlib';
+import { CodedError, lostEvent, toLine, type LineBatch } from '../events';
+import { isEventSource, subscribeLines, type EventSource } from '../source';
+
+export interface FileOutputOptions {
+  source: EventSource;
+  /** The file (created if absent, mode `mode`; appended to). */
+  path: string;
+  /** Rotate before the file would pass this many bytes (0: never; an outside logrotate may). Default 0. */
+  maxBytes?: number;
+  /** Rotated files kept (`PATH.<time>.gz`), the oldest deleted beyond. Default 5. */
+  keep?: number;
+  /** Bytes waiting to be written at most; beyond, events are dropped and counted. Default 16 MiB. */
+  bufferBytes?: number;
+  /** Mode of a file it creates. Default 0o640. */
+  mode?: number;
+  /** Says what goes wrong (and when it stops going wrong): one line each time. */
+  log?: (line: string) => void;
+}
+
+export type FileOutputErrorCode = 'EINVAL' | 'EOPEN';
+
+export class FileOutputError extends CodedError<FileOutputErrorCode> {}
+
+export interface FileOutputStats {
+  /** Events written. */
+  events: number;
+  bytes: number;
+  /** Events dropped (the disk full or failing, or the queue full), all said in the file since or to be. */
+  lost: number;
+  rotations: number;
+  /** Why writing fails now (an errno code), or null. */
+  failing: string | null;
+}
+
+const RETRY_MS = 1000;
+
+/** Writes a source's events to a file (see the module's comment). */
+export class FileOutput extends EventEmitter {
+  readonly path: string;
+  private readonly maxBytes: number;
+  private readonly keep: number;
+  private readonly bufferBytes: number;
+  private readonly mode: number;
+  private readonly log: (line: string) => void;
+  private readonly source: EventSource;
+  private fd: number | null = null;
+  private size = 0;
+  private queue: { buf: Buffer; events: number }[] = [];
+  private queued = 0;
+  private writing = false;
+  private dropped = 0; // lost, not yet said in the file
+  private retry: NodeJS.Timeout | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private closing = false;
+  private waiters: (() => void)[] = []; // told when a write ends or there is nothing to write
+  private zipping: Promise<void> = Promise.resolve();
+  private readonly counts: FileOutputStats = { events: 0, bytes: 0, lost: 0, rotations: 0, failing: null };
+
+  constructor(o: FileOutputOptions) {
+    super();
+    if (!isEventSource(o.source)) throw new FileOutputError('EINVAL', 'source must emit events (a ProcConnector)');
+    if (typeof o.path !== 'string' || o.path === '') throw new FileOutputError('EINVAL', 'path must be a file name');
+    const whole = (v: number | undefined, name: string, dflt: number, min: number, max: number): number => {
+      if (v === undefined) return dflt;
+      if (!Number.isSafeInteger(v) || v < min || v > max) throw new FileOutputError('EINVAL', `${name} must be a whole number from ${min} to ${max}, got ${String(v)}`);
+      return v;
+    };
+    this.source = o.source;
+    this.path = path.resolve(o.path);
+    this.maxBytes = whole(o.maxBytes, 'maxBytes', 0, 0, Number.MAX_SAFE_INTEGER);
+    if (this.maxBytes > 0 && this.maxBytes < 4096) throw new FileOutputError('EINVAL', `maxBytes must be 0 (no rotation) or at least 4096, got ${this.maxBytes}`);
+    this.keep = whole(o.keep, 'keep', 5, 0, 1000);
+    this.bufferBytes = whole(o.bufferBytes, 'bufferBytes', 16 << 20, 64 << 10, 1 << 30);
+    this.mode = whole(o.mode, 'mode', 0o640, 0, 0o777);
+    this.log = o.log ?? (() => {});
+  }
+
+  /** Opens the file (a FileOutputError EOPEN if it cannot) and follows the source. */
+  start(): this {
+    if (this.unsubscribe) return this;
+    this.open();
+    this.unsubscribe = subscribeLines(this.source, (lines) => this.take(lines));
+    return this;
+  }
+
+  stats(): FileOutputStats {
+    return { ...this.counts };
+  }
+
+  /** Closes the file and opens it again by its name (after logrotate moved it): what waits is written to the new one. */
+  async reopen(): Promise<void> {
+    await this.settled();
+    this.closeFd();
+    this.open();
+    this.log(`file: reopened ${this.path}`);
+    this.pump();
+  }
+
+  /** Writes what waits (within `timeoutMs`), stops following the source, closes the file. */
+  async close(timeoutMs = 1000): Promise<void> {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    this.closing = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+    this.pump();
+    await Promise.race([this.drained(), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+    this.closeFd();
+    await Promise.race([this.zipping, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  }
+
+  private open(): void {
+    try {
+      this.fd = fs.openSync(this.path, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, this.mode);
+      this.size = fs.fstatSync(this.fd).size;
+    } catch (err) {
+      throw new FileOutputError('EOPEN', `cannot open ${this.path}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private sizeNow(): number {
+    try {
+      return this.fd === null ? this.size : fs.fstatSync(this.fd).size;
+    } catch {
+      return this.size;
+    }
+  }
+
+  private closeFd(): void {
+    if (this.fd === null) return;
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // (closed is closed)
+    }
+    this.fd = null;
+  }
+
+  private next(): Promise<void> {
+    return new Promise((r) => this.waiters.push(r));
+  }
+
+  private notify(): void {
+    for (const r of this.waiters.splice(0)) r();
+  }
+
+  /** Resolves once no write is under way. */
+  private async settled(): Promise<void> {
+    while (this.writing) await this.next();
+  }
+
+  /** Resolves once everything waiting is written, or writing fails. */
+  private async drained(): Promise<void> {
+    while (this.writing || ((this.queue.length > 0 || this.dropped > 0) && this.counts.failing === null && this.fd !== null)) await this.next();
+  }
+
+  private take(lines: LineBatch): void {
+    const n = lines.ends.length;
+    if (n === 0) return;
+    if (this.queued + lines.buf.length > this.bufferBytes || this.counts.failing !== null) {
+      this.drop(n); // (a failing file is tried again on a timer, not per batch)
+      return;
+    }
+    this.queue.push({ buf: lines.buf, events: n });
+    this.queued += lines.buf.length;
+    this.pump();
+  }
+
+  private drop(events: number): void {
+    this.dropped += events;
+    this.counts.lost += events;
+  }
+
+  /** Writes what waits, one write at a time. */
+  private pump(): void {
+    if (this.writing || this.fd === null || this.retry) return;
+    if (this.queue.length === 0 && this.dropped === 0) return this.notify();
+    // The loss first, once the file takes writes again (said where it happened).
+    const said = this.dropped;
+    const parts: Buffer[] = said > 0 ? [Buffer.from(toLine(lostEvent(said, 'file')))] : [];
+    let events = 0;
+    for (const q of this.queue) {
+      parts.push(q.buf);
+      events += q.events;
+    }
+    this.queue = [];
+    this.queued = 0;
+    const bytes = parts.reduce((s, b) => s + b.length, 0);
+    if (this.maxBytes > 0) this.size = this.sizeNow(); // (a copytruncate may have cut it)
+    if (this.maxBytes > 0 && this.size > 0 && this.size + bytes > this.maxBytes) this.rotate();
+    if (this.fd === null) return;
+    this.writing = true;
+    const fd = this.fd;
+    fs.writev(fd, parts, (err, written) => {
+      this.writing = false;
+      if (err || written < bytes) {
+        // A short write (the disk filled) leaves no part of a line: the file is cut back to
+        // the last whole one, and what did not go in is counted.
+        const lines = err ? 0 : this.cutBack(fd, parts, written);
+        const saidIt = said > 0 && lines > 0; // (the loss line goes first)
+        if (saidIt) this.dropped -= said;
+        const kept = lines - (saidIt ? 1 : 0);
+        this.counts.events += kept;
+        this.fail(err?.code ?? 'short write', events - kept);
+        return this.notify(); // (tried again after RETRY_MS, not now)
+      } else {
+        this.size += written;
+        this.counts.bytes += written;
+        this.counts.events += events;
+        if (said > 0) this.dropped -= said;
+        if (this.counts.failing !== null) {
+          this.log(`file: writing to ${this.path} again (${this.counts.lost} events lost in all)`);
+          this.counts.failing = null;
+        }
+      }
+      this.notify();
+      this.pump();
+    });
+  }
+
+  /** Cuts the file back to the last whole line of a short write; returns the lines it kept. */
+  private cutBack(fd: number, parts: Buffer[], written: number): number {
+    const all = Buffer.concat(parts).subarray(0, written);
+    const whole = all.lastIndexOf(0x0a) + 1;
+    try {
+      // (Where the write began, from the file as it is: a copytruncate may have cut it.)
+      fs.ftruncateSync(fd, fs.fstatSync(fd).size - written + whole);
+    } catch {
+      // (what was cut short stays: the next line starts after it)
+    }
+    this.size += whole;
+    this.counts.bytes += whole;
+    let lines = 0;
+    for (let i = all.indexOf(0x0a); i >= 0 && i < whole; i = all.indexOf(0x0a, i + 1)) lines++;
+    return lines;
+  }
+
+  /** Writing failed: the events of that write are lost; tried again after RETRY_MS. */
+  private fail(code: string, events: number): void {
+    this.drop(events);
+    if (this.counts.failing === null) this.log(`file: cannot write to ${this.path}: ${code}; events are dropped and counted until it can`);
+    this.counts.failing = code;
+    if (this.closing) return;
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      this.pump();
+    }, RETRY_MS);
+    this.retry.unref();
+  }
+
+  /** The file becomes PATH.<time> (gzipped in the background: PATH.<time>.gz); a new one is opened. */
+  private rotate(): void {
+    const stamp = new Date().toISOString().replace(/:/g, '-');
+    let to = `${this.path}.${stamp}`;
+    for (let i = 1; fs.existsSync(to) || fs.existsSync(`${to}.gz`); i++) to = `${this.path}.${stamp}-${i}`;
+    this.closeFd();
+    try {
+      fs.renameSync(this.path, to);
+    } catch (err) {
+      this.log(`file: cannot rotate ${this.path}: ${(err as Error).message}`);
+    }
+    this.counts.rotations++;
+    try {
+      this.open();
+    } catch (err) {
+      this.log((err as Error).message);
+      this.fail('EOPEN', 0);
+      return;
+    }
+    const done = this.zipping.then(() => this.zip(to));
+    this.zipping = done;
+  }
+
+  private async zip(file: string): Promise<void> {
+    try {
+      await pipeline(fs.createReadStream(file), zlib.createGzip(), fs.createWriteStream(`${file}.gz`, { mode: this.mode }));
+      fs.unlinkSync(file);
+    } catch (err) {
+      this.log(`file: cannot gzip ${file}: ${(err as Error).message}`);
+      fs.rmSync(`${file}.gz`, { force: true });
+    }
+    this.prune();
+  }
+
+  /** Deletes the oldest rotated files beyond `keep`. */
+  private prune(): void {
+    const dir = path.dirname(this.path);
+    const base = `${path.basename(this.path)}.`;
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir).filter((n) => n.startsWith(base) && /^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z(-\d+)?(\.gz)?$/.test(n.slice(base.length)));
+    } catch {
+      return;
+    }
+    const runs = [...new Set(names.map((n) => n.replace(/\.gz$/, '')))].sort();
+    for (const old of runs.slice(0, Math.max(0, runs.length - this.keep))) {
+      for (const f of [old, `${old}.gz`]) fs.rmSync(path.join(dir, f), { force: true });
+    }
+  }
+}
+
+/** A FileOutput for `options`, not started. */
+export function createFileOutput(options: FileOutputOptions): FileOutput {
+  return new FileOutput(options);
+}
