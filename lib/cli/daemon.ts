@@ -183,7 +183,7 @@ async function daemon(o: DaemonOptions, logs: Logs, shutdown: Shutdown): Promise
       return 1;
     }
     const f = file;
-    shutdown.onHangup = () => void f.reopen().catch((err: Error) => fail(err.message));
+    shutdown.onHangup = () => f.reopen();
   }
   if (o.direct) directWriter(conn, o.format, log);
   conn.on('lost', (ev) => log(`lost ${ev.count} events (${ev.source})`));
@@ -213,6 +213,7 @@ async function daemon(o: DaemonOptions, logs: Logs, shutdown: Shutdown): Promise
   }
   started(o, server, nats, logs);
   return shutdown.stopped(() => {
+    shutdown.onHangup = null; // (no reopening while it closes)
     conn.stop();
     return Promise.all([server?.close(), metrics?.close(), nats?.close(), file?.close(300)]);
   }, sys !== null);

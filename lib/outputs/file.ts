@@ -10,10 +10,9 @@
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import * as zlib from 'node:zlib';
 import { CodedError, lostEvent, toLine, type LineBatch } from '../events';
 import { isEventSource, subscribeLines, type EventSource } from '../source';
+import { gzipRotated, pruneRotated, rotatedName } from './file-rotation';
 
 export interface FileOutputOptions {
   source: EventSource;
@@ -66,6 +65,9 @@ export class FileOutput extends EventEmitter {
   private retry: NodeJS.Timeout | null = null;
   private unsubscribe: (() => void) | null = null;
   private closing = false;
+  private reopenWanted = false; // (done between two writes: see pump)
+  private newlineFirst = false; // a cut-short line could not be cut off: the next write ends it
+  private rotateAt = 0; // a rotation that failed is tried again past this size
   private waiters: (() => void)[] = []; // told when a write ends or there is nothing to write
   private zipping: Promise<void> = Promise.resolve();
   private readonly counts: FileOutputStats = { events: 0, bytes: 0, lost: 0, rotations: 0, failing: null };
@@ -92,7 +94,7 @@ export class FileOutput extends EventEmitter {
   /** Opens the file (a FileOutputError EOPEN if it cannot) and follows the source. */
   start(): this {
     if (this.unsubscribe) return this;
-    this.open();
+    this.fd = this.openFile();
     this.unsubscribe = subscribeLines(this.source, (lines) => this.take(lines));
     return this;
   }
@@ -101,17 +103,19 @@ export class FileOutput extends EventEmitter {
     return { ...this.counts };
   }
 
-  /** Closes the file and opens it again by its name (after logrotate moved it): what waits is written to the new one. */
-  async reopen(): Promise<void> {
-    await this.settled();
-    this.closeFd();
-    this.open();
-    this.log(`file: reopened ${this.path}`);
+  /**
+   * Opens the file again by its name (after logrotate moved it), between two writes: what
+   * waits goes to the new one. If it cannot be opened, writing goes on to the old one.
+   */
+  reopen(): void {
+    if (this.closing) return;
+    this.reopenWanted = true;
     this.pump();
   }
 
   /** Writes what waits (within `timeoutMs`), stops following the source, closes the file. */
   async close(timeoutMs = 1000): Promise<void> {
+    if (this.closing) return;
     this.unsubscribe?.();
     this.unsubscribe = null;
     this.closing = true;
@@ -119,24 +123,25 @@ export class FileOutput extends EventEmitter {
     this.retry = null;
     this.pump();
     await Promise.race([this.drained(), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
-    this.closeFd();
+    const unsaid = this.dropped + this.queue.reduce((n, q) => n + q.events, 0);
+    if (unsaid > 0) this.log(`file: ${unsaid} events not in ${this.path} at the stop (not written, or lost and not yet said there)`);
+    this.counts.lost += this.queue.reduce((n, q) => n + q.events, 0);
+    this.queue = [];
+    // A write still under way closes the file when it ends (never a number reused meanwhile).
+    if (!this.writing) this.closeFd();
     await Promise.race([this.zipping, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
   }
 
-  private open(): void {
+  /** The file, opened by its name (not through a symbolic link). */
+  private openFile(): number {
+    const c = fs.constants;
     try {
-      this.fd = fs.openSync(this.path, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, this.mode);
-      this.size = fs.fstatSync(this.fd).size;
+      const fd = fs.openSync(this.path, c.O_WRONLY | c.O_APPEND | c.O_CREAT | c.O_NOFOLLOW, this.mode);
+      this.size = fs.fstatSync(fd).size;
+      this.rotateAt = 0;
+      return fd;
     } catch (err) {
       throw new FileOutputError('EOPEN', `cannot open ${this.path}: ${(err as Error).message}`, { cause: err });
-    }
-  }
-
-  private sizeNow(): number {
-    try {
-      return this.fd === null ? this.size : fs.fstatSync(this.fd).size;
-    } catch {
-      return this.size;
     }
   }
 
@@ -156,11 +161,6 @@ export class FileOutput extends EventEmitter {
 
   private notify(): void {
     for (const r of this.waiters.splice(0)) r();
-  }
-
-  /** Resolves once no write is under way. */
-  private async settled(): Promise<void> {
-    while (this.writing) await this.next();
   }
 
   /** Resolves once everything waiting is written, or writing fails. */
@@ -185,24 +185,56 @@ export class FileOutput extends EventEmitter {
     this.counts.lost += events;
   }
 
+  /** Opens the file again by its name; keeps the old one if it cannot. */
+  private doReopen(): void {
+    this.reopenWanted = false;
+    let fd: number;
+    try {
+      fd = this.openFile();
+    } catch (err) {
+      this.log(`file: ${(err as Error).message}; writing on to the file it had`);
+      return;
+    }
+    this.closeFd();
+    this.fd = fd;
+    this.log(`file: reopened ${this.path}`);
+  }
+
   /** Writes what waits, one write at a time. */
   private pump(): void {
-    if (this.writing || this.fd === null || this.retry) return;
+    if (this.writing || this.retry) return;
+    if (this.closing && this.counts.failing !== null) return this.notify();
+    if (this.fd === null) {
+      // (the file could not be opened again: tried each RETRY_MS)
+      try {
+        this.fd = this.openFile();
+      } catch (err) {
+        return this.fail((err as Error).message, 0);
+      }
+    }
+    if (this.reopenWanted) this.doReopen();
     if (this.queue.length === 0 && this.dropped === 0) return this.notify();
-    // The loss first, once the file takes writes again (said where it happened).
+    // The loss first, once the file takes writes again (said where it happened); then what
+    // waits, as much as fits before a rotation (one batch at least).
     const said = this.dropped;
     const parts: Buffer[] = said > 0 ? [Buffer.from(toLine(lostEvent(said, 'file')))] : [];
-    let events = 0;
-    for (const q of this.queue) {
-      parts.push(q.buf);
-      events += q.events;
+    if (this.newlineFirst) parts.unshift(Buffer.from('\n'));
+    let bytes = parts.reduce((s, b) => s + b.length, 0);
+    if (this.maxBytes > 0 && this.size > 0 && this.size + bytes + (this.queue[0]?.buf.length ?? 0) > Math.max(this.maxBytes, this.rotateAt)) {
+      this.size = this.sizeNow(); // (a copytruncate may have cut it)
+      if (this.size + bytes + (this.queue[0]?.buf.length ?? 0) > Math.max(this.maxBytes, this.rotateAt)) this.rotate();
     }
-    this.queue = [];
-    this.queued = 0;
-    const bytes = parts.reduce((s, b) => s + b.length, 0);
-    if (this.maxBytes > 0) this.size = this.sizeNow(); // (a copytruncate may have cut it)
-    if (this.maxBytes > 0 && this.size > 0 && this.size + bytes > this.maxBytes) this.rotate();
-    if (this.fd === null) return;
+    const room = this.maxBytes > 0 ? Math.max(this.maxBytes - this.size - bytes, 1) : Infinity;
+    let events = 0;
+    let taken = 0;
+    for (const q of this.queue) {
+      if (taken > 0 && bytes + q.buf.length > room) break;
+      parts.push(q.buf);
+      bytes += q.buf.length;
+      events += q.events;
+      taken++;
+    }
+    for (const q of this.queue.splice(0, taken)) this.queued -= q.buf.length;
     this.writing = true;
     const fd = this.fd;
     fs.writev(fd, parts, (err, written) => {
@@ -213,11 +245,11 @@ export class FileOutput extends EventEmitter {
         const lines = err ? 0 : this.cutBack(fd, parts, written);
         const saidIt = said > 0 && lines > 0; // (the loss line goes first)
         if (saidIt) this.dropped -= said;
-        const kept = lines - (saidIt ? 1 : 0);
+        const kept = Math.max(0, lines - (saidIt ? 1 : 0));
         this.counts.events += kept;
         this.fail(err?.code ?? 'short write', events - kept);
-        return this.notify(); // (tried again after RETRY_MS, not now)
       } else {
+        this.newlineFirst = false;
         this.size += written;
         this.counts.bytes += written;
         this.counts.events += events;
@@ -227,9 +259,18 @@ export class FileOutput extends EventEmitter {
           this.counts.failing = null;
         }
       }
+      if (this.closing && this.fd === fd && (this.counts.failing !== null || this.queue.length === 0)) this.closeFd();
       this.notify();
       this.pump();
     });
+  }
+
+  private sizeNow(): number {
+    try {
+      return this.fd === null ? this.size : fs.fstatSync(this.fd).size;
+    } catch {
+      return this.size;
+    }
   }
 
   /** Cuts the file back to the last whole line of a short write; returns the lines it kept. */
@@ -238,9 +279,12 @@ export class FileOutput extends EventEmitter {
     const whole = all.lastIndexOf(0x0a) + 1;
     try {
       // (Where the write began, from the file as it is: a copytruncate may have cut it.)
-      fs.ftruncateSync(fd, fs.fstatSync(fd).size - written + whole);
+      const start = fs.fstatSync(fd).size - written;
+      if (start < 0) throw new Error('cut meanwhile');
+      fs.ftruncateSync(fd, start + whole);
+      this.newlineFirst = false;
     } catch {
-      // (what was cut short stays: the next line starts after it)
+      this.newlineFirst = whole < written; // (the part of a line stays: the next write ends it)
     }
     this.size += whole;
     this.counts.bytes += whole;
@@ -254,62 +298,43 @@ export class FileOutput extends EventEmitter {
     this.drop(events);
     if (this.counts.failing === null) this.log(`file: cannot write to ${this.path}: ${code}; events are dropped and counted until it can`);
     this.counts.failing = code;
-    if (this.closing) return;
+    if (this.closing) return this.notify();
     this.retry = setTimeout(() => {
       this.retry = null;
       this.pump();
     }, RETRY_MS);
     this.retry.unref();
+    this.notify();
   }
 
-  /** The file becomes PATH.<time> (gzipped in the background: PATH.<time>.gz); a new one is opened. */
+  /**
+   * The file becomes PATH.<time> (gzipped in the background: PATH.<time>.gz) and a new one is
+   * opened. Renamed while open: if it cannot be, nothing changes (tried again a maxBytes later).
+   */
   private rotate(): void {
-    const stamp = new Date().toISOString().replace(/:/g, '-');
-    let to = `${this.path}.${stamp}`;
-    for (let i = 1; fs.existsSync(to) || fs.existsSync(`${to}.gz`); i++) to = `${this.path}.${stamp}-${i}`;
-    this.closeFd();
+    const to = rotatedName(this.path);
     try {
       fs.renameSync(this.path, to);
     } catch (err) {
       this.log(`file: cannot rotate ${this.path}: ${(err as Error).message}`);
+      this.rotateAt = this.size + this.maxBytes;
+      return;
     }
+    let fd: number;
+    try {
+      fd = this.openFile();
+    } catch (err) {
+      this.log(`${(err as Error).message}; writing on to ${to}`);
+      this.rotateAt = this.size + this.maxBytes;
+      return;
+    }
+    this.closeFd();
+    this.fd = fd;
     this.counts.rotations++;
-    try {
-      this.open();
-    } catch (err) {
-      this.log((err as Error).message);
-      this.fail('EOPEN', 0);
-      return;
-    }
-    const done = this.zipping.then(() => this.zip(to));
-    this.zipping = done;
-  }
-
-  private async zip(file: string): Promise<void> {
-    try {
-      await pipeline(fs.createReadStream(file), zlib.createGzip(), fs.createWriteStream(`${file}.gz`, { mode: this.mode }));
-      fs.unlinkSync(file);
-    } catch (err) {
-      this.log(`file: cannot gzip ${file}: ${(err as Error).message}`);
-      fs.rmSync(`${file}.gz`, { force: true });
-    }
-    this.prune();
-  }
-
-  /** Deletes the oldest rotated files beyond `keep`. */
-  private prune(): void {
-    const dir = path.dirname(this.path);
-    const base = `${path.basename(this.path)}.`;
-    let names: string[];
-    try {
-      names = fs.readdirSync(dir).filter((n) => n.startsWith(base) && /^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z(-\d+)?(\.gz)?$/.test(n.slice(base.length)));
-    } catch {
-      return;
-    }
-    const runs = [...new Set(names.map((n) => n.replace(/\.gz$/, '')))].sort();
-    for (const old of runs.slice(0, Math.max(0, runs.length - this.keep))) {
-      for (const f of [old, `${old}.gz`]) fs.rmSync(path.join(dir, f), { force: true });
-    }
+    this.zipping = this.zipping
+      .then(() => gzipRotated(to, this.log))
+      .then(() => pruneRotated(this.path, this.keep, this.log))
+      .catch((err: Error) => this.log(`file: ${err.message}`));
   }
 }
 
