@@ -16,6 +16,8 @@
             "native/filter.cc",
             "native/addon.cc",
             "native/addon_lines.cc",
+            "native/addon_journal.cc",
+            "native/journal_socket.cc",
             "native/handoff.cc",
             "native/lineage.cc",
             "native/line_filter.cc",

@@ -276,9 +276,10 @@ export interface LostEvent {
    * fell too far behind the reader; "client": this client read too slowly; "nats": the NATS
    * publisher could not deliver them (server down or too slow; see createNatsPublisher);
    * "file": the file output could not write them (a full disk, a failing or slow one; in the
-   * file itself, where they are missing).
+   * file itself, where they are missing); "journald": the journald output could not send them
+   * (journald down, or too slow for its buffer; in the journal, where they are missing).
    */
-  source: 'kernel' | 'queue' | 'client' | 'nats' | 'file';
+  source: 'kernel' | 'queue' | 'client' | 'nats' | 'file' | 'journald';
 }
 
 /** A `lost` event: `count` events from `source` will never come (time: now unless given). */

@@ -107,6 +107,17 @@ export interface NativeBinding {
    * Throws a TypeError naming a rule that is not valid.
    */
   LineFilter: new (rules: string[], followed: number[]) => NativeLineFilter;
+  /** A datagram socket for journald's native protocol (native/journal_socket.h); an Error with `errno` if none can be made. */
+  JournalSocket: new () => NativeJournalSocket;
+}
+
+/**
+ * send(): one entry to the socket at `path`, never blocking: 0, or the errno of the failure
+ * (EAGAIN: journald's queue is full). An entry too large for a datagram goes as a memfd.
+ */
+export interface NativeJournalSocket {
+  send(path: string, entry: Buffer): number;
+  close(): void;
 }
 
 /** keep(): per line of `buf` (each ending at its `ends` offset, in order, each seen once), 1 if it goes out. */

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "accounts.h"
+#include "addon_journal.h"
 #include "addon_lines.h"
 #include "filter.h"
 #include "monitor.h"
@@ -484,7 +485,8 @@ class Addon : public Napi::Addon<Addon> {
     };
     DefineAddon(exports, {InstanceValue("Connector", Connector::Init(env), napi_enumerable), fn("parse", Parse),
                           fn("buildRequest", BuildRequest), fn("lookupId", LookupId), fn("peerCred", PeerCredOf),
-                          fn("filterError", FilterError), InstanceValue("LineFilter", pm_addon::LineFilterClass(env), napi_enumerable)});
+                          fn("filterError", FilterError), InstanceValue("LineFilter", pm_addon::LineFilterClass(env), napi_enumerable),
+                          InstanceValue("JournalSocket", pm_addon::JournalSocketClass(env), napi_enumerable)});
   }
 };
 

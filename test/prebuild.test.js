@@ -179,7 +179,7 @@ function probe(cmd, args) {
 test('linux-x64 prebuild: loads with PREBUILDS_ONLY, parser tests pass, a real exec event arrives', { skip: process.arch !== 'x64' && 'not an x64 machine' }, () => {
   const out = probe(process.execPath, []);
   assert.equal(out.resolved, path.join('prebuilds', 'linux-x64', 'procmonitor.glibc.node'));
-  assert.deepEqual(out.exports, ['Connector', 'LineFilter', 'buildRequest', 'filterError', 'lookupId', 'parse', 'peerCred']);
+  assert.deepEqual(out.exports, ['Connector', 'JournalSocket', 'LineFilter', 'buildRequest', 'filterError', 'lookupId', 'parse', 'peerCred']);
   assert.equal(out.startError, undefined);
   assert.ok(out.exec && out.exec.match, JSON.stringify(out));
   const r = spawnSync(process.execPath, ['--test-reporter=tap', path.join(__dirname, 'parser.test.js')], {
@@ -210,7 +210,7 @@ test('linux-arm64 prebuild under qemu-aarch64-static: loads, parser tests pass, 
   const out = probe(cmd, args);
   assert.equal(out.arch, 'arm64');
   assert.equal(out.resolved, path.join('prebuilds', 'linux-arm64', 'procmonitor.glibc.node'));
-  assert.deepEqual(out.exports, ['Connector', 'LineFilter', 'buildRequest', 'filterError', 'lookupId', 'parse', 'peerCred']);
+  assert.deepEqual(out.exports, ['Connector', 'JournalSocket', 'LineFilter', 'buildRequest', 'filterError', 'lookupId', 'parse', 'peerCred']);
   t.diagnostic(`arm64 Node.js ${out.node} under qemu`);
   // The whole parser suite (crafted datagrams), run in that process: node --test would spawn
   // process.execPath, an arm64 binary the kernel cannot run without binfmt_misc.

@@ -1,6 +1,6 @@
 import { connect, type ClientTlsOptions, type ConnectOptions } from '../client';
 import { parseEventList } from '../events';
-import { formatEvent } from './format';
+import { formatEvent } from '../format';
 
 export { formatEvent };
 import { parseFlags, UsageError, wholeNumber } from './args';

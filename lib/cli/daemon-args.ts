@@ -11,6 +11,7 @@ import type { MetricsAddress } from '../outputs/metrics';
 import { parseMetricsAddress } from './metrics';
 import { syslogConfig, type SyslogConfig } from './syslog';
 import { outputConfig, OUTPUT_FLAGS, OUTPUT_USAGE, type OutputConfig } from './output';
+import { journaldConfig, JOURNALD_BOOLEAN_FLAGS, JOURNALD_STRING_FLAGS, JOURNALD_USAGE, type JournaldConfig } from './journald';
 import { natsCliOptions, NATS_FLAGS, NATS_USAGE, type NatsCliOptions } from './nats';
 import { readSecretFile, type SecretFile } from '../secret';
 import { patternError, type EventFilter } from '../filter';
@@ -53,8 +54,8 @@ ${option('-e, --events LIST', `events to report, comma-separated: ${EVENT_NAMES.
                          daemon's own may have at once; such users together always leave
                          2 of --clients to root (default: --clients / 4, rounded up)
   -s, --socket PATH      serve a Unix domain socket at PATH (default: ${DEFAULT_SOCKET};
-                         served when none of --tcp, --direct, --nats, --output is given, or
-                         when given)
+                         served when none of --tcp, --direct, --nats, --output, --journald
+                         is given, or when given)
       --socket-mode MODE file mode of the socket, octal (default: 0666)
       --socket-group GRP group of the socket file (name or gid; default: unchanged)
       --peer-visibility V
@@ -124,6 +125,7 @@ ${filterUsage(false)}
                          facility of --syslog-events (default: local0)
 ${NATS_USAGE}
 ${OUTPUT_USAGE}
+${JOURNALD_USAGE}
   -q, --quiet            no log lines on stderr (errors are still printed; default: off)
   -v, --version          print the version and exit
   -h, --help             print this help and exit
@@ -165,6 +167,8 @@ export interface DaemonOptions {
   nats: NatsCliOptions | null;
   /** --output, --output-max-size, --output-keep; null: no file. */
   output: OutputConfig | null;
+  /** --journald, --journald-socket; null: not to journald. */
+  journald: JournaldConfig | null;
   replay: number;
   ancestors: string;
   ancestorDepth: number;
@@ -216,9 +220,10 @@ const STRING_FLAGS = [
   ...FILTER_STRING_FLAGS,
   ...NATS_FLAGS,
   ...OUTPUT_FLAGS,
+  ...JOURNALD_STRING_FLAGS,
 ];
 const TLS_FLAGS = ['tls-cert', 'tls-key', 'tls-ca'];
-const BOOLEAN_FLAGS = ['direct', 'threads', 'quiet', 'version', 'help', 'syslog', 'syslog-events', 'redact-defaults', ...FILTER_BOOLEAN_FLAGS];
+const BOOLEAN_FLAGS = ['direct', 'threads', 'quiet', 'version', 'help', 'syslog', 'syslog-events', 'redact-defaults', ...FILTER_BOOLEAN_FLAGS, ...JOURNALD_BOOLEAN_FLAGS];
 const SHORT: Record<string, string> = { e: 'events', c: 'clients', s: 'socket', t: 'tcp', a: 'auth', d: 'direct', h: 'help', q: 'quiet', v: 'version' };
 /** Every flag the daemon knows (each documented in USAGE). */
 export const DAEMON_FLAGS: FlagSpec = { string: [...STRING_FLAGS, ...TLS_FLAGS], boolean: BOOLEAN_FLAGS, short: SHORT };
@@ -239,9 +244,10 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   const tcp = tcpFlags(flags, env, warnings);
   const nats = natsCliOptions(flags);
   const output = outputConfig(flags);
+  const journald = journaldConfig(flags);
   const { direct, modeText, groupText } = serving;
-  // The Unix socket is served by default, or when asked for next to --tcp / --direct / --nats / --output.
-  const socket = flags.str('socket') ?? (!direct && !tcp && !nats && !output ? DEFAULT_SOCKET : null);
+  // The Unix socket is served by default, or when asked for next to --tcp / --direct / --nats / --output / --journald.
+  const socket = flags.str('socket') ?? (!direct && !tcp && !nats && !output && !journald ? DEFAULT_SOCKET : null);
   if (!socket && (modeText !== undefined || groupText !== undefined)) {
     throw new UsageError('--socket-mode and --socket-group need a Unix socket (--socket PATH)');
   }
@@ -267,6 +273,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     syslog,
     nats,
     output,
+    journald,
     warnings,
   };
 }

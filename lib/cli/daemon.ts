@@ -12,8 +12,10 @@ import { startMetrics, type MetricsServer } from '../outputs/metrics';
 import { SyslogSender, targetText } from '../outputs/syslog';
 import { createNatsPublisher, type NatsPublisher } from '../outputs/nats';
 import { FileOutput } from '../outputs/file';
+import { JournaldOutput } from '../outputs/journald';
 import { NAME, parseArgs, USAGE, type DaemonOptions } from './daemon-args';
 import { directWriter } from './direct';
+import { DaemonLog } from './log';
 import { Shutdown } from './shutdown';
 import { traceMain } from './trace';
 
@@ -84,7 +86,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     opts = parseArgs(argv);
   } catch (err) {
-    process.stderr.write(`${NAME}: ${(err as Error).message}\n`);
+    new DaemonLog(false).error((err as Error).message);
     return 2;
   }
   if (opts === 'help') {
@@ -96,48 +98,44 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const o = opts;
+  const out = new DaemonLog(o.quiet);
+  const { info: log, error: fail } = out;
   let sys: SyslogSender | null = null;
-  const log = (line: string): void => {
-    if (!o.quiet) process.stderr.write(`${NAME}: ${line}\n`);
-    sys?.log(line, 'info');
-  };
-  const fail = (line: string): void => {
-    process.stderr.write(`${NAME}: ${line}\n`);
-    sys?.log(line, 'err');
-  };
-  if (o.syslog) {
-    try {
-      sys = new SyslogSender({ ...o.syslog, report: (line) => process.stderr.write(`${NAME}: ${line}\n`) });
-    } catch (err) {
-      fail((err as Error).message);
-      return 1;
-    }
-    log(`syslog: sending log lines${o.syslog.events ? ' and events' : ''} to ${targetText(o.syslog.target)}`);
+  let journal: JournaldOutput | null = null;
+  try {
+    if (o.syslog) out.add((sys = new SyslogSender({ ...o.syslog, report: out.report })));
+    if (o.journald) out.add((journal = new JournaldOutput({ socketPath: o.journald.socketPath, report: out.report })));
+  } catch (err) {
+    fail((err as Error).message);
+    return 1;
   }
+  if (o.syslog) log(`syslog: sending log lines${o.syslog.events ? ' and events' : ''} to ${targetText(o.syslog.target)}`);
+  if (o.journald) log(`journald: sending log lines and events to ${o.journald.socketPath}`);
   const shutdown = new Shutdown(log);
   try {
-    return await daemon(o, { log, fail, sys }, shutdown);
+    return await daemon(o, { log, fail, warn: out.warn, sys, journal }, shutdown);
   } finally {
-    if (sys) {
-      // After a signal, what is left of the shutdown's time; otherwise syslog's usual grace.
-      const grace = shutdown.syslogGrace();
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([sys.close(grace), new Promise<void>((resolve) => (timer = setTimeout(resolve, grace + 20)))]);
-      clearTimeout(timer);
-    }
+    // After a signal, what is left of the shutdown's time; otherwise the log outputs' usual grace.
+    const grace = shutdown.syslogGrace();
+    let timer: NodeJS.Timeout | undefined;
+    const closing = [sys?.close(grace), journal?.close(grace)].filter((p) => p !== undefined);
+    if (closing.length > 0) await Promise.race([Promise.all(closing), new Promise<void>((resolve) => (timer = setTimeout(resolve, grace + 20)))]);
+    clearTimeout(timer);
   }
 }
 
-/** Where the daemon's own lines go: `log` (not with --quiet), `fail` (always), and syslog. */
+/** Where the daemon's own lines go (see DaemonLog), and the log outputs that take events too. */
 interface Logs {
   log: (line: string) => void;
   fail: (line: string) => void;
+  warn: (line: string) => void;
   sys: SyslogSender | null;
+  journal: JournaldOutput | null;
 }
 
 /** The daemon proper, between parsing and the syslog sender's last flush. */
 async function daemon(o: DaemonOptions, logs: Logs, shutdown: Shutdown): Promise<number> {
-  const { log, fail, sys } = logs;
+  const { log, fail, sys, journal } = logs;
   // Signals are handled from the start: one that arrives while starting up stops the
   // daemon as soon as it is up; SIGHUP never kills it.
   shutdown.listen();
@@ -164,7 +162,7 @@ async function daemon(o: DaemonOptions, logs: Logs, shutdown: Shutdown): Promise
   let metrics: MetricsServer | null = null;
   if (o.metrics) {
     try {
-      metrics = await startMetrics({ ...o.metrics, connector: conn, server, syslog: sys });
+      metrics = await startMetrics({ ...o.metrics, connector: conn, server, syslog: sys, journald: journal });
     } catch (err) {
       fail((err as Error).message);
       await server?.close();
@@ -173,6 +171,7 @@ async function daemon(o: DaemonOptions, logs: Logs, shutdown: Shutdown): Promise
     log(`metrics at ${metrics.url}`);
   }
   if (sys && o.syslog?.events) subscribeLines(conn, sys.lines); // (the reader's lines as they are)
+  if (journal) subscribeLines(conn, journal.lines);
   let file: FileOutput | null = null;
   if (o.output) {
     try {
@@ -212,11 +211,14 @@ async function daemon(o: DaemonOptions, logs: Logs, shutdown: Shutdown): Promise
     return 1;
   }
   started(o, server, nats, logs);
-  return shutdown.stopped(() => {
-    shutdown.onHangup = null; // (no reopening while it closes)
-    conn.stop();
-    return Promise.all([server?.close(), metrics?.close(), nats?.close(), file?.close(300)]);
-  }, sys !== null);
+  return shutdown.stopped(
+    () => {
+      shutdown.onHangup = null; // (no reopening while it closes)
+      conn.stop();
+      return Promise.all([server?.close(), metrics?.close(), nats?.close(), file?.close(300)]);
+    },
+    sys !== null || journal !== null,
+  );
 }
 
 /** The broadcast server, listening (null with neither --socket nor --tcp), or the exit status of its failure. */
@@ -250,19 +252,17 @@ async function serve(o: DaemonOptions, conn: ProcConnector, { log, fail }: Logs)
 }
 
 /** Says that the daemon is up, and what it serves; then the start's warnings. */
-function started(o: DaemonOptions, server: BroadcastServer | null, nats: NatsPublisher | null, { log, sys }: Logs): void {
+function started(o: DaemonOptions, server: BroadcastServer | null, nats: NatsPublisher | null, { log, warn }: Logs): void {
   const where = [
     o.socket ? `unix:${o.socket}` : null,
     o.tcp ? `tcp${o.tcp.tls ? '+tls' : ''}:${o.tcp.host}:${server?.address().tcp?.port ?? o.tcp.port}` : null,
     o.direct ? 'stdout' : null,
     nats ? `nats:${nats.servers.join(',')}` : null,
     o.output ? `file:${o.output.path}` : null,
+    o.journald ? `journald:${o.journald.socketPath}` : null,
   ].filter(Boolean);
   log(`watching ${o.events.join(',')}${o.threads ? ' (with threads)' : ''}, serving ${where.join(' and ')}${server ? `, ${o.clients} clients at most` : ''}`);
   // Warnings are said once it is up (a start that fails says only why), even with --quiet:
   // they are about the daemon's own safety.
-  for (const w of o.warnings) {
-    process.stderr.write(`${NAME}: ${w}\n`);
-    sys?.log(w, 'warning');
-  }
+  for (const w of o.warnings) warn(w);
 }

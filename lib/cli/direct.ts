@@ -4,7 +4,7 @@
  */
 import type { ProcConnector } from '../connector';
 import { lostEvent, toLine, type ProcEvent } from '../events';
-import { formatEvent } from './format';
+import { formatEvent } from '../format';
 
 const COLORS: Record<string, string> = { fork: '\x1b[36m', exec: '\x1b[32m', exit: '\x1b[33m', lost: '\x1b[31;1m' };
 

@@ -34,6 +34,15 @@ export interface MetricsOptions extends MetricsAddress {
   server?: BroadcastServer | null;
   /** The syslog sender, when `--syslog` is on. */
   syslog?: { stats(): SyslogCounters } | null;
+  /** The journald output, when `--journald` is on. */
+  journald?: { stats(): JournaldCounters } | null;
+}
+
+/** Counters of the journald output. */
+export interface JournaldCounters {
+  entries: number;
+  lost: number;
+  queuedBytes: number;
 }
 
 export interface MetricsServer {
@@ -224,6 +233,14 @@ export async function startMetrics(options: MetricsOptions): Promise<MetricsServ
     mirror('procmonitor_syslog_messages_total', 'Messages handed to syslog', () => syslog.stats().sent);
     mirror('procmonitor_syslog_dropped_total', 'Messages dropped because syslog was unreachable or too slow', () => syslog.stats().dropped);
     gauge('procmonitor_syslog_queued_bytes', 'Bytes waiting in the daemon for syslog', () => syslog.stats().queuedBytes);
+  }
+
+  // ---- journald (--journald)
+  const journald = options.journald;
+  if (journald) {
+    mirror('procmonitor_journald_entries_total', 'Entries journald took (events, log lines, lost entries)', () => journald.stats().entries);
+    mirror('procmonitor_journald_lost_total', 'Events dropped because journald was absent or too slow', () => journald.stats().lost);
+    gauge('procmonitor_journald_queued_bytes', 'Bytes waiting in the daemon for journald', () => journald.stats().queuedBytes);
   }
 
   // ---- HTTP

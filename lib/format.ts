@@ -1,6 +1,6 @@
-// How the commands print an event for people (`procMonitor --direct --format text`,
-// `procMonitor-client` without --json): one line, aligned columns.
-import type { ProcEvent } from '../events';
+// How an event reads for people (`procMonitor --direct --format text`, `procMonitor-client`
+// without --json: one line, aligned columns; journald's MESSAGE: one plain line).
+import type { ProcEvent } from './events';
 
 function exitStatus(ev: { exit_code?: number; code?: number | null; signal?: string | null; core?: boolean }): string {
   if (ev.signal) return `killed by ${ev.signal}${ev.core ? ' (core dumped)' : ''}`;
@@ -12,15 +12,26 @@ function exitStatus(ev: { exit_code?: number; code?: number | null; signal?: str
   return 'exited';
 }
 
+/** How formatEvent lays a line out. */
+export interface FormatOptions {
+  /** The event's time first. Default true. */
+  time?: boolean;
+  /** Columns aligned (padded). Default true; false: single spaces (a log message). */
+  columns?: boolean;
+}
+
 /**
  * One readable line (no newline) for an event, in aligned columns:
  * time, event, pid, user, then what happened.
  */
-export function formatEvent(ev: ProcEvent): string {
+export function formatEvent(ev: ProcEvent, opts: FormatOptions = {}): string {
   const e = ev as ProcEvent & Record<string, unknown>;
-  const time = typeof e.time === 'string' ? e.time : '';
+  const time = opts.time === false ? null : typeof e.time === 'string' ? e.time : '';
   const text = (v: unknown): string => (typeof v === 'string' || typeof v === 'number' ? String(v) : '');
-  const head = (pid: unknown, user: unknown) => `${time} ${String(e.event).padEnd(8)} ${text(pid).padStart(7)} ${text(user).padEnd(10)}`;
+  const head = (pid: unknown, user: unknown): string => {
+    if (opts.columns === false) return [time ?? '', String(e.event), text(pid), text(user)].filter((x) => x !== '').join(' ');
+    return `${time === null ? '' : `${time} `}${String(e.event).padEnd(8)} ${text(pid).padStart(7)} ${text(user).padEnd(10)}`;
+  };
   switch (ev.event) {
     case 'fork':
       return `${head(ev.child_pid, ev.user)} ${ev.thread ? 'thread of' : 'child of'} ${ev.parent_pid}${ev.comm ? ` (${ev.comm})` : ''}`;
