@@ -37,8 +37,8 @@ test('--help lists every flag the parser knows, each with its default, and the s
     const e = entries.get(flag);
     const short = Object.keys(DAEMON_FLAGS.short).find((k) => DAEMON_FLAGS.short[k] === flag) ?? null;
     assert.equal(e.short, short, `--${flag}: its short flag in --help`);
-    // --help and --version do something rather than set something: no default to give.
-    if (flag === 'help' || flag === 'version') continue;
+    // --help, --version and --print-config do something rather than set something: no default to give.
+    if (flag === 'help' || flag === 'version' || flag === 'print-config') continue;
     assert.match(e.text, /\bdefault:\s+\S/, `--${flag} gives its default:\n${e.text}`);
   }
   assert.match(entries.get('clients').text, /default: 10\)/);
@@ -567,14 +567,21 @@ test('--stall-timeout: seconds, 0 turns it off, 60 by default', () => {
   assert.equal(parseArgs(['--stall-timeout', '0']).stallTimeout, 0);
 });
 
+const UNIT_CONFIG = path.join(__dirname, '..', 'contrib', 'procmonitor.yaml');
+
 test('the systemd unit: its command line is valid and systemd accepts the unit', (t) => {
   const unit = fs.readFileSync(path.join(__dirname, '..', 'contrib', 'procmonitor.service'), 'utf8');
   const exec = /^ExecStart=\/usr\/bin\/env procMonitor (.*)$/m.exec(unit);
   assert.ok(exec, 'ExecStart runs procMonitor');
+  // (Its config file, /etc/procmonitor/procmonitor.yaml, is contrib/procmonitor.yaml.)
+  const unitArgs = (line) => line.replace('/etc/procmonitor/procmonitor.yaml', UNIT_CONFIG).split(/\s+/);
   const { parseArgs } = require('../dist/cli/daemon');
-  const opts = parseArgs(exec[1].split(/\s+/));
+  const opts = parseArgs(unitArgs(exec[1]), {});
   assert.equal(opts.socket, '/run/procmonitor/procMonitor.sock');
   assert.equal(opts.socketMode, 0o660);
+  assert.equal(opts.socketGroup, 'procmonitor');
+  assert.equal(opts.clients, 10);
+  assert.deepEqual(opts.events, ['exec', 'fork', 'exit']);
   assert.match(unit, /^AmbientCapabilities=CAP_NET_ADMIN CAP_SYS_PTRACE$/m);
   assert.match(unit, /^DynamicUser=yes$/m);
   // Its TCP variant: the password from systemd's credential copy (%d), owned by the service's
@@ -584,7 +591,7 @@ test('the systemd unit: its command line is valid and systemd accepts the unit',
   assert.match(unit, /^#\s+LoadCredential=password:\/etc\/procmonitor\/password$/m);
   const creds = tmpDir(t, 'pm-creds-');
   fs.writeFileSync(path.join(creds, 'password'), 'a password of twenty-four\n', { mode: 0o400 });
-  const tcpOpts = parseArgs(tcpLine[1].replaceAll('%d', creds).split(/\s+/));
+  const tcpOpts = parseArgs(unitArgs(tcpLine[1].replaceAll('%d', creds)), {});
   assert.equal(tcpOpts.tcp.host, '127.0.0.1');
   assert.equal(tcpOpts.tcp.password, 'a password of twenty-four');
   assert.deepEqual(tcpOpts.warnings, []);
@@ -600,12 +607,11 @@ test("the systemd unit's privileges are enough: its command line as nobody with 
     .trim()
     .split(/\s+/)
     .map((c) => c.replace(/^CAP_/, '').toLowerCase());
-  const args = /^ExecStart=\/usr\/bin\/env procMonitor (.*)$/m.exec(unit)[1].split(/\s+/);
-  // Its own socket path, and a group that exists here, in place of the unit's.
+  const args = /^ExecStart=\/usr\/bin\/env procMonitor (.*)$/m.exec(unit)[1].replace('/etc/procmonitor/procmonitor.yaml', UNIT_CONFIG).split(/\s+/);
+  // Its own socket path, and a group that exists here, in place of its config file's (the command line decides).
   const sockPath = path.join(tmpDir(t, 'pm-unit-'), 'pm.sock');
   fs.chmodSync(path.dirname(sockPath), 0o777);
-  args[args.indexOf('--socket') + 1] = sockPath;
-  args[args.indexOf('--socket-group') + 1] = 'nogroup';
+  args.push('--socket', sockPath, '--socket-group', 'nogroup');
   const cp = daemon(t, args, { wrap: nobodyWith(...caps) });
   await cp.ready;
   const r = await ndjsonClient(t, sockPath);

@@ -129,7 +129,20 @@ test('installs with --ignore-scripts and no compiler on the PATH', () => {
     .filter((d) => !d.startsWith('.'))
     .sort();
   // prom-client (--metrics) and nats (--nats), and what they need; nothing else comes along.
-  assert.deepEqual(deps, ['@opentelemetry', 'bintrees', 'mri', 'nats', 'nkeys.js', 'node-addon-api', 'node-gyp-build', 'procmonitor', 'prom-client', 'tdigest', 'tweetnacl']);
+  assert.deepEqual(deps, [
+    '@opentelemetry',
+    'bintrees',
+    'mri',
+    'nats',
+    'nkeys.js',
+    'node-addon-api',
+    'node-gyp-build',
+    'procmonitor',
+    'prom-client',
+    'tdigest',
+    'tweetnacl',
+    'yaml',
+  ]);
 });
 
 test('require: the prebuild is loaded and ProcConnector receives a real exec event', () => {

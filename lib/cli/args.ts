@@ -20,13 +20,18 @@ export interface Flags {
   str(name: string): string | undefined;
   /** Every value of a repeatable flag, in order ([] when absent); an empty value is a UsageError. */
   list(name: string): string[];
+  /** Where a flag's value came from (an environment variable, a config file's line), or null: the command line, or absent. */
+  origin(name: string): string | null;
 }
 
+/** A flag's value as read: a string (an array if repeated), or true for a boolean flag. */
+export type FlagValue = string | string[] | boolean;
+
 /**
- * Parses argv: unknown flags, stray arguments, repeated flags and missing values are
- * UsageErrors naming the culprit.
+ * Reads argv into each flag's value: unknown flags, stray arguments, and repeated boolean
+ * flags are UsageErrors naming the culprit.
  */
-export function parseFlags(argv: string[], spec: FlagSpec): Flags {
+export function readArgv(argv: string[], spec: FlagSpec): Map<string, FlagValue> {
   argv = joinNegativeValues(argv, spec);
   // (An object: TypeScript cannot see the callback below set it.)
   const unknown: { flag: string | null } = { flag: null };
@@ -46,23 +51,40 @@ export function parseFlags(argv: string[], spec: FlagSpec): Flags {
   if (unknown.flag) throw new UsageError(`unknown option ${unknown.flag} (see --help)`);
   if (args._.length) throw new UsageError(`unexpected argument "${String(args._[0])}" (see --help)`);
   for (const b of spec.boolean) if (Array.isArray(args[b])) throw new UsageError(`--${b} given more than once`);
+  const out = new Map<string, FlagValue>();
+  for (const name of spec.string) if (args[name] !== undefined) out.set(name, args[name] as string | string[]);
+  for (const name of spec.boolean) if (args[name] === true) out.set(name, true);
+  return out;
+}
+
+/** Flags over values read (by readArgv, or merged from several sources with their origins). */
+export function flagsOf(values: ReadonlyMap<string, FlagValue>, origins: ReadonlyMap<string, string> = new Map()): Flags {
   return {
-    on: (name) => Boolean(args[name]),
+    on: (name) => values.get(name) === true,
     str: (name) => {
-      const v = args[name];
+      const v = values.get(name);
       if (v === undefined) return undefined;
       if (Array.isArray(v)) throw new UsageError(`--${name} given more than once`);
       if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} needs a value`);
       return v;
     },
     list: (name) => {
-      const v = args[name];
+      const v = values.get(name);
       if (v === undefined) return [];
       const all = Array.isArray(v) ? v : [v];
       for (const x of all) if (typeof x !== 'string' || x === '') throw new UsageError(`--${name} needs a value`);
       return all as string[];
     },
+    origin: (name) => origins.get(name) ?? null,
   };
+}
+
+/**
+ * Parses argv: unknown flags, stray arguments, repeated flags and missing values are
+ * UsageErrors naming the culprit.
+ */
+export function parseFlags(argv: string[], spec: FlagSpec): Flags {
+  return flagsOf(readArgv(argv, spec));
 }
 
 /**

@@ -2,18 +2,17 @@
  * The procMonitor daemon's command line: its --help text and the parser of its flags into
  * DaemonOptions (checked in full before anything starts: a mistake is exit status 2).
  */
-import * as net from 'node:net';
 import { EVENT_NAMES, parseEventList } from '../events';
-import type { TcpTlsOptions } from '../server';
-import { parseFlags, UsageError, wholeNumber, type FlagSpec, type Flags } from './args';
-import { readTlsFlags } from './tls-flags';
+import * as fs from 'node:fs';
+import { UsageError, wholeNumber, type FlagSpec, type Flags } from './args';
+import { layeredFlags, printConfig, withOrigin, type ConfigSpec, type Layered } from './config';
+import { tcpFlags, TLS_FLAGS, type TcpCliOptions } from './daemon-tcp';
 import type { MetricsAddress } from '../outputs/metrics';
 import { parseMetricsAddress } from './metrics';
 import { syslogConfig, type SyslogConfig } from './syslog';
 import { outputConfig, OUTPUT_FLAGS, OUTPUT_USAGE, type OutputConfig } from './output';
 import { journaldConfig, JOURNALD_BOOLEAN_FLAGS, JOURNALD_STRING_FLAGS, JOURNALD_USAGE, type JournaldConfig } from './journald';
 import { natsCliOptions, NATS_FLAGS, NATS_USAGE, type NatsCliOptions } from './nats';
-import { readSecretFile, type SecretFile } from '../secret';
 import { patternError, type EventFilter } from '../filter';
 import { filterFlags, filterUsage, FILTER_BOOLEAN_FLAGS, FILTER_STRING_FLAGS } from './filter-flags';
 
@@ -126,11 +125,19 @@ ${filterUsage(false)}
 ${NATS_USAGE}
 ${OUTPUT_USAGE}
 ${JOURNALD_USAGE}
+      --config FILE      read options from FILE, YAML, one key per long option (e.g.
+                         "clients: 20", "direct: true", "match: [comm=sshd]"); the command
+                         line and PROCMONITOR_* decide over it (default: none)
+      --print-config     print the options in effect, as YAML with secrets masked, and exit
   -q, --quiet            no log lines on stderr (errors are still printed; default: off)
   -v, --version          print the version and exit
   -h, --help             print this help and exit
 
 Environment:
+  PROCMONITOR_<OPTION>   every long option, upper case, - as _ (PROCMONITOR_CLIENTS=20,
+                         PROCMONITOR_DIRECT=true, PROCMONITOR_CONFIG=FILE; a repeatable
+                         option's values one per line); the command line decides over them,
+                         they over --config
   PROCMONITOR_AUTH       the TCP password, when neither --auth nor --auth-file is given
   NO_COLOR               set and not empty: no colour in --format text (https://no-color.org)
   FORCE_COLOR            1, 2, 3 or true: colour in --format text even when not on a
@@ -153,7 +160,7 @@ export interface DaemonOptions {
   socket: string | null;
   socketMode: number;
   socketGroup?: string | number;
-  tcp: { port: number; host: string; password?: string; passwordFile?: string; passwordEnv?: string; tls?: TcpTlsOptions } | null;
+  tcp: TcpCliOptions | null;
   direct: boolean;
   format: 'json' | 'text';
   threads: boolean;
@@ -183,6 +190,8 @@ export interface DaemonOptions {
   /** --redact (each checked when the connector is made), --redact-defaults. */
   redactPatterns: string[];
   redactDefaults: boolean;
+  /** --print-config: the options in effect, to print (then exit); null: run. */
+  printConfig: string | null;
   /** Said on stderr (and syslog) at start: e.g. a password file others may read. */
   warnings: string[];
 }
@@ -221,26 +230,66 @@ const STRING_FLAGS = [
   ...NATS_FLAGS,
   ...OUTPUT_FLAGS,
   ...JOURNALD_STRING_FLAGS,
+  'config',
 ];
-const TLS_FLAGS = ['tls-cert', 'tls-key', 'tls-ca'];
-const BOOLEAN_FLAGS = ['direct', 'threads', 'quiet', 'version', 'help', 'syslog', 'syslog-events', 'redact-defaults', ...FILTER_BOOLEAN_FLAGS, ...JOURNALD_BOOLEAN_FLAGS];
+const BOOLEAN_FLAGS = [
+  'direct',
+  'threads',
+  'quiet',
+  'version',
+  'help',
+  'print-config',
+  'syslog',
+  'syslog-events',
+  'redact-defaults',
+  ...FILTER_BOOLEAN_FLAGS,
+  ...JOURNALD_BOOLEAN_FLAGS,
+];
 const SHORT: Record<string, string> = { e: 'events', c: 'clients', s: 'socket', t: 'tcp', a: 'auth', d: 'direct', h: 'help', q: 'quiet', v: 'version' };
 /** Every flag the daemon knows (each documented in USAGE). */
 export const DAEMON_FLAGS: FlagSpec = { string: [...STRING_FLAGS, ...TLS_FLAGS], boolean: BOOLEAN_FLAGS, short: SHORT };
+/** How they layer: command line, PROCMONITOR_*, --config FILE (lib/cli/config.ts). */
+export const DAEMON_CONFIG: ConfigSpec = {
+  ...DAEMON_FLAGS,
+  repeatable: ['match', 'exclude', 'subtree', 'redact', 'nats'],
+  commaLists: ['events', 'ancestors', 'env'],
+  groups: [
+    ['auth', 'auth-file'],
+    ['syslog-socket', 'syslog-target'],
+  ],
+  commandLineOnly: ['help', 'version', 'config', 'print-config'],
+  secrets: ['auth'],
+};
 
-/** Parses the daemon's arguments. Returns 'help' or 'version' for those flags; throws UsageError. */
+/**
+ * Parses the daemon's options (command line, PROCMONITOR_*, --config FILE). Returns 'help'
+ * or 'version' for those flags; throws UsageError, saying where a value at fault came from.
+ */
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): DaemonOptions | 'help' | 'version' {
-  const flags = parseFlags(argv, DAEMON_FLAGS);
+  const warnings: string[] = [];
+  let layered: Layered | null = null;
+  try {
+    layered = layeredFlags(argv, DAEMON_CONFIG, env, warnings);
+    return options(layered, env, warnings);
+  } catch (err) {
+    throw err instanceof UsageError ? withOrigin(err, layered?.flags ?? null) : err;
+  }
+}
+
+function options(layered: Layered, env: NodeJS.ProcessEnv, warnings: string[]): DaemonOptions | 'help' | 'version' {
+  const { flags } = layered;
   if (flags.on('help')) return 'help';
   if (flags.on('version')) return 'version';
+  const fileAuth = flags.origin('auth')?.startsWith(`${layered.file}:`) ? layered.file : null;
+  if (fileAuth && (fs.statSync(fileAuth).mode & 0o077) !== 0) {
+    warnings.push(`warning: ${fileAuth} holds the TCP password and others may read it: chmod 600 it, or use --auth-file`);
+  }
   // (Each piece checks its flags in turn: the first mistake is the one said.)
   const serving = servingFlags(flags);
   const reader = readerFlags(flags);
   const metricsText = flags.str('metrics');
   const metrics = metricsText === undefined ? null : parseMetricsAddress(metricsText);
   const syslog = syslogConfig(flags);
-
-  const warnings: string[] = [];
   const tcp = tcpFlags(flags, env, warnings);
   const nats = natsCliOptions(flags);
   const output = outputConfig(flags);
@@ -274,6 +323,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     nats,
     output,
     journald,
+    printConfig: flags.on('print-config') ? printConfig(layered, DAEMON_CONFIG) : null,
     warnings,
   };
 }
@@ -378,75 +428,4 @@ function redactFlags(flags: Flags): string[] {
 function yesNo(text: string | undefined, name: string, dflt = true): boolean {
   if (text !== undefined && text !== 'yes' && text !== 'no') throw new UsageError(`--${name} must be yes or no, got "${text}"`);
   return text === undefined ? dflt : text === 'yes';
-}
-
-/**
- * --tcp and what goes with it (--auth, --auth-file, --bind, --tls-*), or null without --tcp
- * (then none of those may be given). Warnings about the password go to `warnings`.
- */
-function tcpFlags(flags: Flags, env: NodeJS.ProcessEnv, warnings: string[]): DaemonOptions['tcp'] {
-  const str = (name: string): string | undefined => flags.str(name);
-  const tcpText = str('tcp');
-  const auth = str('auth');
-  const authFile = str('auth-file');
-  const bind = str('bind');
-  if (bind !== undefined && net.isIP(bind) === 0 && (/^[\d.]+$/.test(bind) || !/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(bind))) {
-    throw new UsageError(`--bind must be an IP address (e.g. 127.0.0.1, ::1, 0.0.0.0) or a host name, got "${bind}"`);
-  }
-  if (tcpText === undefined) {
-    const stray = [
-      auth !== undefined && '--auth',
-      authFile !== undefined && '--auth-file',
-      bind !== undefined && '--bind',
-      ...TLS_FLAGS.map((f) => flags.str(f) !== undefined && `--${f}`),
-    ];
-    const first = stray.find((f): f is string => typeof f === 'string');
-    if (first) throw new UsageError(`${first} needs --tcp PORT`);
-    return null;
-  }
-  const port = wholeNumber(tcpText, 'tcp', 1, 65535);
-  if (auth !== undefined && authFile !== undefined) throw new UsageError('give either --auth or --auth-file, not both');
-  const filePassword = authFile === undefined ? undefined : passwordFile(authFile, warnings);
-  if (auth === undefined && authFile === undefined && !env.PROCMONITOR_AUTH) {
-    throw new UsageError('--tcp needs a password: --auth PASSWORD, --auth-file FILE or PROCMONITOR_AUTH');
-  }
-  if (auth === '') throw new UsageError('--auth needs a value');
-  const tls = readTlsFlags(flags);
-  if (tls && (!tls.cert || !tls.key)) throw new UsageError('--tls-ca needs --tls-cert and --tls-key');
-  // The password's strength, and whether it crosses a network in clear: said at every start.
-  const password = auth ?? filePassword ?? env.PROCMONITOR_AUTH ?? '';
-  if ([...password].length < 12) {
-    warnings.push(
-      `warning: the TCP password is ${[...password].length} characters long: at the 5 guesses a second an attacker gets at most, use 12 or more (see docs/threat-model.md)`,
-    );
-  }
-  if (!tls && !isLoopback(bind ?? '0.0.0.0')) {
-    warnings.push(`warning: TCP on ${bind ?? '0.0.0.0'} without TLS: the password and the events cross the network in clear (give --tls-cert and --tls-key, or --bind 127.0.0.1)`);
-  }
-  return {
-    port,
-    host: bind ?? '0.0.0.0',
-    ...(auth !== undefined ? { password: auth } : filePassword !== undefined ? { password: filePassword } : { passwordEnv: 'PROCMONITOR_AUTH' }),
-    ...(tls?.cert && tls.key ? { tls: { cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) } } : {}),
-  };
-}
-
-/** The password in --auth-file (its warning, if any, to `warnings`); throws UsageError. */
-function passwordFile(authFile: string, warnings: string[]): string {
-  let f: SecretFile;
-  try {
-    f = readSecretFile(authFile, '--auth-file');
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  if (f.text === '') throw new UsageError(`the password file ${authFile} is empty; refusing to serve events unauthenticated`);
-  if (f.warning) warnings.push(f.warning);
-  return f.text;
-}
-
-/** A loopback address or the name localhost: nothing bound there is reachable from the network. */
-function isLoopback(host: string): boolean {
-  if (host === 'localhost' || host === '::1') return true;
-  const v4 = host.startsWith('::ffff:') ? host.slice(7) : host;
-  return net.isIPv4(v4) && v4.startsWith('127.');
 }

@@ -99,6 +99,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   const o = opts;
   const out = new DaemonLog(o.quiet);
+  if (o.printConfig !== null) {
+    for (const w of o.warnings) out.warn(w);
+    process.stdout.write(o.printConfig);
+    return 0;
+  }
   const { info: log, error: fail } = out;
   let sys: SyslogSender | null = null;
   let journal: JournaldOutput | null = null;
