@@ -63,9 +63,11 @@ test('taskstats (root): the workload cost what it did, from the kernel exit reco
   assert.strictEqual(ev.cost.source, 'taskstats');
   checkShape(ev);
   // The record was queued before the exit event (do_exit: taskstats_exit, then the proc
-  // connector): no exit was read before its record. (Other processes' exits may come from
-  // /proc: those that started before the connector.)
-  assert.strictEqual(stats.costWaited, 0, JSON.stringify(stats));
+  // connector): an exit is waited for only when it has no record at all, and then it comes
+  // from /proc or stays unknown. (Other processes on the machine exit too: some have no
+  // record, e.g. those exiting as the registration takes effect. Asserting no wait at all
+  // failed once in CI, on Node 22: costWaited 1 with 7 exits of no record.)
+  assert.ok(stats.costWaited <= stats.costProc + stats.costUnknown, JSON.stringify(stats));
   assert.deepStrictEqual(ev.missing ?? [], []);
   assert.ok(ev.cost.user_ms >= 150 && ev.cost.user_ms < 5000, `user_ms ${ev.cost.user_ms}`);
   assert.ok(ev.cost.max_rss_kb >= 40000 && ev.cost.max_rss_kb < 4e6, `max_rss_kb ${ev.cost.max_rss_kb}`);
