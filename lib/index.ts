@@ -28,6 +28,7 @@ export {
   type NatsServerAddress,
 } from './outputs/nats';
 export { createFileOutput, FileOutput, FileOutputError, type FileOutputOptions, type FileOutputStats, type FileOutputErrorCode } from './outputs/file';
+export { ecsLines, ecsSource, ECS_VERSION, SCHEMAS, toEcs, type EcsDocument, type Schema } from './ecs';
 export { DEFAULT_JOURNAL_SOCKET, JournaldError, JournaldOutput, type JournaldErrorCode, type JournaldOptions, type JournaldStats } from './outputs/journald';
 export {
   trace,

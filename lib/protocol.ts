@@ -6,6 +6,7 @@
  */
 import { parseEventList, type EventName, type ProcessRecord } from './events';
 import { compileFilter, type CompiledFilter, type FilterTerms } from './filter';
+import { SCHEMAS, type Schema } from './ecs';
 
 // ---------------------------------------------------------------------------------------------
 // Wire strings. The handshake is the seed daemon's, byte for byte; the other lines are ours and
@@ -92,6 +93,8 @@ export interface ClientRequest {
   match?: FilterTerms;
   /** Not the events that match every key of these. */
   exclude?: FilterTerms;
+  /** The fields of the events: `default` (the wire format) or `ecs` (Elastic Common Schema; lib/ecs.ts). */
+  schema?: Schema;
 }
 
 /** A request, validated, with its filter (match, exclude) checked and compiled. */
@@ -99,7 +102,7 @@ export interface ParsedRequest extends ClientRequest {
   filter?: CompiledFilter;
 }
 
-const REQUEST_KEYS = new Set(['resume_from', 'stream', 'snapshot', 'events', 'users', 'match', 'exclude']);
+const REQUEST_KEYS = new Set(['resume_from', 'stream', 'snapshot', 'events', 'users', 'match', 'exclude', 'schema']);
 
 /** Parses a request line; throws an Error whose message says what is wrong. */
 export function parseRequest(line: string): ParsedRequest {
@@ -124,6 +127,10 @@ export function parseRequest(line: string): ParsedRequest {
     }
     if (filter.match) req.match = filter.match;
     if (filter.exclude) req.exclude = filter.exclude;
+  }
+  if (o.schema !== undefined) {
+    if (typeof o.schema !== 'string' || !(SCHEMAS as readonly string[]).includes(o.schema)) throw new Error(`schema must be ${SCHEMAS.join(' or ')}`);
+    req.schema = o.schema as Schema;
   }
   if (o.resume_from !== undefined) {
     if (typeof o.resume_from !== 'number' || !Number.isSafeInteger(o.resume_from) || o.resume_from < 0) {

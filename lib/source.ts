@@ -5,7 +5,7 @@
  * other emitter of `'batch'` (arrays of event objects: a test's fake, an app's own events) is a
  * `BatchSource`; its batches are serialised once, here.
  */
-import { linesOf, type LineBatch, type ProcessRecord, type ProcEvent } from './events';
+import { linesOf, toLine, type LineBatch, type ProcessRecord, type ProcEvent } from './events';
 
 /** Emits `'lines'` (a LineBatch per batch, in order); says so with `emitsLines: true`. */
 export interface LineSource {
@@ -14,6 +14,8 @@ export interface LineSource {
   off(event: 'lines', listener: (lines: LineBatch) => void): unknown;
   /** The live process table, for clients that ask for it (`{"snapshot": true}`). */
   snapshot?(): ProcessRecord[];
+  /** How its lines write an event (for an output's own `lost` line): the wire format unless given. */
+  lineOf?(ev: ProcEvent): string;
 }
 
 /** Anything that emits `'batch'` with an array of events in order; a `ProcConnector` fits. */
@@ -46,4 +48,10 @@ export function subscribeLines(src: EventSource, fn: (lines: LineBatch, events?:
   const onBatch = (batch: ProcEvent[]) => fn(linesOf(batch), batch);
   s.on('batch', onBatch);
   return () => s.off('batch', onBatch);
+}
+
+/** How `src`'s lines write an event: an output writes its own `lost` line the same way. */
+export function lineWriter(src: EventSource): (ev: ProcEvent) => string {
+  const s = src as Partial<LineSource>;
+  return s.emitsLines === true && typeof s.lineOf === 'function' ? s.lineOf.bind(s) : toLine;
 }

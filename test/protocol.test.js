@@ -14,6 +14,9 @@ test('parseRequest: every field, and a clear message for each mistake', () => {
     users: ['root', 0],
   });
   assert.deepEqual(pm.parseRequest('{"events":"exec,fork"}').events, ['exec', 'fork']);
+  assert.deepEqual(pm.parseRequest('{"schema":"ecs"}'), { schema: 'ecs' });
+  assert.throws(() => pm.parseRequest('{"schema":"ECS"}'), /^Error: schema must be default or ecs$/);
+  assert.throws(() => pm.parseRequest('{"schema":1}'), /^Error: schema must be default or ecs$/);
   const filtered = pm.parseRequest('{"match":{"comm":["ssh","scp"],"failed":true},"exclude":{"user":"root"}}');
   assert.deepEqual(filtered.match, { comm: ['ssh', 'scp'], failed: true });
   assert.deepEqual(filtered.exclude, { user: 'root' });
@@ -21,7 +24,7 @@ test('parseRequest: every field, and a clear message for each mistake', () => {
   const bad = [
     ['nope', /not JSON/],
     ['[1]', /must be a JSON object/],
-    ['{"x":1}', /unknown request field "x" \(known: resume_from, stream, snapshot, events, users, match, exclude\)/],
+    ['{"x":1}', /unknown request field "x" \(known: resume_from, stream, snapshot, events, users, match, exclude, schema\)/],
     ['{"match":{"colour":"red"}}', /filter: unknown key "colour"/],
     ['{"exclude":{"argv":"/(?=x)/"}}', /filter: exclude argv=\/\(\?=x\)\/: lookaround/],
     ['{"match":[]}', /filter\.match must be an object/],

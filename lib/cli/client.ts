@@ -5,6 +5,7 @@ import { formatEvent } from '../format';
 export { formatEvent };
 import { parseFlags, UsageError, wholeNumber } from './args';
 import { filterFlags, filterUsage, FILTER_BOOLEAN_FLAGS, FILTER_STRING_FLAGS } from './filter-flags';
+import { SCHEMAS } from '../ecs';
 import { readTlsFlags } from './tls-flags';
 import { readSecretFile } from '../secret';
 
@@ -42,13 +43,15 @@ ${filterUsage(true)}
   -r, --resume          when the connection drops, reconnect and go on after the last
                         event received (no gap while the server's replay ring reaches back)
   -j, --json            print the raw NDJSON lines
+      --schema S        the events' fields: default, or ecs (Elastic Common Schema, with
+                        --json; the server makes them)
   -h, --help            show this help
 
 Environment: PROCMONITOR_AUTH holds the TCP password when neither --auth nor --auth-file is given.
 Exit status: 0 after SIGINT/SIGTERM, 1 when the connection fails or the server closes it,
 2 on bad options.`;
 
-const STRING_FLAGS = ['socket', 'host', 'port', 'auth', 'auth-file', 'events', 'users', 'tls-ca', 'tls-cert', 'tls-key', 'tls-servername', ...FILTER_STRING_FLAGS];
+const STRING_FLAGS = ['socket', 'host', 'port', 'auth', 'auth-file', 'events', 'users', 'schema', 'tls-ca', 'tls-cert', 'tls-key', 'tls-servername', ...FILTER_STRING_FLAGS];
 const BOOLEAN_FLAGS = ['tcp', 'json', 'help', 'tls', 'insecure', 'resume', ...FILTER_BOOLEAN_FLAGS];
 const SHORT: Record<string, string> = { s: 'socket', t: 'tcp', H: 'host', p: 'port', a: 'auth', e: 'events', u: 'users', r: 'resume', j: 'json', h: 'help' };
 
@@ -85,9 +88,13 @@ export function parseClientArgs(argv: string[], env: NodeJS.ProcessEnv = process
   if (users && (users.length === 0 || users.some((u) => u === ''))) throw new UsageError('--users needs a comma list of user names or uids');
   // What the server is asked (its filters spare the bytes), and whether to resume.
   const filter = filterFlags(flags, true);
+  const schema = str('schema');
+  if (schema !== undefined && !(SCHEMAS as readonly string[]).includes(schema)) throw new UsageError(`--schema must be ${SCHEMAS.join(' or ')}, got "${schema}"`);
+  if (schema === 'ecs' && !flags.on('json')) throw new UsageError('--schema ecs prints JSON: give --json');
   const extra: Pick<ConnectOptions, 'request' | 'resume'> = {};
-  if (events || users || filter) {
+  if (events || users || filter || schema === 'ecs') {
     extra.request = {
+      ...(schema === 'ecs' ? { schema: 'ecs' as const } : {}),
       ...(events ? { events: [...events].filter((e) => e !== 'lost') as NonNullable<NonNullable<ConnectOptions['request']>['events']> } : {}),
       ...(users ? { users: users.map((u) => (/^\d+$/.test(u) ? Number(u) : u)) } : {}),
       ...filter,
@@ -183,7 +190,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     for await (const ev of client) {
       if (stdoutGone) break;
-      if (events && !events.has(ev.event)) continue;
+      if (events && typeof ev.event === 'string' && !events.has(ev.event)) continue; // (an ECS document: the server chose)
       const line = json ? `${JSON.stringify(ev)}\n` : `${formatEvent(ev)}\n`;
       if (!process.stdout.write(line)) {
         await new Promise<void>((resolve) => {

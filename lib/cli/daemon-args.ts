@@ -3,6 +3,7 @@
  * DaemonOptions (checked in full before anything starts: a mistake is exit status 2).
  */
 import { EVENT_NAMES, parseEventList } from '../events';
+import { SCHEMAS, type Schema } from '../ecs';
 import * as fs from 'node:fs';
 import { UsageError, wholeNumber, type FlagSpec, type Flags } from './args';
 import { layeredFlags, printConfig, withOrigin, type ConfigSpec, type Layered } from './config';
@@ -77,6 +78,10 @@ ${option('-e, --events LIST', `events to report, comma-separated: ${EVENT_NAMES.
       --tls-ca FILE      require client certificates signed by this CA (PEM; default: none,
                          no client certificate asked for)
   -d, --direct           print events on stdout instead of serving them (default: off)
+      --schema S         the fields of the JSON events the daemon writes itself (--direct,
+                         --output, --nats, --syslog-events): default, or ecs (Elastic Common
+                         Schema: @timestamp, event.action, process.pid, ...; socket and TCP
+                         clients ask for it in their request) (default: default)
       --format FMT       with --direct: json, one object a line, or text, aligned columns
                          (colour on a terminal, see NO_COLOR; default: json)
       --threads          report threads too (clone/exit of non-leader tasks; default: off)
@@ -163,6 +168,8 @@ export interface DaemonOptions {
   tcp: TcpCliOptions | null;
   direct: boolean;
   format: 'json' | 'text';
+  /** --schema: the fields of the events the daemon writes itself. */
+  schema: Schema;
   threads: boolean;
   slowClient: 'drop' | 'disconnect';
   /** Seconds; 0: off. */
@@ -212,6 +219,7 @@ const STRING_FLAGS = [
   'stall-timeout',
   'rcvbuf',
   'format',
+  'schema',
   'metrics',
   'syslog-socket',
   'syslog-target',
@@ -311,6 +319,7 @@ function options(layered: Layered, env: NodeJS.ProcessEnv, warnings: string[]): 
     tcp,
     direct,
     format: serving.format,
+    schema: schemaFlag(flags, { direct, format: serving.format, output, nats, syslogEvents: syslog?.events === true }),
     threads: flags.on('threads'),
     slowClient: serving.slowClient,
     ...reader,
@@ -326,6 +335,18 @@ function options(layered: Layered, env: NodeJS.ProcessEnv, warnings: string[]): 
     printConfig: flags.on('print-config') ? printConfig(layered, DAEMON_CONFIG) : null,
     warnings,
   };
+}
+
+/** --schema: default, or ecs where something writes JSON events itself. Throws a UsageError. */
+function schemaFlag(flags: Flags, o: { direct: boolean; format: 'json' | 'text'; output: unknown; nats: unknown; syslogEvents: boolean }): Schema {
+  const text = flags.str('schema');
+  if (text === undefined) return 'default';
+  if (!(SCHEMAS as readonly string[]).includes(text)) throw new UsageError(`--schema must be ${SCHEMAS.join(' or ')}, got "${text}"`);
+  if (text === 'ecs' && o.direct && o.format === 'text') throw new UsageError('--schema ecs is for JSON: not with --format text');
+  if (text === 'ecs' && !o.direct && !o.output && !o.nats && !o.syslogEvents) {
+    throw new UsageError('--schema ecs applies to --direct, --output, --nats and --syslog-events (socket and TCP clients ask for it in their request: {"schema":"ecs"})');
+  }
+  return text as Schema;
 }
 
 type ServingFlags = Pick<DaemonOptions, 'events' | 'clients' | 'clientsPerUser' | 'visibility' | 'direct' | 'format' | 'slowClient'> & {

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ProcConnector, ProcConnectorError } from '../connector';
 import { subscribeLines } from '../source';
+import { ecsSource } from '../ecs';
 import { BroadcastServerError, createBroadcastServer, type BroadcastServer, type BroadcastServerOptions } from '../server';
 import { startMetrics, type MetricsServer } from '../outputs/metrics';
 import { SyslogSender, targetText } from '../outputs/syslog';
@@ -175,12 +176,14 @@ async function daemon(o: DaemonOptions, logs: Logs, shutdown: Shutdown): Promise
     }
     log(`metrics at ${metrics.url}`);
   }
-  if (sys && o.syslog?.events) subscribeLines(conn, sys.lines); // (the reader's lines as they are)
+  // What the daemon writes itself: the reader's lines as they are, or as ECS (--schema ecs).
+  const own = o.schema === 'ecs' ? ecsSource(conn) : conn;
+  if (sys && o.syslog?.events) subscribeLines(own, sys.lines);
   if (journal) subscribeLines(conn, journal.lines);
   let file: FileOutput | null = null;
   if (o.output) {
     try {
-      file = new FileOutput({ source: conn, path: o.output.path, maxBytes: o.output.maxBytes, keep: o.output.keep, log }).start();
+      file = new FileOutput({ source: own, path: o.output.path, maxBytes: o.output.maxBytes, keep: o.output.keep, log }).start();
     } catch (err) {
       fail((err as Error).message);
       await Promise.all([server?.close(), metrics?.close()]);
@@ -189,7 +192,7 @@ async function daemon(o: DaemonOptions, logs: Logs, shutdown: Shutdown): Promise
     const f = file;
     shutdown.onHangup = () => f.reopen();
   }
-  if (o.direct) directWriter(conn, o.format, log);
+  if (o.direct) directWriter(conn, o.format, log, o.schema);
   conn.on('lost', (ev) => log(`lost ${ev.count} events (${ev.source})`));
   // The reader thread failing (the socket broke under it) is fatal: say why, stop as on a
   // signal, exit 1.
@@ -208,7 +211,7 @@ async function daemon(o: DaemonOptions, logs: Logs, shutdown: Shutdown): Promise
   // NATS never stops the daemon: a server that is down is retried forever (see lib/outputs/nats.ts).
   let nats: NatsPublisher | null = null;
   try {
-    nats = o.nats ? createNatsPublisher({ source: conn, ...o.nats, log, closeTimeoutMs: NATS_CLOSE_MS }).start() : null;
+    nats = o.nats ? createNatsPublisher({ source: own, ...o.nats, log, closeTimeoutMs: NATS_CLOSE_MS }).start() : null;
   } catch (err) {
     fail((err as Error).message);
     conn.stop();

@@ -5,6 +5,8 @@
 import type { ProcConnector } from '../connector';
 import { lostEvent, toLine, type ProcEvent } from '../events';
 import { formatEvent } from '../format';
+import { ecsSource, toEcs, type Schema } from '../ecs';
+import type { LineSource } from '../source';
 
 const COLORS: Record<string, string> = { fork: '\x1b[36m', exec: '\x1b[32m', exit: '\x1b[33m', lost: '\x1b[31;1m' };
 
@@ -22,15 +24,16 @@ export function useColor(isTTY: boolean, env: NodeJS.ProcessEnv = process.env): 
 
 /**
  * Writes the connector's events on stdout, bounded: a stalled reader of stdout loses events,
- * never memory. JSON goes out as the reader's own lines, with no object made.
+ * never memory. JSON goes out as the reader's own lines, with no object made (or as ECS lines,
+ * with `schema` ecs).
  */
-export function directWriter(conn: ProcConnector, format: 'json' | 'text', log: (line: string) => void): void {
+export function directWriter(conn: ProcConnector, format: 'json' | 'text', log: (line: string) => void, schema: Schema = 'default'): void {
   const out = process.stdout;
   const color = format === 'text' && useColor(out.isTTY === true);
   const limit = 16 << 20;
   let dropped = 0;
   const line = (ev: ProcEvent): string => {
-    if (format === 'json') return toLine(ev);
+    if (format === 'json') return schema === 'ecs' ? JSON.stringify(toEcs(ev)) + '\n' : toLine(ev);
     const text = formatEvent(ev);
     const c = color ? COLORS[ev.event] : undefined;
     return (c ? `${c}${text}\x1b[0m` : text) + '\n';
@@ -51,7 +54,8 @@ export function directWriter(conn: ProcConnector, format: 'json' | 'text', log: 
     out.write(chunk());
   };
   if (format === 'json') {
-    conn.on('lines', (lines) => write(lines.ends.length, () => lines.buf));
+    const source: LineSource = schema === 'ecs' ? ecsSource(conn) : conn;
+    source.on('lines', (lines) => write(lines.ends.length, () => lines.buf));
   } else {
     conn.on('batch', (batch) => write(batch.length, () => batch.map(line).join('')));
   }

@@ -122,7 +122,8 @@ export class ProcMonitorClient extends EventEmitter<ProcMonitorClientEvents> imp
     this.resumer.seen(ev);
     this.subscribers.push(ev);
     this.emit('event', ev);
-    (this.emit as (name: string, ev: ProcEvent) => boolean)(ev.event, ev);
+    // (Per kind: an ECS document, request.schema 'ecs', has its kind in event.action and comes as 'event' only.)
+    if (typeof ev.event === 'string') (this.emit as (name: string, ev: ProcEvent) => boolean)(ev.event, ev);
   }
 
   private nonFatal(err: Error): void {

@@ -74,9 +74,10 @@ export class Resumer {
     this.stream = stream;
   }
 
-  /** An event arrived: its seq is where a resume picks up. */
+  /** An event arrived: its seq (in ECS, its event.sequence) is where a resume picks up. */
   seen(ev: ProcEvent): void {
-    if (typeof ev.seq === 'number') this.lastSeq = ev.seq;
+    const seq = typeof ev.seq === 'number' ? ev.seq : (ev as unknown as { event?: { sequence?: unknown } }).event?.sequence;
+    if (typeof seq === 'number') this.lastSeq = seq;
   }
 
   /** Connected (and authenticated): the backoff starts over. */

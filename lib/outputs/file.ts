@@ -10,8 +10,8 @@
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CodedError, lostEvent, toLine, type LineBatch } from '../events';
-import { isEventSource, subscribeLines, type EventSource } from '../source';
+import { CodedError, lostEvent, type LineBatch, type ProcEvent } from '../events';
+import { isEventSource, lineWriter, subscribeLines, type EventSource } from '../source';
 import { gzipRotated, pruneRotated, rotatedName } from './file-rotation';
 
 export interface FileOutputOptions {
@@ -56,6 +56,7 @@ export class FileOutput extends EventEmitter {
   private readonly mode: number;
   private readonly log: (line: string) => void;
   private readonly source: EventSource;
+  private readonly lineOf: (ev: ProcEvent) => string; // (its lines' way: the lost line goes the same)
   private fd: number | null = null;
   private size = 0;
   private queue: { buf: Buffer; events: number }[] = [];
@@ -82,6 +83,7 @@ export class FileOutput extends EventEmitter {
       return v;
     };
     this.source = o.source;
+    this.lineOf = lineWriter(o.source);
     this.path = path.resolve(o.path);
     this.maxBytes = whole(o.maxBytes, 'maxBytes', 0, 0, Number.MAX_SAFE_INTEGER);
     if (this.maxBytes > 0 && this.maxBytes < 4096) throw new FileOutputError('EINVAL', `maxBytes must be 0 (no rotation) or at least 4096, got ${this.maxBytes}`);
@@ -217,7 +219,7 @@ export class FileOutput extends EventEmitter {
     // The loss first, once the file takes writes again (said where it happened); then what
     // waits, as much as fits before a rotation (one batch at least).
     const said = this.dropped;
-    const parts: Buffer[] = said > 0 ? [Buffer.from(toLine(lostEvent(said, 'file')))] : [];
+    const parts: Buffer[] = said > 0 ? [Buffer.from(this.lineOf(lostEvent(said, 'file')))] : [];
     if (this.newlineFirst) parts.unshift(Buffer.from('\n'));
     let bytes = parts.reduce((s, b) => s + b.length, 0);
     if (this.maxBytes > 0 && this.size > 0 && this.size + bytes + (this.queue[0]?.buf.length ?? 0) > Math.max(this.maxBytes, this.rotateAt)) {

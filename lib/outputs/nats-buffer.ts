@@ -79,6 +79,8 @@ export class PendingBuffer {
     private readonly maxPending: number,
     private readonly lostSubject: string,
     private readonly sink: BufferSink,
+    /** How the stream's lines write an event (its `lost` message goes the same way). */
+    private readonly lineOf: (ev: LostEvent) => string = toLine,
   ) {}
 
   /** Messages waiting for a connection. */
@@ -188,7 +190,7 @@ export class PendingBuffer {
     this.unreported = 0;
     this.lostReports++;
     this.sink.log(`reporting ${ev.count} lost events`);
-    this.sink.send({ subject: this.lostSubject, data: Buffer.from(toLine(ev)), units: ev.count, events: 0 });
+    this.sink.send({ subject: this.lostSubject, data: Buffer.from(this.lineOf(ev)), units: ev.count, events: 0 });
     this.sink.reported(ev);
   }
 }

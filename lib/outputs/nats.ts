@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { LineBatch, LostEvent, ProcEvent } from '../events';
-import { subscribeLines, type EventSource } from '../source';
+import { lineWriter, subscribeLines, type EventSource } from '../source';
 import { PendingBuffer, type Msg, type Outbox } from './nats-buffer';
 import { natsConfig, SubjectNames, type NatsPublisherOptions } from './nats-config';
 import { CoreOutbox } from './nats-core';
@@ -128,13 +128,18 @@ export class NatsPublisher extends EventEmitter<NatsPublisherEvents> {
       disconnected: (server) => this.tell('disconnect', server),
       reconnecting: (server, attempt) => this.tell('reconnecting', server, attempt),
     });
-    this.buffer = new PendingBuffer(cfg.maxPending, this.names.of('lost'), {
-      ready: () => this.link.ready,
-      unconfirmedBytes: () => this.outbox.pendingBytes(),
-      send: (m) => this.send(m),
-      log,
-      reported: (ev) => this.tell('lost', ev),
-    });
+    this.buffer = new PendingBuffer(
+      cfg.maxPending,
+      this.names.of('lost'),
+      {
+        ready: () => this.link.ready,
+        unconfirmedBytes: () => this.outbox.pendingBytes(),
+        send: (m) => this.send(m),
+        log,
+        reported: (ev) => this.tell('lost', ev),
+      },
+      lineWriter(options.source),
+    );
     const ctx = { link: this.link, buffer: this.buffer, log, failed: (err: unknown) => this.publishFailed(err) };
     this.outbox = cfg.stream ? new JetStreamOutbox(ctx, { ...cfg, stream: cfg.stream }) : new CoreOutbox(ctx, cfg.maxPending);
   }

@@ -4,6 +4,7 @@ import type * as net from 'node:net';
 import { loadBinding } from '../native';
 import { prefixOf } from './auth-gate';
 import type { Filter } from './replay';
+import type { Schema } from '../ecs';
 import type { ClientCloseReason, ClientInfo } from './types';
 
 /** A connection as log lines name it: `unix` or `tcp 1.2.3.4:5678` (the peer of a Unix socket has no address). */
@@ -72,6 +73,8 @@ export interface Conn extends ClientInfo {
    */
   slack: number;
   filter: Filter | null;
+  /** The fields of the events it gets (its request's `schema`). */
+  schema: Schema;
   /** The request line so far. */
   req: Buffer | null;
   /**
@@ -139,6 +142,7 @@ export function makeConn(id: number, sock: net.Socket, transport: ClientInfo['tr
     nextSeq: 0,
     slack: 0,
     filter: null,
+    schema: 'default',
     req: null,
     own: null,
     ownBytes: 0,

@@ -6,7 +6,8 @@
 import { lostEvent, toLine, type LineBatch } from '../events';
 import { EMPTY, LINE_GAP_MS, PACED_MAX_BEHIND, peerKey, who, type Conn } from './conn';
 import { Pacer } from './pacer';
-import { lineOffset, numberLines, select, type ReplayRing } from './replay';
+import { lineOffset, numberLines, select, viewOf, type ReplayRing } from './replay';
+import { toEcs } from '../ecs';
 import type { TokenBuckets } from './buckets';
 import type { BroadcastStats, ClientStats } from './types';
 
@@ -94,7 +95,7 @@ export class Fanout {
       if (conn.mode !== 'live') continue; // fed from the ring
       const sock = conn.sock;
       if (sock.destroyed || !sock.writable) continue;
-      const { buf, count } = conn.filter ? select(chunk, 0, conn.filter) : { buf: chunk.buf, count: n };
+      const { buf, count } = conn.filter || conn.schema !== 'default' ? select(chunk, 0, conn.filter, conn.schema) : { buf: chunk.buf, count: n };
       if (buf.length === 0) continue;
       const queued = sock.writableLength;
       if (queued > 0 && queued + buf.length > bound) {
@@ -180,7 +181,7 @@ export class Fanout {
       const at = this.ring.find(conn.nextSeq);
       if (!at) return; // cannot happen: nextSeq is within the ring
       if (conn.owed > 0 && !this.charge(conn, at.chunk.buf.length)) return;
-      const { buf, count } = select(at.chunk, at.index, conn.filter);
+      const { buf, count } = select(at.chunk, at.index, conn.filter, conn.schema);
       conn.nextSeq = at.chunk.first + at.chunk.ends.length;
       if (buf.length === 0) continue;
       this.writeStream(conn, buf, count);
@@ -209,7 +210,8 @@ export class Fanout {
   /** Gives up a client's backlog before seq `to` (the ring no longer holds it): one `lost` line with the exact count. */
   private writeLost(conn: Conn, to = this.ring.first): void {
     const missed = to - conn.nextSeq;
-    this.writeOwn(conn, toLine(lostEvent(missed, 'client')));
+    const lost = lostEvent(missed, 'client');
+    this.writeOwn(conn, conn.schema === 'ecs' ? `${JSON.stringify(toEcs(lost))}\n` : toLine(lost));
     conn.dropped += missed;
     this.counters.droppedEvents += missed;
     conn.nextSeq = to;
@@ -247,7 +249,8 @@ export class Fanout {
     if (!at) return false;
     const { chunk, index } = at;
     conn.nextSeq++;
-    this.writeStream(conn, chunk.buf.subarray(lineOffset(chunk, index), chunk.ends[index]), 1);
+    const v = viewOf(chunk, conn.schema);
+    this.writeStream(conn, v.buf.subarray(lineOffset(v, index), v.ends[index]), 1);
     if (conn.nextSeq < this.ring.next) return true;
     conn.mode = 'live';
     return false;

@@ -6,6 +6,7 @@
  */
 import { EVENT_NAMES, KIND_NAMES, LOST_KIND, type EventName, type LineBatch } from '../events';
 import { pickLines } from '../filter';
+import { ecsLines, type Schema } from '../ecs';
 import type { NativeLineFilter } from '../native';
 
 /** One batch as it went on the wire. */
@@ -94,15 +95,30 @@ function passes(c: Chunk, i: number, f: Filter, mask: Uint8Array | null): boolea
 }
 
 /** Byte offset in `c.buf` where line `i` starts. */
-export function lineOffset(c: Chunk, i: number): number {
+export function lineOffset(c: { ends: Uint32Array }, i: number): number {
   return i === 0 ? 0 : (c.ends[i - 1] as number);
 }
 
-/** The lines of `c` from index `from` on that pass `f` (no copy when all of them do). */
-export function select(c: Chunk, from: number, f: Filter | null): { buf: Buffer; count: number } {
-  if (!f) return { buf: from === 0 ? c.buf : c.buf.subarray(lineOffset(c, from)), count: c.ends.length - from };
+/** Each chunk's lines in ECS, made once for every client that asked for them. */
+const ecsViews = new WeakMap<Chunk, LineBatch>();
+
+/** The lines of `c` as a client with `schema` gets them (the same lines, one for one). */
+export function viewOf(c: Chunk, schema: Schema): LineBatch {
+  if (schema === 'default') return c;
+  let v = ecsViews.get(c);
+  if (!v) ecsViews.set(c, (v = ecsLines(c)));
+  return v;
+}
+
+/**
+ * The lines of `c` from index `from` on that pass `f` (no copy when all of them do), as a
+ * client with `schema` gets them (filters match the stream's own lines).
+ */
+export function select(c: Chunk, from: number, f: Filter | null, schema: Schema = 'default'): { buf: Buffer; count: number } {
+  const v = viewOf(c, schema);
+  if (!f) return { buf: from === 0 ? v.buf : v.buf.subarray(lineOffset(v, from)), count: c.ends.length - from };
   const mask = f.lines ? f.lines.mask(c) : null;
-  return pickLines(c.buf, c.ends, from, (i) => passes(c, i, f, mask));
+  return pickLines(v.buf, v.ends, from, (i) => passes(c, i, f, mask));
 }
 
 /** The last `maxEvents` events (and at most `maxBytes` bytes of them) as they went on the wire. */

@@ -205,6 +205,7 @@ export class Requests {
       return this.badRequest(conn, (err as Error).message);
     }
     conn.filter = makeFilter(req.events ?? null, uids, lines);
+    conn.schema = req.schema ?? 'default';
     const ring = this.fanout.ring;
     const last = ring.next - 1;
     conn.own = this.answerLines(last, req.snapshot && snapshot ? snapshot().filter((p) => !uids || (p.uid !== null && uids.includes(p.uid))) : null);
