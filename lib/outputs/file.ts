@@ -47,6 +47,53 @@ export interface FileOutputStats {
 
 const RETRY_MS = 1000;
 
+interface Queued {
+  buf: Buffer;
+  events: number;
+}
+
+/**
+ * Takes from the front of `queue` what fits in `room` bytes: whole batches, then, of one that
+ * does not fit, its whole lines that do (the first line at least when nothing else goes: a
+ * line larger than the room passes it); the rest stays queued.
+ */
+function takeFitting(queue: Queued[], room: number): { parts: Buffer[]; bytes: number; events: number } {
+  const parts: Buffer[] = [];
+  let bytes = 0;
+  let events = 0;
+  while (queue.length > 0) {
+    const q = queue[0] as Queued;
+    if (bytes + q.buf.length <= room) {
+      parts.push(q.buf);
+      bytes += q.buf.length;
+      events += q.events;
+      queue.shift();
+      continue;
+    }
+    const left = room - bytes;
+    let cut = left > 0 ? q.buf.lastIndexOf(0x0a, left - 1) + 1 : 0;
+    if (cut === 0 && events === 0) cut = q.buf.indexOf(0x0a) + 1 || q.buf.length;
+    if (cut === 0) break;
+    const head = q.buf.subarray(0, cut);
+    const n = linesIn(head);
+    parts.push(head);
+    bytes += cut;
+    events += n;
+    q.buf = q.buf.subarray(cut);
+    q.events -= n;
+    if (q.buf.length === 0) queue.shift();
+    break;
+  }
+  return { parts, bytes, events };
+}
+
+/** How many lines (newlines) `buf` holds. */
+function linesIn(buf: Buffer): number {
+  let n = 0;
+  for (let i = buf.indexOf(0x0a); i >= 0; i = buf.indexOf(0x0a, i + 1)) n++;
+  return n;
+}
+
 /** Writes a source's events to a file (see the module's comment). */
 export class FileOutput extends EventEmitter {
   readonly path: string;
@@ -59,7 +106,7 @@ export class FileOutput extends EventEmitter {
   private readonly lineOf: (ev: ProcEvent) => string; // (its lines' way: the lost line goes the same)
   private fd: number | null = null;
   private size = 0;
-  private queue: { buf: Buffer; events: number }[] = [];
+  private queue: Queued[] = [];
   private queued = 0;
   private writing = false;
   private dropped = 0; // lost, not yet said in the file
@@ -217,7 +264,7 @@ export class FileOutput extends EventEmitter {
     if (this.reopenWanted) this.doReopen();
     if (this.queue.length === 0 && this.dropped === 0) return this.notify();
     // The loss first, once the file takes writes again (said where it happened); then what
-    // waits, as much as fits before a rotation (one batch at least).
+    // waits, as much as fits before a rotation (one line at least).
     const said = this.dropped;
     const parts: Buffer[] = said > 0 ? [Buffer.from(this.lineOf(lostEvent(said, 'file')))] : [];
     if (this.newlineFirst) parts.unshift(Buffer.from('\n'));
@@ -226,17 +273,12 @@ export class FileOutput extends EventEmitter {
       this.size = this.sizeNow(); // (a copytruncate may have cut it)
       if (this.size + bytes + (this.queue[0]?.buf.length ?? 0) > Math.max(this.maxBytes, this.rotateAt)) this.rotate();
     }
-    const room = this.maxBytes > 0 ? Math.max(this.maxBytes - this.size - bytes, 1) : Infinity;
-    let events = 0;
-    let taken = 0;
-    for (const q of this.queue) {
-      if (taken > 0 && bytes + q.buf.length > room) break;
-      parts.push(q.buf);
-      bytes += q.buf.length;
-      events += q.events;
-      taken++;
-    }
-    for (const q of this.queue.splice(0, taken)) this.queued -= q.buf.length;
+    const room = this.maxBytes > 0 ? Math.max(this.maxBytes - this.size, 1) : Infinity;
+    const took = takeFitting(this.queue, room - bytes);
+    parts.push(...took.parts);
+    bytes += took.bytes;
+    const events = took.events;
+    this.queued -= took.bytes;
     this.writing = true;
     const fd = this.fd;
     fs.writev(fd, parts, (err, written) => {
