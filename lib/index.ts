@@ -8,7 +8,9 @@ export {
   type EventsOptions,
   type ConnectorStats,
 } from './connector';
-export { FILTER_KEYS, type EventFilter, type FilterKey, type FilterTerms, type FilterValue } from './filter';
+export { FILTER_KEYS, type CompiledFilter, type EventFilter, type FilterKey, type FilterTerms, type FilterValue } from './filter';
+export type { Pem } from './pem';
+export type { PeerVisibility } from './server/visibility';
 export * from './protocol';
 export * from './server';
 export * from './client';

@@ -11,9 +11,9 @@ const { spawn, spawnSync, execFileSync } = require('node:child_process');
 
 const ROOT = path.join(__dirname, '..');
 const PKG = require('../package.json');
-const MAX_PACKED = 700 * 1024; // bytes of the .tgz: 394,894 after the splits by state (server, client, outputs, native) and docs/*.md, 410,701 with lib/trace/, 445,491 with the exit cost (option cost), 473,723 with cwd, flush() and subtree (the prebuilds grew 8 KB), 507,320 with the context fields (login identity, tty, namespaces, env: the prebuilds grew 16 KB), 589,183 with the filter (its pattern engine) and redaction (the prebuilds grew 66 KB each), 641,909 with the filter on lines (native/line_*.cc, addon_lines.cc: the x64 prebuild grew 32 KB) and the file output, 669,090 with journald (lib/outputs/journald*, native/journal_socket.*, addon_journal.*); about 5% to spare
-const MAX_UNPACKED = 1850 * 1024; // 1,157,822 bytes after those splits (two prebuilds ~390 KB, dist/ ~560 KB, docs ~115 KB), 1,210,815 with lib/trace/, 1,270,672 with the exit cost, 1,326,189 with cwd, flush() and subtree, 1,398,164 once the arm64 prebuild crossed a 64 KB page (its segments are aligned to 64 KB for kernels with 64 KB pages: 4 KB more packed), 1,648,823 with the context fields, the filter and redaction, 1,757,532 with the filter on lines and the file output; about 5% to spare
-const MAX_FILES = 235; // 156 after those splits (each module is a .js and a .d.ts, the native sources in small files), 165 with lib/trace/ and docs/trace.md, 169 with native/exit_cost.* and taskstats.*, 179 with lib/connector-options.ts and native/lineage.*, 199 with the context fields, the filter and redaction (lib/filter.*, native/context.*, proc_dir.*, process_context.*, wire_fields.*, filter.*, pattern*.*, redact.*), 209 with native/line_*.*, addon_lines.* and lib/outputs/file.*, lib/cli/output.*, 223 with journald (lib/outputs/journald*.*, lib/cli/journald.*, lib/cli/log.*, native/journal_socket.*, addon_journal.*); about 5% to spare
+const MAX_PACKED = 740 * 1024; // bytes of the .tgz: 394,894 after the splits by state (server, client, outputs, native) and docs/*.md, 410,701 with lib/trace/, 445,491 with the exit cost (option cost), 473,723 with cwd, flush() and subtree (the prebuilds grew 8 KB), 507,320 with the context fields (login identity, tty, namespaces, env: the prebuilds grew 16 KB), 589,183 with the filter (its pattern engine) and redaction (the prebuilds grew 66 KB each), 641,909 with the filter on lines (native/line_*.cc, addon_lines.cc: the x64 prebuild grew 32 KB) and the file output, 669,090 with journald (lib/outputs/journald*, native/journal_socket.*, addon_journal.*), 694,722 with the config file, ECS, the man pages, completion and CHANGELOG.md; about 5% to spare
+const MAX_UNPACKED = 2000 * 1024; // 1,157,822 bytes after those splits (two prebuilds ~390 KB, dist/ ~560 KB, docs ~115 KB), 1,210,815 with lib/trace/, 1,270,672 with the exit cost, 1,326,189 with cwd, flush() and subtree, 1,398,164 once the arm64 prebuild crossed a 64 KB page (its segments are aligned to 64 KB for kernels with 64 KB pages: 4 KB more packed), 1,648,823 with the context fields, the filter and redaction, 1,757,532 with the filter on lines and the file output, 1,904,991 with journald, the config file, ECS, man pages and completion; about 5% to spare
+const MAX_FILES = 255; // 156 after those splits (each module is a .js and a .d.ts, the native sources in small files), 165 with lib/trace/ and docs/trace.md, 169 with native/exit_cost.* and taskstats.*, 179 with lib/connector-options.ts and native/lineage.*, 199 with the context fields, the filter and redaction (lib/filter.*, native/context.*, proc_dir.*, process_context.*, wire_fields.*, filter.*, pattern*.*, redact.*), 209 with native/line_*.*, addon_lines.* and lib/outputs/file.*, lib/cli/output.*, 223 with journald (lib/outputs/journald*.*, lib/cli/journald.*, lib/cli/log.*, native/journal_socket.*, addon_journal.*), 239 with lib/ecs.*, lib/cli/config.*, help.*, man.*, completion.*, daemon-tcp.*, man/*.1, CHANGELOG.md; about 5% to spare
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-package-'));
 const app = path.join(tmp, 'app');
@@ -68,6 +68,8 @@ test('npm pack: only what users need, small', (t) => {
     /^binding\.gyp$/,
     /^prebuilds\/linux-(x64|arm64)\/procmonitor\.(glibc|musl)\.node$/,
     /^prebuilds\/SOURCE_HASH$/,
+    /^man\/procMonitor(-client|-trace)?\.1$/, // man procMonitor (package.json "man")
+    /^CHANGELOG\.md$/,
   ];
   const unexpected = files.filter((f) => !allowed.some((re) => re.test(f)));
   assert.deepEqual(unexpected, [], `files that users do not need: ${unexpected.join(', ')}`);
@@ -84,6 +86,10 @@ test('npm pack: only what users need, small', (t) => {
     'native/addon.cc',
     'prebuilds/linux-x64/procmonitor.glibc.node',
     'prebuilds/linux-arm64/procmonitor.glibc.node',
+    'man/procMonitor.1',
+    'man/procMonitor-client.1',
+    'man/procMonitor-trace.1',
+    'CHANGELOG.md',
     // Every doc, so that the README's links work in an installed copy too.
     ...fs
       .readdirSync(path.join(ROOT, 'docs'))

@@ -41,6 +41,7 @@ function option(label: string, text: string): string {
 
 export const USAGE = `Usage: ${NAME} [options]
        ${NAME} trace [options] -- COMMAND [ARGS...]   (see ${NAME} trace --help)
+       ${NAME} completion bash|zsh                 (a shell completion script)
 
 Linux process events (fork, exec, exit, ...) from the kernel's proc connector, served to
 clients as JSON lines over a Unix socket (the default), over TCP with a password, or

@@ -18,7 +18,9 @@ import { NAME, parseArgs, USAGE, type DaemonOptions } from './daemon-args';
 import { directWriter } from './direct';
 import { DaemonLog } from './log';
 import { Shutdown } from './shutdown';
-import { traceMain } from './trace';
+import { TRACE_USAGE, traceMain } from './trace';
+import { completionMain } from './completion';
+import { CLIENT_USAGE } from './client';
 
 export { DAEMON_FLAGS, DEFAULT_SOCKET, parseArgs, USAGE, USAGE_WIDTH, type DaemonOptions } from './daemon-args';
 export { useColor } from './direct';
@@ -83,6 +85,13 @@ function remedy(e: BroadcastServerError, o: DaemonOptions, env: NodeJS.ProcessEn
 /** Runs the daemon until SIGINT/SIGTERM; resolves with the exit status. */
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'trace') return traceMain(argv.slice(1));
+  if (argv[0] === 'completion') {
+    const commands = [
+      { name: NAME, help: USAGE, subcommands: { trace: TRACE_USAGE, completion: null } },
+      { name: 'procMonitor-client', help: CLIENT_USAGE },
+    ];
+    return completionMain(argv.slice(1), commands);
+  }
   let opts: ReturnType<typeof parseArgs>;
   try {
     opts = parseArgs(argv);
