@@ -134,21 +134,44 @@ test('installs with --ignore-scripts and no compiler on the PATH', () => {
     .readdirSync(path.join(app, 'node_modules'))
     .filter((d) => !d.startsWith('.'))
     .sort();
-  // prom-client (--metrics) and nats (--nats), and what they need; nothing else comes along.
-  assert.deepEqual(deps, [
-    '@opentelemetry',
-    'bintrees',
-    'mri',
-    'nats',
-    'nkeys.js',
-    'node-addon-api',
-    'node-gyp-build',
-    'procmonitor',
-    'prom-client',
-    'tdigest',
-    'tweetnacl',
-    'yaml',
-  ]);
+  // What the library needs, nothing more: nats (--nats), prom-client (--metrics) and yaml
+  // (--config) are optional peers, installed by those who use them (see the next test).
+  assert.deepEqual(deps, ['mri', 'node-addon-api', 'node-gyp-build', 'procmonitor']);
+});
+
+test('the optional peers: without them, --nats, --metrics and --config say what to install; installed beside, they work', () => {
+  const exe = path.join(app, 'node_modules', '.bin', 'procMonitor');
+  const run = (args) => spawnSync(exe, args, { cwd: app, env: noCompilerEnv(), encoding: 'utf8', timeout: 20000 });
+  const cfg = path.join(tmp, 'pm.yaml');
+  fs.writeFileSync(cfg, 'clients: 12\n');
+  const cases = [
+    [['--direct', '--nats', 'nats://127.0.0.1:1'], 1, 'NATS needs the nats package (it is not installed): npm install nats, with -g beside a global procmonitor'],
+    [['--direct', '--metrics', '127.0.0.1:0'], 1, 'metrics needs the prom-client package (it is not installed): npm install prom-client, with -g beside a global procmonitor'],
+    [['--config', cfg, '--print-config'], 2, '--config (and --print-config) needs the yaml package (it is not installed): npm install yaml, with -g beside a global procmonitor'],
+  ];
+  for (const [args, status, line] of cases) {
+    const r = run(args);
+    assert.equal(r.status, status, `${args.join(' ')}: ${r.stderr}`);
+    assert.ok(r.stderr.includes(`procMonitor: ${line}\n`), `${args.join(' ')}: ${r.stderr}`);
+  }
+  // Installed beside procmonitor (from the cache CI's npm ci filled), they are found.
+  sh(
+    path.join(bin, 'npm'),
+    ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', `yaml@${PKG.peerDependencies.yaml}`, `prom-client@${PKG.peerDependencies['prom-client']}`],
+    {
+      cwd: app,
+      env: noCompilerEnv(),
+    },
+  );
+  const printed = run(['--config', cfg, '--print-config']);
+  assert.equal(printed.status, 0, printed.stderr);
+  assert.match(printed.stdout, /^clients: "12" {2}# .*pm\.yaml:1$/m);
+  const metrics = spawnSync('/usr/bin/timeout', ['-s', 'INT', '2', exe, '--direct', '-e', 'exec', '--metrics', '127.0.0.1:0'], {
+    cwd: app,
+    env: noCompilerEnv(),
+    encoding: 'utf8',
+  });
+  assert.match(metrics.stderr, /procMonitor: metrics at http:\/\/127\.0\.0\.1:\d+\/metrics/);
 });
 
 test('require: the prebuild is loaded and ProcConnector receives a real exec event', () => {

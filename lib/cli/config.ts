@@ -8,6 +8,7 @@
  */
 import * as fs from 'node:fs';
 import { flagsOf, readArgv, UsageError, type FlagSpec, type Flags, type FlagValue } from './args';
+import { loadPeer } from '../peers';
 
 /** What the layering needs to know of a command's flags beyond FlagSpec. */
 export interface ConfigSpec extends FlagSpec {
@@ -24,8 +25,8 @@ export interface ConfigSpec extends FlagSpec {
 }
 
 export const ENV_PREFIX = 'PROCMONITOR_';
-/** Variables of this name that are not options: the project's own tools. */
-const NOT_OPTIONS = new Set(['PROCMONITOR_ASAN', 'PROCMONITOR_ARM64_ROOT']);
+/** Variables of this name that are no option: the project's own tools', and secrets read as they are. */
+const NOT_OPTIONS = new Set(['PROCMONITOR_ASAN', 'PROCMONITOR_ARM64_ROOT', 'PROCMONITOR_NATS_PASSWORD', 'PROCMONITOR_NATS_TOKEN']);
 /** The config file's size at most. */
 const MAX_CONFIG_BYTES = 1 << 20;
 
@@ -81,7 +82,7 @@ function fileLayer(file: string, spec: ConfigSpec): Layer {
     throw new UsageError(`--config ${file}: cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   // (Loaded only when a file is given: most runs have none.)
-  const YAML = require('yaml') as typeof import('yaml');
+  const YAML = loadYaml();
   const lines = new YAML.LineCounter();
   const doc = YAML.parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
   const at = (node: { range?: [number, number, number] | null } | null | undefined): string => `${file}:${node?.range ? lines.linePos(node.range[0]).line : 1}`;
@@ -123,6 +124,10 @@ function fileLayer(file: string, spec: ConfigSpec): Layer {
     layer.origins.set(key, where);
   }
   return layer;
+}
+
+function loadYaml(): typeof import('yaml') {
+  return loadPeer<typeof import('yaml')>('yaml', '--config (and --print-config)', (message) => new UsageError(message));
 }
 
 /** A YAML scalar as a flag's text: true/false as yes/no (what --cgroups and the like take). */
@@ -186,7 +191,7 @@ export function withOrigin(err: UsageError, flags: Flags | null): UsageError {
 
 /** The effective configuration as YAML (what a config file would say), secrets masked, each line's origin in a comment. */
 export function printConfig(l: Layered, spec: ConfigSpec): string {
-  const YAML = require('yaml') as typeof import('yaml');
+  const YAML = loadYaml();
   const out = ['# procMonitor: the options in effect (command line > PROCMONITOR_* > config file); the rest are defaults (see --help)'];
   for (const { flag, value, origin } of l.given) {
     if (spec.commandLineOnly.includes(flag)) continue;

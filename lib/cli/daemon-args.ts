@@ -300,7 +300,7 @@ function options(layered: Layered, env: NodeJS.ProcessEnv, warnings: string[]): 
   const metrics = metricsText === undefined ? null : parseMetricsAddress(metricsText);
   const syslog = syslogConfig(flags);
   const tcp = tcpFlags(flags, env, warnings);
-  const nats = natsCliOptions(flags);
+  const nats = natsCliOptions(flags, env, warnings);
   const output = outputConfig(flags);
   const journald = journaldConfig(flags);
   const { direct, modeText, groupText } = serving;

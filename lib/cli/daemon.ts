@@ -31,13 +31,14 @@ const NATS_CLOSE_MS = 300;
 
 /**
  * The daemon's secrets, never to leave in an event or a snapshot record (its own argv holds
- * `--auth PASSWORD`; a NATS URL may hold a user's password or a token): the TCP password and
- * the credentials of each NATS URL.
+ * `--auth PASSWORD`; a NATS URL may hold a user's password or a token): the TCP password, the
+ * NATS password and token, and the credentials of each NATS URL.
  */
 function secretsOf(o: DaemonOptions): string[] {
   const out = new Set<string>();
   const pw = o.tcp ? (o.tcp.password ?? (o.tcp.passwordEnv ? process.env[o.tcp.passwordEnv] : undefined)) : undefined;
   if (pw) out.add(pw);
+  for (const v of [o.nats?.pass, o.nats?.token]) if (typeof v === 'string' && v !== '') out.add(v);
   for (const server of o.nats?.servers ?? []) {
     const m = /^[a-z]+:\/\/([^@/]*)@/i.exec(server);
     if (!m) continue;

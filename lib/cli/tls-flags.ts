@@ -13,14 +13,15 @@ export interface TlsFiles {
 }
 
 /**
- * Reads `--tls-cert`, `--tls-key` and `--tls-ca` (null when none is given). A file that cannot
+ * Reads `--tls-cert`, `--tls-key` and `--tls-ca` (or those of another `prefix`: `nats-tls`;
+ * null when none is given). A file that cannot
  * be read or holds no valid PEM, a cert without its key or a key that is not the cert's, is a
  * UsageError naming the flag and the file.
  */
-export function readTlsFlags(flags: Flags): TlsFiles | null {
-  const names = { cert: flags.str('tls-cert'), key: flags.str('tls-key'), ca: flags.str('tls-ca') };
+export function readTlsFlags(flags: Flags, prefix = 'tls'): TlsFiles | null {
+  const names = { cert: flags.str(`${prefix}-cert`), key: flags.str(`${prefix}-key`), ca: flags.str(`${prefix}-ca`) };
   if (names.cert === undefined && names.key === undefined && names.ca === undefined) return null;
-  if ((names.cert === undefined) !== (names.key === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  if ((names.cert === undefined) !== (names.key === undefined)) throw new UsageError(`--${prefix}-cert and --${prefix}-key go together`);
   const read = (flag: string, file: string): Buffer => {
     try {
       return fs.readFileSync(file);
@@ -31,16 +32,16 @@ export function readTlsFlags(flags: Flags): TlsFiles | null {
   const out: TlsFiles = {};
   try {
     if (names.cert !== undefined && names.key !== undefined) {
-      const certWhat = `--tls-cert ${names.cert}`;
-      const keyWhat = `--tls-key ${names.key}`;
-      out.cert = read('tls-cert', names.cert);
-      out.key = read('tls-key', names.key);
+      const certWhat = `--${prefix}-cert ${names.cert}`;
+      const keyWhat = `--${prefix}-key ${names.key}`;
+      out.cert = read(`${prefix}-cert`, names.cert);
+      out.key = read(`${prefix}-key`, names.key);
       const leaf = parseCertificates(out.cert, certWhat)[0] as X509Certificate;
       checkKeyPair(leaf, parsePrivateKey(out.key, keyWhat), certWhat, keyWhat);
     }
     if (names.ca !== undefined) {
-      out.ca = read('tls-ca', names.ca);
-      parseCertificates(out.ca, `--tls-ca ${names.ca}`);
+      out.ca = read(`${prefix}-ca`, names.ca);
+      parseCertificates(out.ca, `--${prefix}-ca ${names.ca}`);
     }
   } catch (err) {
     throw err instanceof UsageError ? err : new UsageError((err as Error).message);

@@ -10,6 +10,7 @@
  */
 import * as http from 'node:http';
 import type * as PromClient from 'prom-client';
+import { loadPeer } from '../peers';
 import type { ProcConnector } from '../connector';
 import { CodedError, KIND_NAMES, type LineBatch, type LostEvent } from '../events';
 import { REJECT_REASONS, type BroadcastServer, type Transport } from '../server';
@@ -58,12 +59,8 @@ export class MetricsError extends CodedError {}
 const TRANSPORTS: readonly Transport[] = ['unix', 'tcp'];
 
 function loadPromClient(): typeof PromClient {
-  try {
-    // Loaded here, on demand: see the file comment.
-    return require('prom-client') as typeof PromClient;
-  } catch (err) {
-    throw new MetricsError('ENOPROMCLIENT', `--metrics needs the prom-client package, which cannot be loaded: ${(err as Error).message}`, { cause: err });
-  }
+  // Loaded here, on demand: see the file comment.
+  return loadPeer<typeof PromClient>('prom-client', 'metrics', (message, cause) => new MetricsError('ENOPROMCLIENT', message, { cause }));
 }
 
 /**

@@ -2,6 +2,7 @@
  * The publisher's options, checked once into a `NatsConfig`; server addresses; subject names
  * (`PREFIX.HOST.EVENT`, from the kind each line already carries: an event is never parsed).
  */
+import type { Pem } from '../pem';
 import * as os from 'node:os';
 import { CodedError, KIND_NAMES, type ProcEvent } from '../events';
 import { intOption } from '../options';
@@ -43,10 +44,22 @@ export interface NatsPublisherOptions {
   reconnectMaxMs?: number;
   /** On `close()`, how long to wait for the server to confirm what is pending. Default 2000. */
   closeTimeoutMs?: number;
-  /** Credentials (instead of putting them in the URL). */
+  /** Credentials (instead of putting them in the URL, which `ps` shows). */
   user?: string;
   pass?: string;
   token?: string;
+  /**
+   * A credentials file's text (a user JWT and its NKey seed, as `nsc generate creds` writes
+   * it): NATS's decentralised (operator, account, user) authentication.
+   */
+  creds?: string | Buffer;
+  /** An NKey seed (`SU...`), for a server that lists the user's public NKey. */
+  nkeySeed?: string | Buffer;
+  /**
+   * TLS to the servers (on for `tls://` URLs too): `ca` to trust instead of the system's
+   * authorities, `cert` and `key` (PEM) for servers that verify clients.
+   */
+  tls?: { ca?: Pem; cert?: Pem; key?: Pem };
   /** Connection name shown by the server (`nats server report connections`). Default `procmonitor@HOSTNAME`. */
   name?: string;
   /** Receives one line per state change (connected, disconnected, reconnecting, losses). Default: silent. */
@@ -130,7 +143,7 @@ export interface NatsConfig {
   addrs: NatsServerAddress[];
   /** The servers' URLs, without credentials. */
   servers: string[];
-  creds: { user?: string; pass?: string; token?: string; tls: boolean };
+  creds: { user?: string; pass?: string; token?: string; creds?: Uint8Array; nkeySeed?: Uint8Array; tls: boolean; tlsOptions?: { ca?: Pem; cert?: Pem; key?: Pem } };
   subjectPrefix: string;
   /** The host token in subjects (`natsToken(hostname)`). */
   host: string;
@@ -198,11 +211,35 @@ function credentials(options: NatsPublisherOptions, addrs: NatsServerAddress[]):
     const v = options[k];
     if (v !== undefined && typeof v !== 'string') throw new NatsPublisherError('EINVAL', `${k} must be a string`);
   }
+  const bytes = (v: unknown, name: string): Uint8Array | undefined => {
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string' && !Buffer.isBuffer(v)) throw new NatsPublisherError('EINVAL', `${name} must be a string or a Buffer`);
+    return Buffer.from(typeof v === 'string' ? v.trim() : v.toString('utf8').trim());
+  };
+  const jwtCreds = bytes(options.creds, 'creds');
+  if (jwtCreds && !/-----BEGIN NATS USER JWT-----[\s\S]+-----BEGIN USER NKEY SEED-----/.test(Buffer.from(jwtCreds).toString('utf8'))) {
+    throw new NatsPublisherError('EINVAL', 'creds is not a NATS credentials file (a user JWT, then its NKey seed)');
+  }
+  const nkeySeed = bytes(options.nkeySeed, 'nkeySeed');
+  if (nkeySeed && !/^SU[A-Z2-7]{56}$/.test(Buffer.from(nkeySeed).toString('utf8')))
+    throw new NatsPublisherError('EINVAL', 'nkeySeed is not a user NKey seed (SU followed by 56 base32 characters)');
+  const user = options.user ?? first.user;
+  const token = options.token ?? first.token;
+  const ways = [jwtCreds && 'creds', nkeySeed && 'nkeySeed', user && 'user and pass', token && 'token'].filter(Boolean);
+  if (ways.length > 1) throw new NatsPublisherError('EINVAL', `give one way to authenticate, not ${ways.join(' and ')}`);
+  const tlsOptions = options.tls;
+  if (tlsOptions !== undefined) {
+    if (typeof tlsOptions !== 'object' || tlsOptions === null) throw new NatsPublisherError('EINVAL', 'tls must be { ca?, cert?, key? }');
+    if ((tlsOptions.cert === undefined) !== (tlsOptions.key === undefined)) throw new NatsPublisherError('EINVAL', 'tls.cert and tls.key go together');
+  }
   return {
-    tls: first.tls,
-    ...((options.user ?? first.user) ? { user: options.user ?? first.user } : {}),
+    tls: first.tls || tlsOptions !== undefined,
+    ...(user ? { user } : {}),
     ...((options.pass ?? first.pass) ? { pass: options.pass ?? first.pass } : {}),
-    ...((options.token ?? first.token) ? { token: options.token ?? first.token } : {}),
+    ...(token ? { token } : {}),
+    ...(jwtCreds ? { creds: jwtCreds } : {}),
+    ...(nkeySeed ? { nkeySeed } : {}),
+    ...(tlsOptions ? { tlsOptions } : {}),
   };
 }
 

@@ -3,6 +3,8 @@
  * client's own reconnections, and what must be in place before publishing (JetStream: the
  * stream). The `nats` client (v2) is loaded only when a publisher starts.
  */
+import { loadPeer } from '../peers';
+import type { Pem } from '../pem';
 import { NatsPublisherError, type NatsConfig } from './nats-config';
 
 // ---------------------------------------------------------------------------------------------
@@ -46,7 +48,8 @@ interface NcConnectOptions {
   user?: string;
   pass?: string;
   token?: string;
-  tls?: Record<string, never>;
+  authenticator?: unknown;
+  tls?: { ca?: Pem; cert?: Pem; key?: Pem };
   reconnect: boolean;
   maxReconnectAttempts: number;
   waitOnFirstConnect: boolean;
@@ -59,6 +62,8 @@ interface NcConnectOptions {
 export interface NatsModule {
   connect(opts: NcConnectOptions): Promise<NcConnection>;
   createInbox(): string;
+  credsAuthenticator(creds: Uint8Array): unknown;
+  nkeyAuthenticator(seed: Uint8Array): unknown;
 }
 
 /** `idle` (before start()), `connecting` (no connection yet), `connected` (publishing), `disconnected` (reconnecting), `closed`. */
@@ -79,11 +84,7 @@ export const isPow2 = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
 let natsModule: NatsModule | null = null;
 export function loadNats(): NatsModule {
   if (natsModule) return natsModule;
-  try {
-    natsModule = require('nats') as NatsModule;
-  } catch (err) {
-    throw new NatsPublisherError('ENOCLIENT', `the nats client could not be loaded (npm install nats): ${errText(err)}`, { cause: err });
-  }
+  natsModule = loadPeer<NatsModule>('nats', 'NATS', (message, cause) => new NatsPublisherError('ENOCLIENT', message, { cause }));
   return natsModule;
 }
 
@@ -190,7 +191,9 @@ export class Link {
       ...(creds.user !== undefined ? { user: creds.user } : {}),
       ...(creds.pass !== undefined ? { pass: creds.pass } : {}),
       ...(creds.token !== undefined ? { token: creds.token } : {}),
-      ...(creds.tls ? { tls: {} } : {}),
+      ...(creds.creds ? { authenticator: nats.credsAuthenticator(creds.creds) } : {}),
+      ...(creds.nkeySeed ? { authenticator: nats.nkeyAuthenticator(creds.nkeySeed) } : {}),
+      ...(creds.tls ? { tls: { ...creds.tlsOptions } } : {}),
       reconnect: true,
       maxReconnectAttempts: -1,
       waitOnFirstConnect: false,
