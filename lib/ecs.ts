@@ -107,7 +107,6 @@ export function toEcs(ev: ProcEvent, host: string = os.hostname()): EcsDocument 
 
 /** The lines of a batch (the wire format) as ECS lines, one for one (a line that is not an event stays as it is). */
 export function ecsLines(batch: LineBatch, host: string = os.hostname()): LineBatch {
-  const text = batch.buf.toString('utf8');
   const n = batch.ends.length;
   const out: string[] = new Array<string>(n);
   const ends = new Uint32Array(n);
@@ -115,11 +114,14 @@ export function ecsLines(batch: LineBatch, host: string = os.hostname()): LineBa
   let bytes = 0;
   for (let i = 0; i < n; i++) {
     const end = batch.ends[i] as number;
-    const line = text.slice(start, end);
+    // (ends are byte offsets: each line is decoded on its own.)
+    const line = batch.buf.toString('utf8', start, end);
     start = end;
     let doc: string;
     try {
-      doc = JSON.stringify(toEcs(JSON.parse(line) as ProcEvent, host)) + '\n';
+      const ev = JSON.parse(line) as ProcEvent | EcsDocument;
+      // (A line already in ECS, from a source that is one, stays as it is.)
+      doc = typeof ev.event === 'object' ? (line.endsWith('\n') ? line : `${line}\n`) : JSON.stringify(toEcs(ev, host)) + '\n';
     } catch {
       doc = line.endsWith('\n') ? line : `${line}\n`;
     }

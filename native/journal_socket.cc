@@ -93,7 +93,7 @@ int JournalSocket::Send(const std::string& path, const uint8_t* data, size_t len
 int JournalSocket::SendMemfd(const void* addr, unsigned addrlen, const uint8_t* data, size_t len) {
   // (By number: the glibc wrapper is newer than some systems the prebuilds run on.)
   int mfd = static_cast<int>(syscall(SYS_memfd_create, "procmonitor-journal", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (mfd < 0) return EMSGSIZE;
+  if (mfd < 0) return errno;  // (ENOSYS before Linux 3.17: the entry cannot be sent at all)
   int err = WriteAll(mfd, data, len);
   // (fcntl by number too: glibc 2.28 renamed the symbol, and the prebuilds need glibc 2.17 only.)
   if (err == 0 && syscall(SYS_fcntl, mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) err = errno;

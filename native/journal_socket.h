@@ -20,7 +20,8 @@ class JournalSocket {
   // Opens the socket (unconnected, non-blocking): 0, or an errno.
   int Open();
   // Sends one entry (native protocol bytes) to the socket at `path`: 0, or an errno
-  // (EAGAIN: journald's queue is full; ENOENT/ECONNREFUSED: nobody listens there).
+  // (EAGAIN: journald's queue is full; ENOENT/ECONNREFUSED: nobody listens there; EMSGSIZE
+  // or ENOSYS: too large, and no memfd to send it in).
   int Send(const std::string& path, const uint8_t* data, size_t len);
   void Close();
   bool IsOpen() const { return fd_ >= 0; }

@@ -51,6 +51,18 @@ test('precedence: the command line over PROCMONITOR_* over the file, each flag w
   assert.deepEqual(c.filter.match, { exe: ['/usr/bin/ssh'] });
   // PROCMONITOR_CONFIG names the file when --config does not.
   assert.equal(parseArgs([], { PROCMONITOR_CONFIG: file }).clients, 20);
+  // A number as it is written: 0660 is octal text, a long digit string stays whole.
+  const numbers = configFile(t, 'socket: /tmp/pm-n.sock\nsocket-mode: 0660\ntcp: 8080\nbind: 127.0.0.1\nauth: 0123456789012345678901\n');
+  const n = parseArgs(['--config', numbers], {});
+  assert.equal(n.socketMode, 0o660);
+  assert.equal(n.tcp.password, '0123456789012345678901');
+  assert.throws(
+    () => parseArgs(['--config', configFile(t, 'socket: /tmp/x.sock\nsocket-mode: 0o660\n')], {}),
+    /--socket-mode must be an octal mode such as 0660, got "0o660" \(from .*:2\)/,
+  );
+  // --no-FLAG on the command line switches off what the environment or the file switched on.
+  assert.equal(parseArgs(['--config', file, '--no-direct', '--socket', '/tmp/pm-x.sock'], {}).direct, false);
+  assert.equal(parseArgs(['--no-quiet', '--direct'], { PROCMONITOR_QUIET: 'true' }).quiet, false);
   // A boolean option from the environment.
   assert.equal(parseArgs([], { PROCMONITOR_DIRECT: 'true' }).direct, true);
   assert.equal(parseArgs([], { PROCMONITOR_DIRECT: '0' }).direct, false);
@@ -70,7 +82,11 @@ test('the password: --auth and --auth-file are one setting, taken whole from the
   const open = configFile(t, 'tcp: 8080\nbind: 127.0.0.1\nauth: a long enough password\n', 0o644);
   const o = parseArgs(['--config', open], {});
   assert.equal(o.tcp.password, 'a long enough password');
-  assert.deepEqual(o.warnings, [`warning: ${open} holds the TCP password and others may read it: chmod 600 it, or use --auth-file`]);
+  assert.deepEqual(o.warnings, [`warning: ${open} holds the TCP password and others may read it: chmod 600 it, or use --auth-file and --nats-password-file`]);
+  const natsOpen = configFile(t, 'direct: true\nnats: nats://pm:pw@127.0.0.1:4222\n', 0o644);
+  assert.deepEqual(parseArgs(['--config', natsOpen], {}).warnings, [
+    `warning: ${natsOpen} holds a NATS password and others may read it: chmod 600 it, or use --auth-file and --nats-password-file`,
+  ]);
   assert.deepEqual(parseArgs(['--config', configFile(t, 'tcp: 8080\nbind: 127.0.0.1\nauth: a long enough password\n')], {}).warnings, []);
 });
 
@@ -134,7 +150,6 @@ test('--print-config: the options in effect as YAML, each with where it came fro
       'events: exec,exit  # FILE:2',
       'clients: "12"  # command line',
       'socket: /tmp/pm-print.sock  # FILE:1',
-      'auth: "***"  # PROCMONITOR_AUTH',
       'replay: "500"  # PROCMONITOR_REPLAY',
       'redact:  # FILE:3',
       '  - "*token*"',
@@ -144,7 +159,12 @@ test('--print-config: the options in effect as YAML, each with where it came fro
       .join('\n')
       .replaceAll('FILE', file),
   );
+  // (PROCMONITOR_AUTH without --tcp is the client's variable: not shown. With --tcp, masked.)
   assert.ok(!r.stdout.includes('s3cret') && !r.stdout.includes('never shown'), 'no secret printed');
+  const withTcp = runDaemon(['--config', file, '--print-config', '--tcp', '8080', '--bind', '127.0.0.1'], { PROCMONITOR_AUTH: 'never shown anywhere' });
+  assert.equal(withTcp.status, 0, withTcp.stderr);
+  assert.match(withTcp.stdout, /^auth: "\*\*\*" {2}# PROCMONITOR_AUTH$/m);
+  assert.ok(!withTcp.stdout.includes('never shown'));
   // Printed without secrets, it is a config file that gives the same options.
   const plain = runDaemon(['--config', file, '--print-config', '--clients', '12', '--nats', 'nats://127.0.0.1:4222']);
   const again = configFile(t, plain.stdout);

@@ -96,7 +96,7 @@ test('toEcs: every kind of event to the ECS fields the issue names, the rest und
   assert.deepEqual(lost.procmonitor, { count: 5, source: 'client' });
   // Line for line: kinds and uids kept (NATS subjects, per-user routing).
   const batch = linesOf([
-    { event: 'exec', pid: 1, time, uid: 5 },
+    { event: 'exec', pid: 1, time, uid: 5, cmdline: 'echo héllo wörld ✓' },
     { event: 'lost', time, count: 1, source: 'queue' },
   ]);
   const e = ecsLines(batch, 'h');
@@ -108,7 +108,11 @@ test('toEcs: every kind of event to the ECS fields the issue names, the rest und
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l));
-  assert.deepEqual(lines[0], toEcs({ event: 'exec', pid: 1, time, uid: 5 }, 'h'));
+  // (Line ends are byte offsets: text that is not ASCII must not shift the lines after it.)
+  assert.deepEqual(lines[0], toEcs({ event: 'exec', pid: 1, time, uid: 5, cmdline: 'echo héllo wörld ✓' }, 'h'));
+  assert.deepEqual(lines[1], toEcs({ event: 'lost', time, count: 1, source: 'queue' }, 'h'));
+  // A line already in ECS stays as it is (an ECS source served to a client that asks for ECS).
+  assert.deepEqual(ecsLines(e, 'h').buf, e.buf);
   assert.equal(e.ends[1], e.buf.length);
 });
 
@@ -180,7 +184,7 @@ test('{"schema":"ecs"} in a request: that client gets ECS documents, seq as even
   const sockPath = path.join(dir, 's.sock');
   const conn = new ProcConnector({ events: 'fork,exec,exit' }).start();
   t.after(() => conn.stop());
-  await serve(t, { source: conn, unix: { path: sockPath } });
+  const srv = await serve(t, { source: conn, unix: { path: sockPath } });
   const plain = connect({ path: sockPath });
   const ecs = connect({ path: sockPath, request: { schema: 'ecs', match: { argv: ['*pm-ecs-req*'] } } });
   t.after(() => Promise.all([plain.close(), ecs.close()]));
@@ -195,7 +199,8 @@ test('{"schema":"ecs"} in a request: that client gets ECS documents, seq as even
   t.after(() => cli.kill());
   let cliOut = '';
   cli.stdout.on('data', (d) => (cliOut += d));
-  await new Promise((r) => setTimeout(r, 500));
+  await until(() => srv.stats().clients === 3, 10000, 'procMonitor-client connected');
+  await new Promise((r) => setTimeout(r, 200)); // (its request answered: it streams)
   const child = spawn('/bin/sh', ['-c', 'sleep 0.2; true', 'pm-ecs-req'], { stdio: 'ignore' });
   await new Promise((r) => child.on('exit', r));
   await until(() => b.some((d) => d.event.action === 'exit' && d.process.pid === child.pid), 10000, 'the ECS client');
@@ -210,7 +215,8 @@ test('{"schema":"ecs"} in a request: that client gets ECS documents, seq as even
     const e = bySeq.get(d.event.sequence);
     assert.ok(e, `seq ${d.event.sequence} in the default stream`);
     assert.deepEqual(d, toEcs(e));
-    assert.ok((e.argv ?? []).some((x) => x.includes('pm-ecs-req')) || e.event !== 'exec', 'matched by its filter');
+    // (A fork line is matched by what it says of the parent: the child's own children's forks pass.)
+    assert.ok(d.process.pid === child.pid || (d.event.action === 'fork' && d.process.parent.pid === child.pid), `only the matched process: ${JSON.stringify(d.event)}`);
   }
   assert.equal(perKind, 0, 'ECS documents come as "event" only');
   // procMonitor-client --schema ecs --json -e exec.

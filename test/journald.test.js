@@ -102,9 +102,10 @@ test(
     const dir = tmp(t);
     const j = await startJournald(t, dir);
     const cp = await daemon(t, ['--journald', '--journald-socket', j.socket, '--direct', '-e', 'fork,exec,exit']).ready;
-    // A job whose last program fails, with a newline and a long argument (over 64 KiB) in its argv.
+    // A job whose last program fails, with a newline, a long argument (over 64 KiB) and text
+    // that is not ASCII in its argv.
     const big = 'b'.repeat(100 * 1024);
-    const job = spawn('sh', ['-c', 'sh -c "sleep 0.2; exit 3" pm-journald-x "$1" "$2"', 'sh', 'line one\nline two', big], { stdio: 'ignore' });
+    const job = spawn('sh', ['-c', 'sh -c "sleep 0.2; exit 3" pm-journald-x "$1" "$2" "$3"', 'sh', 'line one\nline two', big, 'héllo wörld ✓'], { stdio: 'ignore' });
     await new Promise((r) => job.on('exit', r));
     const direct = () =>
       cp.out
@@ -159,7 +160,7 @@ test(
     const exec = got.find((g) => g.event === 'exec' && JSON.parse(textOf(g.e.PROCMON_ARGV))[3] === 'pm-journald-x');
     assert.ok(exec, 'the exec of the failing program');
     const argv = JSON.parse(textOf(exec.e.PROCMON_ARGV));
-    assert.ok(argv.length === 6 && argv[4] === 'line one\nline two' && argv[5] === big, 'its argv whole');
+    assert.ok(argv.length === 7 && argv[4] === 'line one\nline two' && argv[5] === big && argv[6] === 'héllo wörld ✓', 'its argv whole');
     const exit = got.find((g) => g.event === 'exit' && g.pid === exec.pid);
     assert.equal(exit.e.PROCMON_CODE, '3');
     assert.match(textOf(exit.e.MESSAGE), new RegExp(`^exit ${exec.pid} root code 3 after [0-9.]+ ms: sh -c sleep 0.2; exit 3`));

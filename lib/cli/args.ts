@@ -53,7 +53,8 @@ export function readArgv(argv: string[], spec: FlagSpec): Map<string, FlagValue>
   for (const b of spec.boolean) if (Array.isArray(args[b])) throw new UsageError(`--${b} given more than once`);
   const out = new Map<string, FlagValue>();
   for (const name of spec.string) if (args[name] !== undefined) out.set(name, args[name] as string | string[]);
-  for (const name of spec.boolean) if (args[name] === true) out.set(name, true);
+  // (--no-NAME is given too: false, so that it decides over the environment and a config file.)
+  for (const name of spec.boolean) if (args[name] === true || (args[name] === false && argv.includes(`--no-${name}`))) out.set(name, args[name]);
   return out;
 }
 

@@ -22,6 +22,10 @@ export interface ConfigSpec extends FlagSpec {
   commandLineOnly: readonly string[];
   /** Flags whose value is a secret, masked by --print-config. */
   secrets: readonly string[];
+  /** Flags whose value is a URL (or a comma list of them) that may hold a password, masked by --print-config. */
+  urls: readonly string[];
+  /** Flags --print-config shows only next to another (auth only with tcp: PROCMONITOR_AUTH alone is the client's). */
+  onlyWith: Readonly<Record<string, string>>;
 }
 
 export const ENV_PREFIX = 'PROCMONITOR_';
@@ -107,8 +111,15 @@ function fileLayer(file: string, spec: ConfigSpec): Layer {
     if (!isBool && !spec.string.includes(key)) throw new UsageError(`${where}: unknown key "${key}" (the keys are the daemon's long options without --: see --help)`);
     if (spec.commandLineOnly.includes(key)) throw new UsageError(`${where}: "${key}" is for the command line only`);
     if (layer.origins.has(key)) throw new UsageError(`${where}: "${key}" given twice (first at line ${(layer.origins.get(key) as string).slice(file.length + 1)})`);
-    const v = js[key];
-    const bad = (what: string): UsageError => new UsageError(`${where}: ${key}: ${what}, got ${JSON.stringify(v)}`);
+    // A number as it is written (0660, 0o660, a long digit string), never as YAML reads it.
+    const asWritten = (n: unknown, value: unknown): unknown => (YAML.isScalar(n) && typeof n.value === 'number' && typeof n.source === 'string' ? n.source : value);
+    const jsValue = js[key];
+    const v =
+      YAML.isSeq(pair.value) && Array.isArray(jsValue) ? jsValue.map((x, i) => asWritten((pair.value as { items: unknown[] }).items[i], x)) : asWritten(pair.value, jsValue);
+    const bad = (what: string): UsageError => {
+      const got = JSON.stringify(v) ?? String(v);
+      return new UsageError(`${where}: ${key}: ${what}, got ${got.length > 100 ? `${got.slice(0, 100)}...` : got}`);
+    };
     let value: FlagValue | null;
     if (isBool) {
       if (typeof v !== 'boolean') throw bad('true or false');
@@ -195,7 +206,10 @@ export function printConfig(l: Layered, spec: ConfigSpec): string {
   const out = ['# procMonitor: the options in effect (command line > PROCMONITOR_* > config file); the rest are defaults (see --help)'];
   for (const { flag, value, origin } of l.given) {
     if (spec.commandLineOnly.includes(flag)) continue;
-    const shown = spec.secrets.includes(flag) ? '***' : Array.isArray(value) ? value.map(maskUrl) : typeof value === 'string' ? maskUrl(value) : value;
+    const partner = spec.onlyWith[flag];
+    if (partner !== undefined && !l.given.some((g) => g.flag === partner)) continue;
+    const mask = (v: FlagValue): FlagValue => (!spec.urls.includes(flag) ? v : Array.isArray(v) ? v.map(maskUrl) : typeof v === 'string' ? maskUrl(v) : v);
+    const shown = spec.secrets.includes(flag) ? '***' : mask(value);
     const lines = YAML.stringify({ [flag]: shown }, { lineWidth: 0 })
       .trimEnd()
       .split('\n');
@@ -207,7 +221,7 @@ export function printConfig(l: Layered, spec: ConfigSpec): string {
 
 /** Each URL's password or token (user:PASSWORD@, TOKEN@) as *** (in a comma-separated list too). */
 function maskUrl(v: string): string {
-  return v.replace(/(^|,)([a-z][a-z0-9+.-]*:\/\/)([^@/,]*)@/gi, (_, sep: string, scheme: string, userinfo: string) => {
+  return v.replace(/(^|,)((?:[a-z][a-z0-9+.-]*:\/\/)?)([^@/,]*)@/gi, (_, sep: string, scheme: string, userinfo: string) => {
     const colon = userinfo.indexOf(':');
     return `${sep}${scheme}${colon >= 0 ? `${userinfo.slice(0, colon)}:***` : '***'}@`;
   });

@@ -268,6 +268,8 @@ export const DAEMON_CONFIG: ConfigSpec = {
   ],
   commandLineOnly: ['help', 'version', 'config', 'print-config'],
   secrets: ['auth'],
+  urls: ['nats'],
+  onlyWith: { auth: 'tcp' },
 };
 
 /**
@@ -289,9 +291,11 @@ function options(layered: Layered, env: NodeJS.ProcessEnv, warnings: string[]): 
   const { flags } = layered;
   if (flags.on('help')) return 'help';
   if (flags.on('version')) return 'version';
-  const fileAuth = flags.origin('auth')?.startsWith(`${layered.file}:`) ? layered.file : null;
-  if (fileAuth && (fs.statSync(fileAuth).mode & 0o077) !== 0) {
-    warnings.push(`warning: ${fileAuth} holds the TCP password and others may read it: chmod 600 it, or use --auth-file`);
+  // A config file holding a password (--auth, or one in a NATS URL) that others may read.
+  const inFile = (flag: string): boolean => layered.file !== null && (flags.origin(flag)?.startsWith(`${layered.file}:`) ?? false);
+  const holds = [inFile('auth') && 'the TCP password', inFile('nats') && flags.list('nats').some((u) => u.includes('@')) && 'a NATS password'].filter(Boolean);
+  if (holds.length > 0 && layered.file && (fs.statSync(layered.file).mode & 0o077) !== 0) {
+    warnings.push(`warning: ${layered.file} holds ${holds.join(' and ')} and others may read it: chmod 600 it, or use --auth-file and --nats-password-file`);
   }
   // (Each piece checks its flags in turn: the first mistake is the one said.)
   const serving = servingFlags(flags);

@@ -39,8 +39,10 @@ function secretsOf(o: DaemonOptions): string[] {
   const pw = o.tcp ? (o.tcp.password ?? (o.tcp.passwordEnv ? process.env[o.tcp.passwordEnv] : undefined)) : undefined;
   if (pw) out.add(pw);
   for (const v of [o.nats?.pass, o.nats?.token]) if (typeof v === 'string' && v !== '') out.add(v);
-  for (const server of o.nats?.servers ?? []) {
-    const m = /^[a-z]+:\/\/([^@/]*)@/i.exec(server);
+  const servers = [o.nats?.servers ?? []].flat().flatMap((s) => s.split(','));
+  for (const server of servers) {
+    // (nats://user:pass@host, or user:pass@host: the scheme is optional.)
+    const m = /^(?:[a-z]+:\/\/)?([^@/]*)@/i.exec(server.trim());
     if (!m) continue;
     const userinfo = m[1] ?? '';
     const colon = userinfo.indexOf(':');
@@ -202,7 +204,7 @@ async function daemon(o: DaemonOptions, logs: Logs, shutdown: Shutdown): Promise
     const f = file;
     shutdown.onHangup = () => f.reopen();
   }
-  if (o.direct) directWriter(conn, o.format, log, o.schema);
+  if (o.direct) directWriter(conn, o.format, log, o.schema, own);
   conn.on('lost', (ev) => log(`lost ${ev.count} events (${ev.source})`));
   // The reader thread failing (the socket broke under it) is fatal: say why, stop as on a
   // signal, exit 1.

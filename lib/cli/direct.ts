@@ -27,7 +27,7 @@ export function useColor(isTTY: boolean, env: NodeJS.ProcessEnv = process.env): 
  * never memory. JSON goes out as the reader's own lines, with no object made (or as ECS lines,
  * with `schema` ecs).
  */
-export function directWriter(conn: ProcConnector, format: 'json' | 'text', log: (line: string) => void, schema: Schema = 'default'): void {
+export function directWriter(conn: ProcConnector, format: 'json' | 'text', log: (line: string) => void, schema: Schema = 'default', lines?: LineSource): void {
   const out = process.stdout;
   const color = format === 'text' && useColor(out.isTTY === true);
   const limit = 16 << 20;
@@ -54,7 +54,8 @@ export function directWriter(conn: ProcConnector, format: 'json' | 'text', log: 
     out.write(chunk());
   };
   if (format === 'json') {
-    const source: LineSource = schema === 'ecs' ? ecsSource(conn) : conn;
+    // (The daemon hands its own ECS source, shared with its other outputs: one transform per batch.)
+    const source: LineSource = lines ?? (schema === 'ecs' ? ecsSource(conn) : conn);
     source.on('lines', (lines) => write(lines.ends.length, () => lines.buf));
   } else {
     conn.on('batch', (batch) => write(batch.length, () => batch.map(line).join('')));

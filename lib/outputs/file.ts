@@ -87,6 +87,14 @@ function takeFitting(queue: Queued[], room: number): { parts: Buffer[]; bytes: n
   return { parts, bytes, events };
 }
 
+/** Bytes of the first line waiting (0 when none). */
+function firstLineBytes(queue: Queued[]): number {
+  const q = queue[0];
+  if (!q) return 0;
+  const nl = q.buf.indexOf(0x0a);
+  return nl < 0 ? q.buf.length : nl + 1;
+}
+
 /** How many lines (newlines) `buf` holds. */
 function linesIn(buf: Buffer): number {
   let n = 0;
@@ -269,11 +277,14 @@ export class FileOutput extends EventEmitter {
     const parts: Buffer[] = said > 0 ? [Buffer.from(this.lineOf(lostEvent(said, 'file')))] : [];
     if (this.newlineFirst) parts.unshift(Buffer.from('\n'));
     let bytes = parts.reduce((s, b) => s + b.length, 0);
-    if (this.maxBytes > 0 && this.size > 0 && this.size + bytes + (this.queue[0]?.buf.length ?? 0) > Math.max(this.maxBytes, this.rotateAt)) {
+    // Rotated when not even the next line fits (a rotation that failed is tried again at rotateAt).
+    const limit = Math.max(this.maxBytes, this.rotateAt);
+    const next = (): number => bytes + firstLineBytes(this.queue);
+    if (this.maxBytes > 0 && this.size > 0 && this.size + next() > limit) {
       this.size = this.sizeNow(); // (a copytruncate may have cut it)
-      if (this.size + bytes + (this.queue[0]?.buf.length ?? 0) > Math.max(this.maxBytes, this.rotateAt)) this.rotate();
+      if (this.size + next() > limit) this.rotate();
     }
-    const room = this.maxBytes > 0 ? Math.max(this.maxBytes - this.size, 1) : Infinity;
+    const room = this.maxBytes > 0 ? Math.max(limit - this.size, 1) : Infinity;
     const took = takeFitting(this.queue, room - bytes);
     parts.push(...took.parts);
     bytes += took.bytes;

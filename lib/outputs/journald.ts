@@ -122,17 +122,19 @@ export class JournaldOutput {
 
   /** Sends every event of a batch: a `'lines'` listener (see `subscribeLines`). */
   readonly lines = (batch: LineBatch): void => {
-    const text = batch.buf.toString('utf8');
     let start = 0;
     for (let i = 0; i < batch.ends.length; i++) {
       const end = batch.ends[i] as number;
-      const line = text.slice(start, end);
+      // (ends are byte offsets: each line is decoded on its own.)
+      const line = batch.buf.toString('utf8', start, end);
       start = end;
       let ev: ProcEvent;
       try {
         ev = JSON.parse(line) as ProcEvent;
       } catch {
-        continue; // (not from a reader: a source that hands over something else)
+        // Not an event (a source that hands over something else): counted, never sent.
+        this.counts.lost++;
+        continue;
       }
       this.push(encodeEntry(eventFields(ev, this.identifier)), 1);
     }
@@ -193,7 +195,7 @@ export class JournaldOutput {
       const buf = e.lost !== undefined ? encodeEntry(eventFields(lostEvent(e.lost, 'journald'), this.identifier)) : e.buf;
       const err = sock.send(this.socketPath, buf);
       if (!this.sent(err, e.events)) {
-        if (err !== os.constants.errno.EMSGSIZE || e.lost !== undefined) return false;
+        if ((err !== os.constants.errno.EMSGSIZE && err !== os.constants.errno.ENOSYS) || e.lost !== undefined) return false;
         // Too large even for a memfd: this one is dropped, and said in its place.
         this.counts.lost += e.events;
         this.queued -= e.buf.length;
@@ -222,11 +224,11 @@ export class JournaldOutput {
       return true;
     }
     const code = ERRNO_NAMES.get(err) ?? `errno ${err}`;
-    if (err === os.constants.errno.EMSGSIZE) {
-      this.report(`journald: an entry too large to send was dropped`);
+    if (err === os.constants.errno.EMSGSIZE || err === os.constants.errno.ENOSYS) {
+      this.report(`journald: an entry too large to send was dropped (${code})`);
       return false;
     }
-    if (err !== os.constants.errno.EAGAIN && this.counts.failing !== code) {
+    if (err !== os.constants.errno.EAGAIN && this.counts.failing === null) {
       const why = code === 'ENOENT' || code === 'ECONNREFUSED' ? ' (is systemd-journald running?)' : '';
       this.report(`journald: cannot send to ${this.socketPath}: ${code}${why}; trying again each second, events wait (${this.bufferBytes >> 10} KiB at most)`);
       this.counts.failing = code;

@@ -180,7 +180,7 @@ export class Fanout {
       }
       const at = this.ring.find(conn.nextSeq);
       if (!at) return; // cannot happen: nextSeq is within the ring
-      if (conn.owed > 0 && !this.charge(conn, at.chunk.buf.length)) return;
+      if (conn.owed > 0 && !this.charge(conn, viewOf(at.chunk, conn.schema).buf.length)) return;
       const { buf, count } = select(at.chunk, at.index, conn.filter, conn.schema);
       conn.nextSeq = at.chunk.first + at.chunk.ends.length;
       if (buf.length === 0) continue;
